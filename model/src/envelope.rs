@@ -1,0 +1,422 @@
+//! The message envelope (SPEC §4): the body of an SQS message and of `POST /v1/messages`.
+//!
+//! Parsing goes through [`Envelope::parse`], which checks every field and answers with an
+//! [`EnvelopeError`] naming the first field that is wrong (`target.users: 1 to 100 users`).
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::ids::{ConnectionId, TenantId, UserId};
+
+/// Largest frame (`{"id":…,"data":…}` as sent to a client) Switchboard delivers: 128 KiB,
+/// API Gateway's WebSocket message limit.
+pub const MAX_FRAME_BYTES: usize = 128 * 1024;
+/// Most users or connection ids one `users` / `connections` target may name.
+pub const MAX_USERS_PER_TARGET: usize = 100;
+/// Longest message id accepted.
+pub const MAX_MESSAGE_ID_CHARS: usize = 256;
+
+/// Who a message is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Target {
+    /// Every connection of these users (1–100) in one tenant.
+    Users { tenant: TenantId, users: Vec<UserId> },
+    /// Every connection of one tenant.
+    Tenant { tenant: TenantId },
+    /// These connections (1–100), when they belong to the tenant.
+    Connections {
+        tenant: TenantId,
+        #[serde(rename = "connectionIds")]
+        connection_ids: Vec<ConnectionId>,
+    },
+    /// Every connection of every tenant (admins only).
+    Broadcast,
+}
+
+impl Target {
+    /// The `type` word of this target, as logged and as written in JSON.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Target::Users { .. } => "users",
+            Target::Tenant { .. } => "tenant",
+            Target::Connections { .. } => "connections",
+            Target::Broadcast => "broadcast",
+        }
+    }
+
+    /// The tenant a targeted message stays within; `None` for a broadcast.
+    pub fn tenant(&self) -> Option<&TenantId> {
+        match self {
+            Target::Users { tenant, .. }
+            | Target::Tenant { tenant }
+            | Target::Connections { tenant, .. } => Some(tenant),
+            Target::Broadcast => None,
+        }
+    }
+}
+
+/// A validated message envelope.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Envelope {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub target: Target,
+    pub data: Value,
+    #[serde(
+        rename = "expiresAt",
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// Why a body is not a valid envelope: the field at fault and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct EnvelopeError {
+    /// Dotted path of the offending field (`target.users[2]`), or `body` for the whole.
+    pub field: String,
+    pub problem: String,
+}
+
+impl EnvelopeError {
+    fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+impl Envelope {
+    /// Parses and validates an envelope from raw bytes.
+    pub fn parse(body: &[u8]) -> Result<Self, EnvelopeError> {
+        let value: Value = serde_json::from_slice(body)
+            .map_err(|e| EnvelopeError::new("body", format!("not valid JSON ({e})")))?;
+        Self::from_value(value)
+    }
+
+    /// Whether `body` claims to be an envelope (a JSON object with a `target` key). Bodies
+    /// that do not are what `LEGACY_BROADCAST` sends verbatim.
+    pub fn looks_like_envelope(body: &[u8]) -> bool {
+        matches!(
+            serde_json::from_slice::<Value>(body),
+            Ok(Value::Object(map)) if map.contains_key("target")
+        )
+    }
+
+    /// Validates an already-parsed JSON value.
+    pub fn from_value(value: Value) -> Result<Self, EnvelopeError> {
+        let Value::Object(mut map) = value else {
+            return Err(EnvelopeError::new("body", "must be a JSON object"));
+        };
+        if let Some(unknown) = map
+            .keys()
+            .find(|k| !matches!(k.as_str(), "id" | "target" | "data" | "expiresAt"))
+        {
+            return Err(EnvelopeError::new(
+                unknown.clone(),
+                "unknown field (expected id, target, data, expiresAt)",
+            ));
+        }
+        let id = match map.remove("id") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(id)) => Some(parse_message_id(id)?),
+            Some(_) => return Err(EnvelopeError::new("id", "must be a string")),
+        };
+        let target = match map.remove("target") {
+            Some(Value::Object(target)) => parse_target(target)?,
+            Some(_) => return Err(EnvelopeError::new("target", "must be an object")),
+            None => return Err(EnvelopeError::new("target", "required")),
+        };
+        let data = map
+            .remove("data")
+            .ok_or_else(|| EnvelopeError::new("data", "required"))?;
+        let expires_at = match map.remove("expiresAt") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(text)) => Some(OffsetDateTime::parse(&text, &Rfc3339).map_err(
+                |_| EnvelopeError::new("expiresAt", "must be an RFC 3339 timestamp"),
+            )?),
+            Some(_) => {
+                return Err(EnvelopeError::new(
+                    "expiresAt",
+                    "must be an RFC 3339 timestamp string",
+                ))
+            }
+        };
+        Ok(Envelope {
+            id,
+            target,
+            data,
+            expires_at,
+        })
+    }
+
+    /// Whether the message has expired at `now`.
+    pub fn is_expired(&self, now: OffsetDateTime) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+
+    /// The text frame a client receives: exactly `{"id": <id>, "data": <data>}`.
+    pub fn frame(&self, id: &str) -> String {
+        crate::frame::DeliveredFrame {
+            id,
+            data: &self.data,
+        }
+        .to_json()
+    }
+}
+
+fn parse_message_id(id: String) -> Result<String, EnvelopeError> {
+    let chars = id.chars().count();
+    if chars == 0 || chars > MAX_MESSAGE_ID_CHARS {
+        return Err(EnvelopeError::new(
+            "id",
+            format!("must be 1 to {MAX_MESSAGE_ID_CHARS} characters"),
+        ));
+    }
+    if id.chars().any(char::is_control) {
+        return Err(EnvelopeError::new(
+            "id",
+            "must not contain control characters",
+        ));
+    }
+    Ok(id)
+}
+
+fn parse_target(mut target: Map<String, Value>) -> Result<Target, EnvelopeError> {
+    let kind = match target.remove("type") {
+        Some(Value::String(kind)) => kind,
+        Some(_) => return Err(EnvelopeError::new("target.type", "must be a string")),
+        None => return Err(EnvelopeError::new("target.type", "required")),
+    };
+    let allowed: &[&str] = match kind.as_str() {
+        "users" => &["tenant", "users"],
+        "tenant" => &["tenant"],
+        "connections" => &["tenant", "connectionIds"],
+        "broadcast" => &[],
+        _ => {
+            return Err(EnvelopeError::new(
+                "target.type",
+                "must be one of users, tenant, connections, broadcast",
+            ))
+        }
+    };
+    if let Some(unknown) = target.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(EnvelopeError::new(
+            format!("target.{unknown}"),
+            format!("not allowed in a {kind} target"),
+        ));
+    }
+    let parsed = match kind.as_str() {
+        "users" => Target::Users {
+            tenant: parse_tenant(&mut target)?,
+            users: parse_list(&mut target, "users", "users", UserId::parse)?,
+        },
+        "tenant" => Target::Tenant {
+            tenant: parse_tenant(&mut target)?,
+        },
+        "connections" => Target::Connections {
+            tenant: parse_tenant(&mut target)?,
+            connection_ids: parse_list(
+                &mut target,
+                "connectionIds",
+                "connection ids",
+                ConnectionId::parse,
+            )?,
+        },
+        _ => Target::Broadcast,
+    };
+    Ok(parsed)
+}
+
+fn parse_tenant(target: &mut Map<String, Value>) -> Result<TenantId, EnvelopeError> {
+    match target.remove("tenant") {
+        Some(Value::String(tenant)) => {
+            TenantId::parse(tenant).map_err(|e| EnvelopeError::new("target.tenant", e.to_string()))
+        }
+        Some(_) => Err(EnvelopeError::new("target.tenant", "must be a string")),
+        None => Err(EnvelopeError::new("target.tenant", "required")),
+    }
+}
+
+fn parse_list<T>(
+    target: &mut Map<String, Value>,
+    key: &str,
+    noun: &str,
+    parse: impl Fn(String) -> Result<T, crate::ids::IdError>,
+) -> Result<Vec<T>, EnvelopeError> {
+    let field = format!("target.{key}");
+    let items = match target.remove(key) {
+        Some(Value::Array(items)) => items,
+        Some(_) => return Err(EnvelopeError::new(field, "must be an array")),
+        None => return Err(EnvelopeError::new(field, "required")),
+    };
+    if items.is_empty() || items.len() > MAX_USERS_PER_TARGET {
+        return Err(EnvelopeError::new(
+            field,
+            format!("1 to {MAX_USERS_PER_TARGET} {noun}"),
+        ));
+    }
+    let mut parsed: Vec<T> = Vec::with_capacity(items.len());
+    for (index, item) in items.into_iter().enumerate() {
+        let Value::String(text) = item else {
+            return Err(EnvelopeError::new(
+                format!("{field}[{index}]"),
+                "must be a string",
+            ));
+        };
+        parsed.push(parse(text).map_err(|e| EnvelopeError::new(format!("{field}[{index}]"), e.to_string()))?);
+    }
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn parse(value: Value) -> Result<Envelope, EnvelopeError> {
+        Envelope::parse(value.to_string().as_bytes())
+    }
+
+    fn field_of(value: Value) -> String {
+        parse(value).unwrap_err().field
+    }
+
+    #[test]
+    fn spec_examples_round_trip() {
+        let examples = [
+            json!({"id":"m-1","target":{"type":"users","tenant":"acme","users":["alice","bob"]},
+                   "data":{"any":"JSON value"},"expiresAt":"2030-01-01T00:00:00Z"}),
+            json!({"target":{"type":"tenant","tenant":"acme"},"data":[1,2,3]}),
+            json!({"target":{"type":"connections","tenant":"acme","connectionIds":["abc=","def="]},"data":"hi"}),
+            json!({"target":{"type":"broadcast"},"data":null}),
+        ];
+        for example in examples {
+            let envelope = parse(example.clone()).unwrap();
+            let again = serde_json::to_value(&envelope).unwrap();
+            assert_eq!(again, example);
+            assert_eq!(parse(again).unwrap(), envelope);
+        }
+    }
+
+    #[test]
+    fn frame_is_exactly_id_and_data() {
+        let envelope = parse(json!({"target":{"type":"broadcast"},"data":{"k":1}})).unwrap();
+        let frame: Value = serde_json::from_str(&envelope.frame("m-9")).unwrap();
+        assert_eq!(frame, json!({"id":"m-9","data":{"k":1}}));
+    }
+
+    #[test]
+    fn each_invalid_case_names_its_field() {
+        let cases = [
+            (json!([1]), "body"),
+            (json!({"data":1}), "target"),
+            (json!({"target":"x","data":1}), "target"),
+            (json!({"target":{},"data":1}), "target.type"),
+            (json!({"target":{"type":"nope"},"data":1}), "target.type"),
+            (json!({"target":{"type":"tenant"},"data":1}), "target.tenant"),
+            (json!({"target":{"type":"tenant","tenant":"a#b"},"data":1}), "target.tenant"),
+            (json!({"target":{"type":"tenant","tenant":""},"data":1}), "target.tenant"),
+            (json!({"target":{"type":"users","tenant":"a","users":[]},"data":1}), "target.users"),
+            (json!({"target":{"type":"users","tenant":"a","users":"bob"},"data":1}), "target.users"),
+            (json!({"target":{"type":"users","tenant":"a","users":["ok", 3]},"data":1}), "target.users[1]"),
+            (json!({"target":{"type":"users","tenant":"a","users":["ok", "x".repeat(129)]},"data":1}), "target.users[1]"),
+            (json!({"target":{"type":"connections","tenant":"a"},"data":1}), "target.connectionIds"),
+            (json!({"target":{"type":"connections","tenant":"a","connectionIds":["a b"]},"data":1}), "target.connectionIds[0]"),
+            (json!({"target":{"type":"broadcast","tenant":"a"},"data":1}), "target.tenant"),
+            (json!({"target":{"type":"broadcast"}}), "data"),
+            (json!({"target":{"type":"broadcast"},"data":1,"id":5}), "id"),
+            (json!({"target":{"type":"broadcast"},"data":1,"id":""}), "id"),
+            (json!({"target":{"type":"broadcast"},"data":1,"expiresAt":"tomorrow"}), "expiresAt"),
+            (json!({"target":{"type":"broadcast"},"data":1,"extra":true}), "extra"),
+        ];
+        for (case, field) in cases {
+            assert_eq!(field_of(case.clone()), field, "case {case}");
+        }
+        assert_eq!(
+            Envelope::parse(b"not json").unwrap_err().field,
+            "body"
+        );
+    }
+
+    #[test]
+    fn users_limit_is_one_to_one_hundred() {
+        let users: Vec<String> = (0..100).map(|i| format!("u{i}")).collect();
+        assert!(parse(json!({"target":{"type":"users","tenant":"a","users":users}, "data":1})).is_ok());
+        let users: Vec<String> = (0..101).map(|i| format!("u{i}")).collect();
+        let err = parse(json!({"target":{"type":"users","tenant":"a","users":users}, "data":1})).unwrap_err();
+        assert_eq!(err.to_string(), "target.users: 1 to 100 users");
+    }
+
+    #[test]
+    fn expiry_is_checked_against_now() {
+        let envelope = parse(json!({"target":{"type":"broadcast"},"data":1,"expiresAt":"2000-01-01T00:00:00Z"})).unwrap();
+        assert!(envelope.is_expired(OffsetDateTime::now_utc()));
+        let envelope = parse(json!({"target":{"type":"broadcast"},"data":1})).unwrap();
+        assert!(!envelope.is_expired(OffsetDateTime::now_utc()));
+    }
+
+    #[test]
+    fn legacy_detection() {
+        assert!(Envelope::looks_like_envelope(br#"{"target":1}"#));
+        assert!(!Envelope::looks_like_envelope(b"hello"));
+        assert!(!Envelope::looks_like_envelope(br#"{"message":"hi"}"#));
+    }
+
+    proptest! {
+        #[test]
+        fn parser_never_panics_on_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = Envelope::parse(&bytes);
+            let _ = Envelope::looks_like_envelope(&bytes);
+        }
+
+        #[test]
+        fn parser_never_panics_on_json(value in arb_json()) {
+            let _ = Envelope::from_value(value.clone());
+            let _ = Envelope::from_value(json!({"target": value.clone(), "data": value}));
+        }
+    }
+
+    fn arb_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            prop_oneof![
+                Just("users".to_string()),
+                Just("tenant".to_string()),
+                Just("connections".to_string()),
+                Just("broadcast".to_string()),
+                ".{0,140}",
+            ]
+            .prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("type".to_string()),
+                        Just("tenant".to_string()),
+                        Just("users".to_string()),
+                        Just("connectionIds".to_string()),
+                        Just("target".to_string()),
+                        Just("data".to_string()),
+                        Just("id".to_string()),
+                        Just("expiresAt".to_string()),
+                        "[a-z]{1,6}",
+                    ],
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+}

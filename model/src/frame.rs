@@ -1,0 +1,91 @@
+//! What travels on a client's WebSocket (SPEC §4, §7).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A delivered message as the client receives it: exactly `{"id": …, "data": …}`.
+#[derive(Debug, Serialize)]
+pub struct DeliveredFrame<'a> {
+    pub id: &'a str,
+    pub data: &'a Value,
+}
+
+impl DeliveredFrame<'_> {
+    /// The frame's JSON text.
+    pub fn to_json(&self) -> String {
+        // Serializing a `&str` and a `Value` cannot fail; fall back to a valid frame anyway.
+        serde_json::to_string(self).unwrap_or_else(|_| format!("{{\"id\":{:?},\"data\":null}}", self.id))
+    }
+}
+
+/// An action a client sends on its socket (`$default` route).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientAction {
+    Ping,
+    WhoAmI,
+    Unknown,
+}
+
+impl ClientAction {
+    /// Reads a client's text frame; anything that is not a known action is `Unknown`.
+    pub fn parse(text: &str) -> Self {
+        #[derive(Deserialize)]
+        struct Raw {
+            action: String,
+        }
+        match serde_json::from_str::<Raw>(text) {
+            Ok(raw) if raw.action == "ping" => ClientAction::Ping,
+            Ok(raw) if raw.action == "whoami" => ClientAction::WhoAmI,
+            _ => ClientAction::Unknown,
+        }
+    }
+}
+
+/// The server's answer to a client action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ServerReply {
+    Pong,
+    #[serde(rename = "whoami")]
+    WhoAmI {
+        #[serde(rename = "connectionId")]
+        connection_id: String,
+        tenant: String,
+        user: String,
+    },
+    Error { error: String },
+}
+
+impl ServerReply {
+    /// The reply's JSON text.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{\"type\":\"error\",\"error\":\"internal\"}".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_actions() {
+        assert_eq!(ClientAction::parse(r#"{"action":"ping"}"#), ClientAction::Ping);
+        assert_eq!(ClientAction::parse(r#"{"action":"whoami"}"#), ClientAction::WhoAmI);
+        assert_eq!(ClientAction::parse(r#"{"action":"dance"}"#), ClientAction::Unknown);
+        assert_eq!(ClientAction::parse("garbage"), ClientAction::Unknown);
+    }
+
+    #[test]
+    fn replies_have_spec_shape() {
+        let v: Value = serde_json::from_str(&ServerReply::Pong.to_json()).unwrap();
+        assert_eq!(v, json!({"type":"pong"}));
+        let v: Value = serde_json::from_str(
+            &ServerReply::WhoAmI { connection_id: "c1".into(), tenant: "t".into(), user: "u".into() }.to_json(),
+        )
+        .unwrap();
+        assert_eq!(v, json!({"type":"whoami","connectionId":"c1","tenant":"t","user":"u"}));
+        let v: Value = serde_json::from_str(&ServerReply::Error { error: "unknown_action".into() }.to_json()).unwrap();
+        assert_eq!(v, json!({"type":"error","error":"unknown_action"}));
+    }
+}

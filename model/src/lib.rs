@@ -1,0 +1,19 @@
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+//! Switchboard's domain model, free of I/O and of any cloud SDK.
+//!
+//! - [`ids`]: `TenantId`, `UserId`, `ConnectionId`, newtypes that validate when built.
+//! - [`envelope`]: the message envelope of SPEC §4 (`Envelope`, `Target`) and its parser,
+//!   whose errors name the offending field.
+//! - [`frame`]: what travels on a client's WebSocket: delivered frames, client actions and
+//!   the server's replies to them.
+//! - [`claims`]: who a verified token says the caller is.
+
+pub mod claims;
+pub mod envelope;
+pub mod frame;
+pub mod ids;
+
+pub use claims::{Claims, Role};
+pub use envelope::{Envelope, EnvelopeError, Target, MAX_FRAME_BYTES, MAX_USERS_PER_TARGET};
+pub use frame::{ClientAction, DeliveredFrame, ServerReply};
+pub use ids::{ConnectionId, IdError, TenantId, UserId};

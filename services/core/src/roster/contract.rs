@@ -1,0 +1,226 @@
+//! The behaviour every [`RosterStore`] adapter must show. Each check takes a fresh, empty
+//! store; adapters' tests call them one per test (`run_all` runs them in sequence, each on
+//! a new store from the factory).
+
+use std::collections::BTreeSet;
+use std::future::Future;
+
+use futures::{stream, StreamExt, TryStreamExt};
+use switchboard_model::{ConnectionId, TenantId, UserId};
+use time::OffsetDateTime;
+
+use super::{ConnectionRecord, RecordError, RosterStore, DEFAULT_CONNECTION_TTL_SECS};
+
+fn record(tenant: &str, user: &str, connection: &str) -> ConnectionRecord {
+    ConnectionRecord::from_raw(
+        connection,
+        tenant,
+        user,
+        vec!["reader".into()],
+        OffsetDateTime::now_utc(),
+        DEFAULT_CONNECTION_TTL_SECS,
+    )
+    .expect("test ids are valid")
+}
+
+fn t(id: &str) -> TenantId {
+    TenantId::parse(id).expect("valid tenant")
+}
+
+fn u(id: &str) -> UserId {
+    UserId::parse(id).expect("valid user")
+}
+
+fn c(id: &str) -> ConnectionId {
+    ConnectionId::parse(id).expect("valid connection")
+}
+
+fn ids(records: &[ConnectionRecord]) -> BTreeSet<String> {
+    records.iter().map(|r| r.connection_id.to_string()).collect()
+}
+
+async fn put_all(store: &dyn RosterStore, records: Vec<ConnectionRecord>) {
+    stream::iter(records)
+        .map(|r| async move { store.put(&r).await })
+        .buffer_unordered(16)
+        .try_collect::<Vec<()>>()
+        .await
+        .expect("puts succeed");
+}
+
+/// The same user id in two tenants is two people: lookups never mix them.
+pub async fn same_user_in_two_tenants_never_mixes(store: &dyn RosterStore) {
+    put_all(
+        store,
+        vec![
+            record("acme", "alice", "acme-1"),
+            record("globex", "alice", "globex-1"),
+            record("acme", "bob", "acme-2"),
+        ],
+    )
+    .await;
+    let acme_alice = store.list_users(&t("acme"), &[u("alice")]).await.unwrap();
+    assert_eq!(ids(&acme_alice), BTreeSet::from(["acme-1".to_string()]));
+    let globex_alice = store.list_users(&t("globex"), &[u("alice")]).await.unwrap();
+    assert_eq!(ids(&globex_alice), BTreeSet::from(["globex-1".to_string()]));
+    let acme = store.list_tenant(&t("acme")).await.unwrap();
+    assert_eq!(ids(&acme), BTreeSet::from(["acme-1".into(), "acme-2".into()]));
+    assert!(acme.iter().all(|r| r.tenant.as_str() == "acme"));
+    // A connection id of another tenant is not found through this tenant.
+    let cross = store
+        .list_connections(&t("acme"), &[c("globex-1")])
+        .await
+        .unwrap();
+    assert!(cross.is_empty(), "cross-tenant connection lookup leaked: {cross:?}");
+    let own = store
+        .list_connections(&t("globex"), &[c("globex-1"), c("missing")])
+        .await
+        .unwrap();
+    assert_eq!(ids(&own), BTreeSet::from(["globex-1".to_string()]));
+}
+
+/// One user may hold several connections; all are found, and the record round-trips.
+pub async fn one_user_several_connections(store: &dyn RosterStore) {
+    let records = vec![
+        record("acme", "alice", "a-1"),
+        record("acme", "alice", "a-2"),
+        record("acme", "alice", "a-3"),
+        record("acme", "bob", "b-1"),
+    ];
+    put_all(store, records.clone()).await;
+    let mut alice = store.list_users(&t("acme"), &[u("alice")]).await.unwrap();
+    alice.sort_by(|a, b| a.connection_id.cmp(&b.connection_id));
+    assert_eq!(alice, records[..3].to_vec());
+    let both = store
+        .list_users(&t("acme"), &[u("alice"), u("bob"), u("alice")])
+        .await
+        .unwrap();
+    assert_eq!(both.len(), 4, "each connection exactly once: {both:?}");
+}
+
+/// Removing is idempotent, and removes only what it names.
+pub async fn remove_twice_is_fine(store: &dyn RosterStore) {
+    put_all(
+        store,
+        vec![record("acme", "alice", "a-1"), record("acme", "alice", "a-2")],
+    )
+    .await;
+    store.remove(&t("acme"), &c("a-1")).await.unwrap();
+    store.remove(&t("acme"), &c("a-1")).await.unwrap();
+    store.remove(&t("nobody"), &c("never")).await.unwrap();
+    let left = store.list_users(&t("acme"), &[u("alice")]).await.unwrap();
+    assert_eq!(ids(&left), BTreeSet::from(["a-2".to_string()]));
+    // Removing with the wrong tenant does not touch another tenant's item.
+    store.remove(&t("globex"), &c("a-2")).await.unwrap();
+    assert_eq!(store.list_tenant(&t("acme")).await.unwrap().len(), 1);
+}
+
+/// Items in a tenant to exceed one 1 MB query page.
+pub const LARGE_TENANT_ITEMS: usize = 1_200;
+
+/// A tenant holding more than 1 MB of items is listed whole (pagination followed).
+pub async fn large_tenant_is_listed_whole(store: &dyn RosterStore) {
+    let big_role = "r".repeat(120);
+    let records: Vec<ConnectionRecord> = (0..LARGE_TENANT_ITEMS)
+        .map(|i| {
+            let mut r = record("big", &format!("user-{:04}", i % 50), &format!("conn-{i:05}"));
+            r.roles = (0..8).map(|k| format!("{big_role}{k}")).collect();
+            r
+        })
+        .collect();
+    let approx_bytes: usize = records
+        .iter()
+        .map(|r| r.roles.iter().map(String::len).sum::<usize>() + 200)
+        .sum();
+    assert!(approx_bytes > 1_048_576, "fixture must exceed 1 MB");
+    put_all(store, records).await;
+    put_all(store, vec![record("small", "x", "small-1")]).await;
+    let listed = store.list_tenant(&t("big")).await.unwrap();
+    assert_eq!(listed.len(), LARGE_TENANT_ITEMS);
+    assert_eq!(ids(&listed).len(), LARGE_TENANT_ITEMS);
+    let one_user = store.list_users(&t("big"), &[u("user-0007")]).await.unwrap();
+    assert_eq!(one_user.len(), LARGE_TENANT_ITEMS / 50);
+}
+
+/// A `users` lookup naming 100 users finds each of their connections, and no one else's.
+pub async fn users_lookup_with_one_hundred_users(store: &dyn RosterStore) {
+    let mut records: Vec<ConnectionRecord> = (0..150)
+        .map(|i| record("acme", &format!("u{i:03}"), &format!("c{i:03}")))
+        .collect();
+    records.push(record("other", "u000", "other-0"));
+    put_all(store, records).await;
+    let wanted: Vec<UserId> = (0..100).map(|i| u(&format!("u{i:03}"))).collect();
+    let found = store.list_users(&t("acme"), &wanted).await.unwrap();
+    let expected: BTreeSet<String> = (0..100).map(|i| format!("c{i:03}")).collect();
+    assert_eq!(found.len(), 100);
+    assert_eq!(ids(&found), expected);
+}
+
+/// Listing everything returns every item of every tenant exactly once.
+pub async fn list_all_returns_every_item_once(store: &dyn RosterStore) {
+    let records: Vec<ConnectionRecord> = (0..400)
+        .map(|i| record(&format!("tenant-{}", i % 7), &format!("u{}", i % 13), &format!("k{i:04}")))
+        .collect();
+    put_all(store, records).await;
+    let all = store.list_all().await.unwrap();
+    assert_eq!(all.len(), 400, "no item missing, none twice");
+    assert_eq!(ids(&all).len(), 400);
+}
+
+/// Invalid ids never reach the store.
+pub async fn invalid_ids_are_refused_before_any_write(store: &dyn RosterStore) {
+    let now = OffsetDateTime::now_utc();
+    let attempts = [
+        ("c-1", "a#b", "alice"),
+        ("c-1", "", "alice"),
+        ("c-1", "acme", &"x".repeat(129)),
+        ("c-1", "acme", "bad\u{7}user"),
+        ("bad id", "acme", "alice"),
+    ];
+    for (connection, tenant, user) in attempts {
+        let built = ConnectionRecord::from_raw(connection, tenant, user, vec![], now, 60);
+        assert!(
+            matches!(
+                built,
+                Err(RecordError::Tenant(_) | RecordError::User(_) | RecordError::Connection(_))
+            ),
+            "accepted {connection:?}/{tenant:?}/{user:?}"
+        );
+    }
+    assert!(store.list_all().await.unwrap().is_empty());
+}
+
+/// Records past their `expiresAt` are not returned, even before the store removes them.
+pub async fn expired_records_are_not_returned(store: &dyn RosterStore) {
+    let stale = ConnectionRecord::from_raw(
+        "old-1",
+        "acme",
+        "alice",
+        vec![],
+        OffsetDateTime::now_utc() - time::Duration::hours(3),
+        DEFAULT_CONNECTION_TTL_SECS,
+    )
+    .expect("valid");
+    put_all(store, vec![stale, record("acme", "alice", "new-1")]).await;
+    let found = store.list_users(&t("acme"), &[u("alice")]).await.unwrap();
+    assert_eq!(ids(&found), BTreeSet::from(["new-1".to_string()]));
+    assert_eq!(store.list_tenant(&t("acme")).await.unwrap().len(), 1);
+    assert_eq!(store.list_all().await.unwrap().len(), 1);
+}
+
+/// Runs every check, each on a fresh store from `make`.
+pub async fn run_all<S, F, Fut>(make: F)
+where
+    S: RosterStore,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    same_user_in_two_tenants_never_mixes(&make().await).await;
+    one_user_several_connections(&make().await).await;
+    remove_twice_is_fine(&make().await).await;
+    large_tenant_is_listed_whole(&make().await).await;
+    users_lookup_with_one_hundred_users(&make().await).await;
+    list_all_returns_every_item_once(&make().await).await;
+    invalid_ids_are_refused_before_any_write(&make().await).await;
+    expired_records_are_not_returned(&make().await).await;
+}
