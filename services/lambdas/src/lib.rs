@@ -1,0 +1,1 @@
+//! Lambda event handling shared by the function binaries in `src/bin/` (skeleton).
