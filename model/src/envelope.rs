@@ -23,7 +23,10 @@ pub const MAX_MESSAGE_ID_CHARS: usize = 256;
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Target {
     /// Every connection of these users (1–100) in one tenant.
-    Users { tenant: TenantId, users: Vec<UserId> },
+    Users {
+        tenant: TenantId,
+        users: Vec<UserId>,
+    },
     /// Every connection of one tenant.
     Tenant { tenant: TenantId },
     /// These connections (1–100), when they belong to the tenant.
@@ -137,9 +140,11 @@ impl Envelope {
             .ok_or_else(|| EnvelopeError::new("data", "required"))?;
         let expires_at = match map.remove("expiresAt") {
             None | Some(Value::Null) => None,
-            Some(Value::String(text)) => Some(OffsetDateTime::parse(&text, &Rfc3339).map_err(
-                |_| EnvelopeError::new("expiresAt", "must be an RFC 3339 timestamp"),
-            )?),
+            Some(Value::String(text)) => {
+                Some(OffsetDateTime::parse(&text, &Rfc3339).map_err(|_| {
+                    EnvelopeError::new("expiresAt", "must be an RFC 3339 timestamp")
+                })?)
+            }
             Some(_) => {
                 return Err(EnvelopeError::new(
                     "expiresAt",
@@ -269,7 +274,10 @@ fn parse_list<T>(
                 "must be a string",
             ));
         };
-        parsed.push(parse(text).map_err(|e| EnvelopeError::new(format!("{field}[{index}]"), e.to_string()))?);
+        parsed.push(
+            parse(text)
+                .map_err(|e| EnvelopeError::new(format!("{field}[{index}]"), e.to_string()))?,
+        );
     }
     Ok(parsed)
 }
@@ -320,43 +328,85 @@ mod tests {
             (json!({"target":"x","data":1}), "target"),
             (json!({"target":{},"data":1}), "target.type"),
             (json!({"target":{"type":"nope"},"data":1}), "target.type"),
-            (json!({"target":{"type":"tenant"},"data":1}), "target.tenant"),
-            (json!({"target":{"type":"tenant","tenant":"a#b"},"data":1}), "target.tenant"),
-            (json!({"target":{"type":"tenant","tenant":""},"data":1}), "target.tenant"),
-            (json!({"target":{"type":"users","tenant":"a","users":[]},"data":1}), "target.users"),
-            (json!({"target":{"type":"users","tenant":"a","users":"bob"},"data":1}), "target.users"),
-            (json!({"target":{"type":"users","tenant":"a","users":["ok", 3]},"data":1}), "target.users[1]"),
-            (json!({"target":{"type":"users","tenant":"a","users":["ok", "x".repeat(129)]},"data":1}), "target.users[1]"),
-            (json!({"target":{"type":"connections","tenant":"a"},"data":1}), "target.connectionIds"),
-            (json!({"target":{"type":"connections","tenant":"a","connectionIds":["a b"]},"data":1}), "target.connectionIds[0]"),
-            (json!({"target":{"type":"broadcast","tenant":"a"},"data":1}), "target.tenant"),
+            (
+                json!({"target":{"type":"tenant"},"data":1}),
+                "target.tenant",
+            ),
+            (
+                json!({"target":{"type":"tenant","tenant":"a#b"},"data":1}),
+                "target.tenant",
+            ),
+            (
+                json!({"target":{"type":"tenant","tenant":""},"data":1}),
+                "target.tenant",
+            ),
+            (
+                json!({"target":{"type":"users","tenant":"a","users":[]},"data":1}),
+                "target.users",
+            ),
+            (
+                json!({"target":{"type":"users","tenant":"a","users":"bob"},"data":1}),
+                "target.users",
+            ),
+            (
+                json!({"target":{"type":"users","tenant":"a","users":["ok", 3]},"data":1}),
+                "target.users[1]",
+            ),
+            (
+                json!({"target":{"type":"users","tenant":"a","users":["ok", "x".repeat(129)]},"data":1}),
+                "target.users[1]",
+            ),
+            (
+                json!({"target":{"type":"connections","tenant":"a"},"data":1}),
+                "target.connectionIds",
+            ),
+            (
+                json!({"target":{"type":"connections","tenant":"a","connectionIds":["a b"]},"data":1}),
+                "target.connectionIds[0]",
+            ),
+            (
+                json!({"target":{"type":"broadcast","tenant":"a"},"data":1}),
+                "target.tenant",
+            ),
             (json!({"target":{"type":"broadcast"}}), "data"),
             (json!({"target":{"type":"broadcast"},"data":1,"id":5}), "id"),
-            (json!({"target":{"type":"broadcast"},"data":1,"id":""}), "id"),
-            (json!({"target":{"type":"broadcast"},"data":1,"expiresAt":"tomorrow"}), "expiresAt"),
-            (json!({"target":{"type":"broadcast"},"data":1,"extra":true}), "extra"),
+            (
+                json!({"target":{"type":"broadcast"},"data":1,"id":""}),
+                "id",
+            ),
+            (
+                json!({"target":{"type":"broadcast"},"data":1,"expiresAt":"tomorrow"}),
+                "expiresAt",
+            ),
+            (
+                json!({"target":{"type":"broadcast"},"data":1,"extra":true}),
+                "extra",
+            ),
         ];
         for (case, field) in cases {
             assert_eq!(field_of(case.clone()), field, "case {case}");
         }
-        assert_eq!(
-            Envelope::parse(b"not json").unwrap_err().field,
-            "body"
-        );
+        assert_eq!(Envelope::parse(b"not json").unwrap_err().field, "body");
     }
 
     #[test]
     fn users_limit_is_one_to_one_hundred() {
         let users: Vec<String> = (0..100).map(|i| format!("u{i}")).collect();
-        assert!(parse(json!({"target":{"type":"users","tenant":"a","users":users}, "data":1})).is_ok());
+        assert!(
+            parse(json!({"target":{"type":"users","tenant":"a","users":users}, "data":1})).is_ok()
+        );
         let users: Vec<String> = (0..101).map(|i| format!("u{i}")).collect();
-        let err = parse(json!({"target":{"type":"users","tenant":"a","users":users}, "data":1})).unwrap_err();
+        let err = parse(json!({"target":{"type":"users","tenant":"a","users":users}, "data":1}))
+            .unwrap_err();
         assert_eq!(err.to_string(), "target.users: 1 to 100 users");
     }
 
     #[test]
     fn expiry_is_checked_against_now() {
-        let envelope = parse(json!({"target":{"type":"broadcast"},"data":1,"expiresAt":"2000-01-01T00:00:00Z"})).unwrap();
+        let envelope = parse(
+            json!({"target":{"type":"broadcast"},"data":1,"expiresAt":"2000-01-01T00:00:00Z"}),
+        )
+        .unwrap();
         assert!(envelope.is_expired(OffsetDateTime::now_utc()));
         let envelope = parse(json!({"target":{"type":"broadcast"},"data":1})).unwrap();
         assert!(!envelope.is_expired(OffsetDateTime::now_utc()));

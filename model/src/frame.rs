@@ -14,7 +14,8 @@ impl DeliveredFrame<'_> {
     /// The frame's JSON text.
     pub fn to_json(&self) -> String {
         // Serializing a `&str` and a `Value` cannot fail; fall back to a valid frame anyway.
-        serde_json::to_string(self).unwrap_or_else(|_| format!("{{\"id\":{:?},\"data\":null}}", self.id))
+        serde_json::to_string(self)
+            .unwrap_or_else(|_| format!("{{\"id\":{:?},\"data\":null}}", self.id))
     }
 }
 
@@ -53,13 +54,16 @@ pub enum ServerReply {
         tenant: String,
         user: String,
     },
-    Error { error: String },
+    Error {
+        error: String,
+    },
 }
 
 impl ServerReply {
     /// The reply's JSON text.
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|_| "{\"type\":\"error\",\"error\":\"internal\"}".into())
+        serde_json::to_string(self)
+            .unwrap_or_else(|_| "{\"type\":\"error\",\"error\":\"internal\"}".into())
     }
 }
 
@@ -70,9 +74,18 @@ mod tests {
 
     #[test]
     fn parses_actions() {
-        assert_eq!(ClientAction::parse(r#"{"action":"ping"}"#), ClientAction::Ping);
-        assert_eq!(ClientAction::parse(r#"{"action":"whoami"}"#), ClientAction::WhoAmI);
-        assert_eq!(ClientAction::parse(r#"{"action":"dance"}"#), ClientAction::Unknown);
+        assert_eq!(
+            ClientAction::parse(r#"{"action":"ping"}"#),
+            ClientAction::Ping
+        );
+        assert_eq!(
+            ClientAction::parse(r#"{"action":"whoami"}"#),
+            ClientAction::WhoAmI
+        );
+        assert_eq!(
+            ClientAction::parse(r#"{"action":"dance"}"#),
+            ClientAction::Unknown
+        );
         assert_eq!(ClientAction::parse("garbage"), ClientAction::Unknown);
     }
 
@@ -81,11 +94,25 @@ mod tests {
         let v: Value = serde_json::from_str(&ServerReply::Pong.to_json()).unwrap();
         assert_eq!(v, json!({"type":"pong"}));
         let v: Value = serde_json::from_str(
-            &ServerReply::WhoAmI { connection_id: "c1".into(), tenant: "t".into(), user: "u".into() }.to_json(),
+            &ServerReply::WhoAmI {
+                connection_id: "c1".into(),
+                tenant: "t".into(),
+                user: "u".into(),
+            }
+            .to_json(),
         )
         .unwrap();
-        assert_eq!(v, json!({"type":"whoami","connectionId":"c1","tenant":"t","user":"u"}));
-        let v: Value = serde_json::from_str(&ServerReply::Error { error: "unknown_action".into() }.to_json()).unwrap();
+        assert_eq!(
+            v,
+            json!({"type":"whoami","connectionId":"c1","tenant":"t","user":"u"})
+        );
+        let v: Value = serde_json::from_str(
+            &ServerReply::Error {
+                error: "unknown_action".into(),
+            }
+            .to_json(),
+        )
+        .unwrap();
         assert_eq!(v, json!({"type":"error","error":"unknown_action"}));
     }
 }

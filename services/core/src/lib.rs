@@ -5,7 +5,17 @@
 //! - [`roster`]: the `RosterStore` port, the connection record and the in-memory adapter.
 //! - [`pusher`]: the `ConnectionPusher` port and its error kinds.
 //! - [`queue`]: the `MessageQueue` and `DeadLetterSink` ports.
+//! - [`config`]: typed configuration from a lookup function, errors naming the variable.
+//! - [`connection`]: `$connect`, `$disconnect` and the `$default` client actions.
+//! - [`publisher`]: target resolution, bounded fan-out with retries, batch results.
+//! - [`testkit`] (tests and the `testkit` feature): scripted pusher, recording queues.
 
+pub mod config;
+pub mod connection;
+pub mod publisher;
 pub mod pusher;
 pub mod queue;
 pub mod roster;
+
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;

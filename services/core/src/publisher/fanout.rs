@@ -1,0 +1,84 @@
+//! Fan-out of one frame to the matched connections: bounded concurrency, retries with
+//! backoff, `Gone` cleanup.
+
+use futures::{stream, StreamExt};
+
+use super::{MessageReport, Outcome, Publisher};
+use crate::pusher::PushError;
+use crate::roster::ConnectionRecord;
+
+/// What happened to one post, after retries.
+enum PostResult {
+    Delivered { retries: u32 },
+    Gone { retries: u32 },
+    Failed { retries: u32, error: PushError },
+}
+
+impl Publisher {
+    pub(super) async fn fan_out(
+        &self,
+        records: Vec<ConnectionRecord>,
+        frame: &str,
+        mut report: MessageReport,
+    ) -> MessageReport {
+        report.matched = records.len();
+        let mut results = stream::iter(records)
+            .map(|record| async move { self.post_with_retries(record, frame).await })
+            .buffer_unordered(self.config.fanout_concurrency);
+        let mut last_error = None;
+        while let Some(result) = results.next().await {
+            match result {
+                PostResult::Delivered { retries } => {
+                    report.delivered += 1;
+                    report.retries += retries;
+                }
+                PostResult::Gone { retries } => {
+                    report.gone += 1;
+                    report.retries += retries;
+                }
+                PostResult::Failed { retries, error } => {
+                    report.failed += 1;
+                    report.retries += retries;
+                    last_error = Some(error);
+                }
+            }
+        }
+        if let Some(error) = last_error {
+            report.outcome = Outcome::Retry;
+            report.error = Some(format!("{} post(s) failed; last: {error}", report.failed));
+        } else {
+            report.outcome = Outcome::Delivered;
+        }
+        report
+    }
+
+    async fn post_with_retries(&self, record: ConnectionRecord, frame: &str) -> PostResult {
+        let policy = &self.config.retry;
+        let mut retries = 0;
+        loop {
+            match self.pusher.push(&record.connection_id, frame).await {
+                Ok(()) => return PostResult::Delivered { retries },
+                Err(PushError::Gone) => {
+                    if let Err(error) = self
+                        .roster
+                        .remove(&record.tenant, &record.connection_id)
+                        .await
+                    {
+                        tracing::warn!(
+                            connection_id = %record.connection_id,
+                            tenant = %record.tenant,
+                            %error,
+                            "could not remove gone connection from the roster"
+                        );
+                    }
+                    return PostResult::Gone { retries };
+                }
+                Err(error) if error.is_retryable() && retries + 1 < policy.max_attempts => {
+                    retries += 1;
+                    tokio::time::sleep(policy.delay(retries)).await;
+                }
+                Err(error) => return PostResult::Failed { retries, error },
+            }
+        }
+    }
+}

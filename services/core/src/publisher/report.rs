@@ -1,0 +1,101 @@
+//! What the publisher did with each message, and with a batch.
+
+use std::time::Duration;
+
+use crate::queue::InboundMessage;
+
+/// How a message ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every matched connection got the frame (or was gone).
+    Delivered,
+    /// Something failed that may succeed later: the queue must redeliver the message.
+    Retry,
+    /// Past its `expiresAt`: dropped, not delivered.
+    Expired,
+    /// Undeliverable whatever happens (malformed, too large): moved to the dead letters.
+    DeadLettered,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Delivered => "delivered",
+            Outcome::Retry => "retry",
+            Outcome::Expired => "expired",
+            Outcome::DeadLettered => "dead_lettered",
+        }
+    }
+}
+
+/// The summary of one message (logged as one line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageReport {
+    /// The queue's message id (what `batchItemFailures` names).
+    pub message_id: String,
+    /// The envelope's id (the queue's id when the envelope has none).
+    pub id: String,
+    /// `users`, `tenant`, `connections`, `broadcast`, `legacy` or `invalid`.
+    pub target: &'static str,
+    pub matched: usize,
+    pub delivered: usize,
+    pub gone: usize,
+    pub failed: usize,
+    pub retries: u32,
+    pub duration: Duration,
+    pub outcome: Outcome,
+    pub error: Option<String>,
+}
+
+impl MessageReport {
+    pub(super) fn new(message: &InboundMessage, id: String, target: &'static str) -> Self {
+        Self {
+            message_id: message.message_id.clone(),
+            id,
+            target,
+            matched: 0,
+            delivered: 0,
+            gone: 0,
+            failed: 0,
+            retries: 0,
+            duration: Duration::ZERO,
+            outcome: Outcome::Delivered,
+            error: None,
+        }
+    }
+
+    pub(super) fn log(&self) {
+        let duration_ms = u64::try_from(self.duration.as_millis()).unwrap_or(u64::MAX);
+        let error = self.error.as_deref().unwrap_or("");
+        macro_rules! line {
+            ($level:ident) => {
+                tracing::$level!(
+                    id = %self.id,
+                    message_id = %self.message_id,
+                    target = self.target,
+                    matched = self.matched,
+                    delivered = self.delivered,
+                    gone = self.gone,
+                    failed = self.failed,
+                    retries = self.retries,
+                    duration_ms,
+                    outcome = self.outcome.as_str(),
+                    error,
+                    "message processed"
+                )
+            };
+        }
+        match self.outcome {
+            Outcome::Delivered | Outcome::Expired => line!(info),
+            Outcome::Retry | Outcome::DeadLettered => line!(warn),
+        }
+    }
+}
+
+/// The result of one batch.
+#[derive(Debug, Clone, Default)]
+pub struct BatchOutcome {
+    /// Queue message ids to report in `batchItemFailures`.
+    pub failed_message_ids: Vec<String>,
+    pub reports: Vec<MessageReport>,
+}
