@@ -31,7 +31,10 @@ pub enum PushError {
 impl PushError {
     /// Whether trying the same post again may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, PushError::Throttled | PushError::Timeout | PushError::Transient(_))
+        matches!(
+            self,
+            PushError::Throttled | PushError::Timeout | PushError::Transient(_)
+        )
     }
 }
 

@@ -36,7 +36,10 @@ fn c(id: &str) -> ConnectionId {
 }
 
 fn ids(records: &[ConnectionRecord]) -> BTreeSet<String> {
-    records.iter().map(|r| r.connection_id.to_string()).collect()
+    records
+        .iter()
+        .map(|r| r.connection_id.to_string())
+        .collect()
 }
 
 async fn put_all(store: &dyn RosterStore, records: Vec<ConnectionRecord>) {
@@ -64,14 +67,20 @@ pub async fn same_user_in_two_tenants_never_mixes(store: &dyn RosterStore) {
     let globex_alice = store.list_users(&t("globex"), &[u("alice")]).await.unwrap();
     assert_eq!(ids(&globex_alice), BTreeSet::from(["globex-1".to_string()]));
     let acme = store.list_tenant(&t("acme")).await.unwrap();
-    assert_eq!(ids(&acme), BTreeSet::from(["acme-1".into(), "acme-2".into()]));
+    assert_eq!(
+        ids(&acme),
+        BTreeSet::from(["acme-1".into(), "acme-2".into()])
+    );
     assert!(acme.iter().all(|r| r.tenant.as_str() == "acme"));
     // A connection id of another tenant is not found through this tenant.
     let cross = store
         .list_connections(&t("acme"), &[c("globex-1")])
         .await
         .unwrap();
-    assert!(cross.is_empty(), "cross-tenant connection lookup leaked: {cross:?}");
+    assert!(
+        cross.is_empty(),
+        "cross-tenant connection lookup leaked: {cross:?}"
+    );
     let own = store
         .list_connections(&t("globex"), &[c("globex-1"), c("missing")])
         .await
@@ -102,7 +111,10 @@ pub async fn one_user_several_connections(store: &dyn RosterStore) {
 pub async fn remove_twice_is_fine(store: &dyn RosterStore) {
     put_all(
         store,
-        vec![record("acme", "alice", "a-1"), record("acme", "alice", "a-2")],
+        vec![
+            record("acme", "alice", "a-1"),
+            record("acme", "alice", "a-2"),
+        ],
     )
     .await;
     store.remove(&t("acme"), &c("a-1")).await.unwrap();
@@ -123,7 +135,11 @@ pub async fn large_tenant_is_listed_whole(store: &dyn RosterStore) {
     let big_role = "r".repeat(120);
     let records: Vec<ConnectionRecord> = (0..LARGE_TENANT_ITEMS)
         .map(|i| {
-            let mut r = record("big", &format!("user-{:04}", i % 50), &format!("conn-{i:05}"));
+            let mut r = record(
+                "big",
+                &format!("user-{:04}", i % 50),
+                &format!("conn-{i:05}"),
+            );
             r.roles = (0..8).map(|k| format!("{big_role}{k}")).collect();
             r
         })
@@ -138,7 +154,10 @@ pub async fn large_tenant_is_listed_whole(store: &dyn RosterStore) {
     let listed = store.list_tenant(&t("big")).await.unwrap();
     assert_eq!(listed.len(), LARGE_TENANT_ITEMS);
     assert_eq!(ids(&listed).len(), LARGE_TENANT_ITEMS);
-    let one_user = store.list_users(&t("big"), &[u("user-0007")]).await.unwrap();
+    let one_user = store
+        .list_users(&t("big"), &[u("user-0007")])
+        .await
+        .unwrap();
     assert_eq!(one_user.len(), LARGE_TENANT_ITEMS / 50);
 }
 
@@ -159,7 +178,13 @@ pub async fn users_lookup_with_one_hundred_users(store: &dyn RosterStore) {
 /// Listing everything returns every item of every tenant exactly once.
 pub async fn list_all_returns_every_item_once(store: &dyn RosterStore) {
     let records: Vec<ConnectionRecord> = (0..400)
-        .map(|i| record(&format!("tenant-{}", i % 7), &format!("u{}", i % 13), &format!("k{i:04}")))
+        .map(|i| {
+            record(
+                &format!("tenant-{}", i % 7),
+                &format!("u{}", i % 13),
+                &format!("k{i:04}"),
+            )
+        })
         .collect();
     put_all(store, records).await;
     let all = store.list_all().await.unwrap();

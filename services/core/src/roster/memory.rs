@@ -69,7 +69,11 @@ impl RosterStore for MemoryRosterStore {
         Ok(())
     }
 
-    async fn remove(&self, tenant: &TenantId, connection: &ConnectionId) -> Result<(), RosterError> {
+    async fn remove(
+        &self,
+        tenant: &TenantId,
+        connection: &ConnectionId,
+    ) -> Result<(), RosterError> {
         let mut tables = self.write()?;
         let Some(connections) = tables.by_tenant.get_mut(tenant) else {
             return Ok(());
@@ -133,7 +137,9 @@ impl RosterStore for MemoryRosterStore {
             return Ok(Vec::new());
         };
         let unique: BTreeSet<&ConnectionId> = connections.iter().collect();
-        Ok(live(unique.into_iter().filter_map(|id| known.get(id).cloned())))
+        Ok(live(
+            unique.into_iter().filter_map(|id| known.get(id).cloned()),
+        ))
     }
 
     async fn list_all(&self) -> Result<Vec<ConnectionRecord>, RosterError> {

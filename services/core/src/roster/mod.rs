@@ -34,7 +34,8 @@ pub trait RosterStore: Send + Sync {
     /// Adds or replaces one connection.
     async fn put(&self, record: &ConnectionRecord) -> Result<(), RosterError>;
     /// Removes one connection; removing an absent one is not an error.
-    async fn remove(&self, tenant: &TenantId, connection: &ConnectionId) -> Result<(), RosterError>;
+    async fn remove(&self, tenant: &TenantId, connection: &ConnectionId)
+        -> Result<(), RosterError>;
     /// Every live connection of a tenant.
     async fn list_tenant(&self, tenant: &TenantId) -> Result<Vec<ConnectionRecord>, RosterError>;
     /// Every live connection of these users within one tenant.
