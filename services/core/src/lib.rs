@@ -2,6 +2,7 @@
 //! Switchboard's shared core. Everything here runs the same in AWS Lambda and in the
 //! one-machine `switchboard` binary; it reaches the outside only through ports.
 //!
+//! - [`auth`]: JWT/JWKS verification, token extraction, claim mapping, dev token minting.
 //! - [`roster`]: the `RosterStore` port, the connection record and the in-memory adapter.
 //! - [`pusher`]: the `ConnectionPusher` port and its error kinds.
 //! - [`queue`]: the `MessageQueue` and `DeadLetterSink` ports.
@@ -10,6 +11,7 @@
 //! - [`publisher`]: target resolution, bounded fan-out with retries, batch results.
 //! - [`testkit`] (tests and the `testkit` feature): scripted pusher, recording queues.
 
+pub mod auth;
 pub mod config;
 pub mod connection;
 pub mod publisher;

@@ -1,0 +1,333 @@
+//! [`AuthConfig`]: the identity settings of SPEC §2/§9, parsed once from a lookup function.
+//!
+//! Key sources are exclusive: exactly one of `JWT_HS256_SECRET`, `JWT_JWKS_FILE`,
+//! `JWT_JWKS_URL` may be set. When none is set, [`AuthConfig::from_lookup`] still succeeds
+//! with [`KeySource::None`]: the local server uses that for its dev mode (it then calls
+//! [`AuthConfig::with_hs256_secret`] with a random secret), while the Lambda functions call
+//! [`AuthConfig::require_key_source`] and stop at start-up with
+//! [`AuthConfigError::NoKeySource`]. A [`Verifier`](super::Verifier) is never built
+//! without keys: `Verifier::new` refuses [`KeySource::None`] too.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default `JWT_LEEWAY_SECS`.
+pub const DEFAULT_LEEWAY_SECS: u64 = 30;
+/// Largest accepted `JWT_LEEWAY_SECS` (a larger leeway would make `exp` meaningless).
+pub const MAX_LEEWAY_SECS: u64 = 3600;
+/// Default `TENANT_CLAIM`.
+pub const DEFAULT_TENANT_CLAIM: &str = "tenant";
+/// Default `ROLES_CLAIM`.
+pub const DEFAULT_ROLES_CLAIM: &str = "roles";
+/// Shortest `JWT_HS256_SECRET` accepted from the environment (RFC 7518 §3.2: a key of
+/// the same size as the hash output, 256 bits).
+pub const MIN_HS256_SECRET_BYTES: usize = 32;
+
+/// An HMAC secret. Its `Debug` output never shows the bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HmacSecret(Vec<u8>);
+
+impl HmacSecret {
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
+        Self(bytes.into())
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for HmacSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HmacSecret(<{} bytes>)", self.0.len())
+    }
+}
+
+/// Where verification keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// Nothing configured (dev mode locally; a start-up error in Lambda).
+    None,
+    /// `JWT_HS256_SECRET`: HS256 only.
+    Hs256(HmacSecret),
+    /// `JWT_JWKS_FILE`: a JWKS JSON file read once at start-up; RS256/ES256 per key.
+    JwksFile(PathBuf),
+    /// `JWT_JWKS_URL`: fetched, cached, refreshed on an unknown `kid` (rate-limited).
+    JwksUrl(String),
+}
+
+/// Identity configuration. Build it with [`AuthConfig::from_lookup`] (environment) or
+/// [`AuthConfig::with_hs256_secret`] (dev mode, tests); the public fields may be adjusted
+/// in code afterwards (tests shorten `jwks_min_refresh_interval`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    pub keys: KeySource,
+    /// `JWT_ISSUER`: when set, `iss` is required and must equal it.
+    pub issuer: Option<String>,
+    /// `JWT_AUDIENCE` (comma-separated list allowed): when set, `aud` is required and must
+    /// name one of them; when empty, `aud` is not checked.
+    pub audience: Vec<String>,
+    /// `JWT_LEEWAY_SECS`: clock skew allowed on `exp` and `nbf`.
+    pub leeway_secs: u64,
+    /// `TENANT_CLAIM`: the claim holding the tenant id (e.g. `custom:tenant_id`).
+    pub tenant_claim: String,
+    /// `ROLES_CLAIM`: the claim holding roles, a JSON array or a space-separated string.
+    pub roles_claim: String,
+    /// JWKS URL: at most one fetch per this interval (unknown `kid`s never stampede).
+    pub jwks_min_refresh_interval: Duration,
+    /// JWKS URL: cached keys older than this are refreshed on the next verification
+    /// (stale keys keep working while the endpoint is down).
+    pub jwks_max_age: Duration,
+    /// JWKS URL: timeout of one fetch.
+    pub jwks_fetch_timeout: Duration,
+}
+
+/// A configuration value that stops the process at start-up. The message names the
+/// variable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthConfigError {
+    #[error("{var}: {reason}")]
+    Invalid { var: &'static str, reason: String },
+    #[error("set only one of JWT_HS256_SECRET, JWT_JWKS_FILE, JWT_JWKS_URL (got {0})")]
+    ConflictingKeySources(String),
+    #[error("no JWT key source: set JWT_HS256_SECRET, JWT_JWKS_FILE or JWT_JWKS_URL")]
+    NoKeySource,
+}
+
+fn invalid(var: &'static str, reason: impl Into<String>) -> AuthConfigError {
+    AuthConfigError::Invalid {
+        var,
+        reason: reason.into(),
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            keys: KeySource::None,
+            issuer: None,
+            audience: Vec::new(),
+            leeway_secs: DEFAULT_LEEWAY_SECS,
+            tenant_claim: DEFAULT_TENANT_CLAIM.to_string(),
+            roles_claim: DEFAULT_ROLES_CLAIM.to_string(),
+            jwks_min_refresh_interval: Duration::from_secs(30),
+            jwks_max_age: Duration::from_secs(3600),
+            jwks_fetch_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+impl AuthConfig {
+    /// Reads `JWT_HS256_SECRET`, `JWT_JWKS_FILE`, `JWT_JWKS_URL`, `JWT_ISSUER`,
+    /// `JWT_AUDIENCE`, `JWT_LEEWAY_SECS`, `TENANT_CLAIM`, `ROLES_CLAIM`. Empty values count
+    /// as unset. No key source at all is not an error here (see the module docs).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, AuthConfigError> {
+        let get = |var: &str| lookup(var).filter(|v| !v.trim().is_empty());
+
+        let secret = get("JWT_HS256_SECRET");
+        let file = get("JWT_JWKS_FILE");
+        let url = get("JWT_JWKS_URL");
+        let set: Vec<&str> = [
+            ("JWT_HS256_SECRET", secret.is_some()),
+            ("JWT_JWKS_FILE", file.is_some()),
+            ("JWT_JWKS_URL", url.is_some()),
+        ]
+        .iter()
+        .filter(|(_, present)| *present)
+        .map(|(name, _)| *name)
+        .collect();
+        if set.len() > 1 {
+            return Err(AuthConfigError::ConflictingKeySources(set.join(", ")));
+        }
+
+        let keys = if let Some(secret) = secret {
+            if secret.len() < MIN_HS256_SECRET_BYTES {
+                return Err(invalid(
+                    "JWT_HS256_SECRET",
+                    format!("must be at least {MIN_HS256_SECRET_BYTES} bytes"),
+                ));
+            }
+            KeySource::Hs256(HmacSecret::new(secret.into_bytes()))
+        } else if let Some(file) = file {
+            KeySource::JwksFile(PathBuf::from(file.trim()))
+        } else if let Some(url) = url {
+            let url = url.trim().to_string();
+            match reqwest::Url::parse(&url) {
+                Ok(parsed) if matches!(parsed.scheme(), "https" | "http") => {}
+                Ok(_) => return Err(invalid("JWT_JWKS_URL", "must be an http(s) URL")),
+                Err(e) => return Err(invalid("JWT_JWKS_URL", format!("not a URL: {e}"))),
+            }
+            KeySource::JwksUrl(url)
+        } else {
+            KeySource::None
+        };
+
+        let leeway_secs = match get("JWT_LEEWAY_SECS") {
+            None => DEFAULT_LEEWAY_SECS,
+            Some(text) => match text.trim().parse::<u64>() {
+                Ok(secs) if secs <= MAX_LEEWAY_SECS => secs,
+                _ => {
+                    return Err(invalid(
+                        "JWT_LEEWAY_SECS",
+                        format!("must be a whole number of seconds, 0 to {MAX_LEEWAY_SECS} (got {text:?})"),
+                    ))
+                }
+            },
+        };
+
+        let audience = get("JWT_AUDIENCE")
+            .map(|text| {
+                text.split(',')
+                    .map(str::trim)
+                    .filter(|a| !a.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+
+        Ok(Self {
+            keys,
+            issuer: get("JWT_ISSUER").map(|i| i.trim().to_string()),
+            audience,
+            leeway_secs,
+            tenant_claim: get("TENANT_CLAIM")
+                .map(|c| c.trim().to_string())
+                .unwrap_or_else(|| DEFAULT_TENANT_CLAIM.to_string()),
+            roles_claim: get("ROLES_CLAIM")
+                .map(|c| c.trim().to_string())
+                .unwrap_or_else(|| DEFAULT_ROLES_CLAIM.to_string()),
+            ..Self::default()
+        })
+    }
+
+    /// Defaults plus an HS256 secret (dev mode with a random secret, tests). No minimum
+    /// length is enforced here; the environment path enforces
+    /// [`MIN_HS256_SECRET_BYTES`].
+    pub fn with_hs256_secret(secret: impl Into<Vec<u8>>) -> Self {
+        Self::default().hs256_secret_replaced(secret)
+    }
+
+    /// This configuration with its key source replaced by an HS256 secret (how the local
+    /// server fills in a dev-mode secret while keeping the claim settings).
+    pub fn hs256_secret_replaced(mut self, secret: impl Into<Vec<u8>>) -> Self {
+        self.keys = KeySource::Hs256(HmacSecret::new(secret));
+        self
+    }
+
+    /// Whether any key source is configured.
+    pub fn has_key_source(&self) -> bool {
+        !matches!(self.keys, KeySource::None)
+    }
+
+    /// Fails with [`AuthConfigError::NoKeySource`] when nothing is configured: what a
+    /// Lambda function calls at init so it can never allow everyone.
+    pub fn require_key_source(self) -> Result<Self, AuthConfigError> {
+        if self.has_key_source() {
+            Ok(self)
+        } else {
+            Err(AuthConfigError::NoKeySource)
+        }
+    }
+
+    /// The HS256 secret, when that is the key source (for minting dev tokens).
+    pub fn hs256_secret(&self) -> Option<&[u8]> {
+        match &self.keys {
+            KeySource::Hs256(secret) => Some(secret.as_bytes()),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<AuthConfig, AuthConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        AuthConfig::from_lookup(|k| map.get(k).cloned())
+    }
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn defaults_without_any_variable() {
+        let config = from(&[]).unwrap();
+        assert_eq!(config.keys, KeySource::None);
+        assert!(!config.has_key_source());
+        assert_eq!(config.leeway_secs, 30);
+        assert_eq!(config.tenant_claim, "tenant");
+        assert_eq!(config.roles_claim, "roles");
+        assert_eq!(config.issuer, None);
+        assert!(config.audience.is_empty());
+        assert_eq!(
+            config.require_key_source(),
+            Err(AuthConfigError::NoKeySource)
+        );
+    }
+
+    #[test]
+    fn reads_every_variable() {
+        let config = from(&[
+            ("JWT_HS256_SECRET", SECRET),
+            ("JWT_ISSUER", "https://issuer.example"),
+            ("JWT_AUDIENCE", "app1, app2"),
+            ("JWT_LEEWAY_SECS", "5"),
+            ("TENANT_CLAIM", "custom:tenant_id"),
+            ("ROLES_CLAIM", "cognito:groups"),
+        ])
+        .unwrap();
+        assert_eq!(config.hs256_secret(), Some(SECRET.as_bytes()));
+        assert_eq!(config.issuer.as_deref(), Some("https://issuer.example"));
+        assert_eq!(config.audience, vec!["app1", "app2"]);
+        assert_eq!(config.leeway_secs, 5);
+        assert_eq!(config.tenant_claim, "custom:tenant_id");
+        assert_eq!(config.roles_claim, "cognito:groups");
+        assert!(config.require_key_source().is_ok());
+    }
+
+    #[test]
+    fn jwks_sources() {
+        let file = from(&[("JWT_JWKS_FILE", "/etc/jwks.json")]).unwrap();
+        assert_eq!(file.keys, KeySource::JwksFile("/etc/jwks.json".into()));
+        let url = from(&[("JWT_JWKS_URL", "https://idp.example/.well-known/jwks.json")]).unwrap();
+        assert!(matches!(url.keys, KeySource::JwksUrl(_)));
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let e = from(&[("JWT_LEEWAY_SECS", "soon")]).unwrap_err();
+        assert!(e.to_string().starts_with("JWT_LEEWAY_SECS:"), "{e}");
+        let e = from(&[("JWT_HS256_SECRET", "short")]).unwrap_err();
+        assert!(e.to_string().starts_with("JWT_HS256_SECRET:"), "{e}");
+        let e = from(&[("JWT_JWKS_URL", "ftp://x/jwks")]).unwrap_err();
+        assert!(e.to_string().starts_with("JWT_JWKS_URL:"), "{e}");
+        let e = from(&[("JWT_JWKS_URL", "not a url")]).unwrap_err();
+        assert!(e.to_string().starts_with("JWT_JWKS_URL:"), "{e}");
+    }
+
+    #[test]
+    fn refuses_two_key_sources() {
+        let e = from(&[("JWT_HS256_SECRET", SECRET), ("JWT_JWKS_URL", "https://x/j")]).unwrap_err();
+        assert!(matches!(e, AuthConfigError::ConflictingKeySources(_)));
+        assert!(e.to_string().contains("JWT_HS256_SECRET"));
+    }
+
+    #[test]
+    fn empty_values_count_as_unset() {
+        let config = from(&[("JWT_ISSUER", ""), ("JWT_AUDIENCE", " ")]).unwrap();
+        assert_eq!(config.issuer, None);
+        assert!(config.audience.is_empty());
+    }
+
+    #[test]
+    fn secret_is_not_printed() {
+        let config = AuthConfig::with_hs256_secret(SECRET);
+        assert!(!format!("{config:?}").contains(SECRET));
+    }
+}
