@@ -170,7 +170,9 @@ impl AuthConfig {
                 _ => {
                     return Err(invalid(
                         "JWT_LEEWAY_SECS",
-                        format!("must be a whole number of seconds, 0 to {MAX_LEEWAY_SECS} (got {text:?})"),
+                        format!(
+                        "must be a whole number of seconds, 0 to {MAX_LEEWAY_SECS} (got {text:?})"
+                    ),
                     ))
                 }
             },
@@ -313,7 +315,11 @@ mod tests {
 
     #[test]
     fn refuses_two_key_sources() {
-        let e = from(&[("JWT_HS256_SECRET", SECRET), ("JWT_JWKS_URL", "https://x/j")]).unwrap_err();
+        let e = from(&[
+            ("JWT_HS256_SECRET", SECRET),
+            ("JWT_JWKS_URL", "https://x/j"),
+        ])
+        .unwrap_err();
         assert!(matches!(e, AuthConfigError::ConflictingKeySources(_)));
         assert!(e.to_string().contains("JWT_HS256_SECRET"));
     }

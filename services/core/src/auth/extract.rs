@@ -49,7 +49,9 @@ pub fn token_from_subprotocol(header: &str) -> Option<String> {
 
 /// Whether a `Sec-WebSocket-Protocol` value offers `bearer`.
 fn offers_bearer(header: &str) -> bool {
-    header.split(',').any(|entry| entry.trim() == BEARER_SUBPROTOCOL)
+    header
+        .split(',')
+        .any(|entry| entry.trim() == BEARER_SUBPROTOCOL)
 }
 
 /// The token of a WebSocket handshake: query `token` first, then the subprotocol pair.
@@ -95,7 +97,10 @@ mod tests {
     #[test]
     fn query_token_is_found_and_percent_decoded() {
         assert_eq!(token_from_query("token=a.b.c"), Some("a.b.c".into()));
-        assert_eq!(token_from_query("?x=1&token=a.b.c&y=2"), Some("a.b.c".into()));
+        assert_eq!(
+            token_from_query("?x=1&token=a.b.c&y=2"),
+            Some("a.b.c".into())
+        );
         assert_eq!(token_from_query("token=a%2Eb%2Ec"), Some("a.b.c".into()));
         assert_eq!(token_from_query("token=&token=x.y.z"), Some("x.y.z".into()));
     }
@@ -110,9 +115,15 @@ mod tests {
 
     #[test]
     fn subprotocol_pair_gives_token() {
-        assert_eq!(token_from_subprotocol("bearer, a.b.c"), Some("a.b.c".into()));
+        assert_eq!(
+            token_from_subprotocol("bearer, a.b.c"),
+            Some("a.b.c".into())
+        );
         assert_eq!(token_from_subprotocol("bearer,a.b.c"), Some("a.b.c".into()));
-        assert_eq!(token_from_subprotocol("json, bearer, a.b.c"), Some("a.b.c".into()));
+        assert_eq!(
+            token_from_subprotocol("json, bearer, a.b.c"),
+            Some("a.b.c".into())
+        );
     }
 
     #[test]

@@ -77,6 +77,8 @@ pub enum AuthError {
     #[error("invalid JWKS: {0}")]
     InvalidJwks(String),
     /// The configuration names no key source (start-up only).
-    #[error("no JWT key source configured: set one of JWT_HS256_SECRET, JWT_JWKS_FILE, JWT_JWKS_URL")]
+    #[error(
+        "no JWT key source configured: set one of JWT_HS256_SECRET, JWT_JWKS_FILE, JWT_JWKS_URL"
+    )]
     NoKeySource,
 }

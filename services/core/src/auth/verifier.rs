@@ -167,7 +167,9 @@ impl Verifier {
             .filter(|r| {
                 let ok = !r.is_empty()
                     && r.chars().count() <= 128
-                    && !r.chars().any(|c| c.is_whitespace() || c.is_control() || c == ',');
+                    && !r
+                        .chars()
+                        .any(|c| c.is_whitespace() || c.is_control() || c == ',');
                 if !ok {
                     tracing::debug!(role = %r.escape_debug(), "ignoring unusable role");
                 }
