@@ -7,10 +7,6 @@ use time::OffsetDateTime;
 use crate::config::ConnectConfig;
 use crate::roster::{ConnectionRecord, RosterError, RosterStore};
 
-/// The subprotocol answered when a client sent its token as `Sec-WebSocket-Protocol:
-/// bearer, <jwt>`.
-pub const BEARER_SUBPROTOCOL: &str = "bearer";
-
 /// Why a connection event could not be handled.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {
@@ -35,16 +31,6 @@ pub fn claims_from_context(
         user: UserId::parse(user).map_err(|e| ConnectionError::Identity(format!("user: {e}")))?,
         roles: roles.map(Claims::split_roles).unwrap_or_default(),
     })
-}
-
-/// Whether the handshake should answer `Sec-WebSocket-Protocol: bearer`: the client
-/// offered `bearer` among its subprotocols.
-pub fn answered_subprotocol(offered: Option<&str>) -> Option<&'static str> {
-    offered?
-        .split(',')
-        .map(str::trim)
-        .any(|p| p.eq_ignore_ascii_case(BEARER_SUBPROTOCOL))
-        .then_some(BEARER_SUBPROTOCOL)
 }
 
 /// `$connect`: records the connection in the roster.
@@ -118,16 +104,6 @@ mod tests {
         assert_eq!(claims().roles, vec!["admin", "publisher"]);
         assert!(claims_from_context(Some("a#b"), Some("u"), None).is_err());
         assert!(claims_from_context(None, Some("u"), None).is_err());
-    }
-
-    #[test]
-    fn bearer_is_answered_only_when_offered() {
-        assert_eq!(
-            answered_subprotocol(Some("bearer, abc.def.ghi")),
-            Some("bearer")
-        );
-        assert_eq!(answered_subprotocol(Some("graphql-ws")), None);
-        assert_eq!(answered_subprotocol(None), None);
     }
 
     #[tokio::test]

@@ -8,12 +8,14 @@
 //! - [`queue`]: the `MessageQueue` and `DeadLetterSink` ports.
 //! - [`config`]: typed configuration from a lookup function, errors naming the variable.
 //! - [`connection`]: `$connect`, `$disconnect` and the `$default` client actions.
+//! - [`publish_api`]: `POST /v1/messages` as an `axum::Router` (auth, validation, roles).
 //! - [`publisher`]: target resolution, bounded fan-out with retries, batch results.
 //! - [`testkit`] (tests and the `testkit` feature): scripted pusher, recording queues.
 
 pub mod auth;
 pub mod config;
 pub mod connection;
+pub mod publish_api;
 pub mod publisher;
 pub mod pusher;
 pub mod queue;

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Switchboard's one test command: installs what the tests need (idempotently, cached under
+# the git-ignored .cache/ and node_modules/), starts DynamoDB Local on a free port, and runs
+# every suite: the Rust workspace (unit, contract, end-to-end), the browser test of the demo
+# page, the infra (CDK) tests and the API contract checks. Stops what it started.
+#
+#   bash scripts/test.sh            # everything
+#   SKIP_INFRA=1 SKIP_BROWSER=1 bash scripts/test.sh   # Rust only (still with DynamoDB Local)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+say() { printf '\n== %s\n' "$*"; }
+
+command -v java >/dev/null 2>&1 || { echo "java is required for DynamoDB Local (install a JDK 17+)" >&2; exit 1; }
+command -v npm >/dev/null 2>&1 || { echo "npm is required (Node.js 20+)" >&2; exit 1; }
+
+# shellcheck source=scripts/dynamodb-local.sh
+source scripts/dynamodb-local.sh
+say "DynamoDB Local"
+dynamodb_local_install
+dynamodb_local_start
+trap dynamodb_local_stop EXIT
+export DYNAMODB_ENDPOINT
+echo "DYNAMODB_ENDPOINT=$DYNAMODB_ENDPOINT"
+
+say "Rust tests (cargo test --workspace)"
+cargo test --workspace --all-targets
+
+if [ -z "${SKIP_BROWSER:-}" ]; then
+    say "Browser test of the demo page"
+    bash scripts/browser-test.sh
+fi
+
+if [ -z "${SKIP_INFRA:-}" ]; then
+    say "Infra tests (CDK)"
+    bash scripts/infra-test.sh
+    say "API contract (OpenAPI, AsyncAPI)"
+    bash scripts/openapi-test.sh
+fi
+
+say "All suites passed"

@@ -1,0 +1,171 @@
+//! The publish API (SPEC §6) as an `axum::Router`: `POST /v1/messages`.
+//!
+//! The same router runs in the `publish-api` Lambda (through `lambda_http`, enqueuing to
+//! SQS) and in `switchboard serve` (enqueuing in-process). Checks, in order: a valid bearer
+//! token (401), a body within limits (413), a valid envelope (400, naming the field), the
+//! caller's right to the target (403), the frame's size (413); then the envelope, with its
+//! id fixed, is enqueued (202 `{"id"}`).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::json;
+use switchboard_model::{Claims, Envelope, Role, Target, MAX_FRAME_BYTES};
+
+use crate::auth::{token_from_authorization, Verifier};
+use crate::queue::MessageQueue;
+
+/// Largest request body read; anything larger is refused with 413 before parsing.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// An error answered as `{"error": code, "message": text}`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    InvalidEnvelope(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::InvalidEnvelope(_) => StatusCode::BAD_REQUEST,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::InvalidEnvelope(_) => "invalid_envelope",
+            ApiError::TooLarge(_) => "payload_too_large",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status(),
+            Json(json!({"error": self.code(), "message": self.to_string()})),
+        )
+            .into_response();
+        if matches!(self, ApiError::Unauthorized(_)) {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+/// What the publish API needs.
+#[derive(Clone)]
+pub struct PublishApi {
+    pub verifier: Arc<Verifier>,
+    pub queue: Arc<dyn MessageQueue>,
+}
+
+impl PublishApi {
+    /// The router serving `POST /v1/messages`.
+    pub fn router(self) -> Router {
+        Router::new()
+            .route("/v1/messages", post(publish))
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .with_state(self)
+    }
+}
+
+/// Verifies the `Authorization: Bearer` token of a request.
+pub async fn authenticate(verifier: &Verifier, headers: &HeaderMap) -> Result<Claims, ApiError> {
+    let header = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let token = header
+        .and_then(token_from_authorization)
+        .ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))?;
+    verifier.verify(token).await.map_err(|error| {
+        tracing::info!(%error, "publish API token refused");
+        ApiError::Unauthorized("invalid token".into())
+    })
+}
+
+/// Whether `claims` may publish to `target` (SPEC §6).
+pub fn authorize(claims: &Claims, target: &Target) -> Result<(), ApiError> {
+    if claims.has_role(Role::Admin) {
+        return Ok(());
+    }
+    if !claims.has_role(Role::Publisher) {
+        return Err(ApiError::Forbidden(
+            "the token needs role publisher or admin to publish".into(),
+        ));
+    }
+    match target.tenant() {
+        None => Err(ApiError::Forbidden("only admins may broadcast".into())),
+        Some(tenant) if *tenant != claims.tenant => Err(ApiError::Forbidden(format!(
+            "a publisher of tenant {} may not publish to tenant {tenant}",
+            claims.tenant
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
+async fn publish(
+    State(api): State<PublishApi>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let claims = authenticate(&api.verifier, &headers).await?;
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge(format!("body over {MAX_BODY_BYTES} bytes"))
+        } else {
+            ApiError::InvalidEnvelope(format!("body: {rejection}"))
+        }
+    })?;
+    let mut envelope =
+        Envelope::parse(&body).map_err(|e| ApiError::InvalidEnvelope(e.to_string()))?;
+    authorize(&claims, &envelope.target)?;
+    let id = envelope
+        .id
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let frame_len = envelope.frame(&id).len();
+    if frame_len > MAX_FRAME_BYTES {
+        return Err(ApiError::TooLarge(format!(
+            "frame is {frame_len} bytes, over the {MAX_FRAME_BYTES}-byte limit"
+        )));
+    }
+    envelope.id = Some(id.clone());
+    let body = serde_json::to_string(&envelope)
+        .map_err(|e| ApiError::Unavailable(format!("could not encode envelope: {e}")))?;
+    api.queue.enqueue(&id, &body).await.map_err(|error| {
+        tracing::error!(%error, "enqueue failed");
+        ApiError::Unavailable("the message queue is unavailable; retry later".into())
+    })?;
+    tracing::info!(id, target = envelope.target.kind(), publisher = %claims.user, tenant = %claims.tenant, "message enqueued");
+    Ok((StatusCode::ACCEPTED, Json(json!({ "id": id }))))
+}

@@ -1,0 +1,348 @@
+//! Command-line interface: flags mirror the environment variables of SPEC §9.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::{json, Value};
+use switchboard_core::auth::{mint_hs256_with, AuthConfig, MintOptions};
+use switchboard_core::config::ConnectConfig;
+use switchboard_core::publisher::PublisherConfig;
+use switchboard_core::queue::MessageQueue;
+use switchboard_core::roster::RosterStore;
+use switchboard_model::{Envelope, TenantId, UserId};
+
+use crate::serve::{self, QueueConfig, RosterKind, ServeSettings, Server};
+
+#[derive(Parser)]
+#[command(name = "switchboard", version, about = "Targeted, multi-tenant WebSocket notifications")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole service on this machine.
+    Serve(ServeArgs),
+    /// Print a signed HS256 token (needs JWT_HS256_SECRET).
+    Token(TokenArgs),
+    /// Send an envelope to a publish API URL or an SQS queue URL.
+    Publish(PublishArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on (port 0: any free port; the address is printed).
+    #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Stage name: the WebSocket is ws://HOST/<stage>, management at /<stage>/@connections.
+    #[arg(long, env = "SWITCHBOARD_STAGE", default_value = "main")]
+    stage: String,
+    /// Roster backend.
+    #[arg(long, value_enum, env = "SWITCHBOARD_ROSTER", default_value = "memory")]
+    roster: RosterKind,
+    /// With --roster dynamodb: create the table (and its index and TTL) if it is missing.
+    #[arg(long)]
+    create_table: bool,
+    /// Posts in flight per message (FANOUT_CONCURRENCY).
+    #[arg(long, env = "FANOUT_CONCURRENCY")]
+    fanout_concurrency: Option<String>,
+    /// Send non-envelope bodies verbatim to everyone (LEGACY_BROADCAST).
+    #[arg(long, env = "LEGACY_BROADCAST")]
+    legacy_broadcast: Option<String>,
+    /// Roster item lifetime in seconds (CONNECTION_TTL_SECS).
+    #[arg(long, env = "CONNECTION_TTL_SECS")]
+    connection_ttl_secs: Option<String>,
+    /// Delay before a failed message is redelivered (the queue's visibility timeout).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    visibility_timeout: Duration,
+    /// Receives after which a failing message moves to the dead letters.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    max_receives: u32,
+    /// Longest wait for in-flight work at shutdown.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    drain_timeout: Duration,
+}
+
+#[derive(Args)]
+struct TokenArgs {
+    #[arg(long)]
+    tenant: String,
+    #[arg(long)]
+    user: String,
+    /// A role (repeat for several): publisher, admin, ...
+    #[arg(long = "role")]
+    roles: Vec<String>,
+    /// Lifetime, e.g. 30m, 1h, 7d.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    ttl: Duration,
+}
+
+#[derive(Args)]
+struct PublishArgs {
+    /// Publish API URL, e.g. http://127.0.0.1:8080/v1/messages.
+    #[arg(long, conflicts_with = "queue_url", required_unless_present = "queue_url")]
+    url: Option<String>,
+    /// SQS queue URL (AWS credentials from the usual chain).
+    #[arg(long, env = "QUEUE_URL")]
+    queue_url: Option<String>,
+    /// Bearer token for the publish API.
+    #[arg(long, env = "SWITCHBOARD_TOKEN")]
+    token: Option<String>,
+    /// A whole envelope as JSON (instead of the target flags below).
+    #[arg(long, conflicts_with_all = ["tenant", "broadcast"])]
+    envelope: Option<String>,
+    /// Target tenant (with no --user/--connection: the whole tenant).
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Target user (repeat for several).
+    #[arg(long = "user", requires = "tenant")]
+    users: Vec<String>,
+    /// Target connection id (repeat for several).
+    #[arg(long = "connection", requires = "tenant", conflicts_with = "users")]
+    connections: Vec<String>,
+    /// Every connection of every tenant (admins only).
+    #[arg(long, conflicts_with = "tenant")]
+    broadcast: bool,
+    /// The message data, as JSON.
+    #[arg(long, default_value = "null")]
+    data: String,
+    /// Message id (generated when absent).
+    #[arg(long)]
+    id: Option<String>,
+}
+
+/// Why a command failed: a message for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    Input(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Human logs on stderr, filtered by RUST_LOG (default info).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+impl Cli {
+    pub async fn run(self) -> Result<(), CliError> {
+        match self.command {
+            Command::Serve(args) => serve_command(args).await,
+            Command::Token(args) => token_command(args),
+            Command::Publish(args) => publish_command(args).await,
+        }
+    }
+}
+
+fn valid_stage(stage: &str) -> bool {
+    !stage.is_empty()
+        && stage.len() <= 128
+        && stage
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+async fn serve_command(args: ServeArgs) -> Result<(), CliError> {
+    if !valid_stage(&args.stage) {
+        return Err(CliError::Config(format!(
+            "--stage {:?}: letters, digits, '-' and '_' only",
+            args.stage
+        )));
+    }
+    let lookup = |name: &str| match name {
+        "FANOUT_CONCURRENCY" => args.fanout_concurrency.clone(),
+        "LEGACY_BROADCAST" => args.legacy_broadcast.clone(),
+        "CONNECTION_TTL_SECS" => args.connection_ttl_secs.clone(),
+        other => env(other),
+    };
+    let publisher = PublisherConfig::from_lookup(lookup).map_err(|e| CliError::Config(e.to_string()))?;
+    let connect = ConnectConfig::from_lookup(lookup).map_err(|e| CliError::Config(e.to_string()))?;
+    let mut auth = AuthConfig::from_lookup(env).map_err(|e| CliError::Config(e.to_string()))?;
+    let dev_secret = if auth.has_key_source() {
+        None
+    } else {
+        let secret: [u8; 32] = rand::random();
+        let secret = hex(&secret);
+        auth = auth.hs256_secret_replaced(secret.clone().into_bytes());
+        Some(secret.into_bytes())
+    };
+    let roster = build_roster(&args).await?;
+    let settings = ServeSettings {
+        listen: args.listen,
+        stage: args.stage.clone(),
+        roster,
+        auth,
+        dev_secret: dev_secret.clone(),
+        connect,
+        publisher,
+        queue: QueueConfig {
+            visibility_timeout: args.visibility_timeout,
+            max_receives: args.max_receives,
+            ..QueueConfig::default()
+        },
+        drain_timeout: args.drain_timeout,
+    };
+    let server = Server::start(settings)
+        .await
+        .map_err(|e| CliError::Config(e.to_string()))?;
+    let addr = server.addr;
+    println!("switchboard listening on http://{addr} (WebSocket ws://{addr}/{})", args.stage);
+    if let Some(secret) = dev_secret {
+        print_dev_banner(addr, &args.stage, &String::from_utf8_lossy(&secret));
+    }
+    tracing::info!(%addr, stage = %args.stage, roster = ?args.roster, "serving");
+    server.run_until_signal().await;
+    Ok(())
+}
+
+async fn build_roster(args: &ServeArgs) -> Result<Arc<dyn RosterStore>, CliError> {
+    match args.roster {
+        RosterKind::Memory => Ok(serve::memory_roster()),
+        RosterKind::Dynamodb => {
+            let config = switchboard_aws::config::DynamoConfig::from_lookup(env)
+                .map_err(|e| CliError::Config(e.to_string()))?;
+            let store = switchboard_aws::dynamo::DynamoRosterStore::from_config(&config).await;
+            if args.create_table {
+                switchboard_aws::dynamo::create_table(store.client(), &config.table)
+                    .await
+                    .map_err(|e| CliError::Failed(format!("creating table {}: {e}", config.table)))?;
+            }
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn print_dev_banner(addr: SocketAddr, stage: &str, secret: &str) {
+    let exe = std::env::current_exe()
+        .ok()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "switchboard".into());
+    let rule = "=".repeat(78);
+    println!(
+        "{rule}
+DEV MODE: no JWT configuration (JWT_HS256_SECRET, JWT_JWKS_FILE or JWT_JWKS_URL).
+Tokens are verified with a RANDOM HS256 secret made for this process only:
+  export JWT_HS256_SECRET={secret}
+Mint a token (same shell):
+  export TOKEN=$({exe} token --tenant demo --user alice --role publisher)
+Connect:   wscat -c \"ws://{addr}/{stage}?token=$TOKEN\"
+Publish:   curl -i http://{addr}/v1/messages -H \"authorization: Bearer $TOKEN\" \\
+             -H 'content-type: application/json' \\
+             -d '{{\"target\":{{\"type\":\"users\",\"tenant\":\"demo\",\"users\":[\"alice\"]}},\"data\":{{\"hello\":\"world\"}}}}'
+Demo page: http://{addr}/
+Never use dev mode in production: configure a key source.
+{rule}"
+    );
+}
+
+fn token_command(args: TokenArgs) -> Result<(), CliError> {
+    let config = AuthConfig::from_lookup(env).map_err(|e| CliError::Config(e.to_string()))?;
+    let secret = config.hs256_secret().ok_or_else(|| {
+        CliError::Config(
+            "JWT_HS256_SECRET is not set: `switchboard token` signs with it (dev mode prints it at start-up)"
+                .into(),
+        )
+    })?;
+    let tenant = TenantId::parse(args.tenant).map_err(|e| CliError::Input(format!("--tenant: {e}")))?;
+    let user = UserId::parse(args.user).map_err(|e| CliError::Input(format!("--user: {e}")))?;
+    let token = mint_hs256_with(
+        secret,
+        &MintOptions::from_config(&config),
+        &tenant,
+        &user,
+        &args.roles,
+        args.ttl,
+    );
+    println!("{token}");
+    Ok(())
+}
+
+fn build_envelope(args: &PublishArgs) -> Result<Envelope, CliError> {
+    let value: Value = if let Some(text) = &args.envelope {
+        serde_json::from_str(text).map_err(|e| CliError::Input(format!("--envelope: not JSON ({e})")))?
+    } else {
+        let data: Value = serde_json::from_str(&args.data)
+            .map_err(|e| CliError::Input(format!("--data: not JSON ({e})")))?;
+        let target = match (&args.tenant, args.broadcast) {
+            (_, true) => json!({"type": "broadcast"}),
+            (Some(tenant), false) if !args.users.is_empty() => {
+                json!({"type": "users", "tenant": tenant, "users": args.users})
+            }
+            (Some(tenant), false) if !args.connections.is_empty() => {
+                json!({"type": "connections", "tenant": tenant, "connectionIds": args.connections})
+            }
+            (Some(tenant), false) => json!({"type": "tenant", "tenant": tenant}),
+            (None, false) => {
+                return Err(CliError::Input(
+                    "give a target: --tenant [--user U | --connection C]..., --broadcast or --envelope".into(),
+                ))
+            }
+        };
+        let mut envelope = json!({"target": target, "data": data});
+        if let Some(id) = &args.id {
+            envelope["id"] = json!(id);
+        }
+        envelope
+    };
+    Envelope::from_value(value).map_err(|e| CliError::Input(format!("invalid envelope: {e}")))
+}
+
+async fn publish_command(args: PublishArgs) -> Result<(), CliError> {
+    let mut envelope = build_envelope(&args)?;
+    if let Some(url) = &args.url {
+        let token = args
+            .token
+            .as_deref()
+            .ok_or_else(|| CliError::Input("--token (or SWITCHBOARD_TOKEN) is required with --url".into()))?;
+        let response = reqwest::Client::new()
+            .post(url)
+            .bearer_auth(token)
+            .json(&envelope)
+            .send()
+            .await
+            .map_err(|e| CliError::Failed(format!("POST {url}: {e}")))?;
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(CliError::Failed(format!("POST {url}: {status}: {body}")));
+        }
+        println!("{body}");
+        return Ok(());
+    }
+    let queue_url = args
+        .queue_url
+        .clone()
+        .ok_or_else(|| CliError::Input("give --url or --queue-url".into()))?;
+    let id = envelope
+        .id
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    envelope.id = Some(id.clone());
+    let body = serde_json::to_string(&envelope).map_err(|e| CliError::Failed(e.to_string()))?;
+    let queue = switchboard_aws::SqsQueue::from_env(queue_url).await;
+    queue
+        .enqueue(&id, &body)
+        .await
+        .map_err(|e| CliError::Failed(format!("SQS send: {e}")))?;
+    println!("{}", json!({ "id": id }));
+    Ok(())
+}

@@ -1,0 +1,267 @@
+//! The in-process queue: what SQS and its redrive policy are in AWS. It hands the publisher
+//! SQS-shaped batches (up to 10 messages), redelivers a message reported in
+//! `batchItemFailures` after the visibility timeout, and moves it to the dead-letter list
+//! after `max_receives` receives. Malformed bodies arrive in the dead-letter list at once,
+//! through the `DeadLetterSink` port. Nothing here survives a restart.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use switchboard_core::publisher::{BatchOutcome, Publisher};
+use switchboard_core::queue::{DeadLetter, DeadLetterSink, InboundMessage, MessageQueue, QueueError};
+use time::OffsetDateTime;
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio::time::Instant;
+
+use super::metrics::Metrics;
+
+/// Queue behaviour.
+#[derive(Debug, Clone)]
+pub struct QueueConfig {
+    /// Delay before a failed message is handed out again (SQS visibility timeout).
+    pub visibility_timeout: Duration,
+    /// Receives after which a still-failing message moves to the dead letters.
+    pub max_receives: u32,
+    /// Messages per batch (SQS's maximum is 10).
+    pub batch_size: usize,
+    /// Batches processed at once.
+    pub concurrent_batches: usize,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            visibility_timeout: Duration::from_secs(5),
+            max_receives: 5,
+            batch_size: 10,
+            concurrent_batches: 4,
+        }
+    }
+}
+
+/// A message in the dead-letter list (`GET /v1/dead-letters`).
+#[derive(Debug, Clone, Serialize)]
+pub struct DeadEntry {
+    pub id: String,
+    pub body: String,
+    pub error: String,
+    #[serde(rename = "receiveCount")]
+    pub receive_count: u32,
+    #[serde(rename = "deadAt", with = "time::serde::rfc3339")]
+    pub dead_at: OffsetDateTime,
+}
+
+#[derive(Default)]
+struct State {
+    ready: VecDeque<InboundMessage>,
+    delayed: Vec<(Instant, InboundMessage)>,
+    in_flight: usize,
+    dead: Vec<DeadEntry>,
+}
+
+/// The queue, shared by the publish API (producer) and the worker (consumer).
+pub struct LocalQueue {
+    state: Mutex<State>,
+    wake: Notify,
+    config: QueueConfig,
+    metrics: Arc<Metrics>,
+}
+
+impl LocalQueue {
+    pub fn new(config: QueueConfig, metrics: Arc<Metrics>) -> Self {
+        Self {
+            state: Mutex::new(State::default()),
+            wake: Notify::new(),
+            config,
+            metrics,
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave State inconsistent in a way that
+        // matters more than stopping delivery would; keep serving.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn update_gauges(&self, state: &State) {
+        let depth = state.ready.len() + state.delayed.len() + state.in_flight;
+        self.metrics.queue_depth.set(i64::try_from(depth).unwrap_or(i64::MAX));
+        self.metrics
+            .dead_letters
+            .set(i64::try_from(state.dead.len()).unwrap_or(i64::MAX));
+    }
+
+    fn push_ready(&self, message: InboundMessage) {
+        let mut state = self.state();
+        state.ready.push_back(message);
+        self.update_gauges(&state);
+        drop(state);
+        self.wake.notify_one();
+    }
+
+    /// The dead-letter list.
+    pub fn dead_letters(&self) -> Vec<DeadEntry> {
+        self.state().dead.clone()
+    }
+
+    /// Messages waiting, delayed or being processed.
+    pub fn depth(&self) -> usize {
+        let state = self.state();
+        state.ready.len() + state.delayed.len() + state.in_flight
+    }
+
+    /// Puts every dead letter back on the queue (receive count reset); returns how many.
+    pub fn redrive(&self) -> usize {
+        let mut state = self.state();
+        let dead = std::mem::take(&mut state.dead);
+        let count = dead.len();
+        for entry in dead {
+            state.ready.push_back(InboundMessage {
+                message_id: uuid::Uuid::new_v4().to_string(),
+                body: entry.body,
+                receive_count: 0,
+            });
+        }
+        self.update_gauges(&state);
+        drop(state);
+        self.wake.notify_one();
+        count
+    }
+
+    /// Takes the next batch, waiting until one is due; `None` once `shutdown` is set.
+    async fn next_batch(&self, shutdown: &mut watch::Receiver<bool>) -> Option<Vec<InboundMessage>> {
+        loop {
+            let notified = self.wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let next_due = {
+                let mut state = self.state();
+                let now = Instant::now();
+                let (due, later): (Vec<_>, Vec<_>) =
+                    std::mem::take(&mut state.delayed).into_iter().partition(|(at, _)| *at <= now);
+                state.delayed = later;
+                state.ready.extend(due.into_iter().map(|(_, m)| m));
+                if !state.ready.is_empty() {
+                    let take = state.ready.len().min(self.config.batch_size);
+                    let batch: Vec<InboundMessage> = state
+                        .ready
+                        .drain(..take)
+                        .map(|mut m| {
+                            m.receive_count += 1;
+                            m
+                        })
+                        .collect();
+                    state.in_flight += batch.len();
+                    return Some(batch);
+                }
+                state.delayed.iter().map(|(at, _)| *at).min()
+            };
+            let sleep_until = next_due.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep_until(sleep_until) => {}
+                _ = shutdown.changed() => return None,
+            }
+            if *shutdown.borrow() {
+                return None;
+            }
+        }
+    }
+
+    /// Applies a batch's result: failed messages are delayed for redelivery, or moved to
+    /// the dead letters after `max_receives`.
+    fn settle(&self, batch: Vec<InboundMessage>, outcome: &BatchOutcome) {
+        for report in &outcome.reports {
+            self.metrics.record(report);
+        }
+        let failed: HashSet<&str> = outcome.failed_message_ids.iter().map(String::as_str).collect();
+        let mut state = self.state();
+        state.in_flight = state.in_flight.saturating_sub(batch.len());
+        for message in batch {
+            if !failed.contains(message.message_id.as_str()) {
+                continue;
+            }
+            if message.receive_count >= self.config.max_receives {
+                let error = outcome
+                    .reports
+                    .iter()
+                    .find(|r| r.message_id == message.message_id)
+                    .and_then(|r| r.error.clone())
+                    .unwrap_or_else(|| "delivery failed".into());
+                tracing::warn!(message_id = %message.message_id, receives = message.receive_count, "moved to dead letters");
+                state.dead.push(DeadEntry {
+                    id: message.message_id,
+                    body: message.body,
+                    error: format!("failed after {} receives: {error}", message.receive_count),
+                    receive_count: message.receive_count,
+                    dead_at: OffsetDateTime::now_utc(),
+                });
+            } else {
+                self.metrics.redeliveries.inc();
+                let at = Instant::now() + self.config.visibility_timeout;
+                state.delayed.push((at, message));
+            }
+        }
+        self.update_gauges(&state);
+        drop(state);
+        self.wake.notify_one();
+    }
+
+    /// The consumer: hands batches to `publisher` until `shutdown`, then waits (at most
+    /// `drain`) for the batches in flight.
+    pub async fn run(self: Arc<Self>, publisher: Publisher, mut shutdown: watch::Receiver<bool>, drain: Duration) {
+        let slots = self.config.concurrent_batches.max(1);
+        let permits = Arc::new(Semaphore::new(slots));
+        loop {
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                break;
+            };
+            let Some(batch) = self.next_batch(&mut shutdown).await else {
+                break;
+            };
+            let queue = self.clone();
+            let publisher = publisher.clone();
+            tokio::spawn(async move {
+                let outcome = publisher.handle_batch(&batch).await;
+                queue.settle(batch, &outcome);
+                drop(permit);
+            });
+        }
+        let all = u32::try_from(slots).unwrap_or(u32::MAX);
+        if tokio::time::timeout(drain, permits.acquire_many(all)).await.is_err() {
+            tracing::warn!("shutdown: batches still in flight after the drain bound");
+        }
+    }
+}
+
+#[async_trait]
+impl MessageQueue for LocalQueue {
+    async fn enqueue(&self, _id: &str, body: &str) -> Result<(), QueueError> {
+        self.metrics.enqueued.inc();
+        self.push_ready(InboundMessage {
+            message_id: uuid::Uuid::new_v4().to_string(),
+            body: body.to_string(),
+            receive_count: 0,
+        });
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl DeadLetterSink for LocalQueue {
+    async fn dead_letter(&self, letter: DeadLetter) -> Result<(), QueueError> {
+        let mut state = self.state();
+        state.dead.push(DeadEntry {
+            id: letter.message_id,
+            body: letter.body,
+            error: letter.error,
+            receive_count: letter.receive_count,
+            dead_at: OffsetDateTime::now_utc(),
+        });
+        self.update_gauges(&state);
+        Ok(())
+    }
+}

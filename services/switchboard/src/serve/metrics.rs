@@ -1,0 +1,111 @@
+//! Prometheus metrics of the local service (`GET /metrics`). Labels are bounded sets
+//! (outcomes, results): no per-tenant or per-connection label.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use switchboard_core::publisher::MessageReport;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: &'static str,
+}
+
+/// Every metric the service exports.
+pub struct Metrics {
+    registry: Registry,
+    pub connections: Gauge,
+    pub connections_opened: Counter,
+    pub handshakes_refused: Counter,
+    pub messages: Family<OutcomeLabel, Counter>,
+    pub posts: Family<ResultLabel, Counter>,
+    pub fanout_seconds: Histogram,
+    pub enqueued: Counter,
+    pub redeliveries: Counter,
+    pub queue_depth: Gauge,
+    pub dead_letters: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("switchboard");
+        let connections = Gauge::default();
+        registry.register("connections", "Live WebSocket connections", connections.clone());
+        let connections_opened = Counter::default();
+        registry.register("connections_opened", "WebSocket connections accepted", connections_opened.clone());
+        let handshakes_refused = Counter::default();
+        registry.register("handshakes_refused", "WebSocket handshakes refused with 401", handshakes_refused.clone());
+        let messages = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "messages",
+            "Messages processed by the publisher, by outcome (delivered, retry, expired, dead_lettered)",
+            messages.clone(),
+        );
+        let posts = Family::<ResultLabel, Counter>::default();
+        registry.register("posts", "Posts to connections, by result (delivered, gone, failed)", posts.clone());
+        let fanout_seconds = Histogram::new(
+            [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0].into_iter(),
+        );
+        registry.register("fanout_duration_seconds", "Time to process one message (lookup and fan-out)", fanout_seconds.clone());
+        let enqueued = Counter::default();
+        registry.register("enqueued", "Messages accepted onto the in-process queue", enqueued.clone());
+        let redeliveries = Counter::default();
+        registry.register("redeliveries", "Messages put back on the queue after a failed attempt", redeliveries.clone());
+        let queue_depth = Gauge::default();
+        registry.register("queue_depth", "Messages waiting on the in-process queue (visible or delayed)", queue_depth.clone());
+        let dead_letters = Gauge::default();
+        registry.register("dead_letters", "Messages in the dead-letter list", dead_letters.clone());
+        Self {
+            registry,
+            connections,
+            connections_opened,
+            handshakes_refused,
+            messages,
+            posts,
+            fanout_seconds,
+            enqueued,
+            redeliveries,
+            queue_depth,
+            dead_letters,
+        }
+    }
+
+    /// Records one processed message.
+    pub fn record(&self, report: &MessageReport) {
+        self.messages
+            .get_or_create(&OutcomeLabel { outcome: report.outcome.as_str() })
+            .inc();
+        for (result, count) in [("delivered", report.delivered), ("gone", report.gone), ("failed", report.failed)] {
+            if count > 0 {
+                self.posts
+                    .get_or_create(&ResultLabel { result })
+                    .inc_by(u64::try_from(count).unwrap_or(u64::MAX));
+            }
+        }
+        self.fanout_seconds.observe(report.duration.as_secs_f64());
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        if encode(&mut text, &self.registry).is_err() {
+            text.clear();
+        }
+        text
+    }
+}

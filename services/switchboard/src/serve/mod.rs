@@ -1,0 +1,236 @@
+//! `switchboard serve`: the whole service on one machine. One axum server holds the
+//! WebSocket endpoint, the `@connections` management API, the publish API, the dead-letter
+//! API, `/healthz` and `/metrics`; an in-process queue feeds the same publisher the SQS
+//! Lambda runs.
+
+mod dead_letters;
+mod demo;
+mod gateway;
+mod local_queue;
+mod management;
+mod metrics;
+mod registry;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use switchboard_core::auth::{AuthConfig, Verifier};
+use switchboard_core::config::ConnectConfig;
+use switchboard_core::publish_api::PublishApi;
+use switchboard_core::publisher::{Publisher, PublisherConfig};
+use switchboard_core::roster::{MemoryRosterStore, RosterStore};
+use tokio::sync::watch;
+
+pub use gateway::new_connection_id;
+pub use local_queue::QueueConfig;
+
+use local_queue::LocalQueue;
+use metrics::Metrics;
+use registry::{LocalPusher, Registry};
+
+/// Where the roster lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RosterKind {
+    /// In this process (lost on restart; one machine only).
+    Memory,
+    /// The DynamoDB table `ROSTER_TABLE` (`DYNAMODB_ENDPOINT` for DynamoDB Local).
+    Dynamodb,
+}
+
+/// Everything `serve` needs, resolved from flags and environment.
+pub struct ServeSettings {
+    pub listen: SocketAddr,
+    pub stage: String,
+    pub roster: Arc<dyn RosterStore>,
+    pub auth: AuthConfig,
+    /// Dev mode: the secret was generated for this process; the demo page and
+    /// `/dev/token` are served.
+    pub dev_secret: Option<Vec<u8>>,
+    pub connect: ConnectConfig,
+    pub publisher: PublisherConfig,
+    pub queue: QueueConfig,
+    /// Longest wait for in-flight work at shutdown.
+    pub drain_timeout: Duration,
+}
+
+/// Shared state of every handler.
+pub struct App {
+    pub stage: String,
+    pub registry: Arc<Registry>,
+    pub roster: Arc<dyn RosterStore>,
+    pub verifier: Arc<Verifier>,
+    pub connect_config: ConnectConfig,
+    pub metrics: Arc<Metrics>,
+    pub queue: Arc<LocalQueue>,
+    pub dev_secret: Option<Vec<u8>>,
+}
+
+/// The memory roster, as `Arc<dyn RosterStore>`.
+pub fn memory_roster() -> Arc<dyn RosterStore> {
+    Arc::new(MemoryRosterStore::new())
+}
+
+fn router(app: Arc<App>, publish: Router) -> Router {
+    let stage = app.stage.clone();
+    let mut router = Router::new()
+        .route(&format!("/{stage}"), get(gateway::handshake))
+        .route(
+            &format!("/{stage}/@connections/{{id}}"),
+            post(management::post).get(management::get).delete(management::delete),
+        )
+        .route("/v1/dead-letters", get(dead_letters::list))
+        .route("/v1/dead-letters/redrive", post(dead_letters::redrive))
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/metrics", get(render_metrics));
+    if app.dev_secret.is_some() {
+        router = router
+            .route("/", get(demo::page))
+            .route("/dev/token", post(demo::token));
+    }
+    router
+        .with_state(app)
+        .merge(publish)
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                Json(json!({"error": "not_found", "message": "no such endpoint"})),
+            )
+        })
+}
+
+async fn render_metrics(axum::extract::State(app): axum::extract::State<Arc<App>>) -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        app.metrics.render(),
+    )
+}
+
+/// A running server (tests hold one; `serve` waits on it).
+pub struct Server {
+    pub addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Starts listening and processing; returns once the socket is bound.
+    pub async fn start(settings: ServeSettings) -> Result<Self, StartError> {
+        let verifier = Arc::new(
+            Verifier::new(settings.auth.clone())
+                .await
+                .map_err(StartError::Auth)?,
+        );
+        let metrics = Arc::new(Metrics::new());
+        let registry = Arc::new(Registry::new());
+        let queue = Arc::new(LocalQueue::new(settings.queue.clone(), metrics.clone()));
+        let publisher = Publisher::new(
+            settings.roster.clone(),
+            Arc::new(LocalPusher::new(registry.clone())),
+            queue.clone(),
+            settings.publisher.clone(),
+        );
+        let app = Arc::new(App {
+            stage: settings.stage.clone(),
+            registry: registry.clone(),
+            roster: settings.roster.clone(),
+            verifier: verifier.clone(),
+            connect_config: settings.connect.clone(),
+            metrics,
+            queue: queue.clone(),
+            dev_secret: settings.dev_secret.clone(),
+        });
+        let publish = PublishApi {
+            verifier,
+            queue: queue.clone(),
+        }
+        .router();
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| StartError::Listen { addr: settings.listen, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| StartError::Listen { addr: settings.listen, source })?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let drain = settings.drain_timeout;
+        let worker = tokio::spawn(queue.clone().run(publisher, shutdown_rx.clone(), drain));
+        let service = router(app, publish).into_make_service_with_connect_info::<SocketAddr>();
+        let mut http_shutdown = shutdown_rx;
+        let task = tokio::spawn(async move {
+            let graceful = axum::serve(listener, service).with_graceful_shutdown(async move {
+                let _ = http_shutdown.wait_for(|stop| *stop).await;
+                // Going away: every socket gets a 1001 close frame, then its task ends.
+                registry.close_all(1001, "server shutting down");
+            });
+            let serving = tokio::spawn(async move { graceful.await });
+            let _ = worker.await;
+            match tokio::time::timeout(drain, serving).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(error))) => tracing::error!(%error, "server error"),
+                Ok(Err(error)) => tracing::error!(%error, "server task failed"),
+                Err(_) => tracing::warn!("shutdown: connections still open after the drain bound"),
+            }
+        });
+        Ok(Self {
+            addr,
+            shutdown,
+            task,
+        })
+    }
+
+    /// Stops accepting, closes sockets with 1001, drains in-flight work (bounded).
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Runs until SIGTERM or Ctrl-C, then shuts down gracefully.
+    pub async fn run_until_signal(self) {
+        wait_for_signal().await;
+        tracing::info!("shutdown signal received; draining");
+        self.shutdown().await;
+        tracing::info!("stopped");
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("JWT configuration: {0}")]
+    Auth(#[from] switchboard_core::auth::AuthError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}

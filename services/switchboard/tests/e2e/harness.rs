@@ -1,0 +1,266 @@
+//! Starts the real `switchboard serve` binary on port 0 and talks to it as clients do.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::Value;
+use switchboard_core::auth::mint_hs256;
+use switchboard_model::{TenantId, UserId};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub const SECRET: &str = "an-end-to-end-test-secret-of-32-bytes-or-more";
+
+/// Which roster the server runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Memory,
+    Dynamodb,
+}
+
+/// A running `switchboard serve`, killed on drop.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    child: Child,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn dynamodb_endpoint() -> String {
+    std::env::var("DYNAMODB_ENDPOINT").expect(
+        "DYNAMODB_ENDPOINT is not set: run the tests with scripts/test.sh, which starts DynamoDB Local",
+    )
+}
+
+impl TestServer {
+    pub fn start(backend: Backend) -> Self {
+        Self::start_with(backend, &[], &[])
+    }
+
+    pub fn start_with(backend: Backend, args: &[&str], envs: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--visibility-timeout", "100ms"])
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("JWT_HS256_SECRET", SECRET)
+            .env("RUST_LOG", if std::env::var("TEST_LOG").is_ok() { "debug" } else { "warn" })
+            .stdout(Stdio::piped())
+            .stderr(if std::env::var("TEST_LOG").is_ok() { Stdio::inherit() } else { Stdio::null() });
+        if backend == Backend::Dynamodb {
+            let table = format!("e2e-{}", uuid::Uuid::new_v4());
+            command
+                .args(["--roster", "dynamodb", "--create-table"])
+                .env("DYNAMODB_ENDPOINT", dynamodb_endpoint())
+                .env("ROSTER_TABLE", table)
+                .env("AWS_ACCESS_KEY_ID", "local")
+                .env("AWS_SECRET_ACCESS_KEY", "local")
+                .env("AWS_REGION", "us-east-1");
+        }
+        for (key, value) in envs {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("switchboard binary starts");
+        let stdout = child.stdout.take().expect("stdout piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("switchboard listening on http://") {
+                    let addr = rest.split_whitespace().next().unwrap_or_default().to_string();
+                    let _ = tx.send(addr);
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("server printed its address")
+            .parse()
+            .expect("address parses");
+        TestServer { addr, child }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    pub fn http(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/main", self.addr)
+    }
+
+    pub async fn publish(&self, token: &str, envelope: &Value) -> (u16, Value) {
+        let response = reqwest::Client::new()
+            .post(self.http("/v1/messages"))
+            .bearer_auth(token)
+            .json(envelope)
+            .send()
+            .await
+            .expect("publish request");
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.http("/metrics")).await.unwrap().text().await.unwrap()
+    }
+
+    /// The value of one metric line (`name{labels} value`), 0 when absent.
+    pub async fn metric(&self, series: &str) -> f64 {
+        self.metrics()
+            .await
+            .lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    }
+}
+
+pub fn token(tenant: &str, user: &str, roles: &[&str]) -> String {
+    let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+    mint_hs256(
+        SECRET.as_bytes(),
+        &TenantId::parse(tenant).unwrap(),
+        &UserId::parse(user).unwrap(),
+        &roles,
+        Duration::from_secs(600),
+    )
+}
+
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A connected client and its connection id (learned through `whoami`).
+pub struct Client {
+    pub socket: Socket,
+    pub connection_id: String,
+    pub subprotocol: Option<String>,
+}
+
+impl Client {
+    /// Connects with the token in the query string.
+    pub async fn connect(server: &TestServer, token: &str) -> Client {
+        let url = format!("{}?token={token}", server.ws_url());
+        let (socket, response) = tokio_tungstenite::connect_async(url).await.expect("handshake");
+        Self::finish(socket, response).await
+    }
+
+    /// Connects with the token in `Sec-WebSocket-Protocol: bearer, <jwt>`.
+    pub async fn connect_subprotocol(server: &TestServer, token: &str) -> Client {
+        let mut request = server.ws_url().into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", format!("bearer, {token}").parse().unwrap());
+        let (socket, response) = tokio_tungstenite::connect_async(request).await.expect("handshake");
+        Self::finish(socket, response).await
+    }
+
+    async fn finish(
+        socket: Socket,
+        response: tokio_tungstenite::tungstenite::handshake::client::Response,
+    ) -> Client {
+        let subprotocol = response
+            .headers()
+            .get("sec-websocket-protocol")
+            .map(|v| v.to_str().unwrap().to_string());
+        let mut client = Client {
+            socket,
+            connection_id: String::new(),
+            subprotocol,
+        };
+        let whoami = client.request(r#"{"action":"whoami"}"#).await;
+        client.connection_id = whoami["connectionId"].as_str().unwrap().to_string();
+        client
+    }
+
+    pub async fn send(&mut self, text: &str) {
+        self.socket.send(Message::Text(text.into())).await.unwrap();
+    }
+
+    /// Sends a frame and returns the next text frame.
+    pub async fn request(&mut self, text: &str) -> Value {
+        self.send(text).await;
+        self.next_json().await
+    }
+
+    /// The next text frame as JSON (panics after 10 s).
+    pub async fn next_json(&mut self) -> Value {
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(10), self.socket.next())
+                .await
+                .expect("a frame within 10 s")
+                .expect("socket open")
+                .expect("frame");
+            match message {
+                Message::Text(text) => return serde_json::from_str(text.as_str()).unwrap(),
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("unexpected frame {other:?}"),
+            }
+        }
+    }
+
+    /// Every frame until the one whose id is `marker` (excluded).
+    pub async fn frames_until(&mut self, marker: &str) -> Vec<Value> {
+        let mut frames = Vec::new();
+        loop {
+            let frame = self.next_json().await;
+            if frame["id"] == marker {
+                return frames;
+            }
+            frames.push(frame);
+        }
+    }
+
+    /// Waits for the close frame and returns its code.
+    pub async fn close_code(&mut self) -> Option<u16> {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(15), self.socket.next()).await {
+                Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| u16::from(f.code)),
+                Ok(Some(Ok(_))) => continue,
+                Ok(Some(Err(_))) | Ok(None) => return None,
+                Err(_) => panic!("no close within 15 s"),
+            }
+        }
+    }
+}
+
+/// Polls `check` until it is true (or panics after `within`).
+pub async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("not true within {within:?}: {what}");
+}

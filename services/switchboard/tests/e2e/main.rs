@@ -1,0 +1,41 @@
+//! End-to-end tests: the real `switchboard serve` binary on port 0, real WebSocket clients,
+//! real signed JWTs, the official `aws-sdk-apigatewaymanagement` client. Every scenario
+//! runs twice: with the memory roster and with `--roster dynamodb` on DynamoDB Local.
+
+mod harness;
+mod scenarios;
+
+macro_rules! both_rosters {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use super::harness::Backend;
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn memory_roster() {
+                    super::scenarios::$name(Backend::Memory).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn dynamodb_roster() {
+                    super::scenarios::$name(Backend::Dynamodb).await;
+                }
+            }
+        )*
+    };
+}
+
+both_rosters!(
+    every_target_reaches_exactly_its_connections,
+    bad_tokens_are_refused_with_401_and_no_roster_entry,
+    client_actions_follow_the_spec,
+    closing_removes_the_connection,
+    management_api_works_with_the_official_sdk,
+    publish_api_answers_each_case,
+    graceful_shutdown_closes_sockets_with_1001,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_roster_redelivers_then_dead_letters() {
+    scenarios::failing_roster_redelivers_then_dead_letters().await;
+}
