@@ -1,0 +1,574 @@
+// What `cdk synth` must produce (SPEC §8), asserted on the synthesized template.
+import * as cdk from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { configFromContext, FUNCTION_NAMES, FunctionName } from '../lib/config';
+import { SwitchboardStack } from '../lib/switchboard-stack';
+import { build, Built, fakeLambdaDir, unacknowledgedViolations } from './helpers';
+
+type Resources = Record<string, { Type: string; Properties?: any; DependsOn?: any }>;
+
+let built: Built;
+let template: Template;
+let resources: Resources;
+
+beforeAll(() => {
+  built = build();
+  template = Template.fromStack(built.stack);
+  resources = template.toJSON().Resources;
+});
+
+const logicalId = (construct: { node: { defaultChild?: unknown } } | cdk.CfnElement): string => {
+  const el = (construct instanceof cdk.CfnElement ? construct : construct.node.defaultChild) as cdk.CfnElement;
+  return built.stack.resolve(el.logicalId);
+};
+const fnId = (name: FunctionName) => logicalId(built.stack.functions[name]);
+const tableId = () => logicalId(built.stack.table);
+const queueId = () => logicalId(built.stack.queue);
+const dlqId = () => logicalId(built.stack.deadLetterQueue);
+const wsApiId = () => logicalId(built.stack.webSocketApi);
+
+/** The statements of the inline policies attached to a function's role, Action always an array. */
+function statementsOf(name: FunctionName): any[] {
+  const fn = resources[fnId(name)];
+  const roleId = fn.Properties.Role['Fn::GetAtt'][0];
+  const out: any[] = [];
+  for (const r of Object.values(resources)) {
+    if (r.Type !== 'AWS::IAM::Policy') continue;
+    if (!r.Properties.Roles.some((ref: any) => ref.Ref === roleId)) continue;
+    for (const s of r.Properties.PolicyDocument.Statement) {
+      out.push({ ...s, Action: [s.Action].flat() });
+    }
+  }
+  return out;
+}
+
+const logStatement = (name: FunctionName) => {
+  const logGroupId = resources[fnId(name)].Properties.LoggingConfig.LogGroup.Ref;
+  return {
+    Effect: 'Allow',
+    Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+    Resource: { 'Fn::GetAtt': [logGroupId, 'Arn'] },
+  };
+};
+
+describe('resources', () => {
+  test('exactly the resources SPEC §8 asks for', () => {
+    const expected: Record<string, number> = {
+      'AWS::DynamoDB::Table': 1,
+      'AWS::SQS::Queue': 2,
+      'AWS::SQS::QueuePolicy': 2,
+      'AWS::Lambda::Function': 6,
+      'AWS::Lambda::EventSourceMapping': 1,
+      'AWS::IAM::Role': 6,
+      'AWS::IAM::Policy': 6,
+      'AWS::Logs::LogGroup': 8, // one per function, one per API stage's access log
+      'AWS::ApiGatewayV2::Api': 2,
+      'AWS::ApiGatewayV2::Route': 4,
+      'AWS::ApiGatewayV2::Integration': 4,
+      'AWS::ApiGatewayV2::Authorizer': 1,
+      'AWS::ApiGatewayV2::Stage': 2,
+      'AWS::ApiGatewayV2::RouteResponse': 1,
+      'AWS::Lambda::Permission': 5,
+      'AWS::CloudWatch::Alarm': 7,
+    };
+    const counts: Record<string, number> = {};
+    for (const r of Object.values(resources)) counts[r.Type] = (counts[r.Type] ?? 0) + 1;
+    expect(counts).toEqual(expected);
+  });
+
+  test('the stack is environment-agnostic and has no bootstrap-version rule', () => {
+    expect(built.stack.resolve(built.stack.region)).toEqual({ Ref: 'AWS::Region' });
+    const json = template.toJSON();
+    expect(json.Rules?.CheckBootstrapVersion).toBeUndefined();
+    expect(json.Parameters?.BootstrapVersion).toBeUndefined();
+  });
+});
+
+describe('roster table (SPEC §3)', () => {
+  test('PK/SK strings, on-demand, TTL on expiresAt, point-in-time recovery', () => {
+    template.hasResource('AWS::DynamoDB::Table', {
+      DeletionPolicy: 'Retain',
+      Properties: {
+        KeySchema: [
+          { AttributeName: 'PK', KeyType: 'HASH' },
+          { AttributeName: 'SK', KeyType: 'RANGE' },
+        ],
+        AttributeDefinitions: Match.arrayWith([
+          { AttributeName: 'PK', AttributeType: 'S' },
+          { AttributeName: 'SK', AttributeType: 'S' },
+          { AttributeName: 'GSI1PK', AttributeType: 'S' },
+          { AttributeName: 'GSI1SK', AttributeType: 'S' },
+        ]),
+        BillingMode: 'PAY_PER_REQUEST',
+        TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+        TableName: Match.absent(),
+      },
+    });
+  });
+
+  test('GSI byUser on GSI1PK/GSI1SK projecting ALL, and no other index', () => {
+    const props = resources[tableId()].Properties;
+    expect(props.AttributeDefinitions).toHaveLength(4);
+    expect(props.GlobalSecondaryIndexes).toEqual([
+      {
+        IndexName: 'byUser',
+        KeySchema: [
+          { AttributeName: 'GSI1PK', KeyType: 'HASH' },
+          { AttributeName: 'GSI1SK', KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'ALL' },
+      },
+    ]);
+    expect(props.LocalSecondaryIndexes).toBeUndefined();
+  });
+
+  test('a physical name can be chosen by context', () => {
+    const t = Template.fromStack(build({ rosterTableName: 'SocketRoster' }).stack);
+    t.hasResourceProperties('AWS::DynamoDB::Table', { TableName: 'SocketRoster' });
+  });
+});
+
+describe('queues (SPEC §5)', () => {
+  test('the queue redrives to the DLQ after 5 receives, visibility 6× the publisher timeout', () => {
+    const q = resources[queueId()].Properties;
+    expect(q.RedrivePolicy).toEqual({ deadLetterTargetArn: { 'Fn::GetAtt': [dlqId(), 'Arn'] }, maxReceiveCount: 5 });
+    const publisherTimeout = resources[fnId('publisher')].Properties.Timeout;
+    expect(publisherTimeout).toBe(60);
+    expect(q.VisibilityTimeout).toBe(6 * publisherTimeout);
+  });
+
+  test('both queues are encrypted (SSE-SQS) and refuse non-TLS requests', () => {
+    for (const id of [queueId(), dlqId()]) {
+      expect(resources[id].Properties.SqsManagedSseEnabled).toBe(true);
+      template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+        Queues: [{ Ref: id }],
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({
+              Effect: 'Deny',
+              Action: 'sqs:*',
+              Principal: { AWS: '*' },
+              Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+            }),
+          ]),
+        },
+      });
+    }
+    expect(resources[dlqId()].Properties.MessageRetentionPeriod).toBe(14 * 24 * 3600);
+  });
+
+  test('the publisher consumes the queue with partial batch responses, batches of 10', () => {
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      EventSourceArn: { 'Fn::GetAtt': [queueId(), 'Arn'] },
+      FunctionName: { Ref: fnId('publisher') },
+      BatchSize: 10,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+  });
+});
+
+describe('functions', () => {
+  test.each(FUNCTION_NAMES)('%s: provided.al2023, bootstrap, x86_64, its own zip, role and log group', (name) => {
+    const p = resources[fnId(name)].Properties;
+    expect(p.Runtime).toBe('provided.al2023');
+    expect(p.Handler).toBe('bootstrap');
+    expect(p.Architectures).toEqual(['x86_64']);
+    expect(p.Code.S3Key).toMatch(/^[0-9a-f]{64}\.zip$/);
+    expect(p.Environment.Variables.RUST_LOG).toEqual({ Ref: 'LogLevel' });
+    expect(p.LoggingConfig.LogGroup.Ref).toBeDefined();
+    const roleId = p.Role['Fn::GetAtt'][0];
+    expect(resources[roleId].Properties.ManagedPolicyArns).toBeUndefined();
+    expect(resources[roleId].Properties.AssumeRolePolicyDocument.Statement).toEqual([
+      { Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' } },
+    ]);
+  });
+
+  test('every function has its own asset and its own role', () => {
+    const keys = FUNCTION_NAMES.map((n) => resources[fnId(n)].Properties.Code.S3Key);
+    const roles = FUNCTION_NAMES.map((n) => resources[fnId(n)].Properties.Role['Fn::GetAtt'][0]);
+    expect(new Set(keys).size).toBe(6);
+    expect(new Set(roles).size).toBe(6);
+  });
+
+  test('-c architecture=arm64 builds arm64 functions', () => {
+    const t = build({ architecture: 'arm64' }).stack;
+    const json = Template.fromStack(t).toJSON();
+    const fns = Object.values(json.Resources as Resources).filter((r) => r.Type === 'AWS::Lambda::Function');
+    expect(fns).toHaveLength(6);
+    for (const f of fns) expect(f.Properties.Architectures).toEqual(['arm64']);
+  });
+
+  test('an unknown architecture stops synthesis', () => {
+    expect(() => build({ architecture: 'mips' })).toThrow(/architecture/);
+  });
+
+  test('a missing zip stops synthesis with a message saying how to build it', () => {
+    const dir = fakeLambdaDir();
+    fs.rmSync(path.join(dir, 'publisher'), { recursive: true });
+    const app = new cdk.App({ context: { lambdaDir: dir } });
+    expect(() => new SwitchboardStack(app, 'S', { config: configFromContext(app.node) })).toThrow(
+      /publisher\/bootstrap\.zip.*cargo lambda build --release --output-format zip/,
+    );
+  });
+
+  test('environment of each function (SPEC §9)', () => {
+    const env = (n: FunctionName) => resources[fnId(n)].Properties.Environment.Variables;
+    const table = { Ref: tableId() };
+    const identity = {
+      JWT_JWKS_URL: { Ref: 'JwtJwksUrl' },
+      JWT_ISSUER: { 'Fn::If': ['HasJwtIssuer', { Ref: 'JwtIssuer' }, { Ref: 'AWS::NoValue' }] },
+      JWT_AUDIENCE: { 'Fn::If': ['HasJwtAudience', { Ref: 'JwtAudience' }, { Ref: 'AWS::NoValue' }] },
+      TENANT_CLAIM: { Ref: 'TenantClaim' },
+      ROLES_CLAIM: { Ref: 'RolesClaim' },
+    };
+    const log = { RUST_LOG: { Ref: 'LogLevel' } };
+    expect(env('authorizer')).toEqual({ ...log, ...identity });
+    expect(env('publish-api')).toEqual({ ...log, ...identity, QUEUE_URL: { Ref: queueId() } });
+    expect(env('connect')).toEqual({ ...log, ROSTER_TABLE: table, CONNECTION_TTL_SECS: '7500' });
+    expect(env('disconnect')).toEqual({ ...log, ROSTER_TABLE: table });
+    expect(env('default')).toEqual(log);
+    expect(env('publisher')).toEqual({
+      ...log,
+      ROSTER_TABLE: table,
+      CALLBACK_URL: {
+        'Fn::Join': [
+          '',
+          ['https://', { Ref: wsApiId() }, '.execute-api.', { Ref: 'AWS::Region' }, '.', { Ref: 'AWS::URLSuffix' }, '/main'],
+        ],
+      },
+      DLQ_URL: { Ref: dlqId() },
+      FANOUT_CONCURRENCY: '64',
+      SCAN_SEGMENTS: '4',
+      LEGACY_BROADCAST: 'false',
+    });
+  });
+
+  test('publisher knobs come from context', () => {
+    const s = build({ fanoutConcurrency: '16', scanSegments: '8', legacyBroadcast: 'true' }).stack;
+    const vars = Template.fromStack(s).toJSON().Resources[s.resolve((s.functions.publisher.node.defaultChild as cdk.CfnElement).logicalId)]
+      .Properties.Environment.Variables;
+    expect(vars).toMatchObject({ FANOUT_CONCURRENCY: '16', SCAN_SEGMENTS: '8', LEGACY_BROADCAST: 'true' });
+    expect(() => build({ fanoutConcurrency: 'many' })).toThrow(/fanoutConcurrency/);
+  });
+});
+
+describe('parameters', () => {
+  test('identity settings are deploy-time parameters; the JWKS URL has no default', () => {
+    const params = template.toJSON().Parameters;
+    expect(params.JwtJwksUrl).toEqual(expect.objectContaining({ Type: 'String', AllowedPattern: '^https://\\S+$' }));
+    expect(params.JwtJwksUrl.Default).toBeUndefined();
+    expect(params.JwtIssuer.Default).toBe('');
+    expect(params.JwtAudience.Default).toBe('');
+    expect(params.TenantClaim.Default).toBe('tenant');
+    expect(params.RolesClaim.Default).toBe('roles');
+    expect(params.LogLevel.Default).toBe('info');
+    expect(Object.keys(params).sort()).toEqual(['JwtAudience', 'JwtIssuer', 'JwtJwksUrl', 'LogLevel', 'RolesClaim', 'TenantClaim']);
+  });
+
+  test('context sets the parameter defaults (e.g. Cognito)', () => {
+    const s = build({ tenantClaim: 'custom:tenant_id', jwtJwksUrl: 'https://example.com/jwks.json' }).stack;
+    const params = Template.fromStack(s).toJSON().Parameters;
+    expect(params.TenantClaim.Default).toBe('custom:tenant_id');
+    expect(params.JwtJwksUrl.Default).toBe('https://example.com/jwks.json');
+  });
+
+  test('an empty issuer/audience leaves the variable out instead of setting it to ""', () => {
+    const conditions = template.toJSON().Conditions;
+    expect(conditions.HasJwtIssuer).toEqual({ 'Fn::Not': [{ 'Fn::Equals': [{ Ref: 'JwtIssuer' }, ''] }] });
+    expect(conditions.HasJwtAudience).toEqual({ 'Fn::Not': [{ 'Fn::Equals': [{ Ref: 'JwtAudience' }, ''] }] });
+  });
+});
+
+describe('WebSocket API', () => {
+  const route = (key: string) => {
+    const found = Object.values(resources).filter((r) => r.Type === 'AWS::ApiGatewayV2::Route' && r.Properties.RouteKey === key);
+    expect(found).toHaveLength(1);
+    return found[0].Properties;
+  };
+  const integrationFunction = (routeProps: any) => {
+    const integrationId = routeProps.Target['Fn::Join'][1][1].Ref;
+    const uri = resources[integrationId].Properties.IntegrationUri;
+    return uri['Fn::Join'][1].find((p: any) => p['Fn::GetAtt'])['Fn::GetAtt'][0];
+  };
+  const authorizerId = () => Object.entries(resources).find(([, r]) => r.Type === 'AWS::ApiGatewayV2::Authorizer')![0];
+
+  test('a WEBSOCKET API selecting routes on the body action', () => {
+    template.hasResourceProperties('AWS::ApiGatewayV2::Api', {
+      ProtocolType: 'WEBSOCKET',
+      RouteSelectionExpression: '$request.body.action',
+    });
+  });
+
+  test('$connect → connect, with the Lambda REQUEST authorizer (CUSTOM)', () => {
+    const r = route('$connect');
+    expect(r.AuthorizationType).toBe('CUSTOM');
+    expect(r.AuthorizerId).toEqual({ Ref: authorizerId() });
+    expect(integrationFunction(r)).toBe(fnId('connect'));
+  });
+
+  test('$disconnect → disconnect and $default → default, without authorizer', () => {
+    expect(route('$disconnect').AuthorizationType).toBe('NONE');
+    expect(integrationFunction(route('$disconnect'))).toBe(fnId('disconnect'));
+    expect(route('$default').AuthorizationType).toBe('NONE');
+    expect(integrationFunction(route('$default'))).toBe(fnId('default'));
+  });
+
+  test('$default replies through a route response (no ManageConnections needed)', () => {
+    template.hasResourceProperties('AWS::ApiGatewayV2::RouteResponse', { RouteResponseKey: '$default' });
+  });
+
+  test('the authorizer is the authorizer function, with no identity source (token in query or subprotocol)', () => {
+    const a = resources[authorizerId()].Properties;
+    expect(a.AuthorizerType).toBe('REQUEST');
+    expect(a.IdentitySource).toBeUndefined();
+    expect(JSON.stringify(a.AuthorizerUri)).toContain(`"${fnId('authorizer')}","Arn"`);
+    template.hasResourceProperties('AWS::Lambda::Permission', {
+      Action: 'lambda:InvokeFunction',
+      FunctionName: { 'Fn::GetAtt': [fnId('authorizer'), 'Arn'] },
+      Principal: 'apigateway.amazonaws.com',
+    });
+  });
+
+  test('stage main, auto-deployed, with JSON access logs', () => {
+    template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      ApiId: { Ref: wsApiId() },
+      StageName: 'main',
+      AutoDeploy: true,
+      AccessLogSettings: {
+        DestinationArn: { 'Fn::GetAtt': [Match.anyValue(), 'Arn'] },
+        Format: Match.stringLikeRegexp('"connectionId":"\\$context.connectionId"'),
+      },
+    });
+  });
+
+  test('the account-wide API Gateway logging role is opt-in', () => {
+    template.resourceCountIs('AWS::ApiGateway::Account', 0);
+    const t = Template.fromStack(build({ createApiGatewayLogsRole: 'true' }).stack);
+    t.resourceCountIs('AWS::ApiGateway::Account', 1);
+    t.hasResource('AWS::ApiGatewayV2::Stage', {
+      Properties: { StageName: 'main' },
+      DependsOn: Match.arrayWith([Match.stringLikeRegexp('^ApiGatewayAccount')]),
+    });
+  });
+});
+
+describe('HTTP publish API (SPEC §6)', () => {
+  test('POST /v1/messages → publish-api, on the $default stage with access logs', () => {
+    template.hasResourceProperties('AWS::ApiGatewayV2::Api', { ProtocolType: 'HTTP' });
+    template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: 'POST /v1/messages', AuthorizationType: 'NONE' });
+    template.hasResourceProperties('AWS::ApiGatewayV2::Integration', {
+      IntegrationType: 'AWS_PROXY',
+      IntegrationUri: { 'Fn::GetAtt': [fnId('publish-api'), 'Arn'] },
+      PayloadFormatVersion: '2.0',
+    });
+    template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      StageName: '$default',
+      AutoDeploy: true,
+      AccessLogSettings: { DestinationArn: Match.anyValue(), Format: Match.stringLikeRegexp('\\$context.requestId') },
+    });
+  });
+});
+
+describe('least-privilege IAM (SPEC §8)', () => {
+  const tableArn = () => ({ 'Fn::GetAtt': [tableId(), 'Arn'] });
+
+  test('connect: PutItem on the table', () => {
+    expect(statementsOf('connect')).toEqual([
+      logStatement('connect'),
+      { Sid: 'RosterPut', Effect: 'Allow', Action: ['dynamodb:PutItem'], Resource: tableArn() },
+    ]);
+  });
+
+  test('disconnect: DeleteItem on the table', () => {
+    expect(statementsOf('disconnect')).toEqual([
+      logStatement('disconnect'),
+      { Sid: 'RosterDelete', Effect: 'Allow', Action: ['dynamodb:DeleteItem'], Resource: tableArn() },
+    ]);
+  });
+
+  test('publisher: consume the queue, read/clean the roster, post to this API stage only, dead-letter', () => {
+    expect(statementsOf('publisher')).toEqual([
+      logStatement('publisher'),
+      {
+        Effect: 'Allow',
+        Action: [
+          'sqs:ReceiveMessage',
+          'sqs:ChangeMessageVisibility',
+          'sqs:GetQueueUrl',
+          'sqs:DeleteMessage',
+          'sqs:GetQueueAttributes',
+        ],
+        Resource: { 'Fn::GetAtt': [queueId(), 'Arn'] },
+      },
+      {
+        Sid: 'RosterRead',
+        Effect: 'Allow',
+        Action: ['dynamodb:Query', 'dynamodb:Scan', 'dynamodb:BatchGetItem', 'dynamodb:DeleteItem'],
+        Resource: tableArn(),
+      },
+      {
+        Sid: 'RosterQueryByUser',
+        Effect: 'Allow',
+        Action: ['dynamodb:Query'],
+        Resource: { 'Fn::Join': ['', [tableArn(), '/index/byUser']] },
+      },
+      {
+        Sid: 'PostToConnections',
+        Effect: 'Allow',
+        Action: ['execute-api:ManageConnections'],
+        Resource: {
+          'Fn::Join': [
+            '',
+            [
+              'arn:',
+              { Ref: 'AWS::Partition' },
+              ':execute-api:',
+              { Ref: 'AWS::Region' },
+              ':',
+              { Ref: 'AWS::AccountId' },
+              ':',
+              { Ref: wsApiId() },
+              '/main/POST/@connections/*',
+            ],
+          ],
+        },
+      },
+      { Sid: 'DeadLetter', Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: { 'Fn::GetAtt': [dlqId(), 'Arn'] } },
+    ]);
+  });
+
+  test('publish-api: SendMessage on the queue', () => {
+    expect(statementsOf('publish-api')).toEqual([
+      logStatement('publish-api'),
+      { Sid: 'Enqueue', Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: { 'Fn::GetAtt': [queueId(), 'Arn'] } },
+    ]);
+  });
+
+  test('authorizer and default: their own log group only', () => {
+    expect(statementsOf('authorizer')).toEqual([logStatement('authorizer')]);
+    expect(statementsOf('default')).toEqual([logStatement('default')]);
+  });
+
+  test('no wildcard action or resource anywhere, except the @connections/<id> segment', () => {
+    const literals: string[] = [];
+    const collect = (v: unknown): void => {
+      if (typeof v === 'string') literals.push(v);
+      else if (Array.isArray(v)) v.forEach(collect);
+      else if (v && typeof v === 'object') Object.values(v).forEach(collect);
+    };
+    for (const r of Object.values(resources)) {
+      if (r.Type !== 'AWS::IAM::Policy' && r.Type !== 'AWS::IAM::Role') continue;
+      const docs = r.Type === 'AWS::IAM::Policy' ? [r.Properties.PolicyDocument] : (r.Properties.Policies ?? []).map((p: any) => p.PolicyDocument);
+      for (const doc of docs) {
+        for (const s of doc.Statement) {
+          expect(s.Effect).toBe('Allow');
+          expect(s.NotAction).toBeUndefined();
+          expect(s.NotResource).toBeUndefined();
+          collect(s.Action);
+          collect(s.Resource);
+        }
+      }
+      expect(r.Properties.ManagedPolicyArns).toBeUndefined();
+    }
+    const withStar = literals.filter((l) => l.includes('*'));
+    expect(withStar).toEqual(['/main/POST/@connections/*']);
+  });
+});
+
+describe('alarms', () => {
+  test('DLQ depth > 0', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [dlqId(), 'QueueName'] } }],
+      Statistic: 'Maximum',
+      Threshold: 0,
+      ComparisonOperator: 'GreaterThanThreshold',
+      EvaluationPeriods: 1,
+      TreatMissingData: 'notBreaching',
+    });
+  });
+
+  test.each(FUNCTION_NAMES)('%s errors > 0', (name) => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AWS/Lambda',
+      MetricName: 'Errors',
+      Dimensions: [{ Name: 'FunctionName', Value: { Ref: fnId(name) } }],
+      Statistic: 'Sum',
+      Threshold: 0,
+      ComparisonOperator: 'GreaterThanThreshold',
+    });
+  });
+
+  test('alarms notify an SNS topic given by context, and nothing by default', () => {
+    for (const r of Object.values(resources)) {
+      if (r.Type === 'AWS::CloudWatch::Alarm') expect(r.Properties.AlarmActions).toBeUndefined();
+    }
+    const topic = 'arn:aws:sns:eu-west-1:123456789012:ops';
+    const json = Template.fromStack(build({ alarmTopicArn: topic }).stack).toJSON();
+    const alarms = Object.values(json.Resources as Resources).filter((r) => r.Type === 'AWS::CloudWatch::Alarm');
+    expect(alarms).toHaveLength(7);
+    for (const a of alarms) expect(a.Properties.AlarmActions).toEqual([topic]);
+  });
+});
+
+describe('outputs', () => {
+  test('WebSocketUrl, PublishUrl, QueueUrl, DeadLetterQueueUrl, CallbackUrl, TableName', () => {
+    const outputs = template.toJSON().Outputs;
+    expect(Object.keys(outputs).sort()).toEqual(['CallbackUrl', 'DeadLetterQueueUrl', 'PublishUrl', 'QueueUrl', 'TableName', 'WebSocketUrl']);
+    const joined = (o: any) => JSON.stringify(o.Value);
+    expect(joined(outputs.WebSocketUrl)).toMatch(/^.*"wss:\/\/",\{"Ref":"WebSocketApi[0-9A-F]+"\},".execute-api.".*"\/main"\]\]\}$/);
+    expect(joined(outputs.CallbackUrl)).toMatch(/"https:\/\/",\{"Ref":"WebSocketApi[0-9A-F]+"\}.*"\/main"\]\]\}$/);
+    expect(outputs.PublishUrl.Value).toEqual({
+      'Fn::Join': ['', [{ 'Fn::GetAtt': [logicalId(built.stack.httpApi), 'ApiEndpoint'] }, '/v1/messages']],
+    });
+    expect(outputs.QueueUrl.Value).toEqual({ Ref: queueId() });
+    expect(outputs.DeadLetterQueueUrl.Value).toEqual({ Ref: dlqId() });
+    expect(outputs.TableName.Value).toEqual({ Ref: tableId() });
+  });
+});
+
+describe('cdk-nag (AwsSolutions)', () => {
+  test('no unacknowledged error or warning', () => {
+    expect(unacknowledgedViolations(built.assembly.directory)).toEqual([]);
+  });
+
+  test('also with the opt-in API Gateway logging role', () => {
+    const b = build({ createApiGatewayLogsRole: 'true' });
+    expect(unacknowledgedViolations(b.assembly.directory)).toEqual([]);
+  });
+
+  test('every acknowledgment is one of the justified few', () => {
+    const acks: Array<{ path: string; id: string; reason: string }> = [];
+    for (const c of built.stack.node.findAll()) {
+      for (const entry of c.node.metadata) {
+        if (entry.type !== cdk.Validations.ACKNOWLEDGED_RULES_METADATA_KEY) continue;
+        for (const [id, reason] of Object.entries(entry.data as Record<string, string>)) acks.push({ path: c.node.path, id, reason });
+      }
+    }
+    for (const a of acks) expect(a.reason.length).toBeGreaterThan(40);
+    const summary = acks.map((a) => `${a.path.replace(/^Switchboard\//, '')} ${a.id.replace(/<WebSocketApi[0-9A-F]+>/, '<WebSocketApi>')}`).sort();
+    expect(summary).toEqual(
+      [
+        'PublishHttpApi/POST--v1--messages/Resource AwsSolutions::AwsSolutions-APIG4',
+        'PublisherRole AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<WebSocketApi>/main/POST/@connections/*]',
+        'WebSocketApi/$default-Route/Resource AwsSolutions::AwsSolutions-APIG4',
+        'WebSocketApi/$disconnect-Route/Resource AwsSolutions::AwsSolutions-APIG4',
+      ].sort(),
+    );
+  });
+
+  test('the checks do run: an unencrypted queue without DLQ or TLS fails synthesis', () => {
+    const app = new cdk.App({ outdir: fs.mkdtempSync(path.join(os.tmpdir(), 'switchboard-nag-')) });
+    const stack = new cdk.Stack(app, 'Bad');
+    new sqs.Queue(stack, 'Plain', { encryption: sqs.QueueEncryption.UNENCRYPTED });
+    cdk.Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+    expect(() => app.synth()).toThrow(/AwsSolutions-SQS2[\s\S]*AwsSolutions-SQS3[\s\S]*AwsSolutions-SQS4/);
+  });
+});
