@@ -141,9 +141,11 @@ dynamodb_local_start() {
         }
         endpoint="http://127.0.0.1:$port"
         log="$(dirname "$emulator")/dynamodb-local-$port.log"
-        java -Djava.library.path="$emulator/DynamoDBLocal_lib" \
+        # From the install folder: DynamoDB Local writes dynamodb-local-metadata.json
+        # into its working directory. `exec` keeps $! the java process itself.
+        (cd "$(dirname "$emulator")" && exec java -Djava.library.path="$emulator/DynamoDBLocal_lib" \
             -jar "$emulator/DynamoDBLocal.jar" \
-            -inMemory -sharedDb -port "$port" -disableTelemetry \
+            -inMemory -sharedDb -port "$port" -disableTelemetry) \
             </dev/null >"$log" 2>&1 &
         pid=$!
         waited=0
@@ -161,8 +163,8 @@ dynamodb_local_start() {
             waited=$((waited + 1))
         done
         if kill -0 "$pid" 2>/dev/null; then
-            kill "$pid" 2>/dev/null
-            wait "$pid" 2>/dev/null
+            kill "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
             _ddb_local_log "ERROR: DynamoDB Local did not answer on $endpoint within ${timeout}s (log: $log)"
             tail -n 20 "$log" >&2 2>/dev/null
             return 1
@@ -185,14 +187,14 @@ dynamodb_local_stop() {
         return 0
     fi
     if kill -0 "$pid" 2>/dev/null; then
-        kill "$pid" 2>/dev/null
+        kill "$pid" 2>/dev/null || true
         local i
         for i in $(seq 1 50); do
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
-        kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
+        kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
         _ddb_local_log "stopped (pid $pid)"
     fi
     if [[ "${DYNAMODB_LOCAL_PID:-}" == "$pid" ]]; then

@@ -1,1 +1,19 @@
-//! AWS adapters for the core ports (skeleton; filled in by the roster issue).
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+//! Switchboard's AWS adapters for the core ports, and SDK client construction.
+//!
+//! - [`dynamo`]: [`DynamoRosterStore`] (the `RosterStore` port on one DynamoDB table: key
+//!   layout, item mapping, lookups with [`LookupStats`], `create_table`).
+//! - [`pusher`]: [`ApiGatewayPusher`] (the `ConnectionPusher` port on `PostToConnection`).
+//! - [`sqs`]: [`SqsQueue`] (the `MessageQueue` and `DeadLetterSink` ports on SQS).
+//! - [`config`]: [`DynamoConfig::from_lookup`] and client construction with endpoint
+//!   overrides (`DYNAMODB_ENDPOINT`, DynamoDB Local's dummy credentials).
+
+pub mod config;
+pub mod dynamo;
+pub mod pusher;
+pub mod sqs;
+
+pub use config::{dynamodb_client, load_sdk_config, DynamoConfig, LocalDefaults};
+pub use dynamo::{create_table, delete_table, DynamoRosterStore, LookupStats};
+pub use pusher::ApiGatewayPusher;
+pub use sqs::SqsQueue;

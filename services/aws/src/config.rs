@@ -1,0 +1,246 @@
+//! SDK client construction with endpoint overrides, and the roster's typed configuration
+//! (`ROSTER_TABLE`, `SCAN_SEGMENTS`, `DYNAMODB_ENDPOINT` / `AWS_ENDPOINT_URL_DYNAMODB`),
+//! parsed from a lookup function so tests pass a map.
+//!
+//! With an endpoint override (DynamoDB Local) and no AWS region or credentials configured,
+//! clients get a dummy region (`us-east-1`) and dummy static credentials: DynamoDB Local
+//! accepts any signature, and the default chains would otherwise probe the instance
+//! metadata service for seconds before failing.
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+use switchboard_core::config::{bounded, optional, ConfigError};
+
+use crate::dynamo::{DEFAULT_SCAN_SEGMENTS, DEFAULT_TABLE_NAME};
+
+/// Region used when an endpoint override is set and no region is configured.
+pub const LOCAL_REGION: &str = "us-east-1";
+/// Largest `SCAN_SEGMENTS` accepted.
+pub const MAX_SCAN_SEGMENTS: usize = 1_000;
+
+/// Variables that configure a region for the default chain.
+const REGION_VARIABLES: &[&str] = &["AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"];
+/// Variables that configure credentials for the default chain.
+const CREDENTIAL_VARIABLES: &[&str] = &[
+    "AWS_ACCESS_KEY_ID",
+    "AWS_PROFILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+];
+
+/// Which dummy settings a client for a local endpoint needs: those that nothing else
+/// configures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LocalDefaults {
+    /// Use [`LOCAL_REGION`].
+    pub region: bool,
+    /// Use static dummy credentials.
+    pub credentials: bool,
+}
+
+impl LocalDefaults {
+    /// Nothing dummy: the AWS default chains decide.
+    pub const NONE: LocalDefaults = LocalDefaults {
+        region: false,
+        credentials: false,
+    };
+
+    /// For a client pointed at a local endpoint: dummy region and credentials where the
+    /// environment configures none.
+    pub fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Self {
+        let set = |names: &[&str]| {
+            names
+                .iter()
+                .any(|n| lookup(n).is_some_and(|v| !v.trim().is_empty()))
+        };
+        Self {
+            region: !set(REGION_VARIABLES),
+            credentials: !set(CREDENTIAL_VARIABLES),
+        }
+    }
+}
+
+/// Loads the shared AWS configuration (environment, profile, instance role...), with the
+/// dummy region/credentials `local` asks for.
+pub async fn load_sdk_config(local: LocalDefaults) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if local.region {
+        loader = loader.region(Region::new(LOCAL_REGION));
+    }
+    if local.credentials {
+        loader = loader.credentials_provider(Credentials::new(
+            "local",
+            "local",
+            None,
+            None,
+            "switchboard-local",
+        ));
+    }
+    loader.load().await
+}
+
+/// Checks that `value` (of variable `name`) is an `http://` or `https://` URL with a host.
+pub fn validate_endpoint(name: &'static str, value: &str) -> Result<String, ConfigError> {
+    let value = value.trim();
+    let rest = value
+        .strip_prefix("http://")
+        .or_else(|| value.strip_prefix("https://"));
+    match rest {
+        Some(rest) if !rest.is_empty() && !rest.starts_with('/') && !rest.contains(' ') => {
+            Ok(value.trim_end_matches('/').to_string())
+        }
+        _ => Err(ConfigError::Invalid {
+            name,
+            value: value.to_string(),
+            reason: "expected an http:// or https:// URL".into(),
+        }),
+    }
+}
+
+/// The roster adapter's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynamoConfig {
+    /// `ROSTER_TABLE`, default `SocketRoster`.
+    pub table: String,
+    /// `SCAN_SEGMENTS`, default 4 (1..=1000).
+    pub scan_segments: usize,
+    /// `DYNAMODB_ENDPOINT`, else `AWS_ENDPOINT_URL_DYNAMODB`; `None`: AWS's endpoint.
+    pub endpoint: Option<String>,
+    /// Dummy region/credentials for a local endpoint (only with `endpoint`).
+    pub local: LocalDefaults,
+}
+
+impl DynamoConfig {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let table = optional::<String>(&lookup, "ROSTER_TABLE")?
+            .unwrap_or_else(|| DEFAULT_TABLE_NAME.to_string());
+        if !valid_table_name(&table) {
+            return Err(ConfigError::Invalid {
+                name: "ROSTER_TABLE",
+                value: table,
+                reason: "a DynamoDB table name is 3-255 characters of a-z, A-Z, 0-9, _ - .".into(),
+            });
+        }
+        let scan_segments = bounded(
+            &lookup,
+            "SCAN_SEGMENTS",
+            DEFAULT_SCAN_SEGMENTS,
+            MAX_SCAN_SEGMENTS,
+        )?;
+        let endpoint = match optional::<String>(&lookup, "DYNAMODB_ENDPOINT")? {
+            Some(v) => Some(validate_endpoint("DYNAMODB_ENDPOINT", &v)?),
+            None => optional::<String>(&lookup, "AWS_ENDPOINT_URL_DYNAMODB")?
+                .map(|v| validate_endpoint("AWS_ENDPOINT_URL_DYNAMODB", &v))
+                .transpose()?,
+        };
+        let local = if endpoint.is_some() {
+            LocalDefaults::from_lookup(&lookup)
+        } else {
+            LocalDefaults::NONE
+        };
+        Ok(Self {
+            table,
+            scan_segments,
+            endpoint,
+            local,
+        })
+    }
+}
+
+fn valid_table_name(name: &str) -> bool {
+    (3..=255).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// A DynamoDB client for `config`: the shared AWS configuration, the endpoint override
+/// when one is set.
+pub async fn dynamodb_client(config: &DynamoConfig) -> aws_sdk_dynamodb::Client {
+    let sdk = load_sdk_config(config.local).await;
+    dynamodb_client_from(&sdk, config.endpoint.as_deref())
+}
+
+/// A DynamoDB client from an already loaded configuration, with an optional endpoint.
+pub fn dynamodb_client_from(sdk: &SdkConfig, endpoint: Option<&str>) -> aws_sdk_dynamodb::Client {
+    let mut builder = aws_sdk_dynamodb::config::Builder::from(sdk);
+    if let Some(endpoint) = endpoint {
+        builder = builder.endpoint_url(endpoint);
+    }
+    aws_sdk_dynamodb::Client::from_conf(builder.build())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_without_any_variable() {
+        let config = DynamoConfig::from_lookup(lookup(&[])).unwrap();
+        assert_eq!(config.table, "SocketRoster");
+        assert_eq!(config.scan_segments, 4);
+        assert_eq!(config.endpoint, None);
+        assert_eq!(config.local, LocalDefaults::NONE);
+    }
+
+    #[test]
+    fn local_endpoint_gets_dummy_region_and_credentials() {
+        let config = DynamoConfig::from_lookup(lookup(&[
+            ("DYNAMODB_ENDPOINT", "http://127.0.0.1:8000/"),
+            ("ROSTER_TABLE", "Roster-test"),
+            ("SCAN_SEGMENTS", "8"),
+        ]))
+        .unwrap();
+        assert_eq!(config.endpoint.as_deref(), Some("http://127.0.0.1:8000"));
+        assert_eq!(config.table, "Roster-test");
+        assert_eq!(config.scan_segments, 8);
+        assert_eq!(
+            config.local,
+            LocalDefaults {
+                region: true,
+                credentials: true
+            }
+        );
+    }
+
+    #[test]
+    fn configured_credentials_are_kept_with_an_endpoint() {
+        let config = DynamoConfig::from_lookup(lookup(&[
+            ("AWS_ENDPOINT_URL_DYNAMODB", "https://dynamodb.example.test"),
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_ACCESS_KEY_ID", "AKIA..."),
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.endpoint.as_deref(),
+            Some("https://dynamodb.example.test")
+        );
+        assert_eq!(config.local, LocalDefaults::NONE);
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable() {
+        let cases = [
+            ("DYNAMODB_ENDPOINT", "localhost:8000"),
+            ("AWS_ENDPOINT_URL_DYNAMODB", "ftp://x"),
+            ("SCAN_SEGMENTS", "0"),
+            ("SCAN_SEGMENTS", "four"),
+            ("ROSTER_TABLE", "a b"),
+        ];
+        for (name, value) in cases {
+            let err = DynamoConfig::from_lookup(lookup(&[(name, value)])).unwrap_err();
+            assert!(err.to_string().contains(name), "{name}={value}: {err}");
+        }
+    }
+}

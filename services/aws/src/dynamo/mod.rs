@@ -1,0 +1,478 @@
+//! `DynamoRosterStore`: the roster port on one DynamoDB table (SPEC §3).
+//!
+//! - Tenant lookups `Query` the table (`PK = T#<tenant>`); user lookups `Query` the
+//!   `byUser` index once per user, concurrently (at most [`USER_QUERY_CONCURRENCY`] in
+//!   flight); connection lookups use `BatchGetItem` (100 keys a request, unprocessed keys
+//!   retried with backoff). Only [`RosterStore::list_all`] scans, as a parallel scan.
+//! - Every query and scan follows `LastEvaluatedKey` to the end.
+//! - No `FilterExpression` anywhere: expired items are dropped client-side, so for targeted
+//!   lookups `ScannedCount == Count` and [`LookupStats`] shows exactly what was read.
+
+mod item;
+mod table;
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::Client;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use futures::{stream, StreamExt, TryStreamExt};
+use switchboard_core::roster::{ConnectionRecord, RosterError, RosterStore};
+use switchboard_model::{ConnectionId, TenantId, UserId};
+use time::OffsetDateTime;
+
+pub use item::{
+    connection_key, item_to_record, parse_connection_key, parse_tenant_key, parse_user_key,
+    primary_key, record_to_item, tenant_key, user_key, BY_USER_INDEX, GSI1PK, GSI1SK, PK, SK,
+    TTL_ATTRIBUTE,
+};
+pub use table::{create_table, delete_table};
+
+/// Default number of parallel scan segments for [`RosterStore::list_all`] (`SCAN_SEGMENTS`).
+pub const DEFAULT_SCAN_SEGMENTS: usize = 4;
+/// Default table name (`ROSTER_TABLE`).
+pub const DEFAULT_TABLE_NAME: &str = "SocketRoster";
+/// How many `byUser` queries one `list_users` call runs at once.
+pub const USER_QUERY_CONCURRENCY: usize = 16;
+/// Keys per `BatchGetItem` request (the service's limit).
+pub const BATCH_GET_LIMIT: usize = 100;
+/// Items per `BatchWriteItem` request (the service's limit).
+pub const BATCH_WRITE_LIMIT: usize = 25;
+/// Attempts at a batch request whose unprocessed keys/items keep coming back.
+const BATCH_ATTEMPTS: u32 = 8;
+
+/// What a lookup cost: requests made, items DynamoDB read (`ScannedCount`; for
+/// `BatchGetItem`, items returned), items it matched (`Count`), records handed back after
+/// dropping expired ones.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LookupStats {
+    pub requests: u64,
+    pub scanned_count: u64,
+    pub count: u64,
+    pub returned: u64,
+}
+
+impl LookupStats {
+    fn add(&mut self, other: LookupStats) {
+        self.requests += other.requests;
+        self.scanned_count += other.scanned_count;
+        self.count += other.count;
+        self.returned += other.returned;
+    }
+}
+
+/// The roster on DynamoDB. Cheap to clone (the SDK client is an `Arc` inside).
+#[derive(Debug, Clone)]
+pub struct DynamoRosterStore {
+    client: Client,
+    table: String,
+    scan_segments: usize,
+}
+
+impl DynamoRosterStore {
+    /// A store on `table`, scanning with `scan_segments` parallel segments (at least 1;
+    /// [`DEFAULT_SCAN_SEGMENTS`] is the usual choice).
+    pub fn new(client: Client, table: impl Into<String>, scan_segments: usize) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            scan_segments: scan_segments.max(1),
+        }
+    }
+
+    /// Builds the client from `config` (endpoint override, local credentials) and the store
+    /// on its table.
+    pub async fn from_config(config: &crate::config::DynamoConfig) -> Self {
+        let client = crate::config::dynamodb_client(config).await;
+        Self::new(client, config.table.clone(), config.scan_segments)
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table_name(&self) -> &str {
+        &self.table
+    }
+
+    pub fn scan_segments(&self) -> usize {
+        self.scan_segments
+    }
+
+    /// Every live connection of a tenant: one `Query` on the table, all pages.
+    pub async fn list_tenant_with_stats(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<(Vec<ConnectionRecord>, LookupStats), RosterError> {
+        let (records, mut stats) = self.query_all(None, PK, tenant_key(tenant)).await?;
+        let records = keep(records, |r| &r.tenant == tenant);
+        stats.returned = records.len() as u64;
+        Ok((records, stats))
+    }
+
+    /// Every live connection of these users within the tenant: one `byUser` query per
+    /// distinct user, [`USER_QUERY_CONCURRENCY`] at a time.
+    pub async fn list_users_with_stats(
+        &self,
+        tenant: &TenantId,
+        users: &[UserId],
+    ) -> Result<(Vec<ConnectionRecord>, LookupStats), RosterError> {
+        let keys: BTreeSet<String> = users.iter().map(|u| user_key(tenant, u)).collect();
+        let pages: Vec<(Vec<ConnectionRecord>, LookupStats)> = stream::iter(keys)
+            .map(|key| self.query_all(Some(BY_USER_INDEX), GSI1PK, key))
+            .buffer_unordered(USER_QUERY_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let mut stats = LookupStats::default();
+        let mut records = Vec::new();
+        for (found, page_stats) in pages {
+            stats.add(page_stats);
+            records.extend(found);
+        }
+        let wanted: BTreeSet<&UserId> = users.iter().collect();
+        let records = keep(records, |r| &r.tenant == tenant && wanted.contains(&r.user));
+        stats.returned = records.len() as u64;
+        Ok((records, stats))
+    }
+
+    /// These connections of the tenant: `BatchGetItem` by primary key, 100 keys a request.
+    /// A connection id of another tenant is simply not found (its key names this tenant).
+    pub async fn list_connections_with_stats(
+        &self,
+        tenant: &TenantId,
+        connections: &[ConnectionId],
+    ) -> Result<(Vec<ConnectionRecord>, LookupStats), RosterError> {
+        let unique: Vec<&ConnectionId> = connections
+            .iter()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let chunks: Vec<(Vec<ConnectionRecord>, LookupStats)> = stream::iter(
+            unique
+                .chunks(BATCH_GET_LIMIT)
+                .map(|chunk| {
+                    chunk
+                        .iter()
+                        .map(|c| primary_key(tenant, c))
+                        .collect::<Vec<_>>()
+                })
+                .collect::<Vec<_>>(),
+        )
+        .map(|keys| self.batch_get(keys))
+        .buffer_unordered(4)
+        .try_collect()
+        .await?;
+        let mut stats = LookupStats::default();
+        let mut records = Vec::new();
+        for (found, chunk_stats) in chunks {
+            stats.add(chunk_stats);
+            records.extend(found);
+        }
+        let records = keep(records, |r| &r.tenant == tenant);
+        stats.returned = records.len() as u64;
+        Ok((records, stats))
+    }
+
+    /// Every live connection of every tenant: a parallel `Scan` of `scan_segments`
+    /// segments, each followed to its end.
+    pub async fn list_all_with_stats(
+        &self,
+    ) -> Result<(Vec<ConnectionRecord>, LookupStats), RosterError> {
+        let total = i32::try_from(self.scan_segments).unwrap_or(i32::MAX);
+        let segments = futures::future::try_join_all(
+            (0..total).map(|segment| self.scan_segment(segment, total)),
+        )
+        .await?;
+        let mut stats = LookupStats::default();
+        let mut records = Vec::new();
+        for (found, segment_stats) in segments {
+            stats.add(segment_stats);
+            records.extend(found);
+        }
+        let records = keep(records, |_| true);
+        stats.returned = records.len() as u64;
+        Ok((records, stats))
+    }
+
+    /// Writes many records with `BatchWriteItem` (25 a request, `concurrency` requests in
+    /// flight, unprocessed items retried with backoff). For loading benchmarks and fixtures.
+    pub async fn put_batch(
+        &self,
+        records: &[ConnectionRecord],
+        concurrency: usize,
+    ) -> Result<(), RosterError> {
+        stream::iter(records.chunks(BATCH_WRITE_LIMIT))
+            .map(|chunk| self.batch_write(chunk))
+            .buffer_unordered(concurrency.max(1))
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+
+    async fn batch_write(&self, chunk: &[ConnectionRecord]) -> Result<(), RosterError> {
+        let mut requests = chunk
+            .iter()
+            .map(|r| {
+                PutRequest::builder()
+                    .set_item(Some(record_to_item(r)))
+                    .build()
+                    .map(|put| WriteRequest::builder().put_request(put).build())
+                    .map_err(|e| RosterError::Unavailable(format!("BatchWriteItem request: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        for attempt in 0..BATCH_ATTEMPTS {
+            if requests.is_empty() {
+                return Ok(());
+            }
+            if attempt > 0 {
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            let output = self
+                .client
+                .batch_write_item()
+                .request_items(self.table.clone(), requests)
+                .send()
+                .await
+                .map_err(|e| unavailable("BatchWriteItem", e))?;
+            requests = output
+                .unprocessed_items
+                .and_then(|mut m| m.remove(&self.table))
+                .unwrap_or_default();
+        }
+        if requests.is_empty() {
+            Ok(())
+        } else {
+            Err(RosterError::Unavailable(format!(
+                "BatchWriteItem: {} items still unprocessed after {BATCH_ATTEMPTS} attempts",
+                requests.len()
+            )))
+        }
+    }
+
+    /// One `Query` with `key_name = :v` on the table or an index, all pages.
+    async fn query_all(
+        &self,
+        index: Option<&str>,
+        key_name: &str,
+        key_value: String,
+    ) -> Result<(Vec<ConnectionRecord>, LookupStats), RosterError> {
+        let mut stats = LookupStats::default();
+        let mut records = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .set_index_name(index.map(str::to_string))
+                .key_condition_expression("#k = :v")
+                .expression_attribute_names("#k", key_name)
+                .expression_attribute_values(":v", AttributeValue::S(key_value.clone()))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| unavailable("Query", e))?;
+            stats.requests += 1;
+            stats.scanned_count += u64::try_from(output.scanned_count).unwrap_or(0);
+            stats.count += u64::try_from(output.count).unwrap_or(0);
+            for item in output.items.unwrap_or_default() {
+                records.push(item_to_record(&item)?);
+            }
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        Ok((records, stats))
+    }
+
+    async fn scan_segment(
+        &self,
+        segment: i32,
+        total: i32,
+    ) -> Result<(Vec<ConnectionRecord>, LookupStats), RosterError> {
+        let mut stats = LookupStats::default();
+        let mut records = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let output = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .segment(segment)
+                .total_segments(total)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| unavailable("Scan", e))?;
+            stats.requests += 1;
+            stats.scanned_count += u64::try_from(output.scanned_count).unwrap_or(0);
+            stats.count += u64::try_from(output.count).unwrap_or(0);
+            for item in output.items.unwrap_or_default() {
+                records.push(item_to_record(&item)?);
+            }
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        Ok((records, stats))
+    }
+
+    async fn batch_get(
+        &self,
+        keys: Vec<HashMap<String, AttributeValue>>,
+    ) -> Result<(Vec<ConnectionRecord>, LookupStats), RosterError> {
+        let mut stats = LookupStats::default();
+        let mut records = Vec::new();
+        let mut pending = Some(
+            KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .build()
+                .map_err(|e| RosterError::Unavailable(format!("BatchGetItem request: {e}")))?,
+        );
+        let mut attempt = 0;
+        while let Some(request) = pending.take() {
+            if request.keys().is_empty() {
+                break;
+            }
+            if attempt >= BATCH_ATTEMPTS {
+                return Err(RosterError::Unavailable(format!(
+                    "BatchGetItem: {} keys still unprocessed after {BATCH_ATTEMPTS} attempts",
+                    request.keys().len()
+                )));
+            }
+            if attempt > 0 {
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            attempt += 1;
+            let output = self
+                .client
+                .batch_get_item()
+                .request_items(self.table.clone(), request)
+                .send()
+                .await
+                .map_err(|e| unavailable("BatchGetItem", e))?;
+            stats.requests += 1;
+            let items = output
+                .responses
+                .and_then(|mut m| m.remove(&self.table))
+                .unwrap_or_default();
+            stats.scanned_count += items.len() as u64;
+            stats.count += items.len() as u64;
+            for item in items {
+                records.push(item_to_record(&item)?);
+            }
+            pending = output
+                .unprocessed_keys
+                .and_then(|mut m| m.remove(&self.table));
+        }
+        Ok((records, stats))
+    }
+}
+
+/// Drops expired records and anything failing `belongs` (defence in depth: the keys
+/// already guarantee it).
+fn keep(
+    records: Vec<ConnectionRecord>,
+    belongs: impl Fn(&ConnectionRecord) -> bool,
+) -> Vec<ConnectionRecord> {
+    let now = OffsetDateTime::now_utc();
+    records
+        .into_iter()
+        .filter(|r| !r.is_expired_at(now) && belongs(r))
+        .collect()
+}
+
+/// Exponential backoff with full jitter: up to 25 ms · 2^attempt, capped at 2 s.
+fn backoff(attempt: u32) -> Duration {
+    use rand::Rng;
+    let cap_ms = (25u64 << attempt.min(10)).min(2_000);
+    Duration::from_millis(rand::rng().random_range(cap_ms / 2..=cap_ms))
+}
+
+/// Any SDK failure means the roster could not be read or written: the caller retries the
+/// whole message (the publisher) or fails the request. The message keeps the SDK's
+/// error chain for the logs.
+fn unavailable<E, R>(operation: &str, error: SdkError<E, R>) -> RosterError
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    RosterError::Unavailable(format!("{operation}: {}", DisplayErrorContext(&error)))
+}
+
+#[async_trait]
+impl RosterStore for DynamoRosterStore {
+    async fn put(&self, record: &ConnectionRecord) -> Result<(), RosterError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(record_to_item(record)))
+            .send()
+            .await
+            .map_err(|e| unavailable("PutItem", e))?;
+        Ok(())
+    }
+
+    async fn remove(
+        &self,
+        tenant: &TenantId,
+        connection: &ConnectionId,
+    ) -> Result<(), RosterError> {
+        // DeleteItem on an absent key succeeds: removal is idempotent by construction.
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(primary_key(tenant, connection)))
+            .send()
+            .await
+            .map_err(|e| unavailable("DeleteItem", e))?;
+        Ok(())
+    }
+
+    async fn list_tenant(&self, tenant: &TenantId) -> Result<Vec<ConnectionRecord>, RosterError> {
+        Ok(self.list_tenant_with_stats(tenant).await?.0)
+    }
+
+    async fn list_users(
+        &self,
+        tenant: &TenantId,
+        users: &[UserId],
+    ) -> Result<Vec<ConnectionRecord>, RosterError> {
+        Ok(self.list_users_with_stats(tenant, users).await?.0)
+    }
+
+    async fn list_connections(
+        &self,
+        tenant: &TenantId,
+        connections: &[ConnectionId],
+    ) -> Result<Vec<ConnectionRecord>, RosterError> {
+        Ok(self
+            .list_connections_with_stats(tenant, connections)
+            .await?
+            .0)
+    }
+
+    async fn list_all(&self) -> Result<Vec<ConnectionRecord>, RosterError> {
+        Ok(self.list_all_with_stats().await?.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for attempt in 0..20 {
+            let d = backoff(attempt);
+            assert!(d <= Duration::from_secs(2), "{attempt}: {d:?}");
+        }
+        assert!(backoff(1) <= Duration::from_millis(50));
+        assert!(backoff(6) >= Duration::from_millis(800));
+    }
+}

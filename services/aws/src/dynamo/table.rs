@@ -1,0 +1,152 @@
+//! Creating (and deleting) the roster table exactly as `infra/` declares it: `PK`/`SK`,
+//! the `byUser` index on `GSI1PK`/`GSI1SK` projecting all attributes, on-demand billing,
+//! TTL on `expiresAt`. Used by tests, the benchmark and local runs on DynamoDB Local.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, IndexStatus, KeySchemaElement, KeyType,
+    Projection, ProjectionType, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
+    TimeToLiveStatus,
+};
+use aws_sdk_dynamodb::Client;
+use aws_smithy_types::error::operation::BuildError;
+use switchboard_core::roster::RosterError;
+
+use super::{unavailable, BY_USER_INDEX, GSI1PK, GSI1SK, PK, SK, TTL_ATTRIBUTE};
+
+/// How long [`create_table`] waits for the table and its index to become `ACTIVE`.
+const ACTIVE_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn build_error(e: BuildError) -> RosterError {
+    RosterError::Unavailable(format!("CreateTable request: {e}"))
+}
+
+fn key(name: &str, key_type: KeyType) -> Result<KeySchemaElement, RosterError> {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(key_type)
+        .build()
+        .map_err(build_error)
+}
+
+fn string_attribute(name: &str) -> Result<AttributeDefinition, RosterError> {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .map_err(build_error)
+}
+
+/// Creates the roster table `name` (if it does not exist yet), waits until the table and
+/// its `byUser` index are `ACTIVE`, and turns TTL on for `expiresAt`.
+pub async fn create_table(client: &Client, name: &str) -> Result<(), RosterError> {
+    let by_user = GlobalSecondaryIndex::builder()
+        .index_name(BY_USER_INDEX)
+        .key_schema(key(GSI1PK, KeyType::Hash)?)
+        .key_schema(key(GSI1SK, KeyType::Range)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
+        .build()
+        .map_err(build_error)?;
+    let created = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(string_attribute(PK)?)
+        .attribute_definitions(string_attribute(SK)?)
+        .attribute_definitions(string_attribute(GSI1PK)?)
+        .attribute_definitions(string_attribute(GSI1SK)?)
+        .key_schema(key(PK, KeyType::Hash)?)
+        .key_schema(key(SK, KeyType::Range)?)
+        .global_secondary_indexes(by_user)
+        .send()
+        .await;
+    match created {
+        Ok(_) => {}
+        // Already there (created earlier or concurrently): wait for it like a new one.
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|se| se.is_resource_in_use_exception()) => {}
+        Err(e) => return Err(unavailable("CreateTable", e)),
+    }
+    wait_until_active(client, name).await?;
+    enable_ttl(client, name).await
+}
+
+async fn wait_until_active(client: &Client, name: &str) -> Result<(), RosterError> {
+    let started = Instant::now();
+    loop {
+        let described = client
+            .describe_table()
+            .table_name(name)
+            .send()
+            .await
+            .map_err(|e| unavailable("DescribeTable", e))?;
+        if let Some(table) = described.table() {
+            let table_active = table.table_status() == Some(&TableStatus::Active);
+            let indexes_active = table
+                .global_secondary_indexes()
+                .iter()
+                .all(|i| i.index_status().is_none_or(|s| s == &IndexStatus::Active));
+            if table_active && indexes_active {
+                return Ok(());
+            }
+        }
+        if started.elapsed() > ACTIVE_TIMEOUT {
+            return Err(RosterError::Unavailable(format!(
+                "table {name} not ACTIVE after {ACTIVE_TIMEOUT:?}"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn enable_ttl(client: &Client, name: &str) -> Result<(), RosterError> {
+    let current = client
+        .describe_time_to_live()
+        .table_name(name)
+        .send()
+        .await
+        .map_err(|e| unavailable("DescribeTimeToLive", e))?;
+    let on = current.time_to_live_description().is_some_and(|d| {
+        d.attribute_name() == Some(TTL_ATTRIBUTE)
+            && matches!(
+                d.time_to_live_status(),
+                Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+            )
+    });
+    if on {
+        return Ok(());
+    }
+    let spec = TimeToLiveSpecification::builder()
+        .attribute_name(TTL_ATTRIBUTE)
+        .enabled(true)
+        .build()
+        .map_err(build_error)?;
+    client
+        .update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(spec)
+        .send()
+        .await
+        .map_err(|e| unavailable("UpdateTimeToLive", e))?;
+    Ok(())
+}
+
+/// Deletes the table `name`; a table that does not exist is not an error.
+pub async fn delete_table(client: &Client, name: &str) -> Result<(), RosterError> {
+    match client.delete_table().table_name(name).send().await {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|se| se.is_resource_not_found_exception()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(unavailable("DeleteTable", e)),
+    }
+}

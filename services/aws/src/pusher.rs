@@ -1,0 +1,157 @@
+//! `ApiGatewayPusher`: the `ConnectionPusher` port on API Gateway's management API
+//! (`PostToConnection`), or on anything wire-compatible with it (the `switchboard`
+//! binary's local `@connections`).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+use aws_sdk_apigatewaymanagement::error::SdkError;
+use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError;
+use aws_sdk_apigatewaymanagement::primitives::Blob;
+use aws_sdk_apigatewaymanagement::Client;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::retry::{ErrorKind, RetryConfig};
+use aws_smithy_types::timeout::TimeoutConfig;
+use switchboard_core::pusher::{ConnectionPusher, PushError};
+use switchboard_model::ConnectionId;
+
+/// Default time one `PostToConnection` attempt may take before it counts as
+/// [`PushError::Timeout`].
+pub const DEFAULT_POST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default time to establish the HTTP connection.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Posts frames with `PostToConnection`.
+///
+/// The client built by [`ApiGatewayPusher::new`] has the SDK's own retries **disabled**:
+/// the core publisher retries throttled, failed and timed-out posts itself, with
+/// exponential backoff and jitter, and counts them; SDK retries underneath would multiply
+/// attempts and hide them from its accounting. Each attempt is bounded by an operation
+/// attempt timeout (default 5 s).
+#[derive(Debug, Clone)]
+pub struct ApiGatewayPusher {
+    client: Client,
+}
+
+impl ApiGatewayPusher {
+    /// A pusher for the management API at `endpoint`: its base URL including the stage,
+    /// e.g. `https://abc123.execute-api.eu-west-1.amazonaws.com/main` or
+    /// `http://127.0.0.1:8080/main`. Region and credentials come from `sdk`.
+    pub fn new(sdk: &SdkConfig, endpoint: &str) -> Self {
+        Self::with_timeout(sdk, endpoint, DEFAULT_POST_TIMEOUT)
+    }
+
+    /// Like [`ApiGatewayPusher::new`] with another per-attempt timeout.
+    pub fn with_timeout(sdk: &SdkConfig, endpoint: &str, attempt_timeout: Duration) -> Self {
+        let config = aws_sdk_apigatewaymanagement::config::Builder::from(sdk)
+            .endpoint_url(endpoint.trim_end_matches('/'))
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .operation_attempt_timeout(attempt_timeout)
+                    .connect_timeout(DEFAULT_CONNECT_TIMEOUT.min(attempt_timeout))
+                    .build(),
+            )
+            .build();
+        Self {
+            client: Client::from_conf(config),
+        }
+    }
+
+    /// Wraps a client configured elsewhere (its retry and timeout settings are kept).
+    pub fn from_client(client: Client) -> Self {
+        Self { client }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+#[async_trait]
+impl ConnectionPusher for ApiGatewayPusher {
+    async fn push(&self, connection: &ConnectionId, frame: &str) -> Result<(), PushError> {
+        self.client
+            .post_to_connection()
+            .connection_id(connection.as_str())
+            .data(Blob::new(frame.as_bytes()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(map_post_error)
+    }
+}
+
+/// Maps a `PostToConnection` failure by error kind: the modelled exceptions first, then
+/// the HTTP status of any other answer, then the kind of transport failure.
+pub fn map_post_error(error: SdkError<PostToConnectionError, HttpResponse>) -> PushError {
+    let detail = || DisplayErrorContext(&error).to_string();
+    match &error {
+        SdkError::ServiceError(service) => {
+            let err = service.err();
+            if err.is_gone_exception() {
+                PushError::Gone
+            } else if err.is_limit_exceeded_exception() {
+                PushError::Throttled
+            } else if err.is_payload_too_large_exception() {
+                PushError::PayloadTooLarge
+            } else if err.is_forbidden_exception() {
+                PushError::Fatal(detail())
+            } else {
+                from_status(service.raw().status().as_u16(), detail())
+            }
+        }
+        SdkError::ResponseError(response) => {
+            from_status(response.raw().status().as_u16(), detail())
+        }
+        SdkError::TimeoutError(_) => PushError::Timeout,
+        SdkError::DispatchFailure(failure) => {
+            if failure.is_timeout() {
+                PushError::Timeout
+            } else if failure.is_io() {
+                PushError::Transient(detail())
+            } else if failure.is_user() {
+                PushError::Fatal(detail())
+            } else {
+                match failure.as_other() {
+                    Some(ErrorKind::ThrottlingError) => PushError::Throttled,
+                    Some(ErrorKind::ClientError) => PushError::Fatal(detail()),
+                    _ => PushError::Transient(detail()),
+                }
+            }
+        }
+        // Construction failures (invalid input or configuration) and anything new.
+        _ => PushError::Fatal(detail()),
+    }
+}
+
+/// The publisher's view of an HTTP status from the management API.
+pub fn from_status(status: u16, detail: String) -> PushError {
+    match status {
+        410 => PushError::Gone,
+        429 => PushError::Throttled,
+        413 => PushError::PayloadTooLarge,
+        500..=599 => PushError::Transient(detail),
+        _ => PushError::Fatal(detail),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_map_to_push_errors() {
+        assert_eq!(from_status(410, String::new()), PushError::Gone);
+        assert_eq!(from_status(429, String::new()), PushError::Throttled);
+        assert_eq!(from_status(413, String::new()), PushError::PayloadTooLarge);
+        assert!(matches!(
+            from_status(502, "x".into()),
+            PushError::Transient(_)
+        ));
+        assert!(matches!(from_status(403, "x".into()), PushError::Fatal(_)));
+        assert!(matches!(from_status(400, "x".into()), PushError::Fatal(_)));
+    }
+}

@@ -1,0 +1,355 @@
+//! `DynamoRosterStore` against DynamoDB Local: every check of the roster contract suite,
+//! one test each, each on its own fresh table; then the adapter's own promises (schema,
+//! read costs, corrupt items).
+//!
+//! Needs `DYNAMODB_ENDPOINT` (a DynamoDB Local on 127.0.0.1): `scripts/test.sh` starts one
+//! (via `scripts/dynamodb-local.sh`). Without it these tests fail; they never skip.
+
+use std::collections::{BTreeSet, HashMap};
+
+use aws_sdk_dynamodb::types::{
+    AttributeValue, BillingMode, KeyType, ProjectionType, TimeToLiveStatus,
+};
+use aws_sdk_dynamodb::Client;
+use switchboard_aws::config::{dynamodb_client, DynamoConfig, LocalDefaults};
+use switchboard_aws::dynamo::{
+    create_table, delete_table, record_to_item, BY_USER_INDEX, GSI1PK, GSI1SK, PK, SK,
+    TTL_ATTRIBUTE,
+};
+use switchboard_aws::DynamoRosterStore;
+use switchboard_core::roster::{contract, ConnectionRecord, RosterError, RosterStore};
+use switchboard_model::{ConnectionId, TenantId, UserId};
+use time::OffsetDateTime;
+
+fn endpoint() -> String {
+    let endpoint = std::env::var("DYNAMODB_ENDPOINT").unwrap_or_default();
+    assert!(
+        !endpoint.trim().is_empty(),
+        "DYNAMODB_ENDPOINT is not set: these tests need DynamoDB Local. Run scripts/test.sh \
+         (or `source scripts/dynamodb-local.sh && dynamodb_local_start` first)."
+    );
+    assert!(
+        endpoint.starts_with("http://127.0.0.1:") || endpoint.starts_with("http://localhost:"),
+        "DYNAMODB_ENDPOINT={endpoint} is not a local DynamoDB; tests only talk to 127.0.0.1"
+    );
+    endpoint
+}
+
+async fn client() -> Client {
+    let config = DynamoConfig {
+        table: "unused".into(),
+        scan_segments: 4,
+        endpoint: Some(endpoint()),
+        local: LocalDefaults {
+            region: true,
+            credentials: true,
+        },
+    };
+    dynamodb_client(&config).await
+}
+
+/// A store on a new table with a random name.
+struct Fixture {
+    client: Client,
+    table: String,
+    store: DynamoRosterStore,
+}
+
+impl Fixture {
+    async fn new() -> Self {
+        Self::with_segments(4).await
+    }
+
+    async fn with_segments(segments: usize) -> Self {
+        let client = client().await;
+        let table = format!("roster-test-{}", uuid::Uuid::new_v4().simple());
+        create_table(&client, &table).await.expect("create table");
+        let store = DynamoRosterStore::new(client.clone(), table.clone(), segments);
+        Self {
+            client,
+            table,
+            store,
+        }
+    }
+
+    async fn finish(self) {
+        delete_table(&self.client, &self.table)
+            .await
+            .expect("delete table");
+    }
+}
+
+macro_rules! contract_test {
+    ($name:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let fixture = Fixture::new().await;
+            contract::$name(&fixture.store).await;
+            fixture.finish().await;
+        }
+    };
+}
+
+contract_test!(same_user_in_two_tenants_never_mixes);
+contract_test!(one_user_several_connections);
+contract_test!(remove_twice_is_fine);
+
+/// The contract's large tenant (over 1 MB), and proof that listing it took several pages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_tenant_is_listed_whole() {
+    let fixture = Fixture::with_segments(1).await;
+    contract::large_tenant_is_listed_whole(&fixture.store).await;
+    let (found, stats) = fixture
+        .store
+        .list_tenant_with_stats(&t("big"))
+        .await
+        .unwrap();
+    assert_eq!(found.len(), contract::LARGE_TENANT_ITEMS);
+    assert!(
+        stats.requests >= 2,
+        "expected several Query pages: {stats:?}"
+    );
+    assert_eq!(stats.scanned_count, stats.count);
+    let (all, stats) = fixture.store.list_all_with_stats().await.unwrap();
+    assert_eq!(all.len(), contract::LARGE_TENANT_ITEMS + 1);
+    assert!(
+        stats.requests >= 2,
+        "expected several Scan pages: {stats:?}"
+    );
+    fixture.finish().await;
+}
+contract_test!(users_lookup_with_one_hundred_users);
+contract_test!(list_all_returns_every_item_once);
+contract_test!(invalid_ids_are_refused_before_any_write);
+contract_test!(expired_records_are_not_returned);
+
+fn record(tenant: &str, user: &str, connection: &str) -> ConnectionRecord {
+    ConnectionRecord::from_raw(
+        connection,
+        tenant,
+        user,
+        vec![],
+        OffsetDateTime::now_utc(),
+        7_500,
+    )
+    .unwrap()
+}
+
+fn t(id: &str) -> TenantId {
+    TenantId::parse(id).unwrap()
+}
+
+fn u(id: &str) -> UserId {
+    UserId::parse(id).unwrap()
+}
+
+fn c(id: &str) -> ConnectionId {
+    ConnectionId::parse(id).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_table_builds_the_spec_schema_and_is_idempotent() {
+    let fixture = Fixture::new().await;
+    // A second call on the existing table succeeds.
+    create_table(&fixture.client, &fixture.table).await.unwrap();
+    let table = fixture
+        .client
+        .describe_table()
+        .table_name(&fixture.table)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    let keys: Vec<(String, KeyType)> = table
+        .key_schema()
+        .iter()
+        .map(|k| (k.attribute_name().to_string(), k.key_type().clone()))
+        .collect();
+    assert_eq!(
+        keys,
+        vec![(PK.into(), KeyType::Hash), (SK.into(), KeyType::Range)]
+    );
+    assert_eq!(
+        table
+            .billing_mode_summary()
+            .and_then(|b| b.billing_mode().cloned()),
+        Some(BillingMode::PayPerRequest)
+    );
+    let [index] = table.global_secondary_indexes() else {
+        panic!("expected exactly one GSI: {table:?}");
+    };
+    assert_eq!(index.index_name(), Some(BY_USER_INDEX));
+    let index_keys: Vec<(String, KeyType)> = index
+        .key_schema()
+        .iter()
+        .map(|k| (k.attribute_name().to_string(), k.key_type().clone()))
+        .collect();
+    assert_eq!(
+        index_keys,
+        vec![
+            (GSI1PK.into(), KeyType::Hash),
+            (GSI1SK.into(), KeyType::Range)
+        ]
+    );
+    assert_eq!(
+        index
+            .projection()
+            .and_then(|p| p.projection_type().cloned()),
+        Some(ProjectionType::All)
+    );
+    let ttl = fixture
+        .client
+        .describe_time_to_live()
+        .table_name(&fixture.table)
+        .send()
+        .await
+        .unwrap()
+        .time_to_live_description
+        .unwrap();
+    assert_eq!(ttl.attribute_name(), Some(TTL_ATTRIBUTE));
+    assert!(matches!(
+        ttl.time_to_live_status(),
+        Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+    ));
+    fixture.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn targeted_lookups_read_only_what_they_return() {
+    let fixture = Fixture::new().await;
+    let store = &fixture.store;
+    let mut records = Vec::new();
+    for tenant in ["acme", "globex", "initech"] {
+        for user in 0..10 {
+            for conn in 0..2 {
+                records.push(record(
+                    tenant,
+                    &format!("user-{user}"),
+                    &format!("{tenant}-{user}-{conn}"),
+                ));
+            }
+        }
+    }
+    store.put_batch(&records, 4).await.unwrap();
+
+    let (found, stats) = store
+        .list_users_with_stats(&t("acme"), &[u("user-1"), u("user-2")])
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 4);
+    assert_eq!(
+        (stats.scanned_count, stats.count, stats.returned),
+        (4, 4, 4)
+    );
+    assert_eq!(stats.requests, 2, "one query per user");
+
+    let (found, stats) = store.list_tenant_with_stats(&t("globex")).await.unwrap();
+    assert_eq!(found.len(), 20);
+    assert_eq!(
+        (stats.scanned_count, stats.count, stats.returned),
+        (20, 20, 20)
+    );
+
+    let (found, stats) = store
+        .list_connections_with_stats(&t("acme"), &[c("acme-0-0"), c("globex-0-0"), c("nope")])
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!((stats.scanned_count, stats.returned), (1, 1));
+
+    let (found, stats) = store.list_all_with_stats().await.unwrap();
+    assert_eq!(found.len(), 60);
+    assert_eq!(stats.scanned_count, 60);
+    assert!(stats.requests >= 4, "one scan per segment at least");
+    fixture.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_lookup_over_one_hundred_ids_is_chunked() {
+    let fixture = Fixture::new().await;
+    let records: Vec<ConnectionRecord> = (0..250)
+        .map(|i| record("acme", &format!("u{}", i % 9), &format!("c{i:03}")))
+        .collect();
+    fixture.store.put_batch(&records, 4).await.unwrap();
+    let wanted: Vec<ConnectionId> = (0..260).map(|i| c(&format!("c{i:03}"))).collect();
+    let (found, stats) = fixture
+        .store
+        .list_connections_with_stats(&t("acme"), &wanted)
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 250);
+    let ids: BTreeSet<String> = found.iter().map(|r| r.connection_id.to_string()).collect();
+    assert_eq!(ids.len(), 250);
+    assert!(stats.requests >= 3, "260 keys need 3 BatchGetItem requests");
+    fixture.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_segment_count_lists_everything_once() {
+    for segments in [1, 3, 7] {
+        let fixture = Fixture::with_segments(segments).await;
+        let records: Vec<ConnectionRecord> = (0..120)
+            .map(|i| record(&format!("t{}", i % 5), "u", &format!("c{i:03}")))
+            .collect();
+        fixture.store.put_batch(&records, 4).await.unwrap();
+        let all = fixture.store.list_all().await.unwrap();
+        let ids: BTreeSet<String> = all.iter().map(|r| r.connection_id.to_string()).collect();
+        assert_eq!((all.len(), ids.len()), (120, 120), "{segments} segments");
+        fixture.finish().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_replaces_and_moves_the_user_index() {
+    let fixture = Fixture::new().await;
+    let store = &fixture.store;
+    store.put(&record("acme", "alice", "c-1")).await.unwrap();
+    store.put(&record("acme", "bob", "c-1")).await.unwrap();
+    assert!(store
+        .list_users(&t("acme"), &[u("alice")])
+        .await
+        .unwrap()
+        .is_empty());
+    let bob = store.list_users(&t("acme"), &[u("bob")]).await.unwrap();
+    assert_eq!(bob.len(), 1);
+    assert_eq!(store.list_tenant(&t("acme")).await.unwrap().len(), 1);
+    fixture.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_item_is_reported_as_corrupt() {
+    let fixture = Fixture::new().await;
+    let mut item: HashMap<String, AttributeValue> = record_to_item(&record("acme", "alice", "c-1"));
+    item.insert("expiresAt".into(), AttributeValue::S("soon".into()));
+    fixture
+        .client
+        .put_item()
+        .table_name(&fixture.table)
+        .set_item(Some(item))
+        .send()
+        .await
+        .unwrap();
+    let err = fixture.store.list_tenant(&t("acme")).await.unwrap_err();
+    assert!(matches!(err, RosterError::Corrupt(_)), "{err:?}");
+    let err = fixture
+        .store
+        .list_users(&t("acme"), &[u("alice")])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RosterError::Corrupt(_)), "{err:?}");
+    fixture.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_table_is_unavailable() {
+    let client = client().await;
+    let store = DynamoRosterStore::new(client, "no-such-table-here", 4);
+    let err = store.list_tenant(&t("acme")).await.unwrap_err();
+    assert!(matches!(err, RosterError::Unavailable(_)), "{err:?}");
+    let err = store
+        .put(&record("acme", "alice", "c-1"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RosterError::Unavailable(_)), "{err:?}");
+}
