@@ -52,16 +52,25 @@ export interface Violation {
   ruleName: string;
   description?: string;
   severity?: string;
-  violatingResources?: unknown[];
+  acknowledgedAt?: string;
 }
 
-/** Unacknowledged findings of every validation plugin (cdk-nag included), from the report CDK writes. */
-export function unacknowledgedViolations(assemblyDir: string): Violation[] {
-  const file = path.join(assemblyDir, 'validation-report.json');
-  const report = JSON.parse(fs.readFileSync(file, 'utf8'));
-  const out: Violation[] = [];
+export interface ValidationReport {
+  /** Findings nobody acknowledged: these fail synthesis (errors) or are shown (warnings). */
+  violations: Violation[];
+  /** Findings acknowledged with `Validations.of(...).acknowledge`. */
+  acknowledged: Violation[];
+  conclusions: string[];
+}
+
+/** The findings of every validation plugin (cdk-nag included), from the report CDK writes. */
+export function validationReport(assemblyDir: string): ValidationReport {
+  const report = JSON.parse(fs.readFileSync(path.join(assemblyDir, 'validation-report.json'), 'utf8'));
+  const out: ValidationReport = { violations: [], acknowledged: [], conclusions: [] };
   for (const plugin of report.pluginReports ?? []) {
-    for (const v of plugin.violations ?? []) out.push(v);
+    out.conclusions.push(`${plugin.pluginName}: ${plugin.conclusion}`);
+    out.violations.push(...(plugin.violations ?? []));
+    out.acknowledged.push(...(plugin.suppressedViolations ?? []));
   }
   return out;
 }
