@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! `DynamoRosterStore` against DynamoDB Local: every check of the roster contract suite,
 //! one test each, each on its own fresh table; then the adapter's own promises (schema,
 //! read costs, corrupt items).

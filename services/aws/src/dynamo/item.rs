@@ -329,7 +329,8 @@ mod tests {
     #[test]
     fn corrupt_items_are_refused() {
         let good = record_to_item(&sample());
-        let cases: Vec<(&str, Box<dyn Fn(&mut HashMap<String, AttributeValue>)>)> = vec![
+        type Spoil = Box<dyn Fn(&mut HashMap<String, AttributeValue>)>;
+        let cases: Vec<(&str, Spoil)> = vec![
             (
                 "missing connectionId",
                 Box::new(|i| {

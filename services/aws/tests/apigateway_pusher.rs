@@ -1,0 +1,256 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! `ApiGatewayPusher` against a real HTTP endpoint on 127.0.0.1 that answers like API
+//! Gateway's management API: each connection id scripts one answer, and every mapping to
+//! `PushError` is checked, with the SDK's retries off (one request per push).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_apigatewaymanagement::config::{Credentials, SharedCredentialsProvider};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use switchboard_aws::ApiGatewayPusher;
+use switchboard_core::pusher::{ConnectionPusher, PushError};
+use switchboard_model::ConnectionId;
+
+/// (stage, connection id) → bodies received.
+type Posts = HashMap<(String, String), Vec<Bytes>>;
+
+#[derive(Clone, Default)]
+struct Seen {
+    posts: Arc<Mutex<Posts>>,
+    headers: Arc<Mutex<Vec<HeaderMap>>>,
+}
+
+fn typed(status: StatusCode, error_type: &str) -> Response {
+    (
+        status,
+        [
+            ("x-amzn-ErrorType", error_type),
+            ("content-type", "application/json"),
+        ],
+        format!(r#"{{"message":"{error_type}"}}"#),
+    )
+        .into_response()
+}
+
+async fn post_to_connection(
+    State(seen): State<Seen>,
+    Path((stage, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    seen.posts
+        .lock()
+        .unwrap()
+        .entry((stage, id.clone()))
+        .or_default()
+        .push(body);
+    seen.headers.lock().unwrap().push(headers);
+    match id.as_str() {
+        "gone" => typed(StatusCode::GONE, "GoneException"),
+        "gone-bare" => StatusCode::GONE.into_response(),
+        // The modelled error type decides before the status does.
+        "gone-typed-400" => typed(StatusCode::BAD_REQUEST, "GoneException"),
+        "limit" => typed(StatusCode::TOO_MANY_REQUESTS, "LimitExceededException"),
+        "throttled-bare" => StatusCode::TOO_MANY_REQUESTS.into_response(),
+        "too-big" => typed(StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLargeException"),
+        "too-big-bare" => StatusCode::PAYLOAD_TOO_LARGE.into_response(),
+        "broken" => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        "bad-gateway" => StatusCode::BAD_GATEWAY.into_response(),
+        "unavailable" => typed(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
+        "forbidden" => typed(StatusCode::FORBIDDEN, "ForbiddenException"),
+        "bad-request" => StatusCode::BAD_REQUEST.into_response(),
+        "slow" => {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            StatusCode::OK.into_response()
+        }
+        _ => StatusCode::OK.into_response(),
+    }
+}
+
+async fn spawn_gateway() -> (SocketAddr, Seen) {
+    let seen = Seen::default();
+    let app = Router::new()
+        .route("/{stage}/@connections/{id}", post(post_to_connection))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (addr, seen)
+}
+
+fn sdk() -> SdkConfig {
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("eu-west-1"))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "AKIDEXAMPLE",
+            "secret",
+            None,
+            None,
+            "test",
+        )))
+        .build()
+}
+
+fn c(id: &str) -> ConnectionId {
+    ConnectionId::parse(id).unwrap()
+}
+
+async fn pusher() -> (ApiGatewayPusher, Seen) {
+    let (addr, seen) = spawn_gateway().await;
+    let pusher = ApiGatewayPusher::with_timeout(
+        &sdk(),
+        &format!("http://{addr}/main"),
+        Duration::from_millis(500),
+    );
+    (pusher, seen)
+}
+
+fn attempts(seen: &Seen, id: &str) -> usize {
+    seen.posts
+        .lock()
+        .unwrap()
+        .get(&("main".to_string(), id.to_string()))
+        .map_or(0, Vec::len)
+}
+
+#[tokio::test]
+async fn successful_post_sends_the_frame_to_the_stage_path() {
+    let (pusher, seen) = pusher().await;
+    pusher
+        .push(&c("L0SM9cOFvHcCIhw="), r#"{"id":"m-1","data":{"n":1}}"#)
+        .await
+        .unwrap();
+    let posts = seen.posts.lock().unwrap();
+    let bodies = &posts[&("main".to_string(), "L0SM9cOFvHcCIhw=".to_string())];
+    assert_eq!(bodies.len(), 1);
+    assert_eq!(&bodies[0][..], br#"{"id":"m-1","data":{"n":1}}"#);
+    let headers = seen.headers.lock().unwrap();
+    let auth = headers[0]
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert!(
+        auth.contains("/eu-west-1/execute-api/aws4_request"),
+        "signed for execute-api: {auth}"
+    );
+}
+
+#[tokio::test]
+async fn gone_maps_to_gone() {
+    let (pusher, seen) = pusher().await;
+    assert_eq!(pusher.push(&c("gone"), "x").await, Err(PushError::Gone));
+    assert_eq!(
+        pusher.push(&c("gone-bare"), "x").await,
+        Err(PushError::Gone)
+    );
+    assert_eq!(attempts(&seen, "gone"), 1);
+}
+
+#[tokio::test]
+async fn throttling_maps_to_throttled_without_sdk_retries() {
+    let (pusher, seen) = pusher().await;
+    assert_eq!(
+        pusher.push(&c("limit"), "x").await,
+        Err(PushError::Throttled)
+    );
+    assert_eq!(
+        pusher.push(&c("throttled-bare"), "x").await,
+        Err(PushError::Throttled)
+    );
+    assert_eq!(attempts(&seen, "limit"), 1, "the SDK must not retry");
+    assert_eq!(
+        attempts(&seen, "throttled-bare"),
+        1,
+        "the SDK must not retry"
+    );
+}
+
+#[tokio::test]
+async fn payload_too_large_maps_to_payload_too_large() {
+    let (pusher, _) = pusher().await;
+    assert_eq!(
+        pusher.push(&c("too-big"), "x").await,
+        Err(PushError::PayloadTooLarge)
+    );
+    assert_eq!(
+        pusher.push(&c("too-big-bare"), "x").await,
+        Err(PushError::PayloadTooLarge)
+    );
+}
+
+#[tokio::test]
+async fn server_errors_map_to_transient_without_sdk_retries() {
+    let (pusher, seen) = pusher().await;
+    for id in ["broken", "bad-gateway", "unavailable"] {
+        let result = pusher.push(&c(id), "x").await;
+        assert!(
+            matches!(result, Err(PushError::Transient(_))),
+            "{id}: {result:?}"
+        );
+        assert_eq!(attempts(&seen, id), 1, "{id}: the SDK must not retry");
+    }
+}
+
+#[tokio::test]
+async fn forbidden_and_bad_requests_are_fatal() {
+    let (pusher, _) = pusher().await;
+    for id in ["forbidden", "bad-request"] {
+        let result = pusher.push(&c(id), "x").await;
+        assert!(
+            matches!(result, Err(PushError::Fatal(_))),
+            "{id}: {result:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_slow_answer_is_a_timeout() {
+    let (pusher, seen) = pusher().await;
+    let started = std::time::Instant::now();
+    assert_eq!(pusher.push(&c("slow"), "x").await, Err(PushError::Timeout));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(attempts(&seen, "slow"), 1);
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_transient() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let pusher = ApiGatewayPusher::with_timeout(
+        &sdk(),
+        &format!("http://{addr}/main"),
+        Duration::from_millis(500),
+    );
+    let result = pusher.push(&c("anyone"), "x").await;
+    assert!(matches!(result, Err(PushError::Transient(_))), "{result:?}");
+}
+
+#[tokio::test]
+async fn default_pusher_uses_a_five_second_attempt_timeout_and_no_retries() {
+    let pusher = ApiGatewayPusher::new(&sdk(), "http://127.0.0.1:9/main");
+    let config = pusher.client().config();
+    assert_eq!(
+        config
+            .timeout_config()
+            .and_then(|t| t.operation_attempt_timeout()),
+        Some(Duration::from_secs(5))
+    );
+    assert_eq!(config.retry_config().map(|r| r.max_attempts()), Some(1));
+}
