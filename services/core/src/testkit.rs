@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failed expectation is the test failing
 //! Test doubles for the ports, shared by this crate's tests and (with the `testkit`
 //! feature) by other crates' tests: a scripted pusher that records deliveries and measures
 //! concurrency, and recording queue / dead-letter sinks.

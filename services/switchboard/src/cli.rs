@@ -16,7 +16,11 @@ use switchboard_model::{Envelope, TenantId, UserId};
 use crate::serve::{self, QueueConfig, RosterKind, ServeSettings, Server};
 
 #[derive(Parser)]
-#[command(name = "switchboard", version, about = "Targeted, multi-tenant WebSocket notifications")]
+#[command(
+    name = "switchboard",
+    version,
+    about = "Targeted, multi-tenant WebSocket notifications"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -83,7 +87,11 @@ struct TokenArgs {
 #[derive(Args)]
 struct PublishArgs {
     /// Publish API URL, e.g. http://127.0.0.1:8080/v1/messages.
-    #[arg(long, conflicts_with = "queue_url", required_unless_present = "queue_url")]
+    #[arg(
+        long,
+        conflicts_with = "queue_url",
+        required_unless_present = "queue_url"
+    )]
     url: Option<String>,
     /// SQS queue URL (AWS credentials from the usual chain).
     #[arg(long, env = "QUEUE_URL")]
@@ -170,8 +178,10 @@ async fn serve_command(args: ServeArgs) -> Result<(), CliError> {
         "CONNECTION_TTL_SECS" => args.connection_ttl_secs.clone(),
         other => env(other),
     };
-    let publisher = PublisherConfig::from_lookup(lookup).map_err(|e| CliError::Config(e.to_string()))?;
-    let connect = ConnectConfig::from_lookup(lookup).map_err(|e| CliError::Config(e.to_string()))?;
+    let publisher =
+        PublisherConfig::from_lookup(lookup).map_err(|e| CliError::Config(e.to_string()))?;
+    let connect =
+        ConnectConfig::from_lookup(lookup).map_err(|e| CliError::Config(e.to_string()))?;
     let mut auth = AuthConfig::from_lookup(env).map_err(|e| CliError::Config(e.to_string()))?;
     let dev_secret = if auth.has_key_source() {
         None
@@ -201,7 +211,10 @@ async fn serve_command(args: ServeArgs) -> Result<(), CliError> {
         .await
         .map_err(|e| CliError::Config(e.to_string()))?;
     let addr = server.addr;
-    println!("switchboard listening on http://{addr} (WebSocket ws://{addr}/{})", args.stage);
+    println!(
+        "switchboard listening on http://{addr} (WebSocket ws://{addr}/{})",
+        args.stage
+    );
     if let Some(secret) = dev_secret {
         print_dev_banner(addr, &args.stage, &String::from_utf8_lossy(&secret));
     }
@@ -214,13 +227,15 @@ async fn build_roster(args: &ServeArgs) -> Result<Arc<dyn RosterStore>, CliError
     match args.roster {
         RosterKind::Memory => Ok(serve::memory_roster()),
         RosterKind::Dynamodb => {
-            let config = switchboard_aws::config::DynamoConfig::from_lookup(env)
+            let config = switchboard_aws::DynamoConfig::from_lookup(env)
                 .map_err(|e| CliError::Config(e.to_string()))?;
-            let store = switchboard_aws::dynamo::DynamoRosterStore::from_config(&config).await;
+            let store = switchboard_aws::DynamoRosterStore::from_config(&config).await;
             if args.create_table {
-                switchboard_aws::dynamo::create_table(store.client(), &config.table)
+                switchboard_aws::create_table(store.client(), &config.table)
                     .await
-                    .map_err(|e| CliError::Failed(format!("creating table {}: {e}", config.table)))?;
+                    .map_err(|e| {
+                        CliError::Failed(format!("creating table {}: {e}", config.table))
+                    })?;
             }
             Ok(Arc::new(store))
         }
@@ -262,7 +277,8 @@ fn token_command(args: TokenArgs) -> Result<(), CliError> {
                 .into(),
         )
     })?;
-    let tenant = TenantId::parse(args.tenant).map_err(|e| CliError::Input(format!("--tenant: {e}")))?;
+    let tenant =
+        TenantId::parse(args.tenant).map_err(|e| CliError::Input(format!("--tenant: {e}")))?;
     let user = UserId::parse(args.user).map_err(|e| CliError::Input(format!("--user: {e}")))?;
     let token = mint_hs256_with(
         secret,
@@ -278,7 +294,8 @@ fn token_command(args: TokenArgs) -> Result<(), CliError> {
 
 fn build_envelope(args: &PublishArgs) -> Result<Envelope, CliError> {
     let value: Value = if let Some(text) = &args.envelope {
-        serde_json::from_str(text).map_err(|e| CliError::Input(format!("--envelope: not JSON ({e})")))?
+        serde_json::from_str(text)
+            .map_err(|e| CliError::Input(format!("--envelope: not JSON ({e})")))?
     } else {
         let data: Value = serde_json::from_str(&args.data)
             .map_err(|e| CliError::Input(format!("--data: not JSON ({e})")))?;
@@ -291,11 +308,10 @@ fn build_envelope(args: &PublishArgs) -> Result<Envelope, CliError> {
                 json!({"type": "connections", "tenant": tenant, "connectionIds": args.connections})
             }
             (Some(tenant), false) => json!({"type": "tenant", "tenant": tenant}),
-            (None, false) => {
-                return Err(CliError::Input(
-                    "give a target: --tenant [--user U | --connection C]..., --broadcast or --envelope".into(),
-                ))
-            }
+            (None, false) => return Err(CliError::Input(
+                "give a target: --tenant [--user U | --connection C]..., --broadcast or --envelope"
+                    .into(),
+            )),
         };
         let mut envelope = json!({"target": target, "data": data});
         if let Some(id) = &args.id {
@@ -309,10 +325,9 @@ fn build_envelope(args: &PublishArgs) -> Result<Envelope, CliError> {
 async fn publish_command(args: PublishArgs) -> Result<(), CliError> {
     let mut envelope = build_envelope(&args)?;
     if let Some(url) = &args.url {
-        let token = args
-            .token
-            .as_deref()
-            .ok_or_else(|| CliError::Input("--token (or SWITCHBOARD_TOKEN) is required with --url".into()))?;
+        let token = args.token.as_deref().ok_or_else(|| {
+            CliError::Input("--token (or SWITCHBOARD_TOKEN) is required with --url".into())
+        })?;
         let response = reqwest::Client::new()
             .post(url)
             .bearer_auth(token)
@@ -338,7 +353,8 @@ async fn publish_command(args: PublishArgs) -> Result<(), CliError> {
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     envelope.id = Some(id.clone());
     let body = serde_json::to_string(&envelope).map_err(|e| CliError::Failed(e.to_string()))?;
-    let queue = switchboard_aws::SqsQueue::from_env(queue_url).await;
+    let sdk = switchboard_aws::load_sdk_config(switchboard_aws::LocalDefaults::NONE).await;
+    let queue = switchboard_aws::SqsQueue::from_sdk_config(&sdk, queue_url);
     queue
         .enqueue(&id, &body)
         .await

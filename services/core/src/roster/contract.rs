@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failed expectation is the test failing
 //! The behaviour every [`RosterStore`] adapter must show. Each check takes a fresh, empty
 //! store; adapters' tests call them one per test (`run_all` runs them in sequence, each on
 //! a new store from the factory).

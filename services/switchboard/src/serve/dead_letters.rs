@@ -21,12 +21,18 @@ async fn require_admin(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-pub async fn list(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Json<Vec<DeadEntry>>, ApiError> {
+pub async fn list(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<DeadEntry>>, ApiError> {
     require_admin(&app, &headers).await?;
     Ok(Json(app.queue.dead_letters()))
 }
 
-pub async fn redrive(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+pub async fn redrive(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
     require_admin(&app, &headers).await?;
     let redriven = app.queue.redrive();
     tracing::info!(redriven, "dead letters redriven");

@@ -40,6 +40,12 @@ pub async fn token(
         .map_err(|e| ApiError::InvalidEnvelope(format!("tenant: {e}")))?;
     let user =
         UserId::parse(request.user).map_err(|e| ApiError::InvalidEnvelope(format!("user: {e}")))?;
-    let token = mint_hs256(secret, &tenant, &user, &request.roles, Duration::from_secs(3600));
+    let token = mint_hs256(
+        secret,
+        &tenant,
+        &user,
+        &request.roles,
+        Duration::from_secs(3600),
+    );
     Ok(Json(json!({ "token": token })))
 }

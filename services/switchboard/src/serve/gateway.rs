@@ -15,8 +15,8 @@ use serde_json::json;
 use switchboard_core::auth::token_from_handshake;
 use switchboard_core::connection;
 use switchboard_model::{ConnectionId, TenantId, MAX_FRAME_BYTES};
-use tokio::sync::mpsc;
 use time::OffsetDateTime;
+use tokio::sync::mpsc;
 
 use super::registry::{LiveConnection, Outgoing};
 use super::App;
@@ -56,7 +56,10 @@ pub async fn handshake(
         .get(header::SEC_WEBSOCKET_PROTOCOL)
         .and_then(|v| v.to_str().ok());
     let Some(found) = token_from_handshake(query.as_deref(), offered) else {
-        return unauthorized("missing token: pass ?token=<jwt> or Sec-WebSocket-Protocol: bearer, <jwt>");
+        app.metrics.handshakes_refused.inc();
+        return unauthorized(
+            "missing token: pass ?token=<jwt> or Sec-WebSocket-Protocol: bearer, <jwt>",
+        );
     };
     let claims = match app.verifier.verify(&found.token).await {
         Ok(claims) => claims,
@@ -78,7 +81,9 @@ pub async fn handshake(
         .to_string();
     // Register the socket before the roster write, so a publish that finds the roster
     // item always finds the socket too (frames wait in its queue until the upgrade ends).
-    let (live, outgoing) = app.registry.register(id.clone(), claims.clone(), peer.ip(), user_agent);
+    let (live, outgoing) = app
+        .registry
+        .register(id.clone(), claims.clone(), peer.ip(), user_agent);
     if let Err(error) = connection::connect(
         app.roster.as_ref(),
         &app.connect_config,

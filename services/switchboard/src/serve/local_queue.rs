@@ -11,7 +11,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Serialize;
 use switchboard_core::publisher::{BatchOutcome, Publisher};
-use switchboard_core::queue::{DeadLetter, DeadLetterSink, InboundMessage, MessageQueue, QueueError};
+use switchboard_core::queue::{
+    DeadLetter, DeadLetterSink, InboundMessage, MessageQueue, QueueError,
+};
 use time::OffsetDateTime;
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::time::Instant;
@@ -83,12 +85,16 @@ impl LocalQueue {
     fn state(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave State inconsistent in a way that
         // matters more than stopping delivery would; keep serving.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn update_gauges(&self, state: &State) {
         let depth = state.ready.len() + state.delayed.len() + state.in_flight;
-        self.metrics.queue_depth.set(i64::try_from(depth).unwrap_or(i64::MAX));
+        self.metrics
+            .queue_depth
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
         self.metrics
             .dead_letters
             .set(i64::try_from(state.dead.len()).unwrap_or(i64::MAX));
@@ -105,12 +111,6 @@ impl LocalQueue {
     /// The dead-letter list.
     pub fn dead_letters(&self) -> Vec<DeadEntry> {
         self.state().dead.clone()
-    }
-
-    /// Messages waiting, delayed or being processed.
-    pub fn depth(&self) -> usize {
-        let state = self.state();
-        state.ready.len() + state.delayed.len() + state.in_flight
     }
 
     /// Puts every dead letter back on the queue (receive count reset); returns how many.
@@ -132,7 +132,10 @@ impl LocalQueue {
     }
 
     /// Takes the next batch, waiting until one is due; `None` once `shutdown` is set.
-    async fn next_batch(&self, shutdown: &mut watch::Receiver<bool>) -> Option<Vec<InboundMessage>> {
+    async fn next_batch(
+        &self,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Option<Vec<InboundMessage>> {
         loop {
             let notified = self.wake.notified();
             tokio::pin!(notified);
@@ -140,8 +143,9 @@ impl LocalQueue {
             let next_due = {
                 let mut state = self.state();
                 let now = Instant::now();
-                let (due, later): (Vec<_>, Vec<_>) =
-                    std::mem::take(&mut state.delayed).into_iter().partition(|(at, _)| *at <= now);
+                let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut state.delayed)
+                    .into_iter()
+                    .partition(|(at, _)| *at <= now);
                 state.delayed = later;
                 state.ready.extend(due.into_iter().map(|(_, m)| m));
                 if !state.ready.is_empty() {
@@ -159,7 +163,8 @@ impl LocalQueue {
                 }
                 state.delayed.iter().map(|(at, _)| *at).min()
             };
-            let sleep_until = next_due.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            let sleep_until =
+                next_due.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             tokio::select! {
                 _ = &mut notified => {}
                 _ = tokio::time::sleep_until(sleep_until) => {}
@@ -177,7 +182,11 @@ impl LocalQueue {
         for report in &outcome.reports {
             self.metrics.record(report);
         }
-        let failed: HashSet<&str> = outcome.failed_message_ids.iter().map(String::as_str).collect();
+        let failed: HashSet<&str> = outcome
+            .failed_message_ids
+            .iter()
+            .map(String::as_str)
+            .collect();
         let mut state = self.state();
         state.in_flight = state.in_flight.saturating_sub(batch.len());
         for message in batch {
@@ -212,7 +221,12 @@ impl LocalQueue {
 
     /// The consumer: hands batches to `publisher` until `shutdown`, then waits (at most
     /// `drain`) for the batches in flight.
-    pub async fn run(self: Arc<Self>, publisher: Publisher, mut shutdown: watch::Receiver<bool>, drain: Duration) {
+    pub async fn run(
+        self: Arc<Self>,
+        publisher: Publisher,
+        mut shutdown: watch::Receiver<bool>,
+        drain: Duration,
+    ) {
         let slots = self.config.concurrent_batches.max(1);
         let permits = Arc::new(Semaphore::new(slots));
         loop {
@@ -231,7 +245,10 @@ impl LocalQueue {
             });
         }
         let all = u32::try_from(slots).unwrap_or(u32::MAX);
-        if tokio::time::timeout(drain, permits.acquire_many(all)).await.is_err() {
+        if tokio::time::timeout(drain, permits.acquire_many(all))
+            .await
+            .is_err()
+        {
             tracing::warn!("shutdown: batches still in flight after the drain bound");
         }
     }

@@ -32,15 +32,13 @@ fn gone() -> Response {
 }
 
 fn find(app: &App, id: &str) -> Option<Arc<LiveConnection>> {
-    ConnectionId::parse(id).ok().and_then(|id| app.registry.get(&id))
+    ConnectionId::parse(id)
+        .ok()
+        .and_then(|id| app.registry.get(&id))
 }
 
 /// `PostToConnection`: the body is sent as one frame (text when it is UTF-8).
-pub async fn post(
-    State(app): State<Arc<App>>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
+pub async fn post(State(app): State<Arc<App>>, Path(id): Path<String>, body: Bytes) -> Response {
     let Some(live) = find(&app, &id) else {
         return gone();
     };

@@ -45,11 +45,23 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("switchboard");
         let connections = Gauge::default();
-        registry.register("connections", "Live WebSocket connections", connections.clone());
+        registry.register(
+            "connections",
+            "Live WebSocket connections",
+            connections.clone(),
+        );
         let connections_opened = Counter::default();
-        registry.register("connections_opened", "WebSocket connections accepted", connections_opened.clone());
+        registry.register(
+            "connections_opened",
+            "WebSocket connections accepted",
+            connections_opened.clone(),
+        );
         let handshakes_refused = Counter::default();
-        registry.register("handshakes_refused", "WebSocket handshakes refused with 401", handshakes_refused.clone());
+        registry.register(
+            "handshakes_refused",
+            "WebSocket handshakes refused with 401",
+            handshakes_refused.clone(),
+        );
         let messages = Family::<OutcomeLabel, Counter>::default();
         registry.register(
             "messages",
@@ -57,19 +69,43 @@ impl Metrics {
             messages.clone(),
         );
         let posts = Family::<ResultLabel, Counter>::default();
-        registry.register("posts", "Posts to connections, by result (delivered, gone, failed)", posts.clone());
-        let fanout_seconds = Histogram::new(
-            [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0].into_iter(),
+        registry.register(
+            "posts",
+            "Posts to connections, by result (delivered, gone, failed)",
+            posts.clone(),
         );
-        registry.register("fanout_duration_seconds", "Time to process one message (lookup and fan-out)", fanout_seconds.clone());
+        let fanout_seconds = Histogram::new([
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ]);
+        registry.register(
+            "fanout_duration_seconds",
+            "Time to process one message (lookup and fan-out)",
+            fanout_seconds.clone(),
+        );
         let enqueued = Counter::default();
-        registry.register("enqueued", "Messages accepted onto the in-process queue", enqueued.clone());
+        registry.register(
+            "enqueued",
+            "Messages accepted onto the in-process queue",
+            enqueued.clone(),
+        );
         let redeliveries = Counter::default();
-        registry.register("redeliveries", "Messages put back on the queue after a failed attempt", redeliveries.clone());
+        registry.register(
+            "redeliveries",
+            "Messages put back on the queue after a failed attempt",
+            redeliveries.clone(),
+        );
         let queue_depth = Gauge::default();
-        registry.register("queue_depth", "Messages waiting on the in-process queue (visible or delayed)", queue_depth.clone());
+        registry.register(
+            "queue_depth",
+            "Messages waiting on the in-process queue (visible or delayed)",
+            queue_depth.clone(),
+        );
         let dead_letters = Gauge::default();
-        registry.register("dead_letters", "Messages in the dead-letter list", dead_letters.clone());
+        registry.register(
+            "dead_letters",
+            "Messages in the dead-letter list",
+            dead_letters.clone(),
+        );
         Self {
             registry,
             connections,
@@ -88,9 +124,15 @@ impl Metrics {
     /// Records one processed message.
     pub fn record(&self, report: &MessageReport) {
         self.messages
-            .get_or_create(&OutcomeLabel { outcome: report.outcome.as_str() })
+            .get_or_create(&OutcomeLabel {
+                outcome: report.outcome.as_str(),
+            })
             .inc();
-        for (result, count) in [("delivered", report.delivered), ("gone", report.gone), ("failed", report.failed)] {
+        for (result, count) in [
+            ("delivered", report.delivered),
+            ("gone", report.gone),
+            ("failed", report.failed),
+        ] {
             if count > 0 {
                 self.posts
                     .get_or_create(&ResultLabel { result })

@@ -27,7 +27,6 @@ use switchboard_core::publisher::{Publisher, PublisherConfig};
 use switchboard_core::roster::{MemoryRosterStore, RosterStore};
 use tokio::sync::watch;
 
-pub use gateway::new_connection_id;
 pub use local_queue::QueueConfig;
 
 use local_queue::LocalQueue;
@@ -82,7 +81,9 @@ fn router(app: Arc<App>, publish: Router) -> Router {
         .route(&format!("/{stage}"), get(gateway::handshake))
         .route(
             &format!("/{stage}/@connections/{{id}}"),
-            post(management::post).get(management::get).delete(management::delete),
+            post(management::post)
+                .get(management::get)
+                .delete(management::delete),
         )
         .route("/v1/dead-letters", get(dead_letters::list))
         .route("/v1/dead-letters/redrive", post(dead_letters::redrive))
@@ -93,18 +94,17 @@ fn router(app: Arc<App>, publish: Router) -> Router {
             .route("/", get(demo::page))
             .route("/dev/token", post(demo::token));
     }
-    router
-        .with_state(app)
-        .merge(publish)
-        .fallback(|| async {
-            (
-                StatusCode::NOT_FOUND,
-                Json(json!({"error": "not_found", "message": "no such endpoint"})),
-            )
-        })
+    router.with_state(app).merge(publish).fallback(|| async {
+        (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "not_found", "message": "no such endpoint"})),
+        )
+    })
 }
 
-async fn render_metrics(axum::extract::State(app): axum::extract::State<Arc<App>>) -> impl IntoResponse {
+async fn render_metrics(
+    axum::extract::State(app): axum::extract::State<Arc<App>>,
+) -> impl IntoResponse {
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -155,10 +155,14 @@ impl Server {
         .router();
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
-            .map_err(|source| StartError::Listen { addr: settings.listen, source })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| StartError::Listen { addr: settings.listen, source })?;
+            .map_err(|source| StartError::Listen {
+                addr: settings.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Listen {
+            addr: settings.listen,
+            source,
+        })?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let drain = settings.drain_timeout;
         let worker = tokio::spawn(queue.clone().run(publisher, shutdown_rx.clone(), drain));

@@ -113,14 +113,6 @@ impl Registry {
         self.live.read().ok().and_then(|live| live.get(id).cloned())
     }
 
-    pub fn len(&self) -> usize {
-        self.live.read().map(|live| live.len()).unwrap_or(0)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Asks every socket to close with `code` (1001 "going away" at shutdown).
     pub fn close_all(&self, code: u16, reason: &'static str) {
         if let Ok(live) = self.live.read() {

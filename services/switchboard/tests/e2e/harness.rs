@@ -50,14 +50,31 @@ impl TestServer {
     pub fn start_with(backend: Backend, args: &[&str], envs: &[(&str, &str)]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
         command
-            .args(["serve", "--listen", "127.0.0.1:0", "--visibility-timeout", "100ms"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--visibility-timeout",
+                "100ms",
+            ])
             .args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("JWT_HS256_SECRET", SECRET)
-            .env("RUST_LOG", if std::env::var("TEST_LOG").is_ok() { "debug" } else { "warn" })
+            .env(
+                "RUST_LOG",
+                if std::env::var("TEST_LOG").is_ok() {
+                    "debug"
+                } else {
+                    "warn"
+                },
+            )
             .stdout(Stdio::piped())
-            .stderr(if std::env::var("TEST_LOG").is_ok() { Stdio::inherit() } else { Stdio::null() });
+            .stderr(if std::env::var("TEST_LOG").is_ok() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            });
         if backend == Backend::Dynamodb {
             let table = format!("e2e-{}", uuid::Uuid::new_v4());
             command
@@ -77,7 +94,11 @@ impl TestServer {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(rest) = line.strip_prefix("switchboard listening on http://") {
-                    let addr = rest.split_whitespace().next().unwrap_or_default().to_string();
+                    let addr = rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string();
                     let _ = tx.send(addr);
                 }
             }
@@ -127,7 +148,12 @@ impl TestServer {
     }
 
     pub async fn metrics(&self) -> String {
-        reqwest::get(self.http("/metrics")).await.unwrap().text().await.unwrap()
+        reqwest::get(self.http("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 
     /// The value of one metric line (`name{labels} value`), 0 when absent.
@@ -166,17 +192,22 @@ impl Client {
     /// Connects with the token in the query string.
     pub async fn connect(server: &TestServer, token: &str) -> Client {
         let url = format!("{}?token={token}", server.ws_url());
-        let (socket, response) = tokio_tungstenite::connect_async(url).await.expect("handshake");
+        let (socket, response) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("handshake");
         Self::finish(socket, response).await
     }
 
     /// Connects with the token in `Sec-WebSocket-Protocol: bearer, <jwt>`.
     pub async fn connect_subprotocol(server: &TestServer, token: &str) -> Client {
         let mut request = server.ws_url().into_client_request().unwrap();
-        request
-            .headers_mut()
-            .insert("sec-websocket-protocol", format!("bearer, {token}").parse().unwrap());
-        let (socket, response) = tokio_tungstenite::connect_async(request).await.expect("handshake");
+        request.headers_mut().insert(
+            "sec-websocket-protocol",
+            format!("bearer, {token}").parse().unwrap(),
+        );
+        let (socket, response) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("handshake");
         Self::finish(socket, response).await
     }
 

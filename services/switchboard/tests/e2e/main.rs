@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! End-to-end tests: the real `switchboard serve` binary on port 0, real WebSocket clients,
 //! real signed JWTs, the official `aws-sdk-apigatewaymanagement` client. Every scenario
 //! runs twice: with the memory roster and with `--roster dynamodb` on DynamoDB Local.
