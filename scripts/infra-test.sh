@@ -12,7 +12,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 INFRA="$ROOT/infra"
 CACHE="$ROOT/.cache"
 CFN_LINT_VERSION="1.58.0"
-export CDK_DISABLE_VERSION_CHECK=1 CDK_DISABLE_CLI_TELEMETRY=1 npm_config_cache="$CACHE/npm" npm_config_update_notifier=false
+export CDK_DISABLE_VERSION_CHECK=1 CDK_DISABLE_CLI_TELEMETRY=1 npm_config_update_notifier=false
 export npm_config_fund=false npm_config_audit=false
 
 fail() { echo "infra-test: FAILED: $*" >&2; exit 1; }
