@@ -67,7 +67,7 @@ dynamodb_local_install() {
         rm -rf "$tmp"
         return 1
     fi
-    tarball="$(ls "$tmp"/amplify-dynamodb-simulator-*.tgz 2>/dev/null | head -n 1)"
+    tarball="$(ls "$tmp"/amplify-dynamodb-simulator-*.tgz 2>/dev/null | head -n 1 || true)"
     if [[ -z "$tarball" ]] || ! tar -xzf "$tarball" -C "$tmp" package/emulator; then
         _ddb_local_log "ERROR: could not unpack the emulator from the npm package"
         rm -rf "$tmp"
@@ -153,6 +153,12 @@ dynamodb_local_start() {
             if ! kill -0 "$pid" 2>/dev/null; then
                 break
             fi
+            # A failed bind leaves the JVM running without a server: give up on this port.
+            if grep -q "Address already in use" "$log" 2>/dev/null; then
+                kill "$pid" 2>/dev/null || true
+                wait "$pid" 2>/dev/null || true
+                break
+            fi
             if _ddb_local_answers "$endpoint"; then
                 export DYNAMODB_ENDPOINT="$endpoint"
                 export DYNAMODB_LOCAL_PID="$pid"
@@ -166,12 +172,13 @@ dynamodb_local_start() {
             kill "$pid" 2>/dev/null || true
             wait "$pid" 2>/dev/null || true
             _ddb_local_log "ERROR: DynamoDB Local did not answer on $endpoint within ${timeout}s (log: $log)"
-            tail -n 20 "$log" >&2 2>/dev/null
+            tail -n 20 "$log" >&2 2>/dev/null || true
             return 1
         fi
         # It exited early: most likely the port was taken in between; try another one.
+        wait "$pid" 2>/dev/null || true
         _ddb_local_log "DynamoDB Local exited early on port $port (attempt $attempt), log:"
-        tail -n 20 "$log" >&2 2>/dev/null
+        tail -n 20 "$log" >&2 2>/dev/null || true
         if [[ -n "${DYNAMODB_LOCAL_PORT:-}" ]]; then
             return 1
         fi
