@@ -455,6 +455,27 @@ describe('least-privilege IAM (SPEC §8)', () => {
     expect(statementsOf('default')).toEqual([logStatement('default')]);
   });
 
+  test('API Gateway may invoke each function only from its own API and route', () => {
+    const permissions = Object.values(resources).filter((r) => r.Type === 'AWS::Lambda::Permission');
+    const byFunction = permissions.map((p) => {
+      expect(p.Properties.Principal).toBe('apigateway.amazonaws.com');
+      expect(p.Properties.Action).toBe('lambda:InvokeFunction');
+      const parts = p.Properties.SourceArn['Fn::Join'][1];
+      const api = parts.find((x: any) => x.Ref && !x.Ref.startsWith('AWS::')).Ref;
+      const tail = parts.slice(parts.findIndex((x: any) => x.Ref === api) + 1).map((x: any) => (typeof x === 'string' ? x : `<${x.Ref}>`)).join('');
+      return `${p.Properties.FunctionName['Fn::GetAtt'][0]} ${api} ${tail.replace(/<WebSocketApiJwtAuthorizer[0-9A-F]+>/, '<authorizer>')}`;
+    });
+    expect(byFunction.sort()).toEqual(
+      [
+        `${fnId('authorizer')} ${wsApiId()} /authorizers/<authorizer>`,
+        `${fnId('connect')} ${wsApiId()} /*$connect`,
+        `${fnId('disconnect')} ${wsApiId()} /*$disconnect`,
+        `${fnId('default')} ${wsApiId()} /*$default`,
+        `${fnId('publish-api')} ${logicalId(built.stack.httpApi)} /*/*/v1/messages`,
+      ].sort(),
+    );
+  });
+
   test('no wildcard action or resource anywhere, except the @connections/<id> segment', () => {
     const literals: string[] = [];
     const collect = (v: unknown): void => {
