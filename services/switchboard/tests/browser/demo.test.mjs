@@ -33,13 +33,13 @@ test("demo page connects with a token and shows a published message", { timeout:
   assert.ok(binary, "SWITCHBOARD_BIN must point at the switchboard binary");
   const { child, base } = await startServer();
   const profile = mkdtempSync(join(tmpdir(), "switchboard-chromium-"));
-  const browser = await chromium.launch({
+  // A fresh profile per run (launchPersistentContext is playwright's way to give one).
+  const browser = await chromium.launchPersistentContext(profile, {
     executablePath: chromiumPath,
     headless: true,
     args: [
       "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
       "--disable-background-networking", "--disable-component-update", "--disable-sync",
-      `--user-data-dir=${profile}`,
     ],
   });
   try {
@@ -70,7 +70,7 @@ test("demo page connects with a token and shows a published message", { timeout:
     await page.fill("#data", '{"clicked": true}');
     await page.click("#publish");
     await page.locator("#frames li", { hasText: "clicked" }).waitFor({ timeout: 15000 });
-    await page.screenshot({ path: join(profile, "..", "switchboard-demo.png") });
+    if (process.env.DEMO_SCREENSHOT) await page.screenshot({ path: process.env.DEMO_SCREENSHOT });
   } finally {
     await browser.close();
     rmSync(profile, { recursive: true, force: true });
