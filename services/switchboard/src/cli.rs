@@ -48,6 +48,7 @@ struct ServeArgs {
     #[arg(long, value_enum, env = "SWITCHBOARD_ROSTER", default_value = "memory")]
     roster: RosterKind,
     /// With --roster dynamodb: create the table (and its index and TTL) if it is missing.
+    /// Always done when DYNAMODB_ENDPOINT points at a local DynamoDB.
     #[arg(long)]
     create_table: bool,
     /// Posts in flight per message (FANOUT_CONCURRENCY).
@@ -230,12 +231,23 @@ async fn build_roster(args: &ServeArgs) -> Result<Arc<dyn RosterStore>, CliError
             let config = switchboard_aws::DynamoConfig::from_lookup(env)
                 .map_err(|e| CliError::Config(e.to_string()))?;
             let store = switchboard_aws::DynamoRosterStore::from_config(&config).await;
-            if args.create_table {
-                switchboard_aws::create_table(store.client(), &config.table)
-                    .await
-                    .map_err(|e| {
-                        CliError::Failed(format!("creating table {}: {e}", config.table))
-                    })?;
+            // Against an endpoint override (DynamoDB Local) the table is made on demand;
+            // against AWS it is infra/'s job unless asked for.
+            if args.create_table || config.endpoint.is_some() {
+                match switchboard_aws::create_table(store.client(), &config.table).await {
+                    Ok(()) => {}
+                    Err(e) if args.create_table => {
+                        return Err(CliError::Failed(format!(
+                            "creating table {}: {e}",
+                            config.table
+                        )))
+                    }
+                    // Not asked for: serve anyway; lookups fail (and messages are retried,
+                    // then dead-lettered) until the table can be reached.
+                    Err(e) => {
+                        tracing::warn!(table = %config.table, error = %e, "could not ensure the roster table exists")
+                    }
+                }
             }
             Ok(Arc::new(store))
         }

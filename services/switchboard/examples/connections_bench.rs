@@ -1,0 +1,167 @@
+//! Connection benchmark (a command, not a test). Starts the release `switchboard serve`,
+//! opens N idle WebSocket connections, and prints
+//!   - the server's resident memory per connection (VmRSS growth / N),
+//!   - publish→frame latency (HTTP POST until the frame arrives) p50/p99 to one user while
+//!     those connections are attached.
+//!
+//! Run through `scripts/bench-connections.sh [N] [messages]` (raises the open-files limit):
+//!   cargo build --release --bin switchboard --example connections_bench
+//!   target/release/examples/connections_bench 10000 300
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::{stream, SinkExt, StreamExt};
+use serde_json::json;
+use switchboard_core::auth::mint_hs256;
+use switchboard_model::{TenantId, UserId};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+
+const SECRET: &str = "connections-benchmark-secret-0123456789abcdef";
+
+fn token(user: &str, roles: &[String]) -> String {
+    mint_hs256(
+        SECRET.as_bytes(),
+        &TenantId::parse("bench").unwrap(),
+        &UserId::parse(user).unwrap(),
+        roles,
+        Duration::from_secs(3600),
+    )
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+fn client_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+}
+
+#[tokio::main]
+async fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(10_000);
+    let messages: usize = std::env::args()
+        .nth(2)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(300);
+    let binary = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .and_then(|examples| examples.parent())
+        .map(|release| release.join("switchboard"))
+        .unwrap();
+    let mut child = Command::new(&binary)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("JWT_HS256_SECRET", SECRET)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start {}: {e} (build it with --release)",
+                binary.display()
+            )
+        });
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let addr = loop {
+        let line = lines.next().expect("server output").unwrap();
+        if let Some(rest) = line.strip_prefix("switchboard listening on http://") {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let pid = child.id();
+    let url = format!("ws://{addr}/main");
+
+    // One connection first, so the baseline includes the runtime's warm-up allocations.
+    let (mut target, _) = tokio_tungstenite::connect_async_with_config(
+        format!("{url}?token={}", token("target", &[])),
+        Some(client_config()),
+        false,
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = rss_kib(pid);
+
+    let started = Instant::now();
+    let idle: Vec<_> = stream::iter(0..n)
+        .map(|i| {
+            let url = format!("{url}?token={}", token(&format!("idle-{}", i % 1000), &[]));
+            async move {
+                tokio_tungstenite::connect_async_with_config(url, Some(client_config()), false)
+                    .await
+                    .map(|(socket, _)| socket)
+            }
+        })
+        .buffer_unordered(256)
+        .collect()
+        .await;
+    let connected = idle.iter().filter(|r| r.is_ok()).count();
+    let connect_time = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = rss_kib(pid);
+    let per_connection = (after.saturating_sub(before)) as f64 * 1024.0 / connected.max(1) as f64;
+
+    // Latency: publish to the one target user, wait for its frame.
+    let publisher = token("backend", &["publisher".to_string()]);
+    let http = reqwest::Client::new();
+    let publish_url = format!("http://{addr}/v1/messages");
+    let mut latencies = Vec::with_capacity(messages);
+    for i in 0..messages {
+        let id = format!("lat-{i}");
+        let envelope = json!({"id": id, "target": {"type":"users","tenant":"bench","users":["target"]}, "data": i});
+        let sent = Instant::now();
+        let status = http
+            .post(&publish_url)
+            .bearer_auth(&publisher)
+            .json(&envelope)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status.as_u16(), 202);
+        loop {
+            match target.next().await.unwrap().unwrap() {
+                Message::Text(text) if text.as_str().contains(&format!("\"{id}\"")) => break,
+                _ => continue,
+            }
+        }
+        latencies.push(sent.elapsed());
+    }
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p).ceil() as usize).saturating_sub(1)];
+
+    println!(
+        "connections benchmark: {connected}/{n} idle connections opened in {:.2} s",
+        connect_time.as_secs_f64()
+    );
+    println!("server RSS: {before} KiB before, {after} KiB after => {:.1} KiB per connection (goal <= 16 KiB)", per_connection / 1024.0);
+    println!(
+        "publish->frame latency to one user over {messages} messages: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        pct(0.50).as_secs_f64() * 1e3,
+        pct(0.99).as_secs_f64() * 1e3,
+        latencies.last().unwrap().as_secs_f64() * 1e3
+    );
+    let _ = target.send(Message::Close(None)).await;
+    drop(idle);
+    let _ = child.kill();
+    let _ = child.wait();
+}
