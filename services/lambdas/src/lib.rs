@@ -1,10 +1,20 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 //! Switchboard's Lambda functions. Each binary in `src/bin/` is a thin `main`: read
 //! configuration, build its adapters once at init, then hand every event to a function
-//! of this library, where the tests drive it with real-shaped API Gateway events.
+//! of this library, where the tests drive it with real-shaped API Gateway and SQS events.
 //!
 //! - [`authorizer`]: the WebSocket API's REQUEST authorizer (`src/bin/authorizer.rs`).
+//! - [`connect`], [`disconnect`], [`default`]: the WebSocket routes `$connect`,
+//!   `$disconnect`, `$default`, sharing [`websocket`] (event, identity, response).
+//! - [`publisher`]: the SQS-triggered publisher (partial batch responses).
+//! - [`publish_api`]: the HTTP publish API, the core's router under `lambda_http`.
 //! - [`telemetry`]: JSON logs for every function.
 
 pub mod authorizer;
+pub mod connect;
+pub mod default;
+pub mod disconnect;
+pub mod publish_api;
+pub mod publisher;
 pub mod telemetry;
+pub mod websocket;

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Builds the six Lambda functions (services/lambdas) as x86-64 `bootstrap.zip` files under
+# target/lambda/<name>/, the layout the CDK app deploys.
+#
+# Idempotent: when `cargo lambda` is not on PATH, it is installed from PyPI (the
+# `cargo-lambda` package, which brings zig through the `ziglang` package) into a venv under
+# <repo>/.cache/cargo-lambda-venv (git-ignored) and reused on later runs.
+#
+#   bash scripts/build-lambdas.sh
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+FUNCTIONS=(authorizer connect disconnect default publisher publish-api)
+VENV="$PWD/.cache/cargo-lambda-venv"
+
+if ! cargo lambda --version >/dev/null 2>&1; then
+    if [ ! -x "$VENV/bin/cargo-lambda" ]; then
+        echo "build-lambdas: installing cargo-lambda from PyPI into $VENV" >&2
+        python3 -m venv "$VENV"
+        "$VENV/bin/pip" install --quiet --disable-pip-version-check cargo-lambda
+    fi
+    export PATH="$VENV/bin:$PATH"
+fi
+echo "build-lambdas: $(cargo lambda --version)" >&2
+
+cargo lambda build --release --x86-64 --output-format zip -p switchboard-lambdas
+
+missing=0
+for name in "${FUNCTIONS[@]}"; do
+    zip="target/lambda/$name/bootstrap.zip"
+    if [ -f "$zip" ]; then
+        printf '%-12s %10s bytes  %s\n' "$name" "$(stat -c %s "$zip")" "$zip"
+    else
+        echo "build-lambdas: MISSING $zip" >&2
+        missing=1
+    fi
+done
+if [ "$missing" -ne 0 ]; then
+    echo "build-lambdas: FAILED: not every function was built" >&2
+    exit 1
+fi

@@ -1,0 +1,77 @@
+//! What the three WebSocket routes share: the event type, the identity the authorizer
+//! put in `requestContext.authorizer`, and the response API Gateway expects.
+
+use std::collections::BTreeMap;
+
+use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+use lambda_runtime::Diagnostic;
+use serde::Serialize;
+use switchboard_core::connection::{claims_from_context, ConnectionError};
+use switchboard_model::Claims;
+
+/// The event API Gateway sends `$connect`, `$disconnect` and `$default`.
+pub type WebsocketEvent = ApiGatewayWebsocketProxyRequest;
+
+/// A route's answer: `{"statusCode": ..}`, with headers and a body only when set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebsocketResponse {
+    pub status_code: u16,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+}
+
+impl WebsocketResponse {
+    pub fn status(status_code: u16) -> Self {
+        Self {
+            status_code,
+            ..Self::default()
+        }
+    }
+
+    pub fn ok() -> Self {
+        Self::status(200)
+    }
+}
+
+/// Why a route could not handle its event. `Identity` is answered (403); every other
+/// variant is the invocation's error, which API Gateway turns into a 500.
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    #[error("event has no requestContext.connectionId")]
+    NoConnectionId,
+    #[error(transparent)]
+    Connection(#[from] ConnectionError),
+}
+
+impl From<RouteError> for Diagnostic {
+    fn from(error: RouteError) -> Self {
+        let error_type = match &error {
+            RouteError::NoConnectionId => "NoConnectionId",
+            RouteError::Connection(_) => "ConnectionError",
+        };
+        Diagnostic {
+            error_type: error_type.to_string(),
+            error_message: error.to_string(),
+        }
+    }
+}
+
+/// The connection id of the event.
+pub fn connection_id(event: &WebsocketEvent) -> Result<&str, RouteError> {
+    event
+        .request_context
+        .connection_id
+        .as_deref()
+        .filter(|id| !id.is_empty())
+        .ok_or(RouteError::NoConnectionId)
+}
+
+/// The claims the authorizer passed on as context `{tenant, user, roles}`.
+pub fn claims(event: &WebsocketEvent) -> Result<Claims, ConnectionError> {
+    let fields = &event.request_context.authorizer.fields;
+    let field = |name: &str| fields.get(name).and_then(|v| v.as_str());
+    claims_from_context(field("tenant"), field("user"), field("roles"))
+}

@@ -1,0 +1,159 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The publisher driven with a real-shaped SQS event (tests/fixtures/sqs_batch.json):
+//! one valid envelope for one connection, one malformed body.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::sqs::SqsEvent;
+use serde_json::{json, Value};
+use switchboard_core::publisher::{Publisher, PublisherConfig, RetryPolicy};
+use switchboard_core::pusher::PushError;
+use switchboard_core::roster::{ConnectionRecord, MemoryRosterStore, RosterStore};
+use switchboard_core::testkit::{RecordingQueue, ScriptedPusher};
+use switchboard_lambdas::publisher::{self, inbound_message, PublisherSettings};
+use switchboard_model::{ConnectionId, TenantId, UserId};
+use time::OffsetDateTime;
+
+const CONNECTION: &str = "TWegAd-1joECJFA=";
+const VALID_ID: &str = "059f36b4-87a3-44ab-83d2-661975830a7d";
+const MALFORMED_ID: &str = "2e1424d4-f796-459a-8184-9c92662be6da";
+
+fn sqs_event() -> SqsEvent {
+    let path = format!(
+        "{}/tests/fixtures/sqs_batch.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+struct Harness {
+    pusher: Arc<ScriptedPusher>,
+    dlq: Arc<RecordingQueue>,
+    publisher: Publisher,
+}
+
+async fn harness() -> Harness {
+    let roster = Arc::new(MemoryRosterStore::new());
+    roster
+        .put(&ConnectionRecord::new(
+            ConnectionId::parse(CONNECTION).unwrap(),
+            TenantId::parse("acme").unwrap(),
+            UserId::parse("alice").unwrap(),
+            vec![],
+            OffsetDateTime::now_utc(),
+            7_500,
+        ))
+        .await
+        .unwrap();
+    let pusher = Arc::new(ScriptedPusher::new());
+    let dlq = Arc::new(RecordingQueue::new());
+    let config = PublisherConfig {
+        retry: RetryPolicy {
+            max_attempts: 3,
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(5),
+        },
+        ..PublisherConfig::default()
+    };
+    let publisher = Publisher::new(roster, pusher.clone(), dlq.clone(), config);
+    Harness {
+        pusher,
+        dlq,
+        publisher,
+    }
+}
+
+#[test]
+fn records_map_to_inbound_messages() {
+    let event = sqs_event();
+    let message = inbound_message(&event.records[0]);
+    assert_eq!(message.message_id, VALID_ID);
+    assert_eq!(message.receive_count, 2);
+    assert!(message.body.contains("\"connectionIds\""));
+    assert_eq!(inbound_message(&event.records[1]).receive_count, 1);
+}
+
+#[tokio::test]
+async fn delivers_the_envelope_and_dead_letters_the_malformed_body() {
+    let h = harness().await;
+    let response = publisher::handle(&h.publisher, &sqs_event()).await;
+    assert_eq!(
+        serde_json::to_value(&response).unwrap(),
+        json!({"batchItemFailures": []})
+    );
+
+    let delivered = h.pusher.delivered();
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0].0, CONNECTION);
+    let frame: Value = serde_json::from_str(&delivered[0].1).unwrap();
+    assert_eq!(frame, json!({"id": "m-1", "data": {"hello": "world"}}));
+
+    let letters = h.dlq.letters();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].message_id, MALFORMED_ID);
+    assert_eq!(letters[0].body, "this is not an envelope");
+    assert!(!letters[0].error.is_empty());
+}
+
+#[tokio::test]
+async fn a_persistently_failing_post_is_a_batch_item_failure() {
+    let h = harness().await;
+    h.pusher
+        .always_fail(CONNECTION, PushError::Transient("503 from the API".into()));
+    let response = publisher::handle(&h.publisher, &sqs_event()).await;
+    assert_eq!(
+        serde_json::to_value(&response).unwrap(),
+        json!({"batchItemFailures": [{"itemIdentifier": VALID_ID}]})
+    );
+    assert_eq!(h.pusher.attempts(), 3, "retried up to max_attempts");
+    assert_eq!(
+        h.dlq.letters().len(),
+        1,
+        "only the malformed body is dead-lettered"
+    );
+}
+
+#[test]
+fn settings_require_callback_and_dlq_urls_by_name() {
+    let env = |pairs: &'static [(&'static str, &'static str)]| {
+        move |k: &str| {
+            pairs
+                .iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| (*v).to_string())
+        }
+    };
+    let error = PublisherSettings::from_lookup(env(&[("DLQ_URL", "https://sqs/q")])).unwrap_err();
+    assert!(error.to_string().contains("CALLBACK_URL"), "{error}");
+    let error = PublisherSettings::from_lookup(env(&[(
+        "CALLBACK_URL",
+        "https://abc.execute-api.eu-west-1.amazonaws.com/main",
+    )]))
+    .unwrap_err();
+    assert!(error.to_string().contains("DLQ_URL"), "{error}");
+    let error = PublisherSettings::from_lookup(env(&[
+        ("CALLBACK_URL", "not a url"),
+        ("DLQ_URL", "https://sqs/q"),
+    ]))
+    .unwrap_err();
+    assert!(error.to_string().contains("CALLBACK_URL"), "{error}");
+
+    let settings = PublisherSettings::from_lookup(env(&[
+        (
+            "CALLBACK_URL",
+            "https://abc.execute-api.eu-west-1.amazonaws.com/main/",
+        ),
+        (
+            "DLQ_URL",
+            "https://sqs.eu-west-1.amazonaws.com/123456789012/dlq",
+        ),
+        ("FANOUT_CONCURRENCY", "8"),
+    ]))
+    .unwrap();
+    assert_eq!(
+        settings.callback_url,
+        "https://abc.execute-api.eu-west-1.amazonaws.com/main"
+    );
+    assert_eq!(settings.publisher.fanout_concurrency, 8);
+}
