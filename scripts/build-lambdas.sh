@@ -16,7 +16,16 @@ VENV="$PWD/.cache/cargo-lambda-venv"
 if ! cargo lambda --version >/dev/null 2>&1; then
     if [ ! -x "$VENV/bin/cargo-lambda" ]; then
         echo "build-lambdas: installing cargo-lambda from PyPI into $VENV" >&2
-        python3 -m venv "$VENV"
+        if ! python3 -m venv "$VENV"; then
+            # Debian's python3 ships venv/ensurepip separately.
+            echo "build-lambdas: python3 -m venv failed; installing Debian's python3-venv" >&2
+            rm -rf "$VENV"
+            SUDO=""
+            [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+            $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+            $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+            python3 -m venv "$VENV"
+        fi
         "$VENV/bin/pip" install --quiet --disable-pip-version-check cargo-lambda
     fi
     export PATH="$VENV/bin:$PATH"
