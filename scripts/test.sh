@@ -36,6 +36,8 @@ if [ -z "${SKIP_INFRA:-}" ]; then
     bash scripts/infra-test.sh
     say "API contract (OpenAPI, AsyncAPI)"
     bash scripts/openapi-test.sh
+    say "Server responses against the OpenAPI document (schemathesis)"
+    bash scripts/schemathesis.sh
 fi
 
 say "All suites passed"
