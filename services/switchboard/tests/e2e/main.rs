@@ -3,6 +3,7 @@
 //! real signed JWTs, the official `aws-sdk-apigatewaymanagement` client. Every scenario
 //! runs twice: with the memory roster and with `--roster dynamodb` on DynamoDB Local.
 
+mod cli;
 mod harness;
 mod scenarios;
 
