@@ -26,7 +26,7 @@ if ! cargo lambda --version >/dev/null 2>&1; then
             $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
             python3 -m venv "$VENV"
         fi
-        "$VENV/bin/pip" install --quiet --disable-pip-version-check cargo-lambda
+        "$VENV/bin/pip" install --quiet --disable-pip-version-check "cargo-lambda==1.9.2"
     fi
     export PATH="$VENV/bin:$PATH"
 fi
