@@ -252,74 +252,52 @@ impl DynamoRosterStore {
         }
     }
 
-    /// One `Query` with `key_name = :v` on the table or an index, all pages.
+    /// One `Query` with `key_name = :v` on the table or an index, every page (the SDK's
+    /// paginator follows `LastEvaluatedKey` to the end).
     async fn query_all(
         &self,
         index: Option<&str>,
         key_name: &str,
         key_value: String,
     ) -> Result<(Vec<ConnectionRecord>, LookupStats), RosterError> {
-        let mut stats = LookupStats::default();
-        let mut records = Vec::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .set_index_name(index.map(str::to_string))
-                .key_condition_expression("#k = :v")
-                .expression_attribute_names("#k", key_name)
-                .expression_attribute_values(":v", AttributeValue::S(key_value.clone()))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| unavailable("Query", e))?;
-            stats.requests += 1;
-            stats.scanned_count += u64::try_from(output.scanned_count).unwrap_or(0);
-            stats.count += u64::try_from(output.count).unwrap_or(0);
-            for item in output.items.unwrap_or_default() {
-                records.push(item_to_record(&item)?);
-            }
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
-            }
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .set_index_name(index.map(str::to_string))
+            .key_condition_expression("#k = :v")
+            .expression_attribute_names("#k", key_name)
+            .expression_attribute_values(":v", AttributeValue::S(key_value))
+            .into_paginator()
+            .send();
+        let mut page_set = PageSet::default();
+        while let Some(page) = pages.next().await {
+            let output = page.map_err(|e| unavailable("Query", e))?;
+            page_set.add(output.scanned_count, output.count, output.items)?;
         }
-        Ok((records, stats))
+        Ok(page_set.finish())
     }
 
+    /// One segment of a parallel `Scan`, every page.
     async fn scan_segment(
         &self,
         segment: i32,
         total: i32,
     ) -> Result<(Vec<ConnectionRecord>, LookupStats), RosterError> {
-        let mut stats = LookupStats::default();
-        let mut records = Vec::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let output = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .segment(segment)
-                .total_segments(total)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| unavailable("Scan", e))?;
-            stats.requests += 1;
-            stats.scanned_count += u64::try_from(output.scanned_count).unwrap_or(0);
-            stats.count += u64::try_from(output.count).unwrap_or(0);
-            for item in output.items.unwrap_or_default() {
-                records.push(item_to_record(&item)?);
-            }
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
-            }
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .segment(segment)
+            .total_segments(total)
+            .into_paginator()
+            .send();
+        let mut page_set = PageSet::default();
+        while let Some(page) = pages.next().await {
+            let output = page.map_err(|e| unavailable("Scan", e))?;
+            page_set.add(output.scanned_count, output.count, output.items)?;
         }
-        Ok((records, stats))
+        Ok(page_set.finish())
     }
 
     async fn batch_get(
@@ -459,6 +437,34 @@ impl RosterStore for DynamoRosterStore {
 
     async fn list_all(&self) -> Result<Vec<ConnectionRecord>, RosterError> {
         Ok(self.list_all_with_stats().await?.0)
+    }
+}
+
+/// Records and read statistics gathered over the pages of one query or scan.
+#[derive(Default)]
+struct PageSet {
+    records: Vec<ConnectionRecord>,
+    stats: LookupStats,
+}
+
+impl PageSet {
+    fn add(
+        &mut self,
+        scanned_count: i32,
+        count: i32,
+        items: Option<Vec<HashMap<String, AttributeValue>>>,
+    ) -> Result<(), RosterError> {
+        self.stats.requests += 1;
+        self.stats.scanned_count += u64::try_from(scanned_count).unwrap_or(0);
+        self.stats.count += u64::try_from(count).unwrap_or(0);
+        for item in items.unwrap_or_default() {
+            self.records.push(item_to_record(&item)?);
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> (Vec<ConnectionRecord>, LookupStats) {
+        (self.records, self.stats)
     }
 }
 
