@@ -16,8 +16,8 @@ cargo build --bin switchboard
 export SWITCHBOARD_BIN="$PWD/target/debug/switchboard"
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 
+# shellcheck source=scripts/npm-deps.sh
+source scripts/npm-deps.sh
+npm_ci_if_changed services/switchboard/tests/browser browser-test
 cd services/switchboard/tests/browser
-if [ ! -d node_modules/playwright-core ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-    npm ci --no-audit --no-fund --loglevel=error
-fi
 npm test

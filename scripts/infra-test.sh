@@ -22,15 +22,9 @@ step() { echo "==> infra-test: $*"; }
 
 # ---- 1. node dependencies -------------------------------------------------------------
 cd "$INFRA"
-lock_hash="$(sha256sum package-lock.json | cut -d' ' -f1)"
-stamp="node_modules/.switchboard-lock-sha256"
-if [[ -f "$stamp" && "$(cat "$stamp")" == "$lock_hash" ]]; then
-  step "node_modules up to date"
-else
-  step "npm ci"
-  npm ci --no-audit --no-fund
-  echo "$lock_hash" > "$stamp"
-fi
+# shellcheck source=scripts/npm-deps.sh
+source "$ROOT/scripts/npm-deps.sh"
+npm_ci_if_changed "$PWD" infra-test
 
 # ---- 2. unit tests ----------------------------------------------------------------------
 step "npm test"

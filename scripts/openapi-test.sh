@@ -23,15 +23,9 @@ trap 'echo "openapi-test: FAILED at line $LINENO: $BASH_COMMAND" >&2' ERR
 step() { echo "==> openapi-test: $*"; }
 
 cd "$DIR"
-lock_hash="$(sha256sum package-lock.json | cut -d' ' -f1)"
-stamp="node_modules/.switchboard-lock-sha256"
-if [[ -f "$stamp" && "$(cat "$stamp")" == "$lock_hash" ]]; then
-  step "node_modules up to date"
-else
-  step "npm ci"
-  npm ci --no-audit --no-fund
-  echo "$lock_hash" > "$stamp"
-fi
+# shellcheck source=scripts/npm-deps.sh
+source "$ROOT/scripts/npm-deps.sh"
+npm_ci_if_changed "$PWD" openapi-test
 
 redocly_lint() { npx --no-install redocly lint --config redocly.yaml --format stylish "$@" 2>&1 | grep -v '[║╔╚]'; return "${PIPESTATUS[0]}"; }
 asyncapi_validate() { npx --no-install asyncapi validate "$1" --fail-severity=warn --diagnostics-format=stylish; }
