@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, RawQuery, State};
@@ -26,6 +27,8 @@ use super::App;
 const READ_BUFFER_BYTES: usize = 4 * 1024;
 /// Bytes written before a flush is forced.
 const WRITE_BUFFER_BYTES: usize = 0;
+/// Longest life of a connection (API Gateway's limit).
+const MAX_CONNECTION_SECS: u64 = 2 * 60 * 60;
 
 fn unauthorized(message: &str) -> Response {
     (
@@ -139,8 +142,26 @@ async fn run_socket(
     mut outgoing: mpsc::Receiver<Outgoing>,
     mut socket: WebSocket,
 ) {
+    // Like API Gateway, a connection lives at most 2 hours, and never past its roster
+    // item's `expiresAt` (after which publishers no longer find it).
+    let lifetime = Duration::from_secs(
+        u64::try_from(app.connect_config.connection_ttl_secs)
+            .unwrap_or(0)
+            .min(MAX_CONNECTION_SECS),
+    );
+    let deadline = tokio::time::sleep(lifetime);
+    tokio::pin!(deadline);
     loop {
         tokio::select! {
+            _ = &mut deadline => {
+                let _ = socket
+                    .send(Message::Close(Some(CloseFrame {
+                        code: 1001,
+                        reason: "connection lifetime reached".into(),
+                    })))
+                    .await;
+                break;
+            }
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Text(text))) => {
                     live.touch();

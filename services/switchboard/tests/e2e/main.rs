@@ -35,6 +35,7 @@ both_rosters!(
     management_api_works_with_the_official_sdk,
     publish_api_answers_each_case,
     graceful_shutdown_closes_sockets_with_1001,
+    connections_close_when_their_roster_item_expires,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -502,3 +502,17 @@ pub async fn failing_roster_redelivers_then_dead_letters() {
     })
     .await;
 }
+
+/// A connection ends (1001) when its roster item expires, as API Gateway ends connections
+/// at their 2-hour limit: a socket publishers can no longer find is never left open.
+pub async fn connections_close_when_their_roster_item_expires(backend: Backend) {
+    let server = TestServer::start_with(backend, &["--connection-ttl-secs", "2"], &[]);
+    let mut client = Client::connect(&server, &token("acme", "alice", &[])).await;
+    let started = std::time::Instant::now();
+    assert_eq!(client.close_code().await, Some(1001));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    eventually(Duration::from_secs(5), "connection removed", || async {
+        server.metric("switchboard_connections").await == 0.0
+    })
+    .await;
+}
