@@ -9,9 +9,9 @@ use crate::roster::ConnectionRecord;
 
 /// What happened to one post, after retries.
 enum PostResult {
-    Delivered { retries: u32 },
-    Gone { retries: u32 },
-    Failed { retries: u32, error: PushError },
+    Delivered { retries: u32, throttled: u32 },
+    Gone { retries: u32, throttled: u32 },
+    Failed { retries: u32, throttled: u32, error: PushError },
 }
 
 impl Publisher {
@@ -28,17 +28,24 @@ impl Publisher {
         let mut last_error = None;
         while let Some(result) = results.next().await {
             match result {
-                PostResult::Delivered { retries } => {
+                PostResult::Delivered { retries, throttled } => {
                     report.delivered += 1;
                     report.retries += retries;
+                    report.throttled += throttled;
                 }
-                PostResult::Gone { retries } => {
+                PostResult::Gone { retries, throttled } => {
                     report.gone += 1;
                     report.retries += retries;
+                    report.throttled += throttled;
                 }
-                PostResult::Failed { retries, error } => {
+                PostResult::Failed {
+                    retries,
+                    throttled,
+                    error,
+                } => {
                     report.failed += 1;
                     report.retries += retries;
+                    report.throttled += throttled;
                     last_error = Some(error);
                 }
             }
@@ -55,9 +62,14 @@ impl Publisher {
     async fn post_with_retries(&self, record: ConnectionRecord, frame: &str) -> PostResult {
         let policy = &self.config.retry;
         let mut retries = 0;
+        let mut throttled = 0;
         loop {
-            match self.pusher.push(&record.connection_id, frame).await {
-                Ok(()) => return PostResult::Delivered { retries },
+            let result = self.pusher.push(&record.connection_id, frame).await;
+            if result == Err(PushError::Throttled) {
+                throttled += 1;
+            }
+            match result {
+                Ok(()) => return PostResult::Delivered { retries, throttled },
                 Err(PushError::Gone) => {
                     if let Err(error) = self
                         .roster
@@ -71,13 +83,19 @@ impl Publisher {
                             "could not remove gone connection from the roster"
                         );
                     }
-                    return PostResult::Gone { retries };
+                    return PostResult::Gone { retries, throttled };
                 }
                 Err(error) if error.is_retryable() && retries + 1 < policy.max_attempts => {
                     retries += 1;
                     tokio::time::sleep(policy.delay(retries)).await;
                 }
-                Err(error) => return PostResult::Failed { retries, error },
+                Err(error) => {
+                    return PostResult::Failed {
+                        retries,
+                        throttled,
+                        error,
+                    }
+                }
             }
         }
     }
