@@ -14,3 +14,10 @@ pub fn init() {
         .without_time()
         .try_init();
 }
+
+/// Logs a start-up failure of `function` and turns it into the runtime's error (the init
+/// then fails, and Lambda reports it).
+pub fn init_failed(function: &str, error: impl std::fmt::Display) -> lambda_runtime::Error {
+    tracing::error!(%error, "{function} configuration invalid");
+    lambda_runtime::Error::from(error.to_string())
+}

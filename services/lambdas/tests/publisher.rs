@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use aws_lambda_events::sqs::SqsEvent;
 use serde_json::{json, Value};
-use switchboard_core::publisher::{Publisher, PublisherConfig, RetryPolicy};
+use switchboard_core::publisher::{Publisher, PublisherConfig, PublisherPorts, RetryPolicy};
 use switchboard_core::pusher::PushError;
 use switchboard_core::roster::{ConnectionRecord, MemoryRosterStore, RosterStore};
 use switchboard_core::testkit::{RecordingQueue, ScriptedPusher};
@@ -30,6 +30,7 @@ fn sqs_event() -> SqsEvent {
 struct Harness {
     pusher: Arc<ScriptedPusher>,
     dlq: Arc<RecordingQueue>,
+    work: Arc<RecordingQueue>,
     publisher: Publisher,
 }
 
@@ -56,10 +57,20 @@ async fn harness() -> Harness {
         },
         ..PublisherConfig::default()
     };
-    let publisher = Publisher::new(roster, pusher.clone(), dlq.clone(), config);
+    let work = Arc::new(RecordingQueue::new());
+    let publisher = Publisher::new(
+        PublisherPorts {
+            roster,
+            pusher: pusher.clone(),
+            dead_letters: dlq.clone(),
+            work_queue: work.clone(),
+        },
+        config,
+    );
     Harness {
         pusher,
         dlq,
+        work,
         publisher,
     }
 }
@@ -77,7 +88,7 @@ fn records_map_to_inbound_messages() {
 #[tokio::test]
 async fn delivers_the_envelope_and_dead_letters_the_malformed_body() {
     let h = harness().await;
-    let response = publisher::handle(&h.publisher, &sqs_event()).await;
+    let response = publisher::handle(&h.publisher, &sqs_event(), None).await;
     assert_eq!(
         serde_json::to_value(&response).unwrap(),
         json!({"batchItemFailures": []})
@@ -96,17 +107,22 @@ async fn delivers_the_envelope_and_dead_letters_the_malformed_body() {
     assert!(!letters[0].error.is_empty());
 }
 
+/// The message is done after its posts: the failing connection continues alone in a
+/// retry work item, so SQS never redelivers (and re-sends) the whole message.
 #[tokio::test]
-async fn a_persistently_failing_post_is_a_batch_item_failure() {
+async fn a_persistently_failing_post_becomes_a_retry_item_not_a_batch_failure() {
     let h = harness().await;
     h.pusher
         .always_fail(CONNECTION, PushError::Transient("503 from the API".into()));
-    let response = publisher::handle(&h.publisher, &sqs_event()).await;
+    let response = publisher::handle(&h.publisher, &sqs_event(), None).await;
     assert_eq!(
         serde_json::to_value(&response).unwrap(),
-        json!({"batchItemFailures": [{"itemIdentifier": VALID_ID}]})
+        json!({"batchItemFailures": []})
     );
     assert_eq!(h.pusher.attempts(), 3, "retried up to max_attempts");
+    let retry = h.work.enqueued();
+    assert_eq!(retry.len(), 1);
+    assert!(retry[0].1.starts_with(r#"{"shard":"#) && retry[0].1.contains(CONNECTION));
     assert_eq!(
         h.dlq.letters().len(),
         1,
@@ -124,17 +140,34 @@ fn settings_require_callback_and_dlq_urls_by_name() {
                 .map(|(_, v)| (*v).to_string())
         }
     };
-    let error = PublisherSettings::from_lookup(env(&[("DLQ_URL", "https://sqs/q")])).unwrap_err();
+    let error = PublisherSettings::from_lookup(env(&[
+        ("DLQ_URL", "https://sqs/q"),
+        ("QUEUE_URL", "https://sqs/q"),
+    ]))
+    .unwrap_err();
     assert!(error.to_string().contains("CALLBACK_URL"), "{error}");
-    let error = PublisherSettings::from_lookup(env(&[(
-        "CALLBACK_URL",
-        "https://abc.execute-api.eu-west-1.amazonaws.com/main",
-    )]))
+    let error = PublisherSettings::from_lookup(env(&[
+        (
+            "CALLBACK_URL",
+            "https://abc.execute-api.eu-west-1.amazonaws.com/main",
+        ),
+        ("QUEUE_URL", "https://sqs/q"),
+    ]))
     .unwrap_err();
     assert!(error.to_string().contains("DLQ_URL"), "{error}");
     let error = PublisherSettings::from_lookup(env(&[
+        (
+            "CALLBACK_URL",
+            "https://abc.execute-api.eu-west-1.amazonaws.com/main",
+        ),
+        ("DLQ_URL", "https://sqs/q"),
+    ]))
+    .unwrap_err();
+    assert!(error.to_string().contains("QUEUE_URL"), "{error}");
+    let error = PublisherSettings::from_lookup(env(&[
         ("CALLBACK_URL", "not a url"),
         ("DLQ_URL", "https://sqs/q"),
+        ("QUEUE_URL", "https://sqs/q"),
     ]))
     .unwrap_err();
     assert!(error.to_string().contains("CALLBACK_URL"), "{error}");
@@ -148,7 +181,12 @@ fn settings_require_callback_and_dlq_urls_by_name() {
             "DLQ_URL",
             "https://sqs.eu-west-1.amazonaws.com/123456789012/dlq",
         ),
+        (
+            "QUEUE_URL",
+            "https://sqs.eu-west-1.amazonaws.com/123456789012/envelopes",
+        ),
         ("FANOUT_CONCURRENCY", "8"),
+        ("FANOUT_SHARD_SIZE", "500"),
     ]))
     .unwrap();
     assert_eq!(
@@ -156,4 +194,5 @@ fn settings_require_callback_and_dlq_urls_by_name() {
         "https://abc.execute-api.eu-west-1.amazonaws.com/main"
     );
     assert_eq!(settings.publisher.fanout_concurrency, 8);
+    assert_eq!(settings.publisher.shard_size, 500);
 }
