@@ -1,12 +1,15 @@
 //! The SQS-triggered publisher (SPEC §5): maps an SQS batch to the core's
 //! [`InboundMessage`]s, runs [`Publisher::handle_batch`], and answers a partial batch
 //! response naming the messages SQS must redeliver (`batchItemFailures`; the event source
-//! mapping has `ReportBatchItemFailures` on).
+//! mapping has `ReportBatchItemFailures` on). Every message's report also becomes one EMF
+//! document ([`Metrics::message_report`]).
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use switchboard_core::config::{required, ConfigError};
 use switchboard_core::publisher::{Publisher, PublisherConfig};
 use switchboard_core::queue::InboundMessage;
+
+use crate::emf::Metrics;
 
 /// The publisher function's settings (SPEC §9), read once at init.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,9 +53,17 @@ pub fn inbound_message(record: &SqsMessage) -> InboundMessage {
 
 /// Handles one SQS batch: every message not fully handled is listed in
 /// `batchItemFailures` so SQS redelivers it (and, after five receives, moves it to the DLQ).
-pub async fn handle(publisher: &Publisher, event: &SqsEvent) -> SqsBatchResponse {
+/// One EMF document per message goes to `metrics`.
+pub async fn handle(
+    publisher: &Publisher,
+    metrics: &Metrics,
+    event: &SqsEvent,
+) -> SqsBatchResponse {
     let batch: Vec<InboundMessage> = event.records.iter().map(inbound_message).collect();
     let outcome = publisher.handle_batch(&batch).await;
+    for report in &outcome.reports {
+        metrics.message_report(report);
+    }
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = outcome
         .failed_message_ids

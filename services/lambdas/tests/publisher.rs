@@ -11,6 +11,7 @@ use switchboard_core::publisher::{Publisher, PublisherConfig, RetryPolicy};
 use switchboard_core::pusher::PushError;
 use switchboard_core::roster::{ConnectionRecord, MemoryRosterStore, RosterStore};
 use switchboard_core::testkit::{RecordingQueue, ScriptedPusher};
+use switchboard_lambdas::emf::{parse_document, MemorySink, Metrics};
 use switchboard_lambdas::publisher::{self, inbound_message, PublisherSettings};
 use switchboard_model::{ConnectionId, TenantId, UserId};
 use time::OffsetDateTime;
@@ -31,6 +32,23 @@ struct Harness {
     pusher: Arc<ScriptedPusher>,
     dlq: Arc<RecordingQueue>,
     publisher: Publisher,
+    metrics: Metrics,
+    emf: Arc<MemorySink>,
+}
+
+impl Harness {
+    async fn handle(&self, event: &SqsEvent) -> aws_lambda_events::sqs::SqsBatchResponse {
+        publisher::handle(&self.publisher, &self.metrics, event).await
+    }
+
+    /// Every EMF line written, each parsed and checked against the specification.
+    fn emf_documents(&self) -> Vec<Value> {
+        self.emf
+            .lines()
+            .iter()
+            .map(|line| parse_document(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+            .collect()
+    }
 }
 
 async fn harness() -> Harness {
@@ -57,10 +75,14 @@ async fn harness() -> Harness {
         ..PublisherConfig::default()
     };
     let publisher = Publisher::new(roster, pusher.clone(), dlq.clone(), config);
+    let emf = Arc::new(MemorySink::new());
+    let metrics = Metrics::new("Switchboard/Test", emf.clone()).unwrap();
     Harness {
         pusher,
         dlq,
         publisher,
+        metrics,
+        emf,
     }
 }
 
@@ -77,7 +99,7 @@ fn records_map_to_inbound_messages() {
 #[tokio::test]
 async fn delivers_the_envelope_and_dead_letters_the_malformed_body() {
     let h = harness().await;
-    let response = publisher::handle(&h.publisher, &sqs_event()).await;
+    let response = h.handle(&sqs_event()).await;
     assert_eq!(
         serde_json::to_value(&response).unwrap(),
         json!({"batchItemFailures": []})
@@ -101,7 +123,7 @@ async fn a_persistently_failing_post_is_a_batch_item_failure() {
     let h = harness().await;
     h.pusher
         .always_fail(CONNECTION, PushError::Transient("503 from the API".into()));
-    let response = publisher::handle(&h.publisher, &sqs_event()).await;
+    let response = h.handle(&sqs_event()).await;
     assert_eq!(
         serde_json::to_value(&response).unwrap(),
         json!({"batchItemFailures": [{"itemIdentifier": VALID_ID}]})
@@ -112,6 +134,59 @@ async fn a_persistently_failing_post_is_a_batch_item_failure() {
         1,
         "only the malformed body is dead-lettered"
     );
+}
+
+#[tokio::test]
+async fn each_message_is_one_emf_document_dimensioned_by_target_type() {
+    let h = harness().await;
+    h.handle(&sqs_event()).await;
+    let docs = h.emf_documents();
+    assert_eq!(docs.len(), 2, "one document per message of the batch");
+    for doc in &docs {
+        let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "Switchboard/Test");
+        assert_eq!(directive["Dimensions"], json!([["Target"], []]));
+        let names: Vec<&str> = directive["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        for name in [
+            "Delivered",
+            "Gone",
+            "Throttled",
+            "Failed",
+            "Retries",
+            "FanoutDuration",
+        ] {
+            assert!(names.contains(&name), "{name} missing from {names:?}");
+        }
+        assert!(
+            !doc.to_string().contains("acme"),
+            "the tenant is never in a metric document: {doc}"
+        );
+    }
+    let by_target = |t: &str| docs.iter().find(|d| d["Target"] == t).unwrap();
+    let delivered = by_target("connections");
+    assert_eq!(delivered["Delivered"], 1.0);
+    assert_eq!(delivered["Failed"], 0.0);
+    assert_eq!(delivered["outcome"], "delivered");
+    assert_eq!(by_target("invalid")["outcome"], "dead_lettered");
+}
+
+#[tokio::test]
+async fn failures_and_retries_reach_the_emf_document() {
+    let h = harness().await;
+    h.pusher.always_fail(CONNECTION, PushError::Throttled);
+    h.handle(&sqs_event()).await;
+    let docs = h.emf_documents();
+    let doc = docs.iter().find(|d| d["Target"] == "connections").unwrap();
+    assert_eq!(doc["Delivered"], 0.0);
+    assert_eq!(doc["Failed"], 1.0);
+    assert_eq!(doc["Retries"], 2.0);
+    assert_eq!(doc["Throttled"], 3.0);
+    assert_eq!(doc["outcome"], "retry");
 }
 
 #[test]

@@ -10,6 +10,7 @@ use switchboard_aws::{
     load_sdk_config, ApiGatewayPusher, DynamoConfig, DynamoRosterStore, LocalDefaults, SqsQueue,
 };
 use switchboard_core::publisher::Publisher;
+use switchboard_lambdas::emf::Metrics;
 use switchboard_lambdas::publisher::{self, PublisherSettings};
 use switchboard_lambdas::telemetry;
 
@@ -17,8 +18,11 @@ use switchboard_lambdas::telemetry;
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let lookup = |k: &str| std::env::var(k).ok();
-    let (dynamo, settings) = DynamoConfig::from_lookup(lookup)
-        .and_then(|dynamo| Ok((dynamo, PublisherSettings::from_lookup(lookup)?)))
+    let (dynamo, settings, metrics) = DynamoConfig::from_lookup(lookup)
+        .and_then(|dynamo| {
+            let settings = PublisherSettings::from_lookup(lookup)?;
+            Ok((dynamo, settings, Metrics::from_lookup(lookup)?))
+        })
         .map_err(|e| {
             tracing::error!(error = %e, "publisher configuration invalid");
             Error::from(e.to_string())
@@ -30,11 +34,11 @@ async fn main() -> Result<(), Error> {
         Arc::new(SqsQueue::from_sdk_config(&sdk, settings.dlq_url.clone())),
         settings.publisher.clone(),
     );
-    tracing::info!(table = %dynamo.table, callback_url = %settings.callback_url, "publisher ready");
+    tracing::info!(table = %dynamo.table, callback_url = %settings.callback_url, metrics_namespace = metrics.namespace(), "publisher ready");
 
-    let publisher = &publisher;
+    let (publisher, metrics) = (&publisher, &metrics);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<_, Error>(publisher::handle(publisher, &event.payload).await)
+        Ok::<_, Error>(publisher::handle(publisher, metrics, &event.payload).await)
     }))
     .await
 }
