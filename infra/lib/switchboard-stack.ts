@@ -416,7 +416,7 @@ export class SwitchboardStack extends cdk.Stack {
     const built = bootstrapArchitecture(zip);
     if (built !== expected) {
       throw new Error(
-        `${zip} holds a ${built} bootstrap but the stack deploys ${expected} functions: ` +
+        `${zip} holds a bootstrap built for ${built}, but the stack deploys ${expected} functions: ` +
           (expected === 'arm64'
             ? 'build with `cargo lambda build --release --arm64 --output-format zip`'
             : 'build with `cargo lambda build --release --x86-64 --output-format zip`') +

@@ -797,18 +797,18 @@ describe('bootstrap architecture (ELF header)', () => {
     const arm = fakeLambdaDir('arm64');
     const app = new cdk.App({ context: { lambdaDir: arm } });
     expect(() => new SwitchboardStack(app, 'S', { config: configFromContext(app.node) })).toThrow(
-      /authorizer\/bootstrap\.zip holds a arm64 bootstrap but the stack deploys x86_64 functions.*-c architecture=arm64/,
+      /authorizer\/bootstrap\.zip holds a bootstrap built for arm64, but the stack deploys x86_64 functions.*-c architecture=arm64/,
     );
     const x86 = fakeLambdaDir('x86_64');
     const app2 = new cdk.App({ context: { lambdaDir: x86, architecture: 'arm64' } });
-    expect(() => new SwitchboardStack(app2, 'S', { config: configFromContext(app2.node) })).toThrow(/holds a x86_64 bootstrap.*--arm64/);
+    expect(() => new SwitchboardStack(app2, 'S', { config: configFromContext(app2.node) })).toThrow(/holds a bootstrap built for x86_64, but the stack deploys arm64.*--arm64/);
   });
 
   test('one wrong zip among six is enough', () => {
     const dir = fakeLambdaDir('x86_64');
     fs.writeFileSync(path.join(dir, 'publisher', 'bootstrap.zip'), zipOf('bootstrap', elfHeader('arm64')));
     const app = new cdk.App({ context: { lambdaDir: dir } });
-    expect(() => new SwitchboardStack(app, 'S', { config: configFromContext(app.node) })).toThrow(/publisher\/bootstrap\.zip holds a arm64/);
+    expect(() => new SwitchboardStack(app, 'S', { config: configFromContext(app.node) })).toThrow(/publisher\/bootstrap\.zip holds a bootstrap built for arm64/);
   });
 
   test('reads stored and deflated entries, and a real ELF binary (the first MiB of this Node executable)', () => {
