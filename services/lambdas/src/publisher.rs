@@ -2,7 +2,8 @@
 //! [`Publisher::handle_batch_until`] with the invocation's deadline, and answers a partial
 //! batch response naming the messages SQS must redeliver (`batchItemFailures`; the event
 //! source mapping has `ReportBatchItemFailures` on). Work items (continuations, retries)
-//! go back on the function's own queue, `QUEUE_URL`.
+//! go back on the function's own queue, `QUEUE_URL`. Every message's report also becomes
+//! one EMF document ([`Metrics::message_report`]).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,6 +16,8 @@ use switchboard_core::config::{required, ConfigError};
 use switchboard_core::publisher::{Publisher, PublisherConfig, PublisherPorts};
 use switchboard_core::queue::InboundMessage;
 use tokio::time::Instant;
+
+use crate::emf::Metrics;
 
 /// The publisher function's settings (SPEC §9), read once at init.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,11 +51,14 @@ impl PublisherSettings {
 }
 
 /// Builds the publisher from the environment: the roster table, the management API at
-/// `CALLBACK_URL`, the dead-letter queue and the work queue. A missing or invalid variable
+/// `CALLBACK_URL`, the dead-letter queue, the work queue, and the EMF metrics writer. A missing or invalid variable
 /// is an error naming it (the function then fails its init).
-pub async fn build(lookup: impl Fn(&str) -> Option<String>) -> Result<Publisher, ConfigError> {
+pub async fn build(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<(Publisher, Metrics), ConfigError> {
     let dynamo = DynamoConfig::from_lookup(&lookup)?;
     let settings = PublisherSettings::from_lookup(&lookup)?;
+    let metrics = Metrics::from_lookup(&lookup)?;
     let sdk = load_sdk_config(LocalDefaults::NONE).await;
     let ports = PublisherPorts {
         roster: Arc::new(DynamoRosterStore::from_config(&dynamo).await),
@@ -65,9 +71,10 @@ pub async fn build(lookup: impl Fn(&str) -> Option<String>) -> Result<Publisher,
         callback_url = %settings.callback_url,
         shard_size = settings.publisher.shard_size,
         fanout_rate = settings.publisher.fanout_rate,
+        metrics_namespace = metrics.namespace(),
         "publisher ready"
     );
-    Ok(Publisher::new(ports, settings.publisher))
+    Ok((Publisher::new(ports, settings.publisher), metrics))
 }
 
 /// The invocation's deadline (`Lambda-Runtime-Deadline-Ms`, epoch milliseconds) as a
@@ -100,13 +107,18 @@ pub fn inbound_message(record: &SqsMessage) -> InboundMessage {
 
 /// Handles one SQS batch before `deadline`: every message not fully handled is listed in
 /// `batchItemFailures` so SQS redelivers it (and, after five receives, moves it to the DLQ).
+/// One EMF document per message goes to `metrics`.
 pub async fn handle(
     publisher: &Publisher,
+    metrics: &Metrics,
     event: &SqsEvent,
     deadline: Option<Instant>,
 ) -> SqsBatchResponse {
     let batch: Vec<InboundMessage> = event.records.iter().map(inbound_message).collect();
     let outcome = publisher.handle_batch_until(&batch, deadline).await;
+    for report in &outcome.reports {
+        metrics.message_report(report);
+    }
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = outcome
         .failed_message_ids

@@ -11,6 +11,7 @@ use switchboard_core::publisher::{Publisher, PublisherConfig, PublisherPorts, Re
 use switchboard_core::pusher::PushError;
 use switchboard_core::roster::{ConnectionRecord, MemoryRosterStore, RosterStore};
 use switchboard_core::testkit::{RecordingQueue, ScriptedPusher};
+use switchboard_lambdas::emf::{parse_document, MemorySink, Metrics};
 use switchboard_lambdas::publisher::{self, inbound_message, PublisherSettings};
 use switchboard_model::{ConnectionId, TenantId, UserId};
 use time::OffsetDateTime;
@@ -32,6 +33,23 @@ struct Harness {
     dlq: Arc<RecordingQueue>,
     work: Arc<RecordingQueue>,
     publisher: Publisher,
+    metrics: Metrics,
+    emf: Arc<MemorySink>,
+}
+
+impl Harness {
+    async fn handle(&self, event: &SqsEvent) -> aws_lambda_events::sqs::SqsBatchResponse {
+        publisher::handle(&self.publisher, &self.metrics, event, None).await
+    }
+
+    /// Every EMF line written, each parsed and checked against the specification.
+    fn emf_documents(&self) -> Vec<Value> {
+        self.emf
+            .lines()
+            .iter()
+            .map(|line| parse_document(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+            .collect()
+    }
 }
 
 async fn harness() -> Harness {
@@ -67,11 +85,15 @@ async fn harness() -> Harness {
         },
         config,
     );
+    let emf = Arc::new(MemorySink::new());
+    let metrics = Metrics::new("Switchboard/Test", emf.clone()).unwrap();
     Harness {
         pusher,
         dlq,
         work,
         publisher,
+        metrics,
+        emf,
     }
 }
 
@@ -88,7 +110,7 @@ fn records_map_to_inbound_messages() {
 #[tokio::test]
 async fn delivers_the_envelope_and_dead_letters_the_malformed_body() {
     let h = harness().await;
-    let response = publisher::handle(&h.publisher, &sqs_event(), None).await;
+    let response = h.handle(&sqs_event()).await;
     assert_eq!(
         serde_json::to_value(&response).unwrap(),
         json!({"batchItemFailures": []})
@@ -114,7 +136,7 @@ async fn a_persistently_failing_post_becomes_a_retry_item_not_a_batch_failure() 
     let h = harness().await;
     h.pusher
         .always_fail(CONNECTION, PushError::Transient("503 from the API".into()));
-    let response = publisher::handle(&h.publisher, &sqs_event(), None).await;
+    let response = h.handle(&sqs_event()).await;
     assert_eq!(
         serde_json::to_value(&response).unwrap(),
         json!({"batchItemFailures": []})
@@ -128,6 +150,60 @@ async fn a_persistently_failing_post_becomes_a_retry_item_not_a_batch_failure() 
         1,
         "only the malformed body is dead-lettered"
     );
+}
+
+#[tokio::test]
+async fn each_message_is_one_emf_document_dimensioned_by_target_type() {
+    let h = harness().await;
+    h.handle(&sqs_event()).await;
+    let docs = h.emf_documents();
+    assert_eq!(docs.len(), 2, "one document per message of the batch");
+    for doc in &docs {
+        let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "Switchboard/Test");
+        assert_eq!(directive["Dimensions"], json!([["Target"], []]));
+        let names: Vec<&str> = directive["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        for name in [
+            "Delivered",
+            "Gone",
+            "Throttled",
+            "Failed",
+            "Retries",
+            "FanoutDuration",
+        ] {
+            assert!(names.contains(&name), "{name} missing from {names:?}");
+        }
+        assert!(
+            !doc.to_string().contains("acme"),
+            "the tenant is never in a metric document: {doc}"
+        );
+    }
+    let by_target = |t: &str| docs.iter().find(|d| d["Target"] == t).unwrap();
+    let delivered = by_target("connections");
+    assert_eq!(delivered["Delivered"], 1.0);
+    assert_eq!(delivered["Failed"], 0.0);
+    assert_eq!(delivered["outcome"], "delivered");
+    assert_eq!(by_target("invalid")["outcome"], "dead_lettered");
+}
+
+#[tokio::test]
+async fn failures_and_retries_reach_the_emf_document() {
+    let h = harness().await;
+    h.pusher.always_fail(CONNECTION, PushError::Throttled);
+    h.handle(&sqs_event()).await;
+    let docs = h.emf_documents();
+    let doc = docs.iter().find(|d| d["Target"] == "connections").unwrap();
+    assert_eq!(doc["Delivered"], 0.0);
+    assert_eq!(doc["Failed"], 1.0);
+    assert_eq!(doc["Retries"], 2.0);
+    assert_eq!(doc["Throttled"], 3.0);
+    assert_eq!(doc["Deferred"], 1.0, "the failing connection went to a retry item");
+    assert_eq!(doc["outcome"], "deferred");
 }
 
 #[test]

@@ -8,14 +8,15 @@ use switchboard_lambdas::{publisher, telemetry};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let publisher = publisher::build(|k| std::env::var(k).ok())
+    let (publisher, metrics) = publisher::build(|k| std::env::var(k).ok())
         .await
         .map_err(|e| telemetry::init_failed("publisher", e))?;
-    let publisher = &publisher;
+    let (publisher, metrics) = (&publisher, &metrics);
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<aws_lambda_events::sqs::SqsEvent>| async move {
             let deadline = publisher::deadline_instant(event.context.deadline);
-            Ok::<_, Error>(publisher::handle(publisher, &event.payload, deadline).await)
+            let response = publisher::handle(publisher, metrics, &event.payload, deadline).await;
+            Ok::<_, Error>(response)
         },
     ))
     .await
