@@ -30,6 +30,13 @@ pub fn init() {
     let _ = subscriber(filter, std::io::stdout).try_init();
 }
 
+/// Logs a start-up failure of `function` and turns it into the runtime's error (the init
+/// then fails, and Lambda reports it).
+pub fn init_failed(function: &str, error: impl std::fmt::Display) -> lambda_runtime::Error {
+    tracing::error!(%error, "{function} configuration invalid");
+    lambda_runtime::Error::from(error.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,11 +82,4 @@ mod tests {
             "CloudWatch adds the time"
         );
     }
-}
-
-/// Logs a start-up failure of `function` and turns it into the runtime's error (the init
-/// then fails, and Lambda reports it).
-pub fn init_failed(function: &str, error: impl std::fmt::Display) -> lambda_runtime::Error {
-    tracing::error!(%error, "{function} configuration invalid");
-    lambda_runtime::Error::from(error.to_string())
 }

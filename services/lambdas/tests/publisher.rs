@@ -202,7 +202,10 @@ async fn failures_and_retries_reach_the_emf_document() {
     assert_eq!(doc["Failed"], 1.0);
     assert_eq!(doc["Retries"], 2.0);
     assert_eq!(doc["Throttled"], 3.0);
-    assert_eq!(doc["Deferred"], 1.0, "the failing connection went to a retry item");
+    assert_eq!(
+        doc["Deferred"], 1.0,
+        "the failing connection went to a retry item"
+    );
     assert_eq!(doc["outcome"], "deferred");
 }
 
