@@ -284,6 +284,18 @@ mod tests {
     }
 
     #[test]
+    fn work_item_bodies_are_never_envelopes() {
+        // So the publish API (which accepts envelopes only) answers 400 to them.
+        let body = item(Work::Page {
+            scope: PageScope::Tenant(TenantId::parse("acme").unwrap()),
+            start: None,
+        })
+        .to_body();
+        let error = switchboard_model::Envelope::parse(body.as_bytes()).unwrap_err();
+        assert!(error.to_string().contains("target"), "{error}");
+    }
+
+    #[test]
     fn envelopes_and_raw_bodies_are_not_work_items() {
         for body in [
             r#"{"target":{"type":"broadcast"},"data":{"shard":1}}"#,
