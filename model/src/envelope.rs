@@ -167,8 +167,14 @@ impl Envelope {
 
     /// The text frame a client receives: exactly `{"id": <id>, "data": <data>}`.
     pub fn frame(&self, id: &str) -> String {
+        self.frame_with_cursor(id, None)
+    }
+
+    /// The frame of a message recorded in history: `{"id", "cursor", "data"}`.
+    pub fn frame_with_cursor(&self, id: &str, cursor: Option<&str>) -> String {
         crate::frame::DeliveredFrame {
             id,
+            cursor,
             data: &self.data,
         }
         .to_json()

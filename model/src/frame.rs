@@ -3,10 +3,13 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// A delivered message as the client receives it: exactly `{"id": …, "data": …}`.
+/// A delivered message as the client receives it: exactly `{"id": …, "data": …}`, or
+/// `{"id": …, "cursor": …, "data": …}` when the message was recorded in history.
 #[derive(Debug, Serialize)]
 pub struct DeliveredFrame<'a> {
     pub id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<&'a str>,
     pub data: &'a Value,
 }
 
@@ -24,6 +27,10 @@ impl DeliveredFrame<'_> {
 pub enum ClientAction {
     Ping,
     WhoAmI,
+    /// `{"action":"resume","since":"<cursor>"}`: the recorded messages after `since`.
+    Resume {
+        since: String,
+    },
     Unknown,
 }
 
@@ -33,10 +40,19 @@ impl ClientAction {
         #[derive(Deserialize)]
         struct Raw {
             action: String,
+            #[serde(default)]
+            since: Option<Value>,
         }
         match serde_json::from_str::<Raw>(text) {
             Ok(raw) if raw.action == "ping" => ClientAction::Ping,
             Ok(raw) if raw.action == "whoami" => ClientAction::WhoAmI,
+            // A missing or non-string `since` is an invalid cursor, answered as such.
+            Ok(raw) if raw.action == "resume" => ClientAction::Resume {
+                since: match raw.since {
+                    Some(Value::String(since)) => since,
+                    _ => String::new(),
+                },
+            },
             _ => ClientAction::Unknown,
         }
     }
@@ -56,6 +72,12 @@ pub enum ServerReply {
     },
     Error {
         error: String,
+    },
+    /// After a `resume`: how many recorded messages were sent, and whether that is all of
+    /// them (false: `since` is past retention or more than the limit were missed).
+    Resumed {
+        count: usize,
+        complete: bool,
     },
 }
 
@@ -87,6 +109,16 @@ mod tests {
             ClientAction::Unknown
         );
         assert_eq!(ClientAction::parse("garbage"), ClientAction::Unknown);
+        assert_eq!(
+            ClientAction::parse(r#"{"action":"resume","since":"0001733000000000-ab"}"#),
+            ClientAction::Resume {
+                since: "0001733000000000-ab".into()
+            }
+        );
+        assert_eq!(
+            ClientAction::parse(r#"{"action":"resume","since":7}"#),
+            ClientAction::Resume { since: "".into() }
+        );
     }
 
     #[test]
@@ -114,5 +146,28 @@ mod tests {
         )
         .unwrap();
         assert_eq!(v, json!({"type":"error","error":"unknown_action"}));
+        let v: Value = serde_json::from_str(
+            &ServerReply::Resumed {
+                count: 3,
+                complete: true,
+            }
+            .to_json(),
+        )
+        .unwrap();
+        assert_eq!(v, json!({"type":"resumed","count":3,"complete":true}));
+    }
+
+    #[test]
+    fn a_recorded_frame_carries_its_cursor_between_id_and_data() {
+        let data = json!({"n": 1});
+        let frame = DeliveredFrame {
+            id: "m",
+            cursor: Some("0001733000000000-00000001aabbcc"),
+            data: &data,
+        };
+        assert_eq!(
+            frame.to_json(),
+            r#"{"id":"m","cursor":"0001733000000000-00000001aabbcc","data":{"n":1}}"#
+        );
     }
 }

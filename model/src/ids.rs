@@ -1,5 +1,6 @@
 //! Validated identifiers. Tenant and user ids are 1–128 characters, with no control
-//! characters and no `#` (the roster's key separator). Connection ids follow the same
+//! characters and no `#` (the roster's key separator); the tenant id `*` is reserved (it
+//! names "every tenant" in history and receipt keys). Connection ids follow the same
 //! rules and additionally may not contain whitespace or `/`, since they travel in URL paths.
 
 use std::fmt;
@@ -22,6 +23,8 @@ pub enum IdError {
     Hash,
     #[error("must not contain whitespace or '/'")]
     NotUrlSafe,
+    #[error("'*' is reserved")]
+    Reserved,
 }
 
 fn check_common(value: &str) -> Result<(), IdError> {
@@ -104,10 +107,18 @@ fn check_connection(value: &str) -> Result<(), IdError> {
     Ok(())
 }
 
+fn check_tenant(value: &str) -> Result<(), IdError> {
+    check_common(value)?;
+    if value == "*" {
+        return Err(IdError::Reserved);
+    }
+    Ok(())
+}
+
 id_type!(
     /// A tenant: the isolation boundary. Nothing crosses from one tenant to another.
     TenantId,
-    check_common
+    check_tenant
 );
 id_type!(
     /// A user within a tenant (the token's `sub`). The same user id in two tenants names
@@ -139,6 +150,8 @@ mod tests {
         assert_eq!(UserId::parse("a".repeat(129)), Err(IdError::TooLong(129)));
         assert_eq!(UserId::parse("a\nb"), Err(IdError::ControlCharacter));
         assert_eq!(TenantId::parse("a#b"), Err(IdError::Hash));
+        assert_eq!(TenantId::parse("*"), Err(IdError::Reserved));
+        assert!(UserId::parse("*").is_ok());
         assert_eq!(ConnectionId::parse("a b"), Err(IdError::NotUrlSafe));
         assert_eq!(ConnectionId::parse("a/b"), Err(IdError::NotUrlSafe));
     }

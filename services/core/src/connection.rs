@@ -1,10 +1,13 @@
 //! The life of one connection: `$connect` (roster write), `$default` (client actions) and
 //! `$disconnect` (roster delete). The Lambdas and the local server both call these.
 
+use std::sync::Arc;
+
 use switchboard_model::{Claims, ClientAction, ConnectionId, ServerReply, TenantId, UserId};
 use time::OffsetDateTime;
 
 use crate::config::ConnectConfig;
+use crate::history::{resume, HistoryConfig, HistoryStore, ResumeError};
 use crate::roster::{ConnectionRecord, RosterError, RosterStore};
 
 /// Why a connection event could not be handled.
@@ -77,16 +80,73 @@ pub async fn disconnect(
 /// `$default`: the reply to one client frame (SPEC §7). The connection stays open whatever
 /// the client sent.
 pub fn reply_to(text: &str, connection_id: &str, claims: &Claims) -> ServerReply {
-    match ClientAction::parse(text) {
+    sync_reply(ClientAction::parse(text), connection_id, claims)
+}
+
+fn sync_reply(action: ClientAction, connection_id: &str, claims: &Claims) -> ServerReply {
+    match action {
         ClientAction::Ping => ServerReply::Pong,
         ClientAction::WhoAmI => ServerReply::WhoAmI {
             connection_id: connection_id.to_string(),
             tenant: claims.tenant.to_string(),
             user: claims.user.to_string(),
         },
-        ClientAction::Unknown => ServerReply::Error {
+        // `resume` needs the history store: `handle_client_frame` answers it. Here (no
+        // store) it is an action this caller does not offer.
+        ClientAction::Resume { .. } | ClientAction::Unknown => ServerReply::Error {
             error: "unknown_action".into(),
         },
+    }
+}
+
+/// What the `$default` actions need besides the caller's identity.
+#[derive(Clone)]
+pub struct ActionDeps {
+    pub history: Arc<dyn HistoryStore>,
+    pub history_config: HistoryConfig,
+}
+
+/// Handles one client frame on `$default`: the frames to send back to the caller, in order
+/// (one reply, or for `resume` every missed frame and then `resumed`). The connection
+/// stays open whatever was sent.
+pub async fn handle_client_frame(
+    deps: &ActionDeps,
+    text: &str,
+    connection_id: &str,
+    claims: &Claims,
+) -> Vec<String> {
+    match ClientAction::parse(text) {
+        ClientAction::Resume { since } => {
+            let outcome = resume(
+                deps.history.as_ref(),
+                &deps.history_config,
+                &claims.tenant,
+                &claims.user,
+                &since,
+                OffsetDateTime::now_utc(),
+            )
+            .await;
+            match outcome {
+                Ok(outcome) => {
+                    let resumed = outcome.resumed_frame();
+                    let mut frames = outcome.frames;
+                    frames.push(resumed);
+                    frames
+                }
+                Err(ResumeError::InvalidCursor(_)) => vec![ServerReply::Error {
+                    error: "invalid_cursor".into(),
+                }
+                .to_json()],
+                Err(ResumeError::Unavailable(error)) => {
+                    tracing::warn!(%error, connection_id, "resume failed: history unavailable");
+                    vec![ServerReply::Error {
+                        error: "history_unavailable".into(),
+                    }
+                    .to_json()]
+                }
+            }
+        }
+        action => vec![sync_reply(action, connection_id, claims).to_json()],
     }
 }
 

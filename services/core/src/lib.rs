@@ -7,6 +7,7 @@
 //! - [`pusher`]: the `ConnectionPusher` port and its error kinds.
 //! - [`queue`]: the `MessageQueue` and `DeadLetterSink` ports.
 //! - [`config`]: typed configuration from a lookup function, errors naming the variable.
+//! - [`history`]: the `HistoryStore` port, cursors, the memory adapter, `resume`.
 //! - [`connection`]: `$connect`, `$disconnect` and the `$default` client actions.
 //! - [`publish_api`]: `POST /v1/messages` as an `axum::Router` (auth, validation, roles).
 //! - [`publisher`]: target resolution, bounded fan-out with retries, batch results.
@@ -15,6 +16,7 @@
 pub mod auth;
 pub mod config;
 pub mod connection;
+pub mod history;
 pub mod publish_api;
 pub mod publisher;
 pub mod pusher;

@@ -22,6 +22,9 @@
 //! - A malformed body (or one whose frame can never be delivered) goes to the
 //!   [`DeadLetterSink`] at once and is acknowledged; if the sink or the queue fails, the
 //!   message is reported for redelivery rather than lost. Expired messages are dropped.
+//! - With history on ([`Publisher::with_history`]), a `users`, `tenant` or `broadcast`
+//!   message is recorded in its streams before anything is posted, and its frame carries
+//!   the cursor; if recording fails the message is redelivered.
 //! - One structured log line per message or work item (id, target, counts, duration).
 
 mod config;
@@ -40,11 +43,14 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Instant as StdInstant;
 
+use std::time::Duration;
+
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use switchboard_model::{Envelope, Target, MAX_FRAME_BYTES};
+use switchboard_model::{Envelope, Target, UserId, MAX_FRAME_BYTES};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
+use crate::history::{Cursor, HistoryConfig, HistoryEntry, HistoryStore, Stream};
 use crate::pusher::ConnectionPusher;
 use crate::queue::{DeadLetter, DeadLetterSink, InboundMessage, MessageQueue};
 use crate::roster::{PageScope, RosterStore};
@@ -68,6 +74,8 @@ pub struct Publisher {
     dead_letters: Arc<dyn DeadLetterSink>,
     work_queue: Arc<dyn MessageQueue>,
     limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    /// Where `users`, `tenant` and `broadcast` messages are recorded, and for how long.
+    history: Option<(Arc<dyn HistoryStore>, Duration)>,
     config: PublisherConfig,
 }
 
@@ -88,8 +96,16 @@ impl Publisher {
             dead_letters: ports.dead_letters,
             work_queue: ports.work_queue,
             limiter,
+            history: None,
             config,
         }
+    }
+
+    /// Records every `users`, `tenant` and `broadcast` message in `store` before its
+    /// fan-out, its frame carrying the cursor (nothing is recorded when history is off).
+    pub fn with_history(mut self, store: Arc<dyn HistoryStore>, config: &HistoryConfig) -> Self {
+        self.history = config.enabled().then_some((store, config.ttl));
+        self
     }
 
     pub fn config(&self) -> &PublisherConfig {
@@ -172,13 +188,36 @@ impl Publisher {
             report.outcome = Outcome::Expired;
             return report;
         }
-        let frame = envelope.frame(&id);
+        let now = OffsetDateTime::now_utc();
+        let streams = history_streams(&envelope.target);
+        let cursor = match (&self.history, streams.is_empty()) {
+            (Some(_), false) => Some(Cursor::new(now)),
+            _ => None,
+        };
+        let frame = envelope.frame_with_cursor(&id, cursor.as_ref().map(Cursor::as_str));
         if frame.len() > MAX_FRAME_BYTES {
             let error = format!(
                 "frame is {} bytes, over the {MAX_FRAME_BYTES}-byte limit",
                 frame.len()
             );
             return self.dead_letter(message, report, error).await;
+        }
+        if let (Some((history, ttl)), Some(cursor)) = (&self.history, cursor) {
+            let kept_until = now + *ttl;
+            let expires_at = envelope
+                .expires_at
+                .map_or(kept_until, |at| at.min(kept_until));
+            let entry = HistoryEntry {
+                cursor,
+                id: id.clone(),
+                frame: frame.clone(),
+                expires_at: expires_at.unix_timestamp(),
+            };
+            if let Err(error) = history.append(&entry, &streams).await {
+                report.outcome = Outcome::Retry;
+                report.error = Some(format!("could not record the message in history: {error}"));
+                return report;
+            }
         }
         let item = WorkItem {
             id,
@@ -523,6 +562,23 @@ impl Publisher {
         }
         report.error = Some(error);
         report
+    }
+}
+
+/// The history streams a message is recorded in: one per named user, the tenant's, or the
+/// global one; none for `connections` targets.
+fn history_streams(target: &Target) -> Vec<Stream> {
+    match target {
+        Target::Users { tenant, users } => {
+            let unique: std::collections::BTreeSet<&UserId> = users.iter().collect();
+            unique
+                .into_iter()
+                .map(|user| Stream::User(tenant.clone(), user.clone()))
+                .collect()
+        }
+        Target::Tenant { tenant } => vec![Stream::Tenant(tenant.clone())],
+        Target::Broadcast => vec![Stream::Global],
+        Target::Connections { .. } => Vec::new(),
     }
 }
 

@@ -1,0 +1,95 @@
+//! History settings.
+
+use std::time::Duration;
+
+use crate::config::{bounded, optional, ConfigError};
+
+/// Default `HISTORY_TTL_SECS`: five minutes of history.
+pub const DEFAULT_HISTORY_TTL_SECS: u64 = 300;
+/// Longest `HISTORY_TTL_SECS` (a day: history is a reconnect buffer, not an archive).
+pub const MAX_HISTORY_TTL_SECS: u64 = 86_400;
+/// Default `HISTORY_MAX_PER_STREAM` (memory store).
+pub const DEFAULT_HISTORY_MAX_PER_STREAM: usize = 1_000;
+/// Largest `HISTORY_MAX_PER_STREAM`.
+pub const MAX_HISTORY_MAX_PER_STREAM: usize = 100_000;
+/// Default `RESUME_MAX`: messages one resume sends at most.
+pub const DEFAULT_RESUME_MAX: usize = 500;
+/// Largest `RESUME_MAX`.
+pub const MAX_RESUME_MAX: usize = 10_000;
+/// Default `HISTORY_TABLE`.
+pub const DEFAULT_HISTORY_TABLE: &str = "SocketHistory";
+
+/// History settings (`HISTORY_TTL_SECS`, `HISTORY_MAX_PER_STREAM`, `RESUME_MAX`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryConfig {
+    /// How long entries are kept; zero turns history off.
+    pub ttl: Duration,
+    /// Newest entries kept per stream by the memory store.
+    pub max_per_stream: usize,
+    /// Most messages one `resume` sends.
+    pub resume_max: usize,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(DEFAULT_HISTORY_TTL_SECS),
+            max_per_stream: DEFAULT_HISTORY_MAX_PER_STREAM,
+            resume_max: DEFAULT_RESUME_MAX,
+        }
+    }
+}
+
+impl HistoryConfig {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let ttl = optional::<u64>(&lookup, "HISTORY_TTL_SECS")?.unwrap_or(DEFAULT_HISTORY_TTL_SECS);
+        if ttl > MAX_HISTORY_TTL_SECS {
+            return Err(ConfigError::Invalid {
+                name: "HISTORY_TTL_SECS",
+                value: ttl.to_string(),
+                reason: format!("must be at most {MAX_HISTORY_TTL_SECS} (0 turns history off)"),
+            });
+        }
+        Ok(Self {
+            ttl: Duration::from_secs(ttl),
+            max_per_stream: bounded(
+                &lookup,
+                "HISTORY_MAX_PER_STREAM",
+                DEFAULT_HISTORY_MAX_PER_STREAM,
+                MAX_HISTORY_MAX_PER_STREAM,
+            )?,
+            resume_max: bounded(&lookup, "RESUME_MAX", DEFAULT_RESUME_MAX, MAX_RESUME_MAX)?,
+        })
+    }
+
+    /// Whether messages are recorded at all.
+    pub fn enabled(&self) -> bool {
+        !self.ttl.is_zero()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_and_checks_the_environment() {
+        assert_eq!(
+            HistoryConfig::from_lookup(|_| None).unwrap(),
+            HistoryConfig::default()
+        );
+        let off =
+            HistoryConfig::from_lookup(|k| (k == "HISTORY_TTL_SECS").then(|| "0".into())).unwrap();
+        assert!(!off.enabled());
+        for (name, value) in [
+            ("HISTORY_TTL_SECS", "86401"),
+            ("HISTORY_TTL_SECS", "soon"),
+            ("HISTORY_MAX_PER_STREAM", "0"),
+            ("RESUME_MAX", "10001"),
+        ] {
+            let error =
+                HistoryConfig::from_lookup(|k| (k == name).then(|| value.to_string())).unwrap_err();
+            assert!(error.to_string().contains(name), "{error}");
+        }
+    }
+}
