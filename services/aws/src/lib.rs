@@ -2,7 +2,8 @@
 //! Switchboard's AWS adapters for the core ports, and SDK client construction.
 //!
 //! - [`dynamo`]: [`DynamoRosterStore`] (the `RosterStore` port on one DynamoDB table: key
-//!   layout, item mapping, lookups with [`LookupStats`], `create_table`).
+//!   layout, item mapping, lookups with [`LookupStats`], `create_table`) and
+//!   [`DynamoHistoryStore`] (the `HistoryStore` port, `create_history_table`).
 //! - [`pusher`]: [`ApiGatewayPusher`] (the `ConnectionPusher` port on `PostToConnection`).
 //! - [`sqs`]: [`SqsQueue`] (the `MessageQueue` and `DeadLetterSink` ports on SQS).
 //! - [`config`]: [`DynamoConfig::from_lookup`] and client construction with endpoint
@@ -14,6 +15,9 @@ pub mod pusher;
 pub mod sqs;
 
 pub use config::{dynamodb_client, load_sdk_config, DynamoConfig, LocalDefaults};
-pub use dynamo::{create_table, delete_table, DynamoRosterStore, LookupStats};
+pub use dynamo::{
+    create_history_table, create_table, delete_table, DynamoHistoryStore, DynamoRosterStore,
+    LookupStats,
+};
 pub use pusher::ApiGatewayPusher;
 pub use sqs::SqsQueue;

@@ -8,6 +8,7 @@
 //! - No `FilterExpression` anywhere: expired items are dropped client-side, so for targeted
 //!   lookups `ScannedCount == Count` and [`LookupStats`] shows exactly what was read.
 
+mod history;
 mod item;
 mod table;
 
@@ -24,12 +25,13 @@ use switchboard_core::roster::{ConnectionRecord, PageScope, RosterError, RosterP
 use switchboard_model::{ConnectionId, TenantId, UserId};
 use time::OffsetDateTime;
 
+pub use history::DynamoHistoryStore;
 pub use item::{
     connection_key, item_to_record, parse_connection_key, parse_tenant_key, parse_user_key,
     primary_key, record_to_item, tenant_key, user_key, BY_USER_INDEX, GSI1PK, GSI1SK, PK, SK,
     TTL_ATTRIBUTE,
 };
-pub use table::{create_table, delete_table};
+pub use table::{create_history_table, create_table, delete_table};
 
 /// Default number of parallel scan segments for [`RosterStore::list_all`] (`SCAN_SEGMENTS`).
 pub const DEFAULT_SCAN_SEGMENTS: usize = 4;
@@ -42,7 +44,7 @@ pub const BATCH_GET_LIMIT: usize = 100;
 /// Items per `BatchWriteItem` request (the service's limit).
 pub const BATCH_WRITE_LIMIT: usize = 25;
 /// Attempts at a batch request whose unprocessed keys/items keep coming back.
-const BATCH_ATTEMPTS: u32 = 8;
+pub(crate) const BATCH_ATTEMPTS: u32 = 8;
 
 /// What a lookup cost: requests made, items DynamoDB read (`ScannedCount`; for
 /// `BatchGetItem`, items returned), items it matched (`Count`), records handed back after
@@ -514,7 +516,7 @@ fn keep(
 }
 
 /// Exponential backoff with full jitter: up to 25 ms · 2^attempt, capped at 2 s.
-fn backoff(attempt: u32) -> Duration {
+pub(crate) fn backoff(attempt: u32) -> Duration {
     use rand::Rng;
     let cap_ms = (25u64 << attempt.min(10)).min(2_000);
     Duration::from_millis(rand::rng().random_range(cap_ms / 2..=cap_ms))
@@ -523,7 +525,7 @@ fn backoff(attempt: u32) -> Duration {
 /// Any SDK failure means the roster could not be read or written: the caller retries the
 /// whole message (the publisher) or fails the request. The message keeps the SDK's
 /// error chain for the logs.
-fn unavailable<E, R>(operation: &str, error: SdkError<E, R>) -> RosterError
+pub(crate) fn unavailable<E, R>(operation: &str, error: SdkError<E, R>) -> RosterError
 where
     E: std::error::Error + 'static,
     R: std::fmt::Debug,

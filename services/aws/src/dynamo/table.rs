@@ -1,6 +1,7 @@
 //! Creating (and deleting) the roster table exactly as `infra/` declares it: `PK`/`SK`,
 //! the `byUser` index on `GSI1PK`/`GSI1SK` projecting all attributes, on-demand billing,
-//! TTL on `expiresAt`. Used by tests, the benchmark and local runs on DynamoDB Local.
+//! TTL on `expiresAt`; and the history table (`PK`/`SK`, on-demand, TTL on `expiresAt`).
+//! Used by tests, the benchmark and local runs on DynamoDB Local.
 
 use std::time::{Duration, Instant};
 
@@ -41,6 +42,16 @@ fn string_attribute(name: &str) -> Result<AttributeDefinition, RosterError> {
 /// Creates the roster table `name` (if it does not exist yet), waits until the table and
 /// its `byUser` index are `ACTIVE`, and turns TTL on for `expiresAt`.
 pub async fn create_table(client: &Client, name: &str) -> Result<(), RosterError> {
+    create(client, name, true).await
+}
+
+/// Creates the history table `name` (if it does not exist yet): `PK`/`SK` strings, no
+/// index, TTL on `expiresAt`.
+pub async fn create_history_table(client: &Client, name: &str) -> Result<(), RosterError> {
+    create(client, name, false).await
+}
+
+async fn create(client: &Client, name: &str, with_user_index: bool) -> Result<(), RosterError> {
     let by_user = GlobalSecondaryIndex::builder()
         .index_name(BY_USER_INDEX)
         .key_schema(key(GSI1PK, KeyType::Hash)?)
@@ -52,19 +63,21 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), RosterError
         )
         .build()
         .map_err(build_error)?;
-    let created = client
+    let mut request = client
         .create_table()
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(string_attribute(PK)?)
         .attribute_definitions(string_attribute(SK)?)
-        .attribute_definitions(string_attribute(GSI1PK)?)
-        .attribute_definitions(string_attribute(GSI1SK)?)
         .key_schema(key(PK, KeyType::Hash)?)
-        .key_schema(key(SK, KeyType::Range)?)
-        .global_secondary_indexes(by_user)
-        .send()
-        .await;
+        .key_schema(key(SK, KeyType::Range)?);
+    if with_user_index {
+        request = request
+            .attribute_definitions(string_attribute(GSI1PK)?)
+            .attribute_definitions(string_attribute(GSI1SK)?)
+            .global_secondary_indexes(by_user);
+    }
+    let created = request.send().await;
     match created {
         Ok(_) => {}
         // Already there (created earlier or concurrently): wait for it like a new one.
