@@ -417,3 +417,41 @@ async fn sharded_fanout_delivers_each_connection_once() {
         fixture.finish().await;
     }
 }
+
+/// Presence pages a 2,500-connection tenant 1,000 at a time with `Query` only: every page
+/// reads exactly what it returns (`ScannedCount == Count`), one request a page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_pages_read_only_what_they_return() {
+    let fixture = Fixture::new().await;
+    let mut records: Vec<ConnectionRecord> = (0..2_500)
+        .map(|i| record("big", &format!("u{}", i % 40), &format!("c{i:05}")))
+        .collect();
+    records.extend((0..30).map(|i| record("other", "x", &format!("o{i:03}"))));
+    fixture.store.put_batch(&records, 8).await.unwrap();
+    let scope = PageScope::Tenant(t("big"));
+    let mut start: Option<String> = None;
+    let mut sizes = Vec::new();
+    let mut seen = BTreeSet::new();
+    loop {
+        let (page, stats) = fixture
+            .store
+            .list_page_with_stats(&scope, start.as_deref(), 1_000)
+            .await
+            .unwrap();
+        assert_eq!(stats.requests, 1);
+        assert_eq!(
+            stats.scanned_count, stats.count,
+            "a Query reads what it returns"
+        );
+        assert_eq!(stats.count as usize, page.records.len());
+        sizes.push(page.records.len());
+        seen.extend(page.records.iter().map(|r| r.connection_id.to_string()));
+        match page.next {
+            Some(next) => start = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(&sizes[..3], [1_000, 1_000, 500]);
+    assert_eq!(seen.len(), 2_500);
+    fixture.finish().await;
+}

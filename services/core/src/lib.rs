@@ -10,6 +10,7 @@
 //! - [`history`]: the `HistoryStore` port, cursors, the memory adapter, `resume`.
 //! - [`connection`]: `$connect`, `$disconnect` and the `$default` client actions.
 //! - [`publish_api`]: `POST /v1/messages` as an `axum::Router` (auth, validation, roles).
+//! - [`presence`]: `GET /v1/tenants/{tenant}/presence` and `.../users/{user}/presence`.
 //! - [`publisher`]: target resolution, bounded fan-out with retries, batch results.
 //! - [`testkit`] (tests and the `testkit` feature): scripted pusher, recording queues.
 
@@ -17,6 +18,7 @@ pub mod auth;
 pub mod config;
 pub mod connection;
 pub mod history;
+pub mod presence;
 pub mod publish_api;
 pub mod publisher;
 pub mod pusher;

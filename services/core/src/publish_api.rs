@@ -33,6 +33,9 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     InvalidEnvelope(String),
+    /// A path or query parameter is invalid (400 `invalid_request`).
+    #[error("{0}")]
+    InvalidRequest(String),
     #[error("{0}")]
     TooLarge(String),
     #[error("{0}")]
@@ -46,7 +49,7 @@ impl ApiError {
         match self {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::InvalidEnvelope(_) => StatusCode::BAD_REQUEST,
+            ApiError::InvalidEnvelope(_) | ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -58,6 +61,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::InvalidEnvelope(_) => "invalid_envelope",
+            ApiError::InvalidRequest(_) => "invalid_request",
             ApiError::TooLarge(_) => "payload_too_large",
             ApiError::NotFound(_) => "not_found",
             ApiError::Unavailable(_) => "unavailable",
