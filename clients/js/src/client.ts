@@ -190,7 +190,7 @@ export function createClient(options: ClientOptions): Client {
   function fetchToken(): Promise<string> {
     return new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error("token() timed out")), timeoutMs);
-      Promise.resolve(options.token()).then(
+      new Promise<string>((r) => r(options.token())).then(
         (token) => {
           clearTimeout(timer);
           if (typeof token === "string" && token !== "") resolve(token);

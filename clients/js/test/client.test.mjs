@@ -557,3 +557,22 @@ test("without a WebSocket constructor (Node 20) createClient says what to pass",
   assert.equal(globalThis.WebSocket, undefined);
   assert.throws(() => createClient({ url: "ws://h/main", token: () => "t" }), /pass options.WebSocket/);
 });
+
+test("a token() that throws synchronously counts as a failed attempt", async (t) => {
+  fixRandom(t, 0);
+  useFakeTime(t);
+  const { WebSocket, sockets } = fakeSockets();
+  let calls = 0;
+  const client = createClient({
+    url: "ws://h/main",
+    WebSocket,
+    token: () => {
+      if (++calls === 1) throw new Error("no session");
+      return jwt(startS + HOUR_S);
+    },
+  });
+  t.after(() => client.close());
+  await advance(10, 1);
+  assert.equal(calls, 2);
+  assert.equal(sockets.length, 1);
+});

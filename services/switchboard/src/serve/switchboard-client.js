@@ -112,7 +112,7 @@ function createClient(options) {
   function fetchToken() {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error("token() timed out")), timeoutMs);
-      Promise.resolve(options.token()).then(
+      new Promise((r) => r(options.token())).then(
         (token) => {
           clearTimeout(timer);
           if (typeof token === "string" && token !== "") resolve(token);
