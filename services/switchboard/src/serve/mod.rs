@@ -92,6 +92,7 @@ fn router(app: Arc<App>, publish: Router) -> Router {
     if app.dev_secret.is_some() {
         router = router
             .route("/", get(demo::page))
+            .route("/switchboard-client.js", get(demo::client_js))
             .route("/dev/token", post(demo::token));
     }
     router.with_state(app).merge(publish).fallback(|| async {
