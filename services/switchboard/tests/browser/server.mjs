@@ -17,8 +17,8 @@ export function startServer(env = {}) {
   // listener: ask for dev mode, and a free port for that listener, when the flags exist.
   const help = execFileSync(binary, ["serve", "--help"], { encoding: "utf8" });
   const args = ["serve", "--listen", "127.0.0.1:0"];
-  if (/\s--dev\b/.test(help)) args.push("--dev");
-  if (/\s--management-listen\b/.test(help)) args.push("--management-listen", "127.0.0.1:0");
+  if (/\s--dev[\s,=]/.test(help)) args.push("--dev");
+  if (/\s--management-listen[\s,=]/.test(help)) args.push("--management-listen", "127.0.0.1:0");
   const child = spawn(binary, args, {
     env: { PATH: process.env.PATH, RUST_LOG: "warn", ...env },
     stdio: ["ignore", "pipe", "inherit"],
