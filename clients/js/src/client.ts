@@ -16,7 +16,8 @@
  *   false` or a rejected cursor emits `gap`. A server without history answers
  *   `unknown_action`: no gap, and nothing is retried.
  * - Refresh (SPEC §14): before the token's `exp`, `{"action":"refresh"}` with a new token;
- *   `unknown_action` (or any failure) falls back to a planned reconnect.
+ *   any error or no answer falls back to a planned reconnect (after `unknown_action` or
+ *   `refresh_unavailable`, every later renewal too).
  * - Dedupe: a message id is handed out at most once within the last `dedupeWindow` ids.
  * - `close()` ends everything: no timers, no sockets, no events after it.
  */
@@ -414,7 +415,10 @@ export function createClient(options: ClientOptions): Client {
         release(conn);
       } else if (request === "refresh") {
         cancel(conn, "refreshed");
-        if (frame.error === "unknown_action") refreshSupported = false;
+        // No in-band refresh on this server (or this edge cannot verify tokens).
+        if (frame.error === "unknown_action" || frame.error === "refresh_unavailable") {
+          refreshSupported = false;
+        }
         replace(conn.renewal);
       }
     }

@@ -390,6 +390,48 @@ test("refresh unsupported (unknown_action): planned reconnect with the new token
   assert.equal(sockets.length, 3);
 });
 
+test("a refused refresh (invalid_token) falls back to a planned reconnect, and refresh is tried again later", async (t) => {
+  useFakeTime(t);
+  const { WebSocket, sockets } = fakeSockets();
+  const client = createClient({
+    url: "ws://h/main",
+    WebSocket,
+    keepAliveMs: 3_600_000,
+    token: async () => jwt(Math.floor(Date.now() / 1000) + 120),
+  });
+  t.after(() => client.close());
+  await settle();
+  sockets[0].open();
+  await advance(60_000, 500);
+  sockets[0].receive({ type: "error", error: "invalid_token" });
+  await settle();
+  assert.equal(sockets.length, 2);
+  sockets[1].open();
+  await advance(60_000, 500);
+  assert.equal(sockets[1].actions("refresh").length, 1, "in-band refresh is still used");
+});
+
+test("refresh_unavailable: no more in-band refreshes, planned reconnects instead", async (t) => {
+  useFakeTime(t);
+  const { WebSocket, sockets } = fakeSockets();
+  const client = createClient({
+    url: "ws://h/main",
+    WebSocket,
+    keepAliveMs: 3_600_000,
+    token: async () => jwt(Math.floor(Date.now() / 1000) + 120),
+  });
+  t.after(() => client.close());
+  await settle();
+  sockets[0].open();
+  await advance(60_000, 500);
+  sockets[0].receive({ type: "error", error: "refresh_unavailable" });
+  await settle();
+  sockets[1].open();
+  await advance(60_000, 500);
+  assert.equal(sockets[1].actions("refresh").length, 0);
+  assert.equal(sockets.length, 3);
+});
+
 test("a refresh that goes unanswered falls back to a planned reconnect", async (t) => {
   useFakeTime(t);
   const { WebSocket, sockets } = fakeSockets();

@@ -312,7 +312,9 @@ function createClient(options) {
         release(conn);
       } else if (request === "refresh") {
         cancel(conn, "refreshed");
-        if (frame.error === "unknown_action") refreshSupported = false;
+        if (frame.error === "unknown_action" || frame.error === "refresh_unavailable") {
+          refreshSupported = false;
+        }
         replace(conn.renewal);
       }
     }
