@@ -74,3 +74,61 @@ test("in Node with ws: 401 then a new token, reconnects after server closes, eac
     child.kill("SIGTERM");
   }
 });
+
+// SPEC §10: with history, sockets the server ends (lifetime, idle) lose nothing: each new
+// socket resumes from the last cursor. Skipped on a server whose frames carry no cursor.
+test("with history: 200 messages across server-ended sockets arrive whole, each once", { timeout: 90000 }, async (t) => {
+  const { child, base } = await startServer({ CONNECTION_TTL_SECS: "3", IDLE_TIMEOUT_SECS: "2" });
+  const clients = [];
+  try {
+    const publisher = await devToken(base, "backend", ["publisher"]);
+    const start = (user, options = {}) => {
+      const log = { user, states: [], ids: [], gaps: 0 };
+      const client = createClient({
+        url: base.replace(/^http/, "ws") + "/main",
+        WebSocket,
+        token: () => devToken(base, user),
+        ...options,
+      });
+      client.on("state", (s) => log.states.push(s));
+      client.on("message", (m) => log.ids.push(m.id));
+      client.on("gap", () => log.gaps++);
+      clients.push(client);
+      return { client, log };
+    };
+    // One client keeps its socket alive past the 2 s idle limit; one lets it be closed.
+    const pinging = start("erin", { keepAliveMs: 500 });
+    const quiet = start("frank");
+    await until("both open", () => [pinging, quiet].every((c) => c.log.states.at(-1) === "open"));
+    const target = { type: "users", tenant: "demo", users: ["erin", "frank"] };
+    assert.equal(await publish(base, publisher, { id: "probe", target, data: 0 }), 202);
+    await until("the probe", () => pinging.log.ids.includes("probe") && quiet.log.ids.includes("probe"));
+    if (pinging.client.cursor === undefined) {
+      t.skip("this server keeps no history: frames carry no cursor");
+      return;
+    }
+
+    const expected = ["probe"];
+    const started = Date.now();
+    for (let n = 0; n < 200; n++) {
+      const id = `h${n}`;
+      assert.equal(await publish(base, publisher, { id, target, data: { n } }), 202);
+      expected.push(id);
+      const due = started + (n + 1) * 50; // about 10 s: three lifetimes, five idle limits
+      if (Date.now() < due) await new Promise((r) => setTimeout(r, due - Date.now()));
+    }
+    for (const { log } of [pinging, quiet]) {
+      await until(`all of ${log.user}'s`, () => log.ids.length >= expected.length, 20000);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    for (const { log } of [pinging, quiet]) {
+      assert.equal(log.ids.length, expected.length, `${log.user}: no duplicates`);
+      assert.deepEqual([...log.ids].sort(), [...expected].sort(), `${log.user}: nothing lost`);
+      assert.equal(log.gaps, 0, `${log.user}: history covered every outage`);
+      assert.ok(log.states.filter((s) => s === "open").length >= 3, `${log.user}: reconnected (${log.states})`);
+    }
+  } finally {
+    for (const client of clients) client.close();
+    child.kill("SIGTERM");
+  }
+});
