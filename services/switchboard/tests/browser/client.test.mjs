@@ -4,10 +4,12 @@
 //   with a fresh token; the query transport works too; close() leaves no connection behind;
 // - a stream of 200 messages published while the library replaces its socket every 2 s
 //   (the planned reconnect before API Gateway's 2-hour cap, shortened) arrives complete and
-//   without duplicates: the new socket opens before the old one closes.
+//   without duplicates: the new socket opens before the old one closes;
+// - the server killed (SIGKILL) and started again on the same address: the library
+//   reconnects with a token of the new process and receives what is published then.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { publish, startBrowser, startServer } from "./server.mjs";
+import { freePort, publish, startBrowser, startServer } from "./server.mjs";
 
 const TTL_SECS = 4;
 const ROUNDS = 3;
@@ -195,5 +197,65 @@ test("planned reconnects mid-stream lose and duplicate nothing", { timeout: 1200
   } finally {
     await chromium.close();
     child.kill("SIGTERM");
+  }
+});
+
+test("the library reconnects to a server that was killed and started again", { timeout: 120000 }, async () => {
+  const listen = `127.0.0.1:${await freePort()}`;
+  let server = await startServer({}, listen);
+  const chromium = await startBrowser();
+  try {
+    const page = await chromium.browser.newPage();
+    const errors = [];
+    page.on("pageerror", (error) => errors.push(error));
+    await page.goto(server.base + "/");
+    await page.evaluate(async () => {
+      const { createClient } = await import("/switchboard-client.js");
+      const log = (window.log = { states: [], ids: [] });
+      window.client = createClient({
+        url: `ws://${location.host}/main`,
+        maxBackoffMs: 1000,
+        // Dev mode: each process has its own secret, so a token must come from the one running.
+        token: async () => {
+          const res = await fetch("/dev/token", {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ tenant: "demo", user: "gina", roles: [] }),
+          });
+          if (!res.ok) throw new Error(`dev token: ${res.status}`);
+          return (await res.json()).token;
+        },
+      });
+      window.client.on("state", (s) => log.states.push(s));
+      window.client.on("message", (m) => log.ids.push(m.id));
+    });
+    const opens = () => page.evaluate(() => window.log.states.filter((s) => s === "open").length);
+    await page.waitForFunction(() => window.log.states.at(-1) === "open", null, { timeout: 15000 });
+    const target = { type: "users", tenant: "demo", users: ["gina"] };
+    let publisher = await devToken(server.base, "backend", ["publisher"]);
+    assert.equal(await publish(server.base, publisher, { id: "before", target, data: 1 }), 202);
+    await page.waitForFunction(() => window.log.ids.includes("before"), null, { timeout: 15000 });
+
+    server.child.kill("SIGKILL");
+    await new Promise((resolve) => server.child.once("exit", resolve));
+    await page.waitForFunction(() => window.log.states.at(-1) === "reconnecting", null, { timeout: 15000 });
+    await new Promise((r) => setTimeout(r, 1500)); // a few failed attempts while it is down
+    server = await startServer({}, listen);
+    await page.waitForFunction(() => window.log.states.filter((s) => s === "open").length === 2, null, {
+      timeout: 15000,
+    });
+    assert.equal(await opens(), 2);
+
+    publisher = await devToken(server.base, "backend", ["publisher"]);
+    assert.equal(await publish(server.base, publisher, { id: "after", target, data: 2 }), 202);
+    await page.waitForFunction(() => window.log.ids.includes("after"), null, { timeout: 15000 });
+    const log = await page.evaluate(() => window.log);
+    assert.deepEqual(log.ids, ["before", "after"]);
+    assert.equal(log.states.at(-1), "open");
+    await page.evaluate(() => window.client.close());
+    assert.deepEqual(errors, []);
+  } finally {
+    await chromium.close();
+    server.child.kill("SIGTERM");
   }
 });

@@ -4,19 +4,21 @@ import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createServer } from "node:net";
 import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
 
 export const binary = process.env.SWITCHBOARD_BIN;
 const chromiumPath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 
-/** `serve` in dev mode (no JWT configuration), with `env` added; resolves to { child, base }. */
-export function startServer(env = {}) {
+/** `serve` in dev mode (no JWT configuration), with `env` added, on `listen` (default any
+ *  free port); resolves to { child, base }. */
+export function startServer(env = {}, listen = "127.0.0.1:0") {
   if (!binary) throw new Error("SWITCHBOARD_BIN must point at the switchboard binary");
   // Newer binaries make dev mode explicit and serve the management API on its own
   // listener: ask for dev mode, and a free port for that listener, when the flags exist.
   const help = execFileSync(binary, ["serve", "--help"], { encoding: "utf8" });
-  const args = ["serve", "--listen", "127.0.0.1:0"];
+  const args = ["serve", "--listen", listen];
   if (/\s--dev[\s,=]/.test(help)) args.push("--dev");
   if (/\s--management-listen[\s,=]/.test(help)) args.push("--management-listen", "127.0.0.1:0");
   const child = spawn(binary, args, {
@@ -66,4 +68,16 @@ export async function publish(base, token, envelope) {
   });
   await res.arrayBuffer();
   return res.status;
+}
+
+/** A TCP port that was free a moment ago on 127.0.0.1. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.on("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
 }
