@@ -1,6 +1,6 @@
 // The client library (/switchboard-client.js) in headless Chromium against the real server:
 // - messages published through the HTTP API arrive once each, also after the server closes
-//   the socket (CONNECTION_TTL_SECS=4: a 1001 close every 4 s) and the library reconnects
+//   the socket (CONNECTION_TTL_SECS=5: a 1001 close every 5 s) and the library reconnects
 //   with a fresh token; the query transport works too; close() leaves no connection behind;
 // - a stream of 200 messages published while the library replaces its socket every 2 s
 //   (the planned reconnect before API Gateway's 2-hour cap, shortened) arrives complete and
@@ -11,7 +11,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { freePort, publish, startBrowser, startServer } from "./server.mjs";
 
-const TTL_SECS = 4;
+const TTL_SECS = 5;
 const ROUNDS = 3;
 const PER_ROUND = 20;
 
@@ -75,9 +75,9 @@ test("the library reconnects after server closes and delivers every message once
     });
     const log = (user) => page.evaluate((u) => window.logs[u], user);
     const opens = (l) => l.states.filter((s) => s === "open").length;
-    await page.waitForFunction(() => window.logs.alice.states.at(-1) === "open", null, { timeout: 15000 });
-
     const publisher = await devToken(base, "backend", ["publisher"]);
+    // Each round is published right after a socket opened, well inside its lifetime.
+    await page.waitForFunction(() => window.logs.alice.states.at(-1) === "open", null, { timeout: 15000 });
     const expected = [];
     for (let round = 0; round < ROUNDS; round++) {
       const ids = Array.from({ length: PER_ROUND }, (_, i) => `r${round}-${i}`);

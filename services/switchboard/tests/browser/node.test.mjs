@@ -1,6 +1,6 @@
 // The client library in Node 20 (no built-in WebSocket: the `ws` package is passed in)
 // against the real server: a refused handshake (401, a bad token) is followed by a new
-// token and a connection; a socket the server ends (CONNECTION_TTL_SECS=2) is replaced;
+// token and a connection; a socket the server ends (CONNECTION_TTL_SECS=3) is replaced;
 // messages arrive once each; close() ends it.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -27,7 +27,7 @@ async function until(what, check, ms = 15000) {
 }
 
 test("in Node with ws: 401 then a new token, reconnects after server closes, each message once", { timeout: 60000 }, async () => {
-  const { child, base } = await startServer({ CONNECTION_TTL_SECS: "2" });
+  const { child, base } = await startServer({ CONNECTION_TTL_SECS: "3" });
   let client;
   try {
     const tokens = [];
@@ -54,7 +54,7 @@ test("in Node with ws: 401 then a new token, reconnects after server closes, eac
     assert.equal(await publish(base, publisher, { id: "one", target, data: 1 }), 202);
     await until("message one", () => ids.includes("one"));
 
-    // The server ends the socket after 2 s (1001); the client reconnects with a new token.
+    // The server ends the socket after 3 s (1001); the client reconnects with a new token.
     await until("a reconnect", () => states.filter((s) => s === "open").length === 2);
     assert.equal(tokens.length, 3);
     assert.equal(await publish(base, publisher, { id: "two", target, data: 2 }), 202);
@@ -67,7 +67,7 @@ test("in Node with ws: 401 then a new token, reconnects after server closes, eac
 
     client.close();
     assert.equal(client.state, "closed");
-    await new Promise((r) => setTimeout(r, 2500));
+    await new Promise((r) => setTimeout(r, 3500));
     assert.equal(tokens.length, 3, "no reconnect after close()");
   } finally {
     client?.close();
