@@ -1,16 +1,11 @@
-//! Dev mode only: the demo page (`GET /`), the client library it imports
-//! (`GET /switchboard-client.js`) and `POST /dev/token`, which mints tokens with the
-//! process's random secret so the page works with nothing else installed.
-//!
-//! `switchboard-client.js` is the bundle of `clients/js`, committed so the binary builds
-//! without Node; `clients/js`'s tests fail when it differs from a fresh build.
+//! Dev mode only: the demo page (`GET /`) and `POST /dev/token`, which mints tokens with
+//! the process's random secret so the page works with nothing else installed.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::header;
-use axum::response::{Html, IntoResponse};
+use axum::response::Html;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -21,21 +16,9 @@ use switchboard_model::{TenantId, UserId};
 use super::App;
 
 const PAGE: &str = include_str!("demo.html");
-const CLIENT_JS: &str = include_str!("switchboard-client.js");
 
 pub async fn page(State(app): State<Arc<App>>) -> Html<String> {
     Html(PAGE.replace("{{STAGE}}", &app.stage))
-}
-
-/// The client library as an ES module.
-pub async fn client_js() -> impl IntoResponse {
-    (
-        [
-            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        CLIENT_JS,
-    )
 }
 
 #[derive(Deserialize)]
@@ -65,27 +48,4 @@ pub async fn token(
         Duration::from_secs(3600),
     );
     Ok(Json(json!({ "token": token })))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn serves_the_client_library_as_an_es_module() {
-        let response = client_js().await.into_response();
-        assert_eq!(
-            response.headers()[header::CONTENT_TYPE],
-            "text/javascript; charset=utf-8"
-        );
-        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
-            .await
-            .unwrap_or_default();
-        let text = String::from_utf8_lossy(&body);
-        assert!(
-            text.contains("function createClient("),
-            "the bundle of clients/js"
-        );
-        assert!(text.contains("export {"), "an ES module");
-    }
 }
