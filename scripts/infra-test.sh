@@ -2,7 +2,7 @@
 # Tests the AWS deployment in infra/:
 #   1. npm ci (skipped when infra/node_modules already matches package-lock.json),
 #   2. npm test: tsc + jest (template assertions, least-privilege IAM, cdk-nag) on fake zips,
-#   3. cfn-lint on a template synthesized from fake zips,
+#   3. cfn-lint on a template synthesized from fake zips (a bootstrap that is an x86_64 ELF header),
 #   4. if `cargo lambda build --release --output-format zip` has run (target/lambda/*/bootstrap.zip),
 #      `cdk synth` with the real zips, offline, and cfn-lint on that template too.
 # Everything installs under the repository (infra/node_modules, .cache/); a second run is fast.
@@ -48,10 +48,10 @@ cfn_lint() {
   if (( rc & 3 || rc & 4 )); then fail "cfn-lint found problems in $* (exit $rc)"; fi
 }
 
-synth() { # synth <lambdaDir> <outdir>
+synth() { # synth <lambdaDir> <outdir> [architecture]
   rm -rf "$2"
   npx cdk synth --no-notices --no-version-reporting --no-path-metadata --quiet \
-    -c "lambdaDir=$1" -o "$2" > /dev/null || fail "cdk synth (lambdaDir=$1)"
+    -c "lambdaDir=$1" -c "architecture=${3:-x86_64}" -o "$2" > /dev/null || fail "cdk synth (lambdaDir=$1)"
   [[ -s "$2/Switchboard.template.json" ]] || fail "cdk synth wrote no template in $2"
   # cdk-nag runs as a CDK validation plugin; any unacknowledged finding (error or warning) fails.
   node -e '
@@ -69,24 +69,23 @@ synth() { # synth <lambdaDir> <outdir>
 WORK="$CACHE/infra-test"
 mkdir -p "$WORK"
 FAKE="$WORK/fake-lambdas"
-for name in authorizer connect disconnect default publisher publish-api; do
-  mkdir -p "$FAKE/$name"
-  # An empty zip: the 22-byte end-of-central-directory record.
-  printf 'PK\005\006\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000' > "$FAKE/$name/bootstrap.zip"
-done
+rm -rf "$FAKE"
+# Tiny zips whose `bootstrap` is an x86_64 ELF header (synth checks the architecture).
+npx ts-node --transpile-only test/fake-lambdas.ts "$FAKE" x86_64
 step "cdk synth (fake zips) + cfn-lint"
 synth "$FAKE" "$WORK/cdk.out.fake"
 cfn_lint "$WORK/cdk.out.fake/Switchboard.template.json"
 
 # ---- 4. the real zips, when built ----------------------------------------------------------
 REAL="${LAMBDA_DIR:-$ROOT/target/lambda}"  # LAMBDA_DIR overrides, e.g. for an --arm64 build elsewhere
+REAL_ARCH="${LAMBDA_ARCH:-x86_64}"         # LAMBDA_ARCH=arm64 for such a build (synth checks each bootstrap)
 missing=()
 for name in authorizer connect disconnect default publisher publish-api; do
   [[ -f "$REAL/$name/bootstrap.zip" ]] || missing+=("$name")
 done
 if (( ${#missing[@]} == 0 )); then
   step "cdk synth (real zips in $REAL) + cfn-lint"
-  synth "$REAL" "$WORK/cdk.out.real"
+  synth "$REAL" "$WORK/cdk.out.real" "$REAL_ARCH"
   cfn_lint "$WORK/cdk.out.real/Switchboard.template.json"
 elif (( ${#missing[@]} < 6 )); then
   fail "target/lambda has some zips but not: ${missing[*]} (run: cargo lambda build --release --output-format zip)"

@@ -34,14 +34,49 @@ export interface SwitchboardConfig {
   readonly connectionTtlSecs: number;
   /** Publisher timeout in seconds; the queue's visibility timeout is 6× this (AWS guidance). */
   readonly publisherTimeoutSecs: number;
-  /** Optional SNS topic ARN that every alarm notifies. */
-  readonly alarmTopicArn?: string;
   /**
-   * Create the account-wide API Gateway CloudWatch Logs role (AWS::ApiGateway::Account).
-   * WebSocket access logging needs one per account and region; leave false when the
-   * account already has it (it is a singleton: a second stack setting it would overwrite it).
+   * An existing SNS topic every alarm notifies instead of the stack's own topic (the
+   * `AlarmTopicArn` output names whichever is used).
+   */
+  readonly alarmTopicArn?: string;
+  /** An e-mail address subscribed to the stack's alarm topic (confirm the e-mail AWS sends). */
+  readonly alarmEmail?: string;
+  /**
+   * Create API Gateway's account-wide CloudWatch Logs role (AWS::ApiGateway::Account), both
+   * retained on stack deletion: the one-time step of a Region whose account has none (see
+   * infra/README.md). Off by default: the setting is one per account and Region.
    */
   readonly createApiGatewayLogsRole: boolean;
+  /**
+   * Access logs on the WebSocket stage. They need the account's API Gateway CloudWatch Logs
+   * role, so they are off by default and a first deploy works in a fresh account.
+   */
+  readonly webSocketAccessLogs: boolean;
+  /** X-Ray active tracing on every function (default on; `-c tracing=false` opts out). */
+  readonly tracing: boolean;
+  /** Deletion protection on the roster table (default on). */
+  readonly tableDeletionProtection: boolean;
+  /** Stage-level throttling of the WebSocket API (every route, `$connect` included). */
+  readonly webSocketThrottle: Throttle;
+  /** Stage-level throttling of the HTTP publish API. */
+  readonly publishThrottle: Throttle;
+  /**
+   * PostToConnection calls per second all publishers together may make (`FANOUT_RATE` ×
+   * `publisherMaxConcurrency` never exceeds it).
+   */
+  readonly postBudgetPerSecond: number;
+  /** The SQS event source's `maxConcurrency`: publisher invocations at once (2–1000). */
+  readonly publisherMaxConcurrency: number;
+  /** The account's API Gateway request quota per second in this Region (default 10,000). */
+  readonly accountRequestsPerSecond: number;
+  /** FANOUT_SHARD_SIZE: connections per fan-out work item (SPEC §12, default 1000). */
+  readonly fanoutShardSize: number;
+  /** GONE_GRACE_SECS: no roster delete on 410 for a younger connection (default 30). */
+  readonly goneGraceSecs: number;
+  /** CloudWatch namespace of the EMF metrics (default `Switchboard/<stack name>`). */
+  readonly metricsNamespace?: string;
+  /** Alarm when the queue's oldest message is older than this many seconds (default 300). */
+  readonly queueAgeAlarmSecs: number;
   /** Defaults of the CloudFormation parameters. */
   readonly parameterDefaults: {
     readonly jwtJwksUrl?: string;
@@ -51,6 +86,17 @@ export interface SwitchboardConfig {
     readonly rolesClaim: string;
     readonly logLevel: string;
   };
+}
+
+/** Steady-state requests per second and burst of a stage. */
+export interface Throttle {
+  readonly rateLimit: number;
+  readonly burstLimit: number;
+}
+
+/** `FANOUT_RATE`: one publisher process's share of the budget, floor(budget / maxConcurrency). */
+export function fanoutRate(config: Pick<SwitchboardConfig, 'postBudgetPerSecond' | 'publisherMaxConcurrency'>): number {
+  return Math.floor(config.postBudgetPerSecond / config.publisherMaxConcurrency);
 }
 
 /** `<repo>/target/lambda`, resolved from this file so it does not depend on the cwd. */
@@ -97,7 +143,7 @@ function architecture(raw: string | undefined): lambda.Architecture {
 /** Reads the app's context into a config; unknown or malformed values stop synthesis. */
 export function configFromContext(node: Node): SwitchboardConfig {
   const lambdaDir = str(node, 'lambdaDir');
-  return {
+  const config: SwitchboardConfig = {
     lambdaDir: lambdaDir ? path.resolve(lambdaDir) : DEFAULT_LAMBDA_DIR,
     architecture: architecture(str(node, 'architecture')),
     rosterTableName: str(node, 'rosterTableName') || undefined,
@@ -105,9 +151,28 @@ export function configFromContext(node: Node): SwitchboardConfig {
     scanSegments: int(node, 'scanSegments', 4, 1, 1000),
     legacyBroadcast: bool(node, 'legacyBroadcast', false),
     connectionTtlSecs: int(node, 'connectionTtlSecs', 7500, 60, 86400),
-    publisherTimeoutSecs: int(node, 'publisherTimeoutSecs', 60, 5, 900),
+    publisherTimeoutSecs: int(node, 'publisherTimeoutSecs', 60, 10, 900),
     alarmTopicArn: str(node, 'alarmTopicArn') || undefined,
+    alarmEmail: str(node, 'alarmEmail') || undefined,
     createApiGatewayLogsRole: bool(node, 'createApiGatewayLogsRole', false),
+    webSocketAccessLogs: bool(node, 'webSocketAccessLogs', false),
+    tracing: bool(node, 'tracing', true),
+    tableDeletionProtection: bool(node, 'tableDeletionProtection', true),
+    webSocketThrottle: {
+      rateLimit: int(node, 'webSocketRateLimit', 1000, 1, 100000),
+      burstLimit: int(node, 'webSocketBurstLimit', 2000, 1, 100000),
+    },
+    publishThrottle: {
+      rateLimit: int(node, 'publishRateLimit', 500, 1, 100000),
+      burstLimit: int(node, 'publishBurstLimit', 1000, 1, 100000),
+    },
+    postBudgetPerSecond: int(node, 'postBudgetPerSecond', 5000, 2, 100000),
+    publisherMaxConcurrency: int(node, 'publisherMaxConcurrency', 10, 2, 1000),
+    accountRequestsPerSecond: int(node, 'accountRequestsPerSecond', 10000, 1, 1000000),
+    fanoutShardSize: int(node, 'fanoutShardSize', 1000, 1, 100000),
+    goneGraceSecs: int(node, 'goneGraceSecs', 30, 0, 3600),
+    metricsNamespace: str(node, 'metricsNamespace') || undefined,
+    queueAgeAlarmSecs: int(node, 'queueAgeAlarmSecs', 300, 60, 86400),
     parameterDefaults: {
       jwtJwksUrl: str(node, 'jwtJwksUrl') || undefined,
       jwtIssuer: str(node, 'jwtIssuer') ?? '',
@@ -117,4 +182,34 @@ export function configFromContext(node: Node): SwitchboardConfig {
       logLevel: str(node, 'logLevel') ?? 'info',
     },
   };
+  checkBudget(config);
+  return config;
+}
+
+/**
+ * The budget must leave every publisher at least one post per second, and the budget plus
+ * both stages' rate limits must fit in the account's request quota (PostToConnection,
+ * `$connect`, client frames and publish calls all draw on it).
+ */
+export function checkBudget(config: SwitchboardConfig): void {
+  if (fanoutRate(config) < 1) {
+    throw new Error(
+      `context postBudgetPerSecond (${config.postBudgetPerSecond}) must be at least publisherMaxConcurrency (${config.publisherMaxConcurrency})`,
+    );
+  }
+  const total = config.postBudgetPerSecond + config.webSocketThrottle.rateLimit + config.publishThrottle.rateLimit;
+  if (total > config.accountRequestsPerSecond) {
+    throw new Error(
+      `postBudgetPerSecond + webSocketRateLimit + publishRateLimit = ${total}/s exceeds the account's API Gateway quota ` +
+        `accountRequestsPerSecond = ${config.accountRequestsPerSecond}/s: lower them, or raise the quota with AWS and set accountRequestsPerSecond`,
+    );
+  }
+  for (const [name, t] of [
+    ['webSocket', config.webSocketThrottle],
+    ['publish', config.publishThrottle],
+  ] as const) {
+    if (t.burstLimit < t.rateLimit) {
+      throw new Error(`context ${name}BurstLimit (${t.burstLimit}) must be at least ${name}RateLimit (${t.rateLimit})`);
+    }
+  }
 }

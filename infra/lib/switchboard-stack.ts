@@ -6,6 +6,11 @@
 //   backends ─https─▶ HTTP API POST /v1/messages ─▶ publish-api ─▶ SQS queue ─▶ publisher ─▶ @connections
 //   backends ─SendMessage──────────────────────────────────────▶ SQS queue        │  └─▶ roster (Query/Scan)
 //                                                               DLQ (5 receives) ◀┘ (malformed bodies at once)
+//   publisher ─SendMessage (continuation / retry work items, SPEC §12)─▶ SQS queue
+//
+// Operations: alarms to one SNS topic (output `AlarmTopicArn`), a CloudWatch dashboard,
+// EMF metrics from the publisher and the publish API (namespace METRICS_NAMESPACE), stage
+// throttling on both APIs, X-Ray active tracing. See infra/README.md for each choice.
 //
 // Lambda code: plain `lambda.Code.fromAsset(<lambdaDir>/<name>/bootstrap.zip)` of the zips
 // `cargo lambda build --release --output-format zip` writes, not `cargo-lambda-cdk`'s
@@ -34,15 +39,29 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
+import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as fs from 'fs';
 import * as path from 'path';
 import { Construct } from 'constructs';
-import { FUNCTION_NAMES, FunctionName, SwitchboardConfig } from './config';
+import { fanoutRate, FUNCTION_NAMES, FunctionName, SwitchboardConfig } from './config';
+import { bootstrapArchitecture, ElfArchitecture } from './elf';
 
 /** The WebSocket stage; part of every client URL and of CALLBACK_URL. */
 export const STAGE_NAME = 'main';
 /** The roster's user index (SPEC §3). */
 export const USER_INDEX = 'byUser';
+/** The target types the EMF documents name in their `Target` dimension. */
+export const TARGET_TYPES = ['users', 'tenant', 'connections', 'broadcast'] as const;
+
+/**
+ * Log lines (the `message` of the functions' JSON logs) that mean the JWT key source is
+ * unusable: the function cannot verify any token. Counted by a metric filter, alarmed on;
+ * a rejected token is not among them (the test checks each text against the Rust sources).
+ */
+export const AUTH_FAILURE_MESSAGES: Record<'authorizer' | 'publish-api', string[]> = {
+  authorizer: ['authorizer configuration invalid', 'authorizer keys unusable', 'JWKS fetch failed'],
+  'publish-api': ['publish-api configuration invalid', 'publish-api keys unusable', 'JWKS fetch failed'],
+};
 
 export interface SwitchboardStackProps extends cdk.StackProps {
   readonly config: SwitchboardConfig;
@@ -66,10 +85,16 @@ export class SwitchboardStack extends cdk.Stack {
   readonly webSocketStage: apigwv2.WebSocketStage;
   readonly httpApi: apigwv2.HttpApi;
   readonly functions: Record<FunctionName, lambda.Function>;
+  readonly alarmTopic: sns.ITopic;
+  readonly alarms: cloudwatch.Alarm[] = [];
+  readonly dashboard: cloudwatch.Dashboard;
+  /** CloudWatch namespace of the EMF metrics and of the log metric filter. */
+  readonly metricsNamespace: string;
 
   constructor(scope: Construct, id: string, props: SwitchboardStackProps) {
     super(scope, id, props);
     const config = props.config;
+    this.metricsNamespace = config.metricsNamespace ?? `Switchboard/${this.stackName}`;
 
     // ---- Parameters: the identity provider is chosen at deploy time -------------------
     const jwksUrl = new cdk.CfnParameter(this, 'JwtJwksUrl', {
@@ -133,8 +158,11 @@ export class SwitchboardStack extends cdk.Stack {
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       encryption: dynamodb.TableEncryption.AWS_MANAGED,
       // The roster is rebuilt by reconnecting clients, but keep it on stack deletion
-      // anyway (CDK's default) so a mistaken `cdk destroy` loses no live state.
+      // anyway (CDK's default) so a mistaken `cdk destroy` loses no live state, and refuse
+      // DeleteTable outright. The name is generated unless configured, so a redeploy after
+      // `cdk destroy` does not collide with the retained table.
       removalPolicy: cdk.RemovalPolicy.RETAIN,
+      deletionProtection: config.tableDeletionProtection,
     });
     this.table.addGlobalSecondaryIndex({
       indexName: USER_INDEX,
@@ -166,6 +194,7 @@ export class SwitchboardStack extends cdk.Stack {
       fns[name] = this.rustFunction(name, config, logLevel.valueAsString);
     }
     this.functions = fns;
+    for (const fn of [fns.publisher, fns['publish-api']]) fn.addEnvironment('METRICS_NAMESPACE', this.metricsNamespace);
 
     for (const fn of [fns.authorizer, fns['publish-api']]) {
       for (const [k, v] of Object.entries(identityEnv)) fn.addEnvironment(k, v);
@@ -211,29 +240,38 @@ export class SwitchboardStack extends cdk.Stack {
     if (cfnAuthorizers.length !== 1) throw new Error(`expected one WebSocket authorizer, found ${cfnAuthorizers.length}`);
     cfnAuthorizers[0].addPropertyDeletionOverride('IdentitySource');
 
-    const wsAccessLogs = new logs.LogGroup(this, 'WebSocketAccessLogs', { retention: logs.RetentionDays.ONE_MONTH });
+    // Stage-level throttling (default route settings): every route, `$connect` included,
+    // so anonymous traffic cannot spend the account's shared request quota.
+    // Access logs need API Gateway's account-level CloudWatch Logs role: off by default so
+    // that a first deploy works in a fresh account (see infra/README.md, first deploy).
     this.webSocketStage = new apigwv2.WebSocketStage(this, 'MainStage', {
       webSocketApi: this.webSocketApi,
       stageName: STAGE_NAME,
       autoDeploy: true,
-      accessLogSettings: {
-        destination: new apigwv2.LogGroupLogDestination(wsAccessLogs),
-        format: apigw.AccessLogFormat.custom(
-          JSON.stringify({
-            requestId: apigw.AccessLogField.contextRequestId(),
-            time: apigw.AccessLogField.contextRequestTime(),
-            eventType: apigw.AccessLogField.contextEventType(),
-            routeKey: apigw.AccessLogField.contextRouteKey(),
-            connectionId: apigw.AccessLogField.contextConnectionId(),
-            status: apigw.AccessLogField.contextStatus(),
-            ip: apigw.AccessLogField.contextIdentitySourceIp(),
-            error: apigw.AccessLogField.contextErrorMessage(),
-          }),
-        ),
-      },
+      throttle: config.webSocketThrottle,
+      accessLogSettings: config.webSocketAccessLogs
+        ? {
+            destination: new apigwv2.LogGroupLogDestination(
+              new logs.LogGroup(this, 'WebSocketAccessLogs', { retention: logs.RetentionDays.ONE_MONTH }),
+            ),
+            format: apigw.AccessLogFormat.custom(
+              JSON.stringify({
+                requestId: apigw.AccessLogField.contextRequestId(),
+                time: apigw.AccessLogField.contextRequestTime(),
+                eventType: apigw.AccessLogField.contextEventType(),
+                routeKey: apigw.AccessLogField.contextRouteKey(),
+                connectionId: apigw.AccessLogField.contextConnectionId(),
+                status: apigw.AccessLogField.contextStatus(),
+                ip: apigw.AccessLogField.contextIdentitySourceIp(),
+                error: apigw.AccessLogField.contextErrorMessage(),
+              }),
+            ),
+          }
+        : undefined,
     });
     if (config.createApiGatewayLogsRole) {
-      this.apiGatewayLogsRole(this.webSocketStage);
+      const account = this.apiGatewayLogsRole();
+      if (config.webSocketAccessLogs) this.webSocketStage.node.addDependency(account);
     }
 
     // ---- Publisher -------------------------------------------------------------------------
@@ -243,10 +281,19 @@ export class SwitchboardStack extends cdk.Stack {
     fns.publisher.addEnvironment('FANOUT_CONCURRENCY', String(config.fanoutConcurrency));
     fns.publisher.addEnvironment('SCAN_SEGMENTS', String(config.scanSegments));
     fns.publisher.addEnvironment('LEGACY_BROADCAST', String(config.legacyBroadcast));
+    // Fan-out at any size (SPEC §12): work items go back on the same queue.
+    fns.publisher.addEnvironment('QUEUE_URL', this.queue.queueUrl);
+    fns.publisher.addEnvironment('FANOUT_SHARD_SIZE', String(config.fanoutShardSize));
+    fns.publisher.addEnvironment('GONE_GRACE_SECS', String(config.goneGraceSecs));
+    // One budget of PostToConnection calls per second: at most `publisherMaxConcurrency`
+    // publishers run at once, each limited to FANOUT_RATE = floor(budget / maxConcurrency),
+    // so all of them together never exceed the budget (infra/README.md, rate budget).
+    fns.publisher.addEnvironment('FANOUT_RATE', String(fanoutRate(config)));
     fns.publisher.addEventSource(
       new SqsEventSource(this.queue, {
         batchSize: 10,
         reportBatchItemFailures: true,
+        maxConcurrency: config.publisherMaxConcurrency,
       }),
     );
 
@@ -262,11 +309,13 @@ export class SwitchboardStack extends cdk.Stack {
       methods: [apigwv2.HttpMethod.POST],
       integration: new HttpLambdaIntegration('PublishIntegration', fns['publish-api']),
     });
+    // HTTP API access logs need no account-level role (unlike WebSocket and REST APIs).
     const httpAccessLogs = new logs.LogGroup(this, 'PublishHttpApiAccessLogs', { retention: logs.RetentionDays.ONE_MONTH });
     new apigwv2.HttpStage(this, 'PublishStage', {
       httpApi: this.httpApi,
       stageName: '$default',
       autoDeploy: true,
+      throttle: config.publishThrottle,
       accessLogSettings: {
         destination: new apigwv2.LogGroupLogDestination(httpAccessLogs),
         format: apigw.AccessLogFormat.custom(
@@ -314,6 +363,9 @@ export class SwitchboardStack extends cdk.Stack {
       }),
     );
     fns.publisher.addToRolePolicy(
+      new iam.PolicyStatement({ sid: 'ContinueFanout', actions: ['sqs:SendMessage'], resources: [this.queue.queueArn] }),
+    );
+    fns.publisher.addToRolePolicy(
       new iam.PolicyStatement({
         sid: 'DeadLetter',
         actions: ['sqs:SendMessage'],
@@ -325,37 +377,10 @@ export class SwitchboardStack extends cdk.Stack {
     );
     // authorizer, default: logging only.
 
-    // ---- Alarms ------------------------------------------------------------------------------
-    const alarms: cloudwatch.Alarm[] = [];
-    alarms.push(
-      new cloudwatch.Alarm(this, 'DeadLetterQueueDepth', {
-        alarmDescription: 'Switchboard: messages in the dead-letter queue (malformed bodies or 5 failed receives)',
-        metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
-          period: cdk.Duration.minutes(1),
-          statistic: cloudwatch.Stats.MAXIMUM,
-        }),
-        threshold: 0,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-        evaluationPeriods: 1,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      }),
-    );
-    for (const name of FUNCTION_NAMES) {
-      alarms.push(
-        new cloudwatch.Alarm(this, `${pascal(name)}Errors`, {
-          alarmDescription: `Switchboard: ${name} function errors`,
-          metric: fns[name].metricErrors({ period: cdk.Duration.minutes(5), statistic: cloudwatch.Stats.SUM }),
-          threshold: 0,
-          comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-          evaluationPeriods: 1,
-          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-        }),
-      );
-    }
-    if (config.alarmTopicArn) {
-      const topic = sns.Topic.fromTopicArn(this, 'AlarmTopic', config.alarmTopicArn);
-      for (const alarm of alarms) alarm.addAlarmAction(new cwActions.SnsAction(topic));
-    }
+    // ---- Alarms, one topic, dashboard -----------------------------------------------------------
+    this.alarmTopic = this.createAlarmTopic(config);
+    this.createAlarms(config);
+    this.dashboard = this.createDashboard(config);
 
     // ---- Outputs -------------------------------------------------------------------------------
     new cdk.CfnOutput(this, 'WebSocketUrl', {
@@ -370,8 +395,11 @@ export class SwitchboardStack extends cdk.Stack {
     new cdk.CfnOutput(this, 'DeadLetterQueueUrl', { description: 'Dead-letter queue (DLQ_URL)', value: this.deadLetterQueue.queueUrl });
     new cdk.CfnOutput(this, 'CallbackUrl', { description: 'Management API base URL (CALLBACK_URL)', value: callbackUrl });
     new cdk.CfnOutput(this, 'TableName', { description: 'Roster table (ROSTER_TABLE)', value: this.table.tableName });
+    new cdk.CfnOutput(this, 'AlarmTopicArn', { description: 'SNS topic every alarm notifies', value: this.alarmTopic.topicArn });
+    new cdk.CfnOutput(this, 'DashboardName', { description: 'CloudWatch dashboard', value: this.dashboard.dashboardName });
+    new cdk.CfnOutput(this, 'MetricsNamespace', { description: 'CloudWatch namespace of the EMF metrics', value: this.metricsNamespace });
 
-    this.nagAcknowledgments();
+    this.nagAcknowledgments(config);
   }
 
   /** One Rust function from its `cargo lambda` zip, with its own role and log group. */
@@ -382,6 +410,17 @@ export class SwitchboardStack extends cdk.Stack {
         `missing ${zip}: build the functions first with ` +
           '`cargo lambda build --release --output-format zip` (add --arm64 with -c architecture=arm64), ' +
           'or point -c lambdaDir=<dir> at a folder holding <name>/bootstrap.zip',
+      );
+    }
+    const expected: ElfArchitecture = config.architecture === lambda.Architecture.ARM_64 ? 'arm64' : 'x86_64';
+    const built = bootstrapArchitecture(zip);
+    if (built !== expected) {
+      throw new Error(
+        `${zip} holds a bootstrap built for ${built}, but the stack deploys ${expected} functions: ` +
+          (expected === 'arm64'
+            ? 'build with `cargo lambda build --release --arm64 --output-format zip`'
+            : 'build with `cargo lambda build --release --x86-64 --output-format zip`') +
+          ` or synthesize with -c architecture=${built}`,
       );
     }
     const id = pascal(name);
@@ -403,32 +442,251 @@ export class SwitchboardStack extends cdk.Stack {
       role,
       logGroup,
       environment: { RUST_LOG: rustLog },
+      tracing: config.tracing ? lambda.Tracing.ACTIVE : undefined,
     });
   }
 
   /**
-   * WebSocket access logging needs API Gateway's account-level CloudWatch Logs role.
-   * Opt-in (`-c createApiGatewayLogsRole=true`) since it is one setting per account and region.
+   * API Gateway's account-level CloudWatch Logs role (one per account and Region), which
+   * WebSocket access logging needs. Both the role and the account setting are retained on
+   * stack deletion: deleting the role would leave the Region's setting pointing at nothing
+   * and break access logging of every API there.
    */
-  private apiGatewayLogsRole(stage: apigwv2.WebSocketStage): void {
+  private apiGatewayLogsRole(): apigw.CfnAccount {
     const role = new iam.Role(this, 'ApiGatewayLogsRole', {
       assumedBy: new iam.ServicePrincipal('apigateway.amazonaws.com'),
+      description: "API Gateway's account-wide CloudWatch Logs role (retained: other APIs of the Region may use it)",
       managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName('service-role/AmazonAPIGatewayPushToCloudWatchLogs')],
     });
+    role.applyRemovalPolicy(cdk.RemovalPolicy.RETAIN);
     const account = new apigw.CfnAccount(this, 'ApiGatewayAccount', { cloudWatchRoleArn: role.roleArn });
-    stage.node.addDependency(account);
+    account.applyRemovalPolicy(cdk.RemovalPolicy.RETAIN);
     Validations.of(role).acknowledge({
       id: 'AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',
       reason:
         "API Gateway's account-wide logging role must be able to write to any access-log group of any API in the region; the AWS managed policy is the documented one for it.",
     });
+    return account;
+  }
+
+  /** The stack's own topic (or the one given by `alarmTopicArn`), with an optional e-mail subscriber. */
+  private createAlarmTopic(config: SwitchboardConfig): sns.ITopic {
+    if (config.alarmTopicArn) {
+      if (config.alarmEmail) throw new Error('context alarmEmail subscribes to the stack\'s own topic: drop it or alarmTopicArn');
+      return sns.Topic.fromTopicArn(this, 'AlarmTopic', config.alarmTopicArn);
+    }
+    const topic = new sns.Topic(this, 'AlarmTopic', { displayName: `${this.stackName} alarms`, enforceSSL: true });
+    if (config.alarmEmail) topic.addSubscription(new subscriptions.EmailSubscription(config.alarmEmail));
+    return topic;
+  }
+
+  /** An EMF metric summed over every target type (the documents' empty dimension set). */
+  emfMetric(name: string, options: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      namespace: this.metricsNamespace,
+      metricName: name,
+      period: cdk.Duration.minutes(1),
+      statistic: cloudwatch.Stats.SUM,
+      ...options,
+    });
+  }
+
+  /**
+   * Alarms that mean trouble, each to the one topic. Not the authorizer's `Errors`: every
+   * rejected token is one (its `Unauthorized` is an error by design), so anyone could page
+   * the operator; a metric filter on the log lines that mean "no key to verify with" instead.
+   */
+  private createAlarms(config: SwitchboardConfig): void {
+    const fns = this.functions;
+    const alarm = (id: string, props: Omit<cloudwatch.AlarmProps, 'evaluationPeriods'> & { evaluationPeriods?: number }) => {
+      const a = new cloudwatch.Alarm(this, id, {
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        ...props,
+        evaluationPeriods: props.evaluationPeriods ?? 1,
+      });
+      a.addAlarmAction(new cwActions.SnsAction(this.alarmTopic));
+      this.alarms.push(a);
+      return a;
+    };
+    alarm('DeadLetterQueueDepth', {
+      alarmDescription: 'Switchboard: messages in the dead-letter queue (malformed bodies or 5 failed receives)',
+      metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: cdk.Duration.minutes(1), statistic: cloudwatch.Stats.MAXIMUM }),
+      threshold: 0,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+    });
+    alarm('QueueOldestMessageAge', {
+      alarmDescription: `Switchboard: the oldest queued message waits more than ${config.queueAgeAlarmSecs} s (publishers behind or failing)`,
+      metric: this.queue.metricApproximateAgeOfOldestMessage({ period: cdk.Duration.minutes(1), statistic: cloudwatch.Stats.MAXIMUM }),
+      threshold: config.queueAgeAlarmSecs,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 5,
+      datapointsToAlarm: 3,
+    });
+    for (const name of ['connect', 'disconnect', 'default', 'publisher', 'publish-api'] as const) {
+      alarm(`${pascal(name)}Errors`, {
+        alarmDescription: `Switchboard: ${name} function errors (failed invocations)`,
+        metric: fns[name].metricErrors({ period: cdk.Duration.minutes(5), statistic: cloudwatch.Stats.SUM }),
+        threshold: 0,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      });
+    }
+    const timeoutMs = config.publisherTimeoutSecs * 1000;
+    alarm('PublisherDurationNearTimeout', {
+      alarmDescription: `Switchboard: a publisher invocation ran longer than 80% of its ${config.publisherTimeoutSecs} s timeout`,
+      metric: fns.publisher.metricDuration({ period: cdk.Duration.minutes(5), statistic: cloudwatch.Stats.MAXIMUM }),
+      threshold: Math.floor(timeoutMs * 0.8),
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+    });
+    alarm('PublisherThrottles', {
+      alarmDescription: 'Switchboard: publisher invocations throttled by Lambda (account concurrency exhausted)',
+      metric: fns.publisher.metricThrottles({ period: cdk.Duration.minutes(5), statistic: cloudwatch.Stats.SUM }),
+      threshold: 0,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+    });
+    alarm('PublisherPostsThrottled', {
+      alarmDescription:
+        "Switchboard: PostToConnection answered 429 in 3 of 5 minutes: the account's API Gateway quota is exhausted (every client's $connect suffers too); lower postBudgetPerSecond or raise the quota",
+      metric: this.emfMetric('Throttled'),
+      threshold: 0,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 5,
+      datapointsToAlarm: 3,
+    });
+    alarm('PublishApi5xx', {
+      alarmDescription: 'Switchboard: the publish API answered 5xx (enqueue failures, function errors or timeouts)',
+      metric: this.httpApi.metricServerError({ period: cdk.Duration.minutes(5), statistic: cloudwatch.Stats.SUM }),
+      threshold: 0,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+    });
+    // Key source unusable: a metric filter on the exact log messages, on both verifiers.
+    for (const name of ['authorizer', 'publish-api'] as const) {
+      new logs.MetricFilter(this, `${pascal(name)}AuthConfigFailures`, {
+        logGroup: fns[name].logGroup as logs.ILogGroup,
+        metricNamespace: this.metricsNamespace,
+        metricName: 'AuthConfigFailures',
+        metricValue: '1',
+        filterPattern: logs.FilterPattern.any(
+          ...AUTH_FAILURE_MESSAGES[name].map((m) => logs.FilterPattern.stringValue('$.fields.message', '=', m)),
+        ),
+      });
+    }
+    alarm('AuthConfigFailures', {
+      alarmDescription:
+        'Switchboard: the authorizer or the publish API cannot load its JWT keys (configuration invalid, keys unusable, or JWKS fetch failed); no token can be verified',
+      metric: this.emfMetric('AuthConfigFailures', { period: cdk.Duration.minutes(5) }),
+      threshold: 0,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+    });
+  }
+
+  /** One page: publisher EMF metrics, the queues, both APIs, the functions, the alarms. */
+  private createDashboard(config: SwitchboardConfig): cloudwatch.Dashboard {
+    const fns = this.functions;
+    const dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
+      dashboardName: `${this.stackName}-${cdk.Aws.REGION}`,
+      defaultInterval: cdk.Duration.hours(3),
+    });
+    const byTarget = (metric: string) =>
+      TARGET_TYPES.map((t) => this.emfMetric(metric, { dimensionsMap: { Target: t }, label: t }));
+    const ws = (metricName: string, statistic: string = cloudwatch.Stats.SUM) =>
+      new cloudwatch.Metric({
+        namespace: 'AWS/ApiGateway',
+        metricName,
+        dimensionsMap: { ApiId: this.webSocketApi.apiId, Stage: STAGE_NAME },
+        period: cdk.Duration.minutes(1),
+        statistic,
+      });
+    const graph = (title: string, left: cloudwatch.IMetric[], extra: Partial<cloudwatch.GraphWidgetProps> = {}) =>
+      new cloudwatch.GraphWidget({ title, left, width: 8, height: 6, ...extra });
+    dashboard.addWidgets(
+      new cloudwatch.TextWidget({
+        markdown: `# ${this.stackName}\nFan-out budget ${config.postBudgetPerSecond} posts/s = ${config.publisherMaxConcurrency} publishers × FANOUT_RATE ${fanoutRate(config)}. EMF namespace \`${this.metricsNamespace}\`.`,
+        width: 24,
+        height: 2,
+      }),
+    );
+    dashboard.addWidgets(
+      graph('Posts per minute', ['Delivered', 'Gone', 'Failed', 'Throttled', 'Retries'].map((m) => this.emfMetric(m, { label: m }))),
+      graph('Delivered by target type', byTarget('Delivered')),
+      graph('Fan-out duration per message (ms)', [
+        this.emfMetric('FanoutDuration', { statistic: cloudwatch.Stats.p(50), label: 'p50' }),
+        this.emfMetric('FanoutDuration', { statistic: cloudwatch.Stats.p(99), label: 'p99' }),
+        this.emfMetric('FanoutDuration', { statistic: cloudwatch.Stats.MAXIMUM, label: 'max' }),
+      ]),
+    );
+    dashboard.addWidgets(
+      graph('Queue depth', [
+        this.queue.metricApproximateNumberOfMessagesVisible({ period: cdk.Duration.minutes(1), label: 'queue visible' }),
+        this.queue.metricApproximateNumberOfMessagesNotVisible({ period: cdk.Duration.minutes(1), label: 'queue in flight' }),
+        this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: cdk.Duration.minutes(1), label: 'DLQ' }),
+      ]),
+      graph(
+        'Oldest queued message (s)',
+        [this.queue.metricApproximateAgeOfOldestMessage({ period: cdk.Duration.minutes(1), statistic: cloudwatch.Stats.MAXIMUM })],
+        { leftAnnotations: [{ value: config.queueAgeAlarmSecs, label: 'alarm' }] },
+      ),
+      graph(
+        'Publisher duration (ms) and concurrency',
+        [fns.publisher.metricDuration({ period: cdk.Duration.minutes(1), statistic: cloudwatch.Stats.MAXIMUM, label: 'max duration' })],
+        {
+          right: [fns.publisher.metric('ConcurrentExecutions', { period: cdk.Duration.minutes(1), statistic: cloudwatch.Stats.MAXIMUM })],
+          leftAnnotations: [{ value: config.publisherTimeoutSecs * 1000, label: 'timeout' }],
+          rightAnnotations: [{ value: config.publisherMaxConcurrency, label: 'maxConcurrency' }],
+        },
+      ),
+    );
+    dashboard.addWidgets(
+      graph('Publish API (EMF)', ['Requests', 'Accepted', 'ClientErrors', 'ServerErrors'].map((m) => this.emfMetric(m, { label: m }))),
+      graph('Publish API (API Gateway)', [
+        this.httpApi.metricCount({ period: cdk.Duration.minutes(1), label: 'requests' }),
+        this.httpApi.metricClientError({ period: cdk.Duration.minutes(1), label: '4xx' }),
+        this.httpApi.metricServerError({ period: cdk.Duration.minutes(1), label: '5xx' }),
+      ], { right: [this.httpApi.metricLatency({ period: cdk.Duration.minutes(1), statistic: cloudwatch.Stats.p(99), label: 'p99 latency' })] }),
+      graph('WebSocket API', [
+        ws('ConnectCount'),
+        ws('MessageCount'),
+        ws('ClientError'),
+        ws('ExecutionError'),
+        ws('IntegrationError'),
+      ]),
+    );
+    dashboard.addWidgets(
+      graph(
+        'Function errors',
+        FUNCTION_NAMES.map((n) => fns[n].metricErrors({ period: cdk.Duration.minutes(1), label: n })),
+        { width: 12 },
+      ),
+      graph(
+        'Function throttles',
+        FUNCTION_NAMES.map((n) => fns[n].metricThrottles({ period: cdk.Duration.minutes(1), label: n })),
+        { width: 12 },
+      ),
+    );
+    dashboard.addWidgets(new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 24, height: 4 }));
+    return dashboard;
   }
 
   /**
    * Every cdk-nag finding we accept, with its reason, acknowledged on the one resource it
    * is about (cdk-nag v3 uses CDK's own `Validations.of(construct).acknowledge`).
    */
-  private nagAcknowledgments(): void {
+  private nagAcknowledgments(config: SwitchboardConfig): void {
+    if (config.tracing) {
+      for (const name of FUNCTION_NAMES) {
+        Validations.of(this.functions[name].role!).acknowledge({
+          id: 'AwsSolutions::AwsSolutions-IAM5[Resource::*]',
+          reason:
+            'X-Ray active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permissions, so Resource must be * (the statement CDK adds with Tracing.ACTIVE; opt out with -c tracing=false).',
+        });
+      }
+    }
+    if (!config.webSocketAccessLogs) {
+      Validations.of(this.webSocketStage).acknowledge({
+        id: 'AwsSolutions::AwsSolutions-APIG1',
+        reason:
+          "WebSocket access logs need the account-wide API Gateway CloudWatch Logs role, which a fresh account lacks; they are off by default so the first deploy succeeds, and on with -c webSocketAccessLogs=true after the one-time step in infra/README.md. Lambda logs every connect, disconnect and message meanwhile.",
+      });
+    }
     const routes = this.webSocketApi.node.findAll().filter((c): c is apigwv2.CfnRoute => c instanceof apigwv2.CfnRoute);
     for (const route of routes) {
       const key = this.resolve(route.routeKey);

@@ -1,28 +1,18 @@
-// Test fixtures: a folder of tiny (empty, but valid) zip files standing in for the
-// `cargo lambda build` output, so the tests need no Rust build.
+// Test fixtures: a folder of tiny zips standing in for the `cargo lambda build` output
+// (a `bootstrap` that is just an ELF header for the chosen architecture; see
+// fake-lambdas.ts), so the tests need no Rust build.
 import * as cdk from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { configFromContext, FUNCTION_NAMES } from '../lib/config';
+import { configFromContext } from '../lib/config';
+import { ElfArchitecture } from '../lib/elf';
 import { SwitchboardStack } from '../lib/switchboard-stack';
+import { writeFakeLambdas } from './fake-lambdas';
 
-/** An empty zip archive: just the 22-byte end-of-central-directory record. */
-const EMPTY_ZIP = Buffer.from([0x50, 0x4b, 0x05, 0x06, ...new Array(18).fill(0)]);
-
-export function fakeLambdaDir(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'switchboard-lambdas-'));
-  for (const name of FUNCTION_NAMES) {
-    fs.mkdirSync(path.join(dir, name));
-    // The function's name as the archive comment: distinct bytes, so each function gets
-    // its own asset as with real builds, and still a valid zip.
-    const comment = Buffer.from(name, 'ascii');
-    const zip = Buffer.concat([EMPTY_ZIP, comment]);
-    zip.writeUInt16LE(comment.length, 20);
-    fs.writeFileSync(path.join(dir, name, 'bootstrap.zip'), zip);
-  }
-  return dir;
+export function fakeLambdaDir(arch: ElfArchitecture = 'x86_64'): string {
+  return writeFakeLambdas(arch);
 }
 
 export interface Built {
@@ -37,7 +27,7 @@ export function build(context: Record<string, unknown> = {}): Built {
   const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'switchboard-cdkout-'));
   const app = new cdk.App({
     outdir,
-    context: { lambdaDir: fakeLambdaDir(), ...context },
+    context: { lambdaDir: fakeLambdaDir(context.architecture === 'arm64' ? 'arm64' : 'x86_64'), ...context },
   });
   const stack = new SwitchboardStack(app, 'Switchboard', {
     config: configFromContext(app.node),

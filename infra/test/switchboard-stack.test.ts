@@ -7,7 +7,9 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { configFromContext, FUNCTION_NAMES, FunctionName } from '../lib/config';
-import { SwitchboardStack } from '../lib/switchboard-stack';
+import { bootstrapArchitecture, elfArchitecture, zipEntryPrefix } from '../lib/elf';
+import { AUTH_FAILURE_MESSAGES, SwitchboardStack } from '../lib/switchboard-stack';
+import { elfHeader, zipOf } from './fake-lambdas';
 import { build, Built, fakeLambdaDir, validationReport } from './helpers';
 
 type Resources = Record<string, { Type: string; Properties?: any; DependsOn?: any }>;
@@ -27,6 +29,11 @@ const logicalId = (construct: { node: { defaultChild?: unknown } } | cdk.CfnElem
   return built.stack.resolve(el.logicalId);
 };
 const fnId = (name: FunctionName) => logicalId(built.stack.functions[name]);
+const pascalName = (name: string) =>
+  name
+    .split('-')
+    .map((p) => p.charAt(0).toUpperCase() + p.slice(1))
+    .join('');
 const tableId = () => logicalId(built.stack.table);
 const queueId = () => logicalId(built.stack.queue);
 const dlqId = () => logicalId(built.stack.deadLetterQueue);
@@ -47,6 +54,12 @@ function statementsOf(name: FunctionName): any[] {
   return out;
 }
 
+const xrayStatement = {
+  Effect: 'Allow',
+  Action: ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'],
+  Resource: '*',
+};
+
 const logStatement = (name: FunctionName) => {
   const logGroupId = resources[fnId(name)].Properties.LoggingConfig.LogGroup.Ref;
   return {
@@ -66,7 +79,7 @@ describe('resources', () => {
       'AWS::Lambda::EventSourceMapping': 1,
       'AWS::IAM::Role': 6,
       'AWS::IAM::Policy': 6,
-      'AWS::Logs::LogGroup': 8, // one per function, one per API stage's access log
+      'AWS::Logs::LogGroup': 7, // one per function, the HTTP API's access log (WebSocket access logs are opt-in)
       'AWS::ApiGatewayV2::Api': 2,
       'AWS::ApiGatewayV2::Route': 4,
       'AWS::ApiGatewayV2::Integration': 4,
@@ -74,7 +87,11 @@ describe('resources', () => {
       'AWS::ApiGatewayV2::Stage': 2,
       'AWS::ApiGatewayV2::RouteResponse': 1,
       'AWS::Lambda::Permission': 5,
-      'AWS::CloudWatch::Alarm': 7,
+      'AWS::CloudWatch::Alarm': 12,
+      'AWS::Logs::MetricFilter': 2,
+      'AWS::SNS::Topic': 1,
+      'AWS::SNS::TopicPolicy': 1,
+      'AWS::CloudWatch::Dashboard': 1,
     };
     const counts: Record<string, number> = {};
     for (const r of Object.values(resources)) counts[r.Type] = (counts[r.Type] ?? 0) + 1;
@@ -90,9 +107,10 @@ describe('resources', () => {
 });
 
 describe('roster table (SPEC §3)', () => {
-  test('PK/SK strings, on-demand, TTL on expiresAt, point-in-time recovery', () => {
+  test('PK/SK strings, on-demand, TTL on expiresAt, point-in-time recovery, deletion protection, generated name', () => {
     template.hasResource('AWS::DynamoDB::Table', {
       DeletionPolicy: 'Retain',
+      UpdateReplacePolicy: 'Retain',
       Properties: {
         KeySchema: [
           { AttributeName: 'PK', KeyType: 'HASH' },
@@ -107,6 +125,7 @@ describe('roster table (SPEC §3)', () => {
         BillingMode: 'PAY_PER_REQUEST',
         TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
         PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+        DeletionProtectionEnabled: true,
         TableName: Match.absent(),
       },
     });
@@ -130,7 +149,12 @@ describe('roster table (SPEC §3)', () => {
 
   test('a physical name can be chosen by context', () => {
     const t = Template.fromStack(build({ rosterTableName: 'SocketRoster' }).stack);
-    t.hasResourceProperties('AWS::DynamoDB::Table', { TableName: 'SocketRoster' });
+    t.hasResourceProperties('AWS::DynamoDB::Table', { TableName: 'SocketRoster', DeletionProtectionEnabled: true });
+  });
+
+  test('deletion protection can be turned off by context (for a deliberate teardown)', () => {
+    const t = Template.fromStack(build({ tableDeletionProtection: 'false' }).stack);
+    t.hasResourceProperties('AWS::DynamoDB::Table', { DeletionProtectionEnabled: false });
   });
 });
 
@@ -163,14 +187,16 @@ describe('queues (SPEC §5)', () => {
     expect(resources[dlqId()].Properties.MessageRetentionPeriod).toBe(14 * 24 * 3600);
   });
 
-  test('the publisher consumes the queue with partial batch responses, batches of 10', () => {
+  test('the publisher consumes the queue with partial batch responses, batches of 10, at most 10 at once', () => {
     template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
       EventSourceArn: { 'Fn::GetAtt': [queueId(), 'Arn'] },
       FunctionName: { Ref: fnId('publisher') },
       BatchSize: 10,
       FunctionResponseTypes: ['ReportBatchItemFailures'],
+      ScalingConfig: { MaximumConcurrency: 10 },
     });
   });
+
 });
 
 describe('functions', () => {
@@ -182,6 +208,7 @@ describe('functions', () => {
     expect(p.Code.S3Key).toMatch(/^[0-9a-f]{64}\.zip$/);
     expect(p.Environment.Variables.RUST_LOG).toEqual({ Ref: 'LogLevel' });
     expect(p.LoggingConfig.LogGroup.Ref).toBeDefined();
+    expect(p.TracingConfig).toEqual({ Mode: 'Active' });
     const roleId = p.Role['Fn::GetAtt'][0];
     expect(resources[roleId].Properties.ManagedPolicyArns).toBeUndefined();
     expect(resources[roleId].Properties.AssumeRolePolicyDocument.Statement).toEqual([
@@ -194,6 +221,14 @@ describe('functions', () => {
     const roles = FUNCTION_NAMES.map((n) => resources[fnId(n)].Properties.Role['Fn::GetAtt'][0]);
     expect(new Set(keys).size).toBe(6);
     expect(new Set(roles).size).toBe(6);
+  });
+
+  test('-c tracing=false turns X-Ray off and drops its IAM statement', () => {
+    const json = Template.fromStack(build({ tracing: 'false' }).stack).toJSON();
+    for (const r of Object.values(json.Resources as Resources)) {
+      if (r.Type === 'AWS::Lambda::Function') expect(r.Properties.TracingConfig).toBeUndefined();
+      if (r.Type === 'AWS::IAM::Policy') expect(JSON.stringify(r.Properties)).not.toContain('xray:');
+    }
   });
 
   test('-c architecture=arm64 builds arm64 functions', () => {
@@ -229,7 +264,8 @@ describe('functions', () => {
     };
     const log = { RUST_LOG: { Ref: 'LogLevel' } };
     expect(env('authorizer')).toEqual({ ...log, ...identity });
-    expect(env('publish-api')).toEqual({ ...log, ...identity, QUEUE_URL: { Ref: queueId() } });
+    const metrics = { METRICS_NAMESPACE: 'Switchboard/Switchboard' };
+    expect(env('publish-api')).toEqual({ ...log, ...identity, QUEUE_URL: { Ref: queueId() }, ...metrics });
     expect(env('connect')).toEqual({ ...log, ROSTER_TABLE: table, CONNECTION_TTL_SECS: '7500' });
     expect(env('disconnect')).toEqual({ ...log, ROSTER_TABLE: table });
     expect(env('default')).toEqual(log);
@@ -246,6 +282,11 @@ describe('functions', () => {
       FANOUT_CONCURRENCY: '64',
       SCAN_SEGMENTS: '4',
       LEGACY_BROADCAST: 'false',
+      QUEUE_URL: { Ref: queueId() },
+      FANOUT_SHARD_SIZE: '1000',
+      GONE_GRACE_SECS: '30',
+      FANOUT_RATE: '500',
+      ...metrics,
     });
   });
 
@@ -255,6 +296,45 @@ describe('functions', () => {
       .Properties.Environment.Variables;
     expect(vars).toMatchObject({ FANOUT_CONCURRENCY: '16', SCAN_SEGMENTS: '8', LEGACY_BROADCAST: 'true' });
     expect(() => build({ fanoutConcurrency: 'many' })).toThrow(/fanoutConcurrency/);
+  });
+
+  test('the metrics namespace can be chosen by context', () => {
+    const s = build({ metricsNamespace: 'Acme/Notifications' }).stack;
+    const json = Template.fromStack(s).toJSON();
+    const vars = json.Resources[s.resolve((s.functions.publisher.node.defaultChild as cdk.CfnElement).logicalId)].Properties.Environment.Variables;
+    expect(vars.METRICS_NAMESPACE).toBe('Acme/Notifications');
+    const filters = Object.values(json.Resources as Resources).filter((r) => r.Type === 'AWS::Logs::MetricFilter');
+    for (const f of filters) expect(f.Properties.MetricTransformations[0].MetricNamespace).toBe('Acme/Notifications');
+  });
+});
+
+describe('rate budget (SPEC §12): one budget gives maxConcurrency and FANOUT_RATE', () => {
+  const budgetOf = (context: Record<string, unknown>) => {
+    const s = build(context).stack;
+    const json = Template.fromStack(s).toJSON();
+    const fnRes = json.Resources[s.resolve((s.functions.publisher.node.defaultChild as cdk.CfnElement).logicalId)];
+    const esm = Object.values(json.Resources as Resources).find((r) => r.Type === 'AWS::Lambda::EventSourceMapping')!;
+    return { rate: Number(fnRes.Properties.Environment.Variables.FANOUT_RATE), max: esm.Properties.ScalingConfig.MaximumConcurrency };
+  };
+
+  test('default: 5,000 posts/s over 10 publishers = 500 each', () => {
+    expect(budgetOf({})).toEqual({ rate: 500, max: 10 });
+  });
+
+  test('FANOUT_RATE = floor(budget / maxConcurrency), never above the budget in total', () => {
+    const { rate, max } = budgetOf({ postBudgetPerSecond: '7000', publisherMaxConcurrency: '3' });
+    expect({ rate, max }).toEqual({ rate: 2333, max: 3 });
+    expect(rate * max).toBeLessThanOrEqual(7000);
+  });
+
+  test('maxConcurrency below 2 (the SQS minimum) or a budget below it stops synthesis', () => {
+    expect(() => build({ publisherMaxConcurrency: '1' })).toThrow(/publisherMaxConcurrency/);
+    expect(() => build({ postBudgetPerSecond: '5', publisherMaxConcurrency: '10' })).toThrow(/postBudgetPerSecond/);
+  });
+
+  test('budget plus both stage rate limits must fit the account quota', () => {
+    expect(() => build({ postBudgetPerSecond: '9000' })).toThrow(/exceeds the account's API Gateway quota/);
+    expect(budgetOf({ postBudgetPerSecond: '9000', accountRequestsPerSecond: '20000' })).toEqual({ rate: 900, max: 10 });
   });
 });
 
@@ -335,22 +415,57 @@ describe('WebSocket API', () => {
     });
   });
 
-  test('stage main, auto-deployed, with JSON access logs', () => {
+  test('stage main, auto-deployed, throttled at the stage; no access logs by default (fresh accounts)', () => {
     template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
       ApiId: { Ref: wsApiId() },
       StageName: 'main',
       AutoDeploy: true,
+      DefaultRouteSettings: { ThrottlingRateLimit: 1000, ThrottlingBurstLimit: 2000 },
+      AccessLogSettings: Match.absent(),
+    });
+    template.resourceCountIs('AWS::ApiGateway::Account', 0);
+  });
+
+  test('throttling values come from context', () => {
+    const t = Template.fromStack(build({ webSocketRateLimit: '300', webSocketBurstLimit: '600', publishRateLimit: '50', publishBurstLimit: '80' }).stack);
+    t.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      StageName: 'main',
+      DefaultRouteSettings: { ThrottlingRateLimit: 300, ThrottlingBurstLimit: 600 },
+    });
+    t.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      StageName: '$default',
+      DefaultRouteSettings: { ThrottlingRateLimit: 50, ThrottlingBurstLimit: 80 },
+    });
+    expect(() => build({ webSocketRateLimit: '300', webSocketBurstLimit: '100' })).toThrow(/webSocketBurstLimit/);
+  });
+
+  test('-c webSocketAccessLogs=true: JSON access logs (the account must have the logging role)', () => {
+    const t = Template.fromStack(build({ webSocketAccessLogs: 'true' }).stack);
+    t.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      StageName: 'main',
       AccessLogSettings: {
         DestinationArn: { 'Fn::GetAtt': [Match.anyValue(), 'Arn'] },
         Format: Match.stringLikeRegexp('"connectionId":"\\$context.connectionId"'),
       },
     });
+    t.resourceCountIs('AWS::ApiGateway::Account', 0);
   });
 
-  test('the account-wide API Gateway logging role is opt-in', () => {
-    template.resourceCountIs('AWS::ApiGateway::Account', 0);
-    const t = Template.fromStack(build({ createApiGatewayLogsRole: 'true' }).stack);
-    t.resourceCountIs('AWS::ApiGateway::Account', 1);
+  test('the one-time logging-role step: role and account setting retained, the stage waits for them', () => {
+    const t = Template.fromStack(build({ createApiGatewayLogsRole: 'true', webSocketAccessLogs: 'true' }).stack);
+    t.hasResource('AWS::ApiGateway::Account', {
+      DeletionPolicy: 'Retain',
+      UpdateReplacePolicy: 'Retain',
+      Properties: { CloudWatchRoleArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^ApiGatewayLogsRole'), 'Arn'] } },
+    });
+    t.hasResource('AWS::IAM::Role', {
+      DeletionPolicy: 'Retain',
+      UpdateReplacePolicy: 'Retain',
+      Properties: {
+        AssumeRolePolicyDocument: { Statement: [Match.objectLike({ Principal: { Service: 'apigateway.amazonaws.com' } })] },
+        ManagedPolicyArns: [Match.objectLike({ 'Fn::Join': ['', Match.arrayWith([':iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs'])] })],
+      },
+    });
     t.hasResource('AWS::ApiGatewayV2::Stage', {
       Properties: { StageName: 'main' },
       DependsOn: Match.arrayWith([Match.stringLikeRegexp('^ApiGatewayAccount')]),
@@ -371,6 +486,7 @@ describe('HTTP publish API (SPEC §6)', () => {
       StageName: '$default',
       AutoDeploy: true,
       AccessLogSettings: { DestinationArn: Match.anyValue(), Format: Match.stringLikeRegexp('\\$context.requestId') },
+      DefaultRouteSettings: { ThrottlingRateLimit: 500, ThrottlingBurstLimit: 1000 },
     });
   });
 });
@@ -381,6 +497,7 @@ describe('least-privilege IAM (SPEC §8)', () => {
   test('connect: PutItem on the table', () => {
     expect(statementsOf('connect')).toEqual([
       logStatement('connect'),
+      xrayStatement,
       { Sid: 'RosterPut', Effect: 'Allow', Action: ['dynamodb:PutItem'], Resource: tableArn() },
     ]);
   });
@@ -388,13 +505,15 @@ describe('least-privilege IAM (SPEC §8)', () => {
   test('disconnect: DeleteItem on the table', () => {
     expect(statementsOf('disconnect')).toEqual([
       logStatement('disconnect'),
+      xrayStatement,
       { Sid: 'RosterDelete', Effect: 'Allow', Action: ['dynamodb:DeleteItem'], Resource: tableArn() },
     ]);
   });
 
-  test('publisher: consume the queue, read/clean the roster, post to this API stage only, dead-letter', () => {
+  test('publisher: consume the queue, read/clean the roster, post to this API stage only, continue, dead-letter', () => {
     expect(statementsOf('publisher')).toEqual([
       logStatement('publisher'),
+      xrayStatement,
       {
         Effect: 'Allow',
         Action: [
@@ -439,6 +558,7 @@ describe('least-privilege IAM (SPEC §8)', () => {
           ],
         },
       },
+      { Sid: 'ContinueFanout', Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: { 'Fn::GetAtt': [queueId(), 'Arn'] } },
       { Sid: 'DeadLetter', Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: { 'Fn::GetAtt': [dlqId(), 'Arn'] } },
     ]);
   });
@@ -446,13 +566,14 @@ describe('least-privilege IAM (SPEC §8)', () => {
   test('publish-api: SendMessage on the queue', () => {
     expect(statementsOf('publish-api')).toEqual([
       logStatement('publish-api'),
+      xrayStatement,
       { Sid: 'Enqueue', Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: { 'Fn::GetAtt': [queueId(), 'Arn'] } },
     ]);
   });
 
   test('authorizer and default: their own log group only', () => {
-    expect(statementsOf('authorizer')).toEqual([logStatement('authorizer')]);
-    expect(statementsOf('default')).toEqual([logStatement('default')]);
+    expect(statementsOf('authorizer')).toEqual([logStatement('authorizer'), xrayStatement]);
+    expect(statementsOf('default')).toEqual([logStatement('default'), xrayStatement]);
   });
 
   test('API Gateway may invoke each function only from its own API and route', () => {
@@ -476,7 +597,7 @@ describe('least-privilege IAM (SPEC §8)', () => {
     );
   });
 
-  test('no wildcard action or resource anywhere, except the @connections/<id> segment', () => {
+  test('no wildcard action or resource anywhere, except the @connections/<id> segment and X-Ray (no resource-level permissions)', () => {
     const literals: string[] = [];
     const collect = (v: unknown): void => {
       if (typeof v === 'string') literals.push(v);
@@ -498,28 +619,68 @@ describe('least-privilege IAM (SPEC §8)', () => {
       expect(r.Properties.ManagedPolicyArns).toBeUndefined();
     }
     const withStar = literals.filter((l) => l.includes('*'));
-    expect(withStar).toEqual(['/main/POST/@connections/*']);
+    expect(withStar.filter((l) => l !== '*')).toEqual(['/main/POST/@connections/*']);
+    expect(withStar.filter((l) => l === '*')).toHaveLength(6); // the X-Ray statement of each function
+    for (const r of Object.values(resources)) {
+      if (r.Type !== 'AWS::IAM::Policy') continue;
+      for (const st of r.Properties.PolicyDocument.Statement) {
+        if (st.Resource === '*') expect(st.Action).toEqual(['xray:PutTraceSegments', 'xray:PutTelemetryRecords']);
+      }
+    }
   });
 });
 
-describe('alarms', () => {
+describe('alarms (all to one SNS topic)', () => {
+  const alarms = () => Object.entries(resources).filter(([, r]) => r.Type === 'AWS::CloudWatch::Alarm');
+  const topicId = () => Object.entries(resources).find(([, r]) => r.Type === 'AWS::SNS::Topic')![0];
+  const alarmOn = (metricName: string, extra: Record<string, unknown> = {}) =>
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: metricName, AlarmActions: [{ Ref: topicId() }], ...extra });
+
+  test('the twelve alarms, each notifying the stack topic', () => {
+    expect(alarms()).toHaveLength(12);
+    for (const [, a] of alarms()) {
+      expect(a.Properties.AlarmActions).toEqual([{ Ref: topicId() }]);
+      expect(a.Properties.TreatMissingData).toBe('notBreaching');
+    }
+  });
+
+  test('the topic refuses non-TLS publishers and is an output', () => {
+    template.hasResourceProperties('AWS::SNS::TopicPolicy', {
+      Topics: [{ Ref: topicId() }],
+      PolicyDocument: {
+        Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]),
+      },
+    });
+    expect(template.toJSON().Outputs.AlarmTopicArn.Value).toEqual({ Ref: topicId() });
+  });
+
   test('DLQ depth > 0', () => {
-    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+    alarmOn('ApproximateNumberOfMessagesVisible', {
       Namespace: 'AWS/SQS',
-      MetricName: 'ApproximateNumberOfMessagesVisible',
       Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [dlqId(), 'QueueName'] } }],
       Statistic: 'Maximum',
       Threshold: 0,
       ComparisonOperator: 'GreaterThanThreshold',
-      EvaluationPeriods: 1,
-      TreatMissingData: 'notBreaching',
     });
   });
 
-  test.each(FUNCTION_NAMES)('%s errors > 0', (name) => {
-    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+  test('oldest message on the queue older than 300 s in 3 of 5 minutes', () => {
+    alarmOn('ApproximateAgeOfOldestMessage', {
+      Namespace: 'AWS/SQS',
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [queueId(), 'QueueName'] } }],
+      Statistic: 'Maximum',
+      Period: 60,
+      Threshold: 300,
+      EvaluationPeriods: 5,
+      DatapointsToAlarm: 3,
+    });
+    const t = Template.fromStack(build({ queueAgeAlarmSecs: '120' }).stack);
+    t.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'ApproximateAgeOfOldestMessage', Threshold: 120 });
+  });
+
+  test.each(['connect', 'disconnect', 'default', 'publisher', 'publish-api'] as FunctionName[])('%s errors > 0', (name) => {
+    alarmOn('Errors', {
       Namespace: 'AWS/Lambda',
-      MetricName: 'Errors',
       Dimensions: [{ Name: 'FunctionName', Value: { Ref: fnId(name) } }],
       Statistic: 'Sum',
       Threshold: 0,
@@ -527,31 +688,154 @@ describe('alarms', () => {
     });
   });
 
-  test('alarms notify an SNS topic given by context, and nothing by default', () => {
-    for (const r of Object.values(resources)) {
-      if (r.Type === 'AWS::CloudWatch::Alarm') expect(r.Properties.AlarmActions).toBeUndefined();
+  test('no alarm on the authorizer Errors metric (every rejected token is one)', () => {
+    for (const [, a] of alarms()) {
+      const dims = JSON.stringify(a.Properties.Dimensions ?? []);
+      expect(dims).not.toContain(fnId('authorizer'));
     }
+  });
+
+  test('key-source failures: a metric filter on both verifiers, alarmed on', () => {
+    for (const name of ['authorizer', 'publish-api'] as const) {
+      const logGroupId = resources[fnId(name)].Properties.LoggingConfig.LogGroup.Ref;
+      template.hasResourceProperties('AWS::Logs::MetricFilter', {
+        LogGroupName: { Ref: logGroupId },
+        FilterPattern: AUTH_FAILURE_MESSAGES[name].map((m) => `($.fields.message = "${m}")`).join(' || ').replace(/^/, '{ ').replace(/$/, ' }'),
+        MetricTransformations: [{ MetricName: 'AuthConfigFailures', MetricNamespace: 'Switchboard/Switchboard', MetricValue: '1' }],
+      });
+    }
+    alarmOn('AuthConfigFailures', { Namespace: 'Switchboard/Switchboard', Statistic: 'Sum', Threshold: 0, Period: 300 });
+  });
+
+  test('the filtered messages are the ones the Rust functions log', () => {
+    const repo = path.resolve(__dirname, '..', '..');
+    const sources = [
+      'services/lambdas/src/bin/authorizer.rs',
+      'services/lambdas/src/bin/publish-api.rs',
+      'services/core/src/auth/jwks.rs',
+    ]
+      .map((f) => fs.readFileSync(path.join(repo, f), 'utf8'))
+      .join('\n');
+    for (const m of new Set(Object.values(AUTH_FAILURE_MESSAGES).flat())) expect(sources).toContain(`"${m}"`);
+  });
+
+  test('publisher duration (max) above 80% of its timeout', () => {
+    alarmOn('Duration', {
+      Namespace: 'AWS/Lambda',
+      Dimensions: [{ Name: 'FunctionName', Value: { Ref: fnId('publisher') } }],
+      Statistic: 'Maximum',
+      Threshold: 48000,
+    });
+    const t = Template.fromStack(build({ publisherTimeoutSecs: '120' }).stack);
+    t.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'Duration', Threshold: 96000 });
+  });
+
+  test('publisher throttles: Lambda throttles, and 429s from PostToConnection (EMF, all target types)', () => {
+    alarmOn('Throttles', {
+      Namespace: 'AWS/Lambda',
+      Dimensions: [{ Name: 'FunctionName', Value: { Ref: fnId('publisher') } }],
+      Statistic: 'Sum',
+      Threshold: 0,
+    });
+    alarmOn('Throttled', {
+      Namespace: 'Switchboard/Switchboard',
+      Dimensions: Match.absent(),
+      Statistic: 'Sum',
+      Period: 60,
+      Threshold: 0,
+      EvaluationPeriods: 5,
+      DatapointsToAlarm: 3,
+    });
+  });
+
+  test('publish API 5xx > 0', () => {
+    alarmOn('5xx', {
+      Namespace: 'AWS/ApiGateway',
+      Dimensions: [{ Name: 'ApiId', Value: { Ref: logicalId(built.stack.httpApi) } }],
+      Statistic: 'Sum',
+      Threshold: 0,
+    });
+  });
+
+  test('an existing topic given by context replaces the stack topic; an e-mail can subscribe to the stack topic', () => {
     const topic = 'arn:aws:sns:eu-west-1:123456789012:ops';
     const json = Template.fromStack(build({ alarmTopicArn: topic }).stack).toJSON();
-    const alarms = Object.values(json.Resources as Resources).filter((r) => r.Type === 'AWS::CloudWatch::Alarm');
-    expect(alarms).toHaveLength(7);
-    for (const a of alarms) expect(a.Properties.AlarmActions).toEqual([topic]);
+    const all = Object.values(json.Resources as Resources);
+    expect(all.filter((r) => r.Type === 'AWS::SNS::Topic')).toHaveLength(0);
+    const found = all.filter((r) => r.Type === 'AWS::CloudWatch::Alarm');
+    expect(found).toHaveLength(12);
+    for (const a of found) expect(a.Properties.AlarmActions).toEqual([topic]);
+    expect(json.Outputs.AlarmTopicArn.Value).toBe(topic);
+
+    const t = Template.fromStack(build({ alarmEmail: 'ops@example.com' }).stack);
+    t.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@example.com' });
   });
 });
 
-describe('outputs', () => {
-  test('WebSocketUrl, PublishUrl, QueueUrl, DeadLetterQueueUrl, CallbackUrl, TableName', () => {
-    const outputs = template.toJSON().Outputs;
-    expect(Object.keys(outputs).sort()).toEqual(['CallbackUrl', 'DeadLetterQueueUrl', 'PublishUrl', 'QueueUrl', 'TableName', 'WebSocketUrl']);
-    const joined = (o: any) => JSON.stringify(o.Value);
-    expect(joined(outputs.WebSocketUrl)).toMatch(/^.*"wss:\/\/",\{"Ref":"WebSocketApi[0-9A-F]+"\},".execute-api.".*"\/main"\]\]\}$/);
-    expect(joined(outputs.CallbackUrl)).toMatch(/"https:\/\/",\{"Ref":"WebSocketApi[0-9A-F]+"\}.*"\/main"\]\]\}$/);
-    expect(outputs.PublishUrl.Value).toEqual({
-      'Fn::Join': ['', [{ 'Fn::GetAtt': [logicalId(built.stack.httpApi), 'ApiEndpoint'] }, '/v1/messages']],
-    });
-    expect(outputs.QueueUrl.Value).toEqual({ Ref: queueId() });
-    expect(outputs.DeadLetterQueueUrl.Value).toEqual({ Ref: dlqId() });
-    expect(outputs.TableName.Value).toEqual({ Ref: tableId() });
+describe('dashboard', () => {
+  const body = () => {
+    const d = Object.values(resources).find((r) => r.Type === 'AWS::CloudWatch::Dashboard')!;
+    return JSON.stringify(d.Properties.DashboardBody);
+  };
+
+  test('graphs the EMF metrics, the queues, both APIs and the publisher', () => {
+    const b = body();
+    for (const metric of ['Delivered', 'Gone', 'Failed', 'Throttled', 'Retries', 'FanoutDuration', 'Requests', 'ServerErrors']) {
+      expect(b).toContain(`\\"Switchboard/Switchboard\\",\\"${metric}\\"`);
+    }
+    for (const t of ['users', 'tenant', 'connections', 'broadcast']) expect(b).toContain(`\\"Target\\",\\"${t}\\"`);
+    for (const metric of ['ApproximateNumberOfMessagesVisible', 'ApproximateAgeOfOldestMessage', 'ConnectCount', 'MessageCount', 'ExecutionError', '5xx', 'ConcurrentExecutions']) {
+      expect(b).toContain(`\\"${metric}\\"`);
+    }
+    expect(b).toContain('alarm');
+    expect(template.toJSON().Outputs.DashboardName.Value).toEqual({ Ref: Object.entries(resources).find(([, r]) => r.Type === 'AWS::CloudWatch::Dashboard')![0] });
+  });
+});
+
+describe('bootstrap architecture (ELF header)', () => {
+  test('a zip built for arm64 refuses an x86_64 synth, and the reverse', () => {
+    const arm = fakeLambdaDir('arm64');
+    const app = new cdk.App({ context: { lambdaDir: arm } });
+    expect(() => new SwitchboardStack(app, 'S', { config: configFromContext(app.node) })).toThrow(
+      /authorizer\/bootstrap\.zip holds a bootstrap built for arm64, but the stack deploys x86_64 functions.*-c architecture=arm64/,
+    );
+    const x86 = fakeLambdaDir('x86_64');
+    const app2 = new cdk.App({ context: { lambdaDir: x86, architecture: 'arm64' } });
+    expect(() => new SwitchboardStack(app2, 'S', { config: configFromContext(app2.node) })).toThrow(/holds a bootstrap built for x86_64, but the stack deploys arm64.*--arm64/);
+  });
+
+  test('one wrong zip among six is enough', () => {
+    const dir = fakeLambdaDir('x86_64');
+    fs.writeFileSync(path.join(dir, 'publisher', 'bootstrap.zip'), zipOf('bootstrap', elfHeader('arm64')));
+    const app = new cdk.App({ context: { lambdaDir: dir } });
+    expect(() => new SwitchboardStack(app, 'S', { config: configFromContext(app.node) })).toThrow(/publisher\/bootstrap\.zip holds a bootstrap built for arm64/);
+  });
+
+  test('reads stored and deflated entries, and a real ELF binary (the first MiB of this Node executable)', () => {
+    expect(elfArchitecture(zipEntryPrefix(zipOf('bootstrap', elfHeader('arm64'), false), 'bootstrap', 'z'), 'z')).toBe('arm64');
+    expect(elfArchitecture(zipEntryPrefix(zipOf('bootstrap', elfHeader('x86_64'), true), 'bootstrap', 'z'), 'z')).toBe('x86_64');
+    const fd = fs.openSync(process.execPath, 'r');
+    const node = Buffer.alloc(1024 * 1024);
+    fs.readSync(fd, node, 0, node.length, 0);
+    fs.closeSync(fd);
+    const expected = ({ x64: 'x86_64', arm64: 'arm64' } as Record<string, string>)[process.arch];
+    if (process.platform === 'linux' && expected) {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'switchboard-elf-'));
+      const zip = path.join(dir, 'bootstrap.zip');
+      fs.writeFileSync(zip, zipOf('bootstrap', node));
+      expect(bootstrapArchitecture(zip)).toBe(expected);
+    }
+  });
+
+  test('refuses what is not a Linux x86_64/arm64 executable, naming the problem', () => {
+    const check = (zip: Buffer) => () => elfArchitecture(zipEntryPrefix(zip, 'bootstrap', 'z'), 'z');
+    expect(check(zipOf('bootstrap', Buffer.from('#!/bin/sh\necho hi\n')))).toThrow(/not an ELF executable/);
+    expect(check(zipOf('bootstrap', elfHeader(40)))).toThrow(/ELF machine 40/); // 32-bit ARM
+    const elf32 = elfHeader('x86_64');
+    elf32[4] = 1;
+    expect(check(zipOf('bootstrap', elf32))).toThrow(/64-bit little-endian/);
+    expect(check(zipOf('main', elfHeader('x86_64')))).toThrow(/no 'bootstrap' entry/);
+    expect(() => zipEntryPrefix(Buffer.from('not a zip at all, just text'), 'bootstrap', 'z')).toThrow(/not a zip archive/);
   });
 });
 
@@ -567,16 +851,27 @@ describe('cdk-nag (AwsSolutions)', () => {
         'Switchboard/PublisherRole AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<WebSocketApi>/main/POST/@connections/*]',
         'Switchboard/WebSocketApi/$default-Route/Resource AwsSolutions-APIG4',
         'Switchboard/WebSocketApi/$disconnect-Route/Resource AwsSolutions-APIG4',
+        'Switchboard/MainStage AwsSolutions-APIG1',
+        ...FUNCTION_NAMES.map((n) => `Switchboard/${pascalName(n)}Role AwsSolutions-IAM5[Resource::*]`),
       ].sort(),
     );
   });
 
-  test('also with the opt-in API Gateway logging role', () => {
-    const report = validationReport(build({ createApiGatewayLogsRole: 'true' }).assembly.directory);
+  test('also with the logging role and WebSocket access logs on (then APIG1 needs no acknowledgment)', () => {
+    const report = validationReport(build({ createApiGatewayLogsRole: 'true', webSocketAccessLogs: 'true' }).assembly.directory);
     expect(report.violations).toEqual([]);
-    expect(report.acknowledged.map((v) => v.ruleName)).toContain(
+    const rules = report.acknowledged.map((v) => v.ruleName);
+    expect(rules).toContain(
       'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',
     );
+    expect(rules).not.toContain('AwsSolutions-APIG1');
+  });
+
+  test('also with tracing off (then no X-Ray acknowledgment) and an existing alarm topic', () => {
+    const report = validationReport(build({ tracing: 'false', alarmTopicArn: 'arn:aws:sns:eu-west-1:123456789012:ops' }).assembly.directory);
+    expect(report.violations).toEqual([]);
+    const rules = report.acknowledged.map((v) => v.ruleName);
+    expect(rules).not.toContain('AwsSolutions-IAM5[Resource::*]');
   });
 
   test('every acknowledgment is one of the justified few', () => {
@@ -595,6 +890,8 @@ describe('cdk-nag (AwsSolutions)', () => {
         'PublisherRole AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<WebSocketApi>/main/POST/@connections/*]',
         'WebSocketApi/$default-Route/Resource AwsSolutions::AwsSolutions-APIG4',
         'WebSocketApi/$disconnect-Route/Resource AwsSolutions::AwsSolutions-APIG4',
+        'MainStage AwsSolutions::AwsSolutions-APIG1',
+        ...FUNCTION_NAMES.map((n) => `${pascalName(n)}Role AwsSolutions::AwsSolutions-IAM5[Resource::*]`),
       ].sort(),
     );
   });

@@ -20,7 +20,7 @@ use axum::routing::post;
 use axum::Router;
 use futures::{stream, StreamExt};
 use switchboard_aws::{load_sdk_config, ApiGatewayPusher, LocalDefaults};
-use switchboard_core::publisher::{Publisher, PublisherConfig};
+use switchboard_core::publisher::{Publisher, PublisherConfig, PublisherPorts};
 use switchboard_core::queue::InboundMessage;
 use switchboard_core::roster::{ConnectionRecord, MemoryRosterStore, RosterStore};
 use switchboard_core::testkit::RecordingQueue;
@@ -101,9 +101,12 @@ async fn main() {
 
     // (a) the publisher.
     let publisher = Publisher::new(
-        roster.clone(),
-        pusher.clone(),
-        Arc::new(RecordingQueue::new()),
+        PublisherPorts {
+            roster: roster.clone(),
+            pusher: pusher.clone(),
+            dead_letters: Arc::new(RecordingQueue::new()),
+            work_queue: Arc::new(RecordingQueue::new()),
+        },
         PublisherConfig {
             fanout_concurrency: IN_FLIGHT,
             ..PublisherConfig::default()

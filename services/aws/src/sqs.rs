@@ -11,7 +11,11 @@ use aws_sdk_sqs::types::MessageAttributeValue;
 use aws_sdk_sqs::Client;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_types::error::display::DisplayErrorContext;
-use switchboard_core::queue::{DeadLetter, DeadLetterSink, MessageQueue, QueueError};
+use std::time::Duration;
+
+use switchboard_core::queue::{
+    DeadLetter, DeadLetterSink, MessageQueue, QueueError, MAX_ENQUEUE_DELAY,
+};
 
 /// Longest `error` attribute sent (SQS limits a whole message, attributes included, to
 /// 256 KiB; the reason is for people, the body is what matters).
@@ -105,6 +109,25 @@ impl MessageQueue for SqsQueue {
             .queue_url(&self.queue_url)
             .message_body(body)
             .message_attributes("envelopeId", string_attribute(id)?)
+            .send()
+            .await
+            .map_err(map_send_error)?;
+        Ok(())
+    }
+
+    async fn enqueue_delayed(
+        &self,
+        id: &str,
+        body: &str,
+        delay: Duration,
+    ) -> Result<(), QueueError> {
+        let seconds = delay.min(MAX_ENQUEUE_DELAY).as_secs();
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .message_attributes("envelopeId", string_attribute(id)?)
+            .delay_seconds(i32::try_from(seconds).unwrap_or(0))
             .send()
             .await
             .map_err(map_send_error)?;

@@ -2,6 +2,8 @@
 //! the publisher sends bodies it can never deliver (`DeadLetterSink`). SQS in AWS; an
 //! in-process queue in the `switchboard` binary.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 
 /// A message as a queue hands it to the publisher (the SQS record's essentials).
@@ -38,7 +40,18 @@ pub enum QueueError {
 pub trait MessageQueue: Send + Sync {
     /// Enqueues one body; `id` is the message id the envelope carries.
     async fn enqueue(&self, id: &str, body: &str) -> Result<(), QueueError>;
+    /// Enqueues one body that becomes visible after `delay` (SQS `DelaySeconds`, at most
+    /// [`MAX_ENQUEUE_DELAY`]; longer delays are capped). The publisher's retry work items.
+    async fn enqueue_delayed(
+        &self,
+        id: &str,
+        body: &str,
+        delay: Duration,
+    ) -> Result<(), QueueError>;
 }
+
+/// The longest delay a queue supports (SQS: 15 minutes).
+pub const MAX_ENQUEUE_DELAY: Duration = Duration::from_secs(900);
 
 /// Receives bodies that must never be retried (malformed, unauthorised shape) so they are
 /// neither redelivered forever nor silently dropped.

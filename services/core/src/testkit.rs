@@ -11,8 +11,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use switchboard_model::ConnectionId;
 
+use crate::publisher::{MessageReport, Publisher};
 use crate::pusher::{ConnectionPusher, PushError};
-use crate::queue::{DeadLetter, DeadLetterSink, MessageQueue, QueueError};
+use crate::queue::{DeadLetter, DeadLetterSink, InboundMessage, MessageQueue, QueueError};
 
 /// A pusher whose answers are scripted per connection (default: success), which records
 /// every delivered frame and the highest number of posts in flight.
@@ -116,6 +117,8 @@ impl ConnectionPusher for ScriptedPusher {
 pub struct RecordingQueue {
     pub letters: Mutex<Vec<DeadLetter>>,
     pub enqueued: Mutex<Vec<(String, String)>>,
+    /// The delay of each `enqueue_delayed` call, in order.
+    pub delays: Mutex<Vec<Duration>>,
     pub fail: std::sync::atomic::AtomicBool,
 }
 
@@ -130,6 +133,14 @@ impl RecordingQueue {
 
     pub fn enqueued(&self) -> Vec<(String, String)> {
         self.enqueued.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Takes every enqueued body out (the test then hands them to the publisher).
+    pub fn drain(&self) -> Vec<(String, String)> {
+        self.enqueued
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default()
     }
 
     fn check(&self) -> Result<(), QueueError> {
@@ -159,5 +170,159 @@ impl MessageQueue for RecordingQueue {
             enqueued.push((id.to_string(), body.to_string()));
         }
         Ok(())
+    }
+
+    async fn enqueue_delayed(
+        &self,
+        id: &str,
+        body: &str,
+        delay: Duration,
+    ) -> Result<(), QueueError> {
+        self.check()?;
+        if let Ok(mut delays) = self.delays.lock() {
+            delays.push(delay);
+        }
+        self.enqueue(id, body).await
+    }
+}
+
+/// Runs `first` through `publisher`, then every work item it enqueued on `work` (and the
+/// items those enqueue), batch by batch, until none is left: what the queue and its
+/// consumers do, with delays skipped. Returns every report. Panics past `max_rounds`
+/// (a chain that never ends is a bug).
+pub async fn run_to_completion(
+    publisher: &Publisher,
+    work: &RecordingQueue,
+    first: Vec<InboundMessage>,
+    max_rounds: usize,
+) -> Vec<MessageReport> {
+    let mut reports = Vec::new();
+    let mut pending = first;
+    let mut counter = 0usize;
+    for _ in 0..max_rounds {
+        if pending.is_empty() {
+            return reports;
+        }
+        for batch in pending.chunks(10) {
+            let outcome = publisher.handle_batch(batch).await;
+            assert!(
+                outcome.failed_message_ids.is_empty(),
+                "unexpected redelivery: {:?}",
+                outcome.reports
+            );
+            reports.extend(outcome.reports);
+        }
+        pending = work
+            .drain()
+            .into_iter()
+            .map(|(_, body)| {
+                counter += 1;
+                InboundMessage {
+                    message_id: format!("work-{counter}"),
+                    body,
+                    receive_count: 1,
+                }
+            })
+            .collect();
+    }
+    panic!("work items still pending after {max_rounds} rounds");
+}
+
+/// Connection records for a sharding check: `size` connections spread over `tenants`
+/// tenants and a few users each.
+pub fn spread_records(size: usize, tenants: usize) -> Vec<crate::roster::ConnectionRecord> {
+    (0..size)
+        .map(|i| {
+            crate::roster::ConnectionRecord::from_raw(
+                &format!("conn-{i:06}"),
+                &format!("tenant-{}", i % tenants.max(1)),
+                &format!("user-{}", i % 37),
+                vec![],
+                time::OffsetDateTime::now_utc(),
+                crate::roster::DEFAULT_CONNECTION_TTL_SECS,
+            )
+            .expect("generated ids are valid")
+        })
+        .collect()
+}
+
+/// The sharding property, on a roster already holding exactly `records`: a tenant message
+/// and a broadcast, run with every work item to completion, reach every matching
+/// connection exactly once and nobody else, and no work item reads more than
+/// `shard_size` connections.
+pub async fn check_sharded_fanout(
+    roster: std::sync::Arc<dyn crate::roster::RosterStore>,
+    records: &[crate::roster::ConnectionRecord],
+    shard_size: usize,
+    scan_segments: u32,
+) {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use crate::publisher::{PublisherConfig, PublisherPorts};
+
+    let tenant = records
+        .first()
+        .map_or_else(|| "tenant-0".to_string(), |r| r.tenant.to_string());
+    let cases = [
+        (
+            serde_json::json!({"id":"to-tenant","target":{"type":"tenant","tenant":tenant},"data":1}),
+            records
+                .iter()
+                .filter(|r| r.tenant.as_str() == tenant)
+                .collect::<Vec<_>>(),
+        ),
+        (
+            serde_json::json!({"id":"to-all","target":{"type":"broadcast"},"data":2}),
+            records.iter().collect::<Vec<_>>(),
+        ),
+    ];
+    for (envelope, expected) in cases {
+        let pusher = Arc::new(ScriptedPusher::new());
+        let work = Arc::new(RecordingQueue::new());
+        let publisher = Publisher::new(
+            PublisherPorts {
+                roster: roster.clone(),
+                pusher: pusher.clone(),
+                dead_letters: Arc::new(RecordingQueue::new()),
+                work_queue: work.clone(),
+            },
+            PublisherConfig {
+                shard_size,
+                scan_segments,
+                ..PublisherConfig::default()
+            },
+        );
+        let first = InboundMessage {
+            message_id: "sqs-1".into(),
+            body: envelope.to_string(),
+            receive_count: 1,
+        };
+        let reports = run_to_completion(&publisher, &work, vec![first], 100_000).await;
+        for report in &reports {
+            assert!(
+                report.matched <= shard_size,
+                "a work item read {} connections (shard size {shard_size})",
+                report.matched
+            );
+        }
+        let mut got: BTreeMap<String, usize> = BTreeMap::new();
+        for (connection, _) in pusher.delivered() {
+            *got.entry(connection).or_default() += 1;
+        }
+        let want: BTreeMap<String, usize> = expected
+            .iter()
+            .map(|r| (r.connection_id.to_string(), 1))
+            .collect();
+        assert_eq!(
+            got.len(),
+            want.len(),
+            "{envelope}: {} records, shard {shard_size}, {scan_segments} segments",
+            records.len()
+        );
+        assert!(
+            got == want,
+            "{envelope}: someone missed, got it twice, or was not a target"
+        );
     }
 }

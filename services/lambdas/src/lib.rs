@@ -9,11 +9,14 @@
 //! - [`publisher`]: the SQS-triggered publisher (partial batch responses).
 //! - [`publish_api`]: the HTTP publish API, the core's router under `lambda_http`.
 //! - [`telemetry`]: JSON logs for every function.
+//! - [`emf`]: CloudWatch Embedded Metric Format documents from the publisher and the
+//!   publish API.
 
 pub mod authorizer;
 pub mod connect;
 pub mod default;
 pub mod disconnect;
+pub mod emf;
 pub mod publish_api;
 pub mod publisher;
 pub mod telemetry;

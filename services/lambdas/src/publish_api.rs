@@ -1,13 +1,25 @@
 //! The HTTP publish API (SPEC §6) in Lambda: the core's `axum::Router` for
 //! `POST /v1/messages`, served by `lambda_http` (which turns API Gateway HTTP API events
 //! into `http::Request`s), enqueuing to SQS.
+//!
+//! Every request also becomes one EMF document ([`Metrics::publish_request`]): its status
+//! class, its latency, and the target type read from the body (`invalid` when the body has
+//! none that is known), never the tenant.
 
 use std::sync::Arc;
+use std::time::Instant;
 
+use axum::body::{Body, HttpBody};
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 use switchboard_core::auth::Verifier;
 use switchboard_core::config::{required, ConfigError};
-use switchboard_core::publish_api::PublishApi;
+use switchboard_core::publish_api::{ApiError, PublishApi, MAX_BODY_BYTES};
 use switchboard_core::queue::MessageQueue;
+
+use crate::emf::{target_type, Metrics};
 
 /// `QUEUE_URL`: the SQS queue the API enqueues envelopes to (required).
 pub fn queue_url(lookup: impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
@@ -15,7 +27,60 @@ pub fn queue_url(lookup: impl Fn(&str) -> Option<String>) -> Result<String, Conf
     switchboard_aws::config::validate_endpoint("QUEUE_URL", &url)
 }
 
-/// The router the function serves.
-pub fn router(verifier: Arc<Verifier>, queue: Arc<dyn MessageQueue>) -> axum::Router {
-    PublishApi { verifier, queue }.router()
+/// The router the function serves, with one EMF document per request.
+pub fn router(
+    verifier: Arc<Verifier>,
+    queue: Arc<dyn MessageQueue>,
+    metrics: Metrics,
+) -> axum::Router {
+    PublishApi { verifier, queue }
+        .router()
+        .layer(axum::middleware::from_fn_with_state(metrics, record))
+}
+
+/// Just the target type of an envelope; everything else is the core's business.
+#[derive(Deserialize)]
+struct TargetOnly {
+    target: TypeOnly,
+}
+
+#[derive(Deserialize)]
+struct TypeOnly {
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+/// Times the request and emits its document. The body is already in memory in Lambda
+/// (`lambda_http` hands over the whole event), so reading it here to find the target type
+/// costs a copy; a body not known to be within the core's limit is passed on unread, for
+/// the core to check in its own order (401 before 413).
+async fn record(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    let within_limit = body
+        .size_hint()
+        .upper()
+        .is_some_and(|n| n <= MAX_BODY_BYTES as u64);
+    let (target, body) = if within_limit {
+        match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+            Ok(bytes) => {
+                let target = serde_json::from_slice::<TargetOnly>(&bytes)
+                    .map(|t| target_type(&t.target.kind))
+                    .unwrap_or("invalid");
+                (target, Body::from(bytes))
+            }
+            Err(_) => {
+                // The size hint promised less: the body is gone, answer as the core would.
+                let response =
+                    ApiError::TooLarge(format!("body over {MAX_BODY_BYTES} bytes")).into_response();
+                metrics.publish_request("invalid", response.status().as_u16(), started.elapsed());
+                return response;
+            }
+        }
+    } else {
+        ("invalid", body)
+    };
+    let response = next.run(Request::from_parts(parts, body)).await;
+    metrics.publish_request(target, response.status().as_u16(), started.elapsed());
+    response
 }

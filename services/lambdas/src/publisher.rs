@@ -1,12 +1,23 @@
-//! The SQS-triggered publisher (SPEC §5): maps an SQS batch to the core's
-//! [`InboundMessage`]s, runs [`Publisher::handle_batch`], and answers a partial batch
-//! response naming the messages SQS must redeliver (`batchItemFailures`; the event source
-//! mapping has `ReportBatchItemFailures` on).
+//! The SQS-triggered publisher: maps an SQS batch to the core's [`InboundMessage`]s, runs
+//! [`Publisher::handle_batch_until`] with the invocation's deadline, and answers a partial
+//! batch response naming the messages SQS must redeliver (`batchItemFailures`; the event
+//! source mapping has `ReportBatchItemFailures` on). Work items (continuations, retries)
+//! go back on the function's own queue, `QUEUE_URL`. Every message's report also becomes
+//! one EMF document ([`Metrics::message_report`]).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use switchboard_aws::{
+    load_sdk_config, ApiGatewayPusher, DynamoConfig, DynamoRosterStore, LocalDefaults, SqsQueue,
+};
 use switchboard_core::config::{required, ConfigError};
-use switchboard_core::publisher::{Publisher, PublisherConfig};
+use switchboard_core::publisher::{Publisher, PublisherConfig, PublisherPorts};
 use switchboard_core::queue::InboundMessage;
+use tokio::time::Instant;
+
+use crate::emf::Metrics;
 
 /// The publisher function's settings (SPEC §9), read once at init.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +27,8 @@ pub struct PublisherSettings {
     pub callback_url: String,
     /// `DLQ_URL`: where malformed bodies go at once (required).
     pub dlq_url: String,
+    /// `QUEUE_URL`: the queue this function drains, where its work items go (required).
+    pub queue_url: String,
     pub publisher: PublisherConfig,
 }
 
@@ -26,12 +39,56 @@ impl PublisherSettings {
             switchboard_aws::config::validate_endpoint("CALLBACK_URL", &callback_url)?;
         let dlq_url: String = required(&lookup, "DLQ_URL")?;
         let dlq_url = switchboard_aws::config::validate_endpoint("DLQ_URL", &dlq_url)?;
+        let queue_url: String = required(&lookup, "QUEUE_URL")?;
+        let queue_url = switchboard_aws::config::validate_endpoint("QUEUE_URL", &queue_url)?;
         Ok(Self {
             callback_url,
             dlq_url,
+            queue_url,
             publisher: PublisherConfig::from_lookup(&lookup)?,
         })
     }
+}
+
+/// Builds the publisher from the environment: the roster table, the management API at
+/// `CALLBACK_URL`, the dead-letter queue, the work queue, and the EMF metrics writer. A missing or invalid variable
+/// is an error naming it (the function then fails its init).
+pub async fn build(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<(Publisher, Metrics), ConfigError> {
+    let dynamo = DynamoConfig::from_lookup(&lookup)?;
+    let settings = PublisherSettings::from_lookup(&lookup)?;
+    let metrics = Metrics::from_lookup(&lookup)?;
+    let sdk = load_sdk_config(LocalDefaults::NONE).await;
+    let ports = PublisherPorts {
+        roster: Arc::new(DynamoRosterStore::from_config(&dynamo).await),
+        pusher: Arc::new(ApiGatewayPusher::new(&sdk, &settings.callback_url)),
+        dead_letters: Arc::new(SqsQueue::from_sdk_config(&sdk, settings.dlq_url.clone())),
+        work_queue: Arc::new(SqsQueue::from_sdk_config(&sdk, settings.queue_url.clone())),
+    };
+    tracing::info!(
+        table = %dynamo.table,
+        callback_url = %settings.callback_url,
+        shard_size = settings.publisher.shard_size,
+        fanout_rate = settings.publisher.fanout_rate,
+        metrics_namespace = metrics.namespace(),
+        "publisher ready"
+    );
+    Ok((Publisher::new(ports, settings.publisher), metrics))
+}
+
+/// The invocation's deadline (`Lambda-Runtime-Deadline-Ms`, epoch milliseconds) as a
+/// monotonic instant; `None` when it is missing or already past.
+pub fn deadline_instant(deadline_epoch_ms: u64) -> Option<Instant> {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .ok()?;
+    if deadline_epoch_ms == 0 {
+        return None;
+    }
+    let left = Duration::from_millis(deadline_epoch_ms.saturating_sub(now_ms));
+    Some(Instant::now() + left)
 }
 
 /// One SQS record as the core sees it. A missing or unparseable
@@ -48,11 +105,20 @@ pub fn inbound_message(record: &SqsMessage) -> InboundMessage {
     }
 }
 
-/// Handles one SQS batch: every message not fully handled is listed in
+/// Handles one SQS batch before `deadline`: every message not fully handled is listed in
 /// `batchItemFailures` so SQS redelivers it (and, after five receives, moves it to the DLQ).
-pub async fn handle(publisher: &Publisher, event: &SqsEvent) -> SqsBatchResponse {
+/// One EMF document per message goes to `metrics`.
+pub async fn handle(
+    publisher: &Publisher,
+    metrics: &Metrics,
+    event: &SqsEvent,
+    deadline: Option<Instant>,
+) -> SqsBatchResponse {
     let batch: Vec<InboundMessage> = event.records.iter().map(inbound_message).collect();
-    let outcome = publisher.handle_batch(&batch).await;
+    let outcome = publisher.handle_batch_until(&batch, deadline).await;
+    for report in &outcome.reports {
+        metrics.message_report(report);
+    }
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = outcome
         .failed_message_ids

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use switchboard_core::auth::{mint_hs256, AuthConfig, Verifier};
 use switchboard_core::testkit::RecordingQueue;
+use switchboard_lambdas::emf::{parse_document, MemorySink, Metrics};
 use switchboard_lambdas::publish_api::{queue_url, router};
 use switchboard_model::{TenantId, UserId};
 use tower::ServiceExt;
@@ -35,17 +36,36 @@ fn request(token: &str) -> lambda_http::Request {
 }
 
 async fn send(queue: Arc<RecordingQueue>, request: lambda_http::Request) -> (u16, Value) {
+    let (status, body, _) = send_with_metrics(queue, request).await;
+    (status, body)
+}
+
+/// Sends the request and returns the EMF documents the router emitted for it.
+async fn send_with_metrics(
+    queue: Arc<RecordingQueue>,
+    request: lambda_http::Request,
+) -> (u16, Value, Vec<Value>) {
+    let sink = Arc::new(MemorySink::new());
+    let metrics = Metrics::new("Switchboard/Test", sink.clone()).unwrap();
     let verifier = Arc::new(
         Verifier::new(AuthConfig::with_hs256_secret(SECRET))
             .await
             .unwrap(),
     );
-    let response = router(verifier, queue).oneshot(request).await.unwrap();
+    let response = router(verifier, queue, metrics)
+        .oneshot(request)
+        .await
+        .unwrap();
     let status = response.status().as_u16();
     let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
         .await
         .unwrap();
-    (status, serde_json::from_slice(&bytes).unwrap())
+    let documents = sink
+        .lines()
+        .iter()
+        .map(|line| parse_document(line).unwrap())
+        .collect();
+    (status, serde_json::from_slice(&bytes).unwrap(), documents)
 }
 
 #[tokio::test]
@@ -78,6 +98,71 @@ async fn token_without_publish_role_is_403() {
     let queue = Arc::new(RecordingQueue::new());
     let (status, _) = send(queue.clone(), request(&token(&["reader"]))).await;
     assert_eq!(status, 403);
+    assert!(queue.enqueued().is_empty());
+}
+
+#[tokio::test]
+async fn every_request_is_one_emf_document_by_target_type() {
+    let queue = Arc::new(RecordingQueue::new());
+    let (status, _, docs) = send_with_metrics(queue.clone(), request(&token(&["publisher"]))).await;
+    assert_eq!(status, 202);
+    assert_eq!(docs.len(), 1);
+    let doc = &docs[0];
+    assert_eq!(
+        doc["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+        "Switchboard/Test"
+    );
+    assert_eq!(doc["Target"], "users");
+    assert_eq!(doc["Requests"], 1.0);
+    assert_eq!(doc["Accepted"], 1.0);
+    assert_eq!(doc["ClientErrors"], 0.0);
+    assert_eq!(doc["status"], 202);
+    assert!(doc["Latency"].as_f64().unwrap() >= 0.0);
+    assert!(
+        !doc.to_string().contains("acme"),
+        "the tenant is never in a metric document: {doc}"
+    );
+    assert_eq!(
+        queue.enqueued().len(),
+        1,
+        "the body reached the core intact"
+    );
+
+    let (status, _, docs) = send_with_metrics(queue, request("not-a-jwt")).await;
+    assert_eq!(status, 401);
+    assert_eq!(docs.len(), 1);
+    assert_eq!(docs[0]["ClientErrors"], 1.0);
+    assert_eq!(docs[0]["Accepted"], 0.0);
+}
+
+#[tokio::test]
+async fn an_oversized_body_still_gets_the_cores_answers_and_one_document() {
+    let body = format!(
+        r#"{{"target":{{"type":"users","tenant":"acme","users":["bob"]}},"data":"{}"}}"#,
+        "x".repeat(switchboard_core::publish_api::MAX_BODY_BYTES)
+    );
+    let oversized = |auth: &str| {
+        http::Request::builder()
+            .method("POST")
+            .uri("/v1/messages")
+            .header("authorization", format!("Bearer {auth}"))
+            .header("content-type", "application/json")
+            .body(lambda_http::Body::Text(body.clone()))
+            .unwrap()
+    };
+    let queue = Arc::new(RecordingQueue::new());
+    // The core checks the token before the size: the metrics layer must not answer first.
+    let (status, _, docs) = send_with_metrics(queue.clone(), oversized("not-a-jwt")).await;
+    assert_eq!(status, 401);
+    assert_eq!(docs.len(), 1);
+    assert_eq!(
+        docs[0]["Target"], "invalid",
+        "an unread body names no target"
+    );
+    let (status, _, docs) =
+        send_with_metrics(queue.clone(), oversized(&token(&["publisher"]))).await;
+    assert_eq!(status, 413);
+    assert_eq!(docs[0]["ClientErrors"], 1.0);
     assert!(queue.enqueued().is_empty());
 }
 

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use aws_lambda_events::sqs::SqsEvent;
 use serde_json::{json, Value};
-use switchboard_core::publisher::{Publisher, PublisherConfig, RetryPolicy};
+use switchboard_core::publisher::{Publisher, PublisherConfig, PublisherPorts, RetryPolicy};
 use switchboard_core::pusher::PushError;
 use switchboard_core::roster::{ConnectionRecord, MemoryRosterStore, RosterStore};
 use switchboard_core::testkit::{RecordingQueue, ScriptedPusher};
+use switchboard_lambdas::emf::{parse_document, MemorySink, Metrics};
 use switchboard_lambdas::publisher::{self, inbound_message, PublisherSettings};
 use switchboard_model::{ConnectionId, TenantId, UserId};
 use time::OffsetDateTime;
@@ -30,7 +31,25 @@ fn sqs_event() -> SqsEvent {
 struct Harness {
     pusher: Arc<ScriptedPusher>,
     dlq: Arc<RecordingQueue>,
+    work: Arc<RecordingQueue>,
     publisher: Publisher,
+    metrics: Metrics,
+    emf: Arc<MemorySink>,
+}
+
+impl Harness {
+    async fn handle(&self, event: &SqsEvent) -> aws_lambda_events::sqs::SqsBatchResponse {
+        publisher::handle(&self.publisher, &self.metrics, event, None).await
+    }
+
+    /// Every EMF line written, each parsed and checked against the specification.
+    fn emf_documents(&self) -> Vec<Value> {
+        self.emf
+            .lines()
+            .iter()
+            .map(|line| parse_document(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+            .collect()
+    }
 }
 
 async fn harness() -> Harness {
@@ -56,11 +75,25 @@ async fn harness() -> Harness {
         },
         ..PublisherConfig::default()
     };
-    let publisher = Publisher::new(roster, pusher.clone(), dlq.clone(), config);
+    let work = Arc::new(RecordingQueue::new());
+    let publisher = Publisher::new(
+        PublisherPorts {
+            roster,
+            pusher: pusher.clone(),
+            dead_letters: dlq.clone(),
+            work_queue: work.clone(),
+        },
+        config,
+    );
+    let emf = Arc::new(MemorySink::new());
+    let metrics = Metrics::new("Switchboard/Test", emf.clone()).unwrap();
     Harness {
         pusher,
         dlq,
+        work,
         publisher,
+        metrics,
+        emf,
     }
 }
 
@@ -77,7 +110,7 @@ fn records_map_to_inbound_messages() {
 #[tokio::test]
 async fn delivers_the_envelope_and_dead_letters_the_malformed_body() {
     let h = harness().await;
-    let response = publisher::handle(&h.publisher, &sqs_event()).await;
+    let response = h.handle(&sqs_event()).await;
     assert_eq!(
         serde_json::to_value(&response).unwrap(),
         json!({"batchItemFailures": []})
@@ -96,22 +129,84 @@ async fn delivers_the_envelope_and_dead_letters_the_malformed_body() {
     assert!(!letters[0].error.is_empty());
 }
 
+/// The message is done after its posts: the failing connection continues alone in a
+/// retry work item, so SQS never redelivers (and re-sends) the whole message.
 #[tokio::test]
-async fn a_persistently_failing_post_is_a_batch_item_failure() {
+async fn a_persistently_failing_post_becomes_a_retry_item_not_a_batch_failure() {
     let h = harness().await;
     h.pusher
         .always_fail(CONNECTION, PushError::Transient("503 from the API".into()));
-    let response = publisher::handle(&h.publisher, &sqs_event()).await;
+    let response = h.handle(&sqs_event()).await;
     assert_eq!(
         serde_json::to_value(&response).unwrap(),
-        json!({"batchItemFailures": [{"itemIdentifier": VALID_ID}]})
+        json!({"batchItemFailures": []})
     );
     assert_eq!(h.pusher.attempts(), 3, "retried up to max_attempts");
+    let retry = h.work.enqueued();
+    assert_eq!(retry.len(), 1);
+    assert!(retry[0].1.starts_with(r#"{"shard":"#) && retry[0].1.contains(CONNECTION));
     assert_eq!(
         h.dlq.letters().len(),
         1,
         "only the malformed body is dead-lettered"
     );
+}
+
+#[tokio::test]
+async fn each_message_is_one_emf_document_dimensioned_by_target_type() {
+    let h = harness().await;
+    h.handle(&sqs_event()).await;
+    let docs = h.emf_documents();
+    assert_eq!(docs.len(), 2, "one document per message of the batch");
+    for doc in &docs {
+        let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "Switchboard/Test");
+        assert_eq!(directive["Dimensions"], json!([["Target"], []]));
+        let names: Vec<&str> = directive["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        for name in [
+            "Delivered",
+            "Gone",
+            "Throttled",
+            "Failed",
+            "Retries",
+            "FanoutDuration",
+        ] {
+            assert!(names.contains(&name), "{name} missing from {names:?}");
+        }
+        assert!(
+            !doc.to_string().contains("acme"),
+            "the tenant is never in a metric document: {doc}"
+        );
+    }
+    let by_target = |t: &str| docs.iter().find(|d| d["Target"] == t).unwrap();
+    let delivered = by_target("connections");
+    assert_eq!(delivered["Delivered"], 1.0);
+    assert_eq!(delivered["Failed"], 0.0);
+    assert_eq!(delivered["outcome"], "delivered");
+    assert_eq!(by_target("invalid")["outcome"], "dead_lettered");
+}
+
+#[tokio::test]
+async fn failures_and_retries_reach_the_emf_document() {
+    let h = harness().await;
+    h.pusher.always_fail(CONNECTION, PushError::Throttled);
+    h.handle(&sqs_event()).await;
+    let docs = h.emf_documents();
+    let doc = docs.iter().find(|d| d["Target"] == "connections").unwrap();
+    assert_eq!(doc["Delivered"], 0.0);
+    assert_eq!(doc["Failed"], 1.0);
+    assert_eq!(doc["Retries"], 2.0);
+    assert_eq!(doc["Throttled"], 3.0);
+    assert_eq!(
+        doc["Deferred"], 1.0,
+        "the failing connection went to a retry item"
+    );
+    assert_eq!(doc["outcome"], "deferred");
 }
 
 #[test]
@@ -124,17 +219,34 @@ fn settings_require_callback_and_dlq_urls_by_name() {
                 .map(|(_, v)| (*v).to_string())
         }
     };
-    let error = PublisherSettings::from_lookup(env(&[("DLQ_URL", "https://sqs/q")])).unwrap_err();
+    let error = PublisherSettings::from_lookup(env(&[
+        ("DLQ_URL", "https://sqs/q"),
+        ("QUEUE_URL", "https://sqs/q"),
+    ]))
+    .unwrap_err();
     assert!(error.to_string().contains("CALLBACK_URL"), "{error}");
-    let error = PublisherSettings::from_lookup(env(&[(
-        "CALLBACK_URL",
-        "https://abc.execute-api.eu-west-1.amazonaws.com/main",
-    )]))
+    let error = PublisherSettings::from_lookup(env(&[
+        (
+            "CALLBACK_URL",
+            "https://abc.execute-api.eu-west-1.amazonaws.com/main",
+        ),
+        ("QUEUE_URL", "https://sqs/q"),
+    ]))
     .unwrap_err();
     assert!(error.to_string().contains("DLQ_URL"), "{error}");
     let error = PublisherSettings::from_lookup(env(&[
+        (
+            "CALLBACK_URL",
+            "https://abc.execute-api.eu-west-1.amazonaws.com/main",
+        ),
+        ("DLQ_URL", "https://sqs/q"),
+    ]))
+    .unwrap_err();
+    assert!(error.to_string().contains("QUEUE_URL"), "{error}");
+    let error = PublisherSettings::from_lookup(env(&[
         ("CALLBACK_URL", "not a url"),
         ("DLQ_URL", "https://sqs/q"),
+        ("QUEUE_URL", "https://sqs/q"),
     ]))
     .unwrap_err();
     assert!(error.to_string().contains("CALLBACK_URL"), "{error}");
@@ -148,7 +260,12 @@ fn settings_require_callback_and_dlq_urls_by_name() {
             "DLQ_URL",
             "https://sqs.eu-west-1.amazonaws.com/123456789012/dlq",
         ),
+        (
+            "QUEUE_URL",
+            "https://sqs.eu-west-1.amazonaws.com/123456789012/envelopes",
+        ),
         ("FANOUT_CONCURRENCY", "8"),
+        ("FANOUT_SHARD_SIZE", "500"),
     ]))
     .unwrap();
     assert_eq!(
@@ -156,4 +273,5 @@ fn settings_require_callback_and_dlq_urls_by_name() {
         "https://abc.execute-api.eu-west-1.amazonaws.com/main"
     );
     assert_eq!(settings.publisher.fanout_concurrency, 8);
+    assert_eq!(settings.publisher.shard_size, 500);
 }

@@ -186,7 +186,9 @@ pub fn item_to_record(
             .collect::<Result<Vec<_>, _>>()?,
         // A string set is what some tools write for a list of strings; accept it.
         Some(AttributeValue::Ss(values)) => values.clone(),
-        Some(_) => return Err(corrupt(format!("{ROLES} is not a list"))),
+        // Another writer may store the roles claim as it came: space-separated.
+        Some(AttributeValue::S(text)) => switchboard_model::Claims::split_roles(text),
+        Some(_) => return Err(corrupt(format!("{ROLES} is not a list or a string"))),
         None => return Err(corrupt(format!("{ROLES} is missing"))),
     };
 
@@ -327,6 +329,13 @@ mod tests {
     }
 
     #[test]
+    fn roles_written_as_a_space_separated_string_are_read() {
+        let mut item = record_to_item(&sample());
+        item.insert("roles".into(), AttributeValue::S("admin  publisher".into()));
+        assert_eq!(item_to_record(&item).unwrap().roles, ["admin", "publisher"]);
+    }
+
+    #[test]
     fn corrupt_items_are_refused() {
         let good = record_to_item(&sample());
         type Spoil = Box<dyn Fn(&mut HashMap<String, AttributeValue>)>;
@@ -350,9 +359,9 @@ mod tests {
                 }),
             ),
             (
-                "roles not a list",
+                "roles a number",
                 Box::new(|i| {
-                    i.insert("roles".into(), AttributeValue::S("admin".into()));
+                    i.insert("roles".into(), AttributeValue::N("1".into()));
                 }),
             ),
             (

@@ -20,7 +20,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, Wri
 use aws_sdk_dynamodb::Client;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use futures::{stream, StreamExt, TryStreamExt};
-use switchboard_core::roster::{ConnectionRecord, RosterError, RosterStore};
+use switchboard_core::roster::{ConnectionRecord, PageScope, RosterError, RosterPage, RosterStore};
 use switchboard_model::{ConnectionId, TenantId, UserId};
 use time::OffsetDateTime;
 
@@ -53,6 +53,8 @@ pub struct LookupStats {
     pub scanned_count: u64,
     pub count: u64,
     pub returned: u64,
+    /// Items that were not valid connection records: logged and left out.
+    pub skipped: u64,
 }
 
 impl LookupStats {
@@ -61,6 +63,7 @@ impl LookupStats {
         self.scanned_count += other.scanned_count;
         self.count += other.count;
         self.returned += other.returned;
+        self.skipped += other.skipped;
     }
 }
 
@@ -195,6 +198,83 @@ impl DynamoRosterStore {
         let records = keep(records, |_| true);
         stats.returned = records.len() as u64;
         Ok((records, stats))
+    }
+
+    /// One page of a tenant (`Query` on the table) or of a scan segment (`Scan` with
+    /// `Segment`/`TotalSegments`): one request with `Limit = limit`, started at the
+    /// continuation's key. No filter, so `ScannedCount == Count`.
+    pub async fn list_page_with_stats(
+        &self,
+        scope: &PageScope,
+        start: Option<&str>,
+        limit: usize,
+    ) -> Result<(RosterPage, LookupStats), RosterError> {
+        scope.validate()?;
+        let start_key = start
+            .map(|text| DynamoContinuation::start_key(text, scope))
+            .transpose()?;
+        let limit = i32::try_from(limit.max(1)).unwrap_or(i32::MAX);
+        let (scanned, count, items, last_key) = match scope {
+            PageScope::Tenant(tenant) => {
+                let output = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("#k = :v")
+                    .expression_attribute_names("#k", PK)
+                    .expression_attribute_values(":v", AttributeValue::S(tenant_key(tenant)))
+                    .set_exclusive_start_key(start_key)
+                    .limit(limit)
+                    .send()
+                    .await
+                    .map_err(|e| unavailable("Query", e))?;
+                (
+                    output.scanned_count,
+                    output.count,
+                    output.items,
+                    output.last_evaluated_key,
+                )
+            }
+            PageScope::Segment { segment, total } => {
+                let output = self
+                    .client
+                    .scan()
+                    .table_name(&self.table)
+                    .segment(i32::try_from(*segment).unwrap_or(i32::MAX))
+                    .total_segments(i32::try_from(*total).unwrap_or(i32::MAX))
+                    .set_exclusive_start_key(start_key)
+                    .limit(limit)
+                    .send()
+                    .await
+                    .map_err(|e| unavailable("Scan", e))?;
+                (
+                    output.scanned_count,
+                    output.count,
+                    output.items,
+                    output.last_evaluated_key,
+                )
+            }
+        };
+        let mut page_set = PageSet::default();
+        page_set.add(scanned, count, items)?;
+        let (records, mut stats) = page_set.finish();
+        let records = match scope {
+            PageScope::Tenant(tenant) => keep(records, |r| &r.tenant == tenant),
+            PageScope::Segment { .. } => keep(records, |_| true),
+        };
+        stats.returned = records.len() as u64;
+        let next = match last_key {
+            Some(key) if !key.is_empty() => Some(DynamoContinuation::from_last_key(&key)?),
+            _ => None,
+        };
+        Ok((
+            RosterPage {
+                records,
+                next,
+                skipped: usize::try_from(stats.skipped).unwrap_or(usize::MAX),
+            },
+            stats,
+        ))
     }
 
     /// Writes many records with `BatchWriteItem` (25 a request, `concurrency` requests in
@@ -342,13 +422,81 @@ impl DynamoRosterStore {
             stats.scanned_count += items.len() as u64;
             stats.count += items.len() as u64;
             for item in items {
-                records.push(item_to_record(&item)?);
+                match readable(&item) {
+                    Some(record) => records.push(record),
+                    None => stats.skipped += 1,
+                }
             }
             pending = output
                 .unprocessed_keys
                 .and_then(|mut m| m.remove(&self.table));
         }
         Ok((records, stats))
+    }
+}
+
+/// The record an item holds, or `None` (logged) when it is not a valid connection record:
+/// one odd item written by another tool never fails the lookup for the others.
+fn readable(item: &HashMap<String, AttributeValue>) -> Option<ConnectionRecord> {
+    match item_to_record(item) {
+        Ok(record) => Some(record),
+        Err(error) => {
+            let key = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+            tracing::warn!(
+                pk = key(PK).unwrap_or_default(),
+                sk = key(SK).unwrap_or_default(),
+                %error,
+                "skipped a roster item that is not a valid connection record"
+            );
+            None
+        }
+    }
+}
+
+/// Where a DynamoDB page ends: the `LastEvaluatedKey` of the table (`PK`, `SK`), carried as
+/// JSON so a work item can hold it.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DynamoContinuation {
+    pk: String,
+    sk: String,
+}
+
+impl DynamoContinuation {
+    fn from_last_key(key: &HashMap<String, AttributeValue>) -> Result<String, RosterError> {
+        let part = |name: &str| {
+            key.get(name)
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .ok_or_else(|| RosterError::Unavailable(format!("LastEvaluatedKey without {name}")))
+        };
+        let continuation = Self {
+            pk: part(PK)?,
+            sk: part(SK)?,
+        };
+        serde_json::to_string(&continuation)
+            .map_err(|e| RosterError::Unavailable(format!("LastEvaluatedKey: {e}")))
+    }
+
+    /// The `ExclusiveStartKey` for `text`, checked to be a key of this table and, for a
+    /// tenant scope, of that tenant.
+    fn start_key(
+        text: &str,
+        scope: &PageScope,
+    ) -> Result<HashMap<String, AttributeValue>, RosterError> {
+        let invalid = |why: String| RosterError::InvalidContinuation(why);
+        let continuation: Self = serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let tenant = parse_tenant_key(&continuation.pk).map_err(|e| invalid(e.to_string()))?;
+        parse_connection_key(&continuation.sk).map_err(|e| invalid(e.to_string()))?;
+        if let PageScope::Tenant(scope_tenant) = scope {
+            if scope_tenant != &tenant {
+                return Err(invalid("continuation of another tenant".into()));
+            }
+        }
+        Ok(HashMap::from([
+            (PK.to_string(), AttributeValue::S(continuation.pk)),
+            (SK.to_string(), AttributeValue::S(continuation.sk)),
+        ]))
     }
 }
 
@@ -438,6 +586,15 @@ impl RosterStore for DynamoRosterStore {
     async fn list_all(&self) -> Result<Vec<ConnectionRecord>, RosterError> {
         Ok(self.list_all_with_stats().await?.0)
     }
+
+    async fn list_page(
+        &self,
+        scope: &PageScope,
+        start: Option<&str>,
+        limit: usize,
+    ) -> Result<RosterPage, RosterError> {
+        Ok(self.list_page_with_stats(scope, start, limit).await?.0)
+    }
 }
 
 /// Records and read statistics gathered over the pages of one query or scan.
@@ -458,7 +615,10 @@ impl PageSet {
         self.stats.scanned_count += u64::try_from(scanned_count).unwrap_or(0);
         self.stats.count += u64::try_from(count).unwrap_or(0);
         for item in items.unwrap_or_default() {
-            self.records.push(item_to_record(&item)?);
+            match readable(&item) {
+                Some(record) => self.records.push(record),
+                None => self.stats.skipped += 1,
+            }
         }
         Ok(())
     }

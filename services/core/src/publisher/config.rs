@@ -2,10 +2,26 @@
 
 use std::time::Duration;
 
-use crate::config::{bounded, flag, ConfigError};
+use crate::config::{bounded, flag, optional, ConfigError};
 
 /// Most posts one message may have in flight (`FANOUT_CONCURRENCY` upper bound).
 pub const MAX_FANOUT_CONCURRENCY: usize = 1_024;
+/// Default `FANOUT_SHARD_SIZE`: connections per roster page (per work item).
+pub const DEFAULT_SHARD_SIZE: usize = 1_000;
+/// Largest `FANOUT_SHARD_SIZE`.
+pub const MAX_SHARD_SIZE: usize = 10_000;
+/// Default `SCAN_SEGMENTS`: broadcast chains, one per parallel scan segment.
+pub const DEFAULT_SCAN_SEGMENTS: usize = 4;
+/// Largest `SCAN_SEGMENTS`.
+pub const MAX_SCAN_SEGMENTS: usize = 1_000;
+/// Default `GONE_GRACE_SECS`: API Gateway answers 410 until a handshake completes.
+pub const DEFAULT_GONE_GRACE_SECS: u64 = 30;
+/// Largest `GONE_GRACE_SECS`.
+pub const MAX_GONE_GRACE_SECS: u64 = 3_600;
+/// Largest `FANOUT_RATE` (posts per second per publisher process).
+pub const MAX_FANOUT_RATE: u32 = 1_000_000;
+/// A Lambda publisher starts no post with less than this left before its deadline.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(5);
 
 /// How failed posts are retried: exponential backoff with full jitter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,13 +58,28 @@ impl RetryPolicy {
     }
 }
 
-/// Settings of the publisher (SPEC §9).
+/// Settings of the publisher (`docs/design.md`, "Configuration").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublisherConfig {
     /// Posts in flight per message (`FANOUT_CONCURRENCY`, default 64).
     pub fanout_concurrency: usize,
     /// Non-envelope bodies go verbatim to every connection (`LEGACY_BROADCAST`).
     pub legacy_broadcast: bool,
+    /// Connections per roster page, so per work item (`FANOUT_SHARD_SIZE`, default 1,000).
+    pub shard_size: usize,
+    /// Broadcast chains, one per scan segment (`SCAN_SEGMENTS`, default 4).
+    pub scan_segments: u32,
+    /// A `410` for a connection younger than this keeps its roster item
+    /// (`GONE_GRACE_SECS`, default 30).
+    pub gone_grace: Duration,
+    /// Posts per second of this publisher process, all messages together
+    /// (`FANOUT_RATE`; 0 = unlimited, the default).
+    pub fanout_rate: u32,
+    /// No post starts with less than this left before the invocation's deadline.
+    pub deadline_margin: Duration,
+    /// Delay of the first retry work item; doubles with each attempt (capped at the
+    /// queue's longest delay).
+    pub retry_item_delay: Duration,
     pub retry: RetryPolicy,
 }
 
@@ -57,6 +88,12 @@ impl Default for PublisherConfig {
         Self {
             fanout_concurrency: 64,
             legacy_broadcast: false,
+            shard_size: DEFAULT_SHARD_SIZE,
+            scan_segments: DEFAULT_SCAN_SEGMENTS as u32,
+            gone_grace: Duration::from_secs(DEFAULT_GONE_GRACE_SECS),
+            fanout_rate: 0,
+            deadline_margin: DEADLINE_MARGIN,
+            retry_item_delay: Duration::from_secs(5),
             retry: RetryPolicy::default(),
         }
     }
@@ -64,11 +101,51 @@ impl Default for PublisherConfig {
 
 impl PublisherConfig {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let gone_grace_secs =
+            optional::<u64>(&lookup, "GONE_GRACE_SECS")?.unwrap_or(DEFAULT_GONE_GRACE_SECS);
+        if gone_grace_secs > MAX_GONE_GRACE_SECS {
+            return Err(ConfigError::Invalid {
+                name: "GONE_GRACE_SECS",
+                value: gone_grace_secs.to_string(),
+                reason: format!("must be at most {MAX_GONE_GRACE_SECS}"),
+            });
+        }
+        let fanout_rate = optional::<u32>(&lookup, "FANOUT_RATE")?.unwrap_or(0);
+        if fanout_rate > MAX_FANOUT_RATE {
+            return Err(ConfigError::Invalid {
+                name: "FANOUT_RATE",
+                value: fanout_rate.to_string(),
+                reason: format!("must be at most {MAX_FANOUT_RATE} (0 = unlimited)"),
+            });
+        }
+        let scan_segments = bounded(
+            &lookup,
+            "SCAN_SEGMENTS",
+            DEFAULT_SCAN_SEGMENTS,
+            MAX_SCAN_SEGMENTS,
+        )?;
         Ok(Self {
             fanout_concurrency: bounded(&lookup, "FANOUT_CONCURRENCY", 64, MAX_FANOUT_CONCURRENCY)?,
             legacy_broadcast: flag(&lookup, "LEGACY_BROADCAST", false)?,
-            retry: RetryPolicy::default(),
+            shard_size: bounded(
+                &lookup,
+                "FANOUT_SHARD_SIZE",
+                DEFAULT_SHARD_SIZE,
+                MAX_SHARD_SIZE,
+            )?,
+            scan_segments: u32::try_from(scan_segments).unwrap_or(1),
+            gone_grace: Duration::from_secs(gone_grace_secs),
+            fanout_rate,
+            ..Self::default()
         })
+    }
+
+    /// The delay of a retry work item for `attempt` (2 for the first retry).
+    pub fn retry_item_delay(&self, attempt: u32) -> Duration {
+        let exponent = attempt.saturating_sub(2).min(10);
+        self.retry_item_delay
+            .saturating_mul(1 << exponent)
+            .min(crate::queue::MAX_ENQUEUE_DELAY)
     }
 }
 
@@ -93,6 +170,15 @@ mod tests {
     }
 
     #[test]
+    fn retry_items_back_off_up_to_the_queue_limit() {
+        let config = PublisherConfig::default();
+        assert_eq!(config.retry_item_delay(2), Duration::from_secs(5));
+        assert_eq!(config.retry_item_delay(3), Duration::from_secs(10));
+        assert_eq!(config.retry_item_delay(5), Duration::from_secs(40));
+        assert_eq!(config.retry_item_delay(40), Duration::from_secs(900));
+    }
+
+    #[test]
     fn reads_environment() {
         let config = PublisherConfig::from_lookup(|k| match k {
             "FANOUT_CONCURRENCY" => Some("8".into()),
@@ -102,6 +188,31 @@ mod tests {
         .unwrap();
         assert_eq!(config.fanout_concurrency, 8);
         assert!(config.legacy_broadcast);
+        let sharded = PublisherConfig::from_lookup(|k| match k {
+            "FANOUT_SHARD_SIZE" => Some("500".into()),
+            "SCAN_SEGMENTS" => Some("8".into()),
+            "GONE_GRACE_SECS" => Some("0".into()),
+            "FANOUT_RATE" => Some("2500".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(sharded.shard_size, 500);
+        assert_eq!(sharded.scan_segments, 8);
+        assert_eq!(sharded.gone_grace, Duration::ZERO);
+        assert_eq!(sharded.fanout_rate, 2_500);
+        for (name, value) in [
+            ("FANOUT_SHARD_SIZE", "0"),
+            ("FANOUT_SHARD_SIZE", "10001"),
+            ("SCAN_SEGMENTS", "0"),
+            ("GONE_GRACE_SECS", "-1"),
+            ("GONE_GRACE_SECS", "3601"),
+            ("FANOUT_RATE", "1000001"),
+            ("FANOUT_RATE", "fast"),
+        ] {
+            let error = PublisherConfig::from_lookup(|k| (k == name).then(|| value.to_string()))
+                .unwrap_err();
+            assert!(error.to_string().contains(name), "{name}={value}: {error}");
+        }
         assert_eq!(
             PublisherConfig::from_lookup(|_| None).unwrap(),
             PublisherConfig::default()

@@ -1,102 +1,145 @@
-//! Fan-out of one frame to the matched connections: bounded concurrency, retries with
-//! backoff, `Gone` cleanup.
+//! Posting one frame to a list of connections: bounded concurrency, the process-wide rate
+//! limit, retries with backoff, `410` cleanup (outside the grace period), and the deadline.
+//! What could not be delivered comes back sorted by what should happen to it next.
+
+use std::time::Duration;
 
 use futures::{stream, StreamExt};
+use time::OffsetDateTime;
+use tokio::time::Instant;
 
-use super::{MessageReport, Outcome, Publisher};
+use super::work::Recipient;
+use super::Publisher;
 use crate::pusher::PushError;
-use crate::roster::ConnectionRecord;
+
+/// What happened to the posts of one list of connections.
+#[derive(Debug, Default)]
+pub(super) struct Delivery {
+    pub delivered: usize,
+    pub gone: usize,
+    pub retries: u32,
+    pub throttled: u32,
+    /// Still failing after the in-process retries, retrying may help: a retry work item.
+    pub failed: Vec<(Recipient, PushError)>,
+    /// Retrying cannot help (413, other 4xx): dead-lettered at once.
+    pub fatal: Vec<(Recipient, PushError)>,
+    /// Not posted because the deadline came near.
+    pub unstarted: Vec<Recipient>,
+}
 
 /// What happened to one post, after retries.
 enum PostResult {
-    Delivered { retries: u32, throttled: u32 },
-    Gone { retries: u32, throttled: u32 },
-    Failed { retries: u32, throttled: u32, error: PushError },
+    Delivered,
+    Gone,
+    Failed(PushError),
+    Unstarted,
+}
+
+struct Post {
+    recipient: Recipient,
+    result: PostResult,
+    retries: u32,
+    throttled: u32,
 }
 
 impl Publisher {
-    pub(super) async fn fan_out(
+    pub(super) async fn deliver(
         &self,
-        records: Vec<ConnectionRecord>,
+        recipients: Vec<Recipient>,
         frame: &str,
-        mut report: MessageReport,
-    ) -> MessageReport {
-        report.matched = records.len();
-        let mut results = stream::iter(records)
-            .map(|record| async move { self.post_with_retries(record, frame).await })
+        deadline: Option<Instant>,
+    ) -> Delivery {
+        let mut posts = stream::iter(recipients)
+            .map(|recipient| self.post(recipient, frame, deadline))
             .buffer_unordered(self.config.fanout_concurrency);
-        let mut last_error = None;
-        while let Some(result) = results.next().await {
-            match result {
-                PostResult::Delivered { retries, throttled } => {
-                    report.delivered += 1;
-                    report.retries += retries;
-                    report.throttled += throttled;
+        let mut delivery = Delivery::default();
+        while let Some(post) = posts.next().await {
+            delivery.retries += post.retries;
+            delivery.throttled += post.throttled;
+            match post.result {
+                PostResult::Delivered => delivery.delivered += 1,
+                PostResult::Gone => delivery.gone += 1,
+                PostResult::Failed(error) if error.is_retryable() => {
+                    delivery.failed.push((post.recipient, error));
                 }
-                PostResult::Gone { retries, throttled } => {
-                    report.gone += 1;
-                    report.retries += retries;
-                    report.throttled += throttled;
-                }
-                PostResult::Failed {
-                    retries,
-                    throttled,
-                    error,
-                } => {
-                    report.failed += 1;
-                    report.retries += retries;
-                    report.throttled += throttled;
-                    last_error = Some(error);
-                }
+                PostResult::Failed(error) => delivery.fatal.push((post.recipient, error)),
+                PostResult::Unstarted => delivery.unstarted.push(post.recipient),
             }
         }
-        if let Some(error) = last_error {
-            report.outcome = Outcome::Retry;
-            report.error = Some(format!("{} post(s) failed; last: {error}", report.failed));
-        } else {
-            report.outcome = Outcome::Delivered;
-        }
-        report
+        delivery
     }
 
-    async fn post_with_retries(&self, record: ConnectionRecord, frame: &str) -> PostResult {
+    /// Whether no post may start any more: less than the margin left before `deadline`.
+    fn out_of_time(&self, deadline: Option<Instant>, after: Duration) -> bool {
+        deadline.is_some_and(|d| Instant::now() + after + self.config.deadline_margin >= d)
+    }
+
+    async fn post(&self, recipient: Recipient, frame: &str, deadline: Option<Instant>) -> Post {
+        let mut post = Post {
+            result: PostResult::Unstarted,
+            recipient,
+            retries: 0,
+            throttled: 0,
+        };
+        if self.out_of_time(deadline, Duration::ZERO) {
+            return post;
+        }
         let policy = &self.config.retry;
-        let mut retries = 0;
-        let mut throttled = 0;
+        let young =
+            OffsetDateTime::now_utc() - post.recipient.connected_at < self.config.gone_grace;
         loop {
-            let result = self.pusher.push(&record.connection_id, frame).await;
-            if result == Err(PushError::Throttled) {
-                throttled += 1;
+            if let Some(limiter) = &self.limiter {
+                limiter.until_ready().await;
             }
-            match result {
-                Ok(()) => return PostResult::Delivered { retries, throttled },
-                Err(PushError::Gone) => {
-                    if let Err(error) = self
-                        .roster
-                        .remove(&record.tenant, &record.connection_id)
-                        .await
-                    {
-                        tracing::warn!(
-                            connection_id = %record.connection_id,
-                            tenant = %record.tenant,
-                            %error,
-                            "could not remove gone connection from the roster"
-                        );
-                    }
-                    return PostResult::Gone { retries, throttled };
+            let result = self.pusher.push(&post.recipient.connection_id, frame).await;
+            let error = match result {
+                Ok(()) => {
+                    post.result = PostResult::Delivered;
+                    return post;
                 }
-                Err(error) if error.is_retryable() && retries + 1 < policy.max_attempts => {
-                    retries += 1;
-                    tokio::time::sleep(policy.delay(retries)).await;
+                Err(PushError::Throttled) => {
+                    post.throttled += 1;
+                    PushError::Throttled
                 }
-                Err(error) => {
-                    return PostResult::Failed {
-                        retries,
-                        throttled,
-                        error,
-                    }
+                // Past the grace period a 410 means the connection is gone for good.
+                Err(PushError::Gone) if !young => {
+                    self.remove_gone(&post.recipient).await;
+                    post.result = PostResult::Gone;
+                    return post;
                 }
+                Err(error) => error,
+            };
+            // A young connection's 410 is API Gateway still completing its handshake:
+            // worth another try, and never a roster delete.
+            let retryable = error.is_retryable() || error == PushError::Gone;
+            let delay = policy.delay(post.retries + 1);
+            if !retryable
+                || post.retries + 1 >= policy.max_attempts
+                || self.out_of_time(deadline, delay)
+            {
+                post.result = match error {
+                    PushError::Gone => PostResult::Gone,
+                    error => PostResult::Failed(error),
+                };
+                return post;
             }
+            post.retries += 1;
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn remove_gone(&self, recipient: &Recipient) {
+        if let Err(error) = self
+            .roster
+            .remove(&recipient.tenant, &recipient.connection_id)
+            .await
+        {
+            tracing::warn!(
+                connection_id = %recipient.connection_id,
+                tenant = %recipient.tenant,
+                %error,
+                "could not remove gone connection from the roster"
+            );
         }
     }
 }

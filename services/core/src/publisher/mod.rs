@@ -3,34 +3,62 @@
 //! retries, and reports which messages must be redelivered (`batchItemFailures`).
 //!
 //! - Messages of a batch run concurrently; each message's posts run at most
-//!   `fanout_concurrency` at a time.
-//! - `Gone` removes the roster item and counts `gone`; `Throttled`, `Timeout`, `Transient`
-//!   are retried with exponential backoff and full jitter; a message left with failed posts
-//!   is reported for redelivery (delivery is at least once; clients dedupe by `id`).
+//!   `fanout_concurrency` at a time, and all posts of the process share one token bucket
+//!   (`fanout_rate` per second) when it is set.
+//! - `tenant` and `broadcast` targets are delivered page by page ([`work`]): a page of at
+//!   most `shard_size` connections per work item; the continuation is enqueued before the
+//!   page is posted; a broadcast runs one chain per scan segment. A publisher holds one
+//!   page per message in memory.
+//! - `Gone` removes the roster item and counts `gone` (unless the connection is younger
+//!   than `gone_grace`: API Gateway answers 410 until the handshake completes);
+//!   `Throttled`, `Timeout`, `Transient` are retried in-process with exponential backoff
+//!   and full jitter. Connections still failing go into a delayed retry work item naming
+//!   just them (dead-lettered after [`MAX_WORK_ATTEMPTS`]); fatal failures (413, other 4xx)
+//!   are dead-lettered at once. The message itself is then done: a persistent failure never
+//!   re-sends to anyone else.
+//! - With a deadline (Lambda), no post starts with less than `deadline_margin` left: a page
+//!   enqueues its unposted connections as a remainder item; a `users`/`connections`
+//!   message is reported for redelivery.
 //! - A malformed body (or one whose frame can never be delivered) goes to the
-//!   [`DeadLetterSink`] at once and is acknowledged; if the sink itself fails, the message is
-//!   reported for redelivery rather than lost. Expired messages are dropped and counted.
-//! - One structured log line per message (SPEC §5 fields).
+//!   [`DeadLetterSink`] at once and is acknowledged; if the sink or the queue fails, the
+//!   message is reported for redelivery rather than lost. Expired messages are dropped.
+//! - One structured log line per message or work item (id, target, counts, duration).
 
 mod config;
 mod fanout;
 mod report;
+pub mod work;
 
 #[cfg(test)]
 mod tests;
 
 pub use config::{PublisherConfig, RetryPolicy};
 pub use report::{BatchOutcome, MessageReport, Outcome};
+pub use work::{Recipient, TargetKind, Work, WorkItem, MAX_WORK_ATTEMPTS};
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Instant as StdInstant;
 
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use switchboard_model::{Envelope, Target, MAX_FRAME_BYTES};
 use time::OffsetDateTime;
+use tokio::time::Instant;
 
 use crate::pusher::ConnectionPusher;
-use crate::queue::{DeadLetter, DeadLetterSink, InboundMessage};
-use crate::roster::{ConnectionRecord, RosterError, RosterStore};
+use crate::queue::{DeadLetter, DeadLetterSink, InboundMessage, MessageQueue};
+use crate::roster::{PageScope, RosterStore};
+use fanout::Delivery;
+
+/// The publisher's ports.
+#[derive(Clone)]
+pub struct PublisherPorts {
+    pub roster: Arc<dyn RosterStore>,
+    pub pusher: Arc<dyn ConnectionPusher>,
+    pub dead_letters: Arc<dyn DeadLetterSink>,
+    /// Where work items go: the queue the publisher itself drains (`QUEUE_URL`).
+    pub work_queue: Arc<dyn MessageQueue>,
+}
 
 /// The publisher's dependencies, built once and shared by every invocation.
 #[derive(Clone)]
@@ -38,27 +66,50 @@ pub struct Publisher {
     roster: Arc<dyn RosterStore>,
     pusher: Arc<dyn ConnectionPusher>,
     dead_letters: Arc<dyn DeadLetterSink>,
+    work_queue: Arc<dyn MessageQueue>,
+    limiter: Option<Arc<DefaultDirectRateLimiter>>,
     config: PublisherConfig,
 }
 
+/// Where a work item came from: a published message delivered in place, or a queued item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Message,
+    WorkItem,
+}
+
 impl Publisher {
-    pub fn new(
-        roster: Arc<dyn RosterStore>,
-        pusher: Arc<dyn ConnectionPusher>,
-        dead_letters: Arc<dyn DeadLetterSink>,
-        config: PublisherConfig,
-    ) -> Self {
+    pub fn new(ports: PublisherPorts, config: PublisherConfig) -> Self {
+        let limiter = NonZeroU32::new(config.fanout_rate)
+            .map(|rate| Arc::new(RateLimiter::direct(Quota::per_second(rate))));
         Self {
-            roster,
-            pusher,
-            dead_letters,
+            roster: ports.roster,
+            pusher: ports.pusher,
+            dead_letters: ports.dead_letters,
+            work_queue: ports.work_queue,
+            limiter,
             config,
         }
     }
 
-    /// Handles one batch; the messages run concurrently.
+    pub fn config(&self) -> &PublisherConfig {
+        &self.config
+    }
+
+    /// Handles one batch with no deadline (the local server).
     pub async fn handle_batch(&self, batch: &[InboundMessage]) -> BatchOutcome {
-        let reports = futures::future::join_all(batch.iter().map(|m| self.handle_message(m))).await;
+        self.handle_batch_until(batch, None).await
+    }
+
+    /// Handles one batch; the messages run concurrently. With a `deadline` (a Lambda
+    /// invocation's), no post starts with less than the configured margin left.
+    pub async fn handle_batch_until(
+        &self,
+        batch: &[InboundMessage],
+        deadline: Option<Instant>,
+    ) -> BatchOutcome {
+        let reports =
+            futures::future::join_all(batch.iter().map(|m| self.handle_message(m, deadline))).await;
         let failed_message_ids = reports
             .iter()
             .filter(|r| r.outcome == Outcome::Retry)
@@ -71,21 +122,39 @@ impl Publisher {
     }
 
     /// Handles one message and logs its summary line.
-    pub async fn handle_message(&self, message: &InboundMessage) -> MessageReport {
-        let started = Instant::now();
-        let mut report = self.process(message).await;
+    pub async fn handle_message(
+        &self,
+        message: &InboundMessage,
+        deadline: Option<Instant>,
+    ) -> MessageReport {
+        let started = StdInstant::now();
+        let mut report = self.process(message, deadline).await;
         report.duration = started.elapsed();
         report.log();
         report
     }
 
-    async fn process(&self, message: &InboundMessage) -> MessageReport {
+    async fn process(&self, message: &InboundMessage, deadline: Option<Instant>) -> MessageReport {
+        if let Some(item) = WorkItem::from_body(&message.body) {
+            return match item {
+                Ok(item) => {
+                    let mut report =
+                        MessageReport::new(message, item.id.clone(), item.target_type.as_str());
+                    report.work_item = true;
+                    self.run(message, item, Origin::WorkItem, deadline, report)
+                        .await
+                }
+                Err(error) => {
+                    let report = MessageReport::new(message, message.message_id.clone(), "invalid");
+                    self.dead_letter(message, report, error.to_string()).await
+                }
+            };
+        }
         let body = message.body.as_bytes();
         let envelope = match Envelope::parse(body) {
             Ok(envelope) => envelope,
             Err(_) if self.config.legacy_broadcast && !Envelope::looks_like_envelope(body) => {
-                let report = MessageReport::new(message, message.message_id.clone(), "legacy");
-                return self.deliver_legacy(message, report).await;
+                return self.deliver_legacy(message, deadline).await;
             }
             Err(error) => {
                 let report = MessageReport::new(message, message.message_id.clone(), "invalid");
@@ -111,45 +180,324 @@ impl Publisher {
             );
             return self.dead_letter(message, report, error).await;
         }
-        match self.resolve(&envelope.target).await {
-            Ok(records) => self.fan_out(records, &frame, report).await,
-            Err(error) => {
-                report.outcome = Outcome::Retry;
-                report.error = Some(format!("roster lookup failed: {error}"));
-                report
-            }
-        }
-    }
-
-    async fn resolve(&self, target: &Target) -> Result<Vec<ConnectionRecord>, RosterError> {
-        match target {
-            Target::Users { tenant, users } => self.roster.list_users(tenant, users).await,
-            Target::Tenant { tenant } => self.roster.list_tenant(tenant).await,
+        let item = WorkItem {
+            id,
+            target_type: TargetKind::of(envelope.target.kind()),
+            tenant: envelope.target.tenant().cloned(),
+            frame,
+            expires_at: envelope.expires_at,
+            attempt: 1,
+            work: Work::Connections {
+                connections: Vec::new(),
+            },
+        };
+        let work = match &envelope.target {
+            Target::Tenant { tenant } => Work::Page {
+                scope: PageScope::Tenant(tenant.clone()),
+                start: None,
+            },
+            Target::Broadcast => match self.start_segments(&item).await {
+                Ok(work) => work,
+                Err(error) => {
+                    report.outcome = Outcome::Retry;
+                    report.error = Some(error);
+                    return report;
+                }
+            },
+            Target::Users { tenant, users } => match self.roster.list_users(tenant, users).await {
+                Ok(records) => Work::Connections {
+                    connections: records.into_iter().map(Recipient::from).collect(),
+                },
+                Err(error) => return lookup_failed(report, error),
+            },
             Target::Connections {
                 tenant,
                 connection_ids,
-            } => self.roster.list_connections(tenant, connection_ids).await,
-            Target::Broadcast => self.roster.list_all().await,
-        }
+            } => match self.roster.list_connections(tenant, connection_ids).await {
+                Ok(records) => Work::Connections {
+                    connections: records.into_iter().map(Recipient::from).collect(),
+                },
+                Err(error) => return lookup_failed(report, error),
+            },
+        };
+        let item = item.with_work(work, 1);
+        self.run(message, item, Origin::Message, deadline, report)
+            .await
     }
 
+    /// A raw body of the original broadcast design: delivered verbatim to every
+    /// connection, as a broadcast.
     async fn deliver_legacy(
         &self,
         message: &InboundMessage,
-        mut report: MessageReport,
+        deadline: Option<Instant>,
     ) -> MessageReport {
+        let mut report = MessageReport::new(message, message.message_id.clone(), "legacy");
         if message.body.len() > MAX_FRAME_BYTES {
             let error = format!("legacy body over the {MAX_FRAME_BYTES}-byte limit");
             return self.dead_letter(message, report, error).await;
         }
-        match self.roster.list_all().await {
-            Ok(records) => self.fan_out(records, &message.body, report).await,
+        let item = WorkItem {
+            id: message.message_id.clone(),
+            target_type: TargetKind::Legacy,
+            tenant: None,
+            frame: message.body.clone(),
+            expires_at: None,
+            attempt: 1,
+            work: Work::Connections {
+                connections: Vec::new(),
+            },
+        };
+        match self.start_segments(&item).await {
+            Ok(work) => {
+                let item = item.with_work(work, 1);
+                self.run(message, item, Origin::Message, deadline, report)
+                    .await
+            }
             Err(error) => {
                 report.outcome = Outcome::Retry;
-                report.error = Some(format!("roster lookup failed: {error}"));
+                report.error = Some(error);
                 report
             }
         }
+    }
+
+    /// Starts a broadcast: enqueues the first page of segments 1.. and answers the work of
+    /// segment 0, which the caller runs in place.
+    async fn start_segments(&self, item: &WorkItem) -> Result<Work, String> {
+        let total = self.config.scan_segments.max(1);
+        for segment in 1..total {
+            let page = item.with_work(
+                Work::Page {
+                    scope: PageScope::Segment { segment, total },
+                    start: None,
+                },
+                1,
+            );
+            self.work_queue
+                .enqueue(&item.id, &page.to_body())
+                .await
+                .map_err(|e| format!("could not enqueue scan segment {segment}: {e}"))?;
+        }
+        Ok(Work::Page {
+            scope: PageScope::Segment { segment: 0, total },
+            start: None,
+        })
+    }
+
+    /// Runs one unit of delivery work: reads the page (enqueueing its continuation first)
+    /// or takes the named connections, posts, then settles what did not get through.
+    async fn run(
+        &self,
+        message: &InboundMessage,
+        item: WorkItem,
+        origin: Origin,
+        deadline: Option<Instant>,
+        mut report: MessageReport,
+    ) -> MessageReport {
+        if item
+            .expires_at
+            .is_some_and(|at| at <= OffsetDateTime::now_utc())
+        {
+            report.outcome = Outcome::Expired;
+            return report;
+        }
+        let paged = matches!(item.work, Work::Page { .. });
+        let recipients = match &item.work {
+            Work::Page { scope, start } => {
+                let page = match self
+                    .roster
+                    .list_page(scope, start.as_deref(), self.config.shard_size)
+                    .await
+                {
+                    Ok(page) => page,
+                    Err(error) => return lookup_failed(report, error),
+                };
+                report.skipped = page.skipped;
+                if let Some(next) = page.next {
+                    let continuation = item.with_work(
+                        Work::Page {
+                            scope: scope.clone(),
+                            start: Some(next),
+                        },
+                        1,
+                    );
+                    if let Err(error) = self
+                        .work_queue
+                        .enqueue(&item.id, &continuation.to_body())
+                        .await
+                    {
+                        report.outcome = Outcome::Retry;
+                        report.error = Some(format!("could not enqueue the next page: {error}"));
+                        return report;
+                    }
+                }
+                page.records.into_iter().map(Recipient::from).collect()
+            }
+            Work::Connections { connections } => connections.clone(),
+        };
+        report.matched = recipients.len();
+        let delivery = self.deliver(recipients, &item.frame, deadline).await;
+        // A published `users`/`connections` message that ran out of time is redelivered
+        // whole (SQS's own retry); pages and work items continue in a remainder item.
+        let remainder_allowed = paged || origin == Origin::WorkItem;
+        self.settle(message, &item, delivery, remainder_allowed, report)
+            .await
+    }
+
+    /// Hands what the posts left over to where it belongs: unposted connections to a
+    /// remainder item, failing ones to a delayed retry item (or, after the last attempt,
+    /// the dead letters), fatal ones to the dead letters.
+    async fn settle(
+        &self,
+        message: &InboundMessage,
+        item: &WorkItem,
+        delivery: Delivery,
+        remainder_allowed: bool,
+        mut report: MessageReport,
+    ) -> MessageReport {
+        report.delivered = delivery.delivered;
+        report.gone = delivery.gone;
+        report.retries = delivery.retries;
+        report.throttled = delivery.throttled;
+        report.failed = delivery.failed.len() + delivery.fatal.len();
+        report.outcome = Outcome::Delivered;
+        let mut problems = Vec::new();
+        let mut dead = false;
+        let mut retry = false;
+
+        if !delivery.unstarted.is_empty() {
+            let count = delivery.unstarted.len();
+            if !remainder_allowed {
+                report.outcome = Outcome::Retry;
+                report.error = Some(format!("deadline: {count} post(s) not started"));
+                return report;
+            }
+            match self
+                .enqueue_all(item, delivery.unstarted, item.attempt, None)
+                .await
+            {
+                Ok(()) => report.deferred += count,
+                Err(error) => {
+                    retry = true;
+                    problems.push(format!("remainder of {count} not enqueued: {error}"));
+                }
+            }
+        }
+
+        if let Some((_, last)) = delivery.failed.last() {
+            let last = last.clone();
+            let count = delivery.failed.len();
+            let recipients: Vec<Recipient> = delivery.failed.into_iter().map(|(r, _)| r).collect();
+            let next_attempt = item.attempt + 1;
+            if next_attempt > MAX_WORK_ATTEMPTS {
+                let error = format!(
+                    "{count} post(s) still failing after {} attempts; last: {last}",
+                    item.attempt
+                );
+                match self
+                    .dead_letter_connections(message, item, recipients, &error)
+                    .await
+                {
+                    Ok(()) => dead = true,
+                    Err(sink) => {
+                        retry = true;
+                        problems.push(format!("{error}; dead-letter queue failed: {sink}"));
+                    }
+                }
+                problems.push(error);
+            } else {
+                let delay = self.config.retry_item_delay(next_attempt);
+                match self
+                    .enqueue_all(item, recipients, next_attempt, Some(delay))
+                    .await
+                {
+                    Ok(()) => {
+                        report.deferred += count;
+                        problems.push(format!(
+                            "{count} post(s) failed, retried later; last: {last}"
+                        ));
+                    }
+                    Err(error) => {
+                        retry = true;
+                        problems.push(format!("retry of {count} post(s) not enqueued: {error}"));
+                    }
+                }
+            }
+        }
+
+        if let Some((_, first)) = delivery.fatal.first() {
+            let error = format!("{} post(s) failed for good: {first}", delivery.fatal.len());
+            let recipients = delivery.fatal.into_iter().map(|(r, _)| r).collect();
+            match self
+                .dead_letter_connections(message, item, recipients, &error)
+                .await
+            {
+                Ok(()) => dead = true,
+                Err(sink) => {
+                    retry = true;
+                    problems.push(format!("{error}; dead-letter queue failed: {sink}"));
+                }
+            }
+            problems.push(error);
+        }
+
+        report.outcome = if retry {
+            Outcome::Retry
+        } else if dead {
+            Outcome::DeadLettered
+        } else if report.deferred > 0 {
+            Outcome::Deferred
+        } else {
+            Outcome::Delivered
+        };
+        if !problems.is_empty() {
+            report.error = Some(problems.join("; "));
+        }
+        report
+    }
+
+    /// Enqueues `Connections` items for `recipients` (split to the body limit).
+    async fn enqueue_all(
+        &self,
+        item: &WorkItem,
+        recipients: Vec<Recipient>,
+        attempt: u32,
+        delay: Option<std::time::Duration>,
+    ) -> Result<(), crate::queue::QueueError> {
+        for body in item.connection_bodies(recipients, attempt) {
+            match delay {
+                Some(delay) => {
+                    self.work_queue
+                        .enqueue_delayed(&item.id, &body, delay)
+                        .await?
+                }
+                None => self.work_queue.enqueue(&item.id, &body).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Dead-letters a work item naming just `recipients` (redriving it re-sends to them
+    /// only).
+    async fn dead_letter_connections(
+        &self,
+        message: &InboundMessage,
+        item: &WorkItem,
+        recipients: Vec<Recipient>,
+        error: &str,
+    ) -> Result<(), crate::queue::QueueError> {
+        for body in item.connection_bodies(recipients, 1) {
+            self.dead_letters
+                .dead_letter(DeadLetter {
+                    message_id: message.message_id.clone(),
+                    body,
+                    error: error.to_string(),
+                    receive_count: message.receive_count,
+                })
+                .await?;
+        }
+        Ok(())
     }
 
     async fn dead_letter(
@@ -176,4 +524,11 @@ impl Publisher {
         report.error = Some(error);
         report
     }
+}
+
+/// A roster read failed: the message (or item) is redelivered by the queue.
+fn lookup_failed(mut report: MessageReport, error: crate::roster::RosterError) -> MessageReport {
+    report.outcome = Outcome::Retry;
+    report.error = Some(format!("roster lookup failed: {error}"));
+    report
 }

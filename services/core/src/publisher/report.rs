@@ -13,8 +13,12 @@ pub enum Outcome {
     Retry,
     /// Past its `expiresAt`: dropped, not delivered.
     Expired,
-    /// Undeliverable whatever happens (malformed, too large): moved to the dead letters.
+    /// Undeliverable whatever happens (malformed, too large, failing for good): moved to
+    /// the dead letters (for a fan-out, just the connections that failed so).
     DeadLettered,
+    /// Handled, with some connections handed to work items of their own (a retry of
+    /// failed posts, or the remainder a deadline left unposted).
+    Deferred,
 }
 
 impl Outcome {
@@ -24,6 +28,7 @@ impl Outcome {
             Outcome::Retry => "retry",
             Outcome::Expired => "expired",
             Outcome::DeadLettered => "dead_lettered",
+            Outcome::Deferred => "deferred",
         }
     }
 }
@@ -44,6 +49,12 @@ pub struct MessageReport {
     pub retries: u32,
     /// Posts answered `Throttled` (429), retried or not.
     pub throttled: u32,
+    /// Connections handed to retry or remainder work items.
+    pub deferred: usize,
+    /// Roster items skipped because they are not valid connection records.
+    pub skipped: usize,
+    /// Whether this was a work item (`{"shard": …}`) rather than a published message.
+    pub work_item: bool,
     pub duration: Duration,
     pub outcome: Outcome,
     pub error: Option<String>,
@@ -61,6 +72,9 @@ impl MessageReport {
             failed: 0,
             retries: 0,
             throttled: 0,
+            deferred: 0,
+            skipped: 0,
+            work_item: false,
             duration: Duration::ZERO,
             outcome: Outcome::Delivered,
             error: None,
@@ -82,6 +96,9 @@ impl MessageReport {
                     failed = self.failed,
                     retries = self.retries,
                     throttled = self.throttled,
+                    deferred = self.deferred,
+                    skipped = self.skipped,
+                    work_item = self.work_item,
                     duration_ms,
                     outcome = self.outcome.as_str(),
                     error,
@@ -90,7 +107,7 @@ impl MessageReport {
             };
         }
         match self.outcome {
-            Outcome::Delivered | Outcome::Expired => line!(info),
+            Outcome::Delivered | Outcome::Expired | Outcome::Deferred => line!(info),
             Outcome::Retry | Outcome::DeadLettered => line!(warn),
         }
     }

@@ -8,13 +8,15 @@ use time::OffsetDateTime;
 use super::*;
 use crate::pusher::PushError;
 use crate::queue::InboundMessage;
+use crate::roster::PageScope;
 use crate::roster::{ConnectionRecord, MemoryRosterStore, RosterStore};
-use crate::testkit::{RecordingQueue, ScriptedPusher};
+use crate::testkit::{run_to_completion, RecordingQueue, ScriptedPusher};
 
 struct Rig {
     roster: Arc<MemoryRosterStore>,
     pusher: Arc<ScriptedPusher>,
     dlq: Arc<RecordingQueue>,
+    work: Arc<RecordingQueue>,
     publisher: Publisher,
 }
 
@@ -30,26 +32,45 @@ fn rig_with(pusher: ScriptedPusher, config: PublisherConfig) -> Rig {
     let roster = Arc::new(MemoryRosterStore::new());
     let pusher = Arc::new(pusher);
     let dlq = Arc::new(RecordingQueue::new());
-    let publisher = Publisher::new(roster.clone(), pusher.clone(), dlq.clone(), config);
+    let work = Arc::new(RecordingQueue::new());
+    let publisher = Publisher::new(
+        PublisherPorts {
+            roster: roster.clone(),
+            pusher: pusher.clone(),
+            dead_letters: dlq.clone(),
+            work_queue: work.clone(),
+        },
+        config,
+    );
     Rig {
         roster,
         pusher,
         dlq,
+        work,
         publisher,
     }
 }
 
+/// Fast retries, no `410` grace (fixtures connect "now").
+fn test_config() -> PublisherConfig {
+    PublisherConfig {
+        retry: fast_retry(),
+        gone_grace: Duration::ZERO,
+        retry_item_delay: Duration::ZERO,
+        ..PublisherConfig::default()
+    }
+}
+
 fn rig() -> Rig {
-    rig_with(
-        ScriptedPusher::new(),
-        PublisherConfig {
-            retry: fast_retry(),
-            ..PublisherConfig::default()
-        },
-    )
+    rig_with(ScriptedPusher::new(), test_config())
 }
 
 impl Rig {
+    /// Runs `batch`, then every work item it leads to.
+    async fn run(&self, batch: Vec<InboundMessage>) -> Vec<MessageReport> {
+        run_to_completion(&self.publisher, &self.work, batch, 1_000).await
+    }
+
     async fn connect(&self, tenant: &str, user: &str, connection: &str) {
         let record = ConnectionRecord::from_raw(
             connection,
@@ -113,20 +134,17 @@ async fn each_target_reaches_exactly_its_connections() {
     for (target, expected) in cases {
         let rig = rig();
         rig.populate().await;
-        let outcome = rig
-            .publisher
-            .handle_batch(&[message(
+        let reports = rig
+            .run(vec![message(
                 "sqs-1",
                 json!({"id":"m-1","target":target,"data":{"n":1}}),
             )])
             .await;
-        assert!(outcome.failed_message_ids.is_empty());
         assert_eq!(rig.pusher.delivered_to(), expected, "target {target}");
-        let report = &outcome.reports[0];
-        assert_eq!(
-            (report.matched, report.delivered),
-            (expected.len(), expected.len())
-        );
+        let matched: usize = reports.iter().map(|r| r.matched).sum();
+        let delivered: usize = reports.iter().map(|r| r.delivered).sum();
+        assert_eq!((matched, delivered), (expected.len(), expected.len()));
+        assert!(reports.iter().all(|r| r.id == "m-1"));
         for (_, frame) in rig.pusher.delivered() {
             assert_eq!(
                 serde_json::from_str::<Value>(&frame).unwrap(),
@@ -237,7 +255,7 @@ async fn timeouts_and_5xx_are_retried() {
 }
 
 #[tokio::test]
-async fn persistent_5xx_fails_only_that_message() {
+async fn persistent_5xx_is_retried_for_that_connection_only_then_dead_lettered() {
     let rig = rig();
     rig.populate().await;
     rig.pusher
@@ -246,20 +264,68 @@ async fn persistent_5xx_fails_only_that_message() {
         .publisher
         .handle_batch(&[
             message("ok-1", json!({"target":{"type":"tenant","tenant":"acme"},"data":1})),
-            message("bad-1", json!({"target":{"type":"users","tenant":"globex","users":["alice","carol"]},"data":2})),
+            message("bad-1", json!({"id":"bad","target":{"type":"users","tenant":"globex","users":["alice","carol"]},"data":2})),
             message("ok-2", json!({"target":{"type":"users","tenant":"globex","users":["alice"]},"data":3})),
         ])
         .await;
-    assert_eq!(outcome.failed_message_ids, vec!["bad-1".to_string()]);
+    assert!(
+        outcome.failed_message_ids.is_empty(),
+        "the message is done: its failing connection continues on its own"
+    );
     let bad = outcome
         .reports
         .iter()
         .find(|r| r.message_id == "bad-1")
         .unwrap();
     assert_eq!((bad.delivered, bad.failed, bad.retries), (1, 1, 4));
-    assert_eq!(bad.outcome, Outcome::Retry);
+    assert_eq!((bad.outcome, bad.deferred), (Outcome::Deferred, 1));
+    let retry_items = rig.work.drain();
+    assert_eq!(retry_items.len(), 1);
+    let Some(Ok(item)) = WorkItem::from_body(&retry_items[0].1) else {
+        panic!("not a work item: {}", retry_items[0].1)
+    };
+    assert_eq!(item.attempt, 2);
+    assert_eq!(
+        item.work,
+        Work::Connections {
+            connections: vec![Recipient {
+                tenant: TenantId::parse("globex").unwrap(),
+                connection_id: switchboard_model::ConnectionId::parse("globex-carol-1").unwrap(),
+                connected_at: item_connected_at(&item),
+            }]
+        }
+    );
+    // Attempts 2..=5 re-send to that connection only, then it is dead-lettered.
+    let before = rig.pusher.delivered().len();
+    let reports = rig
+        .run(vec![InboundMessage {
+            message_id: "retry".into(),
+            body: retry_items[0].1.clone(),
+            receive_count: 1,
+        }])
+        .await;
+    assert_eq!(reports.len(), 4, "attempts 2, 3, 4 and 5");
+    assert_eq!(rig.pusher.delivered().len(), before, "nobody else re-sent");
+    // First run: acme 3, globex alice 1 + carol 5, alice 1; then 4 retry items × 5 tries.
+    assert_eq!(rig.pusher.attempts(), 10 + 4 * 5);
+    let letters = rig.dlq.letters();
+    assert_eq!(letters.len(), 1);
+    assert!(
+        letters[0].error.contains("after 5 attempts"),
+        "{}",
+        letters[0].error
+    );
+    assert!(letters[0].body.contains("globex-carol-1"));
+    assert!(!letters[0].body.contains("globex-alice-1"));
     // The failing connection is not removed: only 410 removes.
     assert_eq!(rig.roster.list_all().await.unwrap().len(), 5);
+}
+
+fn item_connected_at(item: &WorkItem) -> OffsetDateTime {
+    match &item.work {
+        Work::Connections { connections } => connections[0].connected_at,
+        Work::Page { .. } => panic!("a page"),
+    }
 }
 
 #[tokio::test]
@@ -268,8 +334,7 @@ async fn concurrency_never_exceeds_the_bound() {
         ScriptedPusher::with_latency(Duration::from_millis(5)),
         PublisherConfig {
             fanout_concurrency: 7,
-            retry: fast_retry(),
-            ..PublisherConfig::default()
+            ..test_config()
         },
     );
     for i in 0..100 {
@@ -374,20 +439,16 @@ async fn legacy_body_goes_verbatim_to_everyone_when_enabled() {
         ScriptedPusher::new(),
         PublisherConfig {
             legacy_broadcast: true,
-            retry: fast_retry(),
-            ..PublisherConfig::default()
+            ..test_config()
         },
     );
     rig.populate().await;
-    let outcome = rig
-        .publisher
-        .handle_batch(&[InboundMessage {
-            message_id: "m".into(),
-            body: "plain text hello".into(),
-            receive_count: 1,
-        }])
-        .await;
-    assert!(outcome.failed_message_ids.is_empty());
+    rig.run(vec![InboundMessage {
+        message_id: "m".into(),
+        body: "plain text hello".into(),
+        receive_count: 1,
+    }])
+    .await;
     let delivered = rig.pusher.delivered();
     assert_eq!(delivered.len(), 5);
     assert!(delivered
@@ -413,4 +474,340 @@ async fn same_user_id_in_two_tenants_never_crosses() {
         .await;
     assert_eq!(rig.pusher.delivered_to(), vec!["globex-alice-1"]);
     let _ = UserId::parse("alice").unwrap();
+}
+
+fn sharded(shard_size: usize) -> PublisherConfig {
+    PublisherConfig {
+        shard_size,
+        ..test_config()
+    }
+}
+
+async fn connect_many(rig: &Rig, tenant: &str, count: usize) {
+    for i in 0..count {
+        rig.connect(tenant, &format!("u{}", i % 7), &format!("{tenant}-{i:05}"))
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn a_tenant_is_delivered_one_page_per_work_item_continuation_first() {
+    let rig = rig_with(ScriptedPusher::new(), sharded(10));
+    connect_many(&rig, "acme", 25).await;
+    connect_many(&rig, "globex", 5).await;
+    let outcome = rig
+        .publisher
+        .handle_batch(&[message(
+            "s",
+            json!({"id":"m","target":{"type":"tenant","tenant":"acme"},"data":1}),
+        )])
+        .await;
+    assert_eq!(outcome.reports[0].matched, 10);
+    assert_eq!(rig.pusher.delivered().len(), 10, "one page only");
+    let continuation = rig.work.drain();
+    assert_eq!(continuation.len(), 1);
+    let Some(Ok(item)) = WorkItem::from_body(&continuation[0].1) else {
+        panic!("not a work item")
+    };
+    assert!(matches!(item.work, Work::Page { start: Some(_), .. }));
+    let reports = rig
+        .run(vec![InboundMessage {
+            message_id: "c".into(),
+            body: continuation[0].1.clone(),
+            receive_count: 1,
+        }])
+        .await;
+    assert_eq!(
+        reports.iter().map(|r| r.matched).collect::<Vec<_>>(),
+        [10, 5]
+    );
+    let to = rig.pusher.delivered_to();
+    assert_eq!(to.len(), 25);
+    assert!(to.iter().all(|c| c.starts_with("acme-")));
+    let unique: std::collections::BTreeSet<_> = to.iter().collect();
+    assert_eq!(unique.len(), 25, "each once");
+}
+
+#[tokio::test]
+async fn a_continuation_that_cannot_be_enqueued_posts_nothing_and_is_redelivered() {
+    let rig = rig_with(ScriptedPusher::new(), sharded(10));
+    connect_many(&rig, "acme", 25).await;
+    rig.work
+        .fail
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let outcome = rig
+        .publisher
+        .handle_batch(&[message(
+            "s",
+            json!({"target":{"type":"tenant","tenant":"acme"},"data":1}),
+        )])
+        .await;
+    assert_eq!(outcome.failed_message_ids, ["s"]);
+    assert!(rig.pusher.delivered().is_empty());
+}
+
+#[tokio::test]
+async fn a_broadcast_starts_one_chain_per_segment() {
+    let rig = rig_with(
+        ScriptedPusher::new(),
+        PublisherConfig {
+            scan_segments: 3,
+            ..sharded(4)
+        },
+    );
+    connect_many(&rig, "acme", 20).await;
+    connect_many(&rig, "globex", 20).await;
+    rig.publisher
+        .handle_batch(&[message(
+            "s",
+            json!({"target":{"type":"broadcast"},"data":1}),
+        )])
+        .await;
+    let items: Vec<WorkItem> = rig
+        .work
+        .enqueued()
+        .iter()
+        .filter_map(|(_, body)| WorkItem::from_body(body).and_then(Result::ok))
+        .collect();
+    let segments: Vec<u32> = items
+        .iter()
+        .filter_map(|item| match &item.work {
+            Work::Page {
+                scope: PageScope::Segment { segment, .. },
+                start: None,
+            } => Some(*segment),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(segments, [1, 2], "segment 0 runs in place");
+    rig.run(vec![]).await;
+    rig.run(
+        rig.work
+            .drain()
+            .into_iter()
+            .map(|(_, body)| InboundMessage {
+                message_id: "w".into(),
+                body,
+                receive_count: 1,
+            })
+            .collect(),
+    )
+    .await;
+    assert_eq!(rig.pusher.delivered().len(), 40);
+}
+
+#[tokio::test]
+async fn a_deadline_too_short_for_the_page_continues_the_rest_as_a_remainder() {
+    let rig = rig_with(
+        ScriptedPusher::with_latency(Duration::from_millis(40)),
+        PublisherConfig {
+            fanout_concurrency: 2,
+            deadline_margin: Duration::from_millis(50),
+            ..sharded(100)
+        },
+    );
+    connect_many(&rig, "acme", 60).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(250);
+    let outcome = rig
+        .publisher
+        .handle_batch_until(
+            &[message(
+                "s",
+                json!({"target":{"type":"tenant","tenant":"acme"},"data":1}),
+            )],
+            Some(deadline),
+        )
+        .await;
+    assert!(
+        tokio::time::Instant::now() < deadline,
+        "returned before the deadline"
+    );
+    assert!(outcome.failed_message_ids.is_empty(), "a page succeeds");
+    let report = &outcome.reports[0];
+    let posted = rig.pusher.delivered().len();
+    assert!(posted > 0 && posted < 60, "{posted}");
+    assert_eq!(report.deferred, 60 - posted);
+    assert_eq!(report.outcome, Outcome::Deferred);
+    // The remainder names exactly the unposted connections.
+    rig.run(
+        rig.work
+            .drain()
+            .into_iter()
+            .map(|(_, body)| InboundMessage {
+                message_id: "r".into(),
+                body,
+                receive_count: 1,
+            })
+            .collect(),
+    )
+    .await;
+    let to = rig.pusher.delivered_to();
+    let unique: std::collections::BTreeSet<_> = to.iter().collect();
+    assert_eq!((to.len(), unique.len()), (60, 60));
+}
+
+#[tokio::test]
+async fn a_users_message_out_of_time_is_redelivered_whole() {
+    let rig = rig_with(
+        ScriptedPusher::new(),
+        PublisherConfig {
+            deadline_margin: Duration::from_secs(5),
+            ..test_config()
+        },
+    );
+    rig.populate().await;
+    let outcome = rig
+        .publisher
+        .handle_batch_until(
+            &[message(
+                "s",
+                json!({"target":{"type":"users","tenant":"acme","users":["alice"]},"data":1}),
+            )],
+            Some(tokio::time::Instant::now() + Duration::from_secs(1)),
+        )
+        .await;
+    assert_eq!(outcome.failed_message_ids, ["s"]);
+    assert!(rig.pusher.delivered().is_empty());
+    assert!(rig.work.enqueued().is_empty());
+}
+
+#[tokio::test]
+async fn a_410_within_the_grace_period_keeps_the_roster_item() {
+    let rig = rig_with(
+        ScriptedPusher::new(),
+        PublisherConfig {
+            gone_grace: Duration::from_secs(30),
+            ..test_config()
+        },
+    );
+    let five_seconds_ago = OffsetDateTime::now_utc() - time::Duration::seconds(5);
+    let young =
+        ConnectionRecord::from_raw("young", "acme", "alice", vec![], five_seconds_ago, 7_500)
+            .unwrap();
+    let old_time = OffsetDateTime::now_utc() - time::Duration::seconds(60);
+    let old = ConnectionRecord::from_raw("old", "acme", "alice", vec![], old_time, 7_500).unwrap();
+    rig.roster.put(&young).await.unwrap();
+    rig.roster.put(&old).await.unwrap();
+    rig.pusher.always_fail("young", PushError::Gone);
+    rig.pusher.always_fail("old", PushError::Gone);
+    let outcome = rig
+        .publisher
+        .handle_batch(&[message(
+            "s",
+            json!({"target":{"type":"users","tenant":"acme","users":["alice"]},"data":1}),
+        )])
+        .await;
+    assert_eq!(outcome.reports[0].gone, 2);
+    let left: Vec<String> = rig
+        .roster
+        .list_all()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.connection_id.to_string())
+        .collect();
+    assert_eq!(
+        left,
+        ["young"],
+        "only the connection past the grace is removed"
+    );
+}
+
+#[tokio::test]
+async fn a_413_is_dead_lettered_at_once_without_retries() {
+    let rig = rig();
+    rig.populate().await;
+    rig.pusher
+        .always_fail("acme-bob-1", PushError::PayloadTooLarge);
+    let outcome = rig
+        .publisher
+        .handle_batch(&[message(
+            "s",
+            json!({"target":{"type":"tenant","tenant":"acme"},"data":1}),
+        )])
+        .await;
+    let report = &outcome.reports[0];
+    assert!(outcome.failed_message_ids.is_empty());
+    assert_eq!(report.outcome, Outcome::DeadLettered);
+    assert_eq!((report.delivered, report.failed, report.retries), (2, 1, 0));
+    assert_eq!(rig.pusher.attempts(), 3, "no retry of the 413");
+    assert!(rig.work.enqueued().is_empty(), "no retry item");
+    let letters = rig.dlq.letters();
+    assert_eq!(letters.len(), 1);
+    assert!(letters[0].body.contains("acme-bob-1"));
+    assert!(!letters[0].body.contains("acme-alice-1"));
+}
+
+#[tokio::test]
+async fn the_rate_limit_spaces_posts_across_messages() {
+    let rig = rig_with(
+        ScriptedPusher::new(),
+        PublisherConfig {
+            fanout_rate: 40,
+            ..test_config()
+        },
+    );
+    connect_many(&rig, "acme", 30).await;
+    connect_many(&rig, "globex", 30).await;
+    let started = std::time::Instant::now();
+    rig.publisher
+        .handle_batch(&[
+            message(
+                "a",
+                json!({"target":{"type":"tenant","tenant":"acme"},"data":1}),
+            ),
+            message(
+                "b",
+                json!({"target":{"type":"tenant","tenant":"globex"},"data":1}),
+            ),
+        ])
+        .await;
+    // 60 posts at 40/s with a burst of 40: the last 20 need at least half a second.
+    assert_eq!(rig.pusher.delivered().len(), 60);
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn malformed_work_items_are_dead_lettered() {
+    let rig = rig();
+    let outcome = rig
+        .publisher
+        .handle_batch(&[message("w", json!({"shard":{"id":"x","attempt":1}}))])
+        .await;
+    assert!(outcome.failed_message_ids.is_empty());
+    assert_eq!(outcome.reports[0].outcome, Outcome::DeadLettered);
+    assert!(rig.dlq.letters()[0].error.contains("invalid work item"));
+}
+
+mod sharding_property {
+    use proptest::prelude::*;
+
+    use crate::roster::{MemoryRosterStore, RosterStore};
+    use crate::testkit::{check_sharded_fanout, spread_records};
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+        /// Every matching connection exactly once, nobody else, one page per item.
+        #[test]
+        fn every_work_item_to_completion_delivers_each_connection_once(
+            size in 0usize..5_000,
+            tenants in 1usize..6,
+            shard_size in 1usize..1_500,
+            segments in 1u32..9,
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let roster = std::sync::Arc::new(MemoryRosterStore::new());
+                let records = spread_records(size, tenants);
+                for record in &records {
+                    roster.put(record).await.unwrap();
+                }
+                check_sharded_fanout(roster, &records, shard_size, segments).await;
+            });
+        }
+    }
 }

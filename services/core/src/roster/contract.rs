@@ -10,7 +10,9 @@ use futures::{stream, StreamExt, TryStreamExt};
 use switchboard_model::{ConnectionId, TenantId, UserId};
 use time::OffsetDateTime;
 
-use super::{ConnectionRecord, RecordError, RosterStore, DEFAULT_CONNECTION_TTL_SECS};
+use super::{
+    ConnectionRecord, PageScope, RecordError, RosterError, RosterStore, DEFAULT_CONNECTION_TTL_SECS,
+};
 
 fn record(tenant: &str, user: &str, connection: &str) -> ConnectionRecord {
     ConnectionRecord::from_raw(
@@ -234,6 +236,91 @@ pub async fn expired_records_are_not_returned(store: &dyn RosterStore) {
     assert_eq!(store.list_all().await.unwrap().len(), 1);
 }
 
+/// Follows `scope` page by page (`limit` records a page) to its end; every page within the
+/// limit, and the same record never on two pages.
+pub async fn read_all_pages(
+    store: &dyn RosterStore,
+    scope: &PageScope,
+    limit: usize,
+) -> Vec<ConnectionRecord> {
+    let mut all = Vec::new();
+    let mut start: Option<String> = None;
+    for _ in 0..100_000 {
+        let page = store
+            .list_page(scope, start.as_deref(), limit)
+            .await
+            .unwrap();
+        assert!(page.records.len() <= limit, "page over its limit");
+        all.extend(page.records);
+        match page.next {
+            Some(next) => start = Some(next),
+            None => return all,
+        }
+    }
+    panic!("paging never ended");
+}
+
+/// Paging through a tenant visits each of its connections exactly once, and nobody else's.
+pub async fn tenant_pages_visit_each_connection_once(store: &dyn RosterStore) {
+    let mut records: Vec<ConnectionRecord> = (0..230)
+        .map(|i| record("acme", &format!("u{}", i % 9), &format!("p{i:04}")))
+        .collect();
+    records.extend((0..20).map(|i| record("globex", "u1", &format!("g{i:03}"))));
+    put_all(store, records).await;
+    for limit in [1, 7, 100, 230, 1_000] {
+        let listed = read_all_pages(store, &PageScope::Tenant(t("acme")), limit).await;
+        assert_eq!(listed.len(), 230, "limit {limit}");
+        assert_eq!(ids(&listed).len(), 230, "limit {limit}: a connection twice");
+        assert!(listed.iter().all(|r| r.tenant == t("acme")));
+    }
+    let none = read_all_pages(store, &PageScope::Tenant(t("nobody")), 10).await;
+    assert!(none.is_empty());
+}
+
+/// The segments of one total partition every tenant's connections: each exactly once.
+pub async fn segments_partition_the_roster(store: &dyn RosterStore) {
+    let records: Vec<ConnectionRecord> = (0..300)
+        .map(|i| {
+            record(
+                &format!("tenant-{}", i % 5),
+                &format!("u{}", i % 11),
+                &format!("s{i:04}"),
+            )
+        })
+        .collect();
+    put_all(store, records).await;
+    for total in [1, 3, 4] {
+        let mut seen = Vec::new();
+        for segment in 0..total {
+            seen.extend(read_all_pages(store, &PageScope::Segment { segment, total }, 17).await);
+        }
+        assert_eq!(seen.len(), 300, "{total} segments");
+        assert_eq!(
+            ids(&seen).len(),
+            300,
+            "{total} segments: a connection twice"
+        );
+    }
+}
+
+/// A continuation the store did not issue is refused, not read as "start over".
+pub async fn foreign_continuations_are_refused(store: &dyn RosterStore) {
+    put_all(store, vec![record("acme", "alice", "c-1")]).await;
+    let scope = PageScope::Tenant(t("acme"));
+    for bad in ["", "not json", "{\"x\":1}"] {
+        let result = store.list_page(&scope, Some(bad), 10).await;
+        assert!(
+            matches!(result, Err(RosterError::InvalidContinuation(_))),
+            "{bad:?} → {result:?}"
+        );
+    }
+    let bad_segment = PageScope::Segment {
+        segment: 4,
+        total: 4,
+    };
+    assert!(store.list_page(&bad_segment, None, 10).await.is_err());
+}
+
 /// Runs every check, each on a fresh store from `make`.
 pub async fn run_all<S, F, Fut>(make: F)
 where
@@ -249,4 +336,7 @@ where
     list_all_returns_every_item_once(&make().await).await;
     invalid_ids_are_refused_before_any_write(&make().await).await;
     expired_records_are_not_returned(&make().await).await;
+    tenant_pages_visit_each_connection_once(&make().await).await;
+    segments_partition_the_roster(&make().await).await;
+    foreign_continuations_are_refused(&make().await).await;
 }

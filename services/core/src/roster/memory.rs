@@ -1,18 +1,19 @@
 //! In-process roster: the default for `switchboard serve` and for tests.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
 use std::sync::RwLock;
 
 use async_trait::async_trait;
 use switchboard_model::{ConnectionId, TenantId, UserId};
 use time::OffsetDateTime;
 
-use super::{ConnectionRecord, RosterError, RosterStore};
+use super::{ConnectionRecord, PageScope, RosterError, RosterPage, RosterStore};
 
 #[derive(Default)]
 struct Tables {
     /// tenant → connection → record (the table's PK/SK).
-    by_tenant: HashMap<TenantId, BTreeMap<ConnectionId, ConnectionRecord>>,
+    by_tenant: BTreeMap<TenantId, BTreeMap<ConnectionId, ConnectionRecord>>,
     /// (tenant, user) → connections (the `byUser` index).
     by_user: HashMap<(TenantId, UserId), BTreeSet<ConnectionId>>,
 }
@@ -39,6 +40,36 @@ impl MemoryRosterStore {
             .write()
             .map_err(|_| RosterError::Unavailable("memory roster lock poisoned".into()))
     }
+}
+
+/// Where a memory page ends: the last (tenant, connection) it visited.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemoryContinuation {
+    t: TenantId,
+    c: ConnectionId,
+}
+
+impl MemoryContinuation {
+    fn decode(text: &str) -> Result<Self, RosterError> {
+        serde_json::from_str(text).map_err(|e| RosterError::InvalidContinuation(e.to_string()))
+    }
+
+    fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// The scan segment a connection belongs to, out of `total`: a stable hash (FNV-1a) of its
+/// id, so the segments partition the roster as DynamoDB's parallel scan does.
+fn segment_of(connection: &ConnectionId, total: u32) -> u32 {
+    let hash = connection
+        .as_str()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+    u32::try_from(hash % u64::from(total.max(1))).unwrap_or(0)
 }
 
 fn live(records: impl Iterator<Item = ConnectionRecord>) -> Vec<ConnectionRecord> {
@@ -147,6 +178,68 @@ impl RosterStore for MemoryRosterStore {
         Ok(live(
             tables.by_tenant.values().flat_map(|m| m.values().cloned()),
         ))
+    }
+
+    async fn list_page(
+        &self,
+        scope: &PageScope,
+        start: Option<&str>,
+        limit: usize,
+    ) -> Result<RosterPage, RosterError> {
+        scope.validate()?;
+        let start = start.map(MemoryContinuation::decode).transpose()?;
+        let limit = limit.max(1);
+        let tables = self.read()?;
+        let now = OffsetDateTime::now_utc();
+        // Walk (tenant, connection) in key order from just after `start`.
+        let tenants: Box<
+            dyn Iterator<Item = (&TenantId, &BTreeMap<ConnectionId, ConnectionRecord>)>,
+        > = match (scope, &start) {
+            (PageScope::Tenant(tenant), Some(from)) if &from.t != tenant => {
+                return Err(RosterError::InvalidContinuation(
+                    "continuation of another tenant".into(),
+                ))
+            }
+            (PageScope::Tenant(tenant), _) => {
+                Box::new(tables.by_tenant.get_key_value(tenant).into_iter())
+            }
+            (PageScope::Segment { .. }, Some(from)) => Box::new(
+                tables
+                    .by_tenant
+                    .range((Bound::Included(&from.t), Bound::Unbounded)),
+            ),
+            (PageScope::Segment { .. }, None) => Box::new(tables.by_tenant.iter()),
+        };
+        let mut page = RosterPage::default();
+        let mut last = None;
+        for (tenant, connections) in tenants {
+            let after = match &start {
+                Some(from) if &from.t == tenant => Bound::Excluded(&from.c),
+                _ => Bound::Unbounded,
+            };
+            for (id, record) in connections.range((after, Bound::Unbounded)) {
+                if let PageScope::Segment { segment, total } = scope {
+                    if segment_of(id, *total) != *segment {
+                        continue;
+                    }
+                }
+                if page.records.len() == limit {
+                    page.next = last.map(|(t, c): (&TenantId, &ConnectionId)| {
+                        MemoryContinuation {
+                            t: t.clone(),
+                            c: c.clone(),
+                        }
+                        .encode()
+                    });
+                    return Ok(page);
+                }
+                last = Some((tenant, id));
+                if !record.is_expired_at(now) {
+                    page.records.push(record.clone());
+                }
+            }
+        }
+        Ok(page)
     }
 }
 

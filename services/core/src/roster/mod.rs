@@ -25,6 +25,45 @@ pub enum RosterError {
     /// The store held an item that is not a valid connection record.
     #[error("corrupt roster item: {0}")]
     Corrupt(String),
+    /// A page continuation this store did not issue (or for another scope).
+    #[error("invalid page continuation: {0}")]
+    InvalidContinuation(String),
+}
+
+/// What one paged read walks: a tenant's connections (a `Query`) or one segment of every
+/// tenant's connections (a parallel `Scan` segment).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum PageScope {
+    Tenant(TenantId),
+    /// Segment `segment` of `total` (`0 <= segment < total`).
+    Segment {
+        segment: u32,
+        total: u32,
+    },
+}
+
+impl PageScope {
+    /// Checks the segment numbers of a scope read from outside (a work item).
+    pub fn validate(&self) -> Result<(), RosterError> {
+        match self {
+            PageScope::Segment { segment, total } if *total == 0 || segment >= total => Err(
+                RosterError::InvalidContinuation(format!("segment {segment} of {total}")),
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// One page of a paged read: at most `limit` live records, and where the next page starts
+/// (`None` once the scope is exhausted). `skipped` counts items that could not be read as
+/// connection records (logged by the adapter, never failing the page).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RosterPage {
+    pub records: Vec<ConnectionRecord>,
+    /// Opaque: pass it back unchanged to read the next page.
+    pub next: Option<String>,
+    pub skipped: usize,
 }
 
 /// The roster port: the few verbs the domain needs. Lookups never return expired records
@@ -52,4 +91,14 @@ pub trait RosterStore: Send + Sync {
     ) -> Result<Vec<ConnectionRecord>, RosterError>;
     /// Every live connection of every tenant.
     async fn list_all(&self) -> Result<Vec<ConnectionRecord>, RosterError>;
+    /// One page of `scope`, starting after `start` (a previous page's `next`; `None` for
+    /// the first page), at most `limit` records (`limit >= 1`). Following `next` until it is
+    /// `None` visits every live record of the scope exactly once; the segments of one
+    /// `total` partition every tenant's records.
+    async fn list_page(
+        &self,
+        scope: &PageScope,
+        start: Option<&str>,
+        limit: usize,
+    ) -> Result<RosterPage, RosterError>;
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use lambda_http::Error;
 use switchboard_aws::{load_sdk_config, LocalDefaults, SqsQueue};
 use switchboard_core::auth::{AuthConfig, Verifier};
+use switchboard_lambdas::emf::Metrics;
 use switchboard_lambdas::{publish_api, telemetry};
 
 #[tokio::main]
@@ -14,6 +15,10 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let lookup = |k: &str| std::env::var(k).ok();
     let queue_url = publish_api::queue_url(lookup).map_err(|e| {
+        tracing::error!(error = %e, "publish-api configuration invalid");
+        Error::from(e.to_string())
+    })?;
+    let metrics = Metrics::from_lookup(lookup).map_err(|e| {
         tracing::error!(error = %e, "publish-api configuration invalid");
         Error::from(e.to_string())
     })?;
@@ -29,7 +34,12 @@ async fn main() -> Result<(), Error> {
     })?;
     let sdk = load_sdk_config(LocalDefaults::NONE).await;
     let queue = SqsQueue::from_sdk_config(&sdk, queue_url.clone());
-    tracing::info!(%queue_url, "publish-api ready");
+    tracing::info!(%queue_url, metrics_namespace = metrics.namespace(), "publish-api ready");
 
-    lambda_http::run(publish_api::router(Arc::new(verifier), Arc::new(queue))).await
+    lambda_http::run(publish_api::router(
+        Arc::new(verifier),
+        Arc::new(queue),
+        metrics,
+    ))
+    .await
 }

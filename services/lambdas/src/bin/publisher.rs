@@ -1,40 +1,23 @@
-//! The SQS-triggered publisher. Roster, management API and DLQ clients are built once at
-//! init (`CALLBACK_URL` and `DLQ_URL` are required); the handling is
-//! `switchboard_lambdas::publisher::handle`.
+//! The SQS-triggered publisher: dependencies built once at init by
+//! `switchboard_lambdas::publisher::build`, each batch handled by
+//! `switchboard_lambdas::publisher::handle` before the invocation's deadline.
 
-use std::sync::Arc;
-
-use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use switchboard_aws::{
-    load_sdk_config, ApiGatewayPusher, DynamoConfig, DynamoRosterStore, LocalDefaults, SqsQueue,
-};
-use switchboard_core::publisher::Publisher;
-use switchboard_lambdas::publisher::{self, PublisherSettings};
-use switchboard_lambdas::telemetry;
+use switchboard_lambdas::{publisher, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let lookup = |k: &str| std::env::var(k).ok();
-    let (dynamo, settings) = DynamoConfig::from_lookup(lookup)
-        .and_then(|dynamo| Ok((dynamo, PublisherSettings::from_lookup(lookup)?)))
-        .map_err(|e| {
-            tracing::error!(error = %e, "publisher configuration invalid");
-            Error::from(e.to_string())
-        })?;
-    let sdk = load_sdk_config(LocalDefaults::NONE).await;
-    let publisher = Publisher::new(
-        Arc::new(DynamoRosterStore::from_config(&dynamo).await),
-        Arc::new(ApiGatewayPusher::new(&sdk, &settings.callback_url)),
-        Arc::new(SqsQueue::from_sdk_config(&sdk, settings.dlq_url.clone())),
-        settings.publisher.clone(),
-    );
-    tracing::info!(table = %dynamo.table, callback_url = %settings.callback_url, "publisher ready");
-
-    let publisher = &publisher;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<_, Error>(publisher::handle(publisher, &event.payload).await)
-    }))
+    let (publisher, metrics) = publisher::build(|k| std::env::var(k).ok())
+        .await
+        .map_err(|e| telemetry::init_failed("publisher", e))?;
+    let (publisher, metrics) = (&publisher, &metrics);
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<aws_lambda_events::sqs::SqsEvent>| async move {
+            let deadline = publisher::deadline_instant(event.context.deadline);
+            let response = publisher::handle(publisher, metrics, &event.payload, deadline).await;
+            Ok::<_, Error>(response)
+        },
+    ))
     .await
 }

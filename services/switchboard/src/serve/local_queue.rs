@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 use switchboard_core::publisher::{BatchOutcome, Publisher};
 use switchboard_core::queue::{
-    DeadLetter, DeadLetterSink, InboundMessage, MessageQueue, QueueError,
+    DeadLetter, DeadLetterSink, InboundMessage, MessageQueue, QueueError, MAX_ENQUEUE_DELAY,
 };
 use time::OffsetDateTime;
 use tokio::sync::{watch, Notify, Semaphore};
@@ -263,6 +263,31 @@ impl MessageQueue for LocalQueue {
             body: body.to_string(),
             receive_count: 0,
         });
+        Ok(())
+    }
+
+    async fn enqueue_delayed(
+        &self,
+        _id: &str,
+        body: &str,
+        delay: Duration,
+    ) -> Result<(), QueueError> {
+        self.metrics.enqueued.inc();
+        let message = InboundMessage {
+            message_id: uuid::Uuid::new_v4().to_string(),
+            body: body.to_string(),
+            receive_count: 0,
+        };
+        if delay.is_zero() {
+            self.push_ready(message);
+            return Ok(());
+        }
+        let at = Instant::now() + delay.min(MAX_ENQUEUE_DELAY);
+        let mut state = self.state();
+        state.delayed.push((at, message));
+        self.update_gauges(&state);
+        drop(state);
+        self.wake.notify_one();
         Ok(())
     }
 }

@@ -24,7 +24,7 @@ use serde_json::json;
 use switchboard_core::auth::{AuthConfig, Verifier};
 use switchboard_core::config::ConnectConfig;
 use switchboard_core::publish_api::PublishApi;
-use switchboard_core::publisher::{Publisher, PublisherConfig};
+use switchboard_core::publisher::{Publisher, PublisherConfig, PublisherPorts};
 use switchboard_core::roster::{MemoryRosterStore, RosterStore};
 use tokio::sync::watch;
 
@@ -135,9 +135,12 @@ impl Server {
         let registry = Arc::new(Registry::new());
         let queue = Arc::new(LocalQueue::new(settings.queue.clone(), metrics.clone()));
         let publisher = Publisher::new(
-            settings.roster.clone(),
-            Arc::new(LocalPusher::new(registry.clone())),
-            queue.clone(),
+            PublisherPorts {
+                roster: settings.roster.clone(),
+                pusher: Arc::new(LocalPusher::new(registry.clone())),
+                dead_letters: queue.clone(),
+                work_queue: queue.clone(),
+            },
             settings.publisher.clone(),
         );
         let app = Arc::new(App {

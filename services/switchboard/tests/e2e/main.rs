@@ -36,6 +36,7 @@ both_rosters!(
     publish_api_answers_each_case,
     graceful_shutdown_closes_sockets_with_1001,
     connections_close_when_their_roster_item_expires,
+    sharded_fan_out_reaches_each_connection_once,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -516,3 +516,66 @@ pub async fn connections_close_when_their_roster_item_expires(backend: Backend) 
     })
     .await;
 }
+
+/// With a tiny shard size the server delivers tenant messages and broadcasts page by page
+/// through work items on its in-process queue: each client still gets each message once.
+pub async fn sharded_fan_out_reaches_each_connection_once(backend: Backend) {
+    let server = TestServer::start_with(
+        backend,
+        &[],
+        &[("FANOUT_SHARD_SIZE", "3"), ("SCAN_SEGMENTS", "2")],
+    );
+    let mut acme = Vec::new();
+    for i in 0..8 {
+        acme.push(Client::connect(&server, &token("acme", &format!("u{}", i % 3), &[])).await);
+    }
+    let mut globex = Vec::new();
+    for i in 0..3 {
+        globex.push(Client::connect(&server, &token("globex", &format!("g{i}"), &[])).await);
+    }
+    let publisher = token("acme", "backend", &["publisher"]);
+    let admin = token("ops", "root", &["admin"]);
+    for (token, envelope) in [
+        (
+            &publisher,
+            json!({"id":"to-acme","target":{"type":"tenant","tenant":"acme"},"data":1}),
+        ),
+        (
+            &admin,
+            json!({"id":"to-all","target":{"type":"broadcast"},"data":2}),
+        ),
+    ] {
+        let (status, body) = server.publish(token, &envelope).await;
+        assert_eq!(status, 202, "{body}");
+    }
+    // The end marker goes to each client by its connection id, after the others arrived.
+    for (clients, expected) in [
+        (&mut acme, vec!["to-acme", "to-all"]),
+        (&mut globex, vec!["to-all"]),
+    ] {
+        for client in clients.iter_mut() {
+            let mut got = Vec::new();
+            while got.len() < expected.len() {
+                let frame = client.next_json().await;
+                got.push(frame["id"].as_str().unwrap_or_default().to_string());
+            }
+            got.sort();
+            assert_eq!(got, expected, "each message once, nobody else's");
+        }
+    }
+    // Nothing arrives twice: one more broadcast is the next frame everyone sees.
+    let (status, _) = server
+        .publish(
+            &admin,
+            &json!({"id":"end","target":{"type":"broadcast"},"data":"end"}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    for client in acme.iter_mut().chain(globex.iter_mut()) {
+        assert_eq!(
+            client.next_json().await["id"],
+            "end",
+            "no duplicate before the marker"
+        );
+    }
+}

@@ -1,0 +1,353 @@
+//! Work items: the publisher's internal queue bodies `{"shard": {...}}` (see `docs/design.md`,
+//! "Fan-out at any size").
+//!
+//! A work item carries the rendered frame of one message (its id and, with history, its
+//! cursor are inside the frame) and one unit of delivery work:
+//! - [`Work::Page`]: read one roster page of a tenant or scan segment starting at `start`,
+//!   enqueue the continuation, post to the page;
+//! - [`Work::Connections`]: post to these connections (a retry of failed posts, or the
+//!   remainder of a page a publisher had no time left for).
+//!
+//! The publish API never accepts these bodies (they are not envelopes); the publisher
+//! recognises them by their single top-level key `shard`.
+
+use serde::{Deserialize, Serialize};
+use switchboard_model::{ConnectionId, TenantId, MAX_FRAME_BYTES};
+use time::OffsetDateTime;
+
+use crate::roster::{ConnectionRecord, PageScope};
+
+/// Largest work-item body the publisher enqueues (SQS's classic 256 KiB message limit):
+/// connection lists are split so every body stays under it.
+pub const MAX_WORK_ITEM_BYTES: usize = 256 * 1024;
+/// Delivery attempts of one connection before its retry item is dead-lettered.
+pub const MAX_WORK_ATTEMPTS: u32 = 5;
+/// Longest page continuation a work item may carry.
+const MAX_START_BYTES: usize = 4 * 1024;
+/// Most connections one work item may name.
+const MAX_ITEM_CONNECTIONS: usize = 10_000;
+
+/// Which kind of message a work item delivers (as logged and counted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    Users,
+    Tenant,
+    Connections,
+    Broadcast,
+    /// A raw body of the original broadcast design (`LEGACY_BROADCAST`).
+    Legacy,
+}
+
+impl TargetKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Users => "users",
+            TargetKind::Tenant => "tenant",
+            TargetKind::Connections => "connections",
+            TargetKind::Broadcast => "broadcast",
+            TargetKind::Legacy => "legacy",
+        }
+    }
+
+    /// The kind of an envelope target's `type` word.
+    pub fn of(kind: &str) -> Self {
+        match kind {
+            "users" => TargetKind::Users,
+            "tenant" => TargetKind::Tenant,
+            "connections" => TargetKind::Connections,
+            _ => TargetKind::Broadcast,
+        }
+    }
+}
+
+/// One connection a work item posts to: enough to post, to remove it on `410`, and to
+/// know whether it is still inside the `410` grace period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Recipient {
+    pub tenant: TenantId,
+    pub connection_id: ConnectionId,
+    #[serde(with = "time::serde::rfc3339")]
+    pub connected_at: OffsetDateTime,
+}
+
+impl From<ConnectionRecord> for Recipient {
+    fn from(record: ConnectionRecord) -> Self {
+        Self {
+            tenant: record.tenant,
+            connection_id: record.connection_id,
+            connected_at: record.connected_at,
+        }
+    }
+}
+
+/// The delivery work of one item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum Work {
+    /// One page of a tenant or scan segment, from `start` (`None`: the first page).
+    Page {
+        scope: PageScope,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        start: Option<String>,
+    },
+    /// These connections.
+    Connections { connections: Vec<Recipient> },
+}
+
+/// An internal body `{"shard": WorkItem}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WorkItem {
+    /// The message's id (the envelope's, or the queue's id of the original message).
+    pub id: String,
+    pub target_type: TargetKind,
+    /// The message's tenant; `None` for a broadcast.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<TenantId>,
+    /// The exact text every recipient receives.
+    pub frame: String,
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expires_at: Option<OffsetDateTime>,
+    /// 1 for pages and their remainders; one more for each retry of failed posts.
+    pub attempt: u32,
+    pub work: Work,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Body {
+    shard: WorkItem,
+}
+
+#[derive(Serialize)]
+struct BodyRef<'a> {
+    shard: &'a WorkItem,
+}
+
+/// Why a `{"shard": …}` body is not a usable work item.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid work item: {0}")]
+pub struct WorkItemError(String);
+
+impl WorkItem {
+    /// `Some` when `body` is a work item (a JSON object whose only key is `shard`), with
+    /// the item or why it is unusable; `None` for anything else (an envelope, a raw body).
+    pub fn from_body(body: &str) -> Option<Result<WorkItem, WorkItemError>> {
+        let trimmed = body.trim_start();
+        if !trimmed.starts_with('{') || !trimmed.contains("\"shard\"") {
+            return None;
+        }
+        let value: serde_json::Value = serde_json::from_str(body).ok()?;
+        let object = value.as_object()?;
+        if object.len() != 1 || !object.contains_key("shard") {
+            return None;
+        }
+        Some(
+            serde_json::from_value::<Body>(value)
+                .map_err(|e| WorkItemError(e.to_string()))
+                .and_then(|b| b.shard.validated()),
+        )
+    }
+
+    fn validated(self) -> Result<Self, WorkItemError> {
+        let invalid = |why: &str| Err(WorkItemError(why.to_string()));
+        if self.id.is_empty() {
+            return invalid("id is empty");
+        }
+        if self.frame.len() > MAX_FRAME_BYTES {
+            return invalid("frame over the frame limit");
+        }
+        if self.attempt == 0 {
+            return invalid("attempt starts at 1");
+        }
+        match &self.work {
+            Work::Page { scope, start } => {
+                scope.validate().map_err(|e| WorkItemError(e.to_string()))?;
+                if start.as_ref().is_some_and(|s| s.len() > MAX_START_BYTES) {
+                    return invalid("page start too long");
+                }
+                if let (PageScope::Tenant(scope_tenant), Some(tenant)) = (scope, &self.tenant) {
+                    if scope_tenant != tenant {
+                        return invalid("page of another tenant than the message's");
+                    }
+                }
+            }
+            Work::Connections { connections } => {
+                if connections.len() > MAX_ITEM_CONNECTIONS {
+                    return invalid("too many connections");
+                }
+                if let Some(tenant) = &self.tenant {
+                    if connections.iter().any(|c| &c.tenant != tenant) {
+                        return invalid("connection of another tenant than the message's");
+                    }
+                }
+            }
+        }
+        Ok(self)
+    }
+
+    /// The queue body of this item.
+    pub fn to_body(&self) -> String {
+        // Serialising plain data with string keys cannot fail.
+        serde_json::to_string(&BodyRef { shard: self }).unwrap_or_default()
+    }
+
+    /// The same message with other work (and attempt).
+    pub fn with_work(&self, work: Work, attempt: u32) -> Self {
+        Self {
+            id: self.id.clone(),
+            target_type: self.target_type,
+            tenant: self.tenant.clone(),
+            frame: self.frame.clone(),
+            expires_at: self.expires_at,
+            attempt,
+            work,
+        }
+    }
+
+    /// Bodies of `Connections` items for `recipients` (this message, `attempt`), split so
+    /// that each stays under [`MAX_WORK_ITEM_BYTES`].
+    pub fn connection_bodies(&self, recipients: Vec<Recipient>, attempt: u32) -> Vec<String> {
+        let empty = self
+            .with_work(
+                Work::Connections {
+                    connections: Vec::new(),
+                },
+                attempt,
+            )
+            .to_body()
+            .len();
+        let budget = MAX_WORK_ITEM_BYTES.saturating_sub(empty).max(1);
+        let mut bodies = Vec::new();
+        let mut chunk: Vec<Recipient> = Vec::new();
+        let mut used = 0;
+        for recipient in recipients {
+            let size = serde_json::to_string(&recipient).map_or(0, |s| s.len()) + 1;
+            if !chunk.is_empty() && (used + size > budget || chunk.len() == MAX_ITEM_CONNECTIONS) {
+                bodies.push(self.connections_body(std::mem::take(&mut chunk), attempt));
+                used = 0;
+            }
+            used += size;
+            chunk.push(recipient);
+        }
+        if !chunk.is_empty() {
+            bodies.push(self.connections_body(chunk, attempt));
+        }
+        bodies
+    }
+
+    fn connections_body(&self, connections: Vec<Recipient>, attempt: u32) -> String {
+        self.with_work(Work::Connections { connections }, attempt)
+            .to_body()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(work: Work) -> WorkItem {
+        WorkItem {
+            id: "m-1".into(),
+            target_type: TargetKind::Tenant,
+            tenant: Some(TenantId::parse("acme").unwrap()),
+            frame: r#"{"id":"m-1","data":1}"#.into(),
+            expires_at: None,
+            attempt: 1,
+            work,
+        }
+    }
+
+    fn recipient(i: usize) -> Recipient {
+        Recipient {
+            tenant: TenantId::parse("acme").unwrap(),
+            connection_id: ConnectionId::parse(format!("conn-{i:06}")).unwrap(),
+            connected_at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn a_work_item_round_trips_through_its_body() {
+        let page = item(Work::Page {
+            scope: PageScope::Tenant(TenantId::parse("acme").unwrap()),
+            start: Some("{\"pk\":\"T#acme\",\"sk\":\"C#x\"}".into()),
+        });
+        let body = page.to_body();
+        assert!(body.starts_with("{\"shard\":"));
+        assert_eq!(WorkItem::from_body(&body), Some(Ok(page)));
+    }
+
+    #[test]
+    fn envelopes_and_raw_bodies_are_not_work_items() {
+        for body in [
+            r#"{"target":{"type":"broadcast"},"data":{"shard":1}}"#,
+            r#"{"shard":{},"target":{"type":"broadcast"}}"#,
+            "shard",
+            r#"["shard"]"#,
+        ] {
+            assert_eq!(WorkItem::from_body(body), None, "{body}");
+        }
+    }
+
+    #[test]
+    fn malformed_work_items_are_refused_with_a_reason() {
+        let cross_tenant = item(Work::Connections {
+            connections: vec![Recipient {
+                tenant: TenantId::parse("globex").unwrap(),
+                ..recipient(1)
+            }],
+        });
+        let mut zero_attempt = item(Work::Connections {
+            connections: vec![],
+        });
+        zero_attempt.attempt = 0;
+        let bad_segment = item(Work::Page {
+            scope: PageScope::Segment {
+                segment: 3,
+                total: 2,
+            },
+            start: None,
+        });
+        for bad in [cross_tenant, zero_attempt, bad_segment] {
+            assert!(matches!(WorkItem::from_body(&bad.to_body()), Some(Err(_))));
+        }
+        assert!(matches!(
+            WorkItem::from_body(r#"{"shard":{"id":"x"}}"#),
+            Some(Err(_))
+        ));
+    }
+
+    #[test]
+    fn connection_lists_are_split_under_the_body_limit() {
+        let mut big = item(Work::Page {
+            scope: PageScope::Segment {
+                segment: 0,
+                total: 1,
+            },
+            start: None,
+        });
+        big.frame = format!("{{\"id\":\"m-1\",\"data\":\"{}\"}}", "x".repeat(120_000));
+        let recipients: Vec<Recipient> = (0..3_000).map(recipient).collect();
+        let bodies = big.connection_bodies(recipients, 2);
+        assert!(bodies.len() > 1);
+        let mut seen = 0;
+        for body in &bodies {
+            assert!(body.len() <= MAX_WORK_ITEM_BYTES, "{}", body.len());
+            let Some(Ok(parsed)) = WorkItem::from_body(body) else {
+                panic!("not a work item")
+            };
+            assert_eq!(parsed.attempt, 2);
+            let Work::Connections { connections } = parsed.work else {
+                panic!("not a connections item")
+            };
+            seen += connections.len();
+        }
+        assert_eq!(seen, 3_000);
+    }
+}
