@@ -1,7 +1,10 @@
 // The client library in Node 20 (no built-in WebSocket: the `ws` package is passed in)
 // against the real server: a refused handshake (401, a bad token) is followed by a new
 // token and a connection; a socket the server ends (CONNECTION_TTL_SECS=3) is replaced;
-// messages arrive once each; close() ends it.
+// messages arrive once each; close() ends it. Tokens that live 6 s are renewed before they
+// expire without losing a message (in band where the server has `refresh`, SPEC §14, else
+// by a planned reconnect).
+import { createHmac } from "node:crypto";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import WebSocket from "ws";
@@ -129,6 +132,61 @@ test("with history: 200 messages across server-ended sockets arrive whole, each 
     }
   } finally {
     for (const client of clients) client.close();
+    child.kill("SIGTERM");
+  }
+});
+
+const SECRET = "a-node-client-test-secret-of-32-bytes-or-more";
+
+/** An HS256 JWT signed with SECRET. */
+function sign(claims) {
+  const part = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
+  const head = `${part({ alg: "HS256", typ: "JWT" })}.${part(claims)}`;
+  return `${head}.${createHmac("sha256", SECRET).update(head).digest("base64url")}`;
+}
+
+test("tokens that live 6 s are renewed before exp: no message lost, no visible reconnect", { timeout: 60000 }, async () => {
+  const { child, base } = await startServer(
+    { JWT_HS256_SECRET: SECRET, JWT_LEEWAY_SECS: "0" },
+    "127.0.0.1:0",
+    { dev: false },
+  );
+  let client;
+  try {
+    const now = () => Math.floor(Date.now() / 1000);
+    let issued = 0;
+    const states = [];
+    const ids = [];
+    client = createClient({
+      url: base.replace(/^http/, "ws") + "/main",
+      WebSocket,
+      token: () => {
+        issued++;
+        return sign({ sub: "hank", tenant: "demo", roles: [], exp: now() + 6 });
+      },
+    });
+    client.on("state", (s) => states.push(s));
+    client.on("message", (m) => ids.push(m.id));
+    await until("open", () => states.at(-1) === "open");
+
+    const publisher = sign({ sub: "backend", tenant: "demo", roles: ["publisher"], exp: now() + 600 });
+    const target = { type: "users", tenant: "demo", users: ["hank"] };
+    const expected = [];
+    const started = Date.now();
+    for (let n = 0; n < 100; n++) {
+      assert.equal(await publish(base, publisher, { id: `t${n}`, target, data: { n } }), 202);
+      expected.push(`t${n}`);
+      const due = started + (n + 1) * 120; // 12 s: twice the token's life
+      if (Date.now() < due) await new Promise((r) => setTimeout(r, due - Date.now()));
+    }
+    await until("every message", () => ids.length >= expected.length);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(ids.length, expected.length, "no duplicates");
+    assert.deepEqual([...ids].sort(), [...expected].sort(), "nothing lost");
+    assert.deepEqual(states, ["connecting", "open"], "never closed for an expired token");
+    assert.ok(issued >= 4, `renewed ${issued - 1} times`);
+  } finally {
+    client?.close();
     child.kill("SIGTERM");
   }
 });

@@ -11,15 +11,15 @@ import { chromium } from "playwright-core";
 export const binary = process.env.SWITCHBOARD_BIN;
 const chromiumPath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 
-/** `serve` in dev mode (no JWT configuration), with `env` added, on `listen` (default any
- *  free port); resolves to { child, base }. */
-export function startServer(env = {}, listen = "127.0.0.1:0") {
+/** `serve` with `env` added, on `listen` (default any free port); in dev mode (no JWT
+ *  configuration) unless `dev` is false. Resolves to { child, base }. */
+export function startServer(env = {}, listen = "127.0.0.1:0", { dev = true } = {}) {
   if (!binary) throw new Error("SWITCHBOARD_BIN must point at the switchboard binary");
   // Newer binaries make dev mode explicit and serve the management API on its own
   // listener: ask for dev mode, and a free port for that listener, when the flags exist.
   const help = execFileSync(binary, ["serve", "--help"], { encoding: "utf8" });
   const args = ["serve", "--listen", listen];
-  if (/\s--dev[\s,=]/.test(help)) args.push("--dev");
+  if (dev && /\s--dev[\s,=]/.test(help)) args.push("--dev");
   if (/\s--management-listen[\s,=]/.test(help)) args.push("--management-listen", "127.0.0.1:0");
   const child = spawn(binary, args, {
     env: { PATH: process.env.PATH, RUST_LOG: "warn", ...env },
