@@ -19,6 +19,7 @@
  *   any error or no answer falls back to a planned reconnect (after `unknown_action` or
  *   `refresh_unavailable`, every later renewal too).
  * - Dedupe: a message id is handed out at most once within the last `dedupeWindow` ids.
+ * - Browsers: the `online` event ends a backoff wait at once.
  * - `close()` ends everything: no timers, no sockets, no events after it.
  */
 import { backoffDelay } from "./backoff.js";
@@ -451,6 +452,19 @@ export function createClient(options: ClientOptions): Client {
     }
   }
 
+  // Browsers: when the network comes back, try at once instead of waiting out the backoff.
+  const events = globalThis as {
+    addEventListener?: (type: string, listener: () => void) => void;
+    removeEventListener?: (type: string, listener: () => void) => void;
+  };
+  const online = (): void => {
+    if (closed || current || retryTimer === undefined) return;
+    clearTimeout(retryTimer);
+    retryTimer = undefined;
+    void connect(false);
+  };
+  events.addEventListener?.("online", online);
+
   queueMicrotask(() => {
     if (closed) return;
     setState("connecting");
@@ -468,6 +482,7 @@ export function createClient(options: ClientOptions): Client {
       if (closed) return;
       closed = true;
       clearTimeout(retryTimer);
+      events.removeEventListener?.("online", online);
       for (const conn of [...live]) lost(conn);
       current = undefined;
       setState("closed");

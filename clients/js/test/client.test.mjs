@@ -618,3 +618,33 @@ test("a token() that throws synchronously counts as a failed attempt", async (t)
   assert.equal(calls, 2);
   assert.equal(sockets.length, 1);
 });
+
+test("browsers: the online event ends a backoff wait at once; close() stops listening", async (t) => {
+  fixRandom(t, 0.999);
+  const events = new EventTarget();
+  globalThis.addEventListener = events.addEventListener.bind(events);
+  let removed = 0;
+  globalThis.removeEventListener = (...args) => {
+    removed++;
+    events.removeEventListener(...args);
+  };
+  t.after(() => {
+    delete globalThis.addEventListener;
+    delete globalThis.removeEventListener;
+  });
+  const { client, sockets } = setup(t, { maxBackoffMs: 30_000 });
+  await settle();
+  sockets[0].open();
+  sockets[0].serverClose(1006);
+  await advance(10, 1);
+  assert.equal(sockets.length, 1, "waiting out the backoff");
+  events.dispatchEvent(new Event("online"));
+  await settle();
+  assert.equal(sockets.length, 2, "tried at once");
+  sockets[1].open();
+  events.dispatchEvent(new Event("online"));
+  await settle();
+  assert.equal(sockets.length, 2, "an open client ignores it");
+  client.close();
+  assert.equal(removed, 1, "close() removes its listener");
+});

@@ -342,6 +342,14 @@ function createClient(options) {
       retry();
     }
   }
+  const events = globalThis;
+  const online = () => {
+    if (closed || current || retryTimer === void 0) return;
+    clearTimeout(retryTimer);
+    retryTimer = void 0;
+    void connect(false);
+  };
+  events.addEventListener?.("online", online);
   queueMicrotask(() => {
     if (closed) return;
     setState("connecting");
@@ -358,6 +366,7 @@ function createClient(options) {
       if (closed) return;
       closed = true;
       clearTimeout(retryTimer);
+      events.removeEventListener?.("online", online);
       for (const conn of [...live]) lost(conn);
       current = void 0;
       setState("closed");
