@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Headless Chromium test of the demo page: installs Debian's chromium when missing (never a
+# Headless Chromium tests of the demo page and the client library (and the library in Node
+# with ws), against the real binary: installs Debian's chromium when missing (never a
 # browser download by a tool) and playwright-core (cached in node_modules), builds the
-# binary, runs the test.
+# binary, runs the tests.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Switchboard's one test command: installs what the tests need (idempotently, cached under
 # the git-ignored .cache/ and node_modules/), starts DynamoDB Local on a free port, and runs
-# every suite: the Rust workspace (unit, contract, end-to-end), the browser test of the demo
-# page, the infra (CDK) tests and the API contract checks. Stops what it started.
+# every suite: the Rust workspace (unit, contract, end-to-end), the TypeScript client, the
+# browser tests (demo page, client library), the infra (CDK) tests and the API contract
+# checks. Stops what it started.
 #
 #   bash scripts/test.sh            # everything
 #   SKIP_INFRA=1 SKIP_BROWSER=1 bash scripts/test.sh   # Rust only (still with DynamoDB Local)
@@ -26,8 +27,11 @@ echo "DYNAMODB_ENDPOINT=$DYNAMODB_ENDPOINT"
 say "Rust tests (cargo test --workspace)"
 cargo test --workspace --all-targets
 
+say "TypeScript client (clients/js)"
+bash scripts/client-test.sh
+
 if [ -z "${SKIP_BROWSER:-}" ]; then
-    say "Browser test of the demo page"
+    say "Browser tests (demo page, client library)"
     bash scripts/browser-test.sh
 fi
 

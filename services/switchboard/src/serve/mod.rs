@@ -3,6 +3,7 @@
 //! API, `/healthz` and `/metrics`; an in-process queue feeds the same publisher the SQS
 //! Lambda runs.
 
+mod client_js;
 mod dead_letters;
 mod demo;
 mod gateway;
@@ -92,6 +93,7 @@ fn router(app: Arc<App>, publish: Router) -> Router {
     if app.dev_secret.is_some() {
         router = router
             .route("/", get(demo::page))
+            .route("/switchboard-client.js", get(client_js::get))
             .route("/dev/token", post(demo::token));
     }
     router.with_state(app).merge(publish).fallback(|| async {

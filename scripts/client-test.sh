@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The TypeScript client (clients/js): npm ci when its lock changed, then tsc, the unit tests
+# (node --test, fake WebSocket and fake timers), the check that the bundle committed for the
+# demo page matches the sources, and the bundle size (minified + gzipped).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# shellcheck source=scripts/npm-deps.sh
+source scripts/npm-deps.sh
+npm_ci_if_changed clients/js client-test
+cd clients/js
+npm test
