@@ -1,6 +1,6 @@
-//! The HTTP publish API (SPEC §6) in Lambda: the core's `axum::Router` for
-//! `POST /v1/messages`, served by `lambda_http` (which turns API Gateway HTTP API events
-//! into `http::Request`s), enqueuing to SQS.
+//! The HTTP publish API in Lambda: the core's `axum::Router`s for `POST /v1/messages`
+//! (enqueuing to SQS) and the presence endpoints (reading the roster), served by
+//! `lambda_http` (which turns API Gateway HTTP API events into `http::Request`s).
 //!
 //! Every request also becomes one EMF document ([`Metrics::publish_request`]): its status
 //! class, its latency, and the target type read from the body (`invalid` when the body has
@@ -14,10 +14,13 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use switchboard_core::auth::Verifier;
+use switchboard_aws::{load_sdk_config, DynamoConfig, DynamoRosterStore, LocalDefaults, SqsQueue};
+use switchboard_core::auth::{AuthConfig, AuthConfigError, AuthError, Verifier};
 use switchboard_core::config::{required, ConfigError};
+use switchboard_core::presence::PresenceApi;
 use switchboard_core::publish_api::{ApiError, PublishApi, MAX_BODY_BYTES};
 use switchboard_core::queue::MessageQueue;
+use switchboard_core::roster::RosterStore;
 
 use crate::emf::{target_type, Metrics};
 
@@ -27,15 +30,52 @@ pub fn queue_url(lookup: impl Fn(&str) -> Option<String>) -> Result<String, Conf
     switchboard_aws::config::validate_endpoint("QUEUE_URL", &url)
 }
 
-/// The router the function serves, with one EMF document per request.
+/// Why the function could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Auth(#[from] AuthConfigError),
+    #[error("keys unusable: {0}")]
+    Keys(#[from] AuthError),
+}
+
+/// Builds the function's router from the environment: a JWT key source, `QUEUE_URL`,
+/// the roster table (`ROSTER_TABLE`, `DYNAMODB_ENDPOINT`), `METRICS_NAMESPACE`.
+pub async fn build(lookup: impl Fn(&str) -> Option<String>) -> Result<axum::Router, StartupError> {
+    let queue_url = queue_url(&lookup)?;
+    let metrics = Metrics::from_lookup(&lookup)?;
+    let dynamo = DynamoConfig::from_lookup(&lookup)?;
+    let auth = AuthConfig::from_lookup(&lookup).and_then(AuthConfig::require_key_source)?;
+    let verifier = Verifier::new(auth).await?;
+    let sdk = load_sdk_config(LocalDefaults::NONE).await;
+    let queue = SqsQueue::from_sdk_config(&sdk, queue_url.clone());
+    let roster = DynamoRosterStore::from_config(&dynamo).await;
+    tracing::info!(%queue_url, table = %dynamo.table, metrics_namespace = metrics.namespace(), "publish-api ready");
+    Ok(router(
+        Arc::new(verifier),
+        Arc::new(queue),
+        Arc::new(roster),
+        metrics,
+    ))
+}
+
+/// The router the function serves: the publish API, with one EMF document per request,
+/// and the presence endpoints.
 pub fn router(
     verifier: Arc<Verifier>,
     queue: Arc<dyn MessageQueue>,
+    roster: Arc<dyn RosterStore>,
     metrics: Metrics,
 ) -> axum::Router {
-    PublishApi { verifier, queue }
-        .router()
-        .layer(axum::middleware::from_fn_with_state(metrics, record))
+    PublishApi {
+        verifier: verifier.clone(),
+        queue,
+    }
+    .router()
+    .layer(axum::middleware::from_fn_with_state(metrics, record))
+    .merge(PresenceApi { verifier, roster }.router())
 }
 
 /// Just the target type of an envelope; everything else is the core's business.

@@ -10,9 +10,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use switchboard_aws::{
-    load_sdk_config, ApiGatewayPusher, DynamoConfig, DynamoRosterStore, LocalDefaults, SqsQueue,
+    load_sdk_config, ApiGatewayPusher, DynamoConfig, DynamoHistoryStore, DynamoRosterStore,
+    LocalDefaults, SqsQueue,
 };
 use switchboard_core::config::{required, ConfigError};
+use switchboard_core::history::HistoryConfig;
 use switchboard_core::publisher::{Publisher, PublisherConfig, PublisherPorts};
 use switchboard_core::queue::InboundMessage;
 use tokio::time::Instant;
@@ -59,9 +61,12 @@ pub async fn build(
     let dynamo = DynamoConfig::from_lookup(&lookup)?;
     let settings = PublisherSettings::from_lookup(&lookup)?;
     let metrics = Metrics::from_lookup(&lookup)?;
+    let history = HistoryConfig::from_lookup(&lookup)?;
     let sdk = load_sdk_config(LocalDefaults::NONE).await;
+    let roster = DynamoRosterStore::from_config(&dynamo).await;
+    let history_store = DynamoHistoryStore::new(roster.client().clone(), history.table.clone());
     let ports = PublisherPorts {
-        roster: Arc::new(DynamoRosterStore::from_config(&dynamo).await),
+        roster: Arc::new(roster),
         pusher: Arc::new(ApiGatewayPusher::new(&sdk, &settings.callback_url)),
         dead_letters: Arc::new(SqsQueue::from_sdk_config(&sdk, settings.dlq_url.clone())),
         work_queue: Arc::new(SqsQueue::from_sdk_config(&sdk, settings.queue_url.clone())),
@@ -72,9 +77,13 @@ pub async fn build(
         shard_size = settings.publisher.shard_size,
         fanout_rate = settings.publisher.fanout_rate,
         metrics_namespace = metrics.namespace(),
+        history_table = %history.table,
+        history_ttl_secs = history.ttl.as_secs(),
         "publisher ready"
     );
-    Ok((Publisher::new(ports, settings.publisher), metrics))
+    let publisher =
+        Publisher::new(ports, settings.publisher).with_history(Arc::new(history_store), &history);
+    Ok((publisher, metrics))
 }
 
 /// The invocation's deadline (`Lambda-Runtime-Deadline-Ms`, epoch milliseconds) as a

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use switchboard_core::auth::{mint_hs256, AuthConfig, Verifier};
+use switchboard_core::roster::{ConnectionRecord, MemoryRosterStore, RosterStore};
 use switchboard_core::testkit::RecordingQueue;
 use switchboard_lambdas::emf::{parse_document, MemorySink, Metrics};
 use switchboard_lambdas::publish_api::{queue_url, router};
@@ -52,7 +53,22 @@ async fn send_with_metrics(
             .await
             .unwrap(),
     );
-    let response = router(verifier, queue, metrics)
+    let roster = Arc::new(MemoryRosterStore::new());
+    roster
+        .put(
+            &ConnectionRecord::from_raw(
+                "bobConn1",
+                "acme",
+                "bob",
+                vec![],
+                time::OffsetDateTime::now_utc(),
+                7_500,
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let response = router(verifier, queue, roster, metrics)
         .oneshot(request)
         .await
         .unwrap();
@@ -174,4 +190,31 @@ fn queue_url_is_required_by_name() {
         queue_url(|_| Some("https://sqs.eu-west-1.amazonaws.com/123456789012/q".into())).unwrap(),
         "https://sqs.eu-west-1.amazonaws.com/123456789012/q"
     );
+}
+
+/// The same function serves presence from the roster (an HTTP API event of the fixture's
+/// shape, another route): a publisher of the tenant sees who is online.
+#[tokio::test]
+async fn presence_is_served_beside_publishing() {
+    let path = format!(
+        "{}/tests/fixtures/publish_api_request.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut event: Value = serde_json::from_str(
+        &std::fs::read_to_string(path)
+            .unwrap()
+            .replace("__TOKEN__", &token(&["publisher"])),
+    )
+    .unwrap();
+    let route = "/v1/tenants/acme/users/bob/presence";
+    event["routeKey"] = json!(format!("GET {route}"));
+    event["rawPath"] = json!(route);
+    event["requestContext"]["http"]["method"] = json!("GET");
+    event["requestContext"]["http"]["path"] = json!(route);
+    event["body"] = Value::Null;
+    let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+    let (status, body) = send(Arc::new(RecordingQueue::new()), request).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["online"], true);
+    assert_eq!(body["connections"][0]["connectionId"], "bobConn1");
 }

@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 use switchboard_core::config::ConnectConfig;
+use switchboard_core::connection::ActionDeps;
+use switchboard_core::history::{HistoryConfig, MemoryHistoryStore};
 use switchboard_core::roster::{MemoryRosterStore, RosterStore};
+use switchboard_core::testkit::ScriptedPusher;
 use switchboard_lambdas::connect::{self, ConnectDeps};
 use switchboard_lambdas::disconnect::{self, DisconnectDeps};
 use switchboard_lambdas::websocket::{RouteError, WebsocketEvent};
@@ -136,34 +139,60 @@ async fn disconnect_removes_the_record_idempotently() {
     assert!(roster.list_all().await.unwrap().is_empty());
 }
 
-fn default_reply(body: &str) -> Value {
+fn default_deps() -> default::DefaultDeps {
+    default::DefaultDeps {
+        actions: ActionDeps {
+            history: Arc::new(MemoryHistoryStore::new(10)),
+            history_config: HistoryConfig::default(),
+        },
+        pusher: Arc::new(ScriptedPusher::new()),
+    }
+}
+
+async fn default_reply(body: &str) -> Value {
     let mut json = fixture_json("default_message.json");
     json["body"] = json!(body);
-    let response = to_json(default::handle(&event(json)).unwrap());
+    let response = to_json(
+        default::handle(&default_deps(), &event(json))
+            .await
+            .unwrap(),
+    );
     assert_eq!(response["statusCode"], 200);
     serde_json::from_str(response["body"].as_str().unwrap()).unwrap()
 }
 
-#[test]
-fn default_answers_ping_with_pong() {
-    let response = default::handle(&fixture("default_message.json")).unwrap();
+#[tokio::test]
+async fn default_answers_ping_with_pong() {
+    let response = default::handle(&default_deps(), &fixture("default_message.json"))
+        .await
+        .unwrap();
     assert_eq!(
         to_json(response),
         json!({"statusCode": 200, "body": "{\"type\":\"pong\"}"})
     );
 }
 
-#[test]
-fn default_answers_whoami_with_the_identity() {
+#[tokio::test]
+async fn default_answers_whoami_with_the_identity() {
     assert_eq!(
-        default_reply(r#"{"action":"whoami"}"#),
+        default_reply(r#"{"action":"whoami"}"#).await,
         json!({"type": "whoami", "connectionId": CONNECTION, "tenant": "acme", "user": "alice"})
     );
 }
 
-#[test]
-fn default_answers_anything_else_with_unknown_action() {
+#[tokio::test]
+async fn default_answers_anything_else_with_unknown_action() {
     let expected = json!({"type": "error", "error": "unknown_action"});
-    assert_eq!(default_reply(r#"{"action":"dance"}"#), expected);
-    assert_eq!(default_reply("not json"), expected);
+    assert_eq!(default_reply(r#"{"action":"dance"}"#).await, expected);
+    assert_eq!(default_reply("not json").await, expected);
+}
+
+#[tokio::test]
+async fn default_answers_a_malformed_resume_with_invalid_cursor() {
+    let expected = json!({"type": "error", "error": "invalid_cursor"});
+    assert_eq!(
+        default_reply(r#"{"action":"resume","since":"x"}"#).await,
+        expected
+    );
+    assert_eq!(default_reply(r#"{"action":"resume"}"#).await, expected);
 }

@@ -19,7 +19,8 @@ pub const MAX_RESUME_MAX: usize = 10_000;
 /// Default `HISTORY_TABLE`.
 pub const DEFAULT_HISTORY_TABLE: &str = "SocketHistory";
 
-/// History settings (`HISTORY_TTL_SECS`, `HISTORY_MAX_PER_STREAM`, `RESUME_MAX`).
+/// History settings (`HISTORY_TTL_SECS`, `HISTORY_MAX_PER_STREAM`, `RESUME_MAX`,
+/// `HISTORY_TABLE`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryConfig {
     /// How long entries are kept; zero turns history off.
@@ -28,6 +29,8 @@ pub struct HistoryConfig {
     pub max_per_stream: usize,
     /// Most messages one `resume` sends.
     pub resume_max: usize,
+    /// The DynamoDB table holding history (`HISTORY_TABLE`; DynamoDB deployments only).
+    pub table: String,
 }
 
 impl Default for HistoryConfig {
@@ -36,6 +39,7 @@ impl Default for HistoryConfig {
             ttl: Duration::from_secs(DEFAULT_HISTORY_TTL_SECS),
             max_per_stream: DEFAULT_HISTORY_MAX_PER_STREAM,
             resume_max: DEFAULT_RESUME_MAX,
+            table: DEFAULT_HISTORY_TABLE.to_string(),
         }
     }
 }
@@ -59,6 +63,8 @@ impl HistoryConfig {
                 MAX_HISTORY_MAX_PER_STREAM,
             )?,
             resume_max: bounded(&lookup, "RESUME_MAX", DEFAULT_RESUME_MAX, MAX_RESUME_MAX)?,
+            table: optional::<String>(&lookup, "HISTORY_TABLE")?
+                .unwrap_or_else(|| DEFAULT_HISTORY_TABLE.to_string()),
         })
     }
 

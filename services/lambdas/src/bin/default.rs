@@ -1,5 +1,6 @@
-//! The WebSocket `$default` route: answers the client actions (`ping`, `whoami`). It
-//! needs no configuration or clients; the handling is `switchboard_lambdas::default::handle`.
+//! The WebSocket `$default` route: the client actions (`ping`, `whoami`, `resume`).
+//! Dependencies built once at init by `switchboard_lambdas::default::build`; each event
+//! handled by `switchboard_lambdas::default::handle`.
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use switchboard_lambdas::websocket::WebsocketEvent;
@@ -8,9 +9,14 @@ use switchboard_lambdas::{default, telemetry};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    tracing::info!("default ready");
+    let deps = default::build(|k| std::env::var(k).ok())
+        .await
+        .map_err(|e| telemetry::init_failed("default", e))?;
+    let deps = &deps;
     lambda_runtime::run(service_fn(
-        |event: LambdaEvent<WebsocketEvent>| async move { default::handle(&event.payload) },
+        move |event: LambdaEvent<WebsocketEvent>| async move {
+            default::handle(deps, &event.payload).await
+        },
     ))
     .await
 }
