@@ -24,6 +24,12 @@ impl DeliveredFrame<'_> {
 pub enum ClientAction {
     Ping,
     WhoAmI,
+    /// `{"action":"refresh","token":"<jwt>"}` (SPEC §14): a new token for the same tenant
+    /// and user extends the connection's life. A `refresh` without a string `token` is
+    /// `Unknown`.
+    Refresh {
+        token: String,
+    },
     Unknown,
 }
 
@@ -33,10 +39,16 @@ impl ClientAction {
         #[derive(Deserialize)]
         struct Raw {
             action: String,
+            #[serde(default)]
+            token: Option<String>,
         }
         match serde_json::from_str::<Raw>(text) {
             Ok(raw) if raw.action == "ping" => ClientAction::Ping,
             Ok(raw) if raw.action == "whoami" => ClientAction::WhoAmI,
+            Ok(Raw {
+                action,
+                token: Some(token),
+            }) if action == "refresh" => ClientAction::Refresh { token },
             _ => ClientAction::Unknown,
         }
     }
@@ -53,6 +65,11 @@ pub enum ServerReply {
         connection_id: String,
         tenant: String,
         user: String,
+    },
+    /// The answer to a successful `refresh`: the connection now lives until `exp`
+    /// (epoch seconds, the new token's `exp`).
+    Refreshed {
+        exp: i64,
     },
     Error {
         error: String,
@@ -87,6 +104,20 @@ mod tests {
             ClientAction::Unknown
         );
         assert_eq!(ClientAction::parse("garbage"), ClientAction::Unknown);
+        assert_eq!(
+            ClientAction::parse(r#"{"action":"refresh","token":"a.b.c"}"#),
+            ClientAction::Refresh {
+                token: "a.b.c".into()
+            }
+        );
+        assert_eq!(
+            ClientAction::parse(r#"{"action":"refresh"}"#),
+            ClientAction::Unknown
+        );
+        assert_eq!(
+            ClientAction::parse(r#"{"action":"refresh","token":7}"#),
+            ClientAction::Unknown
+        );
     }
 
     #[test]
@@ -114,5 +145,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(v, json!({"type":"error","error":"unknown_action"}));
+        let v: Value =
+            serde_json::from_str(&ServerReply::Refreshed { exp: 1_900_000_000 }.to_json()).unwrap();
+        assert_eq!(v, json!({"type":"refreshed","exp":1_900_000_000}));
     }
 }

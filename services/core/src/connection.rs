@@ -1,9 +1,19 @@
 //! The life of one connection: `$connect` (roster write), `$default` (client actions) and
 //! `$disconnect` (roster delete). The Lambdas and the local server both call these.
+//!
+//! Token expiry (SPEC §14): [`Claims::exp`] is when the connection's token expires; an
+//! edge ends the connection (4001, `token expired`) at [`token_deadline`] unless the
+//! client refreshed it in band. [`handle_frame`] serves every client action including
+//! `refresh`, and returns the new claims (with their `exp`) when a refresh succeeded so
+//! the edge can move its deadline (local gateway) or the roster's `tokenExpiresAt`
+//! (`default` Lambda).
 
-use switchboard_model::{Claims, ClientAction, ConnectionId, ServerReply, TenantId, UserId};
+use switchboard_model::{
+    AdminScope, Claims, ClientAction, ConnectionId, ServerReply, TenantId, UserId,
+};
 use time::OffsetDateTime;
 
+use crate::auth::Verifier;
 use crate::config::ConnectConfig;
 use crate::roster::{ConnectionRecord, RosterError, RosterStore};
 
@@ -30,7 +40,17 @@ pub fn claims_from_context(
             .map_err(|e| ConnectionError::Identity(format!("tenant: {e}")))?,
         user: UserId::parse(user).map_err(|e| ConnectionError::Identity(format!("user: {e}")))?,
         roles: roles.map(Claims::split_roles).unwrap_or_default(),
+        // The context does not say how far `admin` reaches: the narrower scope.
+        admin_scope: AdminScope::Tenant,
+        exp: None,
     })
+}
+
+/// When a connection holding `claims` must end: `exp` plus the verifier's leeway
+/// (`JWT_LEEWAY_SECS`), in epoch seconds. `None` when the expiry is unknown.
+pub fn token_deadline(claims: &Claims, leeway_secs: u64) -> Option<i64> {
+    let leeway = i64::try_from(leeway_secs).unwrap_or(i64::MAX);
+    claims.exp.map(|exp| exp.saturating_add(leeway))
 }
 
 /// `$connect`: records the connection in the roster.
@@ -74,8 +94,78 @@ pub async fn disconnect(
     Ok(())
 }
 
-/// `$default`: the reply to one client frame (SPEC §7). The connection stays open whatever
-/// the client sent.
+/// Error code of a `refresh` whose token does not verify.
+pub const REFRESH_INVALID_TOKEN: &str = "invalid_token";
+/// Error code of a `refresh` whose token names another tenant or user.
+pub const REFRESH_IDENTITY_MISMATCH: &str = "identity_mismatch";
+/// Error code of a `refresh` sent to an edge that cannot verify tokens ([`reply_to`]).
+pub const REFRESH_UNAVAILABLE: &str = "refresh_unavailable";
+
+/// What one client frame led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameOutcome {
+    /// Send this back on the socket.
+    pub reply: ServerReply,
+    /// `Some` after a successful `refresh`: the new token's claims. Its `exp` is the
+    /// connection's new expiry (move the deadline, or the roster's `tokenExpiresAt`);
+    /// its roles are the new token's. `None`: the old expiry stands.
+    pub refreshed: Option<Claims>,
+}
+
+/// `$default`: serves one client frame (SPEC §7, §14). `refresh` verifies the new token
+/// with `verifier`; it must name the same tenant and user as `claims` (the connection's
+/// identity), else an error reply and nothing changes. The connection stays open
+/// whatever the client sent.
+pub async fn handle_frame(
+    text: &str,
+    connection_id: &str,
+    claims: &Claims,
+    verifier: &Verifier,
+) -> FrameOutcome {
+    let ClientAction::Refresh { token } = ClientAction::parse(text) else {
+        return FrameOutcome {
+            reply: reply_to(text, connection_id, claims),
+            refreshed: None,
+        };
+    };
+    let refused = |error: &str| FrameOutcome {
+        reply: ServerReply::Error {
+            error: error.to_string(),
+        },
+        refreshed: None,
+    };
+    let fresh = match verifier.verify(&token).await {
+        Ok(fresh) => fresh,
+        Err(error) => {
+            tracing::info!(connection_id, %error, "refresh refused: invalid token");
+            return refused(REFRESH_INVALID_TOKEN);
+        }
+    };
+    if fresh.tenant != claims.tenant || fresh.user != claims.user {
+        tracing::warn!(
+            connection_id,
+            tenant = %claims.tenant,
+            user = %claims.user,
+            token_tenant = %fresh.tenant,
+            token_user = %fresh.user,
+            "refresh refused: token of another identity"
+        );
+        return refused(REFRESH_IDENTITY_MISMATCH);
+    }
+    let Some(exp) = fresh.exp else {
+        // The verifier always sets `exp`; refuse rather than extend forever.
+        return refused(REFRESH_INVALID_TOKEN);
+    };
+    tracing::info!(connection_id, tenant = %fresh.tenant, user = %fresh.user, exp, "token refreshed");
+    FrameOutcome {
+        reply: ServerReply::Refreshed { exp },
+        refreshed: Some(fresh),
+    }
+}
+
+/// The reply to one client frame without a verifier (SPEC §7): `ping`, `whoami`, and
+/// `unknown_action`. A `refresh` gets the error [`REFRESH_UNAVAILABLE`] here (nothing can
+/// verify it); edges that serve `refresh` call [`handle_frame`].
 pub fn reply_to(text: &str, connection_id: &str, claims: &Claims) -> ServerReply {
     match ClientAction::parse(text) {
         ClientAction::Ping => ServerReply::Pong,
@@ -83,6 +173,9 @@ pub fn reply_to(text: &str, connection_id: &str, claims: &Claims) -> ServerReply
             connection_id: connection_id.to_string(),
             tenant: claims.tenant.to_string(),
             user: claims.user.to_string(),
+        },
+        ClientAction::Refresh { .. } => ServerReply::Error {
+            error: REFRESH_UNAVAILABLE.into(),
         },
         ClientAction::Unknown => ServerReply::Error {
             error: "unknown_action".into(),
@@ -136,6 +229,146 @@ mod tests {
         .await;
         assert!(matches!(result, Err(ConnectionError::Identity(_))));
         assert!(roster.list_all().await.unwrap().is_empty());
+    }
+
+    const SECRET: &[u8] = b"connection-test-secret-of-32-bytes";
+
+    async fn verifier() -> Verifier {
+        Verifier::new(crate::auth::AuthConfig::with_hs256_secret(SECRET))
+            .await
+            .unwrap()
+    }
+
+    fn token(tenant: &str, user: &str, ttl_secs: u64) -> String {
+        crate::auth::mint_hs256(
+            SECRET,
+            &TenantId::parse(tenant).unwrap(),
+            &UserId::parse(user).unwrap(),
+            &["publisher".to_string()],
+            std::time::Duration::from_secs(ttl_secs),
+        )
+    }
+
+    fn refresh(token: &str) -> String {
+        serde_json::json!({"action": "refresh", "token": token}).to_string()
+    }
+
+    /// The connection's claims as the verifier made them (with an `exp`).
+    async fn connected(v: &Verifier) -> Claims {
+        v.verify(&token("acme", "alice", 60)).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn refresh_with_a_token_of_the_same_identity_extends_the_expiry() {
+        let v = verifier().await;
+        let current = connected(&v).await;
+        let old_exp = current.exp.unwrap();
+        let outcome = handle_frame(
+            &refresh(&token("acme", "alice", 3_600)),
+            "c-1",
+            &current,
+            &v,
+        )
+        .await;
+        let fresh = outcome.refreshed.expect("refreshed");
+        let new_exp = fresh.exp.unwrap();
+        assert!(new_exp >= old_exp + 3_500, "{new_exp} vs {old_exp}");
+        assert_eq!(outcome.reply, ServerReply::Refreshed { exp: new_exp });
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&outcome.reply.to_json()).unwrap(),
+            serde_json::json!({"type": "refreshed", "exp": new_exp})
+        );
+        assert_eq!((fresh.tenant, fresh.user), (current.tenant, current.user));
+    }
+
+    #[tokio::test]
+    async fn refresh_for_another_user_or_tenant_is_refused_and_changes_nothing() {
+        let v = verifier().await;
+        let current = connected(&v).await;
+        for other in [
+            token("acme", "mallory", 3_600),
+            token("globex", "alice", 3_600),
+        ] {
+            let outcome = handle_frame(&refresh(&other), "c-1", &current, &v).await;
+            assert_eq!(outcome.refreshed, None);
+            assert_eq!(
+                outcome.reply,
+                ServerReply::Error {
+                    error: REFRESH_IDENTITY_MISMATCH.into()
+                }
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn refresh_with_an_invalid_token_is_refused() {
+        let v = verifier().await;
+        let current = connected(&v).await;
+        let forged = crate::auth::mint_hs256(
+            b"another-secret-another-secret-32",
+            &current.tenant,
+            &current.user,
+            &[],
+            std::time::Duration::from_secs(3_600),
+        );
+        let expired = {
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            jsonwebtoken::encode(
+                &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+                &serde_json::json!({"sub": "alice", "tenant": "acme", "exp": now - 3_600}),
+                &jsonwebtoken::EncodingKey::from_secret(SECRET),
+            )
+            .unwrap()
+        };
+        for bad in [forged.as_str(), expired.as_str(), "not-a-jwt"] {
+            let outcome = handle_frame(&refresh(bad), "c-1", &current, &v).await;
+            assert_eq!(outcome.refreshed, None, "{bad}");
+            assert_eq!(
+                outcome.reply,
+                ServerReply::Error {
+                    error: REFRESH_INVALID_TOKEN.into()
+                }
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn handle_frame_serves_the_other_actions_like_reply_to() {
+        let v = verifier().await;
+        let current = connected(&v).await;
+        for text in [
+            r#"{"action":"ping"}"#,
+            r#"{"action":"whoami"}"#,
+            "x",
+            r#"{"action":"refresh"}"#,
+        ] {
+            let outcome = handle_frame(text, "c-1", &current, &v).await;
+            assert_eq!(outcome.reply, reply_to(text, "c-1", &current));
+            assert_eq!(outcome.refreshed, None);
+        }
+        assert_eq!(
+            reply_to(&refresh("a.b.c"), "c-1", &current),
+            ServerReply::Error {
+                error: REFRESH_UNAVAILABLE.into()
+            }
+        );
+    }
+
+    #[test]
+    fn deadline_is_exp_plus_leeway() {
+        let mut c = claims();
+        assert_eq!(token_deadline(&c, 30), None);
+        c.exp = Some(1_000);
+        assert_eq!(token_deadline(&c, 30), Some(1_030));
+        assert_eq!(token_deadline(&c, u64::MAX), Some(i64::MAX));
+    }
+
+    #[test]
+    fn context_claims_have_tenant_scoped_admin() {
+        let c = claims();
+        assert_eq!(c.admin_scope, AdminScope::Tenant);
+        assert!(c.may_administer(&c.tenant));
+        assert!(!c.is_global_admin());
     }
 
     #[test]

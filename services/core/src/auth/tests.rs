@@ -114,21 +114,25 @@ async fn jwks_verifier() -> Verifier {
 
 #[tokio::test]
 async fn accepts_hs256_rs256_and_es256() {
+    let claims = claims();
     let expected = Claims {
         tenant: TenantId::parse("acme").unwrap(),
         user: UserId::parse("alice").unwrap(),
         roles: vec!["publisher".into()],
+        // The single key source's admins are global (today's behaviour).
+        admin_scope: switchboard_model::AdminScope::Global,
+        exp: claims["exp"].as_i64(),
     };
     assert_eq!(
-        hs_verifier().await.verify(&hs(&claims())).await,
+        hs_verifier().await.verify(&hs(&claims)).await,
         Ok(expected.clone())
     );
     let jwks = jwks_verifier().await;
     assert_eq!(
-        jwks.verify(&rs("rsa-1", &claims())).await,
+        jwks.verify(&rs("rsa-1", &claims)).await,
         Ok(expected.clone())
     );
-    assert_eq!(jwks.verify(&es("ec-1", &claims())).await, Ok(expected));
+    assert_eq!(jwks.verify(&es("ec-1", &claims)).await, Ok(expected));
 }
 
 #[tokio::test]
