@@ -372,6 +372,70 @@ mod tests {
     }
 
     #[test]
+    fn environment_takes_the_file_instead_of_a_single_key_source() {
+        use crate::auth::{AuthConfig, KeySource};
+        let dir = std::env::temp_dir().join(format!("issuers-env-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("issuers.json");
+        std::fs::write(
+            &path,
+            r#"{"issuers":[{"issuer":"i","jwksUrl":"https://i/j","tenants":"*"}]}"#,
+        )
+        .unwrap();
+        let file = path.display().to_string();
+        let from = |pairs: &[(&str, &str)]| {
+            let pairs: Vec<(String, String)> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            AuthConfig::from_lookup(|k| {
+                pairs
+                    .iter()
+                    .find(|(name, _)| name == k)
+                    .map(|(_, v)| v.clone())
+            })
+        };
+
+        let config = from(&[("JWT_ISSUERS_FILE", &file)]).unwrap();
+        assert!(config.has_key_source());
+        let KeySource::Issuers(issuers) = &config.keys else {
+            panic!("{config:?}")
+        };
+        assert_eq!(issuers.issuers[0].issuer, "i");
+
+        // Both kinds configured: refused, naming both.
+        for other in ["JWT_HS256_SECRET", "JWT_JWKS_FILE", "JWT_JWKS_URL"] {
+            let error = from(&[("JWT_ISSUERS_FILE", &file), (other, "https://x/y")])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains("JWT_ISSUERS_FILE") && error.contains(other),
+                "{error}"
+            );
+        }
+        // The global issuer/audience would be ambiguous next to per-issuer ones.
+        for var in ["JWT_ISSUER", "JWT_AUDIENCE"] {
+            let error = from(&[("JWT_ISSUERS_FILE", &file), (var, "x")])
+                .unwrap_err()
+                .to_string();
+            assert!(error.starts_with(&format!("{var}:")), "{error}");
+        }
+        // Neither: no key source (dev mode locally), and the error names all four.
+        let none = from(&[]).unwrap();
+        let error = none.require_key_source().unwrap_err().to_string();
+        assert!(error.contains("JWT_ISSUERS_FILE") && error.contains("JWT_HS256_SECRET"));
+        // A bad file stops start-up naming the variable.
+        let error = from(&[("JWT_ISSUERS_FILE", "/nonexistent/issuers.json")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("JWT_ISSUERS_FILE: /nonexistent/issuers.json"),
+            "{error}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
     fn allowed_tenants() {
         let acme = TenantId::parse("acme").unwrap();
         let globex = TenantId::parse("globex").unwrap();

@@ -75,7 +75,7 @@ struct Trust {
 
 enum Mode {
     /// `JWT_HS256_SECRET`, `JWT_JWKS_FILE` or `JWT_JWKS_URL`: admins are global.
-    Single(Trust),
+    Single(Box<Trust>),
     /// `JWT_ISSUERS_FILE`: the exact `iss` picks the trust.
     PerIssuer(HashMap<String, Trust>),
 }
@@ -224,8 +224,8 @@ fn remote(config: &AuthConfig, url: &str) -> Result<RemoteJwks, AuthError> {
 }
 
 /// The single key source: `JWT_ISSUER`/`JWT_AUDIENCE` when set, any tenant, global admins.
-fn single(config: &AuthConfig, keys: Keys) -> Trust {
-    Trust {
+fn single(config: &AuthConfig, keys: Keys) -> Box<Trust> {
+    Box::new(Trust {
         keys,
         validations: validations(
             config.leeway_secs,
@@ -236,7 +236,7 @@ fn single(config: &AuthConfig, keys: Keys) -> Trust {
         roles_claim: config.roles_claim.clone(),
         tenants: AllowedTenants::Any,
         admin_scope: AdminScope::Global,
-    }
+    })
 }
 
 /// One issuer of `JWT_ISSUERS_FILE`: `iss` always required and exact.
