@@ -46,6 +46,41 @@ pub fn claims_from_context(
     })
 }
 
+/// [`claims_from_context`] plus the two fields the authorizer adds for SPEC §14: `exp`
+/// (epoch seconds; a number, or its decimal text — API Gateway may hand context values on
+/// as strings) and `adminScope` (`"global"`; anything else, or absent, is the narrower
+/// tenant scope). An unreadable `exp` is an identity error, an absent one `None`.
+pub fn claims_from_authorizer_context(
+    tenant: Option<&str>,
+    user: Option<&str>,
+    roles: Option<&str>,
+    exp: Option<&serde_json::Value>,
+    admin_scope: Option<&str>,
+) -> Result<Claims, ConnectionError> {
+    let mut claims = claims_from_context(tenant, user, roles)?;
+    claims.exp = match exp {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::Number(n)) => Some(
+            n.as_i64()
+                .ok_or_else(|| ConnectionError::Identity(format!("exp: {n} is not whole")))?,
+        ),
+        Some(serde_json::Value::String(text)) => Some(
+            text.trim()
+                .parse::<i64>()
+                .map_err(|_| ConnectionError::Identity(format!("exp: {text:?} is not a number")))?,
+        ),
+        Some(other) => {
+            return Err(ConnectionError::Identity(format!(
+                "exp: {other} is not a number"
+            )))
+        }
+    };
+    if admin_scope == Some("global") {
+        claims.admin_scope = AdminScope::Global;
+    }
+    Ok(claims)
+}
+
 /// When a connection holding `claims` must end: `exp` plus the verifier's leeway
 /// (`JWT_LEEWAY_SECS`), in epoch seconds. `None` when the expiry is unknown.
 pub fn token_deadline(claims: &Claims, leeway_secs: u64) -> Option<i64> {
@@ -352,6 +387,41 @@ mod tests {
                 error: REFRESH_UNAVAILABLE.into()
             }
         );
+    }
+
+    #[test]
+    fn authorizer_context_with_exp_and_admin_scope() {
+        use serde_json::json;
+        let c = claims_from_authorizer_context(
+            Some("acme"),
+            Some("alice"),
+            Some("admin"),
+            Some(&json!(1_900_000_000)),
+            Some("global"),
+        )
+        .unwrap();
+        assert_eq!(c.exp, Some(1_900_000_000));
+        assert!(c.is_global_admin());
+        let c = claims_from_authorizer_context(
+            Some("acme"),
+            Some("alice"),
+            Some("admin"),
+            Some(&json!("1900000000")),
+            Some("tenant"),
+        )
+        .unwrap();
+        assert_eq!(c.exp, Some(1_900_000_000));
+        assert!(!c.is_global_admin());
+        let c =
+            claims_from_authorizer_context(Some("acme"), Some("alice"), None, None, None).unwrap();
+        assert_eq!((c.exp, c.admin_scope), (None, AdminScope::Tenant));
+        for bad in [json!("soon"), json!(1.5), json!(true)] {
+            assert!(
+                claims_from_authorizer_context(Some("a"), Some("u"), None, Some(&bad), None)
+                    .is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
