@@ -18,6 +18,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use base64::Engine as _;
+use futures::StreamExt as _;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
@@ -31,6 +32,9 @@ use super::AuthError;
 
 /// Tokens longer than this are refused before parsing (SPEC §2).
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// JWKS URLs fetched at once while the verifier starts.
+const STARTUP_FETCHES_IN_FLIGHT: usize = 16;
 
 /// How much of an unknown `iss` an [`AuthError::UnknownIssuer`] keeps (for logs).
 const MAX_LOGGED_ISSUER_CHARS: usize = 128;
@@ -152,10 +156,12 @@ impl Verifier {
                     };
                     issuers.insert(issuer.issuer.clone(), per_issuer(&config, issuer, keys));
                 }
-                futures::future::join_all(issuers.values().filter_map(|trust| match &trust.keys {
-                    Keys::Remote(remote) => Some(remote.refresh()),
+                // First fetches, a few at a time (each bounded by the fetch timeout).
+                futures::stream::iter(issuers.values().filter_map(|trust| match &trust.keys {
+                    Keys::Remote(remote) => Some(remote),
                     _ => None,
                 }))
+                .for_each_concurrent(STARTUP_FETCHES_IN_FLIGHT, |remote| remote.refresh())
                 .await;
                 Mode::PerIssuer(issuers)
             }
