@@ -197,4 +197,25 @@ fn binary_fails_at_init_without_a_usable_key_source() {
     let text = String::from_utf8_lossy(&output.stdout).to_string()
         + &String::from_utf8_lossy(&output.stderr);
     assert!(text.contains("/nonexistent/jwks.json"), "{text}");
+
+    let output = run(&[("JWT_ISSUERS_FILE", "/nonexistent/issuers.json")]);
+    assert!(!output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(
+        text.contains("JWT_ISSUERS_FILE") && text.contains("/nonexistent/issuers.json"),
+        "{text}"
+    );
+
+    let output = run(&[
+        ("JWT_ISSUERS_FILE", "/nonexistent/issuers.json"),
+        ("JWT_HS256_SECRET", "lambda-authorizer-test-secret-32b"),
+    ]);
+    assert!(!output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(
+        text.contains("set only one of") && text.contains("JWT_ISSUERS_FILE"),
+        "{text}"
+    );
 }
