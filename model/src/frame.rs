@@ -31,6 +31,12 @@ pub enum ClientAction {
     Resume {
         since: String,
     },
+    /// `{"action":"refresh","token":"<jwt>"}` (SPEC §14): a new token for the same tenant
+    /// and user extends the connection's life. A `refresh` without a string `token` is
+    /// `Unknown`.
+    Refresh {
+        token: String,
+    },
     Unknown,
 }
 
@@ -42,6 +48,7 @@ impl ClientAction {
             action: String,
             #[serde(default)]
             since: Option<Value>,
+            token: Option<String>,
         }
         match serde_json::from_str::<Raw>(text) {
             Ok(raw) if raw.action == "ping" => ClientAction::Ping,
@@ -53,6 +60,11 @@ impl ClientAction {
                     _ => String::new(),
                 },
             },
+            Ok(Raw {
+                action,
+                token: Some(token),
+                ..
+            }) if action == "refresh" => ClientAction::Refresh { token },
             _ => ClientAction::Unknown,
         }
     }
@@ -69,6 +81,11 @@ pub enum ServerReply {
         connection_id: String,
         tenant: String,
         user: String,
+    },
+    /// The answer to a successful `refresh`: the connection now lives until `exp`
+    /// (epoch seconds, the new token's `exp`).
+    Refreshed {
+        exp: i64,
     },
     Error {
         error: String,
@@ -118,6 +135,20 @@ mod tests {
         assert_eq!(
             ClientAction::parse(r#"{"action":"resume","since":7}"#),
             ClientAction::Resume { since: "".into() }
+        );
+        assert_eq!(
+            ClientAction::parse(r#"{"action":"refresh","token":"a.b.c"}"#),
+            ClientAction::Refresh {
+                token: "a.b.c".into()
+            }
+        );
+        assert_eq!(
+            ClientAction::parse(r#"{"action":"refresh"}"#),
+            ClientAction::Unknown
+        );
+        assert_eq!(
+            ClientAction::parse(r#"{"action":"refresh","token":7}"#),
+            ClientAction::Unknown
         );
     }
 
@@ -169,5 +200,12 @@ mod tests {
             frame.to_json(),
             r#"{"id":"m","cursor":"0001733000000000-00000001aabbcc","data":{"n":1}}"#
         );
+    }
+
+    #[test]
+    fn refreshed_has_its_shape() {
+        let v: Value =
+            serde_json::from_str(&ServerReply::Refreshed { exp: 1_900_000_000 }.to_json()).unwrap();
+        assert_eq!(v, json!({"type":"refreshed","exp":1_900_000_000}));
     }
 }

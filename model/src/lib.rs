@@ -13,7 +13,7 @@ pub mod envelope;
 pub mod frame;
 pub mod ids;
 
-pub use claims::{Claims, Role};
+pub use claims::{AdminScope, Claims, Role};
 pub use envelope::{Envelope, EnvelopeError, Target, MAX_FRAME_BYTES, MAX_USERS_PER_TARGET};
 pub use frame::{ClientAction, DeliveredFrame, ServerReply};
 pub use ids::{ConnectionId, IdError, TenantId, UserId};

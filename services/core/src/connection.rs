@@ -1,11 +1,21 @@
 //! The life of one connection: `$connect` (roster write), `$default` (client actions) and
 //! `$disconnect` (roster delete). The Lambdas and the local server both call these.
+//!
+//! Token expiry (SPEC §14): [`Claims::exp`] is when the connection's token expires; an
+//! edge ends the connection (4001, `token expired`) at [`token_deadline`] unless the
+//! client refreshed it in band. [`handle_client_frame`] serves every client action including
+//! `refresh`, and returns the new claims (with their `exp`) when a refresh succeeded so
+//! the edge can move its deadline (local gateway) or the roster's `tokenExpiresAt`
+//! (`default` Lambda).
 
 use std::sync::Arc;
 
-use switchboard_model::{Claims, ClientAction, ConnectionId, ServerReply, TenantId, UserId};
+use switchboard_model::{
+    AdminScope, Claims, ClientAction, ConnectionId, ServerReply, TenantId, UserId,
+};
 use time::OffsetDateTime;
 
+use crate::auth::Verifier;
 use crate::config::ConnectConfig;
 use crate::history::{resume, HistoryConfig, HistoryStore, ResumeError};
 use crate::roster::{ConnectionRecord, RosterError, RosterStore};
@@ -33,7 +43,52 @@ pub fn claims_from_context(
             .map_err(|e| ConnectionError::Identity(format!("tenant: {e}")))?,
         user: UserId::parse(user).map_err(|e| ConnectionError::Identity(format!("user: {e}")))?,
         roles: roles.map(Claims::split_roles).unwrap_or_default(),
+        // The context does not say how far `admin` reaches: the narrower scope.
+        admin_scope: AdminScope::Tenant,
+        exp: None,
     })
+}
+
+/// [`claims_from_context`] plus the two fields the authorizer adds for SPEC §14: `exp`
+/// (epoch seconds; a number, or its decimal text — API Gateway may hand context values on
+/// as strings) and `adminScope` (`"global"`; anything else, or absent, is the narrower
+/// tenant scope). An unreadable `exp` is an identity error, an absent one `None`.
+pub fn claims_from_authorizer_context(
+    tenant: Option<&str>,
+    user: Option<&str>,
+    roles: Option<&str>,
+    exp: Option<&serde_json::Value>,
+    admin_scope: Option<&str>,
+) -> Result<Claims, ConnectionError> {
+    let mut claims = claims_from_context(tenant, user, roles)?;
+    claims.exp = match exp {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::Number(n)) => Some(
+            n.as_i64()
+                .ok_or_else(|| ConnectionError::Identity(format!("exp: {n} is not whole")))?,
+        ),
+        Some(serde_json::Value::String(text)) => Some(
+            text.trim()
+                .parse::<i64>()
+                .map_err(|_| ConnectionError::Identity(format!("exp: {text:?} is not a number")))?,
+        ),
+        Some(other) => {
+            return Err(ConnectionError::Identity(format!(
+                "exp: {other} is not a number"
+            )))
+        }
+    };
+    if admin_scope == Some("global") {
+        claims.admin_scope = AdminScope::Global;
+    }
+    Ok(claims)
+}
+
+/// When a connection holding `claims` must end: `exp` plus the verifier's leeway
+/// (`JWT_LEEWAY_SECS`), in epoch seconds. `None` when the expiry is unknown.
+pub fn token_deadline(claims: &Claims, leeway_secs: u64) -> Option<i64> {
+    let leeway = i64::try_from(leeway_secs).unwrap_or(i64::MAX);
+    claims.exp.map(|exp| exp.saturating_add(leeway))
 }
 
 /// `$connect`: records the connection in the roster.
@@ -77,8 +132,58 @@ pub async fn disconnect(
     Ok(())
 }
 
-/// `$default`: the reply to one client frame (SPEC §7). The connection stays open whatever
-/// the client sent.
+/// Error code of a `refresh` whose token does not verify.
+pub const REFRESH_INVALID_TOKEN: &str = "invalid_token";
+/// Error code of a `refresh` whose token names another tenant or user.
+pub const REFRESH_IDENTITY_MISMATCH: &str = "identity_mismatch";
+/// Error code of a `refresh` sent to an edge that cannot verify tokens ([`reply_to`]).
+pub const REFRESH_UNAVAILABLE: &str = "refresh_unavailable";
+
+/// Verifies a `refresh` token against the connection's identity: the reply, and the new
+/// claims when it succeeded (same tenant and user; its `exp` is the new expiry).
+async fn refresh(
+    verifier: &Verifier,
+    token: &str,
+    connection_id: &str,
+    claims: &Claims,
+) -> (ServerReply, Option<Claims>) {
+    let refused = |error: &str| {
+        (
+            ServerReply::Error {
+                error: error.to_string(),
+            },
+            None,
+        )
+    };
+    let fresh = match verifier.verify(token).await {
+        Ok(fresh) => fresh,
+        Err(error) => {
+            tracing::info!(connection_id, %error, "refresh refused: invalid token");
+            return refused(REFRESH_INVALID_TOKEN);
+        }
+    };
+    if fresh.tenant != claims.tenant || fresh.user != claims.user {
+        tracing::warn!(
+            connection_id,
+            tenant = %claims.tenant,
+            user = %claims.user,
+            token_tenant = %fresh.tenant,
+            token_user = %fresh.user,
+            "refresh refused: token of another identity"
+        );
+        return refused(REFRESH_IDENTITY_MISMATCH);
+    }
+    let Some(exp) = fresh.exp else {
+        // The verifier always sets `exp`; refuse rather than extend forever.
+        return refused(REFRESH_INVALID_TOKEN);
+    };
+    tracing::info!(connection_id, tenant = %fresh.tenant, user = %fresh.user, exp, "token refreshed");
+    (ServerReply::Refreshed { exp }, Some(fresh))
+}
+
+/// The reply to one client frame without a verifier (SPEC §7): `ping`, `whoami`, and
+/// `unknown_action`. A `refresh` gets the error [`REFRESH_UNAVAILABLE`] here (nothing can
+/// verify it); edges call [`handle_client_frame`].
 pub fn reply_to(text: &str, connection_id: &str, claims: &Claims) -> ServerReply {
     sync_reply(ClientAction::parse(text), connection_id, claims)
 }
@@ -90,6 +195,9 @@ fn sync_reply(action: ClientAction, connection_id: &str, claims: &Claims) -> Ser
             connection_id: connection_id.to_string(),
             tenant: claims.tenant.to_string(),
             user: claims.user.to_string(),
+        },
+        ClientAction::Refresh { .. } => ServerReply::Error {
+            error: REFRESH_UNAVAILABLE.into(),
         },
         // `resume` needs the history store: `handle_client_frame` answers it. Here (no
         // store) it is an action this caller does not offer.
@@ -104,18 +212,54 @@ fn sync_reply(action: ClientAction, connection_id: &str, claims: &Claims) -> Ser
 pub struct ActionDeps {
     pub history: Arc<dyn HistoryStore>,
     pub history_config: HistoryConfig,
+    /// Verifies `refresh` tokens; `None` where the edge cannot (the client then gets
+    /// [`REFRESH_UNAVAILABLE`]).
+    pub verifier: Option<Arc<Verifier>>,
 }
 
-/// Handles one client frame on `$default`: the frames to send back to the caller, in order
-/// (one reply, or for `resume` every missed frame and then `resumed`). The connection
-/// stays open whatever was sent.
+/// What one client frame led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameOutcome {
+    /// Send these back on the socket, in order: one reply, or for `resume` every missed
+    /// frame and then `resumed`.
+    pub frames: Vec<String>,
+    /// `Some` after a successful `refresh`: the new token's claims. Its `exp` is the
+    /// connection's new expiry (move the deadline, or the roster's `tokenExpiresAt`);
+    /// `None`: the old expiry stands.
+    pub refreshed: Option<Claims>,
+}
+
+impl FrameOutcome {
+    fn reply(reply: ServerReply) -> Self {
+        Self {
+            frames: vec![reply.to_json()],
+            refreshed: None,
+        }
+    }
+}
+
+/// `$default`: serves one client frame (`docs/design.md`, "Client actions"). `refresh`
+/// must name the same tenant and user as `claims` (the connection's identity), else an
+/// error reply and nothing changes. The connection stays open whatever was sent.
 pub async fn handle_client_frame(
     deps: &ActionDeps,
     text: &str,
     connection_id: &str,
     claims: &Claims,
-) -> Vec<String> {
-    match ClientAction::parse(text) {
+) -> FrameOutcome {
+    let frames = match ClientAction::parse(text) {
+        ClientAction::Refresh { token } => {
+            let Some(verifier) = &deps.verifier else {
+                return FrameOutcome::reply(ServerReply::Error {
+                    error: REFRESH_UNAVAILABLE.into(),
+                });
+            };
+            let (reply, refreshed) = refresh(verifier, &token, connection_id, claims).await;
+            return FrameOutcome {
+                frames: vec![reply.to_json()],
+                refreshed,
+            };
+        }
         ClientAction::Resume { since } => {
             let outcome = resume(
                 deps.history.as_ref(),
@@ -147,6 +291,10 @@ pub async fn handle_client_frame(
             }
         }
         action => vec![sync_reply(action, connection_id, claims).to_json()],
+    };
+    FrameOutcome {
+        frames,
+        refreshed: None,
     }
 }
 
@@ -196,6 +344,232 @@ mod tests {
         .await;
         assert!(matches!(result, Err(ConnectionError::Identity(_))));
         assert!(roster.list_all().await.unwrap().is_empty());
+    }
+
+    const SECRET: &[u8] = b"connection-test-secret-of-32-bytes";
+
+    async fn verifier() -> Arc<Verifier> {
+        Arc::new(
+            Verifier::new(crate::auth::AuthConfig::with_hs256_secret(SECRET))
+                .await
+                .unwrap(),
+        )
+    }
+
+    /// A reply frame as sent, comparable with the `ServerReply` it should be.
+    #[derive(Debug)]
+    struct Sent(String);
+
+    impl PartialEq<ServerReply> for Sent {
+        fn eq(&self, other: &ServerReply) -> bool {
+            self.0 == other.to_json()
+        }
+    }
+
+    impl Sent {
+        fn to_json(&self) -> String {
+            self.0.clone()
+        }
+    }
+
+    struct Handled {
+        reply: Sent,
+        refreshed: Option<Claims>,
+    }
+
+    /// `handle_client_frame` with a verifier and no history, for one-reply actions.
+    async fn handle_frame(text: &str, id: &str, claims: &Claims, v: &Arc<Verifier>) -> Handled {
+        let deps = ActionDeps {
+            history: Arc::new(crate::history::MemoryHistoryStore::new(10)),
+            history_config: HistoryConfig::default(),
+            verifier: Some(v.clone()),
+        };
+        let mut outcome = handle_client_frame(&deps, text, id, claims).await;
+        assert_eq!(outcome.frames.len(), 1);
+        Handled {
+            reply: Sent(outcome.frames.remove(0)),
+            refreshed: outcome.refreshed,
+        }
+    }
+
+    fn token(tenant: &str, user: &str, ttl_secs: u64) -> String {
+        crate::auth::mint_hs256(
+            SECRET,
+            &TenantId::parse(tenant).unwrap(),
+            &UserId::parse(user).unwrap(),
+            &["publisher".to_string()],
+            std::time::Duration::from_secs(ttl_secs),
+        )
+    }
+
+    fn refresh(token: &str) -> String {
+        serde_json::json!({"action": "refresh", "token": token}).to_string()
+    }
+
+    /// The connection's claims as the verifier made them (with an `exp`).
+    async fn connected(v: &Verifier) -> Claims {
+        v.verify(&token("acme", "alice", 60)).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn refresh_with_a_token_of_the_same_identity_extends_the_expiry() {
+        let v = verifier().await;
+        let current = connected(&v).await;
+        let old_exp = current.exp.unwrap();
+        let outcome = handle_frame(
+            &refresh(&token("acme", "alice", 3_600)),
+            "c-1",
+            &current,
+            &v,
+        )
+        .await;
+        let fresh = outcome.refreshed.expect("refreshed");
+        let new_exp = fresh.exp.unwrap();
+        assert!(new_exp >= old_exp + 3_500, "{new_exp} vs {old_exp}");
+        assert_eq!(outcome.reply, ServerReply::Refreshed { exp: new_exp });
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&outcome.reply.to_json()).unwrap(),
+            serde_json::json!({"type": "refreshed", "exp": new_exp})
+        );
+        assert_eq!((fresh.tenant, fresh.user), (current.tenant, current.user));
+    }
+
+    #[tokio::test]
+    async fn refresh_for_another_user_or_tenant_is_refused_and_changes_nothing() {
+        let v = verifier().await;
+        let current = connected(&v).await;
+        for other in [
+            token("acme", "mallory", 3_600),
+            token("globex", "alice", 3_600),
+        ] {
+            let outcome = handle_frame(&refresh(&other), "c-1", &current, &v).await;
+            assert_eq!(outcome.refreshed, None);
+            assert_eq!(
+                outcome.reply,
+                ServerReply::Error {
+                    error: REFRESH_IDENTITY_MISMATCH.into()
+                }
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn refresh_with_an_invalid_token_is_refused() {
+        let v = verifier().await;
+        let current = connected(&v).await;
+        let forged = crate::auth::mint_hs256(
+            b"another-secret-another-secret-32",
+            &current.tenant,
+            &current.user,
+            &[],
+            std::time::Duration::from_secs(3_600),
+        );
+        let expired = {
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            jsonwebtoken::encode(
+                &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+                &serde_json::json!({"sub": "alice", "tenant": "acme", "exp": now - 3_600}),
+                &jsonwebtoken::EncodingKey::from_secret(SECRET),
+            )
+            .unwrap()
+        };
+        for bad in [forged.as_str(), expired.as_str(), "not-a-jwt"] {
+            let outcome = handle_frame(&refresh(bad), "c-1", &current, &v).await;
+            assert_eq!(outcome.refreshed, None, "{bad}");
+            assert_eq!(
+                outcome.reply,
+                ServerReply::Error {
+                    error: REFRESH_INVALID_TOKEN.into()
+                }
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn handle_frame_serves_the_other_actions_like_reply_to() {
+        let v = verifier().await;
+        let current = connected(&v).await;
+        for text in [
+            r#"{"action":"ping"}"#,
+            r#"{"action":"whoami"}"#,
+            "x",
+            r#"{"action":"refresh"}"#,
+        ] {
+            let outcome = handle_frame(text, "c-1", &current, &v).await;
+            assert_eq!(outcome.reply, reply_to(text, "c-1", &current));
+            assert_eq!(outcome.refreshed, None);
+        }
+        let without_verifier = ActionDeps {
+            history: Arc::new(crate::history::MemoryHistoryStore::new(10)),
+            history_config: HistoryConfig::default(),
+            verifier: None,
+        };
+        let outcome =
+            handle_client_frame(&without_verifier, &refresh("a.b.c"), "c-1", &current).await;
+        assert_eq!(
+            Sent(outcome.frames[0].clone()),
+            ServerReply::Error {
+                error: REFRESH_UNAVAILABLE.into()
+            }
+        );
+        assert_eq!(
+            reply_to(&refresh("a.b.c"), "c-1", &current),
+            ServerReply::Error {
+                error: REFRESH_UNAVAILABLE.into()
+            }
+        );
+    }
+
+    #[test]
+    fn authorizer_context_with_exp_and_admin_scope() {
+        use serde_json::json;
+        let c = claims_from_authorizer_context(
+            Some("acme"),
+            Some("alice"),
+            Some("admin"),
+            Some(&json!(1_900_000_000)),
+            Some("global"),
+        )
+        .unwrap();
+        assert_eq!(c.exp, Some(1_900_000_000));
+        assert!(c.is_global_admin());
+        let c = claims_from_authorizer_context(
+            Some("acme"),
+            Some("alice"),
+            Some("admin"),
+            Some(&json!("1900000000")),
+            Some("tenant"),
+        )
+        .unwrap();
+        assert_eq!(c.exp, Some(1_900_000_000));
+        assert!(!c.is_global_admin());
+        let c =
+            claims_from_authorizer_context(Some("acme"), Some("alice"), None, None, None).unwrap();
+        assert_eq!((c.exp, c.admin_scope), (None, AdminScope::Tenant));
+        for bad in [json!("soon"), json!(1.5), json!(true)] {
+            assert!(
+                claims_from_authorizer_context(Some("a"), Some("u"), None, Some(&bad), None)
+                    .is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn deadline_is_exp_plus_leeway() {
+        let mut c = claims();
+        assert_eq!(token_deadline(&c, 30), None);
+        c.exp = Some(1_000);
+        assert_eq!(token_deadline(&c, 30), Some(1_030));
+        assert_eq!(token_deadline(&c, u64::MAX), Some(i64::MAX));
+    }
+
+    #[test]
+    fn context_claims_have_tenant_scoped_admin() {
+        let c = claims();
+        assert_eq!(c.admin_scope, AdminScope::Tenant);
+        assert!(c.may_administer(&c.tenant));
+        assert!(!c.is_global_admin());
     }
 
     #[test]

@@ -19,7 +19,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use switchboard_model::{Claims, Role, TenantId, UserId};
+use switchboard_model::{Claims, TenantId, UserId};
 use time::format_description::well_known::Rfc3339;
 
 use crate::auth::Verifier;
@@ -48,12 +48,10 @@ impl PresenceApi {
     }
 }
 
-/// Whether `claims` may read the presence of `tenant`: an admin, or a publisher of it.
+/// Whether `claims` may read the presence of `tenant`: an admin of it (a global admin, or
+/// a tenant admin of that tenant), or a publisher of it.
 pub fn may_read_presence(claims: &Claims, tenant: &TenantId) -> Result<(), ApiError> {
-    if claims.has_role(Role::Admin) {
-        return Ok(());
-    }
-    if claims.has_role(Role::Publisher) && &claims.tenant == tenant {
+    if claims.may_publish_to(tenant) {
         return Ok(());
     }
     Err(ApiError::Forbidden(format!(
@@ -166,13 +164,24 @@ mod tests {
             tenant: TenantId::parse(tenant).unwrap(),
             user: UserId::parse("u").unwrap(),
             roles: roles.iter().map(|r| r.to_string()).collect(),
+            admin_scope: switchboard_model::AdminScope::Tenant,
+            exp: None,
         }
     }
 
     #[test]
     fn admins_and_publishers_of_the_tenant_may_read_presence() {
         let acme = TenantId::parse("acme").unwrap();
-        assert!(may_read_presence(&claims("ops", &["admin"]), &acme).is_ok());
+        let global = Claims {
+            admin_scope: switchboard_model::AdminScope::Global,
+            ..claims("ops", &["admin"])
+        };
+        assert!(may_read_presence(&global, &acme).is_ok());
+        assert!(may_read_presence(&claims("acme", &["admin"]), &acme).is_ok());
+        assert!(
+            may_read_presence(&claims("ops", &["admin"]), &acme).is_err(),
+            "a tenant admin of another tenant"
+        );
         assert!(may_read_presence(&claims("acme", &["publisher"]), &acme).is_ok());
         assert!(may_read_presence(&claims("globex", &["publisher"]), &acme).is_err());
         assert!(may_read_presence(&claims("acme", &[]), &acme).is_err());

@@ -117,23 +117,30 @@ pub async fn authenticate(verifier: &Verifier, headers: &HeaderMap) -> Result<Cl
     })
 }
 
-/// Whether `claims` may publish to `target` (SPEC §6).
+/// Whether `claims` may publish to `target` (SPEC §6, §14): `broadcast` needs a global
+/// admin; a tenant's targets need an admin of that tenant (a global admin, or a
+/// tenant-scoped admin of its own tenant) or a publisher of it.
 pub fn authorize(claims: &Claims, target: &Target) -> Result<(), ApiError> {
-    if claims.has_role(Role::Admin) {
-        return Ok(());
-    }
-    if !claims.has_role(Role::Publisher) {
+    if !claims.holds(Role::Admin) && !claims.holds(Role::Publisher) {
         return Err(ApiError::Forbidden(
             "the token needs role publisher or admin to publish".into(),
         ));
     }
     match target.tenant() {
+        None if claims.is_global_admin() => Ok(()),
         None => Err(ApiError::Forbidden("only admins may broadcast".into())),
-        Some(tenant) if *tenant != claims.tenant => Err(ApiError::Forbidden(format!(
-            "a publisher of tenant {} may not publish to tenant {tenant}",
-            claims.tenant
-        ))),
-        Some(_) => Ok(()),
+        Some(tenant) if claims.may_publish_to(tenant) => Ok(()),
+        Some(tenant) => {
+            let role = if claims.holds(Role::Admin) {
+                "an admin"
+            } else {
+                "a publisher"
+            };
+            Err(ApiError::Forbidden(format!(
+                "{role} of tenant {} may not publish to tenant {tenant}",
+                claims.tenant
+            )))
+        }
     }
 }
 
@@ -172,4 +179,95 @@ async fn publish(
     })?;
     tracing::info!(id, target = envelope.target.kind(), publisher = %claims.user, tenant = %claims.tenant, "message enqueued");
     Ok((StatusCode::ACCEPTED, Json(json!({ "id": id }))))
+}
+
+#[cfg(test)]
+mod tests {
+    use switchboard_model::{AdminScope, ConnectionId, TenantId, UserId};
+
+    use super::*;
+
+    fn claims(tenant: &str, roles: &[&str], scope: AdminScope) -> Claims {
+        Claims {
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            admin_scope: scope,
+            ..Claims::new(
+                TenantId::parse(tenant).unwrap(),
+                UserId::parse("u").unwrap(),
+            )
+        }
+    }
+
+    fn targets(tenant: &str) -> Vec<Target> {
+        let tenant = TenantId::parse(tenant).unwrap();
+        vec![
+            Target::Users {
+                tenant: tenant.clone(),
+                users: vec![UserId::parse("bob").unwrap()],
+            },
+            Target::Tenant {
+                tenant: tenant.clone(),
+            },
+            Target::Connections {
+                tenant,
+                connection_ids: vec![ConnectionId::parse("c-1").unwrap()],
+            },
+        ]
+    }
+
+    fn forbidden(result: Result<(), ApiError>) -> bool {
+        matches!(result, Err(ApiError::Forbidden(_)))
+    }
+
+    #[test]
+    fn global_admin_may_publish_anywhere() {
+        let admin = claims("ops", &["admin"], AdminScope::Global);
+        assert!(authorize(&admin, &Target::Broadcast).is_ok());
+        for target in targets("acme").iter().chain(&targets("ops")) {
+            assert!(authorize(&admin, target).is_ok(), "{target:?}");
+        }
+    }
+
+    #[test]
+    fn tenant_admin_may_publish_to_its_own_tenant_only_and_never_broadcast() {
+        let admin = claims("acme", &["admin"], AdminScope::Tenant);
+        for target in targets("acme") {
+            assert!(authorize(&admin, &target).is_ok(), "{target:?}");
+        }
+        for target in targets("globex") {
+            let result = authorize(&admin, &target);
+            assert!(forbidden(authorize(&admin, &target)), "{target:?}");
+            assert!(
+                result
+                    .unwrap_err()
+                    .to_string()
+                    .contains("an admin of tenant acme"),
+                "{target:?}"
+            );
+        }
+        assert!(forbidden(authorize(&admin, &Target::Broadcast)));
+    }
+
+    #[test]
+    fn publisher_may_publish_to_its_own_tenant_only() {
+        for scope in [AdminScope::Global, AdminScope::Tenant] {
+            let publisher = claims("acme", &["publisher"], scope);
+            for target in targets("acme") {
+                assert!(authorize(&publisher, &target).is_ok());
+            }
+            for target in targets("globex") {
+                assert!(forbidden(authorize(&publisher, &target)));
+            }
+            assert!(forbidden(authorize(&publisher, &Target::Broadcast)));
+        }
+    }
+
+    #[test]
+    fn no_publishing_role_is_forbidden() {
+        let reader = claims("acme", &["reader"], AdminScope::Global);
+        for target in targets("acme") {
+            assert!(forbidden(authorize(&reader, &target)));
+        }
+        assert!(forbidden(authorize(&reader, &Target::Broadcast)));
+    }
 }

@@ -3,9 +3,17 @@
 //! API Gateway calls it on `$connect` with the handshake's headers and query parameters.
 //! A valid token (query `token`, or the `Sec-WebSocket-Protocol` pair `bearer, <jwt>`)
 //! yields an `Allow` policy for the `methodArn`, `principalId` = user, and the context
-//! `{tenant, user, roles}` (roles space-joined) that `$connect`, `$default` and
-//! `$disconnect` then read from `requestContext.authorizer`. Anything else is the error
-//! `Unauthorized`, which API Gateway turns into a 401 without calling `$connect`.
+//! `{tenant, user, roles, exp, adminScope}` (roles space-joined) that `$connect`,
+//! `$default` and `$disconnect` then read from `requestContext.authorizer`. Anything else
+//! is the error `Unauthorized`, which API Gateway turns into a 401 without calling
+//! `$connect`.
+//!
+//! Size: API Gateway refuses an authorizer result over 8 KB with a 500. A token is at most
+//! 8 KiB (so a token with thousands of roles is refused outright, `Unauthorized`), and the
+//! context carries at most [`MAX_CONTEXT_ROLES_BYTES`] of roles: the roles Switchboard
+//! acts on (`admin`, `publisher`) first, then the others in token order while they fit;
+//! the rest are dropped (and logged), which only ever removes rights. A response that
+//! would still exceed [`MAX_RESPONSE_BYTES`] is refused rather than sent.
 
 use aws_lambda_events::apigw::{
     ApiGatewayCustomAuthorizerPolicy, ApiGatewayCustomAuthorizerRequestTypeRequest,
@@ -15,6 +23,12 @@ use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
 use lambda_runtime::Diagnostic;
 use serde::{Deserialize, Serialize};
 use switchboard_core::auth::{token_from_handshake, Verifier};
+use switchboard_model::{AdminScope, Claims, Role};
+
+/// Most bytes of space-joined roles an authorizer context carries.
+pub const MAX_CONTEXT_ROLES_BYTES: usize = 2048;
+/// Largest authorizer response sent (API Gateway's limit is 8 KB; kept below it).
+pub const MAX_RESPONSE_BYTES: usize = 8000;
 
 /// The event API Gateway sends a REQUEST authorizer (the WebSocket `requestContext`
 /// fields it carries beyond these are ignored).
@@ -25,11 +39,17 @@ pub type AuthorizerResponse = ApiGatewayCustomAuthorizerResponse<AuthorizerConte
 
 /// What the routes behind the authorizer see as `requestContext.authorizer`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AuthorizerContext {
     pub tenant: String,
     pub user: String,
-    /// Roles joined by single spaces (`Claims::split_roles` reads them back).
+    /// Roles joined by single spaces (`Claims::split_roles` reads them back), at most
+    /// [`MAX_CONTEXT_ROLES_BYTES`] (see the module docs).
     pub roles: String,
+    /// The token's `exp`, epoch seconds (the roster's `tokenExpiresAt`, SPEC §14).
+    pub exp: i64,
+    /// How far role `admin` reaches: `global` or `tenant` (SPEC §14).
+    pub admin_scope: String,
 }
 
 /// The one answer for every refusal. Its message must be exactly `Unauthorized`: that
@@ -78,7 +98,25 @@ pub async fn authorize(
             return Err(Unauthorized);
         }
     };
-    tracing::info!(tenant = %claims.tenant, user = %claims.user, "allowed");
+    allow(&claims, method_arn)
+}
+
+/// The `Allow` answer for verified `claims`, kept under API Gateway's size limit.
+pub fn allow(claims: &Claims, method_arn: &str) -> Result<AuthorizerResponse, Unauthorized> {
+    let Some(exp) = claims.exp else {
+        tracing::warn!(reason = "claims without exp", "denied");
+        return Err(Unauthorized);
+    };
+    let (roles, dropped) = context_roles(&claims.roles);
+    if dropped > 0 {
+        tracing::warn!(
+            tenant = %claims.tenant,
+            user = %claims.user,
+            kept_bytes = roles.len(),
+            dropped,
+            "roles trimmed to fit the authorizer context"
+        );
+    }
 
     let mut statement = IamPolicyStatement::default();
     statement.action = vec!["execute-api:Invoke".to_string()];
@@ -94,9 +132,59 @@ pub async fn authorize(
     response.context = AuthorizerContext {
         tenant: claims.tenant.to_string(),
         user: claims.user.to_string(),
-        roles: claims.roles_joined(),
+        roles,
+        exp,
+        admin_scope: match claims.admin_scope {
+            AdminScope::Global => "global",
+            AdminScope::Tenant => "tenant",
+        }
+        .to_string(),
     };
+    let size = serde_json::to_vec(&response)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
+    if size > MAX_RESPONSE_BYTES {
+        tracing::warn!(size, reason = "authorizer response too large", "denied");
+        return Err(Unauthorized);
+    }
+    tracing::info!(tenant = %claims.tenant, user = %claims.user, "allowed");
     Ok(response)
+}
+
+/// The roles an authorizer context carries, space-joined within
+/// [`MAX_CONTEXT_ROLES_BYTES`]: `admin` and `publisher` first, then the others in order,
+/// each once, while they fit. Also returns how many were dropped.
+pub fn context_roles(roles: &[String]) -> (String, usize) {
+    let known = [Role::Admin.as_str(), Role::Publisher.as_str()];
+    let ordered = known
+        .iter()
+        .filter(|k| roles.iter().any(|r| r == *k))
+        .copied()
+        .chain(
+            roles
+                .iter()
+                .map(String::as_str)
+                .filter(|r| !known.contains(r)),
+        );
+    let mut joined = String::new();
+    let mut kept: Vec<&str> = Vec::new();
+    let mut dropped = 0;
+    for role in ordered {
+        if kept.contains(&role) {
+            continue;
+        }
+        let needed = role.len() + usize::from(!joined.is_empty());
+        if joined.len() + needed > MAX_CONTEXT_ROLES_BYTES {
+            dropped += 1;
+            continue;
+        }
+        if !joined.is_empty() {
+            joined.push(' ');
+        }
+        joined.push_str(role);
+        kept.push(role);
+    }
+    (joined, dropped)
 }
 
 /// [`authorize`] for a raw event: one that does not even parse is refused the same way
@@ -132,4 +220,78 @@ fn subprotocol_header(event: &AuthorizerRequest) -> Option<String> {
             .collect();
     }
     (!values.is_empty()).then(|| values.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use switchboard_model::{TenantId, UserId};
+
+    use super::*;
+
+    const ARN: &str = "arn:aws:execute-api:eu-west-1:123456789012:abcdef1234/main/$connect";
+
+    fn claims(roles: Vec<String>) -> Claims {
+        Claims {
+            roles,
+            exp: Some(1_900_000_000),
+            ..Claims::new(
+                TenantId::parse("acme").unwrap(),
+                UserId::parse("alice").unwrap(),
+            )
+        }
+    }
+
+    #[test]
+    fn ten_thousand_roles_fit_in_8_kb_with_the_known_roles_kept() {
+        let mut roles: Vec<String> = (0..10_000).map(|i| format!("group-{i:05}")).collect();
+        roles.push("publisher".into());
+        roles.insert(5_000, "admin".into());
+        let response = allow(&claims(roles), ARN).unwrap();
+        let json = serde_json::to_string(&response).unwrap();
+        assert!(json.len() < 8 * 1024, "{} bytes", json.len());
+        let kept = Claims::split_roles(&response.context.roles);
+        assert_eq!(&kept[..3], ["admin", "publisher", "group-00000"]);
+        assert!(response.context.roles.len() <= MAX_CONTEXT_ROLES_BYTES);
+        assert!(kept.len() > 100, "fills the budget: {}", kept.len());
+    }
+
+    #[test]
+    fn roles_within_budget_are_kept_in_order_once() {
+        let roles = ["reader", "publisher", "reader", "admin"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            context_roles(&roles),
+            ("admin publisher reader".to_string(), 0)
+        );
+        assert_eq!(context_roles(&[]), (String::new(), 0));
+        let one_too_many: Vec<String> = (0..=MAX_CONTEXT_ROLES_BYTES / 2)
+            .map(|i| format!("{}", i % 10))
+            .collect();
+        // Single-digit roles repeat: only ten distinct ones, nothing dropped.
+        assert_eq!(context_roles(&one_too_many).1, 0);
+        let long: Vec<String> = (0..3).map(|i| format!("{i}{}", "x".repeat(1000))).collect();
+        let (joined, dropped) = context_roles(&long);
+        assert_eq!((joined.len(), dropped), (2003, 1));
+    }
+
+    #[test]
+    fn context_says_exp_and_admin_scope() {
+        let mut c = claims(vec!["admin".into()]);
+        let response = allow(&c, ARN).unwrap();
+        assert_eq!(response.context.exp, 1_900_000_000);
+        assert_eq!(response.context.admin_scope, "tenant");
+        c.admin_scope = AdminScope::Global;
+        assert_eq!(allow(&c, ARN).unwrap().context.admin_scope, "global");
+        c.exp = None;
+        assert_eq!(allow(&c, ARN).unwrap_err(), Unauthorized);
+    }
+
+    #[test]
+    fn an_oversized_response_is_refused_not_sent() {
+        let arn = format!("{ARN}{}", "x".repeat(MAX_RESPONSE_BYTES));
+        assert_eq!(allow(&claims(vec![]), &arn).unwrap_err(), Unauthorized);
+    }
 }

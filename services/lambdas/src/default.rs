@@ -41,6 +41,9 @@ pub async fn build(lookup: impl Fn(&str) -> Option<String>) -> Result<DefaultDep
         actions: ActionDeps {
             history: Arc::new(switchboard_aws::DynamoHistoryStore::new(client, table)),
             history_config,
+            // In-band `refresh` is not served on AWS yet: clients get `refresh_unavailable`
+            // and reconnect with a fresh token (the authorizer checks it).
+            verifier: None,
         },
         pusher: Arc::new(ApiGatewayPusher::new(&sdk, &callback_url)),
     })
@@ -56,8 +59,9 @@ pub async fn handle(
         tracing::warn!(%error, connection_id = connection, "message without identity");
     })?;
     let body = event.body.as_deref().unwrap_or("");
-    let mut frames =
-        connection::handle_client_frame(&deps.actions, body, connection, &claims).await;
+    let mut frames = connection::handle_client_frame(&deps.actions, body, connection, &claims)
+        .await
+        .frames;
     let last = frames.pop().unwrap_or_default();
     let reply = match post_in_order(deps, connection, &frames).await {
         Ok(()) => last,

@@ -35,7 +35,15 @@ async fn verifier() -> Verifier {
         .unwrap()
 }
 
-fn allow_response() -> Value {
+/// The expected answer; `exp` is the minted token's (now + 300 s, read back from the
+/// response after checking it is in that range).
+fn allow_response(actual: &Value) -> Value {
+    let exp = actual["context"]["exp"].as_i64().unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    assert!(
+        (now + 290..=now + 300).contains(&exp),
+        "exp {exp}, now {now}"
+    );
     json!({
         "principalId": "alice",
         "policyDocument": {
@@ -46,7 +54,8 @@ fn allow_response() -> Value {
                 "Resource": [METHOD_ARN]
             }]
         },
-        "context": {"tenant": "acme", "user": "alice", "roles": "admin publisher"},
+        "context": {"tenant": "acme", "user": "alice", "roles": "admin publisher",
+                    "exp": exp, "adminScope": "global"},
         "usageIdentifierKey": null
     })
 }
@@ -56,7 +65,8 @@ async fn query_token_is_allowed_with_context() {
     let response = authorize_json(&verifier().await, fixture("query_token.json", &token()))
         .await
         .unwrap();
-    assert_eq!(serde_json::to_value(response).unwrap(), allow_response());
+    let actual = serde_json::to_value(response).unwrap();
+    assert_eq!(actual, allow_response(&actual));
 }
 
 #[tokio::test]
@@ -67,7 +77,8 @@ async fn subprotocol_token_is_allowed_with_context() {
     )
     .await
     .unwrap();
-    assert_eq!(serde_json::to_value(response).unwrap(), allow_response());
+    let actual = serde_json::to_value(response).unwrap();
+    assert_eq!(actual, allow_response(&actual));
 }
 
 #[tokio::test]
@@ -104,6 +115,59 @@ async fn unparseable_event_or_missing_method_arn_is_unauthorized() {
     assert_eq!(authorize_json(&v, event).await.unwrap_err(), Unauthorized);
 }
 
+fn token_with_roles(roles: &[String]) -> String {
+    mint_hs256(
+        SECRET,
+        &TenantId::parse("acme").unwrap(),
+        &UserId::parse("alice").unwrap(),
+        roles,
+        Duration::from_secs(300),
+    )
+}
+
+/// A token with 10,000 roles is far over the 8 KiB token limit: a clear refusal
+/// (`Unauthorized`, 401), never a 500 from an oversized authorizer result.
+#[tokio::test]
+async fn ten_thousand_role_token_is_refused() {
+    let roles: Vec<String> = (0..10_000).map(|i| format!("group-{i}")).collect();
+    let token = token_with_roles(&roles);
+    assert!(token.len() > 8 * 1024);
+    let result = authorize_json(&verifier().await, fixture("query_token.json", &token)).await;
+    assert_eq!(result.unwrap_err(), Unauthorized);
+}
+
+/// The largest token accepted, packed with roles: allowed, the answer under 8 KB, the
+/// roles Switchboard acts on kept.
+#[tokio::test]
+async fn token_packed_with_roles_is_allowed_under_8_kb() {
+    let mut roles: Vec<String> = vec!["publisher".into()];
+    let mut n = 0;
+    loop {
+        let mut more = roles.clone();
+        more.push(format!("g{n}"));
+        more.push("admin".into());
+        if token_with_roles(&more).len() > 8 * 1024 {
+            break;
+        }
+        roles.push(format!("g{n}"));
+        n += 1;
+    }
+    roles.push("admin".into());
+    let token = token_with_roles(&roles);
+    assert!(
+        token.len() <= 8 * 1024 && token.len() > 8_000,
+        "{}",
+        token.len()
+    );
+    let response = authorize_json(&verifier().await, fixture("query_token.json", &token))
+        .await
+        .unwrap();
+    let json = serde_json::to_string(&response).unwrap();
+    assert!(json.len() < 8 * 1024, "{} bytes", json.len());
+    assert!(response.context.roles.starts_with("admin publisher g0 g1 "));
+    assert!(response.context.roles.len() <= 2048);
+}
+
 #[test]
 fn refusal_reaches_api_gateway_as_exactly_unauthorized() {
     let diagnostic = Diagnostic::from(Unauthorized);
@@ -133,4 +197,25 @@ fn binary_fails_at_init_without_a_usable_key_source() {
     let text = String::from_utf8_lossy(&output.stdout).to_string()
         + &String::from_utf8_lossy(&output.stderr);
     assert!(text.contains("/nonexistent/jwks.json"), "{text}");
+
+    let output = run(&[("JWT_ISSUERS_FILE", "/nonexistent/issuers.json")]);
+    assert!(!output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(
+        text.contains("JWT_ISSUERS_FILE") && text.contains("/nonexistent/issuers.json"),
+        "{text}"
+    );
+
+    let output = run(&[
+        ("JWT_ISSUERS_FILE", "/nonexistent/issuers.json"),
+        ("JWT_HS256_SECRET", "lambda-authorizer-test-secret-32b"),
+    ]);
+    assert!(!output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(
+        text.contains("set only one of") && text.contains("JWT_ISSUERS_FILE"),
+        "{text}"
+    );
 }

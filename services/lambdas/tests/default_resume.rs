@@ -149,6 +149,7 @@ async fn resume_posts_the_missed_frames_in_order_then_answers_resumed() {
         actions: ActionDeps {
             history: Arc::new(store),
             history_config: HistoryConfig::default(),
+            verifier: None,
         },
         pusher: Arc::new(ApiGatewayPusher::new(&sdk, &format!("http://{addr}/main"))),
     };

@@ -144,6 +144,7 @@ fn default_deps() -> default::DefaultDeps {
         actions: ActionDeps {
             history: Arc::new(MemoryHistoryStore::new(10)),
             history_config: HistoryConfig::default(),
+            verifier: None,
         },
         pusher: Arc::new(ScriptedPusher::new()),
     }

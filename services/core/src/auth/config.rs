@@ -12,6 +12,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::issuers::IssuersConfig;
+
 /// Default `JWT_LEEWAY_SECS`.
 pub const DEFAULT_LEEWAY_SECS: u64 = 30;
 /// Largest accepted `JWT_LEEWAY_SECS` (a larger leeway would make `exp` meaningless).
@@ -55,6 +57,8 @@ pub enum KeySource {
     JwksFile(PathBuf),
     /// `JWT_JWKS_URL`: fetched, cached, refreshed on an unknown `kid` (rate-limited).
     JwksUrl(String),
+    /// `JWT_ISSUERS_FILE` (SPEC §14): keys, audience, tenants and admin scope per issuer.
+    Issuers(IssuersConfig),
 }
 
 /// Identity configuration. Build it with [`AuthConfig::from_lookup`] (environment) or
@@ -89,9 +93,13 @@ pub struct AuthConfig {
 pub enum AuthConfigError {
     #[error("{var}: {reason}")]
     Invalid { var: &'static str, reason: String },
-    #[error("set only one of JWT_HS256_SECRET, JWT_JWKS_FILE, JWT_JWKS_URL (got {0})")]
+    #[error(
+        "set only one of JWT_HS256_SECRET, JWT_JWKS_FILE, JWT_JWKS_URL, JWT_ISSUERS_FILE (got {0})"
+    )]
     ConflictingKeySources(String),
-    #[error("no JWT key source: set JWT_HS256_SECRET, JWT_JWKS_FILE or JWT_JWKS_URL")]
+    #[error(
+        "no JWT key source: set JWT_HS256_SECRET, JWT_JWKS_FILE, JWT_JWKS_URL or JWT_ISSUERS_FILE"
+    )]
     NoKeySource,
 }
 
@@ -128,10 +136,12 @@ impl AuthConfig {
         let secret = get("JWT_HS256_SECRET");
         let file = get("JWT_JWKS_FILE");
         let url = get("JWT_JWKS_URL");
+        let issuers_file = get("JWT_ISSUERS_FILE");
         let set: Vec<&str> = [
             ("JWT_HS256_SECRET", secret.is_some()),
             ("JWT_JWKS_FILE", file.is_some()),
             ("JWT_JWKS_URL", url.is_some()),
+            ("JWT_ISSUERS_FILE", issuers_file.is_some()),
         ]
         .iter()
         .filter(|(_, present)| *present)
@@ -161,6 +171,17 @@ impl AuthConfig {
                 Err(e) => return Err(invalid("JWT_JWKS_URL", format!("not a URL: {e}"))),
             }
             KeySource::JwksUrl(url)
+        } else if let Some(path) = issuers_file {
+            // Issuer and audience are per issuer there; a global one would be ambiguous.
+            for var in ["JWT_ISSUER", "JWT_AUDIENCE"] {
+                if get(var).is_some() {
+                    return Err(invalid(
+                        var,
+                        "not used with JWT_ISSUERS_FILE: set \"issuer\"/\"audience\" per issuer in that file",
+                    ));
+                }
+            }
+            KeySource::Issuers(IssuersConfig::load(path.trim())?)
         } else {
             KeySource::None
         };

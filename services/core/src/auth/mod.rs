@@ -2,8 +2,12 @@
 //!
 //! - [`config`]: [`AuthConfig`], parsed once from the `JWT_*`, `TENANT_CLAIM` and
 //!   `ROLES_CLAIM` variables through a lookup function.
+//! - [`issuers`]: `JWT_ISSUERS_FILE` (SPEC §14), the per-issuer alternative to the single
+//!   key source: keys, audience, allowed tenants, claim names and admin scope per issuer.
 //! - [`verifier`]: [`Verifier`], built once per process; `verify(token)` checks signature,
-//!   algorithm, `exp`/`nbf`, `iss`/`aud` and maps the claims to a [`Claims`].
+//!   algorithm, `exp`/`nbf`, `iss`/`aud` and maps the claims to a [`Claims`]. With an
+//!   issuers file the unverified `iss` only picks the issuer whose keys (cached per
+//!   issuer and `kid`) and rules apply; an unknown issuer is refused before any fetch.
 //! - `jwks` (private): JWKS parsing and the cached, rate-limited remote key set.
 //! - [`extract`]: where a token sits in a request (query `token=`, the `bearer, <jwt>`
 //!   subprotocol pair, `Authorization: Bearer`), shared by every edge.
@@ -14,6 +18,7 @@
 
 pub mod config;
 pub mod extract;
+pub mod issuers;
 mod jwks;
 pub mod mint;
 pub mod verifier;
@@ -26,6 +31,7 @@ pub use extract::{
     token_from_authorization, token_from_handshake, token_from_query, token_from_subprotocol,
     HandshakeToken, TokenSource, BEARER_SUBPROTOCOL,
 };
+pub use issuers::{AllowedTenants, IssuerConfig, IssuerKeys, IssuersConfig};
 pub use mint::{mint_hs256, mint_hs256_with, MintOptions};
 pub use switchboard_model::Claims;
 pub use verifier::{Verifier, MAX_TOKEN_BYTES};
@@ -54,6 +60,13 @@ pub enum AuthError {
     /// `iss` is not `JWT_ISSUER`.
     #[error("wrong issuer")]
     WrongIssuer,
+    /// `iss` names no issuer of `JWT_ISSUERS_FILE` (at most 128 characters of it kept);
+    /// refused before any key lookup or fetch.
+    #[error("unknown issuer {0:?}")]
+    UnknownIssuer(String),
+    /// The token's tenant is not one of its issuer's `tenants`.
+    #[error("issuer {issuer:?} may not issue tokens for tenant {tenant:?}")]
+    TenantNotAllowed { issuer: String, tenant: String },
     /// `aud` names none of the `JWT_AUDIENCE` values (only checked when configured).
     #[error("wrong audience")]
     WrongAudience,
@@ -78,7 +91,7 @@ pub enum AuthError {
     InvalidJwks(String),
     /// The configuration names no key source (start-up only).
     #[error(
-        "no JWT key source configured: set one of JWT_HS256_SECRET, JWT_JWKS_FILE, JWT_JWKS_URL"
+        "no JWT key source configured: set one of JWT_HS256_SECRET, JWT_JWKS_FILE, JWT_JWKS_URL, JWT_ISSUERS_FILE"
     )]
     NoKeySource,
 }
