@@ -574,6 +574,13 @@ describe('HTTP publish API (SPEC §6, §11)', () => {
     }
   });
 
+  test('outputs: PublishUrl and PresenceUrl on the API endpoint', () => {
+    const outputs = template.toJSON().Outputs;
+    const endpoint = (tail: string) => ({ 'Fn::Join': ['', [{ 'Fn::GetAtt': [httpApiId(), 'ApiEndpoint'] }, tail]] });
+    expect(outputs.PublishUrl.Value).toEqual(endpoint('/v1/messages'));
+    expect(outputs.PresenceUrl.Value).toEqual(endpoint('/v1/tenants'));
+  });
+
   test('on the $default stage with access logs and throttling', () => {
     template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
       StageName: '$default',
