@@ -24,6 +24,17 @@ export interface SwitchboardConfig {
   readonly architecture: lambda.Architecture;
   /** Physical roster table name; unset lets CloudFormation name it (it reaches the functions as ROSTER_TABLE). */
   readonly rosterTableName?: string;
+  /**
+   * Physical history table name (SPEC §10); unset lets CloudFormation name it (it reaches
+   * the publisher and `default` as HISTORY_TABLE).
+   */
+  readonly historyTableName?: string;
+  /** HISTORY_TTL_SECS for the publisher and `default` (SPEC §10, default 300; 0 turns history off). */
+  readonly historyTtlSecs: number;
+  /** RESUME_MAX for `default`: messages one `resume` sends at most (SPEC §10, default 500). */
+  readonly resumeMax: number;
+  /** Timeout of the `default` function in seconds: a `resume` posts up to RESUME_MAX frames (default 30). */
+  readonly defaultTimeoutSecs: number;
   /** FANOUT_CONCURRENCY for the publisher (SPEC §5, default 64). */
   readonly fanoutConcurrency: number;
   /** SCAN_SEGMENTS for the publisher's broadcast scan (SPEC §3, default 4). */
@@ -147,6 +158,11 @@ export function configFromContext(node: Node): SwitchboardConfig {
     lambdaDir: lambdaDir ? path.resolve(lambdaDir) : DEFAULT_LAMBDA_DIR,
     architecture: architecture(str(node, 'architecture')),
     rosterTableName: str(node, 'rosterTableName') || undefined,
+    historyTableName: str(node, 'historyTableName') || undefined,
+    // The bounds are the Rust side's (services/core/src/history/config.rs).
+    historyTtlSecs: int(node, 'historyTtlSecs', 300, 0, 86400),
+    resumeMax: int(node, 'resumeMax', 500, 1, 10000),
+    defaultTimeoutSecs: int(node, 'defaultTimeoutSecs', 30, 3, 900),
     fanoutConcurrency: int(node, 'fanoutConcurrency', 64, 1, 1000),
     scanSegments: int(node, 'scanSegments', 4, 1, 1000),
     legacyBroadcast: bool(node, 'legacyBroadcast', false),

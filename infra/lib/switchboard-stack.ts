@@ -2,9 +2,12 @@
 //
 //   clients ──wss──▶ WebSocket API (stage main) ──$connect──▶ authorizer ─▶ connect ─▶ roster (DynamoDB)
 //                                              ──$disconnect─▶ disconnect ─▶ roster
-//                                              ──$default───▶ default (ping / whoami, replies inline)
+//                                              ──$default───▶ default (ping / whoami inline; resume: Query history,
+//                                                                         post the missed frames to the caller)
 //   backends ─https─▶ HTTP API POST /v1/messages ─▶ publish-api ─▶ SQS queue ─▶ publisher ─▶ @connections
-//   backends ─SendMessage──────────────────────────────────────▶ SQS queue        │  └─▶ roster (Query/Scan)
+//   backends ─SendMessage──────────────────────────────────────▶ SQS queue        │  ├─▶ roster (Query/Scan)
+//                                                                                │  └─▶ history (BatchWriteItem)
+//   backends ─https─▶ HTTP API GET …/presence ─▶ publish-api ─▶ roster (Query, table and byUser)
 //                                                               DLQ (5 receives) ◀┘ (malformed bodies at once)
 //   publisher ─SendMessage (continuation / retry work items, SPEC §12)─▶ SQS queue
 //
@@ -50,6 +53,12 @@ import { bootstrapArchitecture, ElfArchitecture } from './elf';
 export const STAGE_NAME = 'main';
 /** The roster's user index (SPEC §3). */
 export const USER_INDEX = 'byUser';
+/** The HTTP publish API's routes, all served by `publish-api` (SPEC §6, §11). */
+export const PUBLISH_API_ROUTES: ReadonlyArray<readonly [apigwv2.HttpMethod, string]> = [
+  [apigwv2.HttpMethod.POST, '/v1/messages'],
+  [apigwv2.HttpMethod.GET, '/v1/tenants/{tenant}/presence'],
+  [apigwv2.HttpMethod.GET, '/v1/tenants/{tenant}/users/{user}/presence'],
+];
 /** The target types the EMF documents name in their `Target` dimension. */
 export const TARGET_TYPES = ['users', 'tenant', 'connections', 'broadcast'] as const;
 
@@ -72,13 +81,16 @@ const FUNCTION_SETTINGS: Record<FunctionName, { memory: number; timeoutSecs?: nu
   authorizer: { memory: 256, timeoutSecs: 10, description: 'Switchboard: verifies the JWT on $connect (REQUEST authorizer)' },
   connect: { memory: 256, timeoutSecs: 10, description: 'Switchboard: $connect, writes the roster item' },
   disconnect: { memory: 256, timeoutSecs: 10, description: 'Switchboard: $disconnect, deletes the roster item' },
-  default: { memory: 256, timeoutSecs: 10, description: 'Switchboard: $default, answers ping / whoami / unknown_action' },
+  // Timeout: `defaultTimeoutSecs` (a resume posts up to RESUME_MAX frames).
+  default: { memory: 256, description: 'Switchboard: $default, answers ping / whoami / resume / unknown_action' },
   publisher: { memory: 512, description: 'Switchboard: SQS-triggered fan-out to the connections' },
-  'publish-api': { memory: 256, timeoutSecs: 15, description: 'Switchboard: POST /v1/messages, validates and enqueues' },
+  'publish-api': { memory: 256, timeoutSecs: 15, description: 'Switchboard: POST /v1/messages (validates and enqueues) and presence reads' },
 };
 
 export class SwitchboardStack extends cdk.Stack {
   readonly table: dynamodb.Table;
+  /** Recent messages per stream, for `resume` (SPEC §10). */
+  readonly historyTable: dynamodb.Table;
   readonly queue: sqs.Queue;
   readonly deadLetterQueue: sqs.Queue;
   readonly webSocketApi: apigwv2.WebSocketApi;
@@ -173,6 +185,27 @@ export class SwitchboardStack extends cdk.Stack {
     const tableArn = this.table.tableArn;
     const userIndexArn = `${tableArn}/index/${USER_INDEX}`;
 
+    // ---- History table (SPEC §10) ------------------------------------------------------
+    // A reconnect buffer: `PK` = the stream (`S#<tenant>#U#<user>`, `S#<tenant>`, `S#*`),
+    // `SK` = the cursor; every item expires after HISTORY_TTL_SECS (TTL `expiresAt`, and
+    // the code filters expired items itself since TTL deletes lazily). No index: resume
+    // is one Query per stream. No point-in-time recovery: a restore would bring back a
+    // few minutes of already-delivered messages, past their retention (the cdk-nag
+    // acknowledgment says so). Nothing in it outlives HISTORY_TTL_SECS, so a stack
+    // deletion deletes it.
+    this.historyTable = new dynamodb.Table(this, 'History', {
+      tableName: config.historyTableName,
+      partitionKey: { name: 'PK', type: dynamodb.AttributeType.STRING },
+      sortKey: { name: 'SK', type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      timeToLiveAttribute: 'expiresAt',
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: false },
+      encryption: dynamodb.TableEncryption.AWS_MANAGED,
+      removalPolicy: cdk.RemovalPolicy.DESTROY,
+      deletionProtection: false,
+    });
+    const historyArn = this.historyTable.tableArn;
+
     // ---- Queues (SPEC §5) --------------------------------------------------------------
     this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
@@ -199,9 +232,15 @@ export class SwitchboardStack extends cdk.Stack {
     for (const fn of [fns.authorizer, fns['publish-api']]) {
       for (const [k, v] of Object.entries(identityEnv)) fn.addEnvironment(k, v);
     }
-    for (const fn of [fns.connect, fns.disconnect, fns.publisher]) {
+    for (const fn of [fns.connect, fns.disconnect, fns.publisher, fns['publish-api']]) {
       fn.addEnvironment('ROSTER_TABLE', this.table.tableName);
     }
+    // History (SPEC §10): the publisher records, `default` serves `resume`.
+    for (const fn of [fns.publisher, fns.default]) {
+      fn.addEnvironment('HISTORY_TABLE', this.historyTable.tableName);
+      fn.addEnvironment('HISTORY_TTL_SECS', String(config.historyTtlSecs));
+    }
+    fns.default.addEnvironment('RESUME_MAX', String(config.resumeMax));
     fns.connect.addEnvironment('CONNECTION_TTL_SECS', String(config.connectionTtlSecs));
 
     // ---- WebSocket API -------------------------------------------------------------------
@@ -231,8 +270,9 @@ export class SwitchboardStack extends cdk.Stack {
       },
       defaultRouteOptions: {
         integration: new WebSocketLambdaIntegration('DefaultIntegration', fns.default),
-        // `$default` answers ping/whoami in its return value (a route response), so it
-        // needs no execute-api:ManageConnections permission.
+        // `$default` answers ping/whoami (and ends a resume with `resumed`) in its return
+        // value, a route response; the frames a resume replays it posts to the caller
+        // through the management API first.
         returnResponse: true,
       },
     });
@@ -277,6 +317,7 @@ export class SwitchboardStack extends cdk.Stack {
     // ---- Publisher -------------------------------------------------------------------------
     const callbackUrl = this.webSocketStage.callbackUrl;
     fns.publisher.addEnvironment('CALLBACK_URL', callbackUrl);
+    fns.default.addEnvironment('CALLBACK_URL', callbackUrl);
     fns.publisher.addEnvironment('DLQ_URL', this.deadLetterQueue.queueUrl);
     fns.publisher.addEnvironment('FANOUT_CONCURRENCY', String(config.fanoutConcurrency));
     fns.publisher.addEnvironment('SCAN_SEGMENTS', String(config.scanSegments));
@@ -301,14 +342,15 @@ export class SwitchboardStack extends cdk.Stack {
     fns['publish-api'].addEnvironment('QUEUE_URL', this.queue.queueUrl);
     this.httpApi = new apigwv2.HttpApi(this, 'PublishHttpApi', {
       apiName: `${this.stackName}-publish`,
-      description: 'Switchboard publish API (POST /v1/messages)',
+      description: 'Switchboard publish API (POST /v1/messages) and presence (GET …/presence)',
       createDefaultStage: false,
     });
-    this.httpApi.addRoutes({
-      path: '/v1/messages',
-      methods: [apigwv2.HttpMethod.POST],
-      integration: new HttpLambdaIntegration('PublishIntegration', fns['publish-api']),
-    });
+    // One integration (one Lambda proxy) for every route; each route gets its own invoke
+    // permission, scoped to its method and path.
+    const publishIntegration = new HttpLambdaIntegration('PublishIntegration', fns['publish-api']);
+    for (const [method, routePath] of PUBLISH_API_ROUTES) {
+      this.httpApi.addRoutes({ path: routePath, methods: [method], integration: publishIntegration });
+    }
     // HTTP API access logs need no account-level role (unlike WebSocket and REST APIs).
     const httpAccessLogs = new logs.LogGroup(this, 'PublishHttpApiAccessLogs', { retention: logs.RetentionDays.ONE_MONTH });
     new apigwv2.HttpStage(this, 'PublishStage', {
@@ -372,10 +414,31 @@ export class SwitchboardStack extends cdk.Stack {
         resources: [this.deadLetterQueue.queueArn],
       }),
     );
+    fns.publisher.addToRolePolicy(
+      new iam.PolicyStatement({ sid: 'HistoryWrite', actions: ['dynamodb:BatchWriteItem'], resources: [historyArn] }),
+    );
     fns['publish-api'].addToRolePolicy(
       new iam.PolicyStatement({ sid: 'Enqueue', actions: ['sqs:SendMessage'], resources: [this.queue.queueArn] }),
     );
-    // authorizer, default: logging only.
+    // Presence (SPEC §11): Query only, never Scan.
+    fns['publish-api'].addToRolePolicy(
+      new iam.PolicyStatement({ sid: 'PresenceQuery', actions: ['dynamodb:Query'], resources: [tableArn] }),
+    );
+    fns['publish-api'].addToRolePolicy(
+      new iam.PolicyStatement({ sid: 'PresenceQueryByUser', actions: ['dynamodb:Query'], resources: [userIndexArn] }),
+    );
+    // default: `resume` reads the caller's streams and posts the missed frames to it.
+    fns.default.addToRolePolicy(
+      new iam.PolicyStatement({ sid: 'HistoryRead', actions: ['dynamodb:Query'], resources: [historyArn] }),
+    );
+    fns.default.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'PostToCaller',
+        actions: ['execute-api:ManageConnections'],
+        resources: [manageConnectionsArn],
+      }),
+    );
+    // authorizer: logging only.
 
     // ---- Alarms, one topic, dashboard -----------------------------------------------------------
     this.alarmTopic = this.createAlarmTopic(config);
@@ -391,10 +454,15 @@ export class SwitchboardStack extends cdk.Stack {
       description: 'POST envelopes here with Authorization: Bearer <jwt>',
       value: `${this.httpApi.apiEndpoint}/v1/messages`,
     });
+    new cdk.CfnOutput(this, 'PresenceUrl', {
+      description: 'GET <this>/<tenant>/presence or <this>/<tenant>/users/<user>/presence with Authorization: Bearer <jwt>',
+      value: `${this.httpApi.apiEndpoint}/v1/tenants`,
+    });
     new cdk.CfnOutput(this, 'QueueUrl', { description: 'SQS queue for envelopes (QUEUE_URL)', value: this.queue.queueUrl });
     new cdk.CfnOutput(this, 'DeadLetterQueueUrl', { description: 'Dead-letter queue (DLQ_URL)', value: this.deadLetterQueue.queueUrl });
     new cdk.CfnOutput(this, 'CallbackUrl', { description: 'Management API base URL (CALLBACK_URL)', value: callbackUrl });
     new cdk.CfnOutput(this, 'TableName', { description: 'Roster table (ROSTER_TABLE)', value: this.table.tableName });
+    new cdk.CfnOutput(this, 'HistoryTableName', { description: 'History table (HISTORY_TABLE)', value: this.historyTable.tableName });
     new cdk.CfnOutput(this, 'AlarmTopicArn', { description: 'SNS topic every alarm notifies', value: this.alarmTopic.topicArn });
     new cdk.CfnOutput(this, 'DashboardName', { description: 'CloudWatch dashboard', value: this.dashboard.dashboardName });
     new cdk.CfnOutput(this, 'MetricsNamespace', { description: 'CloudWatch namespace of the EMF metrics', value: this.metricsNamespace });
@@ -438,7 +506,9 @@ export class SwitchboardStack extends cdk.Stack {
       handler: 'bootstrap',
       code: lambda.Code.fromAsset(zip),
       memorySize: settings.memory,
-      timeout: cdk.Duration.seconds(settings.timeoutSecs ?? config.publisherTimeoutSecs),
+      timeout: cdk.Duration.seconds(
+        name === 'default' ? config.defaultTimeoutSecs : (settings.timeoutSecs ?? config.publisherTimeoutSecs),
+      ),
       role,
       logGroup,
       environment: { RUST_LOG: rustLog },
@@ -687,6 +757,11 @@ export class SwitchboardStack extends cdk.Stack {
           "WebSocket access logs need the account-wide API Gateway CloudWatch Logs role, which a fresh account lacks; they are off by default so the first deploy succeeds, and on with -c webSocketAccessLogs=true after the one-time step in infra/README.md. Lambda logs every connect, disconnect and message meanwhile.",
       });
     }
+    Validations.of(this.historyTable).acknowledge({
+      id: 'AwsSolutions::AwsSolutions-DDB3',
+      reason:
+        'The history table is a reconnect buffer (SPEC §10): every item expires after HISTORY_TTL_SECS (default 5 minutes) and was already delivered; a point-in-time restore could only bring back expired messages, so continuous backups would cost money for nothing.',
+    });
     const routes = this.webSocketApi.node.findAll().filter((c): c is apigwv2.CfnRoute => c instanceof apigwv2.CfnRoute);
     for (const route of routes) {
       const key = this.resolve(route.routeKey);
@@ -703,15 +778,17 @@ export class SwitchboardStack extends cdk.Stack {
       Validations.of(route).acknowledge({
         id: 'AwsSolutions::AwsSolutions-APIG4',
         reason:
-          'POST /v1/messages is authorized by the publish-api function itself (SPEC §6): it verifies the bearer JWT with the same code as the WebSocket authorizer and also enforces role and tenant rules, answering 401/403 as JSON.',
+          'The publish API (POST /v1/messages, GET …/presence) is authorized by the publish-api function itself (SPEC §6, §11): it verifies the bearer JWT with the same code as the WebSocket authorizer and also enforces role and tenant rules, answering 401/403 as JSON.',
       });
     }
     const apiLogicalId = this.resolve((this.webSocketApi.node.defaultChild as apigwv2.CfnApi).logicalId);
-    Validations.of(this.functions.publisher.role!).acknowledge({
-      id: `AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<${apiLogicalId}>/${STAGE_NAME}/POST/@connections/*]`,
-      reason:
-        'Posting to a WebSocket client needs execute-api:ManageConnections on arn:…:<this API id>/main/POST/@connections/<connectionId>; connection ids are unknown in advance, so the last path segment is a wildcard (API, stage and method are fixed).',
-    });
+    for (const name of ['publisher', 'default'] as const) {
+      Validations.of(this.functions[name].role!).acknowledge({
+        id: `AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<${apiLogicalId}>/${STAGE_NAME}/POST/@connections/*]`,
+        reason:
+          'Posting to a WebSocket client needs execute-api:ManageConnections on arn:…:<this API id>/main/POST/@connections/<connectionId>; connection ids are unknown in advance, so the last path segment is a wildcard (API, stage and method are fixed).',
+      });
+    }
   }
 }
 

@@ -35,6 +35,7 @@ const pascalName = (name: string) =>
     .map((p) => p.charAt(0).toUpperCase() + p.slice(1))
     .join('');
 const tableId = () => logicalId(built.stack.table);
+const historyId = () => logicalId(built.stack.historyTable);
 const queueId = () => logicalId(built.stack.queue);
 const dlqId = () => logicalId(built.stack.deadLetterQueue);
 const wsApiId = () => logicalId(built.stack.webSocketApi);
@@ -70,9 +71,9 @@ const logStatement = (name: FunctionName) => {
 };
 
 describe('resources', () => {
-  test('exactly the resources SPEC §8 asks for', () => {
+  test('exactly the resources SPEC §8 (and §10, §11) asks for', () => {
     const expected: Record<string, number> = {
-      'AWS::DynamoDB::Table': 1,
+      'AWS::DynamoDB::Table': 2, // roster, history
       'AWS::SQS::Queue': 2,
       'AWS::SQS::QueuePolicy': 2,
       'AWS::Lambda::Function': 6,
@@ -81,12 +82,12 @@ describe('resources', () => {
       'AWS::IAM::Policy': 6,
       'AWS::Logs::LogGroup': 7, // one per function, the HTTP API's access log (WebSocket access logs are opt-in)
       'AWS::ApiGatewayV2::Api': 2,
-      'AWS::ApiGatewayV2::Route': 4,
+      'AWS::ApiGatewayV2::Route': 6, // $connect, $disconnect, $default; POST /v1/messages, 2 × GET …/presence
       'AWS::ApiGatewayV2::Integration': 4,
       'AWS::ApiGatewayV2::Authorizer': 1,
       'AWS::ApiGatewayV2::Stage': 2,
       'AWS::ApiGatewayV2::RouteResponse': 1,
-      'AWS::Lambda::Permission': 5,
+      'AWS::Lambda::Permission': 7, // one per WebSocket route and authorizer, one per HTTP route
       'AWS::CloudWatch::Alarm': 12,
       'AWS::Logs::MetricFilter': 2,
       'AWS::SNS::Topic': 1,
@@ -108,7 +109,7 @@ describe('resources', () => {
 
 describe('roster table (SPEC §3)', () => {
   test('PK/SK strings, on-demand, TTL on expiresAt, point-in-time recovery, deletion protection, generated name', () => {
-    template.hasResource('AWS::DynamoDB::Table', {
+    expect(resources[tableId()]).toMatchObject({
       DeletionPolicy: 'Retain',
       UpdateReplacePolicy: 'Retain',
       Properties: {
@@ -116,19 +117,21 @@ describe('roster table (SPEC §3)', () => {
           { AttributeName: 'PK', KeyType: 'HASH' },
           { AttributeName: 'SK', KeyType: 'RANGE' },
         ],
-        AttributeDefinitions: Match.arrayWith([
-          { AttributeName: 'PK', AttributeType: 'S' },
-          { AttributeName: 'SK', AttributeType: 'S' },
-          { AttributeName: 'GSI1PK', AttributeType: 'S' },
-          { AttributeName: 'GSI1SK', AttributeType: 'S' },
-        ]),
         BillingMode: 'PAY_PER_REQUEST',
         TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
         PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
         DeletionProtectionEnabled: true,
-        TableName: Match.absent(),
       },
     });
+    expect(resources[tableId()].Properties.AttributeDefinitions).toEqual(
+      expect.arrayContaining([
+        { AttributeName: 'PK', AttributeType: 'S' },
+        { AttributeName: 'SK', AttributeType: 'S' },
+        { AttributeName: 'GSI1PK', AttributeType: 'S' },
+        { AttributeName: 'GSI1SK', AttributeType: 'S' },
+      ]),
+    );
+    expect(resources[tableId()].Properties.TableName).toBeUndefined();
   });
 
   test('GSI byUser on GSI1PK/GSI1SK projecting ALL, and no other index', () => {
@@ -153,8 +156,68 @@ describe('roster table (SPEC §3)', () => {
   });
 
   test('deletion protection can be turned off by context (for a deliberate teardown)', () => {
-    const t = Template.fromStack(build({ tableDeletionProtection: 'false' }).stack);
-    t.hasResourceProperties('AWS::DynamoDB::Table', { DeletionProtectionEnabled: false });
+    const b = build({ tableDeletionProtection: 'false' });
+    const json = Template.fromStack(b.stack).toJSON();
+    const rosterId = b.stack.resolve((b.stack.table.node.defaultChild as cdk.CfnElement).logicalId);
+    expect(json.Resources[rosterId].Properties.DeletionProtectionEnabled).toBe(false);
+  });
+});
+
+describe('history table (SPEC §10)', () => {
+  test('PK/SK strings and nothing else, on-demand, TTL on expiresAt, no index, generated name', () => {
+    const h = resources[historyId()];
+    expect(h.Properties.KeySchema).toEqual([
+      { AttributeName: 'PK', KeyType: 'HASH' },
+      { AttributeName: 'SK', KeyType: 'RANGE' },
+    ]);
+    expect(h.Properties.AttributeDefinitions).toEqual([
+      { AttributeName: 'PK', AttributeType: 'S' },
+      { AttributeName: 'SK', AttributeType: 'S' },
+    ]);
+    expect(h.Properties.BillingMode).toBe('PAY_PER_REQUEST');
+    expect(h.Properties.TimeToLiveSpecification).toEqual({ AttributeName: 'expiresAt', Enabled: true });
+    expect(h.Properties.GlobalSecondaryIndexes).toBeUndefined();
+    expect(h.Properties.LocalSecondaryIndexes).toBeUndefined();
+    expect(h.Properties.TableName).toBeUndefined();
+    expect(h.Properties.ProvisionedThroughput).toBeUndefined();
+  });
+
+  test('a 5-minute buffer: no point-in-time recovery, no deletion protection, deleted with the stack', () => {
+    const h = resources[historyId()] as any;
+    expect(h.Properties.PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: false });
+    expect(h.Properties.DeletionProtectionEnabled).toBe(false);
+    expect(h.DeletionPolicy).toBe('Delete');
+    expect(h.UpdateReplacePolicy).toBe('Delete');
+  });
+
+  test('encrypted with the AWS managed key, like the roster', () => {
+    // AWS_MANAGED: SSESpecification.SSEEnabled true (KMS, the aws/dynamodb key).
+    expect(resources[historyId()].Properties.SSESpecification).toEqual(resources[tableId()].Properties.SSESpecification);
+    expect(resources[historyId()].Properties.SSESpecification).toEqual({ SSEEnabled: true });
+  });
+
+  test('the name, HISTORY_TTL_SECS, RESUME_MAX and the default timeout come from context', () => {
+    const b = build({ historyTableName: 'SocketHistory', historyTtlSecs: '0', resumeMax: '2000', defaultTimeoutSecs: '60' });
+    const json = Template.fromStack(b.stack).toJSON();
+    const id = (c: { node: { defaultChild?: unknown } }) => b.stack.resolve((c.node.defaultChild as cdk.CfnElement).logicalId);
+    expect(json.Resources[id(b.stack.historyTable)].Properties.TableName).toBe('SocketHistory');
+    const def = json.Resources[id(b.stack.functions.default)].Properties;
+    const pub = json.Resources[id(b.stack.functions.publisher)].Properties;
+    expect(def.Environment.Variables).toMatchObject({ HISTORY_TABLE: { Ref: id(b.stack.historyTable) }, HISTORY_TTL_SECS: '0', RESUME_MAX: '2000' });
+    expect(pub.Environment.Variables).toMatchObject({ HISTORY_TABLE: { Ref: id(b.stack.historyTable) }, HISTORY_TTL_SECS: '0' });
+    expect(def.Timeout).toBe(60);
+  });
+
+  test('out-of-range history settings stop synthesis (the bounds of the Rust configuration)', () => {
+    expect(() => build({ historyTtlSecs: '86401' })).toThrow(/historyTtlSecs/);
+    expect(() => build({ historyTtlSecs: '-1' })).toThrow(/historyTtlSecs/);
+    expect(() => build({ resumeMax: '0' })).toThrow(/resumeMax/);
+    expect(() => build({ resumeMax: '10001' })).toThrow(/resumeMax/);
+    expect(() => build({ defaultTimeoutSecs: '1' })).toThrow(/defaultTimeoutSecs/);
+  });
+
+  test('its name is an output', () => {
+    expect(template.toJSON().Outputs.HistoryTableName.Value).toEqual({ Ref: historyId() });
   });
 });
 
@@ -216,6 +279,18 @@ describe('functions', () => {
     ]);
   });
 
+  test('timeouts: 10 s for the WebSocket hooks, 30 s for default (a resume posts up to RESUME_MAX frames), 15 s publish-api', () => {
+    const timeout = (n: FunctionName) => resources[fnId(n)].Properties.Timeout;
+    expect(FUNCTION_NAMES.map((n) => [n, timeout(n)])).toEqual([
+      ['authorizer', 10],
+      ['connect', 10],
+      ['disconnect', 10],
+      ['default', 30],
+      ['publisher', 60],
+      ['publish-api', 15],
+    ]);
+  });
+
   test('every function has its own asset and its own role', () => {
     const keys = FUNCTION_NAMES.map((n) => resources[fnId(n)].Properties.Code.S3Key);
     const roles = FUNCTION_NAMES.map((n) => resources[fnId(n)].Properties.Role['Fn::GetAtt'][0]);
@@ -255,6 +330,13 @@ describe('functions', () => {
   test('environment of each function (SPEC §9)', () => {
     const env = (n: FunctionName) => resources[fnId(n)].Properties.Environment.Variables;
     const table = { Ref: tableId() };
+    const history = { HISTORY_TABLE: { Ref: historyId() }, HISTORY_TTL_SECS: '300' };
+    const callbackUrl = {
+      'Fn::Join': [
+        '',
+        ['https://', { Ref: wsApiId() }, '.execute-api.', { Ref: 'AWS::Region' }, '.', { Ref: 'AWS::URLSuffix' }, '/main'],
+      ],
+    };
     const identity = {
       JWT_JWKS_URL: { Ref: 'JwtJwksUrl' },
       JWT_ISSUER: { 'Fn::If': ['HasJwtIssuer', { Ref: 'JwtIssuer' }, { Ref: 'AWS::NoValue' }] },
@@ -265,19 +347,15 @@ describe('functions', () => {
     const log = { RUST_LOG: { Ref: 'LogLevel' } };
     expect(env('authorizer')).toEqual({ ...log, ...identity });
     const metrics = { METRICS_NAMESPACE: 'Switchboard/Switchboard' };
-    expect(env('publish-api')).toEqual({ ...log, ...identity, QUEUE_URL: { Ref: queueId() }, ...metrics });
+    expect(env('publish-api')).toEqual({ ...log, ...identity, QUEUE_URL: { Ref: queueId() }, ROSTER_TABLE: table, ...metrics });
     expect(env('connect')).toEqual({ ...log, ROSTER_TABLE: table, CONNECTION_TTL_SECS: '7500' });
     expect(env('disconnect')).toEqual({ ...log, ROSTER_TABLE: table });
-    expect(env('default')).toEqual(log);
+    expect(env('default')).toEqual({ ...log, ...history, RESUME_MAX: '500', CALLBACK_URL: callbackUrl });
     expect(env('publisher')).toEqual({
       ...log,
       ROSTER_TABLE: table,
-      CALLBACK_URL: {
-        'Fn::Join': [
-          '',
-          ['https://', { Ref: wsApiId() }, '.execute-api.', { Ref: 'AWS::Region' }, '.', { Ref: 'AWS::URLSuffix' }, '/main'],
-        ],
-      },
+      ...history,
+      CALLBACK_URL: callbackUrl,
       DLQ_URL: { Ref: dlqId() },
       FANOUT_CONCURRENCY: '64',
       SCAN_SEGMENTS: '4',
@@ -399,7 +477,7 @@ describe('WebSocket API', () => {
     expect(integrationFunction(route('$default'))).toBe(fnId('default'));
   });
 
-  test('$default replies through a route response (no ManageConnections needed)', () => {
+  test('$default replies through a route response (resume posts its frames first, see IAM)', () => {
     template.hasResourceProperties('AWS::ApiGatewayV2::RouteResponse', { RouteResponseKey: '$default' });
   });
 
@@ -473,15 +551,37 @@ describe('WebSocket API', () => {
   });
 });
 
-describe('HTTP publish API (SPEC §6)', () => {
-  test('POST /v1/messages → publish-api, on the $default stage with access logs', () => {
+describe('HTTP publish API (SPEC §6, §11)', () => {
+  const httpApiId = () => logicalId(built.stack.httpApi);
+
+  test('POST /v1/messages and the two presence GETs → publish-api (one integration), and no other route', () => {
     template.hasResourceProperties('AWS::ApiGatewayV2::Api', { ProtocolType: 'HTTP' });
-    template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: 'POST /v1/messages', AuthorizationType: 'NONE' });
-    template.hasResourceProperties('AWS::ApiGatewayV2::Integration', {
+    const routes = Object.values(resources).filter((r) => r.Type === 'AWS::ApiGatewayV2::Route' && r.Properties.ApiId.Ref === httpApiId());
+    expect(routes.map((r) => r.Properties.RouteKey).sort()).toEqual(
+      ['GET /v1/tenants/{tenant}/presence', 'GET /v1/tenants/{tenant}/users/{user}/presence', 'POST /v1/messages'].sort(),
+    );
+    const integrations = Object.entries(resources).filter(([, r]) => r.Type === 'AWS::ApiGatewayV2::Integration' && r.Properties.ApiId.Ref === httpApiId());
+    expect(integrations).toHaveLength(1);
+    const [integrationId, integration] = integrations[0];
+    expect(integration.Properties).toMatchObject({
       IntegrationType: 'AWS_PROXY',
       IntegrationUri: { 'Fn::GetAtt': [fnId('publish-api'), 'Arn'] },
       PayloadFormatVersion: '2.0',
     });
+    for (const r of routes) {
+      expect(r.Properties.AuthorizationType).toBe('NONE'); // publish-api verifies the JWT itself
+      expect(r.Properties.Target).toEqual({ 'Fn::Join': ['', ['integrations/', { Ref: integrationId }]] });
+    }
+  });
+
+  test('outputs: PublishUrl and PresenceUrl on the API endpoint', () => {
+    const outputs = template.toJSON().Outputs;
+    const endpoint = (tail: string) => ({ 'Fn::Join': ['', [{ 'Fn::GetAtt': [httpApiId(), 'ApiEndpoint'] }, tail]] });
+    expect(outputs.PublishUrl.Value).toEqual(endpoint('/v1/messages'));
+    expect(outputs.PresenceUrl.Value).toEqual(endpoint('/v1/tenants'));
+  });
+
+  test('on the $default stage with access logs and throttling', () => {
     template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
       StageName: '$default',
       AutoDeploy: true,
@@ -493,6 +593,23 @@ describe('HTTP publish API (SPEC §6)', () => {
 
 describe('least-privilege IAM (SPEC §8)', () => {
   const tableArn = () => ({ 'Fn::GetAtt': [tableId(), 'Arn'] });
+  /** ManageConnections on this WebSocket API's stage main, POST only. */
+  const manageConnectionsArn = () => ({
+    'Fn::Join': [
+      '',
+      [
+        'arn:',
+        { Ref: 'AWS::Partition' },
+        ':execute-api:',
+        { Ref: 'AWS::Region' },
+        ':',
+        { Ref: 'AWS::AccountId' },
+        ':',
+        { Ref: wsApiId() },
+        '/main/POST/@connections/*',
+      ],
+    ],
+  });
 
   test('connect: PutItem on the table', () => {
     expect(statementsOf('connect')).toEqual([
@@ -537,43 +654,48 @@ describe('least-privilege IAM (SPEC §8)', () => {
         Action: ['dynamodb:Query'],
         Resource: { 'Fn::Join': ['', [tableArn(), '/index/byUser']] },
       },
-      {
-        Sid: 'PostToConnections',
-        Effect: 'Allow',
-        Action: ['execute-api:ManageConnections'],
-        Resource: {
-          'Fn::Join': [
-            '',
-            [
-              'arn:',
-              { Ref: 'AWS::Partition' },
-              ':execute-api:',
-              { Ref: 'AWS::Region' },
-              ':',
-              { Ref: 'AWS::AccountId' },
-              ':',
-              { Ref: wsApiId() },
-              '/main/POST/@connections/*',
-            ],
-          ],
-        },
-      },
+      { Sid: 'PostToConnections', Effect: 'Allow', Action: ['execute-api:ManageConnections'], Resource: manageConnectionsArn() },
       { Sid: 'ContinueFanout', Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: { 'Fn::GetAtt': [queueId(), 'Arn'] } },
       { Sid: 'DeadLetter', Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: { 'Fn::GetAtt': [dlqId(), 'Arn'] } },
+      { Sid: 'HistoryWrite', Effect: 'Allow', Action: ['dynamodb:BatchWriteItem'], Resource: { 'Fn::GetAtt': [historyId(), 'Arn'] } },
     ]);
   });
 
-  test('publish-api: SendMessage on the queue', () => {
+  test('publish-api: SendMessage on the queue; presence is Query on the roster and byUser (no Scan, no GetItem)', () => {
     expect(statementsOf('publish-api')).toEqual([
       logStatement('publish-api'),
       xrayStatement,
       { Sid: 'Enqueue', Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: { 'Fn::GetAtt': [queueId(), 'Arn'] } },
+      { Sid: 'PresenceQuery', Effect: 'Allow', Action: ['dynamodb:Query'], Resource: tableArn() },
+      {
+        Sid: 'PresenceQueryByUser',
+        Effect: 'Allow',
+        Action: ['dynamodb:Query'],
+        Resource: { 'Fn::Join': ['', [tableArn(), '/index/byUser']] },
+      },
     ]);
   });
 
-  test('authorizer and default: their own log group only', () => {
+  test('default: Query on the history table, post to this API stage only (resume); nothing on the roster', () => {
+    expect(statementsOf('default')).toEqual([
+      logStatement('default'),
+      xrayStatement,
+      { Sid: 'HistoryRead', Effect: 'Allow', Action: ['dynamodb:Query'], Resource: { 'Fn::GetAtt': [historyId(), 'Arn'] } },
+      { Sid: 'PostToCaller', Effect: 'Allow', Action: ['execute-api:ManageConnections'], Resource: manageConnectionsArn() },
+    ]);
+  });
+
+  test('only the publisher writes history (BatchWriteItem) and only default reads it (Query)', () => {
+    const onHistory = FUNCTION_NAMES.flatMap((n) =>
+      statementsOf(n)
+        .filter((st) => JSON.stringify(st.Resource).includes(`"${historyId()}"`))
+        .map((st) => `${n} ${st.Action.join(',')}`),
+    );
+    expect(onHistory.sort()).toEqual(['default dynamodb:Query', 'publisher dynamodb:BatchWriteItem']);
+  });
+
+  test('authorizer: its own log group only', () => {
     expect(statementsOf('authorizer')).toEqual([logStatement('authorizer'), xrayStatement]);
-    expect(statementsOf('default')).toEqual([logStatement('default'), xrayStatement]);
   });
 
   test('API Gateway may invoke each function only from its own API and route', () => {
@@ -593,6 +715,8 @@ describe('least-privilege IAM (SPEC §8)', () => {
         `${fnId('disconnect')} ${wsApiId()} /*$disconnect`,
         `${fnId('default')} ${wsApiId()} /*$default`,
         `${fnId('publish-api')} ${logicalId(built.stack.httpApi)} /*/*/v1/messages`,
+        `${fnId('publish-api')} ${logicalId(built.stack.httpApi)} /*/*/v1/tenants/{tenant}/presence`,
+        `${fnId('publish-api')} ${logicalId(built.stack.httpApi)} /*/*/v1/tenants/{tenant}/users/{user}/presence`,
       ].sort(),
     );
   });
@@ -619,7 +743,8 @@ describe('least-privilege IAM (SPEC §8)', () => {
       expect(r.Properties.ManagedPolicyArns).toBeUndefined();
     }
     const withStar = literals.filter((l) => l.includes('*'));
-    expect(withStar.filter((l) => l !== '*')).toEqual(['/main/POST/@connections/*']);
+    // publisher (fan-out) and default (resume) post to connections.
+    expect(withStar.filter((l) => l !== '*')).toEqual(['/main/POST/@connections/*', '/main/POST/@connections/*']);
     expect(withStar.filter((l) => l === '*')).toHaveLength(6); // the X-Ray statement of each function
     for (const r of Object.values(resources)) {
       if (r.Type !== 'AWS::IAM::Policy') continue;
@@ -848,7 +973,11 @@ describe('cdk-nag (AwsSolutions)', () => {
     expect(report.acknowledged.map((v) => `${v.acknowledgedAt} ${v.ruleName.replace(/<WebSocketApi[0-9A-F]+>/, '<WebSocketApi>')}`).sort()).toEqual(
       [
         'Switchboard/PublishHttpApi/POST--v1--messages/Resource AwsSolutions-APIG4',
+        'Switchboard/PublishHttpApi/GET--v1--tenants--{tenant}--presence/Resource AwsSolutions-APIG4',
+        'Switchboard/PublishHttpApi/GET--v1--tenants--{tenant}--users--{user}--presence/Resource AwsSolutions-APIG4',
         'Switchboard/PublisherRole AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<WebSocketApi>/main/POST/@connections/*]',
+        'Switchboard/DefaultRole AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<WebSocketApi>/main/POST/@connections/*]',
+        'Switchboard/History AwsSolutions-DDB3',
         'Switchboard/WebSocketApi/$default-Route/Resource AwsSolutions-APIG4',
         'Switchboard/WebSocketApi/$disconnect-Route/Resource AwsSolutions-APIG4',
         'Switchboard/MainStage AwsSolutions-APIG1',
@@ -887,7 +1016,11 @@ describe('cdk-nag (AwsSolutions)', () => {
     expect(summary).toEqual(
       [
         'PublishHttpApi/POST--v1--messages/Resource AwsSolutions::AwsSolutions-APIG4',
+        'PublishHttpApi/GET--v1--tenants--{tenant}--presence/Resource AwsSolutions::AwsSolutions-APIG4',
+        'PublishHttpApi/GET--v1--tenants--{tenant}--users--{user}--presence/Resource AwsSolutions::AwsSolutions-APIG4',
         'PublisherRole AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<WebSocketApi>/main/POST/@connections/*]',
+        'DefaultRole AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<WebSocketApi>/main/POST/@connections/*]',
+        'History AwsSolutions::AwsSolutions-DDB3',
         'WebSocketApi/$default-Route/Resource AwsSolutions::AwsSolutions-APIG4',
         'WebSocketApi/$disconnect-Route/Resource AwsSolutions::AwsSolutions-APIG4',
         'MainStage AwsSolutions::AwsSolutions-APIG1',
