@@ -68,6 +68,21 @@ impl From<Unauthorized> for Diagnostic {
 }
 
 /// Decides one authorizer event.
+/// Builds the verifier from the environment: exactly one key source (`JWT_HS256_SECRET`,
+/// `JWT_JWKS_FILE`, `JWT_JWKS_URL` or `JWT_ISSUERS_FILE`) and the claim settings. With no
+/// key source, or keys that cannot be loaded, the function does not start (it never
+/// allows everyone).
+pub async fn build(lookup: impl Fn(&str) -> Option<String>) -> Result<Verifier, String> {
+    let config = switchboard_core::auth::AuthConfig::from_lookup(&lookup)
+        .and_then(switchboard_core::auth::AuthConfig::require_key_source)
+        .map_err(|e| e.to_string())?;
+    let verifier = Verifier::new(config)
+        .await
+        .map_err(|e| format!("keys unusable: {e}"))?;
+    tracing::info!(?verifier, "authorizer ready");
+    Ok(verifier)
+}
+
 pub async fn authorize(
     verifier: &Verifier,
     event: &AuthorizerRequest,

@@ -21,6 +21,20 @@ pub struct ConnectDeps {
     pub config: ConnectConfig,
 }
 
+/// Builds the dependencies from the environment: the roster table (`ROSTER_TABLE`,
+/// `DYNAMODB_ENDPOINT`) and `CONNECTION_TTL_SECS`.
+pub async fn build(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<ConnectDeps, switchboard_core::config::ConfigError> {
+    let dynamo = switchboard_aws::DynamoConfig::from_lookup(&lookup)?;
+    let config = ConnectConfig::from_lookup(&lookup)?;
+    tracing::info!(table = %dynamo.table, "connect ready");
+    Ok(ConnectDeps {
+        roster: Arc::new(switchboard_aws::DynamoRosterStore::from_config(&dynamo).await),
+        config,
+    })
+}
+
 /// Handles one `$connect` event: 200 (with the `bearer` subprotocol when offered) once the
 /// record is written; 403 without a roster write when the identity is missing or invalid;
 /// an error (500) when the roster fails.

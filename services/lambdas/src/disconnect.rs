@@ -15,6 +15,18 @@ pub struct DisconnectDeps {
     pub roster: Arc<dyn RosterStore>,
 }
 
+/// Builds the dependencies from the environment: the roster table (`ROSTER_TABLE`,
+/// `DYNAMODB_ENDPOINT`).
+pub async fn build(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<DisconnectDeps, switchboard_core::config::ConfigError> {
+    let dynamo = switchboard_aws::DynamoConfig::from_lookup(&lookup)?;
+    tracing::info!(table = %dynamo.table, "disconnect ready");
+    Ok(DisconnectDeps {
+        roster: Arc::new(switchboard_aws::DynamoRosterStore::from_config(&dynamo).await),
+    })
+}
+
 /// Handles one `$disconnect` event: 200 once the record is gone. API Gateway ignores
 /// the answer (the socket is already closed), so failures are errors, logged, and the
 /// record's TTL removes it eventually.

@@ -1,32 +1,16 @@
-//! The WebSocket `$connect` route: writes the roster record from the authorizer's
-//! identity. The roster client is built once at init; the handling is
-//! `switchboard_lambdas::connect::handle`.
-
-use std::sync::Arc;
+//! The WebSocket `$connect` route: the roster client built once at init by
+//! `switchboard_lambdas::connect::build`; each event handled by `connect::handle`.
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use switchboard_aws::{DynamoConfig, DynamoRosterStore};
-use switchboard_core::config::ConnectConfig;
-use switchboard_lambdas::connect::{self, ConnectDeps};
-use switchboard_lambdas::telemetry;
 use switchboard_lambdas::websocket::WebsocketEvent;
+use switchboard_lambdas::{connect, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let lookup = |k: &str| std::env::var(k).ok();
-    let (dynamo, config) = DynamoConfig::from_lookup(lookup)
-        .and_then(|dynamo| Ok((dynamo, ConnectConfig::from_lookup(lookup)?)))
-        .map_err(|e| {
-            tracing::error!(error = %e, "connect configuration invalid");
-            Error::from(e.to_string())
-        })?;
-    let deps = ConnectDeps {
-        roster: Arc::new(DynamoRosterStore::from_config(&dynamo).await),
-        config,
-    };
-    tracing::info!(table = %dynamo.table, "connect ready");
-
+    let deps = connect::build(|k| std::env::var(k).ok())
+        .await
+        .map_err(|e| telemetry::init_failed("connect", e))?;
     let deps = &deps;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<WebsocketEvent>| async move {

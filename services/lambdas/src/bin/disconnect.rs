@@ -1,26 +1,16 @@
-//! The WebSocket `$disconnect` route: deletes the roster record. The roster client is
-//! built once at init; the handling is `switchboard_lambdas::disconnect::handle`.
-
-use std::sync::Arc;
+//! The WebSocket `$disconnect` route: the roster client built once at init by
+//! `switchboard_lambdas::disconnect::build`; each event handled by `disconnect::handle`.
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use switchboard_aws::{DynamoConfig, DynamoRosterStore};
-use switchboard_lambdas::disconnect::{self, DisconnectDeps};
-use switchboard_lambdas::telemetry;
 use switchboard_lambdas::websocket::WebsocketEvent;
+use switchboard_lambdas::{disconnect, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let dynamo = DynamoConfig::from_lookup(|k| std::env::var(k).ok()).map_err(|e| {
-        tracing::error!(error = %e, "disconnect configuration invalid");
-        Error::from(e.to_string())
-    })?;
-    let deps = DisconnectDeps {
-        roster: Arc::new(DynamoRosterStore::from_config(&dynamo).await),
-    };
-    tracing::info!(table = %dynamo.table, "disconnect ready");
-
+    let deps = disconnect::build(|k| std::env::var(k).ok())
+        .await
+        .map_err(|e| telemetry::init_failed("disconnect", e))?;
     let deps = &deps;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<WebsocketEvent>| async move {
