@@ -138,7 +138,7 @@ async fn publish_api_needs_keys_and_its_queue() {
             .unwrap(),
         "JWT_",
     );
-    publish_api::build(lookup(&[REGION, QUEUE, SECRET]))
+    let _router = publish_api::build(lookup(&[REGION, QUEUE, SECRET]))
         .await
         .unwrap();
 }
