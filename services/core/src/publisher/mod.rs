@@ -79,6 +79,15 @@ pub struct Publisher {
     config: PublisherConfig,
 }
 
+/// What settling a delivery left to report: something dead-lettered, something that
+/// makes the queue redeliver the message, and why.
+#[derive(Default)]
+struct Leftovers {
+    dead: bool,
+    retry: bool,
+    problems: Vec<String>,
+}
+
 /// Where a work item came from: a published message delivered in place, or a queued item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Origin {
@@ -401,9 +410,7 @@ impl Publisher {
         report.throttled = delivery.throttled;
         report.failed = delivery.failed.len() + delivery.fatal.len();
         report.outcome = Outcome::Delivered;
-        let mut problems = Vec::new();
-        let mut dead = false;
-        let mut retry = false;
+        let mut left = Leftovers::default();
 
         if !delivery.unstarted.is_empty() {
             let count = delivery.unstarted.len();
@@ -418,8 +425,9 @@ impl Publisher {
             {
                 Ok(()) => report.deferred += count,
                 Err(error) => {
-                    retry = true;
-                    problems.push(format!("remainder of {count} not enqueued: {error}"));
+                    left.retry = true;
+                    left.problems
+                        .push(format!("remainder of {count} not enqueued: {error}"));
                 }
             }
         }
@@ -434,17 +442,8 @@ impl Publisher {
                     "{count} post(s) still failing after {} attempts; last: {last}",
                     item.attempt
                 );
-                match self
-                    .dead_letter_connections(message, item, recipients, &error)
-                    .await
-                {
-                    Ok(()) => dead = true,
-                    Err(sink) => {
-                        retry = true;
-                        problems.push(format!("{error}; dead-letter queue failed: {sink}"));
-                    }
-                }
-                problems.push(error);
+                self.dead_letter_part(message, item, recipients, error, &mut left)
+                    .await;
             } else {
                 let delay = self.config.retry_item_delay(next_attempt);
                 match self
@@ -453,13 +452,14 @@ impl Publisher {
                 {
                     Ok(()) => {
                         report.deferred += count;
-                        problems.push(format!(
+                        left.problems.push(format!(
                             "{count} post(s) failed, retried later; last: {last}"
                         ));
                     }
                     Err(error) => {
-                        retry = true;
-                        problems.push(format!("retry of {count} post(s) not enqueued: {error}"));
+                        left.retry = true;
+                        left.problems
+                            .push(format!("retry of {count} post(s) not enqueued: {error}"));
                     }
                 }
             }
@@ -468,32 +468,49 @@ impl Publisher {
         if let Some((_, first)) = delivery.fatal.first() {
             let error = format!("{} post(s) failed for good: {first}", delivery.fatal.len());
             let recipients = delivery.fatal.into_iter().map(|(r, _)| r).collect();
-            match self
-                .dead_letter_connections(message, item, recipients, &error)
-                .await
-            {
-                Ok(()) => dead = true,
-                Err(sink) => {
-                    retry = true;
-                    problems.push(format!("{error}; dead-letter queue failed: {sink}"));
-                }
-            }
-            problems.push(error);
+            self.dead_letter_part(message, item, recipients, error, &mut left)
+                .await;
         }
 
-        report.outcome = if retry {
+        report.outcome = if left.retry {
             Outcome::Retry
-        } else if dead {
+        } else if left.dead {
             Outcome::DeadLettered
         } else if report.deferred > 0 {
             Outcome::Deferred
         } else {
             Outcome::Delivered
         };
-        if !problems.is_empty() {
-            report.error = Some(problems.join("; "));
+        if !left.problems.is_empty() {
+            report.error = Some(left.problems.join("; "));
         }
         report
+    }
+
+    /// Dead-letters the connections of `item` that failed so (`error` says how), noting
+    /// in `left` whether that worked or the message must be redelivered instead.
+    async fn dead_letter_part(
+        &self,
+        message: &InboundMessage,
+        item: &WorkItem,
+        recipients: Vec<Recipient>,
+        error: String,
+        left: &mut Leftovers,
+    ) {
+        match self
+            .dead_letter_connections(message, item, recipients, &error)
+            .await
+        {
+            Ok(()) => {
+                left.dead = true;
+                left.problems.push(error);
+            }
+            Err(sink) => {
+                left.retry = true;
+                left.problems
+                    .push(format!("{error}; dead-letter queue failed: {sink}"));
+            }
+        }
     }
 
     /// Enqueues `Connections` items for `recipients` (split to the body limit).
