@@ -513,6 +513,7 @@ async fn run(
         .collect();
     // Bound the run: five times the budget's time plus a minute.
     let limit = Duration::from_secs_f64(connections as f64 / budget as f64 * 5.0 + 60.0);
+    let aborts: Vec<_> = handles.iter().map(|h| h.abort_handle()).collect();
     let joined = tokio::time::timeout(limit, futures::future::join_all(handles)).await;
     let elapsed = started.elapsed();
     let cpu = cpu_secs() - cpu_before;
@@ -524,6 +525,9 @@ async fn run(
             }
         }
         Err(_) => {
+            for abort in &aborts {
+                abort.abort();
+            }
             println!(
                 "  DID NOT FINISH within {} s; figures below are partial",
                 limit.as_secs()
@@ -593,7 +597,9 @@ async fn run(
                 } else {
                     String::new()
                 },
-                named.last().map_or("-", |l| l.error.as_str())
+                named
+                    .last()
+                    .map_or_else(|| "-".to_string(), |l| l.error.chars().take(140).collect())
             );
         }
     }
