@@ -2,7 +2,9 @@
 //! management endpoint that answers every post after a fixed delay.
 //!
 //! Prints deliveries per second for
-//!   (a) our publisher (roster lookup + bounded fan-out with retries, FANOUT_CONCURRENCY 64),
+//!   (a) our publisher (roster pages + bounded fan-out with retries, FANOUT_CONCURRENCY 64):
+//!       the message and every work item it leaves (one continuation per `FANOUT_SHARD_SIZE`
+//!       page, default 1,000) run to completion, one after another, as one consumer would;
 //!   (b) a raw driver posting with the same 64 in flight (the ceiling for this client),
 //!   (c) the seed's sequential loop (one post after another).
 //!
@@ -23,7 +25,7 @@ use switchboard_aws::{load_sdk_config, ApiGatewayPusher, LocalDefaults};
 use switchboard_core::publisher::{Publisher, PublisherConfig, PublisherPorts};
 use switchboard_core::queue::InboundMessage;
 use switchboard_core::roster::{ConnectionRecord, MemoryRosterStore, RosterStore};
-use switchboard_core::testkit::RecordingQueue;
+use switchboard_core::testkit::{run_to_completion, RecordingQueue};
 use time::OffsetDateTime;
 
 const IN_FLIGHT: usize = 64;
@@ -99,13 +101,15 @@ async fn main() {
         })
         .await;
 
-    // (a) the publisher.
+    // (a) the publisher: the message, then every continuation it enqueues, to the end.
+    let work_queue = Arc::new(RecordingQueue::new());
+    let dead_letters = Arc::new(RecordingQueue::new());
     let publisher = Publisher::new(
         PublisherPorts {
             roster: roster.clone(),
             pusher: pusher.clone(),
-            dead_letters: Arc::new(RecordingQueue::new()),
-            work_queue: Arc::new(RecordingQueue::new()),
+            dead_letters: dead_letters.clone(),
+            work_queue: work_queue.clone(),
         },
         PublisherConfig {
             fanout_concurrency: IN_FLIGHT,
@@ -117,14 +121,15 @@ async fn main() {
         body: r#"{"target":{"type":"tenant","tenant":"bench"},"data":{"n":1}}"#.into(),
         receive_count: 1,
     };
+    let shard_size = publisher.config().shard_size;
+    let max_rounds = connections / shard_size.max(1) + 2;
     let started = Instant::now();
-    let outcome = publisher.handle_batch(&[message]).await;
+    let reports = run_to_completion(&publisher, &work_queue, vec![message], max_rounds).await;
     let publisher_time = started.elapsed();
-    let report = &outcome.reports[0];
-    assert_eq!(
-        report.delivered, connections,
-        "every post delivered: {report:?}"
-    );
+    let delivered: usize = reports.iter().map(|r| r.delivered).sum();
+    assert_eq!(delivered, connections, "every post delivered: {reports:?}");
+    assert!(dead_letters.letters().is_empty(), "nothing dead-lettered");
+    let work_items = reports.len();
     let publisher_rate = connections as f64 / publisher_time.as_secs_f64();
 
     // (b) raw driver, same concurrency.
@@ -164,7 +169,7 @@ async fn main() {
     let sequential_time = started.elapsed();
     let sequential_rate = sequential_posts as f64 / sequential_time.as_secs_f64();
 
-    println!("(a) publisher      : {connections:>6} posts in {:>8.3} s = {publisher_rate:>8.0} deliveries/s", publisher_time.as_secs_f64());
+    println!("(a) publisher      : {connections:>6} posts in {:>8.3} s = {publisher_rate:>8.0} deliveries/s ({work_items} work item(s) of at most {shard_size})", publisher_time.as_secs_f64());
     println!("(b) raw, {IN_FLIGHT} in flight: {connections:>6} posts in {:>8.3} s = {raw_rate:>8.0} deliveries/s", raw_time.as_secs_f64());
     println!("(c) sequential     : {sequential_posts:>6} posts in {:>8.3} s = {sequential_rate:>8.0} deliveries/s", sequential_time.as_secs_f64());
     println!(
