@@ -97,8 +97,14 @@ enum Origin {
 
 impl Publisher {
     pub fn new(ports: PublisherPorts, config: PublisherConfig) -> Self {
-        let limiter = NonZeroU32::new(config.fanout_rate)
-            .map(|rate| Arc::new(RateLimiter::direct(Quota::per_second(rate))));
+        // The bucket holds a tenth of a second of posts: several publishers starting at once
+        // must not overshoot their shared budget by a full second's worth each.
+        let limiter = NonZeroU32::new(config.fanout_rate).map(|rate| {
+            let burst = NonZeroU32::new(rate.get() / 10).unwrap_or(NonZeroU32::MIN);
+            Arc::new(RateLimiter::direct(
+                Quota::per_second(rate).allow_burst(burst),
+            ))
+        });
         Self {
             roster: ports.roster,
             pusher: ports.pusher,
