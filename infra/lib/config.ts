@@ -25,23 +25,23 @@ export interface SwitchboardConfig {
   /** Physical roster table name; unset lets CloudFormation name it (it reaches the functions as ROSTER_TABLE). */
   readonly rosterTableName?: string;
   /**
-   * Physical history table name (SPEC §10); unset lets CloudFormation name it (it reaches
+   * Physical history table name (docs/design.md: History and resume); unset lets CloudFormation name it (it reaches
    * the publisher and `default` as HISTORY_TABLE).
    */
   readonly historyTableName?: string;
-  /** HISTORY_TTL_SECS for the publisher and `default` (SPEC §10, default 300; 0 turns history off). */
+  /** HISTORY_TTL_SECS for the publisher and `default` (docs/design.md: History and resume, default 300; 0 turns history off). */
   readonly historyTtlSecs: number;
-  /** RESUME_MAX for `default`: messages one `resume` sends at most (SPEC §10, default 500). */
+  /** RESUME_MAX for `default`: messages one `resume` sends at most (docs/design.md: History and resume, default 500). */
   readonly resumeMax: number;
   /** Timeout of the `default` function in seconds: a `resume` posts up to RESUME_MAX frames (default 30). */
   readonly defaultTimeoutSecs: number;
-  /** FANOUT_CONCURRENCY for the publisher (SPEC §5, default 64). */
+  /** FANOUT_CONCURRENCY for the publisher (docs/design.md: Publisher, default 64). */
   readonly fanoutConcurrency: number;
-  /** SCAN_SEGMENTS for the publisher's broadcast scan (SPEC §3, default 4). */
+  /** SCAN_SEGMENTS for the publisher's broadcast scan (docs/design.md: Roster, default 4). */
   readonly scanSegments: number;
-  /** LEGACY_BROADCAST for the publisher (SPEC §4, default false). */
+  /** LEGACY_BROADCAST for the publisher (docs/design.md: Messages, default false). */
   readonly legacyBroadcast: boolean;
-  /** CONNECTION_TTL_SECS for connect (SPEC §9, default 7500 = 2 h 5 min). */
+  /** CONNECTION_TTL_SECS for connect (docs/design.md: Configuration, default 7500 = 2 h 5 min). */
   readonly connectionTtlSecs: number;
   /** Publisher timeout in seconds; the queue's visibility timeout is 6× this (AWS guidance). */
   readonly publisherTimeoutSecs: number;
@@ -80,7 +80,7 @@ export interface SwitchboardConfig {
   readonly publisherMaxConcurrency: number;
   /** The account's API Gateway request quota per second in this Region (default 10,000). */
   readonly accountRequestsPerSecond: number;
-  /** FANOUT_SHARD_SIZE: connections per fan-out work item (SPEC §12, default 1000). */
+  /** FANOUT_SHARD_SIZE: connections per fan-out work item (docs/design.md: Fan-out at any size, default 1000). */
   readonly fanoutShardSize: number;
   /** GONE_GRACE_SECS: no roster delete on 410 for a younger connection (default 30). */
   readonly goneGraceSecs: number;

@@ -1,4 +1,4 @@
-// The whole AWS deployment of Switchboard (SPEC §8) in one stack:
+// The whole AWS deployment of Switchboard (docs/design.md: AWS deployment) in one stack:
 //
 //   clients ──wss──▶ WebSocket API (stage main) ──$connect──▶ authorizer ─▶ connect ─▶ roster (DynamoDB)
 //                                              ──$disconnect─▶ disconnect ─▶ roster
@@ -9,7 +9,7 @@
 //                                                                                │  └─▶ history (BatchWriteItem)
 //   backends ─https─▶ HTTP API GET …/presence ─▶ publish-api ─▶ roster (Query, table and byUser)
 //                                                               DLQ (5 receives) ◀┘ (malformed bodies at once)
-//   publisher ─SendMessage (continuation / retry work items, SPEC §12)─▶ SQS queue
+//   publisher ─SendMessage (continuation / retry work items, docs/design.md: Fan-out at any size)─▶ SQS queue
 //
 // Operations: alarms to one SNS topic (output `AlarmTopicArn`), a CloudWatch dashboard,
 // EMF metrics from the publisher and the publish API (namespace METRICS_NAMESPACE), stage
@@ -51,9 +51,9 @@ import { bootstrapArchitecture, ElfArchitecture } from './elf';
 
 /** The WebSocket stage; part of every client URL and of CALLBACK_URL. */
 export const STAGE_NAME = 'main';
-/** The roster's user index (SPEC §3). */
+/** The roster's user index (docs/design.md: Roster). */
 export const USER_INDEX = 'byUser';
-/** The HTTP publish API's routes, all served by `publish-api` (SPEC §6, §11). */
+/** The HTTP publish API's routes, all served by `publish-api` (docs/design.md: Publish API; Presence). */
 export const PUBLISH_API_ROUTES: ReadonlyArray<readonly [apigwv2.HttpMethod, string]> = [
   [apigwv2.HttpMethod.POST, '/v1/messages'],
   [apigwv2.HttpMethod.GET, '/v1/tenants/{tenant}/presence'],
@@ -91,7 +91,7 @@ const FUNCTION_SETTINGS: Record<FunctionName, { memory: number; timeoutSecs?: nu
 
 export class SwitchboardStack extends cdk.Stack {
   readonly table: dynamodb.Table;
-  /** Recent messages per stream, for `resume` (SPEC §10). */
+  /** Recent messages per stream, for `resume` (docs/design.md: History and resume). */
   readonly historyTable: dynamodb.Table;
   readonly queue: sqs.Queue;
   readonly deadLetterQueue: sqs.Queue;
@@ -146,7 +146,7 @@ export class SwitchboardStack extends cdk.Stack {
       minLength: 1,
       default: config.parameterDefaults.logLevel,
     });
-    // An empty issuer/audience must mean "not checked" (SPEC §2), so the variable is left
+    // An empty issuer/audience must mean "not checked" (docs/design.md: Identity), so the variable is left
     // out rather than set to "".
     const hasIssuer = new cdk.CfnCondition(this, 'HasJwtIssuer', {
       expression: cdk.Fn.conditionNot(cdk.Fn.conditionEquals(issuer.valueAsString, '')),
@@ -162,7 +162,7 @@ export class SwitchboardStack extends cdk.Stack {
       ROLES_CLAIM: rolesClaim.valueAsString,
     };
 
-    // ---- Roster table (SPEC §3) --------------------------------------------------------
+    // ---- Roster table (docs/design.md: Roster) --------------------------------------------------------
     this.table = new dynamodb.Table(this, 'Roster', {
       tableName: config.rosterTableName,
       partitionKey: { name: 'PK', type: dynamodb.AttributeType.STRING },
@@ -187,7 +187,7 @@ export class SwitchboardStack extends cdk.Stack {
     const tableArn = this.table.tableArn;
     const userIndexArn = `${tableArn}/index/${USER_INDEX}`;
 
-    // ---- History table (SPEC §10) ------------------------------------------------------
+    // ---- History table (docs/design.md: History and resume) ------------------------------------------------------
     // A reconnect buffer: `PK` = the stream (`S#<tenant>#U#<user>`, `S#<tenant>`, `S#*`),
     // `SK` = the cursor; every item expires after HISTORY_TTL_SECS (TTL `expiresAt`, and
     // the code filters expired items itself since TTL deletes lazily). No index: resume
@@ -208,7 +208,7 @@ export class SwitchboardStack extends cdk.Stack {
     });
     const historyArn = this.historyTable.tableArn;
 
-    // ---- Queues (SPEC §5) --------------------------------------------------------------
+    // ---- Queues (docs/design.md: Publisher) --------------------------------------------------------------
     this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
@@ -237,7 +237,7 @@ export class SwitchboardStack extends cdk.Stack {
     for (const fn of [fns.connect, fns.disconnect, fns.publisher, fns['publish-api']]) {
       fn.addEnvironment('ROSTER_TABLE', this.table.tableName);
     }
-    // History (SPEC §10): the publisher records, `default` serves `resume`.
+    // History (docs/design.md: History and resume): the publisher records, `default` serves `resume`.
     for (const fn of [fns.publisher, fns.default]) {
       fn.addEnvironment('HISTORY_TABLE', this.historyTable.tableName);
       fn.addEnvironment('HISTORY_TTL_SECS', String(config.historyTtlSecs));
@@ -249,7 +249,7 @@ export class SwitchboardStack extends cdk.Stack {
     // Identity source: none. API Gateway checks that every identity source is present
     // and non-empty and answers 401 *without calling the authorizer* otherwise. A client
     // may send its token either as `?token=` or as `Sec-WebSocket-Protocol: bearer, <jwt>`
-    // (SPEC §2), and any one source would reject the other way. WebSocket REQUEST
+    // (docs/design.md: Identity), and any one source would reject the other way. WebSocket REQUEST
     // authorizers have no result cache (caching is HTTP-API only), so the identity source
     // buys nothing but that presence check; the authorizer function does the real check
     // and answers "Unauthorized" (→ 401) when neither is present. CDK's construct defaults
@@ -324,7 +324,7 @@ export class SwitchboardStack extends cdk.Stack {
     fns.publisher.addEnvironment('FANOUT_CONCURRENCY', String(config.fanoutConcurrency));
     fns.publisher.addEnvironment('SCAN_SEGMENTS', String(config.scanSegments));
     fns.publisher.addEnvironment('LEGACY_BROADCAST', String(config.legacyBroadcast));
-    // Fan-out at any size (SPEC §12): work items go back on the same queue.
+    // Fan-out at any size (docs/design.md: Fan-out at any size): work items go back on the same queue.
     fns.publisher.addEnvironment('QUEUE_URL', this.queue.queueUrl);
     fns.publisher.addEnvironment('FANOUT_SHARD_SIZE', String(config.fanoutShardSize));
     fns.publisher.addEnvironment('GONE_GRACE_SECS', String(config.goneGraceSecs));
@@ -340,7 +340,7 @@ export class SwitchboardStack extends cdk.Stack {
       }),
     );
 
-    // ---- HTTP publish API (SPEC §6) ---------------------------------------------------------
+    // ---- HTTP publish API (docs/design.md: Publish API) ---------------------------------------------------------
     fns['publish-api'].addEnvironment('QUEUE_URL', this.queue.queueUrl);
     this.httpApi = new apigwv2.HttpApi(this, 'PublishHttpApi', {
       apiName: `${this.stackName}-publish`,
@@ -377,7 +377,7 @@ export class SwitchboardStack extends cdk.Stack {
       },
     });
 
-    // ---- Least-privilege IAM (SPEC §8) ------------------------------------------------------
+    // ---- Least-privilege IAM (docs/design.md: AWS deployment) ------------------------------------------------------
     fns.connect.addToRolePolicy(
       new iam.PolicyStatement({ sid: 'RosterPut', actions: ['dynamodb:PutItem'], resources: [tableArn] }),
     );
@@ -422,7 +422,7 @@ export class SwitchboardStack extends cdk.Stack {
     fns['publish-api'].addToRolePolicy(
       new iam.PolicyStatement({ sid: 'Enqueue', actions: ['sqs:SendMessage'], resources: [this.queue.queueArn] }),
     );
-    // Presence (SPEC §11): Query only, never Scan.
+    // Presence (docs/design.md: Presence): Query only, never Scan.
     fns['publish-api'].addToRolePolicy(
       new iam.PolicyStatement({ sid: 'PresenceQuery', actions: ['dynamodb:Query'], resources: [tableArn] }),
     );
@@ -762,7 +762,7 @@ export class SwitchboardStack extends cdk.Stack {
     Validations.of(this.historyTable).acknowledge({
       id: 'AwsSolutions::AwsSolutions-DDB3',
       reason:
-        'The history table is a reconnect buffer (SPEC §10): every item expires after HISTORY_TTL_SECS (default 5 minutes) and was already delivered; a point-in-time restore could only bring back expired messages, so continuous backups would cost money for nothing.',
+        'The history table is a reconnect buffer (docs/design.md: History and resume): every item expires after HISTORY_TTL_SECS (default 5 minutes) and was already delivered; a point-in-time restore could only bring back expired messages, so continuous backups would cost money for nothing.',
     });
     const routes = this.webSocketApi.node.findAll().filter((c): c is apigwv2.CfnRoute => c instanceof apigwv2.CfnRoute);
     for (const route of routes) {
@@ -780,7 +780,7 @@ export class SwitchboardStack extends cdk.Stack {
       Validations.of(route).acknowledge({
         id: 'AwsSolutions::AwsSolutions-APIG4',
         reason:
-          'The publish API (POST /v1/messages, GET …/presence) is authorized by the publish-api function itself (SPEC §6, §11): it verifies the bearer JWT with the same code as the WebSocket authorizer and also enforces role and tenant rules, answering 401/403 as JSON.',
+          'The publish API (POST /v1/messages, GET …/presence) is authorized by the publish-api function itself (docs/design.md: Publish API; Presence): it verifies the bearer JWT with the same code as the WebSocket authorizer and also enforces role and tenant rules, answering 401/403 as JSON.',
       });
     }
     const apiLogicalId = this.resolve((this.webSocketApi.node.defaultChild as apigwv2.CfnApi).logicalId);

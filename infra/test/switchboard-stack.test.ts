@@ -1,4 +1,4 @@
-// What `cdk synth` must produce (SPEC §8), asserted on the synthesized template.
+// What `cdk synth` must produce (docs/design.md: AWS deployment), asserted on the synthesized template.
 import * as cdk from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
@@ -71,7 +71,7 @@ const logStatement = (name: FunctionName) => {
 };
 
 describe('resources', () => {
-  test('exactly the resources SPEC §8 (and §10, §11) asks for', () => {
+  test('exactly the resources docs/design.md: AWS deployment (and §10, §11) asks for', () => {
     const expected: Record<string, number> = {
       'AWS::DynamoDB::Table': 2, // roster, history
       'AWS::SQS::Queue': 2,
@@ -107,7 +107,7 @@ describe('resources', () => {
   });
 });
 
-describe('roster table (SPEC §3)', () => {
+describe('roster table (docs/design.md: Roster)', () => {
   test('PK/SK strings, on-demand, TTL on expiresAt, point-in-time recovery, deletion protection, generated name', () => {
     expect(resources[tableId()]).toMatchObject({
       DeletionPolicy: 'Retain',
@@ -163,7 +163,7 @@ describe('roster table (SPEC §3)', () => {
   });
 });
 
-describe('history table (SPEC §10)', () => {
+describe('history table (docs/design.md: History and resume)', () => {
   test('PK/SK strings and nothing else, on-demand, TTL on expiresAt, no index, generated name', () => {
     const h = resources[historyId()];
     expect(h.Properties.KeySchema).toEqual([
@@ -221,7 +221,7 @@ describe('history table (SPEC §10)', () => {
   });
 });
 
-describe('queues (SPEC §5)', () => {
+describe('queues (docs/design.md: Publisher)', () => {
   test('the queue redrives to the DLQ after 5 receives, visibility 6× the publisher timeout', () => {
     const q = resources[queueId()].Properties;
     expect(q.RedrivePolicy).toEqual({ deadLetterTargetArn: { 'Fn::GetAtt': [dlqId(), 'Arn'] }, maxReceiveCount: 5 });
@@ -327,7 +327,7 @@ describe('functions', () => {
     );
   });
 
-  test('environment of each function (SPEC §9)', () => {
+  test('environment of each function (docs/design.md: Configuration)', () => {
     const env = (n: FunctionName) => resources[fnId(n)].Properties.Environment.Variables;
     const table = { Ref: tableId() };
     const history = { HISTORY_TABLE: { Ref: historyId() }, HISTORY_TTL_SECS: '300' };
@@ -386,7 +386,7 @@ describe('functions', () => {
   });
 });
 
-describe('rate budget (SPEC §12): one budget gives maxConcurrency and FANOUT_RATE', () => {
+describe('rate budget (docs/design.md: Fan-out at any size): one budget gives maxConcurrency and FANOUT_RATE', () => {
   const budgetOf = (context: Record<string, unknown>) => {
     const s = build(context).stack;
     const json = Template.fromStack(s).toJSON();
@@ -551,7 +551,7 @@ describe('WebSocket API', () => {
   });
 });
 
-describe('HTTP publish API (SPEC §6, §11)', () => {
+describe('HTTP publish API (docs/design.md: Publish API; Presence)', () => {
   const httpApiId = () => logicalId(built.stack.httpApi);
 
   test('POST /v1/messages and the two presence GETs → publish-api (one integration), and no other route', () => {
@@ -591,7 +591,7 @@ describe('HTTP publish API (SPEC §6, §11)', () => {
   });
 });
 
-describe('least-privilege IAM (SPEC §8)', () => {
+describe('least-privilege IAM (docs/design.md: AWS deployment)', () => {
   const tableArn = () => ({ 'Fn::GetAtt': [tableId(), 'Arn'] });
   /** ManageConnections on this WebSocket API's stage main, POST only. */
   const manageConnectionsArn = () => ({

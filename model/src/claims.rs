@@ -1,4 +1,4 @@
-//! Who a verified token says the caller is, and what that lets it do (SPEC §6, §14).
+//! Who a verified token says the caller is, and what that lets it do (docs/design.md: Publish API; Identity per issuer).
 //!
 //! Rights are decided here, in pure functions, so every edge (publish API, presence, dead
 //! letters, receipts) asks the same question the same way:
@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{TenantId, UserId};
 
-/// A role that grants publish rights (SPEC §6).
+/// A role that grants publish rights (docs/design.md: Publish API).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     /// Any target, including broadcast and other tenants — when the admin is global (see
@@ -33,7 +33,7 @@ impl Role {
     }
 }
 
-/// How far the role `admin` reaches (SPEC §14).
+/// How far the role `admin` reaches (docs/design.md: Identity per issuer).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum AdminScope {

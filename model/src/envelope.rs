@@ -1,4 +1,4 @@
-//! The message envelope (SPEC §4): the body of an SQS message and of `POST /v1/messages`.
+//! The message envelope (docs/design.md: Messages): the body of an SQS message and of `POST /v1/messages`.
 //!
 //! Parsing goes through [`Envelope::parse`], which checks every field and answers with an
 //! [`EnvelopeError`] naming the first field that is wrong (`target.users: 1 to 100 users`).

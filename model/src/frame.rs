@@ -1,4 +1,4 @@
-//! What travels on a client's WebSocket (SPEC §4, §7).
+//! What travels on a client's WebSocket (docs/design.md: Messages; The one-machine binary).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -31,7 +31,7 @@ pub enum ClientAction {
     Resume {
         since: String,
     },
-    /// `{"action":"refresh","token":"<jwt>"}` (SPEC §14): a new token for the same tenant
+    /// `{"action":"refresh","token":"<jwt>"}` (docs/design.md: Identity per issuer): a new token for the same tenant
     /// and user extends the connection's life. A `refresh` without a string `token` is
     /// `Unknown`.
     Refresh {

@@ -2,7 +2,7 @@
 //! Switchboard's domain model, free of I/O and of any cloud SDK.
 //!
 //! - [`ids`]: `TenantId`, `UserId`, `ConnectionId`, newtypes that validate when built.
-//! - [`envelope`]: the message envelope of SPEC §4 (`Envelope`, `Target`) and its parser,
+//! - [`envelope`]: the message envelope of docs/design.md: Messages (`Envelope`, `Target`) and its parser,
 //!   whose errors name the offending field.
 //! - [`frame`]: what travels on a client's WebSocket: delivered frames, client actions and
 //!   the server's replies to them.

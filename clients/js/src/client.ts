@@ -1,7 +1,7 @@
 /**
  * The Switchboard client: one logical subscription over a sequence of WebSockets.
  *
- * - Connects with a fresh token from `token()` every time (SPEC §2: `bearer, <jwt>`
+ * - Connects with a fresh token from `token()` every time (docs/design.md: Identity: `bearer, <jwt>`
  *   subprotocol by default, or `?token=`). A failed handshake (a 401 shows as a plain
  *   failure in browsers), a 4001 close (token expired) or any other loss leads to a new
  *   token and a new socket after a backoff with full jitter; the backoff resets once a
@@ -11,11 +11,11 @@
  * - Planned reconnect: after `lifetimeMs` (before the 2-hour cap), or when the token must be
  *   renewed and the server has no in-band `refresh`, a new socket is opened first; the old
  *   one is closed `OVERLAP_MS` after the new one is open, so nothing is in flight on neither.
- * - Resume (SPEC §10): every new socket asks for what came after the newest cursor seen;
+ * - Resume (docs/design.md: History and resume): every new socket asks for what came after the newest cursor seen;
  *   frames are held until the `resumed` answer and handed out in cursor order. `complete:
  *   false` or a rejected cursor emits `gap`. A server without history answers
  *   `unknown_action`: no gap, and nothing is retried.
- * - Refresh (SPEC §14): before the token's `exp`, `{"action":"refresh"}` with a new token;
+ * - Refresh (docs/design.md: Identity per issuer): before the token's `exp`, `{"action":"refresh"}` with a new token;
  *   any error or no answer falls back to a planned reconnect (after `unknown_action` or
  *   `refresh_unavailable`, every later renewal too).
  * - Dedupe: a message id is handed out at most once within the last `dedupeWindow` ids.

@@ -1,5 +1,5 @@
 /**
- * The ids seen most recently, at most `limit` of them: delivery is at least once (SPEC §4,
+ * The ids seen most recently, at most `limit` of them: delivery is at least once (docs/design.md: Messages,
  * §10), so a message may arrive twice — from a retried post, from two sockets during a
  * planned reconnect, or again in a resume. Older ids fall out first.
  */

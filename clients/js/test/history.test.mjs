@@ -1,5 +1,5 @@
 // The client over real sockets (the ws package, on 127.0.0.1) against a small fake of the
-// server's history contract (SPEC §10): cursors on every frame, `resume` answered with what
+// server's history contract (docs/design.md: History and resume): cursors on every frame, `resume` answered with what
 // came after `since` and then `resumed`. The fake ends every socket after 300 ms (as the
 // server does at its lifetime or idle limit) while messages keep coming: the client must
 // hand out every message once, in cursor order.

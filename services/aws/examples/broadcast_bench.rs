@@ -1,6 +1,6 @@
 //! Broadcast benchmark (a command, not a test): one `broadcast` message to every connection
 //! of a large roster, delivered by N publisher workers that drain one shared queue of work
-//! items (SPEC §12), against a fake management endpoint that enforces the account's
+//! items (docs/design.md: Fan-out at any size), against a fake management endpoint that enforces the account's
 //! PostToConnection quota.
 //!
 //! - The endpoint runs in a child process (this binary re-executed with `--endpoint`), on its

@@ -1,7 +1,7 @@
 //! The life of one connection: `$connect` (roster write), `$default` (client actions) and
 //! `$disconnect` (roster delete). The Lambdas and the local server both call these.
 //!
-//! Token expiry (SPEC §14): [`Claims::exp`] is when the connection's token expires; an
+//! Token expiry (docs/design.md: Identity per issuer): [`Claims::exp`] is when the connection's token expires; an
 //! edge ends the connection (4001, `token expired`) at [`token_deadline`] unless the
 //! client refreshed it in band. [`handle_client_frame`] serves every client action including
 //! `refresh`, and returns the new claims (with their `exp`) when a refresh succeeded so
@@ -49,7 +49,7 @@ pub fn claims_from_context(
     })
 }
 
-/// [`claims_from_context`] plus the two fields the authorizer adds for SPEC §14: `exp`
+/// [`claims_from_context`] plus the two fields the authorizer adds for docs/design.md: Identity per issuer: `exp`
 /// (epoch seconds; a number, or its decimal text — API Gateway may hand context values on
 /// as strings) and `adminScope` (`"global"`; anything else, or absent, is the narrower
 /// tenant scope). An unreadable `exp` is an identity error, an absent one `None`.
@@ -181,7 +181,7 @@ async fn refresh(
     (ServerReply::Refreshed { exp }, Some(fresh))
 }
 
-/// The reply to one client frame without a verifier (SPEC §7): `ping`, `whoami`, and
+/// The reply to one client frame without a verifier (docs/design.md: The one-machine binary): `ping`, `whoami`, and
 /// `unknown_action`. A `refresh` gets the error [`REFRESH_UNAVAILABLE`] here (nothing can
 /// verify it); edges call [`handle_client_frame`].
 pub fn reply_to(text: &str, connection_id: &str, claims: &Claims) -> ServerReply {

@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! Identity per issuer (SPEC §14) through the real publish API: an issuers file read the
+//! Identity per issuer (docs/design.md: Identity per issuer) through the real publish API: an issuers file read the
 //! way the processes read it (`JWT_ISSUERS_FILE` through `AuthConfig::from_lookup`), two
 //! issuers whose JWKS are served by local HTTP servers, the router on a port-0 listener,
 //! and RS256/ES256 tokens signed with the test keys.

@@ -1,4 +1,4 @@
-//! The WebSocket API's REQUEST authorizer (SPEC §2).
+//! The WebSocket API's REQUEST authorizer (docs/design.md: Identity).
 //!
 //! API Gateway calls it on `$connect` with the handshake's headers and query parameters.
 //! A valid token (query `token`, or the `Sec-WebSocket-Protocol` pair `bearer, <jwt>`)
@@ -46,9 +46,9 @@ pub struct AuthorizerContext {
     /// Roles joined by single spaces (`Claims::split_roles` reads them back), at most
     /// [`MAX_CONTEXT_ROLES_BYTES`] (see the module docs).
     pub roles: String,
-    /// The token's `exp`, epoch seconds (the roster's `tokenExpiresAt`, SPEC §14).
+    /// The token's `exp`, epoch seconds (the roster's `tokenExpiresAt`, docs/design.md: Identity per issuer).
     pub exp: i64,
-    /// How far role `admin` reaches: `global` or `tenant` (SPEC §14).
+    /// How far role `admin` reaches: `global` or `tenant` (docs/design.md: Identity per issuer).
     pub admin_scope: String,
 }
 

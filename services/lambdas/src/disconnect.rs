@@ -1,4 +1,4 @@
-//! `$disconnect` (SPEC §3): removes the connection's roster record (idempotent). The
+//! `$disconnect` (docs/design.md: Roster): removes the connection's roster record (idempotent). The
 //! tenant comes from the authorizer context, which API Gateway passes to every route of
 //! the connection.
 

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use crate::emf::Metrics;
 
-/// The publisher function's settings (SPEC §9), read once at init.
+/// The publisher function's settings (docs/design.md: Configuration), read once at init.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublisherSettings {
     /// `CALLBACK_URL`: the management API base URL including the stage (required: an SQS

@@ -1,4 +1,4 @@
-//! The roster's item layout (SPEC §3): key encoding and decoding, and the mapping between
+//! The roster's item layout (docs/design.md: Roster): key encoding and decoding, and the mapping between
 //! a [`ConnectionRecord`] and a DynamoDB item.
 
 use std::collections::HashMap;

@@ -1,4 +1,4 @@
-//! `DynamoRosterStore`: the roster port on one DynamoDB table (SPEC §3).
+//! `DynamoRosterStore`: the roster port on one DynamoDB table (docs/design.md: Roster).
 //!
 //! - Tenant lookups `Query` the table (`PK = T#<tenant>`); user lookups `Query` the
 //!   `byUser` index once per user, concurrently (at most [`USER_QUERY_CONCURRENCY`] in

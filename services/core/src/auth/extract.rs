@@ -1,4 +1,4 @@
-//! Where a token sits in a request (SPEC §2, §6). Pure functions shared by every edge:
+//! Where a token sits in a request (docs/design.md: Identity; Publish API). Pure functions shared by every edge:
 //! the local WebSocket gateway, the Lambda authorizer and the publish API.
 //!
 //! - WebSocket handshake: query parameter `token` (percent-decoded), or the two

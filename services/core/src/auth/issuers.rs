@@ -1,4 +1,4 @@
-//! `JWT_ISSUERS_FILE` (SPEC §14): one trusted identity provider per entry, read and checked
+//! `JWT_ISSUERS_FILE` (docs/design.md: Identity per issuer): one trusted identity provider per entry, read and checked
 //! once at start-up.
 //!
 //! ```json

@@ -1,8 +1,8 @@
-//! Identity (SPEC §2): who is calling, proven by a JWT.
+//! Identity (docs/design.md: Identity): who is calling, proven by a JWT.
 //!
 //! - [`config`]: [`AuthConfig`], parsed once from the `JWT_*`, `TENANT_CLAIM` and
 //!   `ROLES_CLAIM` variables through a lookup function.
-//! - [`issuers`]: `JWT_ISSUERS_FILE` (SPEC §14), the per-issuer alternative to the single
+//! - [`issuers`]: `JWT_ISSUERS_FILE` (docs/design.md: Identity per issuer), the per-issuer alternative to the single
 //!   key source: keys, audience, allowed tenants, claim names and admin scope per issuer.
 //! - [`verifier`]: [`Verifier`], built once per process; `verify(token)` checks signature,
 //!   algorithm, `exp`/`nbf`, `iss`/`aud` and maps the claims to a [`Claims`]. With an

@@ -757,7 +757,7 @@ async fn jwks_url_serving_garbage_is_unavailable() {
     ));
 }
 
-// ---------------------------------------------------------------- issuers (SPEC §14)
+// ---------------------------------------------------------------- issuers (docs/design.md: Identity per issuer)
 
 const ISS_A: &str = "https://a.example";
 const ISS_B: &str = "https://b.example";

@@ -30,7 +30,7 @@ use super::issuers::{AllowedTenants, IssuerConfig, IssuerKeys};
 use super::jwks::{load_file, KeySet, RemoteJwks, VerifyKey};
 use super::AuthError;
 
-/// Tokens longer than this are refused before parsing (SPEC §2).
+/// Tokens longer than this are refused before parsing (docs/design.md: Identity).
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 /// JWKS URLs fetched at once while the verifier starts.

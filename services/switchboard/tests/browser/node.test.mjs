@@ -2,7 +2,7 @@
 // against the real server: a refused handshake (401, a bad token) is followed by a new
 // token and a connection; a socket the server ends (CONNECTION_TTL_SECS=3) is replaced;
 // messages arrive once each; close() ends it. Tokens that live 6 s are renewed before they
-// expire without losing a message (in band where the server has `refresh`, SPEC §14, else
+// expire without losing a message (in band where the server has `refresh`, docs/design.md: Identity per issuer, else
 // by a planned reconnect).
 import { createHmac } from "node:crypto";
 import { test } from "node:test";
@@ -62,7 +62,7 @@ test("in Node with ws: 401 then a new token, reconnects after server closes, eac
     assert.equal(tokens.length, 3);
     assert.equal(await publish(base, publisher, { id: "two", target, data: 2 }), 202);
     // A repeat: delivered again (202), or answered from its receipt (200) where the server
-    // makes publishing idempotent (SPEC §15); either way the client hands out "one" once.
+    // makes publishing idempotent (receipts, not built yet); either way the client hands out "one" once.
     assert.ok([200, 202].includes(await publish(base, publisher, { id: "one", target, data: 1 })));
     await until("message two", () => ids.includes("two"));
     await new Promise((r) => setTimeout(r, 300));
@@ -78,7 +78,7 @@ test("in Node with ws: 401 then a new token, reconnects after server closes, eac
   }
 });
 
-// SPEC §10: with history, sockets the server ends (lifetime, idle) lose nothing: each new
+// docs/design.md: History and resume: with history, sockets the server ends (lifetime, idle) lose nothing: each new
 // socket resumes from the last cursor. Skipped on a server whose frames carry no cursor.
 test("with history: 200 messages across server-ended sockets arrive whole, each once", { timeout: 90000 }, async (t) => {
   const { child, base } = await startServer({ CONNECTION_TTL_SECS: "3", IDLE_TIMEOUT_SECS: "2" });
