@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
-use switchboard_core::auth::{mint_hs256_with, AuthConfig, MintOptions};
+use switchboard_core::auth::{mint_hs256_with, AuthConfig, KeySource, MintOptions, ShortSecret};
 use switchboard_core::config::ConnectConfig;
 use switchboard_core::publisher::PublisherConfig;
 use switchboard_core::queue::MessageQueue;
@@ -38,6 +38,10 @@ enum Command {
 
 #[derive(Args)]
 struct ServeArgs {
+    /// Dev mode: without a JWT key source, verify tokens with a random secret made for
+    /// this process; serve the demo page and /dev/token (loopback only).
+    #[arg(long)]
+    dev: bool,
     /// Address to listen on (port 0: any free port; the address is printed).
     #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -183,15 +187,7 @@ async fn serve_command(args: ServeArgs) -> Result<(), CliError> {
         PublisherConfig::from_lookup(lookup).map_err(|e| CliError::Config(e.to_string()))?;
     let connect =
         ConnectConfig::from_lookup(lookup).map_err(|e| CliError::Config(e.to_string()))?;
-    let mut auth = AuthConfig::from_lookup(env).map_err(|e| CliError::Config(e.to_string()))?;
-    let dev_secret = if auth.has_key_source() {
-        None
-    } else {
-        let secret: [u8; 32] = rand::random();
-        let secret = hex(&secret);
-        auth = auth.hs256_secret_replaced(secret.clone().into_bytes());
-        Some(secret.into_bytes())
-    };
+    let (auth, dev_secret) = auth_settings(&args)?;
     let roster = build_roster(&args).await?;
     let settings = ServeSettings {
         listen: args.listen,
@@ -222,6 +218,50 @@ async fn serve_command(args: ServeArgs) -> Result<(), CliError> {
     tracing::info!(%addr, stage = %args.stage, roster = ?args.roster, "serving");
     server.run_until_signal().await;
     Ok(())
+}
+
+/// The identity settings of `serve` and, in dev mode, the secret `/dev/token` signs with.
+/// Dev mode is only ever explicit (`--dev`) and only on a loopback `--listen`.
+fn auth_settings(args: &ServeArgs) -> Result<(AuthConfig, Option<Vec<u8>>), CliError> {
+    let short_secret = if args.dev {
+        ShortSecret::Warn
+    } else {
+        ShortSecret::Refuse
+    };
+    let auth = AuthConfig::from_lookup_with(env, short_secret)
+        .map_err(|e| CliError::Config(e.to_string()))?;
+    if !args.dev {
+        if !auth.has_key_source() {
+            return Err(CliError::Config(
+                "no JWT key source: set JWT_HS256_SECRET (32+ random bytes), JWT_JWKS_FILE or JWT_JWKS_URL; \
+                 or run `switchboard serve --dev` for a local trial with a random secret"
+                    .into(),
+            ));
+        }
+        return Ok((auth, None));
+    }
+    if !args.listen.ip().is_loopback() {
+        return Err(CliError::Config(format!(
+            "--dev mints admin tokens for anyone who asks: it only runs on a loopback --listen \
+             (127.0.0.1 or [::1]), not {}",
+            args.listen
+        )));
+    }
+    match &auth.keys {
+        KeySource::None => {
+            let secret: [u8; 32] = rand::random();
+            let secret = hex(&secret).into_bytes();
+            Ok((auth.hs256_secret_replaced(secret.clone()), Some(secret)))
+        }
+        KeySource::Hs256(secret) => {
+            let secret = secret.as_bytes().to_vec();
+            Ok((auth, Some(secret)))
+        }
+        KeySource::JwksFile(_) | KeySource::JwksUrl(_) => Err(CliError::Config(
+            "--dev signs tokens with an HS256 secret: unset JWT_JWKS_FILE / JWT_JWKS_URL, or drop --dev"
+                .into(),
+        )),
+    }
 }
 
 async fn build_roster(args: &ServeArgs) -> Result<Arc<dyn RosterStore>, CliError> {
@@ -266,8 +306,8 @@ fn print_dev_banner(addr: SocketAddr, stage: &str, secret: &str) {
     let rule = "=".repeat(78);
     println!(
         "{rule}
-DEV MODE: no JWT configuration (JWT_HS256_SECRET, JWT_JWKS_FILE or JWT_JWKS_URL).
-Tokens are verified with a RANDOM HS256 secret made for this process only:
+DEV MODE (--dev): tokens are verified with this HS256 secret (random for this process
+unless JWT_HS256_SECRET was set):
   export JWT_HS256_SECRET={secret}
 Mint a token (same shell):
   export TOKEN=$({exe} token --tenant demo --user alice --role publisher)
@@ -275,14 +315,17 @@ Connect:   wscat -c \"ws://{addr}/{stage}?token=$TOKEN\"
 Publish:   curl -i http://{addr}/v1/messages -H \"authorization: Bearer $TOKEN\" \\
              -H 'content-type: application/json' \\
              -d '{{\"target\":{{\"type\":\"users\",\"tenant\":\"demo\",\"users\":[\"alice\"]}},\"data\":{{\"hello\":\"world\"}}}}'
-Demo page: http://{addr}/
-Never use dev mode in production: configure a key source.
+Demo page: http://{addr}/ (and POST /dev/token), from this machine only.
+Never use dev mode in production: configure a key source and drop --dev.
 {rule}"
     );
 }
 
 fn token_command(args: TokenArgs) -> Result<(), CliError> {
-    let config = AuthConfig::from_lookup(env).map_err(|e| CliError::Config(e.to_string()))?;
+    // Minting with a short secret is allowed (a dev-mode server accepts it); a server
+    // without --dev refuses such a secret at start-up.
+    let config = AuthConfig::from_lookup_with(env, ShortSecret::Warn)
+        .map_err(|e| CliError::Config(e.to_string()))?;
     let secret = config.hs256_secret().ok_or_else(|| {
         CliError::Config(
             "JWT_HS256_SECRET is not set: `switchboard token` signs with it (dev mode prints it at start-up)"

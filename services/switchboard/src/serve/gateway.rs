@@ -127,10 +127,12 @@ pub async fn handshake(
 
 async fn end_connection(app: &App, id: &ConnectionId, tenant: &TenantId) {
     app.registry.unregister(id);
-    app.metrics.connections.dec();
     if let Err(error) = connection::disconnect(app.roster.as_ref(), tenant, id.as_str()).await {
         tracing::error!(%error, connection_id = %id, "disconnect failed; the roster TTL will remove the item");
     }
+    // Counted down once the roster no longer lists it, so the gauge never shows a
+    // connection gone that a publisher can still find.
+    app.metrics.connections.dec();
 }
 
 /// One socket: client frames get `$default` replies; queued frames are sent; on close

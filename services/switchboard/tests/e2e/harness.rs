@@ -42,39 +42,73 @@ pub fn dynamodb_endpoint() -> String {
     )
 }
 
+/// `switchboard serve <args>` with a clean environment plus `envs`.
+pub fn serve_command(args: &[&str], envs: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    command
+        .arg("serve")
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env(
+            "RUST_LOG",
+            if std::env::var("TEST_LOG").is_ok() {
+                "debug"
+            } else {
+                "warn"
+            },
+        )
+        .stdout(Stdio::piped())
+        .stderr(if std::env::var("TEST_LOG").is_ok() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        });
+    for (key, value) in envs {
+        command.env(key, value);
+    }
+    command
+}
+
+/// Runs `serve` expecting it to refuse to start: its exit status and stderr.
+pub fn serve_refused(args: &[&str], envs: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
+    let mut command = serve_command(args, envs);
+    command.stderr(Stdio::piped()).stdout(Stdio::null());
+    let mut child = command.spawn().expect("switchboard binary starts");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve {args:?} kept running; expected a start-up refusal");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().expect("output");
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 impl TestServer {
     pub fn start(backend: Backend) -> Self {
         Self::start_with(backend, &[], &[])
     }
 
     pub fn start_with(backend: Backend, args: &[&str], envs: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
-        command
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--visibility-timeout",
-                "100ms",
-            ])
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("JWT_HS256_SECRET", SECRET)
-            .env(
-                "RUST_LOG",
-                if std::env::var("TEST_LOG").is_ok() {
-                    "debug"
-                } else {
-                    "warn"
-                },
-            )
-            .stdout(Stdio::piped())
-            .stderr(if std::env::var("TEST_LOG").is_ok() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            });
+        let mut all = vec![("JWT_HS256_SECRET", SECRET)];
+        all.extend_from_slice(envs);
+        Self::start_raw(backend, args, &all)
+    }
+
+    /// Starts `serve` with exactly these variables (no JWT secret unless given).
+    pub fn start_raw(backend: Backend, args: &[&str], envs: &[(&str, &str)]) -> Self {
+        let mut all = vec!["--listen", "127.0.0.1:0", "--visibility-timeout", "100ms"];
+        all.extend_from_slice(args);
+        let mut command = serve_command(&all, envs);
         if backend == Backend::Dynamodb {
             let table = format!("e2e-{}", uuid::Uuid::new_v4());
             command
@@ -84,9 +118,6 @@ impl TestServer {
                 .env("AWS_ACCESS_KEY_ID", "local")
                 .env("AWS_SECRET_ACCESS_KEY", "local")
                 .env("AWS_REGION", "us-east-1");
-        }
-        for (key, value) in envs {
-            command.env(key, value);
         }
         let mut child = command.spawn().expect("switchboard binary starts");
         let stdout = child.stdout.take().expect("stdout piped");
