@@ -66,7 +66,13 @@ async fn main() {
         .map(|release| release.join("switchboard"))
         .unwrap();
     let mut child = Command::new(&binary)
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--management-listen",
+            "127.0.0.1:0",
+        ])
         .env("JWT_HS256_SECRET", SECRET)
         .env("RUST_LOG", "error")
         .stdout(Stdio::piped())

@@ -13,7 +13,7 @@ use switchboard_core::queue::MessageQueue;
 use switchboard_core::roster::RosterStore;
 use switchboard_model::{Envelope, TenantId, UserId};
 
-use crate::serve::{self, QueueConfig, RosterKind, ServeSettings, Server};
+use crate::serve::{self, ManagementCredentials, QueueConfig, RosterKind, ServeSettings, Server};
 
 #[derive(Parser)]
 #[command(
@@ -45,6 +45,14 @@ struct ServeArgs {
     /// Address to listen on (port 0: any free port; the address is printed).
     #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Address of the @connections management API (port 0: any free port; printed).
+    /// Keep it on loopback or a private network; see MANAGEMENT_ACCESS_KEY_ID.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_MANAGEMENT_LISTEN",
+        default_value = "127.0.0.1:8081"
+    )]
+    management_listen: SocketAddr,
     /// Stage name: the WebSocket is ws://HOST/<stage>, management at /<stage>/@connections.
     #[arg(long, env = "SWITCHBOARD_STAGE", default_value = "main")]
     stage: String,
@@ -189,8 +197,11 @@ async fn serve_command(args: ServeArgs) -> Result<(), CliError> {
         ConnectConfig::from_lookup(lookup).map_err(|e| CliError::Config(e.to_string()))?;
     let (auth, dev_secret) = auth_settings(&args)?;
     let roster = build_roster(&args).await?;
+    let management_credentials = management_credentials()?;
     let settings = ServeSettings {
         listen: args.listen,
+        management_listen: args.management_listen,
+        management_credentials: management_credentials.clone(),
         stage: args.stage.clone(),
         roster,
         auth,
@@ -212,12 +223,40 @@ async fn serve_command(args: ServeArgs) -> Result<(), CliError> {
         "switchboard listening on http://{addr} (WebSocket ws://{addr}/{})",
         args.stage
     );
+    println!(
+        "switchboard management API on http://{}/{}/@connections ({})",
+        server.management_addr,
+        args.stage,
+        if management_credentials.is_some() {
+            "SigV4 required"
+        } else {
+            "no authentication: keep it on loopback or a private network"
+        }
+    );
     if let Some(secret) = dev_secret {
         print_dev_banner(addr, &args.stage, &String::from_utf8_lossy(&secret));
     }
     tracing::info!(%addr, stage = %args.stage, roster = ?args.roster, "serving");
     server.run_until_signal().await;
     Ok(())
+}
+
+/// `MANAGEMENT_ACCESS_KEY_ID` + `MANAGEMENT_SECRET_ACCESS_KEY`: both or neither.
+fn management_credentials() -> Result<Option<ManagementCredentials>, CliError> {
+    let get = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+    match (
+        get("MANAGEMENT_ACCESS_KEY_ID"),
+        get("MANAGEMENT_SECRET_ACCESS_KEY"),
+    ) {
+        (Some(access_key_id), Some(secret_access_key)) => Ok(Some(ManagementCredentials {
+            access_key_id: access_key_id.trim().to_string(),
+            secret_access_key,
+        })),
+        (None, None) => Ok(None),
+        _ => Err(CliError::Config(
+            "set both MANAGEMENT_ACCESS_KEY_ID and MANAGEMENT_SECRET_ACCESS_KEY, or neither".into(),
+        )),
+    }
 }
 
 /// The identity settings of `serve` and, in dev mode, the secret `/dev/token` signs with.

@@ -1,6 +1,7 @@
-//! `switchboard serve`: the whole service on one machine. One axum server holds the
-//! WebSocket endpoint, the `@connections` management API, the publish API, the dead-letter
-//! API, `/healthz` and `/metrics`; an in-process queue feeds the same publisher the SQS
+//! `switchboard serve`: the whole service on one machine. The public listener holds the
+//! WebSocket endpoint, the publish API, the dead-letter API, `/healthz` and `/metrics`; a
+//! second listener (loopback by default, optionally SigV4-checked) holds the
+//! `@connections` management API. An in-process queue feeds the same publisher the SQS
 //! Lambda runs.
 
 mod dead_letters;
@@ -10,6 +11,7 @@ mod local_queue;
 mod management;
 mod metrics;
 mod registry;
+mod sigv4;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,6 +30,7 @@ use switchboard_core::roster::{MemoryRosterStore, RosterStore};
 use tokio::sync::watch;
 
 pub use local_queue::QueueConfig;
+pub use sigv4::ManagementCredentials;
 
 use local_queue::LocalQueue;
 use metrics::Metrics;
@@ -45,6 +48,10 @@ pub enum RosterKind {
 /// Everything `serve` needs, resolved from flags and environment.
 pub struct ServeSettings {
     pub listen: SocketAddr,
+    /// The `@connections` listener.
+    pub management_listen: SocketAddr,
+    /// When set, `@connections` requests must be SigV4-signed with these.
+    pub management_credentials: Option<ManagementCredentials>,
     pub stage: String,
     pub roster: Arc<dyn RosterStore>,
     pub auth: AuthConfig,
@@ -79,12 +86,6 @@ fn router(app: Arc<App>, publish: Router) -> Router {
     let stage = app.stage.clone();
     let mut router = Router::new()
         .route(&format!("/{stage}"), get(gateway::handshake))
-        .route(
-            &format!("/{stage}/@connections/{{id}}"),
-            post(management::post)
-                .get(management::get)
-                .delete(management::delete),
-        )
         .route("/v1/dead-letters", get(dead_letters::list))
         .route("/v1/dead-letters/redrive", post(dead_letters::redrive))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
@@ -117,6 +118,7 @@ async fn render_metrics(
 /// A running server (tests hold one; `serve` waits on it).
 pub struct Server {
     pub addr: SocketAddr,
+    pub management_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -163,9 +165,35 @@ impl Server {
             addr: settings.listen,
             source,
         })?;
+        let management_listener = tokio::net::TcpListener::bind(settings.management_listen)
+            .await
+            .map_err(|source| StartError::Listen {
+                addr: settings.management_listen,
+                source,
+            })?;
+        let management_addr =
+            management_listener
+                .local_addr()
+                .map_err(|source| StartError::Listen {
+                    addr: settings.management_listen,
+                    source,
+                })?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let drain = settings.drain_timeout;
         let worker = tokio::spawn(queue.clone().run(publisher, shutdown_rx.clone(), drain));
+        let management = management::router(app.clone(), settings.management_credentials.clone())
+            .into_make_service();
+        let mut management_shutdown = shutdown_rx.clone();
+        let management_task = tokio::spawn(async move {
+            let served = axum::serve(management_listener, management)
+                .with_graceful_shutdown(async move {
+                    let _ = management_shutdown.wait_for(|stop| *stop).await;
+                })
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "management server error");
+            }
+        });
         let service = router(app, publish).into_make_service_with_connect_info::<SocketAddr>();
         let mut http_shutdown = shutdown_rx;
         let task = tokio::spawn(async move {
@@ -182,9 +210,11 @@ impl Server {
                 Ok(Err(error)) => tracing::error!(%error, "server task failed"),
                 Err(_) => tracing::warn!("shutdown: connections still open after the drain bound"),
             }
+            let _ = tokio::time::timeout(drain, management_task).await;
         });
         Ok(Self {
             addr,
+            management_addr,
             shutdown,
             task,
         })

@@ -15,7 +15,7 @@ const chromiumPath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 function startServer() {
   // No JWT configuration at all: dev mode (--dev), which serves the demo page.
   const env = { PATH: process.env.PATH, RUST_LOG: "warn" };
-  const child = spawn(binary, ["serve", "--dev", "--listen", "127.0.0.1:0"], { env, stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(binary, ["serve", "--dev", "--listen", "127.0.0.1:0", "--management-listen", "127.0.0.1:0"], { env, stdio: ["ignore", "pipe", "inherit"] });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error("server did not start")), 30000);
     createInterface({ input: child.stdout }).on("line", (line) => {

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use super::harness::{serve_refused, Backend, Client, TestServer};
+use super::harness::{serve_refused, token, Backend, Client, TestServer};
 
 // ---- hole 2: dev mode is explicit, loopback only -------------------------------------
 
@@ -99,4 +99,131 @@ async fn without_dev_there_is_no_dev_token_endpoint() {
     let server = TestServer::start(Backend::Memory);
     let (status, _) = dev_token(&server, None).await;
     assert_eq!(status, 404);
+}
+
+// ---- hole 1: the management API has its own listener, optionally SigV4-checked ------
+
+fn management_sdk(
+    server: &TestServer,
+    key: &str,
+    secret: &str,
+) -> aws_sdk_apigatewaymanagement::Client {
+    use aws_sdk_apigatewaymanagement::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_apigatewaymanagement::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("eu-west-1"))
+        .credentials_provider(Credentials::new(key, secret, None, None, "test"))
+        .endpoint_url(server.management("/main"))
+        .build();
+    aws_sdk_apigatewaymanagement::Client::from_conf(config)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn management_api_is_not_served_on_the_public_listener() {
+    let server = TestServer::start(Backend::Memory);
+    let client = Client::connect(&server, &token("acme", "alice", &[])).await;
+    let id = &client.connection_id;
+    let http = reqwest::Client::new();
+    let public = server.http(&format!("/main/@connections/{id}"));
+    assert_eq!(http.get(&public).send().await.unwrap().status(), 404);
+    assert_eq!(
+        http.post(&public).body("x").send().await.unwrap().status(),
+        404
+    );
+    assert_eq!(http.delete(&public).send().await.unwrap().status(), 404);
+    // The same call on the management listener finds the connection.
+    let private = server.management(&format!("/main/@connections/{id}"));
+    assert_eq!(http.get(&private).send().await.unwrap().status(), 200);
+    // And the management listener serves nothing else.
+    assert_eq!(
+        http.get(server.management("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn management_api_with_credentials_requires_a_sigv4_signature() {
+    use aws_sdk_apigatewaymanagement::error::SdkError;
+    use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError;
+    use aws_sdk_apigatewaymanagement::primitives::Blob;
+
+    let (key, secret) = ("AKIDSWITCHBOARD", "management-secret-key-for-the-e2e-test");
+    let server = TestServer::start_with(
+        Backend::Memory,
+        &[],
+        &[
+            ("MANAGEMENT_ACCESS_KEY_ID", key),
+            ("MANAGEMENT_SECRET_ACCESS_KEY", secret),
+        ],
+    );
+    let mut client = Client::connect(&server, &token("acme", "alice", &[])).await;
+    let id = client.connection_id.clone();
+
+    // The official SDK signs unchanged: post, get and delete all pass.
+    let sdk = management_sdk(&server, key, secret);
+    sdk.post_to_connection()
+        .connection_id(&id)
+        .data(Blob::new(r#"{"signed":true}"#))
+        .send()
+        .await
+        .expect("signed post_to_connection");
+    assert_eq!(client.next_json().await, json!({"signed": true}));
+    let info = sdk
+        .get_connection()
+        .connection_id(&id)
+        .send()
+        .await
+        .expect("signed get");
+    assert!(info.connected_at().is_some());
+
+    // Unsigned: 403, nothing delivered, nothing disclosed.
+    let http = reqwest::Client::new();
+    let url = server.management(&format!("/main/@connections/{id}"));
+    let response = http.post(&url).body("unsigned").send().await.unwrap();
+    assert_eq!(response.status(), 403);
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 403);
+    assert_eq!(http.delete(&url).send().await.unwrap().status(), 403);
+    // A forged header with the right key id but no valid signature.
+    let forged = http
+        .get(&url)
+        .header("x-amz-date", "20260101T000000Z")
+        .header(
+            "authorization",
+            format!("AWS4-HMAC-SHA256 Credential={key}/20260101/eu-west-1/execute-api/aws4_request, SignedHeaders=host;x-amz-date, Signature={}", "0".repeat(64)),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+
+    // Signed with the wrong secret, or another key id: 403 (ForbiddenException).
+    for (k, s) in [(key, "not-the-secret"), ("AKIDOTHER", secret)] {
+        let result = management_sdk(&server, k, s)
+            .post_to_connection()
+            .connection_id(&id)
+            .data(Blob::new("x"))
+            .send()
+            .await;
+        match result {
+            Err(SdkError::ServiceError(e)) => {
+                assert_eq!(e.raw().status().as_u16(), 403);
+                assert!(
+                    matches!(e.err(), PostToConnectionError::ForbiddenException(_)),
+                    "{e:?}"
+                );
+            }
+            other => panic!("expected 403, got {other:?}"),
+        }
+    }
+
+    sdk.delete_connection()
+        .connection_id(&id)
+        .send()
+        .await
+        .expect("signed delete");
+    assert!(client.close_code().await.is_some());
 }

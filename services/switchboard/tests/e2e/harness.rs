@@ -26,6 +26,8 @@ pub enum Backend {
 /// A running `switchboard serve`, killed on drop.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The `@connections` listener.
+    pub management_addr: SocketAddr,
     child: Child,
 }
 
@@ -107,6 +109,9 @@ impl TestServer {
     /// Starts `serve` with exactly these variables (no JWT secret unless given).
     pub fn start_raw(backend: Backend, args: &[&str], envs: &[(&str, &str)]) -> Self {
         let mut all = vec!["--listen", "127.0.0.1:0", "--visibility-timeout", "100ms"];
+        if !args.contains(&"--management-listen") {
+            all.extend(["--management-listen", "127.0.0.1:0"]);
+        }
         all.extend_from_slice(args);
         let mut command = serve_command(&all, envs);
         if backend == Backend::Dynamodb {
@@ -124,22 +129,34 @@ impl TestServer {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("switchboard listening on http://") {
-                    let addr = rest
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_string();
-                    let _ = tx.send(addr);
+                for prefix in [
+                    "switchboard listening on http://",
+                    "switchboard management API on http://",
+                ] {
+                    if let Some(rest) = line.strip_prefix(prefix) {
+                        let addr = rest
+                            .split(['/', ' '])
+                            .next()
+                            .unwrap_or_default()
+                            .to_string();
+                        let _ = tx.send(addr);
+                    }
                 }
             }
         });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("server printed its address")
-            .parse()
-            .expect("address parses");
-        TestServer { addr, child }
+        let next_addr = || -> SocketAddr {
+            rx.recv_timeout(Duration::from_secs(60))
+                .expect("server printed its addresses")
+                .parse()
+                .expect("address parses")
+        };
+        let addr = next_addr();
+        let management_addr = next_addr();
+        TestServer {
+            addr,
+            management_addr,
+            child,
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -159,6 +176,11 @@ impl TestServer {
 
     pub fn http(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// A URL on the management listener.
+    pub fn management(&self, path: &str) -> String {
+        format!("http://{}{path}", self.management_addr)
     }
 
     pub fn ws_url(&self) -> String {
