@@ -13,7 +13,9 @@ use switchboard_core::queue::MessageQueue;
 use switchboard_core::roster::RosterStore;
 use switchboard_model::{Envelope, TenantId, UserId};
 
-use crate::serve::{self, ManagementCredentials, QueueConfig, RosterKind, ServeSettings, Server};
+use crate::serve::{
+    self, ManagementCredentials, QueueConfig, RosterKind, ServeSettings, Server, SocketLimits,
+};
 
 #[derive(Parser)]
 #[command(
@@ -72,6 +74,13 @@ struct ServeArgs {
     /// Roster item lifetime in seconds (CONNECTION_TTL_SECS).
     #[arg(long, env = "CONNECTION_TTL_SECS")]
     connection_ttl_secs: Option<String>,
+    /// Seconds a write to a client may take; a client that does not read is closed (1008).
+    #[arg(long, env = "SEND_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    send_timeout_secs: u64,
+    /// Seconds without a client frame after which a socket is closed (1001), as API
+    /// Gateway does after 10 minutes.
+    #[arg(long, env = "IDLE_TIMEOUT_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    idle_timeout_secs: u64,
     /// Delay before a failed message is redelivered (the queue's visibility timeout).
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     visibility_timeout: Duration,
@@ -207,6 +216,10 @@ async fn serve_command(args: ServeArgs) -> Result<(), CliError> {
         auth,
         dev_secret: dev_secret.clone(),
         connect,
+        limits: SocketLimits {
+            send_timeout: Duration::from_secs(args.send_timeout_secs),
+            idle_timeout: Duration::from_secs(args.idle_timeout_secs),
+        },
         publisher,
         queue: QueueConfig {
             visibility_timeout: args.visibility_timeout,
@@ -215,6 +228,7 @@ async fn serve_command(args: ServeArgs) -> Result<(), CliError> {
         },
         drain_timeout: args.drain_timeout,
     };
+    let signal = serve::ShutdownSignal::install();
     let server = Server::start(settings)
         .await
         .map_err(|e| CliError::Config(e.to_string()))?;
@@ -237,7 +251,7 @@ async fn serve_command(args: ServeArgs) -> Result<(), CliError> {
         print_dev_banner(addr, &args.stage, &String::from_utf8_lossy(&secret));
     }
     tracing::info!(%addr, stage = %args.stage, roster = ?args.roster, "serving");
-    server.run_until_signal().await;
+    server.run_until_signal(signal).await;
     Ok(())
 }
 

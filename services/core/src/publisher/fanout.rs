@@ -4,7 +4,7 @@
 use futures::{stream, StreamExt};
 
 use super::{MessageReport, Outcome, Publisher};
-use crate::pusher::PushError;
+use crate::pusher::{Frame, PushError};
 use crate::roster::ConnectionRecord;
 
 /// What happened to one post, after retries.
@@ -22,6 +22,8 @@ impl Publisher {
         mut report: MessageReport,
     ) -> MessageReport {
         report.matched = records.len();
+        // Encoded once per message; every post shares it.
+        let frame = &Frame::from(frame);
         let mut results = stream::iter(records)
             .map(|record| async move { self.post_with_retries(record, frame).await })
             .buffer_unordered(self.config.fanout_concurrency);
@@ -59,7 +61,7 @@ impl Publisher {
         report
     }
 
-    async fn post_with_retries(&self, record: ConnectionRecord, frame: &str) -> PostResult {
+    async fn post_with_retries(&self, record: ConnectionRecord, frame: &Frame) -> PostResult {
         let policy = &self.config.retry;
         let mut retries = 0;
         let mut throttled = 0;

@@ -12,14 +12,17 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
+use futures::SinkExt;
 use serde_json::json;
 use switchboard_core::auth::token_from_handshake;
 use switchboard_core::connection;
 use switchboard_model::{ConnectionId, TenantId, MAX_FRAME_BYTES};
 use time::OffsetDateTime;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
-use super::registry::{LiveConnection, Outgoing};
+use super::registry::{
+    CloseRequest, LiveConnection, Outgoing, SocketChannels, CLOSE_SLOW_CONSUMER,
+};
 use super::App;
 
 /// Per-socket read buffer. tungstenite's default (128 KiB) would dominate memory per idle
@@ -29,6 +32,10 @@ const READ_BUFFER_BYTES: usize = 4 * 1024;
 const WRITE_BUFFER_BYTES: usize = 0;
 /// Longest life of a connection (API Gateway's limit).
 const MAX_CONNECTION_SECS: u64 = 2 * 60 * 60;
+/// Frames written before one flush, when several are waiting.
+const WRITE_BATCH_FRAMES: usize = 32;
+/// Longest wait for each step of a close handshake (our frame out, the client's back).
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 fn unauthorized(message: &str) -> Response {
     (
@@ -84,7 +91,7 @@ pub async fn handshake(
         .to_string();
     // Register the socket before the roster write, so a publish that finds the roster
     // item always finds the socket too (frames wait in its queue until the upgrade ends).
-    let (live, outgoing) = app
+    let (live, channels) = app
         .registry
         .register(id.clone(), claims.clone(), peer.ip(), user_agent);
     if let Err(error) = connection::connect(
@@ -122,7 +129,7 @@ pub async fn handshake(
             tracing::warn!(%error, "upgrade failed");
             tokio::spawn(async move { end_connection(&failed_app, &failed_id, &tenant).await });
         })
-        .on_upgrade(move |socket| run_socket(app, id, live, outgoing, socket))
+        .on_upgrade(move |socket| run_socket(app, id, live, channels, socket))
 }
 
 async fn end_connection(app: &App, id: &ConnectionId, tenant: &TenantId) {
@@ -135,15 +142,74 @@ async fn end_connection(app: &App, id: &ConnectionId, tenant: &TenantId) {
     app.metrics.connections.dec();
 }
 
-/// One socket: client frames get `$default` replies; queued frames are sent; on close
-/// (either side) the connection is removed.
+/// How a socket's loop ended, and so how it is closed.
+enum Ending {
+    /// The client sent a Close frame: answer it (tungstenite queued the reply) and flush.
+    ClientClosed,
+    /// Close from this side with this code; wait briefly for the client's reply.
+    Close(CloseRequest),
+    /// The transport failed: nothing more can be sent.
+    Broken,
+}
+
+/// One socket: client frames get `$default` replies; queued frames are sent, each write
+/// bounded by the send timeout; a close request, the lifetime and the idle timeout end
+/// it. On the way out the close handshake is completed (RFC 6455 §5.5.1) and the
+/// connection removed.
 async fn run_socket(
     app: Arc<App>,
     id: ConnectionId,
     live: Arc<LiveConnection>,
-    mut outgoing: mpsc::Receiver<Outgoing>,
+    mut channels: SocketChannels,
     mut socket: WebSocket,
 ) {
+    let ending = drive(&app, &id, &live, &mut channels, &mut socket).await;
+    match ending {
+        Ending::ClientClosed => {
+            let _ = tokio::time::timeout(CLOSE_GRACE, socket.flush()).await;
+        }
+        Ending::Close(request) => {
+            if request.code == CLOSE_SLOW_CONSUMER {
+                tracing::info!(connection_id = %id, reason = request.reason, "closing a slow consumer");
+            }
+            close_handshake(&mut socket, request).await;
+        }
+        Ending::Broken => {}
+    }
+    drop(socket);
+    end_connection(&app, &id, &live.claims.tenant).await;
+}
+
+/// Sends our close frame and waits (bounded) for the client's, so the client sees a clean
+/// close rather than a reset.
+async fn close_handshake(socket: &mut WebSocket, request: CloseRequest) {
+    let frame = Message::Close(Some(CloseFrame {
+        code: request.code,
+        reason: request.reason.into(),
+    }));
+    if !matches!(
+        tokio::time::timeout(CLOSE_GRACE, socket.send(frame)).await,
+        Ok(Ok(()))
+    ) {
+        return;
+    }
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        while let Some(Ok(message)) = socket.recv().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+async fn drive(
+    app: &App,
+    id: &ConnectionId,
+    live: &LiveConnection,
+    channels: &mut SocketChannels,
+    socket: &mut WebSocket,
+) -> Ending {
     // Like API Gateway, a connection lives at most 2 hours, and never past its roster
     // item's `expiresAt` (after which publishers no longer find it).
     let lifetime = Duration::from_secs(
@@ -153,55 +219,100 @@ async fn run_socket(
     );
     let deadline = tokio::time::sleep(lifetime);
     tokio::pin!(deadline);
+    let idle = tokio::time::sleep(app.limits.idle_timeout);
+    tokio::pin!(idle);
+    let send_timeout = app.limits.send_timeout;
     loop {
         tokio::select! {
-            _ = &mut deadline => {
-                let _ = socket
-                    .send(Message::Close(Some(CloseFrame {
-                        code: 1001,
-                        reason: "connection lifetime reached".into(),
-                    })))
-                    .await;
-                break;
+            biased;
+            changed = channels.close.changed() => {
+                return match (changed, *channels.close.borrow()) {
+                    (Ok(()), Some(request)) => Ending::Close(request),
+                    _ => Ending::Close(CloseRequest { code: 1001, reason: "server shutting down" }),
+                };
             }
-            incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Text(text))) => {
-                    live.touch();
-                    let reply = connection::reply_to(text.as_str(), id.as_str(), &live.claims);
-                    if socket.send(Message::Text(reply.to_json().into())).await.is_err() {
-                        break;
+            _ = &mut deadline => {
+                return Ending::Close(CloseRequest { code: 1001, reason: "connection lifetime reached" });
+            }
+            _ = &mut idle => {
+                return Ending::Close(CloseRequest { code: 1001, reason: "idle timeout" });
+            }
+            incoming = socket.recv() => {
+                let reply = match incoming {
+                    Some(Ok(Message::Text(text))) => {
+                        connection::reply_to(text.as_str(), id.as_str(), &live.claims)
                     }
-                }
-                Some(Ok(Message::Binary(_))) => {
-                    live.touch();
-                    let reply = connection::reply_to("", id.as_str(), &live.claims);
-                    if socket.send(Message::Text(reply.to_json().into())).await.is_err() {
-                        break;
+                    Some(Ok(Message::Binary(_))) => connection::reply_to("", id.as_str(), &live.claims),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                        live.touch();
+                        idle.as_mut().reset(tokio::time::Instant::now() + app.limits.idle_timeout);
+                        continue;
                     }
+                    Some(Ok(Message::Close(_))) => return Ending::ClientClosed,
+                    Some(Err(_)) | None => return Ending::Broken,
+                };
+                live.touch();
+                idle.as_mut().reset(tokio::time::Instant::now() + app.limits.idle_timeout);
+                let reply = Message::Text(reply.to_json().into());
+                if let Err(ending) = write(socket, reply, None, send_timeout, &mut channels.close).await {
+                    return ending;
                 }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => live.touch(),
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
-            },
-            frame = outgoing.recv() => match frame {
-                Some(Outgoing::Text(text)) => {
-                    if socket.send(Message::Text(text.into())).await.is_err() {
-                        break;
-                    }
+            }
+            frame = channels.frames.recv() => {
+                let Some(frame) = frame else { return Ending::Broken };
+                if let Err(ending) = write(socket, frame.into(), Some(&mut channels.frames), send_timeout, &mut channels.close).await {
+                    return ending;
                 }
-                Some(Outgoing::Binary(bytes)) => {
-                    if socket.send(Message::Binary(bytes.into())).await.is_err() {
-                        break;
-                    }
-                }
-                Some(Outgoing::Close(code, reason)) => {
-                    let _ = socket
-                        .send(Message::Close(Some(CloseFrame { code, reason: reason.into() })))
-                        .await;
-                    break;
-                }
-                None => break,
-            },
+            }
         }
     }
-    end_connection(&app, &id, &live.claims.tenant).await;
+}
+
+impl From<Outgoing> for Message {
+    fn from(frame: Outgoing) -> Self {
+        match frame {
+            Outgoing::Text(text) => Message::Text(text),
+            Outgoing::Binary(bytes) => Message::Binary(bytes),
+        }
+    }
+}
+
+/// Writes `first` and, when `more` is given, the frames already waiting behind it (up to
+/// [`WRITE_BATCH_FRAMES`]), then flushes once. The whole write is bounded by
+/// `send_timeout` (a client that does not read: close 1008), and abandoned at once when
+/// a close is requested meanwhile.
+async fn write(
+    socket: &mut WebSocket,
+    first: Message,
+    more: Option<&mut mpsc::Receiver<Outgoing>>,
+    send_timeout: Duration,
+    close: &mut watch::Receiver<Option<CloseRequest>>,
+) -> Result<(), Ending> {
+    let work = async {
+        socket.feed(first).await?;
+        if let Some(more) = more {
+            for _ in 1..WRITE_BATCH_FRAMES {
+                match more.try_recv() {
+                    Ok(frame) => socket.feed(frame.into()).await?,
+                    Err(_) => break,
+                }
+            }
+        }
+        socket.flush().await
+    };
+    tokio::select! {
+        biased;
+        changed = close.changed() => Err(match (changed, *close.borrow()) {
+            (Ok(()), Some(request)) => Ending::Close(request),
+            _ => Ending::Close(CloseRequest { code: 1001, reason: "server shutting down" }),
+        }),
+        written = tokio::time::timeout(send_timeout, work) => match written {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Ending::Broken),
+            Err(_elapsed) => Err(Ending::Close(CloseRequest {
+                code: CLOSE_SLOW_CONSUMER,
+                reason: "send timed out",
+            })),
+        },
+    }
 }

@@ -108,10 +108,12 @@ pub async fn post_frame(
         );
     }
     let frame = match String::from_utf8(body.to_vec()) {
-        Ok(text) => Outgoing::Text(text),
-        Err(bytes) => Outgoing::Binary(bytes.into_bytes()),
+        Ok(text) => Outgoing::Text(text.into()),
+        Err(_) => Outgoing::Binary(body),
     };
-    match live.send(frame).await {
+    // A client too slow to take it is closed (1008) and, as API Gateway does for a
+    // connection that is gone, answered 410.
+    match live.send(frame) {
         Ok(()) => StatusCode::OK.into_response(),
         Err(PushError::Gone) => gone(),
         Err(_) => aws_error(

@@ -59,10 +59,29 @@ pub struct ServeSettings {
     /// `/dev/token` are served.
     pub dev_secret: Option<Vec<u8>>,
     pub connect: ConnectConfig,
+    pub limits: SocketLimits,
     pub publisher: PublisherConfig,
     pub queue: QueueConfig,
     /// Longest wait for in-flight work at shutdown.
     pub drain_timeout: Duration,
+}
+
+/// Per-socket limits (SPEC §13).
+#[derive(Debug, Clone, Copy)]
+pub struct SocketLimits {
+    /// `SEND_TIMEOUT_SECS`: longest write to a client; beyond, the socket is closed (1008).
+    pub send_timeout: Duration,
+    /// `IDLE_TIMEOUT_SECS`: a socket without a client frame this long is closed (1001).
+    pub idle_timeout: Duration,
+}
+
+impl Default for SocketLimits {
+    fn default() -> Self {
+        Self {
+            send_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(600),
+        }
+    }
 }
 
 /// Shared state of every handler.
@@ -72,6 +91,7 @@ pub struct App {
     pub roster: Arc<dyn RosterStore>,
     pub verifier: Arc<Verifier>,
     pub connect_config: ConnectConfig,
+    pub limits: SocketLimits,
     pub metrics: Arc<Metrics>,
     pub queue: Arc<LocalQueue>,
     pub dev_secret: Option<Vec<u8>>,
@@ -146,6 +166,7 @@ impl Server {
             roster: settings.roster.clone(),
             verifier: verifier.clone(),
             connect_config: settings.connect.clone(),
+            limits: settings.limits,
             metrics,
             queue: queue.clone(),
             dev_secret: settings.dev_secret.clone(),
@@ -226,34 +247,52 @@ impl Server {
         let _ = self.task.await;
     }
 
-    /// Runs until SIGTERM or Ctrl-C, then shuts down gracefully.
-    pub async fn run_until_signal(self) {
-        wait_for_signal().await;
+    /// Runs until `signal` fires (SIGTERM or Ctrl-C), then shuts down gracefully.
+    pub async fn run_until_signal(self, signal: ShutdownSignal) {
+        signal.wait().await;
         tracing::info!("shutdown signal received; draining");
         self.shutdown().await;
         tracing::info!("stopped");
     }
 }
 
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGTERM and SIGINT handlers, installed before the server announces its address so a
+/// signal sent right after start-up is never fatal.
+pub struct ShutdownSignal {
     #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
+    handlers: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl ShutdownSignal {
+    pub fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let handlers = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) {
+                (Ok(term), Ok(int)) => Some((term, int)),
+                _ => None,
+            };
+            Self { handlers }
+        }
+        #[cfg(not(unix))]
+        {
+            Self {}
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        if let Some((mut term, mut int)) = self.handlers {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            return;
+        }
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

@@ -1,30 +1,52 @@
 //! The live sockets of this process, by connection id, and the `ConnectionPusher` that
 //! posts to them (what API Gateway's connection table and `PostToConnection` are in AWS).
+//!
+//! Each socket has a bounded outbox of shared frames and a separate close signal. A post
+//! never waits: when the outbox is full the socket is asked to close (1008) and the post
+//! reports the connection gone, so one client that stops reading costs the others
+//! nothing. A close request is seen by the socket task at once, even while it is blocked
+//! writing queued frames to a client that does not read.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use async_trait::async_trait;
-use switchboard_core::pusher::{ConnectionPusher, PushError};
+use axum::body::Bytes;
+use axum::extract::ws::Utf8Bytes;
+use switchboard_core::pusher::{ConnectionPusher, Frame, PushError};
 use switchboard_model::{Claims, ConnectionId, MAX_FRAME_BYTES};
 use time::OffsetDateTime;
-use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, watch};
 
-/// Frames queued per socket before a post has to wait.
-pub const SOCKET_QUEUE_FRAMES: usize = 32;
-/// How long a post waits for room in a slow socket's queue before it times out.
-pub const POST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Frames queued per socket; one more and the socket is closed as a slow consumer. The
+/// frames are shared with every other recipient, so a full outbox costs references, not
+/// copies.
+pub const OUTBOX_FRAMES: usize = 128;
+
+/// Close code for a client that does not read fast enough (policy violation).
+pub const CLOSE_SLOW_CONSUMER: u16 = 1008;
 
 /// What the socket task is told to send.
 #[derive(Debug)]
 pub enum Outgoing {
-    Text(String),
-    Binary(Vec<u8>),
-    /// Send a close frame with this code and reason, then end.
-    Close(u16, &'static str),
+    Text(Utf8Bytes),
+    Binary(Bytes),
+}
+
+/// A request to close a socket: the close frame's code and reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CloseRequest {
+    pub code: u16,
+    pub reason: &'static str,
+}
+
+/// The receiving ends a socket task drains.
+pub struct SocketChannels {
+    pub frames: mpsc::Receiver<Outgoing>,
+    pub close: watch::Receiver<Option<CloseRequest>>,
 }
 
 /// One live socket.
@@ -35,6 +57,7 @@ pub struct LiveConnection {
     pub source_ip: IpAddr,
     pub user_agent: String,
     tx: mpsc::Sender<Outgoing>,
+    close: watch::Sender<Option<CloseRequest>>,
 }
 
 impl LiveConnection {
@@ -49,18 +72,37 @@ impl LiveConnection {
             .unwrap_or(self.connected_at)
     }
 
-    /// Queues a frame; waits up to [`POST_TIMEOUT`] when the socket is slow.
-    pub async fn send(&self, frame: Outgoing) -> Result<(), PushError> {
-        match tokio::time::timeout(POST_TIMEOUT, self.tx.send(frame)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_closed)) => Err(PushError::Gone),
-            Err(_elapsed) => Err(PushError::Timeout),
+    /// Queues a frame without waiting. A full outbox closes the socket (1008) and, like a
+    /// socket that is closing or closed, answers [`PushError::Gone`].
+    pub fn send(&self, frame: Outgoing) -> Result<(), PushError> {
+        if self.close.borrow().is_some() {
+            return Err(PushError::Gone);
+        }
+        match self.tx.try_send(frame) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => {
+                tracing::info!(
+                    tenant = %self.claims.tenant,
+                    user = %self.claims.user,
+                    "outbox full: closing a client that does not read"
+                );
+                self.close(CLOSE_SLOW_CONSUMER, "not reading fast enough");
+                Err(PushError::Gone)
+            }
+            Err(TrySendError::Closed(_)) => Err(PushError::Gone),
         }
     }
 
-    /// Asks the socket to close without waiting (used at shutdown and by DELETE).
+    /// Asks the socket to close. Never waits, and never queues behind frames: the socket
+    /// task watches this signal separately. The first request wins.
     pub fn close(&self, code: u16, reason: &'static str) {
-        let _ = self.tx.try_send(Outgoing::Close(code, reason));
+        self.close.send_if_modified(|current| {
+            if current.is_some() {
+                return false;
+            }
+            *current = Some(CloseRequest { code, reason });
+            true
+        });
     }
 }
 
@@ -79,15 +121,16 @@ impl Registry {
         Self::default()
     }
 
-    /// Registers a socket; returns the receiving end its task drains.
+    /// Registers a socket; returns the channels its task drains.
     pub fn register(
         &self,
         id: ConnectionId,
         claims: Claims,
         source_ip: IpAddr,
         user_agent: String,
-    ) -> (Arc<LiveConnection>, mpsc::Receiver<Outgoing>) {
-        let (tx, rx) = mpsc::channel(SOCKET_QUEUE_FRAMES);
+    ) -> (Arc<LiveConnection>, SocketChannels) {
+        let (tx, frames) = mpsc::channel(OUTBOX_FRAMES);
+        let (close, close_rx) = watch::channel(None);
         let now = OffsetDateTime::now_utc();
         let connection = Arc::new(LiveConnection {
             claims,
@@ -96,11 +139,18 @@ impl Registry {
             source_ip,
             user_agent,
             tx,
+            close,
         });
         if let Ok(mut live) = self.live.write() {
             live.insert(id, connection.clone());
         }
-        (connection, rx)
+        (
+            connection,
+            SocketChannels {
+                frames,
+                close: close_rx,
+            },
+        )
     }
 
     pub fn unregister(&self, id: &ConnectionId) {
@@ -136,11 +186,73 @@ impl LocalPusher {
 
 #[async_trait]
 impl ConnectionPusher for LocalPusher {
-    async fn push(&self, connection: &ConnectionId, frame: &str) -> Result<(), PushError> {
+    async fn push(&self, connection: &ConnectionId, frame: &Frame) -> Result<(), PushError> {
         if frame.len() > MAX_FRAME_BYTES {
             return Err(PushError::PayloadTooLarge);
         }
         let live = self.registry.get(connection).ok_or(PushError::Gone)?;
-        live.send(Outgoing::Text(frame.to_string())).await
+        live.send(Outgoing::Text(frame.to_ws_text()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use switchboard_model::{TenantId, UserId};
+
+    use super::*;
+
+    fn registered() -> (Registry, ConnectionId, Arc<LiveConnection>, SocketChannels) {
+        let registry = Registry::new();
+        let id = ConnectionId::parse("AAAAAAAAAAAAAAAA").unwrap();
+        let claims = Claims {
+            tenant: TenantId::parse("acme").unwrap(),
+            user: UserId::parse("alice").unwrap(),
+            roles: vec![],
+        };
+        let (live, channels) = registry.register(
+            id.clone(),
+            claims,
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            String::new(),
+        );
+        (registry, id, live, channels)
+    }
+
+    #[tokio::test]
+    async fn a_full_outbox_closes_with_1008_and_reports_gone_without_waiting() {
+        let (registry, id, _live, channels) = registered();
+        let pusher = LocalPusher::new(Arc::new(registry));
+        let frame = Frame::from("x");
+        for _ in 0..OUTBOX_FRAMES {
+            assert_eq!(pusher.push(&id, &frame).await, Ok(()));
+        }
+        assert_eq!(pusher.push(&id, &frame).await, Err(PushError::Gone));
+        assert_eq!(
+            *channels.close.borrow(),
+            Some(CloseRequest {
+                code: CLOSE_SLOW_CONSUMER,
+                reason: "not reading fast enough"
+            })
+        );
+        // Closing: later posts are gone at once too.
+        assert_eq!(pusher.push(&id, &frame).await, Err(PushError::Gone));
+    }
+
+    #[tokio::test]
+    async fn close_is_signalled_outside_the_frame_queue_and_first_request_wins() {
+        let (_registry, _id, live, mut channels) = registered();
+        for _ in 0..OUTBOX_FRAMES {
+            live.send(Outgoing::Text("x".into())).unwrap();
+        }
+        live.close(1000, "deleted");
+        live.close(1001, "server shutting down");
+        assert!(channels.close.has_changed().unwrap());
+        assert_eq!(
+            channels.close.borrow_and_update().map(|c| c.code),
+            Some(1000)
+        );
+        assert_eq!(channels.frames.len(), OUTBOX_FRAMES);
     }
 }

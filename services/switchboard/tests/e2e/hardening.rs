@@ -1,8 +1,15 @@
 //! SPEC §13: `switchboard serve` on a real network. Each test drives the real binary.
 
-use serde_json::{json, Value};
+use std::time::{Duration, Instant};
 
-use super::harness::{serve_refused, token, Backend, Client, TestServer};
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::MaybeTlsStream;
+
+use super::harness::{eventually, serve_refused, token, Backend, Client, Socket, TestServer};
 
 // ---- hole 2: dev mode is explicit, loopback only -------------------------------------
 
@@ -226,4 +233,216 @@ async fn management_api_with_credentials_requires_a_sigv4_signature() {
         .await
         .expect("signed delete");
     assert!(client.close_code().await.is_some());
+}
+
+// ---- hole 3 + 11: slow consumers, close handshakes ------------------------------------
+
+/// A client whose TCP receive window is tiny and that stops reading after `whoami`.
+async fn stuck_client(server: &TestServer, token: &str) -> (Socket, String) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(server.addr).await.unwrap();
+    let url = format!("{}?token={token}", server.ws_url());
+    let (mut ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
+        .await
+        .expect("handshake");
+    ws.send(Message::Text(r#"{"action":"whoami"}"#.into()))
+        .await
+        .unwrap();
+    let id = loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(text))) => {
+                let value: Value = serde_json::from_str(text.as_str()).unwrap();
+                break value["connectionId"].as_str().unwrap().to_string();
+            }
+            Some(Ok(_)) => continue,
+            other => panic!("no whoami reply: {other:?}"),
+        }
+    };
+    (ws, id)
+}
+
+async fn connection_status(server: &TestServer, id: &str) -> u16 {
+    reqwest::get(server.management(&format!("/main/@connections/{id}")))
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+fn big_data(n: usize) -> String {
+    format!("{n:04}-{}", "x".repeat(100 * 1024))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_delays_no_one_and_is_closed() {
+    let server = TestServer::start_with(Backend::Memory, &[], &[("SEND_TIMEOUT_SECS", "2")]);
+    let (_stuck, stuck_id) = stuck_client(&server, &token("acme", "stuck", &[])).await;
+    let mut alice = Client::connect(&server, &token("acme", "alice", &[])).await;
+    let mut bob = Client::connect(&server, &token("globex", "bob", &[])).await;
+    let publisher = token("acme", "backend", &["publisher"]);
+    let globex_publisher = token("globex", "backend", &["publisher"]);
+
+    // Alice reads as fast as she can, meanwhile.
+    let reader = tokio::spawn(async move {
+        let mut seen = std::collections::BTreeSet::new();
+        while seen.len() < 60 {
+            let frame = alice.next_json().await;
+            seen.insert(frame["id"].as_str().unwrap().to_string());
+        }
+        seen
+    });
+    for n in 0..60 {
+        let (status, body) = server
+            .publish(
+                &publisher,
+                &json!({"id": format!("big-{n}"), "target": {"type": "tenant", "tenant": "acme"}, "data": big_data(n)}),
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+    }
+    // Another tenant's client is not held up by the stuck one.
+    let sent = Instant::now();
+    let (status, _) = server
+        .publish(
+            &globex_publisher,
+            &json!({"id": "hello-bob", "target": {"type": "users", "tenant": "globex", "users": ["bob"]}, "data": 1}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    assert_eq!(bob.next_json().await["id"], "hello-bob");
+    let latency = sent.elapsed();
+    assert!(latency < Duration::from_secs(1), "bob waited {latency:?}");
+
+    // The healthy client of the same tenant got every frame.
+    let seen = tokio::time::timeout(Duration::from_secs(30), reader)
+        .await
+        .expect("alice got 60 frames within 30 s")
+        .unwrap();
+    let expected: std::collections::BTreeSet<String> =
+        (0..60).map(|n| format!("big-{n}")).collect();
+    assert_eq!(seen, expected);
+
+    // The stuck one is closed (send timeout or full outbox) and removed.
+    eventually(
+        Duration::from_secs(10),
+        "stuck connection closed",
+        || async { connection_status(&server, &stuck_id).await == 410 },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_closes_a_socket_whose_writes_are_stuck() {
+    // A long send timeout: only the DELETE can end this socket quickly.
+    let server = TestServer::start_with(Backend::Memory, &[], &[("SEND_TIMEOUT_SECS", "300")]);
+    let (_stuck, id) = stuck_client(&server, &token("acme", "stuck", &[])).await;
+    let http = reqwest::Client::new();
+    let url = server.management(&format!("/main/@connections/{id}"));
+    let mut queued = 0;
+    for n in 0..100 {
+        let status = http
+            .post(&url)
+            .body(big_data(n))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if status != 200 {
+            break;
+        }
+        queued += 1;
+    }
+    assert!(
+        queued >= 60,
+        "only {queued} frames were taken before the socket closed"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        connection_status(&server, &id).await,
+        200,
+        "still open, writes stuck"
+    );
+    let started = Instant::now();
+    assert_eq!(http.delete(&url).send().await.unwrap().status(), 204);
+    eventually(
+        Duration::from_secs(5),
+        "deleted connection gone",
+        || async { connection_status(&server, &id).await == 410 },
+    )
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    eventually(Duration::from_secs(5), "gauge back to 0", || async {
+        server.metric("switchboard_connections").await == 0.0
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_close_is_answered_with_a_close_frame() {
+    let server = TestServer::start(Backend::Memory);
+    let mut client = Client::connect(&server, &token("acme", "alice", &[])).await;
+    client
+        .socket
+        .send(Message::Close(Some(CloseFrame {
+            code: CloseCode::Normal,
+            reason: "bye".into(),
+        })))
+        .await
+        .unwrap();
+    // The server's reply arrives (a clean close, not 1006), then the stream ends.
+    match tokio::time::timeout(Duration::from_secs(5), client.socket.next()).await {
+        Ok(Some(Ok(Message::Close(Some(frame))))) => assert_eq!(frame.code, CloseCode::Normal),
+        other => panic!("expected the server's close reply, got {other:?}"),
+    }
+    match tokio::time::timeout(Duration::from_secs(5), client.socket.next()).await {
+        Ok(None) => {}
+        other => panic!("expected the end of the stream, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_close_waits_for_the_client_reply() {
+    let server = TestServer::start(Backend::Memory);
+    let mut client = Client::connect(&server, &token("acme", "alice", &[])).await;
+    let url = server.management(&format!("/main/@connections/{}", client.connection_id));
+    assert_eq!(
+        reqwest::Client::new()
+            .delete(&url)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    match tokio::time::timeout(Duration::from_secs(5), client.socket.next()).await {
+        Ok(Some(Ok(Message::Close(Some(frame))))) => assert_eq!(u16::from(frame.code), 1000),
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+    // tungstenite answers the close; the server then ends the TCP connection cleanly.
+    match tokio::time::timeout(Duration::from_secs(5), client.socket.next()).await {
+        Ok(None) => {}
+        other => panic!("expected a clean end, got {other:?}"),
+    }
+}
+
+// ---- hole 6: idle timeout ------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_close_with_1001_and_active_ones_stay() {
+    let server = TestServer::start_with(Backend::Memory, &[], &[("IDLE_TIMEOUT_SECS", "1")]);
+    let mut idle = Client::connect(&server, &token("acme", "idle", &[])).await;
+    let mut active = Client::connect(&server, &token("acme", "active", &[])).await;
+    let started = Instant::now();
+    let keep_alive = tokio::spawn(async move {
+        for _ in 0..8 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert_eq!(active.request(r#"{"action":"ping"}"#).await["type"], "pong");
+        }
+        active
+    });
+    assert_eq!(idle.close_code().await, Some(1001));
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    let mut active = keep_alive.await.unwrap();
+    assert_eq!(active.request(r#"{"action":"ping"}"#).await["type"], "pong");
 }
