@@ -14,7 +14,8 @@ use switchboard_core::roster::RosterStore;
 use switchboard_model::{Envelope, TenantId, UserId};
 
 use crate::serve::{
-    self, ManagementCredentials, QueueConfig, RosterKind, ServeSettings, Server, SocketLimits,
+    self, ConnectionLimits, ManagementCredentials, QueueConfig, RosterKind, ServeSettings, Server,
+    SocketLimits,
 };
 
 #[derive(Parser)]
@@ -81,6 +82,18 @@ struct ServeArgs {
     /// Gateway does after 10 minutes.
     #[arg(long, env = "IDLE_TIMEOUT_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     idle_timeout_secs: u64,
+    /// Live WebSocket connections accepted; beyond, handshakes get 503.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    max_connections: u64,
+    /// Live connections per user (tenant + user); beyond, handshakes get 429.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_USER", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections_per_user: u64,
+    /// Messages the in-process queue holds; beyond, publishes get 503 + Retry-After.
+    #[arg(long, env = "QUEUE_CAPACITY", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    queue_capacity: u64,
+    /// Dead letters kept; beyond, the oldest is dropped (and counted in /metrics).
+    #[arg(long, env = "DEAD_LETTER_CAPACITY", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    dead_letter_capacity: u64,
     /// Delay before a failed message is redelivered (the queue's visibility timeout).
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     visibility_timeout: Duration,
@@ -220,10 +233,16 @@ async fn serve_command(args: ServeArgs) -> Result<(), CliError> {
             send_timeout: Duration::from_secs(args.send_timeout_secs),
             idle_timeout: Duration::from_secs(args.idle_timeout_secs),
         },
+        connection_limits: ConnectionLimits {
+            max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+            max_per_user: usize::try_from(args.max_connections_per_user).unwrap_or(usize::MAX),
+        },
         publisher,
         queue: QueueConfig {
             visibility_timeout: args.visibility_timeout,
             max_receives: args.max_receives,
+            capacity: usize::try_from(args.queue_capacity).unwrap_or(usize::MAX),
+            dead_letter_capacity: usize::try_from(args.dead_letter_capacity).unwrap_or(usize::MAX),
             ..QueueConfig::default()
         },
         drain_timeout: args.drain_timeout,

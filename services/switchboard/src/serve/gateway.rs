@@ -20,8 +20,9 @@ use switchboard_model::{ConnectionId, TenantId, MAX_FRAME_BYTES};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, watch};
 
+use super::metrics::ReasonLabel;
 use super::registry::{
-    CloseRequest, LiveConnection, Outgoing, SocketChannels, CLOSE_SLOW_CONSUMER,
+    CloseRequest, LiveConnection, Outgoing, RegisterError, SocketChannels, CLOSE_SLOW_CONSUMER,
 };
 use super::App;
 
@@ -46,6 +47,22 @@ fn unauthorized(message: &str) -> Response {
         .into_response()
 }
 
+/// A handshake refused by a limit: 503 (server full) or 429 (user full), with
+/// `Retry-After`.
+fn refused(status: StatusCode, message: &str) -> Response {
+    let code = if status == StatusCode::TOO_MANY_REQUESTS {
+        "too_many_connections"
+    } else {
+        "busy"
+    };
+    (
+        status,
+        [(header::RETRY_AFTER, "5")],
+        Json(json!({"error": code, "message": message})),
+    )
+        .into_response()
+}
+
 /// A new connection id, shaped like API Gateway's (16 URL-safe characters).
 pub fn new_connection_id() -> ConnectionId {
     let bytes: [u8; 12] = rand::random();
@@ -62,6 +79,18 @@ pub async fn handshake(
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
+    if app.registry.is_full() {
+        app.metrics
+            .connections_refused
+            .get_or_create(&ReasonLabel {
+                reason: "max_connections",
+            })
+            .inc();
+        return refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is at its connection limit; retry later",
+        );
+    }
     let offered = headers
         .get(header::SEC_WEBSOCKET_PROTOCOL)
         .and_then(|v| v.to_str().ok());
@@ -91,9 +120,26 @@ pub async fn handshake(
         .to_string();
     // Register the socket before the roster write, so a publish that finds the roster
     // item always finds the socket too (frames wait in its queue until the upgrade ends).
-    let (live, channels) = app
+    let registered = app
         .registry
         .register(id.clone(), claims.clone(), peer.ip(), user_agent);
+    let (live, channels) = match registered {
+        Ok(registered) => registered,
+        Err(error) => {
+            let (status, reason) = match error {
+                RegisterError::ServerFull(_) => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "max_connections")
+                }
+                RegisterError::UserFull(_) => (StatusCode::TOO_MANY_REQUESTS, "max_per_user"),
+            };
+            app.metrics
+                .connections_refused
+                .get_or_create(&ReasonLabel { reason })
+                .inc();
+            tracing::info!(%error, tenant = %claims.tenant, user = %claims.user, "handshake refused");
+            return refused(status, &error.to_string());
+        }
+    };
     if let Err(error) = connection::connect(
         app.roster.as_ref(),
         &app.connect_config,

@@ -30,6 +30,7 @@ use switchboard_core::roster::{MemoryRosterStore, RosterStore};
 use tokio::sync::watch;
 
 pub use local_queue::QueueConfig;
+pub use registry::ConnectionLimits;
 pub use sigv4::ManagementCredentials;
 
 use local_queue::LocalQueue;
@@ -60,6 +61,7 @@ pub struct ServeSettings {
     pub dev_secret: Option<Vec<u8>>,
     pub connect: ConnectConfig,
     pub limits: SocketLimits,
+    pub connection_limits: ConnectionLimits,
     pub publisher: PublisherConfig,
     pub queue: QueueConfig,
     /// Longest wait for in-flight work at shutdown.
@@ -141,6 +143,8 @@ pub struct Server {
     pub management_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    queue: Arc<LocalQueue>,
+    drain: Duration,
 }
 
 impl Server {
@@ -152,7 +156,7 @@ impl Server {
                 .map_err(StartError::Auth)?,
         );
         let metrics = Arc::new(Metrics::new());
-        let registry = Arc::new(Registry::new());
+        let registry = Arc::new(Registry::new(settings.connection_limits));
         let queue = Arc::new(LocalQueue::new(settings.queue.clone(), metrics.clone()));
         let publisher = Publisher::new(
             settings.roster.clone(),
@@ -238,13 +242,28 @@ impl Server {
             management_addr,
             shutdown,
             task,
+            queue,
+            drain,
         })
     }
 
-    /// Stops accepting, closes sockets with 1001, drains in-flight work (bounded).
+    /// Graceful stop (SPEC §13): publishes are refused (503) at once; the queue is
+    /// drained — delivered, or given up on — within the drain timeout; then the sockets
+    /// are closed with 1001 and the listeners stop. The id of every message still queued
+    /// at the end is logged.
     pub async fn shutdown(self) {
+        self.queue.stop_accepting();
+        let started = tokio::time::Instant::now();
+        let deadline = started + self.drain;
+        if !self.queue.drained(deadline).await {
+            tracing::warn!(
+                left = self.queue.depth(),
+                "shutdown: queue not empty at the drain bound"
+            );
+        }
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+        self.queue.log_undelivered();
     }
 
     /// Runs until `signal` fires (SIGTERM or Ctrl-C), then shuts down gracefully.

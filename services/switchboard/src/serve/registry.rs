@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use axum::body::Bytes;
 use axum::extract::ws::Utf8Bytes;
 use switchboard_core::pusher::{ConnectionPusher, Frame, PushError};
-use switchboard_model::{Claims, ConnectionId, MAX_FRAME_BYTES};
+use switchboard_model::{Claims, ConnectionId, TenantId, UserId, MAX_FRAME_BYTES};
 use time::OffsetDateTime;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, watch};
@@ -110,25 +110,82 @@ fn now_millis() -> i64 {
     i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
 }
 
+/// Connection caps (SPEC §13).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// `MAX_CONNECTIONS`: live sockets of this process (503 at the handshake beyond).
+    pub max_connections: usize,
+    /// `MAX_CONNECTIONS_PER_USER`: live sockets of one tenant's user (429 beyond).
+    pub max_per_user: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 100_000,
+            max_per_user: 100,
+        }
+    }
+}
+
+/// Why a socket was not registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RegisterError {
+    #[error("the server holds its maximum of {0} connections")]
+    ServerFull(usize),
+    #[error("this user already holds the maximum of {0} connections")]
+    UserFull(usize),
+}
+
+#[derive(Default)]
+struct Table {
+    live: HashMap<ConnectionId, Arc<LiveConnection>>,
+    per_user: HashMap<(TenantId, UserId), usize>,
+}
+
 /// The table of live sockets.
 #[derive(Default)]
 pub struct Registry {
-    live: RwLock<HashMap<ConnectionId, Arc<LiveConnection>>>,
+    table: RwLock<Table>,
+    limits: ConnectionLimits,
 }
 
 impl Registry {
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(limits: ConnectionLimits) -> Self {
+        Self {
+            table: RwLock::default(),
+            limits,
+        }
     }
 
-    /// Registers a socket; returns the channels its task drains.
+    /// Whether the server is at `MAX_CONNECTIONS` (checked before a token is verified).
+    pub fn is_full(&self) -> bool {
+        self.table
+            .read()
+            .map(|t| t.live.len() >= self.limits.max_connections)
+            .unwrap_or(true)
+    }
+
+    /// Registers a socket within the caps; returns the channels its task drains.
     pub fn register(
         &self,
         id: ConnectionId,
         claims: Claims,
         source_ip: IpAddr,
         user_agent: String,
-    ) -> (Arc<LiveConnection>, SocketChannels) {
+    ) -> Result<(Arc<LiveConnection>, SocketChannels), RegisterError> {
+        let mut table = self
+            .table
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if table.live.len() >= self.limits.max_connections {
+            return Err(RegisterError::ServerFull(self.limits.max_connections));
+        }
+        let user = (claims.tenant.clone(), claims.user.clone());
+        let held = table.per_user.get(&user).copied().unwrap_or(0);
+        if held >= self.limits.max_per_user {
+            return Err(RegisterError::UserFull(self.limits.max_per_user));
+        }
         let (tx, frames) = mpsc::channel(OUTBOX_FRAMES);
         let (close, close_rx) = watch::channel(None);
         let now = OffsetDateTime::now_utc();
@@ -141,32 +198,49 @@ impl Registry {
             tx,
             close,
         });
-        if let Ok(mut live) = self.live.write() {
-            live.insert(id, connection.clone());
-        }
-        (
+        table.per_user.insert(user, held + 1);
+        table.live.insert(id, connection.clone());
+        Ok((
             connection,
             SocketChannels {
                 frames,
                 close: close_rx,
             },
-        )
+        ))
     }
 
     pub fn unregister(&self, id: &ConnectionId) {
-        if let Ok(mut live) = self.live.write() {
-            live.remove(id);
+        let mut table = self
+            .table
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(connection) = table.live.remove(id) {
+            let user = (
+                connection.claims.tenant.clone(),
+                connection.claims.user.clone(),
+            );
+            match table.per_user.get(&user).copied() {
+                Some(n) if n > 1 => {
+                    table.per_user.insert(user, n - 1);
+                }
+                _ => {
+                    table.per_user.remove(&user);
+                }
+            }
         }
     }
 
     pub fn get(&self, id: &ConnectionId) -> Option<Arc<LiveConnection>> {
-        self.live.read().ok().and_then(|live| live.get(id).cloned())
+        self.table
+            .read()
+            .ok()
+            .and_then(|table| table.live.get(id).cloned())
     }
 
     /// Asks every socket to close with `code` (1001 "going away" at shutdown).
     pub fn close_all(&self, code: u16, reason: &'static str) {
-        if let Ok(live) = self.live.read() {
-            for connection in live.values() {
+        if let Ok(table) = self.table.read() {
+            for connection in table.live.values() {
                 connection.close(code, reason);
             }
         }
@@ -199,24 +273,67 @@ impl ConnectionPusher for LocalPusher {
 mod tests {
     use std::net::Ipv4Addr;
 
-    use switchboard_model::{TenantId, UserId};
-
     use super::*;
 
-    fn registered() -> (Registry, ConnectionId, Arc<LiveConnection>, SocketChannels) {
-        let registry = Registry::new();
-        let id = ConnectionId::parse("AAAAAAAAAAAAAAAA").unwrap();
-        let claims = Claims {
+    fn claims(user: &str) -> Claims {
+        Claims {
             tenant: TenantId::parse("acme").unwrap(),
-            user: UserId::parse("alice").unwrap(),
+            user: UserId::parse(user).unwrap(),
             roles: vec![],
-        };
-        let (live, channels) = registry.register(
-            id.clone(),
-            claims,
-            IpAddr::V4(Ipv4Addr::LOCALHOST),
-            String::new(),
+        }
+    }
+
+    fn id(n: usize) -> ConnectionId {
+        ConnectionId::parse(format!("C{n:015}")).unwrap()
+    }
+
+    #[test]
+    fn caps_apply_per_server_and_per_user_and_free_up_on_unregister() {
+        let registry = Registry::new(ConnectionLimits {
+            max_connections: 3,
+            max_per_user: 2,
+        });
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        assert!(registry
+            .register(id(1), claims("alice"), ip, String::new())
+            .is_ok());
+        assert!(registry
+            .register(id(2), claims("alice"), ip, String::new())
+            .is_ok());
+        assert_eq!(
+            registry
+                .register(id(3), claims("alice"), ip, String::new())
+                .err(),
+            Some(RegisterError::UserFull(2))
         );
+        assert!(registry
+            .register(id(3), claims("bob"), ip, String::new())
+            .is_ok());
+        assert!(registry.is_full());
+        assert_eq!(
+            registry
+                .register(id(4), claims("carol"), ip, String::new())
+                .err(),
+            Some(RegisterError::ServerFull(3))
+        );
+        registry.unregister(&id(1));
+        assert!(!registry.is_full());
+        assert!(registry
+            .register(id(4), claims("alice"), ip, String::new())
+            .is_ok());
+    }
+
+    fn registered() -> (Registry, ConnectionId, Arc<LiveConnection>, SocketChannels) {
+        let registry = Registry::new(ConnectionLimits::default());
+        let id = ConnectionId::parse("AAAAAAAAAAAAAAAA").unwrap();
+        let (live, channels) = registry
+            .register(
+                id.clone(),
+                claims("alice"),
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                String::new(),
+            )
+            .unwrap();
         (registry, id, live, channels)
     }
 

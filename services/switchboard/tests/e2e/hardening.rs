@@ -446,3 +446,271 @@ async fn idle_connections_close_with_1001_and_active_ones_stay() {
     let mut active = keep_alive.await.unwrap();
     assert_eq!(active.request(r#"{"action":"ping"}"#).await["type"], "pong");
 }
+
+// ---- holes 4 + 5: bounded memory, caps, token before body ------------------------------
+
+/// A server whose roster is unreachable: every message stays queued (or dead-letters).
+fn server_with_dead_roster(args: &[&str], envs: &[(&str, &str)]) -> TestServer {
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let endpoint = format!("http://127.0.0.1:{dead_port}");
+    let mut all_args = vec!["--roster", "dynamodb"];
+    all_args.extend_from_slice(args);
+    let mut all_envs = vec![
+        ("DYNAMODB_ENDPOINT", endpoint.as_str()),
+        ("ROSTER_TABLE", "unreachable"),
+        ("AWS_ACCESS_KEY_ID", "local"),
+        ("AWS_SECRET_ACCESS_KEY", "local"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    all_envs.extend_from_slice(envs);
+    TestServer::start_with(Backend::Memory, &all_args, &all_envs)
+}
+
+fn to_acme(id: &str) -> Value {
+    json!({"id": id, "target": {"type": "tenant", "tenant": "acme"}, "data": 1})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_answers_503_with_retry_after() {
+    let server =
+        server_with_dead_roster(&["--visibility-timeout", "60s"], &[("QUEUE_CAPACITY", "3")]);
+    let publisher = token("acme", "backend", &["publisher"]);
+    for n in 0..3 {
+        let (status, body) = server
+            .publish(&publisher, &to_acme(&format!("q-{n}")))
+            .await;
+        assert_eq!(status, 202, "{body}");
+    }
+    let response = reqwest::Client::new()
+        .post(server.http("/v1/messages"))
+        .bearer_auth(&publisher)
+        .json(&to_acme("q-3"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "busy");
+    assert_eq!(
+        server.metric("switchboard_publishes_refused_total").await,
+        1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_capped_and_paginated() {
+    let server = server_with_dead_roster(
+        &["--visibility-timeout", "10ms", "--max-receives", "1"],
+        &[("DEAD_LETTER_CAPACITY", "3")],
+    );
+    let publisher = token("acme", "backend", &["publisher"]);
+    let admin = token("ops", "root", &["admin"]);
+    for n in 0..5 {
+        let (status, _) = server
+            .publish(&publisher, &to_acme(&format!("dl-{n}")))
+            .await;
+        assert_eq!(status, 202);
+        // One at a time, so the list order is the publish order.
+        eventually(Duration::from_secs(10), "dead-lettered", || async {
+            server.metric("switchboard_dead_letters").await
+                + server
+                    .metric("switchboard_dead_letters_dropped_total")
+                    .await
+                == f64::from(n + 1)
+        })
+        .await;
+    }
+    assert_eq!(server.metric("switchboard_dead_letters").await, 3.0);
+    assert_eq!(
+        server
+            .metric("switchboard_dead_letters_dropped_total")
+            .await,
+        2.0
+    );
+
+    let http = reqwest::Client::new();
+    let page = |query: String| {
+        let http = http.clone();
+        let url = server.http(&format!("/v1/dead-letters{query}"));
+        let admin = admin.clone();
+        async move {
+            let response = http.get(url).bearer_auth(admin).send().await.unwrap();
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let ids = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|letter| {
+                let body: Value = serde_json::from_str(letter["body"].as_str().unwrap()).unwrap();
+                body["id"].as_str().unwrap().to_string()
+            })
+            .collect()
+    };
+    let (status, first) = page("?limit=2".into()).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(ids(&first), ["dl-2", "dl-3"]);
+    let next = first["next"].as_str().unwrap().to_string();
+    let (_, second) = page(format!("?limit=2&next={next}")).await;
+    assert_eq!(ids(&second), ["dl-4"]);
+    assert!(second["next"].is_null());
+    let (_, all) = page(String::new()).await;
+    assert_eq!(ids(&all), ["dl-2", "dl-3", "dl-4"]);
+    for bad in ["?limit=0", "?limit=1001", "?limit=x", "?next=abc"] {
+        assert_eq!(page(bad.into()).await.0, 400, "{bad}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_body_is_not_read_before_the_token_is_verified() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start(Backend::Memory);
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    // Announces a large body and never sends it.
+    stream
+        .write_all(
+            b"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer not-a-token\r\n\
+              Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut answer = vec![0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(3), stream.read(&mut answer))
+        .await
+        .expect("an answer without the body")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+}
+
+async fn handshake_status(server: &TestServer, token: &str) -> u16 {
+    let url = format!("{}?token={token}", server.ws_url());
+    match tokio_tungstenite::connect_async(url).await {
+        Ok((mut socket, _)) => {
+            let _ = socket.close(None).await;
+            101
+        }
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(other) => panic!("handshake failed: {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_caps_answer_429_per_user_and_503_per_server() {
+    let server = TestServer::start_with(
+        Backend::Memory,
+        &[],
+        &[("MAX_CONNECTIONS", "3"), ("MAX_CONNECTIONS_PER_USER", "2")],
+    );
+    let alice = token("acme", "alice", &[]);
+    let _a1 = Client::connect(&server, &alice).await;
+    let _a2 = Client::connect(&server, &alice).await;
+    assert_eq!(handshake_status(&server, &alice).await, 429);
+    // The same user name in another tenant is another user.
+    let _g1 = Client::connect(&server, &token("globex", "alice", &[])).await;
+    assert_eq!(
+        handshake_status(&server, &token("acme", "bob", &[])).await,
+        503
+    );
+    assert_eq!(
+        server
+            .metric("switchboard_connections_refused_total{reason=\"max_per_user\"}")
+            .await,
+        1.0
+    );
+}
+
+// ---- hole 7: shutdown drains, then closes ----------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_burst_delivers_or_logs_every_accepted_message() {
+    let log_path =
+        std::env::temp_dir().join(format!("switchboard-shutdown-{}.log", uuid::Uuid::new_v4()));
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut server = TestServer::start_logged(
+        Backend::Memory,
+        &["--drain-timeout", "20s"],
+        &[
+            ("JWT_HS256_SECRET", super::harness::SECRET),
+            ("RUST_LOG", "warn"),
+        ],
+        Some(log),
+    );
+    let mut client = Client::connect(&server, &token("acme", "alice", &[])).await;
+    let publisher = token("acme", "backend", &["publisher"]);
+    let url = server.http("/v1/messages");
+    let burst = tokio::spawn(async move {
+        let http = reqwest::Client::new();
+        let mut accepted = Vec::new();
+        let mut refused = 0;
+        for n in 0..1000 {
+            let id = format!("burst-{n:04}");
+            let sent = http
+                .post(&url)
+                .bearer_auth(&publisher)
+                .json(&json!({"id": id, "target": {"type": "users", "tenant": "acme", "users": ["alice"]}, "data": n}))
+                .send()
+                .await;
+            match sent {
+                Ok(response) if response.status() == 202 => accepted.push(id),
+                Ok(response) => {
+                    assert_eq!(response.status(), 503, "only 202 or 503 during shutdown");
+                    refused += 1;
+                }
+                Err(_) => refused += 1, // the listener is gone
+            }
+        }
+        (accepted, refused)
+    });
+    // Let part of the burst through, then SIGTERM.
+    let mut received = std::collections::HashSet::new();
+    while received.len() < 200 {
+        received.insert(client.next_json().await["id"].as_str().unwrap().to_string());
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Everything until the 1001 close.
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), client.socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => {
+                let frame: Value = serde_json::from_str(text.as_str()).unwrap();
+                received.insert(frame["id"].as_str().unwrap().to_string());
+            }
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                assert_eq!(frame.map(|f| u16::from(f.code)), Some(1001));
+                break;
+            }
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("expected frames then a 1001 close, got {other:?}"),
+        }
+    }
+    let exit = server.wait_exit(Duration::from_secs(30)).expect("exits");
+    assert!(exit.success(), "{exit:?}");
+    let (accepted, refused) = burst.await.unwrap();
+    assert!(refused > 0, "the burst should outlast the shutdown");
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    let _ = std::fs::remove_file(&log_path);
+    let missing: Vec<&String> = accepted
+        .iter()
+        .filter(|id| !received.contains(*id) && !logs.contains(id.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "accepted but neither delivered nor logged: {missing:?}"
+    );
+    assert!(accepted.len() >= 200);
+}

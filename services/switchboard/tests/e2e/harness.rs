@@ -108,12 +108,29 @@ impl TestServer {
 
     /// Starts `serve` with exactly these variables (no JWT secret unless given).
     pub fn start_raw(backend: Backend, args: &[&str], envs: &[(&str, &str)]) -> Self {
-        let mut all = vec!["--listen", "127.0.0.1:0", "--visibility-timeout", "100ms"];
+        Self::start_logged(backend, args, envs, None)
+    }
+
+    /// Like [`TestServer::start_with`], with the server's stderr (its logs) written to
+    /// `stderr` when given.
+    pub fn start_logged(
+        backend: Backend,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        stderr: Option<std::fs::File>,
+    ) -> Self {
+        let mut all = vec!["--listen", "127.0.0.1:0"];
+        if !args.contains(&"--visibility-timeout") {
+            all.extend(["--visibility-timeout", "100ms"]);
+        }
         if !args.contains(&"--management-listen") {
             all.extend(["--management-listen", "127.0.0.1:0"]);
         }
         all.extend_from_slice(args);
         let mut command = serve_command(&all, envs);
+        if let Some(file) = stderr {
+            command.stderr(file);
+        }
         if backend == Backend::Dynamodb {
             let table = format!("e2e-{}", uuid::Uuid::new_v4());
             command
