@@ -94,14 +94,19 @@ struct ServeArgs {
     /// Dead letters kept; beyond, the oldest is dropped (and counted in /metrics).
     #[arg(long, env = "DEAD_LETTER_CAPACITY", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     dead_letter_capacity: u64,
+    /// Seconds a client may take to send a request's headers (slow clients are dropped).
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_read_timeout_secs: u64,
     /// Delay before a failed message is redelivered (the queue's visibility timeout).
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    /// At most 12h, as SQS.
+    #[arg(long, default_value = "5s", value_parser = visibility_timeout)]
     visibility_timeout: Duration,
     /// Receives after which a failing message moves to the dead letters.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     max_receives: u32,
     /// Longest wait for in-flight work at shutdown.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    /// At most 1h.
+    #[arg(long, default_value = "10s", value_parser = drain_timeout)]
     drain_timeout: Duration,
 }
 
@@ -192,6 +197,23 @@ impl Cli {
     }
 }
 
+/// A duration flag no longer than `max` (so `Instant + duration` cannot overflow).
+fn bounded_duration(text: &str, max: Duration) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if duration > max {
+        return Err(format!("at most {}", humantime::format_duration(max)));
+    }
+    Ok(duration)
+}
+
+fn visibility_timeout(text: &str) -> Result<Duration, String> {
+    bounded_duration(text, Duration::from_secs(12 * 60 * 60))
+}
+
+fn drain_timeout(text: &str) -> Result<Duration, String> {
+    bounded_duration(text, Duration::from_secs(60 * 60))
+}
+
 fn valid_stage(stage: &str) -> bool {
     !stage.is_empty()
         && stage.len() <= 128
@@ -246,6 +268,7 @@ async fn serve_command(args: ServeArgs) -> Result<(), CliError> {
             ..QueueConfig::default()
         },
         drain_timeout: args.drain_timeout,
+        header_read_timeout: Duration::from_secs(args.header_read_timeout_secs),
     };
     let signal = serve::ShutdownSignal::install();
     let server = Server::start(settings)

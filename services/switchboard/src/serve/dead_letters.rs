@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::Json;
@@ -36,9 +37,11 @@ async fn require_admin(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
 pub async fn list(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
-    Query(query): Query<PageQuery>,
+    query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     require_admin(&app, &headers).await?;
+    let Query(query) =
+        query.map_err(|rejection| ApiError::InvalidEnvelope(format!("query: {rejection}")))?;
     let limit = match query.limit.as_deref() {
         None => DEFAULT_PAGE,
         Some(text) => match text.parse::<usize>() {

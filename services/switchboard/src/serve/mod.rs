@@ -7,6 +7,7 @@
 mod dead_letters;
 mod demo;
 mod gateway;
+mod http_server;
 mod local_queue;
 mod management;
 mod metrics;
@@ -66,6 +67,8 @@ pub struct ServeSettings {
     pub queue: QueueConfig,
     /// Longest wait for in-flight work at shutdown.
     pub drain_timeout: Duration,
+    /// Longest wait for a request's headers.
+    pub header_read_timeout: Duration,
 }
 
 /// Per-socket limits (SPEC §13).
@@ -171,7 +174,7 @@ impl Server {
             verifier: verifier.clone(),
             connect_config: settings.connect.clone(),
             limits: settings.limits,
-            metrics,
+            metrics: metrics.clone(),
             queue: queue.clone(),
             dev_secret: settings.dev_secret.clone(),
         });
@@ -206,36 +209,44 @@ impl Server {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let drain = settings.drain_timeout;
         let worker = tokio::spawn(queue.clone().run(publisher, shutdown_rx.clone(), drain));
-        let management = management::router(app.clone(), settings.management_credentials.clone())
-            .into_make_service();
-        let mut management_shutdown = shutdown_rx.clone();
-        let management_task = tokio::spawn(async move {
-            let served = axum::serve(management_listener, management)
-                .with_graceful_shutdown(async move {
-                    let _ = management_shutdown.wait_for(|stop| *stop).await;
-                })
-                .await;
-            if let Err(error) = served {
-                tracing::error!(%error, "management server error");
-            }
-        });
-        let service = router(app, publish).into_make_service_with_connect_info::<SocketAddr>();
-        let mut http_shutdown = shutdown_rx;
+        let management = management::router(app.clone(), settings.management_credentials.clone());
+        let header_timeout = settings.header_read_timeout;
+        let management_task = tokio::spawn(http_server::serve(
+            management_listener,
+            management,
+            shutdown_rx.clone(),
+            header_timeout,
+            drain,
+        ));
+        let public = router(app, publish);
+        let mut close_signal = shutdown_rx.clone();
         let task = tokio::spawn(async move {
-            let graceful = axum::serve(listener, service).with_graceful_shutdown(async move {
-                let _ = http_shutdown.wait_for(|stop| *stop).await;
-                // Going away: every socket gets a 1001 close frame, then its task ends.
-                registry.close_all(1001, "server shutting down");
-            });
-            let serving = tokio::spawn(async move { graceful.await });
-            let _ = worker.await;
-            match tokio::time::timeout(drain, serving).await {
-                Ok(Ok(Ok(()))) => {}
-                Ok(Ok(Err(error))) => tracing::error!(%error, "server error"),
-                Ok(Err(error)) => tracing::error!(%error, "server task failed"),
-                Err(_) => tracing::warn!("shutdown: connections still open after the drain bound"),
+            let serving = tokio::spawn(http_server::serve(
+                listener,
+                public,
+                shutdown_rx,
+                header_timeout,
+                drain,
+            ));
+            // Going away: every socket gets a 1001 close frame, then its task ends.
+            let _ = close_signal.wait_for(|stop| *stop).await;
+            registry.close_all(1001, "server shutting down");
+            // Each socket completes its close handshake and `$disconnect` (bounded).
+            let closing = async {
+                while metrics.connections.get() > 0 {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            };
+            if tokio::time::timeout(drain, closing).await.is_err() {
+                tracing::warn!("shutdown: sockets still closing after the drain bound");
             }
-            let _ = tokio::time::timeout(drain, management_task).await;
+            let _ = worker.await;
+            if let Err(error) = serving.await {
+                tracing::error!(%error, "server task failed");
+            }
+            if let Err(error) = management_task.await {
+                tracing::error!(%error, "management server task failed");
+            }
         });
         Ok(Self {
             addr,

@@ -714,3 +714,63 @@ async fn sigterm_during_a_burst_delivers_or_logs_every_accepted_message() {
     );
     assert!(accepted.len() >= 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_slow_to_send_its_headers_is_dropped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start_with(Backend::Memory, &[], &[("HEADER_READ_TIMEOUT_SECS", "1")]);
+    for addr in [server.addr, server.management_addr] {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        // Half a request, then nothing (slow loris).
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let mut buffer = vec![0u8; 256];
+        let read = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match stream.read(&mut buffer).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => continue, // a 408, if any, then the close
+                }
+            }
+        })
+        .await;
+        assert!(read.is_ok(), "{addr}: connection still open after 5 s");
+        assert!(started.elapsed() >= Duration::from_millis(900));
+    }
+    // A complete request is still served.
+    assert_eq!(
+        reqwest::get(server.http("/healthz"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+// ---- hole 12: out-of-range settings stop start-up with a message -----------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_range_durations_are_refused_at_start_up() {
+    let secret = [("JWT_HS256_SECRET", super::harness::SECRET)];
+    let (status, stderr) = serve_refused(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--visibility-timeout",
+            "100000000years",
+        ],
+        &secret,
+    );
+    assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains("--visibility-timeout"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let (status, stderr) = serve_refused(
+        &["--listen", "127.0.0.1:0"],
+        &[secret[0], ("CONNECTION_TTL_SECS", "9223372036854775807")],
+    );
+    assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains("CONNECTION_TTL_SECS"), "{stderr}");
+}
