@@ -414,7 +414,9 @@ mod tests {
     fn legacy_detection() {
         assert!(Envelope::looks_like_envelope(br#"{"target":1}"#));
         // A mistyped envelope is still an envelope (dead-lettered), not a legacy body.
-        assert!(Envelope::looks_like_envelope(br#"{"Target":{"type":"broadcast"}}"#));
+        assert!(Envelope::looks_like_envelope(
+            br#"{"Target":{"type":"broadcast"}}"#
+        ));
         assert!(Envelope::looks_like_envelope(br#"{"message":"hi"}"#));
         assert!(Envelope::looks_like_envelope(br#" {} "#));
         assert!(!Envelope::looks_like_envelope(b"hello"));
