@@ -21,6 +21,7 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, watch};
 
 use super::metrics::ReasonLabel;
+use super::registry::InstanceTag;
 use super::registry::{
     CloseRequest, LiveConnection, Outgoing, RegisterError, SocketChannels, CLOSE_SLOW_CONSUMER,
 };
@@ -63,12 +64,17 @@ fn refused(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
-/// A new connection id, shaped like API Gateway's (16 URL-safe characters).
-pub fn new_connection_id() -> ConnectionId {
-    let bytes: [u8; 12] = rand::random();
-    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    // Twelve random bytes always encode to 16 URL-safe characters: a valid id.
-    ConnectionId::parse(text).unwrap_or_else(|_| new_connection_id())
+/// A new connection id, shaped like API Gateway's (16 URL-safe characters): this
+/// process's 4-character instance tag, then 12 random characters.
+pub fn new_connection_id(instance: &InstanceTag) -> ConnectionId {
+    let bytes: [u8; 9] = rand::random();
+    let text = format!(
+        "{}{}",
+        instance.as_str(),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    );
+    // A 4-character tag and nine random bytes (12 characters) always make a valid id.
+    ConnectionId::parse(text).unwrap_or_else(|_| new_connection_id(instance))
 }
 
 /// `GET /<stage>` with an upgrade: authenticate, record, upgrade.
@@ -112,7 +118,7 @@ pub async fn handshake(
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
     };
-    let id = new_connection_id();
+    let id = new_connection_id(&app.instance);
     let user_agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())

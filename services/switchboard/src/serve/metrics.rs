@@ -36,6 +36,7 @@ pub struct Metrics {
     pub dead_letters_dropped: Counter,
     pub publishes_refused: Counter,
     pub connections_refused: Family<ReasonLabel, Counter>,
+    pub foreign_skipped: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -132,8 +133,15 @@ impl Metrics {
             "Handshakes refused by a connection limit (max_connections, max_per_user)",
             connections_refused.clone(),
         );
+        let foreign_skipped = Counter::default();
+        registry.register(
+            "foreign_connections_skipped",
+            "Posts skipped because the roster item belongs to another switchboard process",
+            foreign_skipped.clone(),
+        );
         Self {
             registry,
+            foreign_skipped,
             dead_letters_dropped,
             publishes_refused,
             connections_refused,

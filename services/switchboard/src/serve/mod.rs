@@ -36,7 +36,7 @@ pub use sigv4::ManagementCredentials;
 
 use local_queue::LocalQueue;
 use metrics::Metrics;
-use registry::{LocalPusher, Registry};
+use registry::{InstanceTag, LocalPusher, Registry};
 
 /// Where the roster lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -100,6 +100,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     pub queue: Arc<LocalQueue>,
     pub dev_secret: Option<Vec<u8>>,
+    /// Prefix of this process's connection ids.
+    pub instance: InstanceTag,
 }
 
 /// The memory roster, as `Arc<dyn RosterStore>`.
@@ -159,11 +161,16 @@ impl Server {
                 .map_err(StartError::Auth)?,
         );
         let metrics = Arc::new(Metrics::new());
+        let instance = InstanceTag::random();
         let registry = Arc::new(Registry::new(settings.connection_limits));
         let queue = Arc::new(LocalQueue::new(settings.queue.clone(), metrics.clone()));
         let publisher = Publisher::new(
             settings.roster.clone(),
-            Arc::new(LocalPusher::new(registry.clone())),
+            Arc::new(LocalPusher::new(
+                registry.clone(),
+                instance.clone(),
+                metrics.foreign_skipped.clone(),
+            )),
             queue.clone(),
             settings.publisher.clone(),
         );
@@ -177,6 +184,7 @@ impl Server {
             metrics: metrics.clone(),
             queue: queue.clone(),
             dev_secret: settings.dev_secret.clone(),
+            instance,
         });
         let publish = PublishApi {
             verifier,

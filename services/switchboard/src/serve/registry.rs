@@ -247,14 +247,47 @@ impl Registry {
     }
 }
 
+/// The first four characters of every connection id this process makes, random per
+/// process. Two `serve` processes sharing one DynamoDB roster each find the other's
+/// connections there; the tag lets each tell "gone from here" (its own id, no socket:
+/// remove the roster item) from "another process's connection" (leave it alone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceTag(String);
+
+impl InstanceTag {
+    pub fn random() -> Self {
+        use base64::Engine;
+        let bytes: [u8; 3] = rand::random();
+        Self(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn owns(&self, id: &ConnectionId) -> bool {
+        id.as_str().starts_with(&self.0)
+    }
+}
+
 /// Posts frames to this process's sockets.
 pub struct LocalPusher {
     registry: Arc<Registry>,
+    instance: InstanceTag,
+    foreign_skipped: prometheus_client::metrics::counter::Counter,
 }
 
 impl LocalPusher {
-    pub fn new(registry: Arc<Registry>) -> Self {
-        Self { registry }
+    pub fn new(
+        registry: Arc<Registry>,
+        instance: InstanceTag,
+        foreign_skipped: prometheus_client::metrics::counter::Counter,
+    ) -> Self {
+        Self {
+            registry,
+            instance,
+            foreign_skipped,
+        }
     }
 }
 
@@ -264,8 +297,17 @@ impl ConnectionPusher for LocalPusher {
         if frame.len() > MAX_FRAME_BYTES {
             return Err(PushError::PayloadTooLarge);
         }
-        let live = self.registry.get(connection).ok_or(PushError::Gone)?;
-        live.send(Outgoing::Text(frame.to_ws_text()))
+        match self.registry.get(connection) {
+            Some(live) => live.send(Outgoing::Text(frame.to_ws_text())),
+            None if self.instance.owns(connection) => Err(PushError::Gone),
+            None => {
+                // Another process's socket (a shared roster table): not ours to deliver to,
+                // and never ours to remove. Each process serves only its own sockets.
+                self.foreign_skipped.inc();
+                tracing::debug!(connection_id = %connection, "connection of another instance skipped");
+                Ok(())
+            }
+        }
     }
 }
 
@@ -338,9 +380,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn only_own_ids_are_reported_gone() {
+        let tag = InstanceTag("Abcd".into());
+        let pusher = LocalPusher::new(
+            Arc::new(Registry::new(ConnectionLimits::default())),
+            tag.clone(),
+            Default::default(),
+        );
+        let frame = Frame::from("x");
+        let own = ConnectionId::parse("Abcd000000000000").unwrap();
+        let foreign = ConnectionId::parse("Wxyz000000000000").unwrap();
+        assert_eq!(pusher.push(&own, &frame).await, Err(PushError::Gone));
+        assert_eq!(pusher.push(&foreign, &frame).await, Ok(()));
+        assert_eq!(pusher.foreign_skipped.get(), 1);
+        assert_eq!(InstanceTag::random().as_str().len(), 4);
+    }
+
+    #[tokio::test]
     async fn a_full_outbox_closes_with_1008_and_reports_gone_without_waiting() {
         let (registry, id, _live, channels) = registered();
-        let pusher = LocalPusher::new(Arc::new(registry));
+        let pusher = LocalPusher::new(
+            Arc::new(registry),
+            InstanceTag("AAAA".into()),
+            Default::default(),
+        );
         let frame = Frame::from("x");
         for _ in 0..OUTBOX_FRAMES {
             assert_eq!(pusher.push(&id, &frame).await, Ok(()));

@@ -774,3 +774,61 @@ async fn out_of_range_durations_are_refused_at_start_up() {
     assert!(!status.success(), "{stderr}");
     assert!(stderr.contains("CONNECTION_TTL_SECS"), "{stderr}");
 }
+
+// ---- hole 8: two processes on one DynamoDB roster ------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_on_one_roster_never_remove_each_others_connections() {
+    let endpoint = super::harness::dynamodb_endpoint();
+    let table = format!("e2e-shared-{}", uuid::Uuid::new_v4());
+    let envs = [
+        ("DYNAMODB_ENDPOINT", endpoint.as_str()),
+        ("ROSTER_TABLE", table.as_str()),
+        ("AWS_ACCESS_KEY_ID", "local"),
+        ("AWS_SECRET_ACCESS_KEY", "local"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let args = ["--roster", "dynamodb", "--create-table"];
+    let a = TestServer::start_with(Backend::Memory, &args, &envs);
+    let b = TestServer::start_with(Backend::Memory, &args, &envs);
+    let mut on_a = Client::connect(&a, &token("acme", "alice", &[])).await;
+    let mut on_b = Client::connect(&b, &token("acme", "bob", &[])).await;
+    let publisher = token("acme", "backend", &["publisher"]);
+
+    // A tenant message through A finds both roster items; B's is not A's to remove.
+    for n in 0..3 {
+        let (status, _) = a.publish(&publisher, &to_acme(&format!("via-a-{n}"))).await;
+        assert_eq!(status, 202);
+        assert_eq!(on_a.next_json().await["id"], format!("via-a-{n}"));
+    }
+    eventually(
+        Duration::from_secs(5),
+        "A skipped B's connection",
+        || async {
+            a.metric("switchboard_foreign_connections_skipped_total")
+                .await
+                >= 3.0
+        },
+    )
+    .await;
+    assert_eq!(
+        a.metric("switchboard_posts_total{result=\"gone\"}").await,
+        0.0
+    );
+    // B's connection is still in the roster: B's own publish reaches it.
+    let (status, _) = b.publish(&publisher, &to_acme("via-b")).await;
+    assert_eq!(status, 202);
+    assert_eq!(on_b.next_json().await["id"], "via-b");
+    assert_eq!(
+        b.metric("switchboard_posts_total{result=\"gone\"}").await,
+        0.0
+    );
+
+    // A closed socket of A's own is still cleaned up as gone by A.
+    drop(on_a);
+    eventually(Duration::from_secs(5), "A's socket closed", || async {
+        a.metric("switchboard_connections").await == 0.0
+    })
+    .await;
+    assert_eq!(on_b.request(r#"{"action":"ping"}"#).await["type"], "pong");
+}
