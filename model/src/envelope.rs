@@ -102,13 +102,11 @@ impl Envelope {
         Self::from_value(value)
     }
 
-    /// Whether `body` claims to be an envelope (a JSON object with a `target` key). Bodies
-    /// that do not are what `LEGACY_BROADCAST` sends verbatim.
+    /// Whether `body` claims to be an envelope: any JSON object does (SPEC §13), so a
+    /// mistyped envelope (`{"Target":…}`) is dead-lettered, never sent raw. Only bodies
+    /// that are not JSON objects are what `LEGACY_BROADCAST` sends verbatim.
     pub fn looks_like_envelope(body: &[u8]) -> bool {
-        matches!(
-            serde_json::from_slice::<Value>(body),
-            Ok(Value::Object(map)) if map.contains_key("target")
-        )
+        matches!(serde_json::from_slice::<Value>(body), Ok(Value::Object(_)))
     }
 
     /// Validates an already-parsed JSON value.
@@ -421,8 +419,16 @@ mod tests {
     #[test]
     fn legacy_detection() {
         assert!(Envelope::looks_like_envelope(br#"{"target":1}"#));
+        // A mistyped envelope is still an envelope (dead-lettered), not a legacy body.
+        assert!(Envelope::looks_like_envelope(
+            br#"{"Target":{"type":"broadcast"}}"#
+        ));
+        assert!(Envelope::looks_like_envelope(br#"{"message":"hi"}"#));
+        assert!(Envelope::looks_like_envelope(br#" {} "#));
         assert!(!Envelope::looks_like_envelope(b"hello"));
-        assert!(!Envelope::looks_like_envelope(br#"{"message":"hi"}"#));
+        assert!(!Envelope::looks_like_envelope(b"[1,2]"));
+        assert!(!Envelope::looks_like_envelope(br#""text""#));
+        assert!(!Envelope::looks_like_envelope(b"42"));
     }
 
     proptest! {

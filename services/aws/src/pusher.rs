@@ -14,7 +14,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::retry::{ErrorKind, RetryConfig};
 use aws_smithy_types::timeout::TimeoutConfig;
-use switchboard_core::pusher::{ConnectionPusher, PushError};
+use switchboard_core::pusher::{ConnectionPusher, Frame, PushError};
 use switchboard_model::ConnectionId;
 
 /// Default time one `PostToConnection` attempt may take before it counts as
@@ -72,11 +72,11 @@ impl ApiGatewayPusher {
 
 #[async_trait]
 impl ConnectionPusher for ApiGatewayPusher {
-    async fn push(&self, connection: &ConnectionId, frame: &str) -> Result<(), PushError> {
+    async fn push(&self, connection: &ConnectionId, frame: &Frame) -> Result<(), PushError> {
         self.client
             .post_to_connection()
             .connection_id(connection.as_str())
-            .data(Blob::new(frame.as_bytes()))
+            .data(Blob::new(frame.as_str().as_bytes()))
             .send()
             .await
             .map(|_| ())

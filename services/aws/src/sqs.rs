@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
-use aws_sdk_sqs::error::SdkError;
+use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::operation::send_message::SendMessageError;
 use aws_sdk_sqs::types::MessageAttributeValue;
 use aws_sdk_sqs::Client;
@@ -71,22 +71,31 @@ fn truncate(text: &str, max: usize) -> String {
     }
 }
 
-/// Maps a `SendMessage` failure: what the queue refuses (bad contents, missing queue,
-/// denied) is `Rejected`; throttling, 5xx and transport failures are `Unavailable`.
+/// Maps a `SendMessage` failure: a body the queue refuses (invalid contents, any other
+/// 4xx about the request) is `Rejected` — the publish API answers 400, retrying cannot
+/// help; a queue this side cannot reach or use (missing, denied, throttled, 5xx,
+/// transport) is `Unavailable` — 503, the caller may retry once it is fixed.
 pub fn map_send_error(error: SdkError<SendMessageError, HttpResponse>) -> QueueError {
     let detail = format!("SendMessage: {}", DisplayErrorContext(&error));
     match &error {
         SdkError::ServiceError(service) => {
             let err = service.err();
             let status = service.raw().status().as_u16();
-            if err.is_request_throttled() || err.is_kms_throttled() {
-                QueueError::Unavailable(detail)
-            } else if err.is_invalid_message_contents()
+            if err.is_request_throttled()
+                || err.is_kms_throttled()
                 || err.is_queue_does_not_exist()
                 || err.is_invalid_address()
                 || err.is_invalid_security()
                 || err.is_unsupported_operation()
+                // The same kinds when the SDK does not model the answer (error codes, not
+                // message text).
+                || matches!(
+                    err.code(),
+                    Some("QueueDoesNotExist" | "AWS.SimpleQueueService.NonExistentQueue")
+                )
             {
+                QueueError::Unavailable(detail)
+            } else if err.is_invalid_message_contents() {
                 QueueError::Rejected(detail)
             } else if status == 429 || status >= 500 {
                 QueueError::Unavailable(detail)

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use switchboard_aws::ApiGatewayPusher;
-use switchboard_core::pusher::{ConnectionPusher, PushError};
+use switchboard_core::pusher::{ConnectionPusher, Frame, PushError};
 use switchboard_model::ConnectionId;
 
 /// (stage, connection id) → bodies received.
@@ -129,7 +129,10 @@ fn attempts(seen: &Seen, id: &str) -> usize {
 async fn successful_post_sends_the_frame_to_the_stage_path() {
     let (pusher, seen) = pusher().await;
     pusher
-        .push(&c("L0SM9cOFvHcCIhw="), r#"{"id":"m-1","data":{"n":1}}"#)
+        .push(
+            &c("L0SM9cOFvHcCIhw="),
+            &Frame::from(r#"{"id":"m-1","data":{"n":1}}"#),
+        )
         .await
         .unwrap();
     let posts = seen.posts.lock().unwrap();
@@ -150,9 +153,12 @@ async fn successful_post_sends_the_frame_to_the_stage_path() {
 #[tokio::test]
 async fn gone_maps_to_gone() {
     let (pusher, seen) = pusher().await;
-    assert_eq!(pusher.push(&c("gone"), "x").await, Err(PushError::Gone));
     assert_eq!(
-        pusher.push(&c("gone-bare"), "x").await,
+        pusher.push(&c("gone"), &Frame::from("x")).await,
+        Err(PushError::Gone)
+    );
+    assert_eq!(
+        pusher.push(&c("gone-bare"), &Frame::from("x")).await,
         Err(PushError::Gone)
     );
     assert_eq!(attempts(&seen, "gone"), 1);
@@ -162,11 +168,11 @@ async fn gone_maps_to_gone() {
 async fn throttling_maps_to_throttled_without_sdk_retries() {
     let (pusher, seen) = pusher().await;
     assert_eq!(
-        pusher.push(&c("limit"), "x").await,
+        pusher.push(&c("limit"), &Frame::from("x")).await,
         Err(PushError::Throttled)
     );
     assert_eq!(
-        pusher.push(&c("throttled-bare"), "x").await,
+        pusher.push(&c("throttled-bare"), &Frame::from("x")).await,
         Err(PushError::Throttled)
     );
     assert_eq!(attempts(&seen, "limit"), 1, "the SDK must not retry");
@@ -181,11 +187,11 @@ async fn throttling_maps_to_throttled_without_sdk_retries() {
 async fn payload_too_large_maps_to_payload_too_large() {
     let (pusher, _) = pusher().await;
     assert_eq!(
-        pusher.push(&c("too-big"), "x").await,
+        pusher.push(&c("too-big"), &Frame::from("x")).await,
         Err(PushError::PayloadTooLarge)
     );
     assert_eq!(
-        pusher.push(&c("too-big-bare"), "x").await,
+        pusher.push(&c("too-big-bare"), &Frame::from("x")).await,
         Err(PushError::PayloadTooLarge)
     );
 }
@@ -194,7 +200,7 @@ async fn payload_too_large_maps_to_payload_too_large() {
 async fn server_errors_map_to_transient_without_sdk_retries() {
     let (pusher, seen) = pusher().await;
     for id in ["broken", "bad-gateway", "unavailable"] {
-        let result = pusher.push(&c(id), "x").await;
+        let result = pusher.push(&c(id), &Frame::from("x")).await;
         assert!(
             matches!(result, Err(PushError::Transient(_))),
             "{id}: {result:?}"
@@ -207,7 +213,7 @@ async fn server_errors_map_to_transient_without_sdk_retries() {
 async fn forbidden_and_bad_requests_are_fatal() {
     let (pusher, _) = pusher().await;
     for id in ["forbidden", "bad-request"] {
-        let result = pusher.push(&c(id), "x").await;
+        let result = pusher.push(&c(id), &Frame::from("x")).await;
         assert!(
             matches!(result, Err(PushError::Fatal(_))),
             "{id}: {result:?}"
@@ -219,7 +225,10 @@ async fn forbidden_and_bad_requests_are_fatal() {
 async fn a_slow_answer_is_a_timeout() {
     let (pusher, seen) = pusher().await;
     let started = std::time::Instant::now();
-    assert_eq!(pusher.push(&c("slow"), "x").await, Err(PushError::Timeout));
+    assert_eq!(
+        pusher.push(&c("slow"), &Frame::from("x")).await,
+        Err(PushError::Timeout)
+    );
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "{:?}",
@@ -238,7 +247,7 @@ async fn a_refused_connection_is_transient() {
         &format!("http://{addr}/main"),
         Duration::from_millis(500),
     );
-    let result = pusher.push(&c("anyone"), "x").await;
+    let result = pusher.push(&c("anyone"), &Frame::from("x")).await;
     assert!(matches!(result, Err(PushError::Transient(_))), "{result:?}");
 }
 

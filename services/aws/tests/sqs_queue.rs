@@ -40,6 +40,15 @@ async fn sqs(State(received): State<Received>, headers: HeaderMap, body: String)
         )
             .into_response();
     }
+    if queue.ends_with("/picky") {
+        return (
+            StatusCode::BAD_REQUEST,
+            json_type,
+            json!({"__type": "com.amazonaws.sqs#InvalidMessageContents", "message": "bad chars"})
+                .to_string(),
+        )
+            .into_response();
+    }
     if queue.ends_with("/broken") {
         return (StatusCode::INTERNAL_SERVER_ERROR, json_type, "{}").into_response();
     }
@@ -138,20 +147,32 @@ async fn dead_letter_carries_body_error_and_receive_count() {
 }
 
 #[tokio::test]
-async fn a_missing_queue_is_rejected_and_a_server_error_unavailable() {
+async fn a_missing_queue_and_a_server_error_are_unavailable() {
     let (addr, _) = spawn_sqs().await;
+    // A missing queue is this side's misconfiguration, not the publisher's body: 503.
     let missing = SqsQueue::new(
         client(addr),
         "https://sqs.eu-west-1.amazonaws.com/123456789012/missing",
     );
     let err = missing.enqueue("m-1", "{}").await.unwrap_err();
-    assert!(matches!(err, QueueError::Rejected(_)), "{err:?}");
+    assert!(matches!(err, QueueError::Unavailable(_)), "{err:?}");
     let broken = SqsQueue::new(
         client(addr),
         "https://sqs.eu-west-1.amazonaws.com/123456789012/broken",
     );
     let err = broken.enqueue("m-1", "{}").await.unwrap_err();
     assert!(matches!(err, QueueError::Unavailable(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_body_the_queue_refuses_is_rejected() {
+    let (addr, _) = spawn_sqs().await;
+    let picky = SqsQueue::new(
+        client(addr),
+        "https://sqs.eu-west-1.amazonaws.com/123456789012/picky",
+    );
+    let err = picky.enqueue("m-1", "{}").await.unwrap_err();
+    assert!(matches!(err, QueueError::Rejected(_)), "{err:?}");
 }
 
 #[tokio::test]

@@ -97,15 +97,18 @@ pub struct ConnectConfig {
     pub connection_ttl_secs: i64,
 }
 
+/// Largest `CONNECTION_TTL_SECS` (one year): `now + ttl` can never overflow.
+pub const MAX_CONNECTION_TTL_SECS: i64 = 365 * 24 * 60 * 60;
+
 impl ConnectConfig {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let ttl =
             optional::<i64>(&lookup, "CONNECTION_TTL_SECS")?.unwrap_or(DEFAULT_CONNECTION_TTL_SECS);
-        if ttl <= 0 {
+        if !(1..=MAX_CONNECTION_TTL_SECS).contains(&ttl) {
             return Err(ConfigError::Invalid {
                 name: "CONNECTION_TTL_SECS",
                 value: ttl.to_string(),
-                reason: "must be positive".into(),
+                reason: format!("must be 1 to {MAX_CONNECTION_TTL_SECS} seconds"),
             });
         }
         Ok(Self {
@@ -162,6 +165,12 @@ mod tests {
         assert!(err.to_string().contains("LEGACY_BROADCAST"));
         let err = required::<String>(&map(&[]), "QUEUE_URL").unwrap_err();
         assert_eq!(err.to_string(), "QUEUE_URL is required but not set");
+        for huge in ["9223372036854775807", "31536001"] {
+            let err =
+                ConnectConfig::from_lookup(map(&[("CONNECTION_TTL_SECS", huge)])).unwrap_err();
+            assert!(err.to_string().contains("CONNECTION_TTL_SECS"), "{err}");
+        }
+        assert!(ConnectConfig::from_lookup(map(&[("CONNECTION_TTL_SECS", "31536000")])).is_ok());
         let err = ConnectConfig::from_lookup(map(&[("CONNECTION_TTL_SECS", "-5")])).unwrap_err();
         assert!(err.to_string().contains("CONNECTION_TTL_SECS"));
     }

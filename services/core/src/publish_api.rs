@@ -8,8 +8,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -19,7 +18,7 @@ use serde_json::json;
 use switchboard_model::{Claims, Envelope, Role, Target, MAX_FRAME_BYTES};
 
 use crate::auth::{token_from_authorization, Verifier};
-use crate::queue::MessageQueue;
+use crate::queue::{MessageQueue, QueueError};
 
 /// Largest request body read; anything larger is refused with 413 before parsing.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -42,6 +41,13 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Unavailable(String),
+    /// Temporarily unable to take more (a full queue, shutting down): 503 with
+    /// `Retry-After`.
+    #[error("{message}")]
+    Busy {
+        message: String,
+        retry_after_secs: u64,
+    },
 }
 
 impl ApiError {
@@ -52,7 +58,7 @@ impl ApiError {
             ApiError::InvalidEnvelope(_) | ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -65,6 +71,7 @@ impl ApiError {
             ApiError::TooLarge(_) => "payload_too_large",
             ApiError::NotFound(_) => "not_found",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::Busy { .. } => "busy",
         }
     }
 }
@@ -76,11 +83,22 @@ impl IntoResponse for ApiError {
             Json(json!({"error": self.code(), "message": self.to_string()})),
         )
             .into_response();
-        if matches!(self, ApiError::Unauthorized(_)) {
-            response.headers_mut().insert(
-                axum::http::header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Bearer"),
-            );
+        match &self {
+            ApiError::Unauthorized(_) => {
+                response.headers_mut().insert(
+                    axum::http::header::WWW_AUTHENTICATE,
+                    axum::http::HeaderValue::from_static("Bearer"),
+                );
+            }
+            ApiError::Busy {
+                retry_after_secs, ..
+            } => {
+                response.headers_mut().insert(
+                    axum::http::header::RETRY_AFTER,
+                    axum::http::HeaderValue::from(*retry_after_secs),
+                );
+            }
+            _ => {}
         }
         response
     }
@@ -101,6 +119,18 @@ impl PublishApi {
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(self)
     }
+}
+
+/// Whether reading a body failed on the size limit (`DefaultBodyLimit` or `to_bytes`'s).
+fn is_length_limit(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = source {
+        if current.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = current.source();
+    }
+    false
 }
 
 /// Verifies the `Authorization: Bearer` token of a request.
@@ -147,16 +177,19 @@ pub fn authorize(claims: &Claims, target: &Target) -> Result<(), ApiError> {
 async fn publish(
     State(api): State<PublishApi>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    // The token first: an unauthenticated caller never makes the server buffer a body.
     let claims = authenticate(&api.verifier, &headers).await?;
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge(format!("body over {MAX_BODY_BYTES} bytes"))
-        } else {
-            ApiError::InvalidEnvelope(format!("body: {rejection}"))
-        }
-    })?;
+    let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|error| {
+            if is_length_limit(&error) {
+                ApiError::TooLarge(format!("body over {MAX_BODY_BYTES} bytes"))
+            } else {
+                ApiError::InvalidEnvelope(format!("body: {error}"))
+            }
+        })?;
     let mut envelope =
         Envelope::parse(&body).map_err(|e| ApiError::InvalidEnvelope(e.to_string()))?;
     authorize(&claims, &envelope.target)?;
@@ -173,10 +206,29 @@ async fn publish(
     envelope.id = Some(id.clone());
     let body = serde_json::to_string(&envelope)
         .map_err(|e| ApiError::Unavailable(format!("could not encode envelope: {e}")))?;
-    api.queue.enqueue(&id, &body).await.map_err(|error| {
-        tracing::error!(%error, "enqueue failed");
-        ApiError::Unavailable("the message queue is unavailable; retry later".into())
-    })?;
+    api.queue
+        .enqueue(&id, &body)
+        .await
+        .map_err(|error| match error {
+            QueueError::Full {
+                reason,
+                retry_after_secs,
+            } => {
+                tracing::warn!(%reason, "publish refused: queue full");
+                ApiError::Busy {
+                    message: format!("{reason}; retry later"),
+                    retry_after_secs,
+                }
+            }
+            QueueError::Rejected(detail) => {
+                tracing::info!(%detail, "the queue refused the message");
+                ApiError::InvalidEnvelope(format!("the queue refused the message: {detail}"))
+            }
+            QueueError::Unavailable(detail) => {
+                tracing::error!(%detail, "enqueue failed");
+                ApiError::Unavailable("the message queue is unavailable; retry later".into())
+            }
+        })?;
     tracing::info!(id, target = envelope.target.kind(), publisher = %claims.user, tenant = %claims.tenant, "message enqueued");
     Ok((StatusCode::ACCEPTED, Json(json!({ "id": id }))))
 }

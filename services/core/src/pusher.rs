@@ -2,7 +2,45 @@
 //! `PostToConnection`, or the local server's socket table).
 
 use async_trait::async_trait;
+use axum::extract::ws::Utf8Bytes;
 use switchboard_model::ConnectionId;
+
+/// One text frame as the publisher sends it: encoded once per message and shared by every
+/// connection it goes to (a clone is a reference count, never a copy of the text). The
+/// local server hands the same bytes to each socket's WebSocket writer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame(Utf8Bytes);
+
+impl Frame {
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The text as a WebSocket text payload (shares the bytes).
+    pub fn to_ws_text(&self) -> Utf8Bytes {
+        self.0.clone()
+    }
+}
+
+impl From<String> for Frame {
+    fn from(text: String) -> Self {
+        Self(Utf8Bytes::from(text))
+    }
+}
+
+impl From<&str> for Frame {
+    fn from(text: &str) -> Self {
+        Self(Utf8Bytes::from(text))
+    }
+}
 
 /// Why a post to a connection failed, as the publisher needs to tell the cases apart.
 /// Adapters map their transport's errors here by error kind, never by matching strings.
@@ -42,5 +80,22 @@ impl PushError {
 #[async_trait]
 pub trait ConnectionPusher: Send + Sync {
     /// Posts one text frame to one connection.
-    async fn push(&self, connection: &ConnectionId, frame: &str) -> Result<(), PushError>;
+    async fn push(&self, connection: &ConnectionId, frame: &Frame) -> Result<(), PushError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Frame;
+
+    #[test]
+    fn frame_clones_share_the_text() {
+        let frame = Frame::from(String::from(r#"{"id":"m","data":1}"#));
+        let copy = frame.clone();
+        assert_eq!(copy.as_str(), frame.as_str());
+        assert_eq!(copy.as_str().as_ptr(), frame.as_str().as_ptr());
+        assert_eq!(
+            frame.to_ws_text().as_str().as_ptr(),
+            frame.as_str().as_ptr()
+        );
+    }
 }

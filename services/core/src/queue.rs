@@ -33,6 +33,13 @@ pub enum QueueError {
     Unavailable(String),
     #[error("message rejected by the queue: {0}")]
     Rejected(String),
+    /// The queue is at capacity, or not taking messages (shutting down): retry after
+    /// `retry_after_secs`.
+    #[error("queue full: {reason}")]
+    Full {
+        reason: String,
+        retry_after_secs: u64,
+    },
 }
 
 /// Enqueues envelopes for the publisher.

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use switchboard_model::ConnectionId;
 
 use crate::publisher::{MessageReport, Publisher};
-use crate::pusher::{ConnectionPusher, PushError};
+use crate::pusher::{ConnectionPusher, Frame, PushError};
 use crate::queue::{DeadLetter, DeadLetterSink, InboundMessage, MessageQueue, QueueError};
 
 /// A pusher whose answers are scripted per connection (default: success), which records
@@ -80,7 +80,7 @@ impl ScriptedPusher {
 
 #[async_trait]
 impl ConnectionPusher for ScriptedPusher {
-    async fn push(&self, connection: &ConnectionId, frame: &str) -> Result<(), PushError> {
+    async fn push(&self, connection: &ConnectionId, frame: &Frame) -> Result<(), PushError> {
         self.attempts.fetch_add(1, Ordering::SeqCst);
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(now, Ordering::SeqCst);
@@ -104,7 +104,7 @@ impl ConnectionPusher for ScriptedPusher {
         };
         if result.is_ok() {
             if let Ok(mut delivered) = self.delivered.lock() {
-                delivered.push((connection.to_string(), frame.to_string()));
+                delivered.push((connection.to_string(), frame.as_str().to_string()));
             }
         }
         self.in_flight.fetch_sub(1, Ordering::SeqCst);

@@ -13,7 +13,7 @@ use switchboard_aws::{load_sdk_config, ApiGatewayPusher, DynamoConfig, LocalDefa
 use switchboard_core::config::{required, ConfigError};
 use switchboard_core::connection::{self, ActionDeps};
 use switchboard_core::history::HistoryConfig;
-use switchboard_core::pusher::ConnectionPusher;
+use switchboard_core::pusher::{ConnectionPusher, Frame};
 use switchboard_model::{ConnectionId, ServerReply};
 
 use crate::websocket::{claims, connection_id, RouteError, WebsocketEvent, WebsocketResponse};
@@ -91,7 +91,7 @@ async fn post_in_order(
     let id = ConnectionId::parse(connection).map_err(|e| format!("connectionId: {e}"))?;
     for frame in frames {
         deps.pusher
-            .push(&id, frame)
+            .push(&id, &Frame::from(frame.as_str()))
             .await
             .map_err(|e| e.to_string())?;
     }

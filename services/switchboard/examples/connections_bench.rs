@@ -2,11 +2,14 @@
 //! opens N idle WebSocket connections, and prints
 //!   - the server's resident memory per connection (VmRSS growth / N),
 //!   - publish→frame latency (HTTP POST until the frame arrives) p50/p99 to one user while
-//!     those connections are attached.
+//!     those connections are attached,
+//!   - with `broadcast` as the third argument: 10 tenant-wide messages to all N+1
+//!     connections (all of tenant `bench`, every one reading), the server's CPU time per
+//!     delivered frame (utime+stime from /proc/<pid>/stat) and deliveries per second.
 //!
 //! Run through `scripts/bench-connections.sh [N] [messages]` (raises the open-files limit):
 //!   cargo build --release --bin switchboard --example connections_bench
-//!   target/release/examples/connections_bench 10000 300
+//!   target/release/examples/connections_bench 10000 300 [broadcast]
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -66,7 +69,13 @@ async fn main() {
         .map(|release| release.join("switchboard"))
         .unwrap();
     let mut child = Command::new(&binary)
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--management-listen",
+            "127.0.0.1:0",
+        ])
         .env("JWT_HS256_SECRET", SECRET)
         .env("RUST_LOG", "error")
         .stdout(Stdio::piped())
@@ -160,8 +169,109 @@ async fn main() {
         pct(0.99).as_secs_f64() * 1e3,
         latencies.last().unwrap().as_secs_f64() * 1e3
     );
+    if std::env::args().nth(3).as_deref() == Some("broadcast") {
+        broadcast(pid, &http, &publish_url, &publisher, idle, &mut target).await;
+        let _ = child.kill();
+        let _ = child.wait();
+        return;
+    }
     let _ = target.send(Message::Close(None)).await;
     drop(idle);
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// CPU time (user + system) of a process, in microseconds.
+fn cpu_micros(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    let per_second: u64 = Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(100);
+    ticks * 1_000_000 / per_second
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn broadcast(
+    pid: u32,
+    http: &reqwest::Client,
+    publish_url: &str,
+    publisher: &str,
+    idle: Vec<Result<Socket, tokio_tungstenite::tungstenite::Error>>,
+    target: &mut Socket,
+) {
+    const MESSAGES: usize = 10;
+    let delivered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut readers = Vec::new();
+    let mut sockets = 1;
+    for socket in idle.into_iter().flatten() {
+        sockets += 1;
+        let delivered = delivered.clone();
+        readers.push(tokio::spawn(async move {
+            let mut socket = socket;
+            while let Some(Ok(message)) = socket.next().await {
+                if let Message::Text(text) = message {
+                    if text.as_str().contains("\"bc-") {
+                        delivered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    let expected = sockets * MESSAGES;
+    let cpu_before = cpu_micros(pid);
+    let started = Instant::now();
+    for i in 0..MESSAGES {
+        let envelope = json!({"id": format!("bc-{i}"), "target": {"type":"tenant","tenant":"bench"}, "data": {"n": i, "text": "a tenant-wide notification"}});
+        let status = http
+            .post(publish_url)
+            .bearer_auth(publisher)
+            .json(&envelope)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status.as_u16(), 202);
+    }
+    let mut target_frames = 0;
+    while target_frames < MESSAGES {
+        match tokio::time::timeout(Duration::from_secs(60), target.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) if text.as_str().contains("\"bc-") => {
+                target_frames += 1;
+                delivered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("target socket: {other:?}"),
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while delivered.load(std::sync::atomic::Ordering::Relaxed) < expected
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = started.elapsed();
+    let got = delivered.load(std::sync::atomic::Ordering::Relaxed);
+    // Let the server finish its bookkeeping before reading its CPU time.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let cpu = cpu_micros(pid).saturating_sub(cpu_before);
+    println!(
+        "broadcast: {MESSAGES} tenant-wide messages to {sockets} connections: {got}/{expected} frames in {:.3} s => {:.0} deliveries/s; server CPU {:.1} ms => {:.2} us per delivered frame (goal <= 8)",
+        elapsed.as_secs_f64(),
+        got as f64 / elapsed.as_secs_f64(),
+        cpu as f64 / 1e3,
+        cpu as f64 / got.max(1) as f64
+    );
+    for reader in readers {
+        reader.abort();
+    }
 }

@@ -6,14 +6,17 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
-use switchboard_core::auth::{mint_hs256_with, AuthConfig, MintOptions};
+use switchboard_core::auth::{mint_hs256_with, AuthConfig, KeySource, MintOptions, ShortSecret};
 use switchboard_core::config::ConnectConfig;
 use switchboard_core::publisher::PublisherConfig;
 use switchboard_core::queue::MessageQueue;
 use switchboard_core::roster::RosterStore;
 use switchboard_model::{Envelope, TenantId, UserId};
 
-use crate::serve::{self, QueueConfig, RosterKind, ServeSettings, Server};
+use crate::serve::{
+    self, ConnectionLimits, ManagementCredentials, QueueConfig, RosterKind, ServeSettings, Server,
+    SocketLimits,
+};
 
 #[derive(Parser)]
 #[command(
@@ -38,9 +41,21 @@ enum Command {
 
 #[derive(Args)]
 struct ServeArgs {
+    /// Dev mode: without a JWT key source, verify tokens with a random secret made for
+    /// this process; serve the demo page and /dev/token (loopback only).
+    #[arg(long)]
+    dev: bool,
     /// Address to listen on (port 0: any free port; the address is printed).
     #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Address of the @connections management API (port 0: any free port; printed).
+    /// Keep it on loopback or a private network; see MANAGEMENT_ACCESS_KEY_ID.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_MANAGEMENT_LISTEN",
+        default_value = "127.0.0.1:8081"
+    )]
+    management_listen: SocketAddr,
     /// Stage name: the WebSocket is ws://HOST/<stage>, management at /<stage>/@connections.
     #[arg(long, env = "SWITCHBOARD_STAGE", default_value = "main")]
     stage: String,
@@ -60,14 +75,38 @@ struct ServeArgs {
     /// Roster item lifetime in seconds (CONNECTION_TTL_SECS).
     #[arg(long, env = "CONNECTION_TTL_SECS")]
     connection_ttl_secs: Option<String>,
+    /// Seconds a write to a client may take; a client that does not read is closed (1008).
+    #[arg(long, env = "SEND_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    send_timeout_secs: u64,
+    /// Seconds without a client frame after which a socket is closed (1001), as API
+    /// Gateway does after 10 minutes.
+    #[arg(long, env = "IDLE_TIMEOUT_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    idle_timeout_secs: u64,
+    /// Live WebSocket connections accepted; beyond, handshakes get 503.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    max_connections: u64,
+    /// Live connections per user (tenant + user); beyond, handshakes get 429.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_USER", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections_per_user: u64,
+    /// Messages the in-process queue holds; beyond, publishes get 503 + Retry-After.
+    #[arg(long, env = "QUEUE_CAPACITY", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    queue_capacity: u64,
+    /// Dead letters kept; beyond, the oldest is dropped (and counted in /metrics).
+    #[arg(long, env = "DEAD_LETTER_CAPACITY", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    dead_letter_capacity: u64,
+    /// Seconds a client may take to send a request's headers (slow clients are dropped).
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_read_timeout_secs: u64,
     /// Delay before a failed message is redelivered (the queue's visibility timeout).
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    /// At most 12h, as SQS.
+    #[arg(long, default_value = "5s", value_parser = visibility_timeout)]
     visibility_timeout: Duration,
     /// Receives after which a failing message moves to the dead letters.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     max_receives: u32,
     /// Longest wait for in-flight work at shutdown.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    /// At most 1h.
+    #[arg(long, default_value = "10s", value_parser = drain_timeout)]
     drain_timeout: Duration,
 }
 
@@ -158,6 +197,23 @@ impl Cli {
     }
 }
 
+/// A duration flag no longer than `max` (so `Instant + duration` cannot overflow).
+fn bounded_duration(text: &str, max: Duration) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if duration > max {
+        return Err(format!("at most {}", humantime::format_duration(max)));
+    }
+    Ok(duration)
+}
+
+fn visibility_timeout(text: &str) -> Result<Duration, String> {
+    bounded_duration(text, Duration::from_secs(12 * 60 * 60))
+}
+
+fn drain_timeout(text: &str) -> Result<Duration, String> {
+    bounded_duration(text, Duration::from_secs(60 * 60))
+}
+
 fn valid_stage(stage: &str) -> bool {
     !stage.is_empty()
         && stage.len() <= 128
@@ -183,31 +239,38 @@ async fn serve_command(args: ServeArgs) -> Result<(), CliError> {
         PublisherConfig::from_lookup(lookup).map_err(|e| CliError::Config(e.to_string()))?;
     let connect =
         ConnectConfig::from_lookup(lookup).map_err(|e| CliError::Config(e.to_string()))?;
-    let mut auth = AuthConfig::from_lookup(env).map_err(|e| CliError::Config(e.to_string()))?;
-    let dev_secret = if auth.has_key_source() {
-        None
-    } else {
-        let secret: [u8; 32] = rand::random();
-        let secret = hex(&secret);
-        auth = auth.hs256_secret_replaced(secret.clone().into_bytes());
-        Some(secret.into_bytes())
-    };
+    let (auth, dev_secret) = auth_settings(&args)?;
     let roster = build_roster(&args).await?;
+    let management_credentials = management_credentials()?;
     let settings = ServeSettings {
         listen: args.listen,
+        management_listen: args.management_listen,
+        management_credentials: management_credentials.clone(),
         stage: args.stage.clone(),
         roster,
         auth,
         dev_secret: dev_secret.clone(),
         connect,
+        limits: SocketLimits {
+            send_timeout: Duration::from_secs(args.send_timeout_secs),
+            idle_timeout: Duration::from_secs(args.idle_timeout_secs),
+        },
+        connection_limits: ConnectionLimits {
+            max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+            max_per_user: usize::try_from(args.max_connections_per_user).unwrap_or(usize::MAX),
+        },
         publisher,
         queue: QueueConfig {
             visibility_timeout: args.visibility_timeout,
             max_receives: args.max_receives,
+            capacity: usize::try_from(args.queue_capacity).unwrap_or(usize::MAX),
+            dead_letter_capacity: usize::try_from(args.dead_letter_capacity).unwrap_or(usize::MAX),
             ..QueueConfig::default()
         },
         drain_timeout: args.drain_timeout,
+        header_read_timeout: Duration::from_secs(args.header_read_timeout_secs),
     };
+    let signal = serve::ShutdownSignal::install();
     let server = Server::start(settings)
         .await
         .map_err(|e| CliError::Config(e.to_string()))?;
@@ -216,12 +279,87 @@ async fn serve_command(args: ServeArgs) -> Result<(), CliError> {
         "switchboard listening on http://{addr} (WebSocket ws://{addr}/{})",
         args.stage
     );
+    println!(
+        "switchboard management API on http://{}/{}/@connections ({})",
+        server.management_addr,
+        args.stage,
+        if management_credentials.is_some() {
+            "SigV4 required"
+        } else {
+            "no authentication: keep it on loopback or a private network"
+        }
+    );
     if let Some(secret) = dev_secret {
         print_dev_banner(addr, &args.stage, &String::from_utf8_lossy(&secret));
     }
     tracing::info!(%addr, stage = %args.stage, roster = ?args.roster, "serving");
-    server.run_until_signal().await;
+    server.run_until_signal(signal).await;
     Ok(())
+}
+
+/// `MANAGEMENT_ACCESS_KEY_ID` + `MANAGEMENT_SECRET_ACCESS_KEY`: both or neither.
+fn management_credentials() -> Result<Option<ManagementCredentials>, CliError> {
+    let get = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+    match (
+        get("MANAGEMENT_ACCESS_KEY_ID"),
+        get("MANAGEMENT_SECRET_ACCESS_KEY"),
+    ) {
+        (Some(access_key_id), Some(secret_access_key)) => Ok(Some(ManagementCredentials {
+            access_key_id: access_key_id.trim().to_string(),
+            secret_access_key,
+        })),
+        (None, None) => Ok(None),
+        _ => Err(CliError::Config(
+            "set both MANAGEMENT_ACCESS_KEY_ID and MANAGEMENT_SECRET_ACCESS_KEY, or neither".into(),
+        )),
+    }
+}
+
+/// The identity settings of `serve` and, in dev mode, the secret `/dev/token` signs with.
+/// Dev mode is only ever explicit (`--dev`) and only on a loopback `--listen`.
+fn auth_settings(args: &ServeArgs) -> Result<(AuthConfig, Option<Vec<u8>>), CliError> {
+    let short_secret = if args.dev {
+        ShortSecret::Warn
+    } else {
+        ShortSecret::Refuse
+    };
+    let auth = AuthConfig::from_lookup_with(env, short_secret)
+        .map_err(|e| CliError::Config(e.to_string()))?;
+    if !args.dev {
+        if !auth.has_key_source() {
+            return Err(CliError::Config(
+                "no JWT key source: set JWT_HS256_SECRET (32+ random bytes), JWT_JWKS_FILE or JWT_JWKS_URL; \
+                 or run `switchboard serve --dev` for a local trial with a random secret"
+                    .into(),
+            ));
+        }
+        return Ok((auth, None));
+    }
+    if !args.listen.ip().is_loopback() {
+        return Err(CliError::Config(format!(
+            "--dev mints admin tokens for anyone who asks: it only runs on a loopback --listen \
+             (127.0.0.1 or [::1]), not {}",
+            args.listen
+        )));
+    }
+    match &auth.keys {
+        KeySource::None => {
+            let secret: [u8; 32] = rand::random();
+            let secret = hex(&secret).into_bytes();
+            Ok((auth.hs256_secret_replaced(secret.clone()), Some(secret)))
+        }
+        KeySource::Hs256(secret) => {
+            let secret = secret.as_bytes().to_vec();
+            Ok((auth, Some(secret)))
+        }
+        KeySource::JwksFile(_) | KeySource::JwksUrl(_) | KeySource::Issuers(_) => {
+            Err(CliError::Config(
+                "--dev signs tokens with an HS256 secret: unset JWT_JWKS_FILE / JWT_JWKS_URL / \
+                 JWT_ISSUERS_FILE, or drop --dev"
+                    .into(),
+            ))
+        }
+    }
 }
 
 async fn build_roster(args: &ServeArgs) -> Result<Arc<dyn RosterStore>, CliError> {
@@ -266,8 +404,8 @@ fn print_dev_banner(addr: SocketAddr, stage: &str, secret: &str) {
     let rule = "=".repeat(78);
     println!(
         "{rule}
-DEV MODE: no JWT configuration (JWT_HS256_SECRET, JWT_JWKS_FILE or JWT_JWKS_URL).
-Tokens are verified with a RANDOM HS256 secret made for this process only:
+DEV MODE (--dev): tokens are verified with this HS256 secret (random for this process
+unless JWT_HS256_SECRET was set):
   export JWT_HS256_SECRET={secret}
 Mint a token (same shell):
   export TOKEN=$({exe} token --tenant demo --user alice --role publisher)
@@ -275,14 +413,17 @@ Connect:   wscat -c \"ws://{addr}/{stage}?token=$TOKEN\"
 Publish:   curl -i http://{addr}/v1/messages -H \"authorization: Bearer $TOKEN\" \\
              -H 'content-type: application/json' \\
              -d '{{\"target\":{{\"type\":\"users\",\"tenant\":\"demo\",\"users\":[\"alice\"]}},\"data\":{{\"hello\":\"world\"}}}}'
-Demo page: http://{addr}/
-Never use dev mode in production: configure a key source.
+Demo page: http://{addr}/ (and POST /dev/token), from this machine only.
+Never use dev mode in production: configure a key source and drop --dev.
 {rule}"
     );
 }
 
 fn token_command(args: TokenArgs) -> Result<(), CliError> {
-    let config = AuthConfig::from_lookup(env).map_err(|e| CliError::Config(e.to_string()))?;
+    // Minting with a short secret is allowed (a dev-mode server accepts it); a server
+    // without --dev refuses such a secret at start-up.
+    let config = AuthConfig::from_lookup_with(env, ShortSecret::Warn)
+        .map_err(|e| CliError::Config(e.to_string()))?;
     let secret = config.hs256_secret().ok_or_else(|| {
         CliError::Config(
             "JWT_HS256_SECRET is not set: `switchboard token` signs with it (dev mode prints it at start-up)"

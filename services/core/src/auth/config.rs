@@ -2,7 +2,8 @@
 //!
 //! Key sources are exclusive: exactly one of `JWT_HS256_SECRET`, `JWT_JWKS_FILE`,
 //! `JWT_JWKS_URL` may be set. When none is set, [`AuthConfig::from_lookup`] still succeeds
-//! with [`KeySource::None`]: the local server uses that for its dev mode (it then calls
+//! with [`KeySource::None`]: the local server refuses it unless started with `serve --dev`
+//! (dev mode: it then calls
 //! [`AuthConfig::with_hs256_secret`] with a random secret), while the Lambda functions call
 //! [`AuthConfig::require_key_source`] and stop at start-up with
 //! [`AuthConfigError::NoKeySource`]. A [`Verifier`](super::Verifier) is never built
@@ -22,9 +23,20 @@ pub const MAX_LEEWAY_SECS: u64 = 3600;
 pub const DEFAULT_TENANT_CLAIM: &str = "tenant";
 /// Default `ROLES_CLAIM`.
 pub const DEFAULT_ROLES_CLAIM: &str = "roles";
-/// Shortest `JWT_HS256_SECRET` that does not draw a start-up warning (RFC 7518 §3.2: a
-/// key of the same size as the hash output, 256 bits).
+/// Shortest accepted `JWT_HS256_SECRET` (RFC 7518 §3.2: a key of the same size as the
+/// hash output, 256 bits). Shorter secrets are refused, except in the local server's dev
+/// mode ([`ShortSecret::Warn`]).
 pub const MIN_HS256_SECRET_BYTES: usize = 32;
+
+/// What [`AuthConfig::from_lookup_with`] does with an HS256 secret shorter than
+/// [`MIN_HS256_SECRET_BYTES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShortSecret {
+    /// A start-up error naming `JWT_HS256_SECRET` (production, Lambdas).
+    Refuse,
+    /// Accepted with a warning (`switchboard serve --dev` only).
+    Warn,
+}
 
 /// An HMAC secret. Its `Debug` output never shows the bytes.
 #[derive(Clone, PartialEq, Eq)]
@@ -129,14 +141,32 @@ impl Default for AuthConfig {
 impl AuthConfig {
     /// Reads `JWT_HS256_SECRET`, `JWT_JWKS_FILE`, `JWT_JWKS_URL`, `JWT_ISSUER`,
     /// `JWT_AUDIENCE`, `JWT_LEEWAY_SECS`, `TENANT_CLAIM`, `ROLES_CLAIM`. Empty values count
-    /// as unset. No key source at all is not an error here (see the module docs).
+    /// as unset, except for the three key-source variables: one that is set but empty is
+    /// an error (a half-written configuration must not fall back to anything). No key
+    /// source at all is not an error here (see the module docs). HS256 secrets shorter
+    /// than [`MIN_HS256_SECRET_BYTES`] are refused.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, AuthConfigError> {
-        let get = |var: &str| lookup(var).filter(|v| !v.trim().is_empty());
+        Self::from_lookup_with(lookup, ShortSecret::Refuse)
+    }
 
-        let secret = get("JWT_HS256_SECRET");
-        let file = get("JWT_JWKS_FILE");
-        let url = get("JWT_JWKS_URL");
-        let issuers_file = get("JWT_ISSUERS_FILE");
+    /// [`AuthConfig::from_lookup`] with a choice for short HS256 secrets.
+    pub fn from_lookup_with(
+        lookup: impl Fn(&str) -> Option<String>,
+        short_secret: ShortSecret,
+    ) -> Result<Self, AuthConfigError> {
+        let get = |var: &str| lookup(var).filter(|v| !v.trim().is_empty());
+        let key_var = |var: &'static str| match lookup(var) {
+            Some(value) if value.trim().is_empty() => Err(invalid(
+                var,
+                "is set but empty: give a value or unset the variable",
+            )),
+            other => Ok(other),
+        };
+
+        let secret = key_var("JWT_HS256_SECRET")?;
+        let file = key_var("JWT_JWKS_FILE")?;
+        let url = key_var("JWT_JWKS_URL")?;
+        let issuers_file = key_var("JWT_ISSUERS_FILE")?;
         let set: Vec<&str> = [
             ("JWT_HS256_SECRET", secret.is_some()),
             ("JWT_JWKS_FILE", file.is_some()),
@@ -153,12 +183,22 @@ impl AuthConfig {
 
         let keys = if let Some(secret) = secret {
             if secret.len() < MIN_HS256_SECRET_BYTES {
-                // Accepted (existing deployments and test setups use shorter secrets) but
-                // said loudly: a short HMAC key is guessable offline from any token.
-                tracing::warn!(
-                    bytes = secret.len(),
-                    "JWT_HS256_SECRET is shorter than {MIN_HS256_SECRET_BYTES} bytes: use a longer random secret"
-                );
+                // A short HMAC key is guessable offline from any token.
+                match short_secret {
+                    ShortSecret::Refuse => {
+                        return Err(invalid(
+                            "JWT_HS256_SECRET",
+                            format!(
+                                "{} bytes; at least {MIN_HS256_SECRET_BYTES} random bytes are required",
+                                secret.len()
+                            ),
+                        ))
+                    }
+                    ShortSecret::Warn => tracing::warn!(
+                        bytes = secret.len(),
+                        "JWT_HS256_SECRET is shorter than {MIN_HS256_SECRET_BYTES} bytes (accepted in dev mode only)"
+                    ),
+                }
             }
             KeySource::Hs256(HmacSecret::new(secret.into_bytes()))
         } else if let Some(file) = file {
@@ -327,9 +367,9 @@ mod tests {
     fn errors_name_the_variable() {
         let e = from(&[("JWT_LEEWAY_SECS", "soon")]).unwrap_err();
         assert!(e.to_string().starts_with("JWT_LEEWAY_SECS:"), "{e}");
-        // A short secret works (with a start-up warning): test setups use them.
-        let short = from(&[("JWT_HS256_SECRET", "short")]).unwrap();
-        assert_eq!(short.hs256_secret(), Some(&b"short"[..]));
+        let e = from(&[("JWT_HS256_SECRET", "short")]).unwrap_err();
+        assert!(e.to_string().starts_with("JWT_HS256_SECRET:"), "{e}");
+        assert!(e.to_string().contains("at least 32"), "{e}");
         let e = from(&[("JWT_JWKS_URL", "ftp://x/jwks")]).unwrap_err();
         assert!(e.to_string().starts_with("JWT_JWKS_URL:"), "{e}");
         let e = from(&[("JWT_JWKS_URL", "not a url")]).unwrap_err();
@@ -345,6 +385,24 @@ mod tests {
         .unwrap_err();
         assert!(matches!(e, AuthConfigError::ConflictingKeySources(_)));
         assert!(e.to_string().contains("JWT_HS256_SECRET"));
+    }
+
+    #[test]
+    fn short_secret_is_accepted_only_when_asked_to_warn() {
+        let lookup = |k: &str| (k == "JWT_HS256_SECRET").then(|| "short".to_string());
+        let config = AuthConfig::from_lookup_with(lookup, ShortSecret::Warn).unwrap();
+        assert_eq!(config.hs256_secret(), Some(&b"short"[..]));
+        assert!(AuthConfig::from_lookup_with(lookup, ShortSecret::Refuse).is_err());
+    }
+
+    #[test]
+    fn empty_key_source_variable_is_an_error_not_dev_mode() {
+        for var in ["JWT_HS256_SECRET", "JWT_JWKS_FILE", "JWT_JWKS_URL"] {
+            let e = from(&[(var, "")]).unwrap_err();
+            assert!(e.to_string().starts_with(&format!("{var}:")), "{e}");
+            let e = from(&[(var, "  ")]).unwrap_err();
+            assert!(e.to_string().contains("empty"), "{e}");
+        }
     }
 
     #[test]

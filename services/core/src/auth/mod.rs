@@ -26,7 +26,7 @@ pub mod verifier;
 #[cfg(test)]
 mod tests;
 
-pub use config::{AuthConfig, AuthConfigError, HmacSecret, KeySource};
+pub use config::{AuthConfig, AuthConfigError, HmacSecret, KeySource, ShortSecret};
 pub use extract::{
     token_from_authorization, token_from_handshake, token_from_query, token_from_subprotocol,
     HandshakeToken, TokenSource, BEARER_SUBPROTOCOL,

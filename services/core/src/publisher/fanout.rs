@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::work::Recipient;
 use super::Publisher;
-use crate::pusher::PushError;
+use crate::pusher::{Frame, PushError};
 
 /// What happened to the posts of one list of connections.
 #[derive(Debug, Default)]
@@ -46,7 +46,7 @@ impl Publisher {
     pub(super) async fn deliver(
         &self,
         recipients: Vec<Recipient>,
-        frame: &str,
+        frame: &Frame,
         deadline: Option<Instant>,
     ) -> Delivery {
         let mut posts = stream::iter(recipients)
@@ -74,7 +74,7 @@ impl Publisher {
         deadline.is_some_and(|d| Instant::now() + after + self.config.deadline_margin >= d)
     }
 
-    async fn post(&self, recipient: Recipient, frame: &str, deadline: Option<Instant>) -> Post {
+    async fn post(&self, recipient: Recipient, frame: &Frame, deadline: Option<Instant>) -> Post {
         let mut post = Post {
             result: PostResult::Unstarted,
             recipient,

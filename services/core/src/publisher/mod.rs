@@ -51,7 +51,7 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::history::{Cursor, HistoryConfig, HistoryEntry, HistoryStore, Stream};
-use crate::pusher::ConnectionPusher;
+use crate::pusher::{ConnectionPusher, Frame};
 use crate::queue::{DeadLetter, DeadLetterSink, InboundMessage, MessageQueue};
 use crate::roster::{PageScope, RosterStore};
 use fanout::Delivery;
@@ -391,7 +391,9 @@ impl Publisher {
             Work::Connections { connections } => connections.clone(),
         };
         report.matched = recipients.len();
-        let delivery = self.deliver(recipients, &item.frame, deadline).await;
+        // Encoded once per item; every post shares it.
+        let frame = Frame::from(item.frame.as_str());
+        let delivery = self.deliver(recipients, &frame, deadline).await;
         // A published `users`/`connections` message that ran out of time is redelivered
         // whole (SQS's own retry); pages and work items continue in a remainder item.
         let remainder_allowed = paged || origin == Origin::WorkItem;

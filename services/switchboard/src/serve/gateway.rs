@@ -12,14 +12,19 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
+use futures::SinkExt;
 use serde_json::json;
 use switchboard_core::auth::token_from_handshake;
 use switchboard_core::connection;
 use switchboard_model::{ConnectionId, TenantId, MAX_FRAME_BYTES};
 use time::OffsetDateTime;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
-use super::registry::{LiveConnection, Outgoing};
+use super::metrics::ReasonLabel;
+use super::registry::InstanceTag;
+use super::registry::{
+    CloseRequest, LiveConnection, Outgoing, RegisterError, SocketChannels, CLOSE_SLOW_CONSUMER,
+};
 use super::App;
 
 /// Per-socket read buffer. tungstenite's default (128 KiB) would dominate memory per idle
@@ -29,6 +34,10 @@ const READ_BUFFER_BYTES: usize = 4 * 1024;
 const WRITE_BUFFER_BYTES: usize = 0;
 /// Longest life of a connection (API Gateway's limit).
 const MAX_CONNECTION_SECS: u64 = 2 * 60 * 60;
+/// Frames written before one flush, when several are waiting.
+const WRITE_BATCH_FRAMES: usize = 32;
+/// Longest wait for each step of a close handshake (our frame out, the client's back).
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 fn unauthorized(message: &str) -> Response {
     (
@@ -39,12 +48,33 @@ fn unauthorized(message: &str) -> Response {
         .into_response()
 }
 
-/// A new connection id, shaped like API Gateway's (16 URL-safe characters).
-pub fn new_connection_id() -> ConnectionId {
-    let bytes: [u8; 12] = rand::random();
-    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    // Twelve random bytes always encode to 16 URL-safe characters: a valid id.
-    ConnectionId::parse(text).unwrap_or_else(|_| new_connection_id())
+/// A handshake refused by a limit: 503 (server full) or 429 (user full), with
+/// `Retry-After`.
+fn refused(status: StatusCode, message: &str) -> Response {
+    let code = if status == StatusCode::TOO_MANY_REQUESTS {
+        "too_many_connections"
+    } else {
+        "busy"
+    };
+    (
+        status,
+        [(header::RETRY_AFTER, "5")],
+        Json(json!({"error": code, "message": message})),
+    )
+        .into_response()
+}
+
+/// A new connection id, shaped like API Gateway's (16 URL-safe characters): this
+/// process's 4-character instance tag, then 12 random characters.
+pub fn new_connection_id(instance: &InstanceTag) -> ConnectionId {
+    let bytes: [u8; 9] = rand::random();
+    let text = format!(
+        "{}{}",
+        instance.as_str(),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    );
+    // A 4-character tag and nine random bytes (12 characters) always make a valid id.
+    ConnectionId::parse(text).unwrap_or_else(|_| new_connection_id(instance))
 }
 
 /// `GET /<stage>` with an upgrade: authenticate, record, upgrade.
@@ -55,6 +85,18 @@ pub async fn handshake(
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
+    if app.registry.is_full() {
+        app.metrics
+            .connections_refused
+            .get_or_create(&ReasonLabel {
+                reason: "max_connections",
+            })
+            .inc();
+        return refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is at its connection limit; retry later",
+        );
+    }
     let offered = headers
         .get(header::SEC_WEBSOCKET_PROTOCOL)
         .and_then(|v| v.to_str().ok());
@@ -76,7 +118,7 @@ pub async fn handshake(
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
     };
-    let id = new_connection_id();
+    let id = new_connection_id(&app.instance);
     let user_agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
@@ -84,9 +126,26 @@ pub async fn handshake(
         .to_string();
     // Register the socket before the roster write, so a publish that finds the roster
     // item always finds the socket too (frames wait in its queue until the upgrade ends).
-    let (live, outgoing) = app
+    let registered = app
         .registry
         .register(id.clone(), claims.clone(), peer.ip(), user_agent);
+    let (live, channels) = match registered {
+        Ok(registered) => registered,
+        Err(error) => {
+            let (status, reason) = match error {
+                RegisterError::ServerFull(_) => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "max_connections")
+                }
+                RegisterError::UserFull(_) => (StatusCode::TOO_MANY_REQUESTS, "max_per_user"),
+            };
+            app.metrics
+                .connections_refused
+                .get_or_create(&ReasonLabel { reason })
+                .inc();
+            tracing::info!(%error, tenant = %claims.tenant, user = %claims.user, "handshake refused");
+            return refused(status, &error.to_string());
+        }
+    };
     if let Err(error) = connection::connect(
         app.roster.as_ref(),
         &app.connect_config,
@@ -122,26 +181,87 @@ pub async fn handshake(
             tracing::warn!(%error, "upgrade failed");
             tokio::spawn(async move { end_connection(&failed_app, &failed_id, &tenant).await });
         })
-        .on_upgrade(move |socket| run_socket(app, id, live, outgoing, socket))
+        .on_upgrade(move |socket| run_socket(app, id, live, channels, socket))
 }
 
 async fn end_connection(app: &App, id: &ConnectionId, tenant: &TenantId) {
     app.registry.unregister(id);
-    app.metrics.connections.dec();
     if let Err(error) = connection::disconnect(app.roster.as_ref(), tenant, id.as_str()).await {
         tracing::error!(%error, connection_id = %id, "disconnect failed; the roster TTL will remove the item");
     }
+    // Counted down once the roster no longer lists it, so the gauge never shows a
+    // connection gone that a publisher can still find.
+    app.metrics.connections.dec();
 }
 
-/// One socket: client frames get `$default` replies; queued frames are sent; on close
-/// (either side) the connection is removed.
+/// How a socket's loop ended, and so how it is closed.
+enum Ending {
+    /// The client sent a Close frame: answer it (tungstenite queued the reply) and flush.
+    ClientClosed,
+    /// Close from this side with this code; wait briefly for the client's reply.
+    Close(CloseRequest),
+    /// The transport failed: nothing more can be sent.
+    Broken,
+}
+
+/// One socket: client frames get `$default` replies; queued frames are sent, each write
+/// bounded by the send timeout; a close request, the lifetime and the idle timeout end
+/// it. On the way out the close handshake is completed (RFC 6455 §5.5.1) and the
+/// connection removed.
 async fn run_socket(
     app: Arc<App>,
     id: ConnectionId,
     live: Arc<LiveConnection>,
-    mut outgoing: mpsc::Receiver<Outgoing>,
+    mut channels: SocketChannels,
     mut socket: WebSocket,
 ) {
+    let ending = drive(&app, &id, &live, &mut channels, &mut socket).await;
+    match ending {
+        Ending::ClientClosed => {
+            let _ = tokio::time::timeout(CLOSE_GRACE, socket.flush()).await;
+        }
+        Ending::Close(request) => {
+            if request.code == CLOSE_SLOW_CONSUMER {
+                tracing::info!(connection_id = %id, reason = request.reason, "closing a slow consumer");
+            }
+            close_handshake(&mut socket, request).await;
+        }
+        Ending::Broken => {}
+    }
+    drop(socket);
+    end_connection(&app, &id, &live.claims.tenant).await;
+}
+
+/// Sends our close frame and waits (bounded) for the client's, so the client sees a clean
+/// close rather than a reset.
+async fn close_handshake(socket: &mut WebSocket, request: CloseRequest) {
+    let frame = Message::Close(Some(CloseFrame {
+        code: request.code,
+        reason: request.reason.into(),
+    }));
+    if !matches!(
+        tokio::time::timeout(CLOSE_GRACE, socket.send(frame)).await,
+        Ok(Ok(()))
+    ) {
+        return;
+    }
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        while let Some(Ok(message)) = socket.recv().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+async fn drive(
+    app: &App,
+    id: &ConnectionId,
+    live: &LiveConnection,
+    channels: &mut SocketChannels,
+    socket: &mut WebSocket,
+) -> Ending {
     // Like API Gateway, a connection lives at most 2 hours, and never past its roster
     // item's `expiresAt` (after which publishers no longer find it).
     let lifetime = Duration::from_secs(
@@ -151,55 +271,100 @@ async fn run_socket(
     );
     let deadline = tokio::time::sleep(lifetime);
     tokio::pin!(deadline);
+    let idle = tokio::time::sleep(app.limits.idle_timeout);
+    tokio::pin!(idle);
+    let send_timeout = app.limits.send_timeout;
     loop {
         tokio::select! {
-            _ = &mut deadline => {
-                let _ = socket
-                    .send(Message::Close(Some(CloseFrame {
-                        code: 1001,
-                        reason: "connection lifetime reached".into(),
-                    })))
-                    .await;
-                break;
+            biased;
+            changed = channels.close.changed() => {
+                return match (changed, *channels.close.borrow()) {
+                    (Ok(()), Some(request)) => Ending::Close(request),
+                    _ => Ending::Close(CloseRequest { code: 1001, reason: "server shutting down" }),
+                };
             }
-            incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Text(text))) => {
-                    live.touch();
-                    let reply = connection::reply_to(text.as_str(), id.as_str(), &live.claims);
-                    if socket.send(Message::Text(reply.to_json().into())).await.is_err() {
-                        break;
+            _ = &mut deadline => {
+                return Ending::Close(CloseRequest { code: 1001, reason: "connection lifetime reached" });
+            }
+            _ = &mut idle => {
+                return Ending::Close(CloseRequest { code: 1001, reason: "idle timeout" });
+            }
+            incoming = socket.recv() => {
+                let reply = match incoming {
+                    Some(Ok(Message::Text(text))) => {
+                        connection::reply_to(text.as_str(), id.as_str(), &live.claims)
                     }
-                }
-                Some(Ok(Message::Binary(_))) => {
-                    live.touch();
-                    let reply = connection::reply_to("", id.as_str(), &live.claims);
-                    if socket.send(Message::Text(reply.to_json().into())).await.is_err() {
-                        break;
+                    Some(Ok(Message::Binary(_))) => connection::reply_to("", id.as_str(), &live.claims),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                        live.touch();
+                        idle.as_mut().reset(tokio::time::Instant::now() + app.limits.idle_timeout);
+                        continue;
                     }
+                    Some(Ok(Message::Close(_))) => return Ending::ClientClosed,
+                    Some(Err(_)) | None => return Ending::Broken,
+                };
+                live.touch();
+                idle.as_mut().reset(tokio::time::Instant::now() + app.limits.idle_timeout);
+                let reply = Message::Text(reply.to_json().into());
+                if let Err(ending) = write(socket, reply, None, send_timeout, &mut channels.close).await {
+                    return ending;
                 }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => live.touch(),
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
-            },
-            frame = outgoing.recv() => match frame {
-                Some(Outgoing::Text(text)) => {
-                    if socket.send(Message::Text(text.into())).await.is_err() {
-                        break;
-                    }
+            }
+            frame = channels.frames.recv() => {
+                let Some(frame) = frame else { return Ending::Broken };
+                if let Err(ending) = write(socket, frame.into(), Some(&mut channels.frames), send_timeout, &mut channels.close).await {
+                    return ending;
                 }
-                Some(Outgoing::Binary(bytes)) => {
-                    if socket.send(Message::Binary(bytes.into())).await.is_err() {
-                        break;
-                    }
-                }
-                Some(Outgoing::Close(code, reason)) => {
-                    let _ = socket
-                        .send(Message::Close(Some(CloseFrame { code, reason: reason.into() })))
-                        .await;
-                    break;
-                }
-                None => break,
-            },
+            }
         }
     }
-    end_connection(&app, &id, &live.claims.tenant).await;
+}
+
+impl From<Outgoing> for Message {
+    fn from(frame: Outgoing) -> Self {
+        match frame {
+            Outgoing::Text(text) => Message::Text(text),
+            Outgoing::Binary(bytes) => Message::Binary(bytes),
+        }
+    }
+}
+
+/// Writes `first` and, when `more` is given, the frames already waiting behind it (up to
+/// [`WRITE_BATCH_FRAMES`]), then flushes once. The whole write is bounded by
+/// `send_timeout` (a client that does not read: close 1008), and abandoned at once when
+/// a close is requested meanwhile.
+async fn write(
+    socket: &mut WebSocket,
+    first: Message,
+    more: Option<&mut mpsc::Receiver<Outgoing>>,
+    send_timeout: Duration,
+    close: &mut watch::Receiver<Option<CloseRequest>>,
+) -> Result<(), Ending> {
+    let work = async {
+        socket.feed(first).await?;
+        if let Some(more) = more {
+            for _ in 1..WRITE_BATCH_FRAMES {
+                match more.try_recv() {
+                    Ok(frame) => socket.feed(frame.into()).await?,
+                    Err(_) => break,
+                }
+            }
+        }
+        socket.flush().await
+    };
+    tokio::select! {
+        biased;
+        changed = close.changed() => Err(match (changed, *close.borrow()) {
+            (Ok(()), Some(request)) => Ending::Close(request),
+            _ => Ending::Close(CloseRequest { code: 1001, reason: "server shutting down" }),
+        }),
+        written = tokio::time::timeout(send_timeout, work) => match written {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Ending::Broken),
+            Err(_elapsed) => Err(Ending::Close(CloseRequest {
+                code: CLOSE_SLOW_CONSUMER,
+                reason: "send timed out",
+            })),
+        },
+    }
 }

@@ -5,6 +5,7 @@
 //! through the `DeadLetterSink` port. Nothing here survives a restart.
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -20,6 +21,21 @@ use tokio::time::Instant;
 
 use super::metrics::Metrics;
 
+/// The envelope id of a queued body (the id the publisher was given), or `-`.
+fn envelope_id(body: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct IdOnly {
+        id: Option<String>,
+    }
+    serde_json::from_str::<IdOnly>(body)
+        .ok()
+        .and_then(|e| e.id)
+        .unwrap_or_else(|| "-".into())
+}
+
+/// `Retry-After` of a refused publish.
+const RETRY_AFTER_SECS: u64 = 1;
+
 /// Queue behaviour.
 #[derive(Debug, Clone)]
 pub struct QueueConfig {
@@ -31,6 +47,11 @@ pub struct QueueConfig {
     pub batch_size: usize,
     /// Batches processed at once.
     pub concurrent_batches: usize,
+    /// `QUEUE_CAPACITY`: messages held (waiting, delayed or in flight) before publishes
+    /// are refused (503 + `Retry-After`).
+    pub capacity: usize,
+    /// `DEAD_LETTER_CAPACITY`: dead letters kept; the oldest is dropped (and counted).
+    pub dead_letter_capacity: usize,
 }
 
 impl Default for QueueConfig {
@@ -40,6 +61,8 @@ impl Default for QueueConfig {
             max_receives: 5,
             batch_size: 10,
             concurrent_batches: 4,
+            capacity: 100_000,
+            dead_letter_capacity: 10_000,
         }
     }
 }
@@ -47,6 +70,9 @@ impl Default for QueueConfig {
 /// A message in the dead-letter list (`GET /v1/dead-letters`).
 #[derive(Debug, Clone, Serialize)]
 pub struct DeadEntry {
+    /// Position in the list (the pagination cursor); never reused.
+    #[serde(skip)]
+    pub seq: u64,
     pub id: String,
     pub body: String,
     pub error: String,
@@ -61,12 +87,28 @@ struct State {
     ready: VecDeque<InboundMessage>,
     delayed: Vec<(Instant, InboundMessage)>,
     in_flight: usize,
-    dead: Vec<DeadEntry>,
+    /// Oldest first, `seq` increasing.
+    dead: VecDeque<DeadEntry>,
+    next_dead_seq: u64,
+}
+
+impl State {
+    fn depth(&self) -> usize {
+        self.ready.len() + self.delayed.len() + self.in_flight
+    }
+}
+
+/// One page of dead letters and the cursor of the next, if any.
+pub struct DeadLetterPage {
+    pub items: Vec<DeadEntry>,
+    pub next: Option<u64>,
 }
 
 /// The queue, shared by the publish API (producer) and the worker (consumer).
 pub struct LocalQueue {
     state: Mutex<State>,
+    /// Cleared at shutdown: publishes are then refused.
+    accepting: AtomicBool,
     wake: Notify,
     config: QueueConfig,
     metrics: Arc<Metrics>,
@@ -76,6 +118,7 @@ impl LocalQueue {
     pub fn new(config: QueueConfig, metrics: Arc<Metrics>) -> Self {
         Self {
             state: Mutex::new(State::default()),
+            accepting: AtomicBool::new(true),
             wake: Notify::new(),
             config,
             metrics,
@@ -91,7 +134,7 @@ impl LocalQueue {
     }
 
     fn update_gauges(&self, state: &State) {
-        let depth = state.ready.len() + state.delayed.len() + state.in_flight;
+        let depth = state.depth();
         self.metrics
             .queue_depth
             .set(i64::try_from(depth).unwrap_or(i64::MAX));
@@ -100,17 +143,77 @@ impl LocalQueue {
             .set(i64::try_from(state.dead.len()).unwrap_or(i64::MAX));
     }
 
-    fn push_ready(&self, message: InboundMessage) {
-        let mut state = self.state();
-        state.ready.push_back(message);
-        self.update_gauges(&state);
-        drop(state);
-        self.wake.notify_one();
+    /// Adds a dead letter, dropping (and counting) the oldest beyond the capacity.
+    fn push_dead(&self, state: &mut State, mut entry: DeadEntry) {
+        entry.seq = state.next_dead_seq;
+        state.next_dead_seq += 1;
+        while state.dead.len() >= self.config.dead_letter_capacity.max(1) {
+            if let Some(dropped) = state.dead.pop_front() {
+                tracing::warn!(message_id = %dropped.id, "dead-letter list full: oldest dropped");
+                self.metrics.dead_letters_dropped.inc();
+            }
+        }
+        state.dead.push_back(entry);
     }
 
-    /// The dead-letter list.
-    pub fn dead_letters(&self) -> Vec<DeadEntry> {
-        self.state().dead.clone()
+    /// Up to `limit` dead letters from cursor `from` (oldest first); copies only those.
+    pub fn dead_letters_page(&self, from: Option<u64>, limit: usize) -> DeadLetterPage {
+        let state = self.state();
+        let start = from.map_or(0, |seq| state.dead.partition_point(|e| e.seq < seq));
+        let items: Vec<DeadEntry> = state.dead.iter().skip(start).take(limit).cloned().collect();
+        let next = state.dead.get(start + items.len()).map(|e| e.seq);
+        DeadLetterPage { items, next }
+    }
+
+    /// Stops taking publishes (shutdown): `enqueue` answers `Full` from now on.
+    pub fn stop_accepting(&self) {
+        self.accepting.store(false, Ordering::SeqCst);
+    }
+
+    /// Messages waiting, delayed or in flight.
+    pub fn depth(&self) -> usize {
+        self.state().depth()
+    }
+
+    /// Waits until nothing is waiting, delayed or in flight (true), or `deadline` (false).
+    pub async fn drained(&self, deadline: Instant) -> bool {
+        loop {
+            if self.depth() == 0 {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            let step = Instant::now() + Duration::from_millis(20);
+            tokio::time::sleep_until(step.min(deadline)).await;
+        }
+    }
+
+    /// Logs (warn) the id of every message still held: nothing is dropped silently.
+    pub fn log_undelivered(&self) {
+        let state = self.state();
+        let held = state
+            .ready
+            .iter()
+            .chain(state.delayed.iter().map(|(_, m)| m));
+        let mut count = 0usize;
+        for message in held {
+            count += 1;
+            tracing::warn!(
+                id = %envelope_id(&message.body),
+                message_id = %message.message_id,
+                "undelivered at shutdown"
+            );
+        }
+        if state.in_flight > 0 {
+            tracing::warn!(
+                in_flight = state.in_flight,
+                "shutdown: batches still in flight were abandoned (their ids were logged when taken)"
+            );
+        }
+        if count > 0 {
+            tracing::warn!(count, "shutdown: messages left undelivered");
+        }
     }
 
     /// Puts every dead letter back on the queue (receive count reset); returns how many.
@@ -201,13 +304,17 @@ impl LocalQueue {
                     .and_then(|r| r.error.clone())
                     .unwrap_or_else(|| "delivery failed".into());
                 tracing::warn!(message_id = %message.message_id, receives = message.receive_count, "moved to dead letters");
-                state.dead.push(DeadEntry {
-                    id: message.message_id,
-                    body: message.body,
-                    error: format!("failed after {} receives: {error}", message.receive_count),
-                    receive_count: message.receive_count,
-                    dead_at: OffsetDateTime::now_utc(),
-                });
+                self.push_dead(
+                    &mut state,
+                    DeadEntry {
+                        seq: 0,
+                        id: message.message_id,
+                        body: message.body,
+                        error: format!("failed after {} receives: {error}", message.receive_count),
+                        receive_count: message.receive_count,
+                        dead_at: OffsetDateTime::now_utc(),
+                    },
+                );
             } else {
                 self.metrics.redeliveries.inc();
                 let at = Instant::now() + self.config.visibility_timeout;
@@ -257,12 +364,29 @@ impl LocalQueue {
 #[async_trait]
 impl MessageQueue for LocalQueue {
     async fn enqueue(&self, _id: &str, body: &str) -> Result<(), QueueError> {
+        if !self.accepting.load(Ordering::SeqCst) {
+            return Err(QueueError::Full {
+                reason: "shutting down".into(),
+                retry_after_secs: RETRY_AFTER_SECS,
+            });
+        }
+        let mut state = self.state();
+        if state.depth() >= self.config.capacity {
+            self.metrics.publishes_refused.inc();
+            return Err(QueueError::Full {
+                reason: format!("the queue holds {} messages", self.config.capacity),
+                retry_after_secs: RETRY_AFTER_SECS,
+            });
+        }
         self.metrics.enqueued.inc();
-        self.push_ready(InboundMessage {
+        state.ready.push_back(InboundMessage {
             message_id: uuid::Uuid::new_v4().to_string(),
             body: body.to_string(),
             receive_count: 0,
         });
+        self.update_gauges(&state);
+        drop(state);
+        self.wake.notify_one();
         Ok(())
     }
 
@@ -272,19 +396,21 @@ impl MessageQueue for LocalQueue {
         body: &str,
         delay: Duration,
     ) -> Result<(), QueueError> {
+        // The publisher's own work items (continuations, retries): not refused for
+        // capacity or at shutdown, so a message already accepted can finish its chain.
         self.metrics.enqueued.inc();
         let message = InboundMessage {
             message_id: uuid::Uuid::new_v4().to_string(),
             body: body.to_string(),
             receive_count: 0,
         };
-        if delay.is_zero() {
-            self.push_ready(message);
-            return Ok(());
-        }
-        let at = Instant::now() + delay.min(MAX_ENQUEUE_DELAY);
         let mut state = self.state();
-        state.delayed.push((at, message));
+        if delay.is_zero() {
+            state.ready.push_back(message);
+        } else {
+            let at = Instant::now() + delay.min(MAX_ENQUEUE_DELAY);
+            state.delayed.push((at, message));
+        }
         self.update_gauges(&state);
         drop(state);
         self.wake.notify_one();
@@ -296,13 +422,17 @@ impl MessageQueue for LocalQueue {
 impl DeadLetterSink for LocalQueue {
     async fn dead_letter(&self, letter: DeadLetter) -> Result<(), QueueError> {
         let mut state = self.state();
-        state.dead.push(DeadEntry {
-            id: letter.message_id,
-            body: letter.body,
-            error: letter.error,
-            receive_count: letter.receive_count,
-            dead_at: OffsetDateTime::now_utc(),
-        });
+        self.push_dead(
+            &mut state,
+            DeadEntry {
+                seq: 0,
+                id: letter.message_id,
+                body: letter.body,
+                error: letter.error,
+                receive_count: letter.receive_count,
+                dead_at: OffsetDateTime::now_utc(),
+            },
+        );
         self.update_gauges(&state);
         Ok(())
     }

@@ -1,21 +1,75 @@
 //! `POST|GET|DELETE /<stage>/@connections/<id>`, wire-compatible with API Gateway's
-//! management API so `aws-sdk-apigatewaymanagement` works unchanged against it. Requests
-//! are not SigV4-verified: bind the server to loopback (the default) or a private network.
+//! management API so `aws-sdk-apigatewaymanagement` works unchanged against it. Served on
+//! its own listener (`--management-listen`, loopback by default), never on the public one.
+//! With management credentials configured every request must carry a valid SigV4
+//! signature (see [`super::sigv4`]), else 403 `ForbiddenException`.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::routing::post;
+use axum::{Json, Router};
 use serde_json::json;
 use switchboard_core::pusher::PushError;
 use switchboard_model::{ConnectionId, MAX_FRAME_BYTES};
 use time::format_description::well_known::Rfc3339;
 
 use super::registry::{LiveConnection, Outgoing};
+use super::sigv4::{self, ManagementCredentials};
 use super::App;
+
+/// The management router: `/<stage>/@connections/{id}`, SigV4-checked when `credentials`
+/// are given; anything else is 404.
+pub fn router(app: Arc<App>, credentials: Option<ManagementCredentials>) -> Router {
+    let stage = app.stage.clone();
+    let mut router = Router::new().route(
+        &format!("/{stage}/@connections/{{id}}"),
+        post(post_frame).get(get).delete(delete),
+    );
+    if let Some(credentials) = credentials {
+        router = router.layer(axum::middleware::from_fn_with_state(
+            Arc::new(credentials),
+            check_signature,
+        ));
+    }
+    router.with_state(app).fallback(|| async {
+        (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "not_found", "message": "no such endpoint"})),
+        )
+    })
+}
+
+/// Reads the body (bounded), verifies the signature over it, hands the request on.
+async fn check_signature(
+    State(credentials): State<Arc<ManagementCredentials>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_FRAME_BYTES).await else {
+        return aws_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PayloadTooLargeException",
+            "frame over 128 KiB",
+        );
+    };
+    if let Err(error) = sigv4::verify(&credentials, &parts, &bytes, SystemTime::now()) {
+        tracing::warn!(%error, path = %parts.uri.path(), "management request refused");
+        return aws_error(
+            StatusCode::FORBIDDEN,
+            "ForbiddenException",
+            "missing or invalid SigV4 signature",
+        );
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
 
 /// An error the way API Gateway answers it: the type in `x-amzn-ErrorType` and the body.
 fn aws_error(status: StatusCode, error_type: &'static str, message: &str) -> Response {
@@ -38,7 +92,11 @@ fn find(app: &App, id: &str) -> Option<Arc<LiveConnection>> {
 }
 
 /// `PostToConnection`: the body is sent as one frame (text when it is UTF-8).
-pub async fn post(State(app): State<Arc<App>>, Path(id): Path<String>, body: Bytes) -> Response {
+pub async fn post_frame(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
     let Some(live) = find(&app, &id) else {
         return gone();
     };
@@ -50,10 +108,12 @@ pub async fn post(State(app): State<Arc<App>>, Path(id): Path<String>, body: Byt
         );
     }
     let frame = match String::from_utf8(body.to_vec()) {
-        Ok(text) => Outgoing::Text(text),
-        Err(bytes) => Outgoing::Binary(bytes.into_bytes()),
+        Ok(text) => Outgoing::Text(text.into()),
+        Err(_) => Outgoing::Binary(body),
     };
-    match live.send(frame).await {
+    // A client too slow to take it is closed (1008) and, as API Gateway does for a
+    // connection that is gone, answered 410.
+    match live.send(frame) {
         Ok(()) => StatusCode::OK.into_response(),
         Err(PushError::Gone) => gone(),
         Err(_) => aws_error(

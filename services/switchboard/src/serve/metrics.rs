@@ -33,6 +33,15 @@ pub struct Metrics {
     pub redeliveries: Counter,
     pub queue_depth: Gauge,
     pub dead_letters: Gauge,
+    pub dead_letters_dropped: Counter,
+    pub publishes_refused: Counter,
+    pub connections_refused: Family<ReasonLabel, Counter>,
+    pub foreign_skipped: Counter,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
 }
 
 impl Default for Metrics {
@@ -106,8 +115,36 @@ impl Metrics {
             "Messages in the dead-letter list",
             dead_letters.clone(),
         );
+        let dead_letters_dropped = Counter::default();
+        registry.register(
+            "dead_letters_dropped",
+            "Oldest dead letters dropped because the list was at DEAD_LETTER_CAPACITY",
+            dead_letters_dropped.clone(),
+        );
+        let publishes_refused = Counter::default();
+        registry.register(
+            "publishes_refused",
+            "Publishes answered 503 because the queue was at QUEUE_CAPACITY",
+            publishes_refused.clone(),
+        );
+        let connections_refused = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "connections_refused",
+            "Handshakes refused by a connection limit (max_connections, max_per_user)",
+            connections_refused.clone(),
+        );
+        let foreign_skipped = Counter::default();
+        registry.register(
+            "foreign_connections_skipped",
+            "Posts skipped because the roster item belongs to another switchboard process",
+            foreign_skipped.clone(),
+        );
         Self {
             registry,
+            foreign_skipped,
+            dead_letters_dropped,
+            publishes_refused,
+            connections_refused,
             connections,
             connections_opened,
             handshakes_refused,

@@ -1,16 +1,19 @@
-//! `switchboard serve`: the whole service on one machine. One axum server holds the
-//! WebSocket endpoint, the `@connections` management API, the publish API, the dead-letter
-//! API, `/healthz` and `/metrics`; an in-process queue feeds the same publisher the SQS
+//! `switchboard serve`: the whole service on one machine. The public listener holds the
+//! WebSocket endpoint, the publish API, the dead-letter API, `/healthz` and `/metrics`; a
+//! second listener (loopback by default, optionally SigV4-checked) holds the
+//! `@connections` management API. An in-process queue feeds the same publisher the SQS
 //! Lambda runs.
 
 mod client_js;
 mod dead_letters;
 mod demo;
 mod gateway;
+mod http_server;
 mod local_queue;
 mod management;
 mod metrics;
 mod registry;
+mod sigv4;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,10 +32,12 @@ use switchboard_core::roster::{MemoryRosterStore, RosterStore};
 use tokio::sync::watch;
 
 pub use local_queue::QueueConfig;
+pub use registry::ConnectionLimits;
+pub use sigv4::ManagementCredentials;
 
 use local_queue::LocalQueue;
 use metrics::Metrics;
-use registry::{LocalPusher, Registry};
+use registry::{InstanceTag, LocalPusher, Registry};
 
 /// Where the roster lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -46,6 +51,10 @@ pub enum RosterKind {
 /// Everything `serve` needs, resolved from flags and environment.
 pub struct ServeSettings {
     pub listen: SocketAddr,
+    /// The `@connections` listener.
+    pub management_listen: SocketAddr,
+    /// When set, `@connections` requests must be SigV4-signed with these.
+    pub management_credentials: Option<ManagementCredentials>,
     pub stage: String,
     pub roster: Arc<dyn RosterStore>,
     pub auth: AuthConfig,
@@ -53,10 +62,32 @@ pub struct ServeSettings {
     /// `/dev/token` are served.
     pub dev_secret: Option<Vec<u8>>,
     pub connect: ConnectConfig,
+    pub limits: SocketLimits,
+    pub connection_limits: ConnectionLimits,
     pub publisher: PublisherConfig,
     pub queue: QueueConfig,
     /// Longest wait for in-flight work at shutdown.
     pub drain_timeout: Duration,
+    /// Longest wait for a request's headers.
+    pub header_read_timeout: Duration,
+}
+
+/// Per-socket limits (SPEC §13).
+#[derive(Debug, Clone, Copy)]
+pub struct SocketLimits {
+    /// `SEND_TIMEOUT_SECS`: longest write to a client; beyond, the socket is closed (1008).
+    pub send_timeout: Duration,
+    /// `IDLE_TIMEOUT_SECS`: a socket without a client frame this long is closed (1001).
+    pub idle_timeout: Duration,
+}
+
+impl Default for SocketLimits {
+    fn default() -> Self {
+        Self {
+            send_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(600),
+        }
+    }
 }
 
 /// Shared state of every handler.
@@ -66,9 +97,12 @@ pub struct App {
     pub roster: Arc<dyn RosterStore>,
     pub verifier: Arc<Verifier>,
     pub connect_config: ConnectConfig,
+    pub limits: SocketLimits,
     pub metrics: Arc<Metrics>,
     pub queue: Arc<LocalQueue>,
     pub dev_secret: Option<Vec<u8>>,
+    /// Prefix of this process's connection ids.
+    pub instance: InstanceTag,
 }
 
 /// The memory roster, as `Arc<dyn RosterStore>`.
@@ -80,12 +114,6 @@ fn router(app: Arc<App>, publish: Router) -> Router {
     let stage = app.stage.clone();
     let mut router = Router::new()
         .route(&format!("/{stage}"), get(gateway::handshake))
-        .route(
-            &format!("/{stage}/@connections/{{id}}"),
-            post(management::post)
-                .get(management::get)
-                .delete(management::delete),
-        )
         .route("/v1/dead-letters", get(dead_letters::list))
         .route("/v1/dead-letters/redrive", post(dead_letters::redrive))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
@@ -119,8 +147,11 @@ async fn render_metrics(
 /// A running server (tests hold one; `serve` waits on it).
 pub struct Server {
     pub addr: SocketAddr,
+    pub management_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    queue: Arc<LocalQueue>,
+    drain: Duration,
 }
 
 impl Server {
@@ -132,12 +163,17 @@ impl Server {
                 .map_err(StartError::Auth)?,
         );
         let metrics = Arc::new(Metrics::new());
-        let registry = Arc::new(Registry::new());
+        let instance = InstanceTag::random();
+        let registry = Arc::new(Registry::new(settings.connection_limits));
         let queue = Arc::new(LocalQueue::new(settings.queue.clone(), metrics.clone()));
         let publisher = Publisher::new(
             PublisherPorts {
                 roster: settings.roster.clone(),
-                pusher: Arc::new(LocalPusher::new(registry.clone())),
+                pusher: Arc::new(LocalPusher::new(
+                    registry.clone(),
+                    instance.clone(),
+                    metrics.foreign_skipped.clone(),
+                )),
                 dead_letters: queue.clone(),
                 work_queue: queue.clone(),
             },
@@ -149,9 +185,11 @@ impl Server {
             roster: settings.roster.clone(),
             verifier: verifier.clone(),
             connect_config: settings.connect.clone(),
-            metrics,
+            limits: settings.limits,
+            metrics: metrics.clone(),
             queue: queue.clone(),
             dev_secret: settings.dev_secret.clone(),
+            instance,
         });
         let publish = PublishApi {
             verifier,
@@ -168,67 +206,136 @@ impl Server {
             addr: settings.listen,
             source,
         })?;
+        let management_listener = tokio::net::TcpListener::bind(settings.management_listen)
+            .await
+            .map_err(|source| StartError::Listen {
+                addr: settings.management_listen,
+                source,
+            })?;
+        let management_addr =
+            management_listener
+                .local_addr()
+                .map_err(|source| StartError::Listen {
+                    addr: settings.management_listen,
+                    source,
+                })?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let drain = settings.drain_timeout;
         let worker = tokio::spawn(queue.clone().run(publisher, shutdown_rx.clone(), drain));
-        let service = router(app, publish).into_make_service_with_connect_info::<SocketAddr>();
-        let mut http_shutdown = shutdown_rx;
+        let management = management::router(app.clone(), settings.management_credentials.clone());
+        let header_timeout = settings.header_read_timeout;
+        let management_task = tokio::spawn(http_server::serve(
+            management_listener,
+            management,
+            shutdown_rx.clone(),
+            header_timeout,
+            drain,
+        ));
+        let public = router(app, publish);
+        let mut close_signal = shutdown_rx.clone();
         let task = tokio::spawn(async move {
-            let graceful = axum::serve(listener, service).with_graceful_shutdown(async move {
-                let _ = http_shutdown.wait_for(|stop| *stop).await;
-                // Going away: every socket gets a 1001 close frame, then its task ends.
-                registry.close_all(1001, "server shutting down");
-            });
-            let serving = tokio::spawn(async move { graceful.await });
+            let serving = tokio::spawn(http_server::serve(
+                listener,
+                public,
+                shutdown_rx,
+                header_timeout,
+                drain,
+            ));
+            // Going away: every socket gets a 1001 close frame, then its task ends.
+            let _ = close_signal.wait_for(|stop| *stop).await;
+            registry.close_all(1001, "server shutting down");
+            // Each socket completes its close handshake and `$disconnect` (bounded).
+            let closing = async {
+                while metrics.connections.get() > 0 {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            };
+            if tokio::time::timeout(drain, closing).await.is_err() {
+                tracing::warn!("shutdown: sockets still closing after the drain bound");
+            }
             let _ = worker.await;
-            match tokio::time::timeout(drain, serving).await {
-                Ok(Ok(Ok(()))) => {}
-                Ok(Ok(Err(error))) => tracing::error!(%error, "server error"),
-                Ok(Err(error)) => tracing::error!(%error, "server task failed"),
-                Err(_) => tracing::warn!("shutdown: connections still open after the drain bound"),
+            if let Err(error) = serving.await {
+                tracing::error!(%error, "server task failed");
+            }
+            if let Err(error) = management_task.await {
+                tracing::error!(%error, "management server task failed");
             }
         });
         Ok(Self {
             addr,
+            management_addr,
             shutdown,
             task,
+            queue,
+            drain,
         })
     }
 
-    /// Stops accepting, closes sockets with 1001, drains in-flight work (bounded).
+    /// Graceful stop (SPEC §13): publishes are refused (503) at once; the queue is
+    /// drained — delivered, or given up on — within the drain timeout; then the sockets
+    /// are closed with 1001 and the listeners stop. The id of every message still queued
+    /// at the end is logged.
     pub async fn shutdown(self) {
+        self.queue.stop_accepting();
+        let started = tokio::time::Instant::now();
+        let deadline = started + self.drain;
+        if !self.queue.drained(deadline).await {
+            tracing::warn!(
+                left = self.queue.depth(),
+                "shutdown: queue not empty at the drain bound"
+            );
+        }
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+        self.queue.log_undelivered();
     }
 
-    /// Runs until SIGTERM or Ctrl-C, then shuts down gracefully.
-    pub async fn run_until_signal(self) {
-        wait_for_signal().await;
+    /// Runs until `signal` fires (SIGTERM or Ctrl-C), then shuts down gracefully.
+    pub async fn run_until_signal(self, signal: ShutdownSignal) {
+        signal.wait().await;
         tracing::info!("shutdown signal received; draining");
         self.shutdown().await;
         tracing::info!("stopped");
     }
 }
 
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGTERM and SIGINT handlers, installed before the server announces its address so a
+/// signal sent right after start-up is never fatal.
+pub struct ShutdownSignal {
     #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
+    handlers: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl ShutdownSignal {
+    pub fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let handlers = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) {
+                (Ok(term), Ok(int)) => Some((term, int)),
+                _ => None,
+            };
+            Self { handlers }
+        }
+        #[cfg(not(unix))]
+        {
+            Self {}
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        if let Some((mut term, mut int)) = self.handlers {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            return;
+        }
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

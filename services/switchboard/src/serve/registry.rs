@@ -1,30 +1,52 @@
 //! The live sockets of this process, by connection id, and the `ConnectionPusher` that
 //! posts to them (what API Gateway's connection table and `PostToConnection` are in AWS).
+//!
+//! Each socket has a bounded outbox of shared frames and a separate close signal. A post
+//! never waits: when the outbox is full the socket is asked to close (1008) and the post
+//! reports the connection gone, so one client that stops reading costs the others
+//! nothing. A close request is seen by the socket task at once, even while it is blocked
+//! writing queued frames to a client that does not read.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use async_trait::async_trait;
-use switchboard_core::pusher::{ConnectionPusher, PushError};
-use switchboard_model::{Claims, ConnectionId, MAX_FRAME_BYTES};
+use axum::body::Bytes;
+use axum::extract::ws::Utf8Bytes;
+use switchboard_core::pusher::{ConnectionPusher, Frame, PushError};
+use switchboard_model::{Claims, ConnectionId, TenantId, UserId, MAX_FRAME_BYTES};
 use time::OffsetDateTime;
-use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, watch};
 
-/// Frames queued per socket before a post has to wait.
-pub const SOCKET_QUEUE_FRAMES: usize = 32;
-/// How long a post waits for room in a slow socket's queue before it times out.
-pub const POST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Frames queued per socket; one more and the socket is closed as a slow consumer. The
+/// frames are shared with every other recipient, so a full outbox costs references, not
+/// copies.
+pub const OUTBOX_FRAMES: usize = 128;
+
+/// Close code for a client that does not read fast enough (policy violation).
+pub const CLOSE_SLOW_CONSUMER: u16 = 1008;
 
 /// What the socket task is told to send.
 #[derive(Debug)]
 pub enum Outgoing {
-    Text(String),
-    Binary(Vec<u8>),
-    /// Send a close frame with this code and reason, then end.
-    Close(u16, &'static str),
+    Text(Utf8Bytes),
+    Binary(Bytes),
+}
+
+/// A request to close a socket: the close frame's code and reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CloseRequest {
+    pub code: u16,
+    pub reason: &'static str,
+}
+
+/// The receiving ends a socket task drains.
+pub struct SocketChannels {
+    pub frames: mpsc::Receiver<Outgoing>,
+    pub close: watch::Receiver<Option<CloseRequest>>,
 }
 
 /// One live socket.
@@ -35,6 +57,7 @@ pub struct LiveConnection {
     pub source_ip: IpAddr,
     pub user_agent: String,
     tx: mpsc::Sender<Outgoing>,
+    close: watch::Sender<Option<CloseRequest>>,
 }
 
 impl LiveConnection {
@@ -49,18 +72,37 @@ impl LiveConnection {
             .unwrap_or(self.connected_at)
     }
 
-    /// Queues a frame; waits up to [`POST_TIMEOUT`] when the socket is slow.
-    pub async fn send(&self, frame: Outgoing) -> Result<(), PushError> {
-        match tokio::time::timeout(POST_TIMEOUT, self.tx.send(frame)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_closed)) => Err(PushError::Gone),
-            Err(_elapsed) => Err(PushError::Timeout),
+    /// Queues a frame without waiting. A full outbox closes the socket (1008) and, like a
+    /// socket that is closing or closed, answers [`PushError::Gone`].
+    pub fn send(&self, frame: Outgoing) -> Result<(), PushError> {
+        if self.close.borrow().is_some() {
+            return Err(PushError::Gone);
+        }
+        match self.tx.try_send(frame) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => {
+                tracing::info!(
+                    tenant = %self.claims.tenant,
+                    user = %self.claims.user,
+                    "outbox full: closing a client that does not read"
+                );
+                self.close(CLOSE_SLOW_CONSUMER, "not reading fast enough");
+                Err(PushError::Gone)
+            }
+            Err(TrySendError::Closed(_)) => Err(PushError::Gone),
         }
     }
 
-    /// Asks the socket to close without waiting (used at shutdown and by DELETE).
+    /// Asks the socket to close. Never waits, and never queues behind frames: the socket
+    /// task watches this signal separately. The first request wins.
     pub fn close(&self, code: u16, reason: &'static str) {
-        let _ = self.tx.try_send(Outgoing::Close(code, reason));
+        self.close.send_if_modified(|current| {
+            if current.is_some() {
+                return false;
+            }
+            *current = Some(CloseRequest { code, reason });
+            true
+        });
     }
 }
 
@@ -68,26 +110,84 @@ fn now_millis() -> i64 {
     i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
 }
 
+/// Connection caps (SPEC §13).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// `MAX_CONNECTIONS`: live sockets of this process (503 at the handshake beyond).
+    pub max_connections: usize,
+    /// `MAX_CONNECTIONS_PER_USER`: live sockets of one tenant's user (429 beyond).
+    pub max_per_user: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 100_000,
+            max_per_user: 100,
+        }
+    }
+}
+
+/// Why a socket was not registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RegisterError {
+    #[error("the server holds its maximum of {0} connections")]
+    ServerFull(usize),
+    #[error("this user already holds the maximum of {0} connections")]
+    UserFull(usize),
+}
+
+#[derive(Default)]
+struct Table {
+    live: HashMap<ConnectionId, Arc<LiveConnection>>,
+    per_user: HashMap<(TenantId, UserId), usize>,
+}
+
 /// The table of live sockets.
 #[derive(Default)]
 pub struct Registry {
-    live: RwLock<HashMap<ConnectionId, Arc<LiveConnection>>>,
+    table: RwLock<Table>,
+    limits: ConnectionLimits,
 }
 
 impl Registry {
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(limits: ConnectionLimits) -> Self {
+        Self {
+            table: RwLock::default(),
+            limits,
+        }
     }
 
-    /// Registers a socket; returns the receiving end its task drains.
+    /// Whether the server is at `MAX_CONNECTIONS` (checked before a token is verified).
+    pub fn is_full(&self) -> bool {
+        self.table
+            .read()
+            .map(|t| t.live.len() >= self.limits.max_connections)
+            .unwrap_or(true)
+    }
+
+    /// Registers a socket within the caps; returns the channels its task drains.
     pub fn register(
         &self,
         id: ConnectionId,
         claims: Claims,
         source_ip: IpAddr,
         user_agent: String,
-    ) -> (Arc<LiveConnection>, mpsc::Receiver<Outgoing>) {
-        let (tx, rx) = mpsc::channel(SOCKET_QUEUE_FRAMES);
+    ) -> Result<(Arc<LiveConnection>, SocketChannels), RegisterError> {
+        let mut table = self
+            .table
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if table.live.len() >= self.limits.max_connections {
+            return Err(RegisterError::ServerFull(self.limits.max_connections));
+        }
+        let user = (claims.tenant.clone(), claims.user.clone());
+        let held = table.per_user.get(&user).copied().unwrap_or(0);
+        if held >= self.limits.max_per_user {
+            return Err(RegisterError::UserFull(self.limits.max_per_user));
+        }
+        let (tx, frames) = mpsc::channel(OUTBOX_FRAMES);
+        let (close, close_rx) = watch::channel(None);
         let now = OffsetDateTime::now_utc();
         let connection = Arc::new(LiveConnection {
             claims,
@@ -96,51 +196,245 @@ impl Registry {
             source_ip,
             user_agent,
             tx,
+            close,
         });
-        if let Ok(mut live) = self.live.write() {
-            live.insert(id, connection.clone());
-        }
-        (connection, rx)
+        table.per_user.insert(user, held + 1);
+        table.live.insert(id, connection.clone());
+        Ok((
+            connection,
+            SocketChannels {
+                frames,
+                close: close_rx,
+            },
+        ))
     }
 
     pub fn unregister(&self, id: &ConnectionId) {
-        if let Ok(mut live) = self.live.write() {
-            live.remove(id);
+        let mut table = self
+            .table
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(connection) = table.live.remove(id) {
+            let user = (
+                connection.claims.tenant.clone(),
+                connection.claims.user.clone(),
+            );
+            match table.per_user.get(&user).copied() {
+                Some(n) if n > 1 => {
+                    table.per_user.insert(user, n - 1);
+                }
+                _ => {
+                    table.per_user.remove(&user);
+                }
+            }
         }
     }
 
     pub fn get(&self, id: &ConnectionId) -> Option<Arc<LiveConnection>> {
-        self.live.read().ok().and_then(|live| live.get(id).cloned())
+        self.table
+            .read()
+            .ok()
+            .and_then(|table| table.live.get(id).cloned())
     }
 
     /// Asks every socket to close with `code` (1001 "going away" at shutdown).
     pub fn close_all(&self, code: u16, reason: &'static str) {
-        if let Ok(live) = self.live.read() {
-            for connection in live.values() {
+        if let Ok(table) = self.table.read() {
+            for connection in table.live.values() {
                 connection.close(code, reason);
             }
         }
     }
 }
 
+/// The first four characters of every connection id this process makes, random per
+/// process. Two `serve` processes sharing one DynamoDB roster each find the other's
+/// connections there; the tag lets each tell "gone from here" (its own id, no socket:
+/// remove the roster item) from "another process's connection" (leave it alone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceTag(String);
+
+impl InstanceTag {
+    pub fn random() -> Self {
+        use base64::Engine;
+        let bytes: [u8; 3] = rand::random();
+        Self(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn owns(&self, id: &ConnectionId) -> bool {
+        id.as_str().starts_with(&self.0)
+    }
+}
+
 /// Posts frames to this process's sockets.
 pub struct LocalPusher {
     registry: Arc<Registry>,
+    instance: InstanceTag,
+    foreign_skipped: prometheus_client::metrics::counter::Counter,
 }
 
 impl LocalPusher {
-    pub fn new(registry: Arc<Registry>) -> Self {
-        Self { registry }
+    pub fn new(
+        registry: Arc<Registry>,
+        instance: InstanceTag,
+        foreign_skipped: prometheus_client::metrics::counter::Counter,
+    ) -> Self {
+        Self {
+            registry,
+            instance,
+            foreign_skipped,
+        }
     }
 }
 
 #[async_trait]
 impl ConnectionPusher for LocalPusher {
-    async fn push(&self, connection: &ConnectionId, frame: &str) -> Result<(), PushError> {
+    async fn push(&self, connection: &ConnectionId, frame: &Frame) -> Result<(), PushError> {
         if frame.len() > MAX_FRAME_BYTES {
             return Err(PushError::PayloadTooLarge);
         }
-        let live = self.registry.get(connection).ok_or(PushError::Gone)?;
-        live.send(Outgoing::Text(frame.to_string())).await
+        match self.registry.get(connection) {
+            Some(live) => live.send(Outgoing::Text(frame.to_ws_text())),
+            None if self.instance.owns(connection) => Err(PushError::Gone),
+            None => {
+                // Another process's socket (a shared roster table): not ours to deliver to,
+                // and never ours to remove. Each process serves only its own sockets.
+                self.foreign_skipped.inc();
+                tracing::debug!(connection_id = %connection, "connection of another instance skipped");
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+
+    fn claims(user: &str) -> Claims {
+        Claims {
+            tenant: TenantId::parse("acme").unwrap(),
+            user: UserId::parse(user).unwrap(),
+            roles: vec![],
+            admin_scope: Default::default(),
+            exp: None,
+        }
+    }
+
+    fn id(n: usize) -> ConnectionId {
+        ConnectionId::parse(format!("C{n:015}")).unwrap()
+    }
+
+    #[test]
+    fn caps_apply_per_server_and_per_user_and_free_up_on_unregister() {
+        let registry = Registry::new(ConnectionLimits {
+            max_connections: 3,
+            max_per_user: 2,
+        });
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        assert!(registry
+            .register(id(1), claims("alice"), ip, String::new())
+            .is_ok());
+        assert!(registry
+            .register(id(2), claims("alice"), ip, String::new())
+            .is_ok());
+        assert_eq!(
+            registry
+                .register(id(3), claims("alice"), ip, String::new())
+                .err(),
+            Some(RegisterError::UserFull(2))
+        );
+        assert!(registry
+            .register(id(3), claims("bob"), ip, String::new())
+            .is_ok());
+        assert!(registry.is_full());
+        assert_eq!(
+            registry
+                .register(id(4), claims("carol"), ip, String::new())
+                .err(),
+            Some(RegisterError::ServerFull(3))
+        );
+        registry.unregister(&id(1));
+        assert!(!registry.is_full());
+        assert!(registry
+            .register(id(4), claims("alice"), ip, String::new())
+            .is_ok());
+    }
+
+    fn registered() -> (Registry, ConnectionId, Arc<LiveConnection>, SocketChannels) {
+        let registry = Registry::new(ConnectionLimits::default());
+        let id = ConnectionId::parse("AAAAAAAAAAAAAAAA").unwrap();
+        let (live, channels) = registry
+            .register(
+                id.clone(),
+                claims("alice"),
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                String::new(),
+            )
+            .unwrap();
+        (registry, id, live, channels)
+    }
+
+    #[tokio::test]
+    async fn only_own_ids_are_reported_gone() {
+        let tag = InstanceTag("Abcd".into());
+        let pusher = LocalPusher::new(
+            Arc::new(Registry::new(ConnectionLimits::default())),
+            tag.clone(),
+            Default::default(),
+        );
+        let frame = Frame::from("x");
+        let own = ConnectionId::parse("Abcd000000000000").unwrap();
+        let foreign = ConnectionId::parse("Wxyz000000000000").unwrap();
+        assert_eq!(pusher.push(&own, &frame).await, Err(PushError::Gone));
+        assert_eq!(pusher.push(&foreign, &frame).await, Ok(()));
+        assert_eq!(pusher.foreign_skipped.get(), 1);
+        assert_eq!(InstanceTag::random().as_str().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_full_outbox_closes_with_1008_and_reports_gone_without_waiting() {
+        let (registry, id, _live, channels) = registered();
+        let pusher = LocalPusher::new(
+            Arc::new(registry),
+            InstanceTag("AAAA".into()),
+            Default::default(),
+        );
+        let frame = Frame::from("x");
+        for _ in 0..OUTBOX_FRAMES {
+            assert_eq!(pusher.push(&id, &frame).await, Ok(()));
+        }
+        assert_eq!(pusher.push(&id, &frame).await, Err(PushError::Gone));
+        assert_eq!(
+            *channels.close.borrow(),
+            Some(CloseRequest {
+                code: CLOSE_SLOW_CONSUMER,
+                reason: "not reading fast enough"
+            })
+        );
+        // Closing: later posts are gone at once too.
+        assert_eq!(pusher.push(&id, &frame).await, Err(PushError::Gone));
+    }
+
+    #[tokio::test]
+    async fn close_is_signalled_outside_the_frame_queue_and_first_request_wins() {
+        let (_registry, _id, live, mut channels) = registered();
+        for _ in 0..OUTBOX_FRAMES {
+            live.send(Outgoing::Text("x".into())).unwrap();
+        }
+        live.close(1000, "deleted");
+        live.close(1001, "server shutting down");
+        assert!(channels.close.has_changed().unwrap());
+        assert_eq!(
+            channels.close.borrow_and_update().map(|c| c.code),
+            Some(1000)
+        );
+        assert_eq!(channels.frames.len(), OUTBOX_FRAMES);
     }
 }

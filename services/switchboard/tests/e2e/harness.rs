@@ -26,6 +26,8 @@ pub enum Backend {
 /// A running `switchboard serve`, killed on drop.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The `@connections` listener.
+    pub management_addr: SocketAddr,
     child: Child,
 }
 
@@ -42,39 +44,93 @@ pub fn dynamodb_endpoint() -> String {
     )
 }
 
+/// `switchboard serve <args>` with a clean environment plus `envs`.
+pub fn serve_command(args: &[&str], envs: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    command
+        .arg("serve")
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env(
+            "RUST_LOG",
+            if std::env::var("TEST_LOG").is_ok() {
+                "debug"
+            } else {
+                "warn"
+            },
+        )
+        .stdout(Stdio::piped())
+        .stderr(if std::env::var("TEST_LOG").is_ok() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        });
+    for (key, value) in envs {
+        command.env(key, value);
+    }
+    command
+}
+
+/// Runs `serve` expecting it to refuse to start: its exit status and stderr.
+pub fn serve_refused(args: &[&str], envs: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
+    let mut command = serve_command(args, envs);
+    command.stderr(Stdio::piped()).stdout(Stdio::null());
+    let mut child = command.spawn().expect("switchboard binary starts");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve {args:?} kept running; expected a start-up refusal");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().expect("output");
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 impl TestServer {
     pub fn start(backend: Backend) -> Self {
         Self::start_with(backend, &[], &[])
     }
 
     pub fn start_with(backend: Backend, args: &[&str], envs: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
-        command
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--visibility-timeout",
-                "100ms",
-            ])
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("JWT_HS256_SECRET", SECRET)
-            .env(
-                "RUST_LOG",
-                if std::env::var("TEST_LOG").is_ok() {
-                    "debug"
-                } else {
-                    "warn"
-                },
-            )
-            .stdout(Stdio::piped())
-            .stderr(if std::env::var("TEST_LOG").is_ok() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            });
+        let mut all = vec![("JWT_HS256_SECRET", SECRET)];
+        all.extend_from_slice(envs);
+        Self::start_raw(backend, args, &all)
+    }
+
+    /// Starts `serve` with exactly these variables (no JWT secret unless given).
+    pub fn start_raw(backend: Backend, args: &[&str], envs: &[(&str, &str)]) -> Self {
+        Self::start_logged(backend, args, envs, None)
+    }
+
+    /// Like [`TestServer::start_with`], with the server's stderr (its logs) written to
+    /// `stderr` when given.
+    pub fn start_logged(
+        backend: Backend,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        stderr: Option<std::fs::File>,
+    ) -> Self {
+        let mut all = vec!["--listen", "127.0.0.1:0"];
+        if !args.contains(&"--visibility-timeout") {
+            all.extend(["--visibility-timeout", "100ms"]);
+        }
+        if !args.contains(&"--management-listen") {
+            all.extend(["--management-listen", "127.0.0.1:0"]);
+        }
+        all.extend_from_slice(args);
+        let mut command = serve_command(&all, envs);
+        if let Some(file) = stderr {
+            command.stderr(file);
+        }
         if backend == Backend::Dynamodb {
             let table = format!("e2e-{}", uuid::Uuid::new_v4());
             command
@@ -85,30 +141,39 @@ impl TestServer {
                 .env("AWS_SECRET_ACCESS_KEY", "local")
                 .env("AWS_REGION", "us-east-1");
         }
-        for (key, value) in envs {
-            command.env(key, value);
-        }
         let mut child = command.spawn().expect("switchboard binary starts");
         let stdout = child.stdout.take().expect("stdout piped");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("switchboard listening on http://") {
-                    let addr = rest
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_string();
-                    let _ = tx.send(addr);
+                for prefix in [
+                    "switchboard listening on http://",
+                    "switchboard management API on http://",
+                ] {
+                    if let Some(rest) = line.strip_prefix(prefix) {
+                        let addr = rest
+                            .split(['/', ' '])
+                            .next()
+                            .unwrap_or_default()
+                            .to_string();
+                        let _ = tx.send(addr);
+                    }
                 }
             }
         });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("server printed its address")
-            .parse()
-            .expect("address parses");
-        TestServer { addr, child }
+        let next_addr = || -> SocketAddr {
+            rx.recv_timeout(Duration::from_secs(60))
+                .expect("server printed its addresses")
+                .parse()
+                .expect("address parses")
+        };
+        let addr = next_addr();
+        let management_addr = next_addr();
+        TestServer {
+            addr,
+            management_addr,
+            child,
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -128,6 +193,11 @@ impl TestServer {
 
     pub fn http(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// A URL on the management listener.
+    pub fn management(&self, path: &str) -> String {
+        format!("http://{}{path}", self.management_addr)
     }
 
     pub fn ws_url(&self) -> String {

@@ -4,6 +4,7 @@
 //! runs twice: with the memory roster and with `--roster dynamodb` on DynamoDB Local.
 
 mod cli;
+mod hardening;
 mod harness;
 mod scenarios;
 

@@ -1,0 +1,95 @@
+//! The accept loop of both listeners: axum's `serve` without a timer, so hyper's
+//! header-read timeout would be inactive. Here every connection gets
+//! `HEADER_READ_TIMEOUT_SECS` (default 30) to send its request headers (slow-loris
+//! clients are dropped),
+//! the peer address as `ConnectInfo`, WebSocket upgrades, and a graceful stop.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+/// Serves `router` on `listener` until `stop` turns true; then stops accepting, lets
+/// in-progress requests finish and waits (at most `grace`) for the connections to end.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    mut stop: watch::Receiver<bool>,
+    header_read_timeout: Duration,
+    grace: Duration,
+) {
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    let builder = Arc::new(builder);
+    // Every connection task holds a receiver; all dropped = all connections ended.
+    let (all_done, alive) = watch::channel(());
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = async { stop.wait_for(|stop| *stop).await.map(|_| ()) } => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let service = router
+            .clone()
+            .map_request(move |request: hyper::Request<Incoming>| {
+                let mut request = request.map(Body::new);
+                request
+                    .extensions_mut()
+                    .insert(ConnectInfo::<SocketAddr>(peer));
+                request
+            })
+            .map_err(|never: Infallible| never);
+        let builder = builder.clone();
+        let mut stop = stop.clone();
+        let alive = alive.clone();
+        tokio::spawn(async move {
+            let connection = builder.serve_connection_with_upgrades(
+                TokioIo::new(stream),
+                TowerToHyperService::new(service),
+            );
+            tokio::pin!(connection);
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(error) = result {
+                        tracing::debug!(%error, peer = %peer, "connection ended with an error");
+                    }
+                }
+                _ = async { stop.wait_for(|stop| *stop).await.map(|_| ()) } => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+            drop(alive);
+        });
+    }
+    drop(alive);
+    drop(listener);
+    if tokio::time::timeout(grace, all_done.closed())
+        .await
+        .is_err()
+    {
+        tracing::warn!("shutdown: HTTP connections still open after the drain bound");
+    }
+}
