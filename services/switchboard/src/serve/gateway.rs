@@ -224,7 +224,7 @@ async fn run_socket(
             if request.code == CLOSE_SLOW_CONSUMER {
                 tracing::info!(connection_id = %id, reason = request.reason, "closing a slow consumer");
             }
-            close_handshake(&mut socket, request).await;
+            Box::pin(close_handshake(&mut socket, request)).await;
         }
         Ending::Broken => {}
     }
@@ -306,13 +306,14 @@ async fn drive(
                 live.touch();
                 idle.as_mut().reset(tokio::time::Instant::now() + app.limits.idle_timeout);
                 let reply = Message::Text(reply.to_json().into());
-                if let Err(ending) = write(socket, reply, None, send_timeout, &mut channels.close).await {
+                // Boxed: an idle socket's task then holds no room for a write in progress.
+                if let Err(ending) = Box::pin(write(socket, reply, None, send_timeout, &mut channels.close)).await {
                     return ending;
                 }
             }
             frame = channels.frames.recv() => {
                 let Some(frame) = frame else { return Ending::Broken };
-                if let Err(ending) = write(socket, frame.into(), Some(&mut channels.frames), send_timeout, &mut channels.close).await {
+                if let Err(ending) = Box::pin(write(socket, frame.into(), Some(&mut channels.frames), send_timeout, &mut channels.close)).await {
                     return ending;
                 }
             }
