@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
 use switchboard_core::auth::{mint_hs256_with, AuthConfig, KeySource, MintOptions, ShortSecret};
 use switchboard_core::config::ConnectConfig;
+use switchboard_core::history::{HistoryConfig, HistoryStore, MemoryHistoryStore};
 use switchboard_core::publisher::PublisherConfig;
 use switchboard_core::queue::MessageQueue;
 use switchboard_core::roster::RosterStore;
@@ -241,6 +242,9 @@ async fn serve_command(args: ServeArgs) -> Result<(), CliError> {
         ConnectConfig::from_lookup(lookup).map_err(|e| CliError::Config(e.to_string()))?;
     let (auth, dev_secret) = auth_settings(&args)?;
     let roster = build_roster(&args).await?;
+    let history_config =
+        HistoryConfig::from_lookup(lookup).map_err(|e| CliError::Config(e.to_string()))?;
+    let history = build_history(&args, &history_config).await?;
     let management_credentials = management_credentials()?;
     let settings = ServeSettings {
         listen: args.listen,
@@ -248,6 +252,8 @@ async fn serve_command(args: ServeArgs) -> Result<(), CliError> {
         management_credentials: management_credentials.clone(),
         stage: args.stage.clone(),
         roster,
+        history,
+        history_config,
         auth,
         dev_secret: dev_secret.clone(),
         connect,
@@ -358,6 +364,38 @@ fn auth_settings(args: &ServeArgs) -> Result<(AuthConfig, Option<Vec<u8>>), CliE
                  JWT_ISSUERS_FILE, or drop --dev"
                     .into(),
             ))
+        }
+    }
+}
+
+/// The history store: in memory, or the `HISTORY_TABLE` table beside a DynamoDB roster
+/// (made on demand against DynamoDB Local, or with `--create-table`).
+async fn build_history(
+    args: &ServeArgs,
+    config: &HistoryConfig,
+) -> Result<Arc<dyn HistoryStore>, CliError> {
+    match args.roster {
+        RosterKind::Memory => Ok(Arc::new(MemoryHistoryStore::new(config.max_per_stream))),
+        RosterKind::Dynamodb => {
+            let dynamo = switchboard_aws::DynamoConfig::from_lookup(env)
+                .map_err(|e| CliError::Config(e.to_string()))?;
+            let client = switchboard_aws::dynamodb_client(&dynamo).await;
+            if config.enabled() && (args.create_table || dynamo.endpoint.is_some()) {
+                if let Err(e) = switchboard_aws::create_history_table(&client, &config.table).await
+                {
+                    if args.create_table {
+                        return Err(CliError::Failed(format!(
+                            "creating table {}: {e}",
+                            config.table
+                        )));
+                    }
+                    tracing::warn!(table = %config.table, error = %e, "could not ensure the history table exists");
+                }
+            }
+            Ok(Arc::new(switchboard_aws::DynamoHistoryStore::new(
+                client,
+                config.table.clone(),
+            )))
         }
     }
 }

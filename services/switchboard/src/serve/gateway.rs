@@ -36,6 +36,8 @@ const WRITE_BUFFER_BYTES: usize = 0;
 const MAX_CONNECTION_SECS: u64 = 2 * 60 * 60;
 /// Frames written before one flush, when several are waiting.
 const WRITE_BATCH_FRAMES: usize = 32;
+/// Close code when the connection's token expired (not refreshed in band).
+const CLOSE_TOKEN_EXPIRED: u16 = 4001;
 /// Longest wait for each step of a close handshake (our frame out, the client's back).
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
@@ -273,6 +275,9 @@ async fn drive(
     tokio::pin!(deadline);
     let idle = tokio::time::sleep(app.limits.idle_timeout);
     tokio::pin!(idle);
+    // The token's expiry (plus the leeway): 4001 unless the client refreshes in band.
+    let token_expiry = tokio::time::sleep_until(token_instant(app, &live.claims));
+    tokio::pin!(token_expiry);
     let send_timeout = app.limits.send_timeout;
     loop {
         tokio::select! {
@@ -289,12 +294,13 @@ async fn drive(
             _ = &mut idle => {
                 return Ending::Close(CloseRequest { code: 1001, reason: "idle timeout" });
             }
+            _ = &mut token_expiry => {
+                return Ending::Close(CloseRequest { code: CLOSE_TOKEN_EXPIRED, reason: "token expired" });
+            }
             incoming = socket.recv() => {
-                let reply = match incoming {
-                    Some(Ok(Message::Text(text))) => {
-                        connection::reply_to(text.as_str(), id.as_str(), &live.claims)
-                    }
-                    Some(Ok(Message::Binary(_))) => connection::reply_to("", id.as_str(), &live.claims),
+                let text = match incoming {
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(Message::Binary(_))) => Default::default(),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
                         live.touch();
                         idle.as_mut().reset(tokio::time::Instant::now() + app.limits.idle_timeout);
@@ -305,10 +311,23 @@ async fn drive(
                 };
                 live.touch();
                 idle.as_mut().reset(tokio::time::Instant::now() + app.limits.idle_timeout);
-                let reply = Message::Text(reply.to_json().into());
-                // Boxed: an idle socket's task then holds no room for a write in progress.
-                if let Err(ending) = Box::pin(write(socket, reply, None, send_timeout, &mut channels.close)).await {
-                    return ending;
+                // Boxed: an idle socket's task then holds no room for an action or a write
+                // in progress.
+                let outcome = Box::pin(connection::handle_client_frame(
+                    &app.actions,
+                    text.as_str(),
+                    id.as_str(),
+                    &live.claims,
+                ))
+                .await;
+                if let Some(fresh) = &outcome.refreshed {
+                    token_expiry.as_mut().reset(token_instant(app, fresh));
+                }
+                for reply in outcome.frames {
+                    let reply = Message::Text(reply.into());
+                    if let Err(ending) = Box::pin(write(socket, reply, None, send_timeout, &mut channels.close)).await {
+                        return ending;
+                    }
                 }
             }
             frame = channels.frames.recv() => {
@@ -319,6 +338,17 @@ async fn drive(
             }
         }
     }
+}
+
+/// When a connection with these claims must end: its token's `exp` plus the verifier's
+/// leeway (far in the future for a token without `exp`, which the verifier never accepts).
+fn token_instant(app: &App, claims: &switchboard_model::Claims) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    let Some(deadline) = connection::token_deadline(claims, app.verifier.leeway_secs()) else {
+        return now + Duration::from_secs(MAX_CONNECTION_SECS);
+    };
+    let left = deadline.saturating_sub(OffsetDateTime::now_utc().unix_timestamp());
+    now + Duration::from_secs(u64::try_from(left).unwrap_or(0))
 }
 
 impl From<Outgoing> for Message {

@@ -26,6 +26,9 @@ use axum::{Json, Router};
 use serde_json::json;
 use switchboard_core::auth::{AuthConfig, Verifier};
 use switchboard_core::config::ConnectConfig;
+use switchboard_core::connection::ActionDeps;
+use switchboard_core::history::{HistoryConfig, HistoryStore};
+use switchboard_core::presence::PresenceApi;
 use switchboard_core::publish_api::PublishApi;
 use switchboard_core::publisher::{Publisher, PublisherConfig, PublisherPorts};
 use switchboard_core::roster::{MemoryRosterStore, RosterStore};
@@ -57,6 +60,9 @@ pub struct ServeSettings {
     pub management_credentials: Option<ManagementCredentials>,
     pub stage: String,
     pub roster: Arc<dyn RosterStore>,
+    /// Where messages are recorded for `resume`.
+    pub history: Arc<dyn HistoryStore>,
+    pub history_config: HistoryConfig,
     pub auth: AuthConfig,
     /// Dev mode: the secret was generated for this process; the demo page and
     /// `/dev/token` are served.
@@ -103,6 +109,8 @@ pub struct App {
     pub dev_secret: Option<Vec<u8>>,
     /// Prefix of this process's connection ids.
     pub instance: InstanceTag,
+    /// What the client actions (`resume`, `refresh`) need.
+    pub actions: ActionDeps,
 }
 
 /// The memory roster, as `Arc<dyn RosterStore>`.
@@ -178,7 +186,8 @@ impl Server {
                 work_queue: queue.clone(),
             },
             settings.publisher.clone(),
-        );
+        )
+        .with_history(settings.history.clone(), &settings.history_config);
         let app = Arc::new(App {
             stage: settings.stage.clone(),
             registry: registry.clone(),
@@ -190,12 +199,24 @@ impl Server {
             queue: queue.clone(),
             dev_secret: settings.dev_secret.clone(),
             instance,
+            actions: ActionDeps {
+                history: settings.history.clone(),
+                history_config: settings.history_config.clone(),
+                verifier: Some(verifier.clone()),
+            },
         });
         let publish = PublishApi {
-            verifier,
+            verifier: verifier.clone(),
             queue: queue.clone(),
         }
-        .router();
+        .router()
+        .merge(
+            PresenceApi {
+                verifier,
+                roster: settings.roster.clone(),
+            }
+            .router(),
+        );
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .map_err(|source| StartError::Listen {

@@ -71,10 +71,14 @@ async fn token_and_publish_commands_reach_a_client() {
         serde_json::from_str::<Value>(&stdout).unwrap(),
         json!({"id":"cli-1"})
     );
-    assert_eq!(
-        client.next_json().await,
-        json!({"id":"cli-1","data":{"via":"cli"}})
-    );
+    let mut frame = client.next_json().await;
+    let cursor = frame
+        .as_object_mut()
+        .unwrap()
+        .remove("cursor")
+        .expect("a users message is recorded: its frame carries a cursor");
+    assert!(cursor.as_str().is_some_and(|c| c.len() > 14), "{cursor}");
+    assert_eq!(frame, json!({"id":"cli-1","data":{"via":"cli"}}));
 
     // Refusals are reported with the server's answer and a failing exit code.
     let (ok, _, stderr) = switchboard(

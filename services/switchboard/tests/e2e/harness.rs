@@ -136,6 +136,7 @@ impl TestServer {
             command
                 .args(["--roster", "dynamodb", "--create-table"])
                 .env("DYNAMODB_ENDPOINT", dynamodb_endpoint())
+                .env("HISTORY_TABLE", format!("{table}-history"))
                 .env("ROSTER_TABLE", table)
                 .env("AWS_ACCESS_KEY_ID", "local")
                 .env("AWS_SECRET_ACCESS_KEY", "local")

@@ -6,7 +6,11 @@
 mod cli;
 mod hardening;
 mod harness;
+mod history;
 mod scenarios;
+
+use history::*;
+use scenarios::*;
 
 macro_rules! both_rosters {
     ($($name:ident),* $(,)?) => {
@@ -16,12 +20,12 @@ macro_rules! both_rosters {
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn memory_roster() {
-                    super::scenarios::$name(Backend::Memory).await;
+                    super::$name(Backend::Memory).await;
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn dynamodb_roster() {
-                    super::scenarios::$name(Backend::Dynamodb).await;
+                    super::$name(Backend::Dynamodb).await;
                 }
             }
         )*
@@ -38,7 +42,17 @@ both_rosters!(
     graceful_shutdown_closes_sockets_with_1001,
     connections_close_when_their_roster_item_expires,
     sharded_fan_out_reaches_each_connection_once,
+    resume_after_a_reconnect_gets_exactly_what_was_missed,
+    resume_past_retention_is_incomplete,
+    concurrent_publishers_and_a_resuming_client_lose_nothing,
+    presence_follows_connections,
+    token_expiry_closes_unless_refreshed,
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_pages_a_large_tenant() {
+    history::presence_pages_a_large_tenant(harness::Backend::Memory).await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_roster_redelivers_then_dead_letters() {
