@@ -3,6 +3,7 @@
 //!   - the server's resident memory per connection (VmRSS growth / N),
 //!   - publish→frame latency (HTTP POST until the frame arrives) p50/p99 to one user while
 //!     those connections are attached,
+//!   - with `resume` as the third argument: the time to resume 500 missed messages;
 //!   - with `broadcast` as the third argument: 10 tenant-wide messages to all N+1
 //!     connections (all of tenant `bench`, every one reading), the server's CPU time per
 //!     delivered frame (utime+stime from /proc/<pid>/stat) and deliveries per second.
@@ -175,10 +176,84 @@ async fn main() {
         let _ = child.wait();
         return;
     }
-    let _ = target.send(Message::Close(None)).await;
+    if std::env::args().nth(3).as_deref() == Some("resume") {
+        let _ = target.send(Message::Close(None)).await;
+        resume(&url, &http, &publish_url, &publisher).await;
+    } else {
+        let _ = target.send(Message::Close(None)).await;
+    }
     drop(idle);
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// With `resume` as the third argument: a client receives one message (its cursor), goes
+/// away, misses 500 messages, reconnects and resumes: the time from sending `resume` to the
+/// `resumed` frame, and what it says.
+async fn resume(url: &str, http: &reqwest::Client, publish_url: &str, publisher: &str) {
+    const MISSED: usize = 500;
+    let connect = || async {
+        tokio_tungstenite::connect_async(format!("{url}?token={}", token("resumer", &[])))
+            .await
+            .unwrap()
+            .0
+    };
+    let publish = |id: String| {
+        let envelope = json!({"id": id, "target": {"type":"users","tenant":"bench","users":["resumer"]}, "data": {"n": id}});
+        http.post(publish_url)
+            .bearer_auth(publisher)
+            .json(&envelope)
+            .send()
+    };
+    let mut client = connect().await;
+    assert_eq!(publish("seen".into()).await.unwrap().status().as_u16(), 202);
+    let since = loop {
+        if let Message::Text(text) = client.next().await.unwrap().unwrap() {
+            let frame: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+            match frame["cursor"].as_str() {
+                Some(cursor) => break cursor.to_string(),
+                None => {
+                    println!("resume: frames carry no cursor (history is off): nothing to measure");
+                    return;
+                }
+            }
+        }
+    };
+    let _ = client.send(Message::Close(None)).await;
+    drop(client);
+    for i in 0..MISSED {
+        assert_eq!(
+            publish(format!("missed-{i}"))
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+            202
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut client = connect().await;
+    let started = Instant::now();
+    client
+        .send(Message::Text(
+            json!({"action":"resume","since":since}).to_string().into(),
+        ))
+        .await
+        .unwrap();
+    let mut frames = 0;
+    let resumed = loop {
+        if let Message::Text(text) = client.next().await.unwrap().unwrap() {
+            let frame: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+            if frame["type"] == "resumed" {
+                break frame;
+            }
+            frames += 1;
+        }
+    };
+    println!(
+        "resume of {MISSED} missed messages: {frames} frames then {resumed} in {:.1} ms",
+        started.elapsed().as_secs_f64() * 1e3
+    );
 }
 
 /// CPU time (user + system) of a process, in microseconds.
