@@ -8,14 +8,14 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use switchboard_core::history::{
     Cursor, HistoryEntry, HistoryError, HistoryStore, Stream, StreamRead,
 };
 use time::OffsetDateTime;
 
-use super::{backoff, unavailable, BATCH_ATTEMPTS, BATCH_WRITE_LIMIT, PK, SK, TTL_ATTRIBUTE};
+use super::{put_items, unavailable, BATCH_WRITE_LIMIT, PK, SK, TTL_ATTRIBUTE};
 
 const ID: &str = "id";
 const FRAME: &str = "frame";
@@ -85,41 +85,10 @@ fn entry(item: &HashMap<String, AttributeValue>) -> Option<HistoryEntry> {
 impl HistoryStore for DynamoHistoryStore {
     async fn append(&self, entry: &HistoryEntry, streams: &[Stream]) -> Result<(), HistoryError> {
         for chunk in streams.chunks(BATCH_WRITE_LIMIT) {
-            let mut requests = chunk
-                .iter()
-                .map(|stream| {
-                    PutRequest::builder()
-                        .set_item(Some(item(entry, stream)))
-                        .build()
-                        .map(|put| WriteRequest::builder().put_request(put).build())
-                        .map_err(|e| HistoryError::Unavailable(format!("BatchWriteItem: {e}")))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            for attempt in 0..BATCH_ATTEMPTS {
-                if requests.is_empty() {
-                    break;
-                }
-                if attempt > 0 {
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                let output = self
-                    .client
-                    .batch_write_item()
-                    .request_items(self.table.clone(), requests)
-                    .send()
-                    .await
-                    .map_err(|e| history_error(unavailable("BatchWriteItem", e)))?;
-                requests = output
-                    .unprocessed_items
-                    .and_then(|mut m| m.remove(&self.table))
-                    .unwrap_or_default();
-            }
-            if !requests.is_empty() {
-                return Err(HistoryError::Unavailable(format!(
-                    "BatchWriteItem: {} items unprocessed after {BATCH_ATTEMPTS} attempts",
-                    requests.len()
-                )));
-            }
+            let items = chunk.iter().map(|stream| item(entry, stream)).collect();
+            put_items(&self.client, &self.table, items)
+                .await
+                .map_err(history_error)?;
         }
         Ok(())
     }

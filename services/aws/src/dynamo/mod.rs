@@ -295,43 +295,8 @@ impl DynamoRosterStore {
     }
 
     async fn batch_write(&self, chunk: &[ConnectionRecord]) -> Result<(), RosterError> {
-        let mut requests = chunk
-            .iter()
-            .map(|r| {
-                PutRequest::builder()
-                    .set_item(Some(record_to_item(r)))
-                    .build()
-                    .map(|put| WriteRequest::builder().put_request(put).build())
-                    .map_err(|e| RosterError::Unavailable(format!("BatchWriteItem request: {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        for attempt in 0..BATCH_ATTEMPTS {
-            if requests.is_empty() {
-                return Ok(());
-            }
-            if attempt > 0 {
-                tokio::time::sleep(backoff(attempt)).await;
-            }
-            let output = self
-                .client
-                .batch_write_item()
-                .request_items(self.table.clone(), requests)
-                .send()
-                .await
-                .map_err(|e| unavailable("BatchWriteItem", e))?;
-            requests = output
-                .unprocessed_items
-                .and_then(|mut m| m.remove(&self.table))
-                .unwrap_or_default();
-        }
-        if requests.is_empty() {
-            Ok(())
-        } else {
-            Err(RosterError::Unavailable(format!(
-                "BatchWriteItem: {} items still unprocessed after {BATCH_ATTEMPTS} attempts",
-                requests.len()
-            )))
-        }
+        let items = chunk.iter().map(record_to_item).collect();
+        put_items(&self.client, &self.table, items).await
     }
 
     /// One `Query` with `key_name = :v` on the table or an index, every page (the SDK's
@@ -434,6 +399,51 @@ impl DynamoRosterStore {
                 .and_then(|mut m| m.remove(&self.table));
         }
         Ok((records, stats))
+    }
+}
+
+/// Writes up to [`BATCH_WRITE_LIMIT`] items with one `BatchWriteItem`, retrying the
+/// unprocessed ones with backoff (at most [`BATCH_ATTEMPTS`] requests).
+pub(crate) async fn put_items(
+    client: &Client,
+    table: &str,
+    items: Vec<HashMap<String, AttributeValue>>,
+) -> Result<(), RosterError> {
+    let mut requests = items
+        .into_iter()
+        .map(|item| {
+            PutRequest::builder()
+                .set_item(Some(item))
+                .build()
+                .map(|put| WriteRequest::builder().put_request(put).build())
+                .map_err(|e| RosterError::Unavailable(format!("BatchWriteItem request: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    for attempt in 0..BATCH_ATTEMPTS {
+        if requests.is_empty() {
+            return Ok(());
+        }
+        if attempt > 0 {
+            tokio::time::sleep(backoff(attempt)).await;
+        }
+        let output = client
+            .batch_write_item()
+            .request_items(table, requests)
+            .send()
+            .await
+            .map_err(|e| unavailable("BatchWriteItem", e))?;
+        requests = output
+            .unprocessed_items
+            .and_then(|mut m| m.remove(table))
+            .unwrap_or_default();
+    }
+    if requests.is_empty() {
+        Ok(())
+    } else {
+        Err(RosterError::Unavailable(format!(
+            "BatchWriteItem: {} items still unprocessed after {BATCH_ATTEMPTS} attempts",
+            requests.len()
+        )))
     }
 }
 
