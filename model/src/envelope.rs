@@ -102,7 +102,7 @@ impl Envelope {
         Self::from_value(value)
     }
 
-    /// Whether `body` claims to be an envelope: any JSON object does (SPEC §13), so a
+    /// Whether `body` claims to be an envelope: any JSON object does (docs/design.md: The one-machine binary), so a
     /// mistyped envelope (`{"Target":…}`) is dead-lettered, never sent raw. Only bodies
     /// that are not JSON objects are what `LEGACY_BROADCAST` sends verbatim.
     pub fn looks_like_envelope(body: &[u8]) -> bool {

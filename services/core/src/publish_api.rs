@@ -1,4 +1,4 @@
-//! The publish API (SPEC §6) as an `axum::Router`: `POST /v1/messages`.
+//! The publish API (docs/design.md: Publish API) as an `axum::Router`: `POST /v1/messages`.
 //!
 //! The same router runs in the `publish-api` Lambda (through `lambda_http`, enqueuing to
 //! SQS) and in `switchboard serve` (enqueuing in-process). Checks, in order: a valid bearer
@@ -147,7 +147,7 @@ pub async fn authenticate(verifier: &Verifier, headers: &HeaderMap) -> Result<Cl
     })
 }
 
-/// Whether `claims` may publish to `target` (SPEC §6, §14): `broadcast` needs a global
+/// Whether `claims` may publish to `target` (docs/design.md: Publish API; Identity per issuer): `broadcast` needs a global
 /// admin; a tenant's targets need an admin of that tenant (a global admin, or a
 /// tenant-scoped admin of its own tenant) or a publisher of it.
 pub fn authorize(claims: &Claims, target: &Target) -> Result<(), ApiError> {

@@ -1,4 +1,4 @@
-//! Command-line interface: flags mirror the environment variables of SPEC §9.
+//! Command-line interface: flags mirror the environment variables of docs/design.md: Configuration.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

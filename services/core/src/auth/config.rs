@@ -1,4 +1,4 @@
-//! [`AuthConfig`]: the identity settings of SPEC §2/§9, parsed once from a lookup function.
+//! [`AuthConfig`]: the identity settings of docs/design.md: Identity/§9, parsed once from a lookup function.
 //!
 //! Key sources are exclusive: exactly one of `JWT_HS256_SECRET`, `JWT_JWKS_FILE`,
 //! `JWT_JWKS_URL` may be set. When none is set, [`AuthConfig::from_lookup`] still succeeds
@@ -69,7 +69,7 @@ pub enum KeySource {
     JwksFile(PathBuf),
     /// `JWT_JWKS_URL`: fetched, cached, refreshed on an unknown `kid` (rate-limited).
     JwksUrl(String),
-    /// `JWT_ISSUERS_FILE` (SPEC §14): keys, audience, tenants and admin scope per issuer.
+    /// `JWT_ISSUERS_FILE` (docs/design.md: Identity per issuer): keys, audience, tenants and admin scope per issuer.
     Issuers(IssuersConfig),
 }
 

@@ -78,7 +78,7 @@ pub struct ServeSettings {
     pub header_read_timeout: Duration,
 }
 
-/// Per-socket limits (SPEC §13).
+/// Per-socket limits (docs/design.md: The one-machine binary).
 #[derive(Debug, Clone, Copy)]
 pub struct SocketLimits {
     /// `SEND_TIMEOUT_SECS`: longest write to a client; beyond, the socket is closed (1008).
@@ -292,7 +292,7 @@ impl Server {
         })
     }
 
-    /// Graceful stop (SPEC §13): publishes are refused (503) at once; the queue is
+    /// Graceful stop (docs/design.md: The one-machine binary): publishes are refused (503) at once; the queue is
     /// drained — delivered, or given up on — within the drain timeout; then the sockets
     /// are closed with 1001 and the listeners stop. The id of every message still queued
     /// at the end is logged.

@@ -110,7 +110,7 @@ fn now_millis() -> i64 {
     i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
 }
 
-/// Connection caps (SPEC §13).
+/// Connection caps (docs/design.md: The one-machine binary).
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
     /// `MAX_CONNECTIONS`: live sockets of this process (503 at the handshake beyond).

@@ -1,4 +1,4 @@
-//! SigV4 verification of `@connections` requests (SPEC §13), when
+//! SigV4 verification of `@connections` requests (docs/design.md: The one-machine binary), when
 //! `MANAGEMENT_ACCESS_KEY_ID` and `MANAGEMENT_SECRET_ACCESS_KEY` are configured.
 //!
 //! The signature is recomputed with the `aws-sigv4` crate — the signer the AWS SDKs use —
