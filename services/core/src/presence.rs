@@ -13,6 +13,7 @@
 
 use std::sync::Arc;
 
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::routing::get;
@@ -88,10 +89,12 @@ fn connected_at(record: &ConnectionRecord) -> String {
 async fn tenant_presence(
     State(api): State<PresenceApi>,
     headers: HeaderMap,
-    Path(tenant): Path<String>,
-    Query(params): Query<PageParams>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<PageParams>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let claims = authenticate(&api.verifier, &headers).await?;
+    let Path(tenant) = path.map_err(|e| ApiError::InvalidRequest(e.body_text()))?;
+    let Query(params) = query.map_err(|e| ApiError::InvalidRequest(e.body_text()))?;
     let tenant = tenant_id(tenant)?;
     let limit = match params.limit.as_deref() {
         None => MAX_PRESENCE_LIMIT,
@@ -132,9 +135,10 @@ async fn tenant_presence(
 async fn user_presence(
     State(api): State<PresenceApi>,
     headers: HeaderMap,
-    Path((tenant, user)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let claims = authenticate(&api.verifier, &headers).await?;
+    let Path((tenant, user)) = path.map_err(|e| ApiError::InvalidRequest(e.body_text()))?;
     let tenant = tenant_id(tenant)?;
     let user = UserId::parse(user).map_err(|e| ApiError::InvalidRequest(format!("user: {e}")))?;
     may_read_presence(&claims, &tenant)?;
