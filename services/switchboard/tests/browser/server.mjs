@@ -12,8 +12,9 @@ export const binary = process.env.SWITCHBOARD_BIN;
 const chromiumPath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 
 /** `serve` with `env` added, on `listen` (default any free port); in dev mode (no JWT
- *  configuration) unless `dev` is false. Resolves to { child, base }. */
-export function startServer(env = {}, listen = "127.0.0.1:0", { dev = true } = {}) {
+ *  configuration) unless `dev` is false; `args` are added to the command line.
+ *  Resolves to { child, base }. */
+export function startServer(env = {}, listen = "127.0.0.1:0", { dev = true, args: extra = [] } = {}) {
   if (!binary) throw new Error("SWITCHBOARD_BIN must point at the switchboard binary");
   // Newer binaries make dev mode explicit and serve the management API on its own
   // listener: ask for dev mode, and a free port for that listener, when the flags exist.
@@ -21,6 +22,7 @@ export function startServer(env = {}, listen = "127.0.0.1:0", { dev = true } = {
   const args = ["serve", "--listen", listen];
   if (dev && /\s--dev[\s,=]/.test(help)) args.push("--dev");
   if (/\s--management-listen[\s,=]/.test(help)) args.push("--management-listen", "127.0.0.1:0");
+  args.push(...extra);
   const child = spawn(binary, args, {
     env: { PATH: process.env.PATH, RUST_LOG: "warn", ...env },
     stdio: ["ignore", "pipe", "inherit"],
