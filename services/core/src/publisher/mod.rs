@@ -153,7 +153,7 @@ impl Publisher {
     }
 
     /// Handles one message and logs its summary line.
-    pub async fn handle_message(
+    async fn handle_message(
         &self,
         message: &InboundMessage,
         deadline: Option<Instant>,

@@ -74,7 +74,7 @@ impl Metrics {
         let messages = Family::<OutcomeLabel, Counter>::default();
         registry.register(
             "messages",
-            "Messages processed by the publisher, by outcome (delivered, retry, expired, dead_lettered)",
+            "Messages and work items processed by the publisher, by outcome (delivered, deferred to a retry or remainder item, retry, expired, dead_lettered)",
             messages.clone(),
         );
         let posts = Family::<ResultLabel, Counter>::default();
