@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! source scripts/dynamodb-local.sh && dynamodb_local_start   # sets DYNAMODB_ENDPOINT
-//! cargo run --release -p switchboard-aws --bin roster-bench
+//! cargo run --release -p switchboard-aws --example roster_bench
 //! dynamodb_local_stop
 //! ```
 //!
