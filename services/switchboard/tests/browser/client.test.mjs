@@ -111,8 +111,15 @@ test("the library reconnects after server closes and delivers every message once
     assert.ok(alice.tokens >= opens(alice), "a fresh token for every connection");
     assert.equal(alice.gaps, 0);
 
-    // The query transport (?token=) delivers as well.
-    await page.waitForFunction(() => window.logs.bob.states.at(-1) === "open", null, { timeout: 15000 });
+    // The query transport (?token=) delivers as well. Publish right after bob's socket has
+    // (re)opened: the server ends every socket after TTL_SECS, and bob has seen no cursor to
+    // resume from, so a message published while his socket is closing could be missed.
+    const bobOpens = opens(await log("bob"));
+    await page.waitForFunction(
+      (n) => window.logs.bob.states.filter((s) => s === "open").length > n && window.logs.bob.states.at(-1) === "open",
+      bobOpens,
+      { timeout: (TTL_SECS + 10) * 1000 },
+    );
     assert.equal(
       await publish(base, publisher, { id: "to-bob", target: { type: "users", tenant: "demo", users: ["bob"] }, data: 1 }),
       202,
