@@ -3,8 +3,14 @@
 //! `batchItemFailures` after the visibility timeout, and moves it to the dead-letter list
 //! after `max_receives` receives. Malformed bodies arrive in the dead-letter list at once,
 //! through the `DeadLetterSink` port. Nothing here survives a restart.
+//!
+//! Like an SQS FIFO queue with message groups, messages of one ordering group (the target
+//! type and tenant: every message of a history stream shares one) are handed out one at a
+//! time, in the order they were accepted, so live frames of a stream reach a socket in
+//! cursor order. Different groups, `connections` targets and retries of failed posts run
+//! concurrently.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -31,6 +37,58 @@ fn envelope_id(body: &str) -> String {
         .ok()
         .and_then(|e| e.id)
         .unwrap_or_else(|| "-".into())
+}
+
+/// The ordering group of a queued body: `<target type>:<tenant>` for envelopes and the page
+/// items that continue them, so all messages of one history stream share a group; a unique
+/// group (no ordering) for `connections` targets, retries of failed posts and bodies that are
+/// not envelopes.
+fn order_group(body: &str, message_id: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        target: Option<TargetProbe>,
+        shard: Option<ShardProbe>,
+    }
+    #[derive(serde::Deserialize)]
+    struct TargetProbe {
+        #[serde(rename = "type")]
+        kind: String,
+        tenant: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct ShardProbe {
+        target_type: String,
+        tenant: Option<String>,
+        work: WorkProbe,
+    }
+    #[derive(serde::Deserialize)]
+    struct WorkProbe {
+        page: Option<serde::de::IgnoredAny>,
+    }
+    let ordered = match serde_json::from_str::<Probe>(body) {
+        Ok(Probe {
+            target: Some(target),
+            shard: None,
+        }) => Some((target.kind, target.tenant)),
+        Ok(Probe {
+            target: None,
+            shard: Some(shard),
+        }) if shard.work.page.is_some() => Some((shard.target_type, shard.tenant)),
+        _ => None,
+    };
+    match ordered {
+        Some((kind, tenant)) if kind != "connections" => {
+            format!("={kind}:{}", tenant.as_deref().unwrap_or("*"))
+        }
+        _ => format!("#{message_id}"),
+    }
+}
+
+/// A message handed out, with the ordering group it holds until it is settled.
+struct Taken {
+    group: String,
+    message: InboundMessage,
 }
 
 /// `Retry-After` of a refused publish.
@@ -84,8 +142,16 @@ pub struct DeadEntry {
 
 #[derive(Default)]
 struct State {
-    ready: VecDeque<InboundMessage>,
-    delayed: Vec<(Instant, InboundMessage)>,
+    /// Waiting messages per ordering group, oldest first (no empty entries).
+    waiting: HashMap<String, VecDeque<InboundMessage>>,
+    /// Messages in `waiting`.
+    waiting_count: usize,
+    /// Groups with a waiting message and none in flight, each once, in the order they
+    /// became runnable.
+    runnable: VecDeque<String>,
+    /// Groups with a message in flight.
+    busy: HashSet<String>,
+    delayed: Vec<(Instant, String, InboundMessage)>,
     in_flight: usize,
     /// Oldest first, `seq` increasing.
     dead: VecDeque<DeadEntry>,
@@ -94,7 +160,55 @@ struct State {
 
 impl State {
     fn depth(&self) -> usize {
-        self.ready.len() + self.delayed.len() + self.in_flight
+        self.waiting_count + self.delayed.len() + self.in_flight
+    }
+
+    /// Appends a message to its group.
+    fn push(&mut self, group: String, message: InboundMessage) {
+        let queue = self.waiting.entry(group.clone()).or_default();
+        let was_empty = queue.is_empty();
+        queue.push_back(message);
+        self.waiting_count += 1;
+        if was_empty && !self.busy.contains(&group) {
+            self.runnable.push_back(group);
+        }
+    }
+
+    /// Takes the oldest message of the next runnable group; the group is busy until
+    /// `release`.
+    fn take(&mut self) -> Option<Taken> {
+        while let Some(group) = self.runnable.pop_front() {
+            let Some(queue) = self.waiting.get_mut(&group) else {
+                continue;
+            };
+            let Some(message) = queue.pop_front() else {
+                self.waiting.remove(&group);
+                continue;
+            };
+            if queue.is_empty() {
+                self.waiting.remove(&group);
+            }
+            self.waiting_count = self.waiting_count.saturating_sub(1);
+            self.busy.insert(group.clone());
+            return Some(Taken { group, message });
+        }
+        None
+    }
+
+    /// Ends a group's turn: its next message (if any) becomes runnable.
+    fn release(&mut self, group: &str) {
+        self.busy.remove(group);
+        if self.waiting.contains_key(group) {
+            self.runnable.push_back(group.to_string());
+        }
+    }
+
+    /// Every message waiting or delayed.
+    fn held(&self) -> impl Iterator<Item = &InboundMessage> {
+        self.waiting
+            .values()
+            .flatten()
+            .chain(self.delayed.iter().map(|(_, _, m)| m))
     }
 }
 
@@ -192,12 +306,8 @@ impl LocalQueue {
     /// Logs (warn) the id of every message still held: nothing is dropped silently.
     pub fn log_undelivered(&self) {
         let state = self.state();
-        let held = state
-            .ready
-            .iter()
-            .chain(state.delayed.iter().map(|(_, m)| m));
         let mut count = 0usize;
-        for message in held {
+        for message in state.held() {
             count += 1;
             tracing::warn!(
                 id = %envelope_id(&message.body),
@@ -222,11 +332,16 @@ impl LocalQueue {
         let dead = std::mem::take(&mut state.dead);
         let count = dead.len();
         for entry in dead {
-            state.ready.push_back(InboundMessage {
-                message_id: uuid::Uuid::new_v4().to_string(),
-                body: entry.body,
-                receive_count: 0,
-            });
+            let message_id = uuid::Uuid::new_v4().to_string();
+            let group = order_group(&entry.body, &message_id);
+            state.push(
+                group,
+                InboundMessage {
+                    message_id,
+                    body: entry.body,
+                    receive_count: 0,
+                },
+            );
         }
         self.update_gauges(&state);
         drop(state);
@@ -234,11 +349,9 @@ impl LocalQueue {
         count
     }
 
-    /// Takes the next batch, waiting until one is due; `None` once `shutdown` is set.
-    async fn next_batch(
-        &self,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> Option<Vec<InboundMessage>> {
+    /// Takes the next batch (at most one message per ordering group), waiting until one is
+    /// due; `None` once `shutdown` is set.
+    async fn next_batch(&self, shutdown: &mut watch::Receiver<bool>) -> Option<Vec<Taken>> {
         loop {
             let notified = self.wake.notified();
             tokio::pin!(notified);
@@ -248,23 +361,24 @@ impl LocalQueue {
                 let now = Instant::now();
                 let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut state.delayed)
                     .into_iter()
-                    .partition(|(at, _)| *at <= now);
+                    .partition(|(at, _, _)| *at <= now);
                 state.delayed = later;
-                state.ready.extend(due.into_iter().map(|(_, m)| m));
-                if !state.ready.is_empty() {
-                    let take = state.ready.len().min(self.config.batch_size);
-                    let batch: Vec<InboundMessage> = state
-                        .ready
-                        .drain(..take)
-                        .map(|mut m| {
-                            m.receive_count += 1;
-                            m
-                        })
-                        .collect();
+                for (_, group, message) in due {
+                    state.push(group, message);
+                }
+                let mut batch = Vec::new();
+                while batch.len() < self.config.batch_size.max(1) {
+                    let Some(mut taken) = state.take() else {
+                        break;
+                    };
+                    taken.message.receive_count += 1;
+                    batch.push(taken);
+                }
+                if !batch.is_empty() {
                     state.in_flight += batch.len();
                     return Some(batch);
                 }
-                state.delayed.iter().map(|(at, _)| *at).min()
+                state.delayed.iter().map(|(at, _, _)| *at).min()
             };
             let sleep_until =
                 next_due.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
@@ -281,7 +395,7 @@ impl LocalQueue {
 
     /// Applies a batch's result: failed messages are delayed for redelivery, or moved to
     /// the dead letters after `max_receives`.
-    fn settle(&self, batch: Vec<InboundMessage>, outcome: &BatchOutcome) {
+    fn settle(&self, batch: Vec<Taken>, outcome: &BatchOutcome) {
         for report in &outcome.reports {
             self.metrics.record(report);
         }
@@ -292,7 +406,8 @@ impl LocalQueue {
             .collect();
         let mut state = self.state();
         state.in_flight = state.in_flight.saturating_sub(batch.len());
-        for message in batch {
+        for Taken { group, message } in batch {
+            state.release(&group);
             if !failed.contains(message.message_id.as_str()) {
                 continue;
             }
@@ -318,7 +433,7 @@ impl LocalQueue {
             } else {
                 self.metrics.redeliveries.inc();
                 let at = Instant::now() + self.config.visibility_timeout;
-                state.delayed.push((at, message));
+                state.delayed.push((at, group, message));
             }
         }
         self.update_gauges(&state);
@@ -346,7 +461,9 @@ impl LocalQueue {
             let queue = self.clone();
             let publisher = publisher.clone();
             tokio::spawn(async move {
-                let outcome = publisher.handle_batch(&batch).await;
+                let messages: Vec<InboundMessage> =
+                    batch.iter().map(|t| t.message.clone()).collect();
+                let outcome = publisher.handle_batch(&messages).await;
                 queue.settle(batch, &outcome);
                 drop(permit);
             });
@@ -379,11 +496,16 @@ impl MessageQueue for LocalQueue {
             });
         }
         self.metrics.enqueued.inc();
-        state.ready.push_back(InboundMessage {
-            message_id: uuid::Uuid::new_v4().to_string(),
-            body: body.to_string(),
-            receive_count: 0,
-        });
+        let message_id = uuid::Uuid::new_v4().to_string();
+        let group = order_group(body, &message_id);
+        state.push(
+            group,
+            InboundMessage {
+                message_id,
+                body: body.to_string(),
+                receive_count: 0,
+            },
+        );
         self.update_gauges(&state);
         drop(state);
         self.wake.notify_one();
@@ -399,17 +521,19 @@ impl MessageQueue for LocalQueue {
         // The publisher's own work items (continuations, retries): not refused for
         // capacity or at shutdown, so a message already accepted can finish its chain.
         self.metrics.enqueued.inc();
+        let message_id = uuid::Uuid::new_v4().to_string();
+        let group = order_group(body, &message_id);
         let message = InboundMessage {
-            message_id: uuid::Uuid::new_v4().to_string(),
+            message_id,
             body: body.to_string(),
             receive_count: 0,
         };
         let mut state = self.state();
         if delay.is_zero() {
-            state.ready.push_back(message);
+            state.push(group, message);
         } else {
             let at = Instant::now() + delay.min(MAX_ENQUEUE_DELAY);
-            state.delayed.push((at, message));
+            state.delayed.push((at, group, message));
         }
         self.update_gauges(&state);
         drop(state);
@@ -435,5 +559,186 @@ impl DeadLetterSink for LocalQueue {
         );
         self.update_gauges(&state);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue(config: QueueConfig) -> LocalQueue {
+        LocalQueue::new(config, Arc::new(Metrics::new()))
+    }
+
+    fn envelope(kind: &str, tenant: &str, n: u32) -> String {
+        format!(
+            r#"{{"id":"m{n}","target":{{"type":"{kind}","tenant":"{tenant}","users":["u"]}},"data":{n}}}"#
+        )
+    }
+
+    fn ids(batch: &[Taken]) -> Vec<String> {
+        batch.iter().map(|t| envelope_id(&t.message.body)).collect()
+    }
+
+    async fn next(queue: &LocalQueue) -> Vec<Taken> {
+        let (_tx, mut rx) = watch::channel(false);
+        match tokio::time::timeout(Duration::from_secs(60), queue.next_batch(&mut rx)).await {
+            Ok(Some(batch)) => batch,
+            other => panic!("no batch: {:?}", other.map(|b| b.map(|b| ids(&b)))),
+        }
+    }
+
+    fn failing(batch: &[Taken]) -> BatchOutcome {
+        BatchOutcome {
+            failed_message_ids: batch.iter().map(|t| t.message.message_id.clone()).collect(),
+            reports: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn order_groups_follow_streams() {
+        assert_eq!(
+            order_group(&envelope("users", "acme", 1), "q1"),
+            "=users:acme"
+        );
+        assert_eq!(
+            order_group(&envelope("tenant", "acme", 1), "q1"),
+            "=tenant:acme"
+        );
+        assert_eq!(
+            order_group(r#"{"target":{"type":"broadcast"},"data":1}"#, "q1"),
+            "=broadcast:*"
+        );
+        assert_eq!(
+            order_group(&envelope("connections", "acme", 1), "q1"),
+            "#q1"
+        );
+        assert_eq!(order_group("not json", "q2"), "#q2");
+        assert_eq!(order_group("[1,2]", "q3"), "#q3");
+        let page = r#"{"shard":{"id":"m","targetType":"tenant","tenant":"acme","frame":"{}","attempt":1,"work":{"page":{"scope":{"tenant":"acme"}}}}}"#;
+        assert_eq!(order_group(page, "q4"), "=tenant:acme");
+        let retry = r#"{"shard":{"id":"m","targetType":"tenant","tenant":"acme","frame":"{}","attempt":2,"work":{"connections":{"connections":[]}}}}"#;
+        assert_eq!(order_group(retry, "q5"), "#q5");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_message_per_group_at_a_time_in_accepted_order() {
+        let queue = queue(QueueConfig::default());
+        for n in 0..3 {
+            queue
+                .enqueue("", &envelope("tenant", "acme", n))
+                .await
+                .unwrap();
+        }
+        queue
+            .enqueue("", &envelope("tenant", "other", 9))
+            .await
+            .unwrap();
+        queue
+            .enqueue("", &envelope("users", "acme", 7))
+            .await
+            .unwrap();
+
+        // Each group contributes its oldest message only.
+        let first = next(&queue).await;
+        assert_eq!(ids(&first), ["m0", "m9", "m7"]);
+        assert_eq!(queue.depth(), 5);
+        // While they are in flight, acme's tenant stream has nothing to hand out.
+        let (_tx, mut rx) = watch::channel(false);
+        let waited = tokio::time::timeout(Duration::from_secs(30), queue.next_batch(&mut rx)).await;
+        assert!(
+            waited.is_err(),
+            "a busy group's next message was handed out"
+        );
+
+        queue.settle(first, &BatchOutcome::default());
+        assert_eq!(ids(&next(&queue).await), ["m1"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failed_messages_come_back_after_the_visibility_timeout_then_die() {
+        let config = QueueConfig {
+            visibility_timeout: Duration::from_secs(5),
+            max_receives: 3,
+            ..QueueConfig::default()
+        };
+        let queue = queue(config);
+        queue
+            .enqueue("", &envelope("users", "acme", 1))
+            .await
+            .unwrap();
+        let start = Instant::now();
+        for receive in 1..=3u32 {
+            let batch = next(&queue).await;
+            assert_eq!(batch[0].message.receive_count, receive);
+            let expected = Duration::from_secs(5) * (receive - 1);
+            assert_eq!(
+                start.elapsed(),
+                expected,
+                "receive {receive} came at the wrong time"
+            );
+            let outcome = failing(&batch);
+            queue.settle(batch, &outcome);
+        }
+        assert_eq!(queue.depth(), 0);
+        let dead = queue.dead_letters_page(None, 10);
+        assert_eq!(dead.items.len(), 1);
+        assert_eq!(dead.items[0].receive_count, 3);
+        assert!(
+            dead.items[0].error.contains("after 3 receives"),
+            "{}",
+            dead.items[0].error
+        );
+
+        // Redrive puts it back with a fresh receive count.
+        assert_eq!(queue.redrive(), 1);
+        let again = next(&queue).await;
+        assert_eq!(again[0].message.receive_count, 1);
+        assert_eq!(envelope_id(&again[0].message.body), "m1");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_message_releases_its_group() {
+        let queue = queue(QueueConfig::default());
+        queue
+            .enqueue("", &envelope("tenant", "acme", 1))
+            .await
+            .unwrap();
+        queue
+            .enqueue("", &envelope("tenant", "acme", 2))
+            .await
+            .unwrap();
+        let first = next(&queue).await;
+        let outcome = failing(&first);
+        queue.settle(first, &outcome);
+        // The next message of the group goes on; the failed one waits for its redelivery.
+        assert_eq!(ids(&next(&queue).await), ["m2"]);
+        assert_eq!(queue.depth(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn capacity_refuses_publishes_but_not_work_items() {
+        let queue = queue(QueueConfig {
+            capacity: 2,
+            ..QueueConfig::default()
+        });
+        queue
+            .enqueue("", &envelope("users", "acme", 1))
+            .await
+            .unwrap();
+        queue
+            .enqueue("", &envelope("users", "acme", 2))
+            .await
+            .unwrap();
+        let refused = queue.enqueue("", &envelope("users", "acme", 3)).await;
+        assert!(
+            matches!(refused, Err(QueueError::Full { .. })),
+            "{refused:?}"
+        );
+        queue
+            .enqueue_delayed("", &envelope("users", "acme", 4), Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(queue.depth(), 3);
     }
 }

@@ -4,8 +4,8 @@
 //   and history (fresh tables in DynamoDB Local, so history survives the restart), while a
 //   publisher sends 200 numbered messages alternately to the user and to the tenant; 20 of
 //   them are recorded by the old process while the page is offline, so only the old
-//   process's history has them: the page ends with all 200, each once, without a gap (each
-//   stream in cursor order: a todo check, see ORDER_TODO);
+//   process's history has them: the page ends with all 200, each once, without a gap, each
+//   stream in cursor order;
 // - CONNECTION_TTL_SECS and IDLE_TIMEOUT_SECS of a few seconds (memory history) and a
 //   keep-alive shorter than the idle timeout: 60 s of steady publishing loses and duplicates
 //   nothing, and sockets end at their lifetime, not for being idle.
@@ -128,20 +128,13 @@ function outOfOrder(messages) {
   return late;
 }
 
-// Known server limitation (reported with issue 12): `serve`'s in-process queue works on several
-// batches at once and each message is recorded, then fanned out, on its own, so two messages
-// of one stream accepted close together can reach a live socket out of cursor order (e.g.
-// user-0 recorded 8 ms before user-2 but delivered after it). The library orders only what a
-// resume returns. This check runs and reports, as a todo until the server delivers each stream
-// in order.
-const ORDER_TODO = "serve fans out concurrently: live frames of one stream may arrive out of cursor order";
-
+// `serve`'s in-process queue hands out one message per stream group at a time (docs/design.md:
+// the one-machine binary), and the library holds live frames while a resume is answered and
+// hands them out in cursor order: each stream arrives in cursor order.
 async function checkOrder(t, messages) {
   const late = outOfOrder(messages);
   t.diagnostic(`${late.length} adjacent pairs out of cursor order${late.length ? ": " + late.slice(0, 3).join("; ") : ""}`);
-  await t.test("each stream in cursor order", { todo: ORDER_TODO }, () => {
-    assert.deepEqual(late, [], "each stream in cursor order");
-  });
+  assert.deepEqual(late, [], "each stream in cursor order");
 }
 
 test("history: the server killed and restarted mid-stream; 200 messages on two streams arrive once each", { timeout: 90000 }, async (t) => {
