@@ -5,12 +5,10 @@
 //! - `token`: mints a token with the configured HS256 secret.
 //! - `publish`: sends an envelope to a publish API URL or an SQS queue URL.
 
-mod cli;
-mod serve;
-
 use std::process::ExitCode;
 
 use clap::Parser;
+use switchboard::cli;
 
 #[tokio::main]
 async fn main() -> ExitCode {

@@ -311,6 +311,13 @@ impl Server {
         self.queue.log_undelivered();
     }
 
+    /// Stops without draining (a test dropping its in-process server): publishes are
+    /// refused, the listeners stop, sockets get 1001.
+    pub fn stop_now(&self) {
+        self.queue.stop_accepting();
+        let _ = self.shutdown.send(true);
+    }
+
     /// Runs until `signal` fires (SIGTERM or Ctrl-C), then shuts down gracefully.
     pub async fn run_until_signal(self, signal: ShutdownSignal) {
         signal.wait().await;

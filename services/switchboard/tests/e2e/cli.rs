@@ -26,7 +26,7 @@ fn switchboard(args: &[&str], envs: &[(&str, &str)]) -> (bool, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_and_publish_commands_reach_a_client() {
-    let server = TestServer::start(Backend::Memory);
+    let server = TestServer::start(Backend::Memory).await;
     let secret = [("JWT_HS256_SECRET", SECRET)];
     let (ok, alice, _) = switchboard(&["token", "--tenant", "acme", "--user", "alice"], &secret);
     assert!(ok);

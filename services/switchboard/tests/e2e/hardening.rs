@@ -55,7 +55,7 @@ async fn short_hs256_secret_is_refused_without_dev_and_accepted_with_it() {
         stderr.contains("JWT_HS256_SECRET") && stderr.contains("32"),
         "{stderr}"
     );
-    let server = TestServer::start_raw(Backend::Memory, &["--dev"], &short);
+    let server = TestServer::start_raw(Backend::Memory, &["--dev"], &short).await;
     let status = reqwest::get(server.http("/healthz"))
         .await
         .unwrap()
@@ -77,7 +77,7 @@ async fn dev_token(server: &TestServer, host: Option<&str>) -> (u16, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_token_answers_loopback_hosts_only() {
-    let server = TestServer::start_raw(Backend::Memory, &["--dev"], &[]);
+    let server = TestServer::start_raw(Backend::Memory, &["--dev"], &[]).await;
     // A loopback peer addressing a loopback host: a token that the server accepts.
     let (status, body) = dev_token(&server, None).await;
     assert_eq!(status, 200, "{body}");
@@ -103,7 +103,7 @@ async fn dev_token_answers_loopback_hosts_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_dev_there_is_no_dev_token_endpoint() {
-    let server = TestServer::start(Backend::Memory);
+    let server = TestServer::start(Backend::Memory).await;
     let (status, _) = dev_token(&server, None).await;
     assert_eq!(status, 404);
 }
@@ -127,7 +127,7 @@ fn management_sdk(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn management_api_is_not_served_on_the_public_listener() {
-    let server = TestServer::start(Backend::Memory);
+    let server = TestServer::start(Backend::Memory).await;
     let client = Client::connect(&server, &token("acme", "alice", &[])).await;
     let id = &client.connection_id;
     let http = reqwest::Client::new();
@@ -166,7 +166,8 @@ async fn management_api_with_credentials_requires_a_sigv4_signature() {
             ("MANAGEMENT_ACCESS_KEY_ID", key),
             ("MANAGEMENT_SECRET_ACCESS_KEY", secret),
         ],
-    );
+    )
+    .await;
     let mut client = Client::connect(&server, &token("acme", "alice", &[])).await;
     let id = client.connection_id.clone();
 
@@ -276,7 +277,7 @@ fn big_data(n: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_delays_no_one_and_is_closed() {
-    let server = TestServer::start_with(Backend::Memory, &[], &[("SEND_TIMEOUT_SECS", "2")]);
+    let server = TestServer::start_with(Backend::Memory, &[], &[("SEND_TIMEOUT_SECS", "2")]).await;
     let (_stuck, stuck_id) = stuck_client(&server, &token("acme", "stuck", &[])).await;
     let mut alice = Client::connect(&server, &token("acme", "alice", &[])).await;
     let mut bob = Client::connect(&server, &token("globex", "bob", &[])).await;
@@ -335,7 +336,8 @@ async fn a_client_that_stops_reading_delays_no_one_and_is_closed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_closes_a_socket_whose_writes_are_stuck() {
     // A long send timeout: only the DELETE can end this socket quickly.
-    let server = TestServer::start_with(Backend::Memory, &[], &[("SEND_TIMEOUT_SECS", "300")]);
+    let server =
+        TestServer::start_with(Backend::Memory, &[], &[("SEND_TIMEOUT_SECS", "300")]).await;
     let (_stuck, id) = stuck_client(&server, &token("acme", "stuck", &[])).await;
     let http = reqwest::Client::new();
     let url = server.management(&format!("/main/@connections/{id}"));
@@ -380,7 +382,7 @@ async fn delete_closes_a_socket_whose_writes_are_stuck() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_close_is_answered_with_a_close_frame() {
-    let server = TestServer::start(Backend::Memory);
+    let server = TestServer::start(Backend::Memory).await;
     let mut client = Client::connect(&server, &token("acme", "alice", &[])).await;
     client
         .socket
@@ -403,7 +405,7 @@ async fn a_client_close_is_answered_with_a_close_frame() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_close_waits_for_the_client_reply() {
-    let server = TestServer::start(Backend::Memory);
+    let server = TestServer::start(Backend::Memory).await;
     let mut client = Client::connect(&server, &token("acme", "alice", &[])).await;
     let url = server.management(&format!("/main/@connections/{}", client.connection_id));
     assert_eq!(
@@ -430,7 +432,7 @@ async fn server_close_waits_for_the_client_reply() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_close_with_1001_and_active_ones_stay() {
-    let server = TestServer::start_with(Backend::Memory, &[], &[("IDLE_TIMEOUT_SECS", "1")]);
+    let server = TestServer::start_with(Backend::Memory, &[], &[("IDLE_TIMEOUT_SECS", "1")]).await;
     let mut idle = Client::connect(&server, &token("acme", "idle", &[])).await;
     let mut active = Client::connect(&server, &token("acme", "active", &[])).await;
     let started = Instant::now();
@@ -450,7 +452,7 @@ async fn idle_connections_close_with_1001_and_active_ones_stay() {
 // ---- holes 4 + 5: bounded memory, caps, token before body ------------------------------
 
 /// A server whose roster is unreachable: every message stays queued (or dead-letters).
-fn server_with_dead_roster(args: &[&str], envs: &[(&str, &str)]) -> TestServer {
+async fn server_with_dead_roster(args: &[&str], envs: &[(&str, &str)]) -> TestServer {
     let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -467,7 +469,7 @@ fn server_with_dead_roster(args: &[&str], envs: &[(&str, &str)]) -> TestServer {
         ("AWS_REGION", "us-east-1"),
     ];
     all_envs.extend_from_slice(envs);
-    TestServer::start_with(Backend::Memory, &all_args, &all_envs)
+    TestServer::start_with(Backend::Memory, &all_args, &all_envs).await
 }
 
 fn to_acme(id: &str) -> Value {
@@ -477,7 +479,7 @@ fn to_acme(id: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_answers_503_with_retry_after() {
     let server =
-        server_with_dead_roster(&["--visibility-timeout", "60s"], &[("QUEUE_CAPACITY", "3")]);
+        server_with_dead_roster(&["--visibility-timeout", "60s"], &[("QUEUE_CAPACITY", "3")]).await;
     let publisher = token("acme", "backend", &["publisher"]);
     for n in 0..3 {
         let (status, body) = server
@@ -507,7 +509,8 @@ async fn dead_letters_are_capped_and_paginated() {
     let server = server_with_dead_roster(
         &["--visibility-timeout", "10ms", "--max-receives", "1"],
         &[("DEAD_LETTER_CAPACITY", "3")],
-    );
+    )
+    .await;
     let publisher = token("acme", "backend", &["publisher"]);
     let admin = token("ops", "root", &["admin"]);
     for n in 0..5 {
@@ -575,7 +578,7 @@ async fn dead_letters_are_capped_and_paginated() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_body_is_not_read_before_the_token_is_verified() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let server = TestServer::start(Backend::Memory);
+    let server = TestServer::start(Backend::Memory).await;
     let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     // Announces a large body and never sends it.
     stream
@@ -612,7 +615,8 @@ async fn connection_caps_answer_429_per_user_and_503_per_server() {
         Backend::Memory,
         &[],
         &[("MAX_CONNECTIONS", "3"), ("MAX_CONNECTIONS_PER_USER", "2")],
-    );
+    )
+    .await;
     let alice = token("acme", "alice", &[]);
     let _a1 = Client::connect(&server, &alice).await;
     let _a2 = Client::connect(&server, &alice).await;
@@ -718,7 +722,8 @@ async fn sigterm_during_a_burst_delivers_or_logs_every_accepted_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_slow_to_send_its_headers_is_dropped() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let server = TestServer::start_with(Backend::Memory, &[], &[("HEADER_READ_TIMEOUT_SECS", "1")]);
+    let server =
+        TestServer::start_with(Backend::Memory, &[], &[("HEADER_READ_TIMEOUT_SECS", "1")]).await;
     for addr in [server.addr, server.management_addr] {
         let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         // Half a request, then nothing (slow loris).
@@ -784,13 +789,11 @@ async fn two_servers_on_one_roster_never_remove_each_others_connections() {
     let envs = [
         ("DYNAMODB_ENDPOINT", endpoint.as_str()),
         ("ROSTER_TABLE", table.as_str()),
-        ("AWS_ACCESS_KEY_ID", "local"),
-        ("AWS_SECRET_ACCESS_KEY", "local"),
-        ("AWS_REGION", "us-east-1"),
     ];
+    // In process: no AWS credentials in the variables, so DynamoDB Local gets dummy ones.
     let args = ["--roster", "dynamodb", "--create-table"];
-    let a = TestServer::start_with(Backend::Memory, &args, &envs);
-    let b = TestServer::start_with(Backend::Memory, &args, &envs);
+    let a = TestServer::start_with(Backend::Memory, &args, &envs).await;
+    let b = TestServer::start_with(Backend::Memory, &args, &envs).await;
     let mut on_a = Client::connect(&a, &token("acme", "alice", &[])).await;
     let mut on_b = Client::connect(&b, &token("acme", "bob", &[])).await;
     let publisher = token("acme", "backend", &["publisher"]);

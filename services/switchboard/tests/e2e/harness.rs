@@ -1,4 +1,6 @@
-//! Starts the real `switchboard serve` binary on port 0 and talks to it as clients do.
+//! Starts `switchboard serve` on port 0, in this process (`cli::serve::start_in_process`,
+//! the binary's own start-up path) or as the real binary (for the CLI, signals and logs),
+//! and talks to it as clients do.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -23,18 +25,30 @@ pub enum Backend {
     Dynamodb,
 }
 
-/// A running `switchboard serve`, killed on drop.
+/// A running `switchboard serve`, stopped on drop.
 pub struct TestServer {
     pub addr: SocketAddr,
     /// The `@connections` listener.
     pub management_addr: SocketAddr,
-    child: Child,
+    running: Running,
+}
+
+enum Running {
+    /// The real binary (killed on drop).
+    Process(Child),
+    /// Started in this process (stopped on drop).
+    InProcess(switchboard::serve::Server),
 }
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        match &mut self.running {
+            Running::Process(child) => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            Running::InProcess(server) => server.stop_now(),
+        }
     }
 }
 
@@ -95,23 +109,76 @@ pub fn serve_refused(args: &[&str], envs: &[(&str, &str)]) -> (std::process::Exi
     )
 }
 
+/// The flags every test server gets unless the test gives them: port 0 for both listeners
+/// and a short visibility timeout.
+fn test_args<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = vec!["--listen", "127.0.0.1:0"];
+    if !args.contains(&"--visibility-timeout") {
+        all.extend(["--visibility-timeout", "100ms"]);
+    }
+    if !args.contains(&"--management-listen") {
+        all.extend(["--management-listen", "127.0.0.1:0"]);
+    }
+    all.extend_from_slice(args);
+    all
+}
+
+/// The DynamoDB backend's flags and variables: fresh tables on DynamoDB Local.
+fn dynamodb_setup() -> ([&'static str; 3], Vec<(&'static str, String)>) {
+    let table = format!("e2e-{}", uuid::Uuid::new_v4());
+    (
+        ["--roster", "dynamodb", "--create-table"],
+        vec![
+            ("DYNAMODB_ENDPOINT", dynamodb_endpoint()),
+            ("HISTORY_TABLE", format!("{table}-history")),
+            ("ROSTER_TABLE", table),
+        ],
+    )
+}
+
 impl TestServer {
-    pub fn start(backend: Backend) -> Self {
-        Self::start_with(backend, &[], &[])
+    /// In this process, with the test secret.
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, &[], &[]).await
     }
 
-    pub fn start_with(backend: Backend, args: &[&str], envs: &[(&str, &str)]) -> Self {
+    /// In this process, with the test secret plus `envs`.
+    pub async fn start_with(backend: Backend, args: &[&str], envs: &[(&str, &str)]) -> Self {
         let mut all = vec![("JWT_HS256_SECRET", SECRET)];
         all.extend_from_slice(envs);
-        Self::start_raw(backend, args, &all)
+        Self::start_raw(backend, args, &all).await
     }
 
-    /// Starts `serve` with exactly these variables (no JWT secret unless given).
-    pub fn start_raw(backend: Backend, args: &[&str], envs: &[(&str, &str)]) -> Self {
-        Self::start_logged(backend, args, envs, None)
+    /// In this process, with exactly these variables (no JWT secret unless given).
+    pub async fn start_raw(backend: Backend, args: &[&str], envs: &[(&str, &str)]) -> Self {
+        let mut all = test_args(args);
+        let mut vars: std::collections::HashMap<String, String> = envs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if backend == Backend::Dynamodb {
+            let (flags, dynamo_vars) = dynamodb_setup();
+            all.extend(flags);
+            vars.extend(dynamo_vars.into_iter().map(|(k, v)| (k.to_string(), v)));
+        }
+        let server = switchboard::cli::serve::start_in_process(&all, vars)
+            .await
+            .unwrap_or_else(|e| panic!("serve {all:?} starts: {e}"));
+        TestServer {
+            addr: server.addr,
+            management_addr: server.management_addr,
+            running: Running::InProcess(server),
+        }
     }
 
-    /// Like [`TestServer::start_with`], with the server's stderr (its logs) written to
+    /// The real binary, with the test secret plus `envs` (for signals and process exit).
+    pub fn start_process(backend: Backend, args: &[&str], envs: &[(&str, &str)]) -> Self {
+        let mut all = vec![("JWT_HS256_SECRET", SECRET)];
+        all.extend_from_slice(envs);
+        Self::start_logged(backend, args, &all, None)
+    }
+
+    /// The real binary with exactly these variables, its stderr (its logs) written to
     /// `stderr` when given.
     pub fn start_logged(
         backend: Backend,
@@ -119,25 +186,15 @@ impl TestServer {
         envs: &[(&str, &str)],
         stderr: Option<std::fs::File>,
     ) -> Self {
-        let mut all = vec!["--listen", "127.0.0.1:0"];
-        if !args.contains(&"--visibility-timeout") {
-            all.extend(["--visibility-timeout", "100ms"]);
-        }
-        if !args.contains(&"--management-listen") {
-            all.extend(["--management-listen", "127.0.0.1:0"]);
-        }
-        all.extend_from_slice(args);
-        let mut command = serve_command(&all, envs);
+        let mut command = serve_command(&test_args(args), envs);
         if let Some(file) = stderr {
             command.stderr(file);
         }
         if backend == Backend::Dynamodb {
-            let table = format!("e2e-{}", uuid::Uuid::new_v4());
+            let (flags, vars) = dynamodb_setup();
             command
-                .args(["--roster", "dynamodb", "--create-table"])
-                .env("DYNAMODB_ENDPOINT", dynamodb_endpoint())
-                .env("HISTORY_TABLE", format!("{table}-history"))
-                .env("ROSTER_TABLE", table)
+                .args(flags)
+                .envs(vars)
                 .env("AWS_ACCESS_KEY_ID", "local")
                 .env("AWS_SECRET_ACCESS_KEY", "local")
                 .env("AWS_REGION", "us-east-1");
@@ -173,18 +230,25 @@ impl TestServer {
         TestServer {
             addr,
             management_addr,
-            child,
+            running: Running::Process(child),
         }
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child.id()
+    fn child(&mut self) -> &mut Child {
+        match &mut self.running {
+            Running::Process(child) => child,
+            Running::InProcess(_) => panic!("an in-process server has no process: start_process"),
+        }
+    }
+
+    pub fn pid(&mut self) -> u32 {
+        self.child().id()
     }
 
     pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
         let deadline = std::time::Instant::now() + within;
         while std::time::Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if let Ok(Some(status)) = self.child().try_wait() {
                 return Some(status);
             }
             std::thread::sleep(Duration::from_millis(50));

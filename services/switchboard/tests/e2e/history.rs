@@ -12,7 +12,7 @@ use super::harness::{token, Backend, Client, TestServer};
 /// tenant and everyone — oldest first, then `resumed` complete; never a `connections`
 /// message, another user's or another tenant's.
 pub async fn resume_after_a_reconnect_gets_exactly_what_was_missed(backend: Backend) {
-    let server = TestServer::start(backend);
+    let server = TestServer::start(backend).await;
     let alice = token("acme", "alice", &[]);
     let publisher = token("acme", "backend", &["publisher"]);
     let globex = token("globex", "backend", &["publisher"]);
@@ -97,7 +97,7 @@ pub async fn resume_after_a_reconnect_gets_exactly_what_was_missed(backend: Back
 
 /// A cursor older than the retention resumes incomplete (the client must reload).
 pub async fn resume_past_retention_is_incomplete(backend: Backend) {
-    let server = TestServer::start_with(backend, &[], &[("HISTORY_TTL_SECS", "1")]);
+    let server = TestServer::start_with(backend, &[], &[("HISTORY_TTL_SECS", "1")]).await;
     let alice = token("acme", "alice", &[]);
     let publisher = token("acme", "backend", &["publisher"]);
     let mut client = Client::connect(&server, &alice).await;
@@ -125,7 +125,7 @@ pub async fn resume_past_retention_is_incomplete(backend: Backend) {
 /// Four publishers at once while a client disconnects and resumes in a loop: after dedupe
 /// by id it has every message exactly once — none missing.
 pub async fn concurrent_publishers_and_a_resuming_client_lose_nothing(backend: Backend) {
-    let server = TestServer::start(backend);
+    let server = TestServer::start(backend).await;
     let alice = token("acme", "alice", &[]);
     let publisher = token("acme", "backend", &["publisher"]);
     const PER_PUBLISHER: usize = 40;
@@ -208,7 +208,7 @@ pub async fn concurrent_publishers_and_a_resuming_client_lose_nothing(backend: B
 
 /// Presence follows a user's connections; a tenant pages; other tenants are refused.
 pub async fn presence_follows_connections(backend: Backend) {
-    let server = TestServer::start(backend);
+    let server = TestServer::start(backend).await;
     let publisher = token("acme", "backend", &["publisher"]);
     let http = reqwest::Client::new();
     let get = |path: String, token: String| {
@@ -267,7 +267,7 @@ pub async fn presence_follows_connections(backend: Backend) {
 
 /// Tenant presence pages 2,500 live connections 1,000 at a time, each exactly once.
 pub async fn presence_pages_a_large_tenant(backend: Backend) {
-    let server = TestServer::start(backend);
+    let server = TestServer::start(backend).await;
     let mut sockets = Vec::new();
     for i in 0..2_500 {
         // 25 users of 100 connections each (the per-user limit).
@@ -332,7 +332,7 @@ fn short_token(tenant: &str, user: &str, secs: u64) -> String {
 /// A connection ends (4001) when its token expires; a `refresh` with a new token of the
 /// same user keeps it open; a refresh for another user is refused and changes nothing.
 pub async fn token_expiry_closes_unless_refreshed(backend: Backend) {
-    let server = TestServer::start_with(backend, &[], &[("JWT_LEEWAY_SECS", "0")]);
+    let server = TestServer::start_with(backend, &[], &[("JWT_LEEWAY_SECS", "0")]).await;
     // Expires on its own.
     let mut lapsing = Client::connect(&server, &short_token("acme", "alice", 3)).await;
     // Refreshed in band, then a refused refresh for another user.

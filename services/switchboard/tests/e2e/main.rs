@@ -1,7 +1,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! End-to-end tests: the real `switchboard serve` binary on port 0, real WebSocket clients,
-//! real signed JWTs, the official `aws-sdk-apigatewaymanagement` client. Every scenario
-//! runs twice: with the memory roster and with `--roster dynamodb` on DynamoDB Local.
+//! End-to-end tests: `switchboard serve` on port 0 — started in this process through the
+//! binary's own start-up path, or as the real binary where the CLI, signals, exit status or
+//! logs are under test — real WebSocket clients, real signed JWTs, the official
+//! `aws-sdk-apigatewaymanagement` client. Every scenario runs twice: with the memory roster
+//! and with `--roster dynamodb` on DynamoDB Local.
 
 mod cli;
 mod hardening;

@@ -13,7 +13,7 @@ fn ids_of(frames: &[Value]) -> BTreeSet<String> {
 }
 
 pub async fn every_target_reaches_exactly_its_connections(backend: Backend) {
-    let server = TestServer::start(backend);
+    let server = TestServer::start(backend).await;
     // alice exists in both tenants: the same user id, two different people.
     let mut acme_alice_1 = Client::connect(&server, &token("acme", "alice", &[])).await;
     let mut acme_alice_2 = Client::connect_subprotocol(&server, &token("acme", "alice", &[])).await;
@@ -110,7 +110,7 @@ pub async fn every_target_reaches_exactly_its_connections(backend: Backend) {
 }
 
 pub async fn bad_tokens_are_refused_with_401_and_no_roster_entry(backend: Backend) {
-    let server = TestServer::start(backend);
+    let server = TestServer::start(backend).await;
     let wrong_key = {
         let good = token("acme", "alice", &[]);
         let (head, _sig) = good.rsplit_once('.').unwrap();
@@ -174,7 +174,7 @@ pub async fn bad_tokens_are_refused_with_401_and_no_roster_entry(backend: Backen
 }
 
 pub async fn client_actions_follow_the_spec(backend: Backend) {
-    let server = TestServer::start(backend);
+    let server = TestServer::start(backend).await;
     let mut client = Client::connect(&server, &token("acme", "alice", &[])).await;
     assert_eq!(
         client.request(r#"{"action":"ping"}"#).await,
@@ -200,7 +200,7 @@ pub async fn client_actions_follow_the_spec(backend: Backend) {
 }
 
 pub async fn closing_removes_the_connection(backend: Backend) {
-    let server = TestServer::start(backend);
+    let server = TestServer::start(backend).await;
     let mut client = Client::connect(&server, &token("acme", "alice", &[])).await;
     let id = client.connection_id.clone();
     assert_eq!(server.metric("switchboard_connections").await, 1.0);
@@ -250,7 +250,7 @@ pub async fn management_api_works_with_the_official_sdk(backend: Backend) {
     use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError;
     use aws_sdk_apigatewaymanagement::primitives::Blob;
 
-    let server = TestServer::start(backend);
+    let server = TestServer::start(backend).await;
     let mut client = Client::connect(&server, &token("acme", "alice", &[])).await;
     let config = aws_sdk_apigatewaymanagement::Config::builder()
         .behavior_version(aws_sdk_apigatewaymanagement::config::BehaviorVersion::latest())
@@ -329,7 +329,7 @@ pub async fn management_api_works_with_the_official_sdk(backend: Backend) {
 }
 
 pub async fn publish_api_answers_each_case(backend: Backend) {
-    let server = TestServer::start(backend);
+    let server = TestServer::start(backend).await;
     let publisher = token("acme", "backend", &["publisher"]);
     let reader = token("acme", "someone", &[]);
     let ok = json!({"target":{"type":"tenant","tenant":"acme"},"data":1});
@@ -404,7 +404,8 @@ pub async fn publish_api_answers_each_case(backend: Backend) {
 }
 
 pub async fn graceful_shutdown_closes_sockets_with_1001(backend: Backend) {
-    let mut server = TestServer::start(backend);
+    // The real binary: SIGTERM and its exit status are the interface under test.
+    let mut server = TestServer::start_process(backend, &[], &[]);
     let mut client = Client::connect(&server, &token("acme", "alice", &[])).await;
     let status = std::process::Command::new("kill")
         .args(["-TERM", &server.pid().to_string()])
@@ -440,7 +441,8 @@ pub async fn failing_roster_redelivers_then_dead_letters() {
             ("AWS_SECRET_ACCESS_KEY", "local"),
             ("AWS_REGION", "us-east-1"),
         ],
-    );
+    )
+    .await;
     let admin = token("acme", "root", &["admin"]);
     let publisher = token("acme", "backend", &["publisher"]);
     let (status, body) = server
@@ -513,7 +515,7 @@ pub async fn failing_roster_redelivers_then_dead_letters() {
 /// A connection ends (1001) when its roster item expires, as API Gateway ends connections
 /// at their 2-hour limit: a socket publishers can no longer find is never left open.
 pub async fn connections_close_when_their_roster_item_expires(backend: Backend) {
-    let server = TestServer::start_with(backend, &["--connection-ttl-secs", "2"], &[]);
+    let server = TestServer::start_with(backend, &["--connection-ttl-secs", "2"], &[]).await;
     let mut client = Client::connect(&server, &token("acme", "alice", &[])).await;
     let started = std::time::Instant::now();
     assert_eq!(client.close_code().await, Some(1001));
@@ -531,7 +533,8 @@ pub async fn sharded_fan_out_reaches_each_connection_once(backend: Backend) {
         backend,
         &[],
         &[("FANOUT_SHARD_SIZE", "3"), ("SCAN_SEGMENTS", "2")],
-    );
+    )
+    .await;
     let mut acme = Vec::new();
     for i in 0..8 {
         acme.push(Client::connect(&server, &token("acme", &format!("u{}", i % 3), &[])).await);

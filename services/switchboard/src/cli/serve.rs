@@ -1,47 +1,24 @@
-//! Command-line interface: flags mirror the environment variables of docs/design.md: Configuration.
+//! `switchboard serve`: its flags, the settings they and the environment make, start-up.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
-use serde_json::{json, Value};
-use switchboard_core::auth::{mint_hs256_with, AuthConfig, KeySource, MintOptions, ShortSecret};
+use clap::{Args, CommandFactory, Parser};
+use switchboard_core::auth::{AuthConfig, KeySource, ShortSecret};
 use switchboard_core::config::ConnectConfig;
 use switchboard_core::history::{HistoryConfig, HistoryStore, MemoryHistoryStore};
 use switchboard_core::publisher::PublisherConfig;
-use switchboard_core::queue::MessageQueue;
 use switchboard_core::roster::RosterStore;
-use switchboard_model::{Envelope, TenantId, UserId};
 
+use super::{CliError, Env};
 use crate::serve::{
     self, ConnectionLimits, ManagementCredentials, QueueConfig, RosterKind, ServeSettings, Server,
     SocketLimits,
 };
 
-#[derive(Parser)]
-#[command(
-    name = "switchboard",
-    version,
-    about = "Targeted, multi-tenant WebSocket notifications"
-)]
-pub struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the whole service on this machine.
-    Serve(ServeArgs),
-    /// Print a signed HS256 token (needs JWT_HS256_SECRET).
-    Token(TokenArgs),
-    /// Send an envelope to a publish API URL or an SQS queue URL.
-    Publish(PublishArgs),
-}
-
 #[derive(Args)]
-struct ServeArgs {
+pub struct ServeArgs {
     /// Dev mode: without a JWT key source, verify tokens with a random secret made for
     /// this process; serve the demo page and /dev/token (loopback only).
     #[arg(long)]
@@ -111,93 +88,6 @@ struct ServeArgs {
     drain_timeout: Duration,
 }
 
-#[derive(Args)]
-struct TokenArgs {
-    #[arg(long)]
-    tenant: String,
-    #[arg(long)]
-    user: String,
-    /// A role (repeat for several): publisher, admin, ...
-    #[arg(long = "role")]
-    roles: Vec<String>,
-    /// Lifetime, e.g. 30m, 1h, 7d.
-    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
-    ttl: Duration,
-}
-
-#[derive(Args)]
-struct PublishArgs {
-    /// Publish API URL, e.g. http://127.0.0.1:8080/v1/messages.
-    #[arg(
-        long,
-        conflicts_with = "queue_url",
-        required_unless_present = "queue_url"
-    )]
-    url: Option<String>,
-    /// SQS queue URL (AWS credentials from the usual chain).
-    #[arg(long, env = "QUEUE_URL")]
-    queue_url: Option<String>,
-    /// Bearer token for the publish API.
-    #[arg(long, env = "SWITCHBOARD_TOKEN")]
-    token: Option<String>,
-    /// A whole envelope as JSON (instead of the target flags below).
-    #[arg(long, conflicts_with_all = ["tenant", "broadcast"])]
-    envelope: Option<String>,
-    /// Target tenant (with no --user/--connection: the whole tenant).
-    #[arg(long)]
-    tenant: Option<String>,
-    /// Target user (repeat for several).
-    #[arg(long = "user", requires = "tenant")]
-    users: Vec<String>,
-    /// Target connection id (repeat for several).
-    #[arg(long = "connection", requires = "tenant", conflicts_with = "users")]
-    connections: Vec<String>,
-    /// Every connection of every tenant (admins only).
-    #[arg(long, conflicts_with = "tenant")]
-    broadcast: bool,
-    /// The message data, as JSON.
-    #[arg(long, default_value = "null")]
-    data: String,
-    /// Message id (generated when absent).
-    #[arg(long)]
-    id: Option<String>,
-}
-
-/// Why a command failed: a message for the operator.
-#[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    #[error("{0}")]
-    Config(String),
-    #[error("{0}")]
-    Input(String),
-    #[error("{0}")]
-    Failed(String),
-}
-
-/// Human logs on stderr, filtered by RUST_LOG (default info).
-pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok()
-}
-
-impl Cli {
-    pub async fn run(self) -> Result<(), CliError> {
-        match self.command {
-            Command::Serve(args) => serve_command(args).await,
-            Command::Token(args) => token_command(args),
-            Command::Publish(args) => publish_command(args).await,
-        }
-    }
-}
-
 /// A duration flag no longer than `max` (so `Instant + duration` cannot overflow).
 fn bounded_duration(text: &str, max: Duration) -> Result<Duration, String> {
     let duration = humantime::parse_duration(text).map_err(|e| e.to_string())?;
@@ -223,7 +113,86 @@ fn valid_stage(stage: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-async fn serve_command(args: ServeArgs) -> Result<(), CliError> {
+/// The binary's `serve`: starts, prints where it listens, runs until SIGTERM or Ctrl-C.
+pub(super) async fn serve_command(args: ServeArgs) -> Result<(), CliError> {
+    // Installed before the address is printed, so a signal right after start-up is handled.
+    let signal = serve::ShutdownSignal::install();
+    let started = start(args, &Env::Process).await?;
+    started.announce();
+    started.server.run_until_signal(signal).await;
+    Ok(())
+}
+
+/// `serve` flags parsed on their own (for [`start_in_process`]).
+#[derive(Parser)]
+#[command(name = "serve")]
+struct ServeOnly {
+    #[command(flatten)]
+    args: ServeArgs,
+}
+
+/// Starts a server in this process as `switchboard serve <args>` would start with exactly the
+/// variables `vars` (the process environment is not read; a flag's variable in `vars` applies
+/// unless the flag is given). Tests run many such servers in one process.
+pub async fn start_in_process(
+    args: &[&str],
+    vars: std::collections::HashMap<String, String>,
+) -> Result<Server, CliError> {
+    let env = Env::Map(Arc::new(vars));
+    let mut argv: Vec<String> = vec!["serve".into()];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    for arg in ServeOnly::command().get_arguments() {
+        let (Some(long), Some(variable)) = (arg.get_long(), arg.get_env()) else {
+            continue;
+        };
+        let flag = format!("--{long}");
+        let given = args
+            .iter()
+            .any(|a| *a == flag || a.starts_with(&format!("{flag}=")));
+        if let (false, Some(value)) = (given, variable.to_str().and_then(|v| env.get(v))) {
+            argv.push(format!("{flag}={value}"));
+        }
+    }
+    let parsed = ServeOnly::try_parse_from(argv).map_err(|e| CliError::Input(e.to_string()))?;
+    Ok(start(parsed.args, &env).await?.server)
+}
+
+/// A started server and what `serve` prints about it.
+struct Started {
+    server: Server,
+    stage: String,
+    roster: RosterKind,
+    dev_secret: Option<Vec<u8>>,
+    signed_management: bool,
+}
+
+impl Started {
+    /// Prints the addresses (tests and scripts read them) and, in dev mode, the banner.
+    fn announce(&self) {
+        let addr = self.server.addr;
+        println!(
+            "switchboard listening on http://{addr} (WebSocket ws://{addr}/{})",
+            self.stage
+        );
+        println!(
+            "switchboard management API on http://{}/{}/@connections ({})",
+            self.server.management_addr,
+            self.stage,
+            if self.signed_management {
+                "SigV4 required"
+            } else {
+                "no authentication: keep it on loopback or a private network"
+            }
+        );
+        if let Some(secret) = &self.dev_secret {
+            print_dev_banner(addr, &self.stage, &String::from_utf8_lossy(secret));
+        }
+        tracing::info!(%addr, stage = %self.stage, roster = ?self.roster, "serving");
+    }
+}
+
+/// Validates the flags and variables, builds the stores and starts the server.
+async fn start(args: ServeArgs, env: &Env) -> Result<Started, CliError> {
     if !valid_stage(&args.stage) {
         return Err(CliError::Config(format!(
             "--stage {:?}: letters, digits, '-' and '_' only",
@@ -234,18 +203,18 @@ async fn serve_command(args: ServeArgs) -> Result<(), CliError> {
         "FANOUT_CONCURRENCY" => args.fanout_concurrency.clone(),
         "LEGACY_BROADCAST" => args.legacy_broadcast.clone(),
         "CONNECTION_TTL_SECS" => args.connection_ttl_secs.clone(),
-        other => env(other),
+        other => env.get(other),
     };
     let publisher =
         PublisherConfig::from_lookup(lookup).map_err(|e| CliError::Config(e.to_string()))?;
     let connect =
         ConnectConfig::from_lookup(lookup).map_err(|e| CliError::Config(e.to_string()))?;
-    let (auth, dev_secret) = auth_settings(&args)?;
-    let roster = build_roster(&args).await?;
+    let (auth, dev_secret) = auth_settings(&args, env)?;
+    let roster = build_roster(&args, env).await?;
     let history_config =
         HistoryConfig::from_lookup(lookup).map_err(|e| CliError::Config(e.to_string()))?;
-    let history = build_history(&args, &history_config).await?;
-    let management_credentials = management_credentials()?;
+    let history = build_history(&args, &history_config, env).await?;
+    let management_credentials = management_credentials(env)?;
     let settings = ServeSettings {
         listen: args.listen,
         management_listen: args.management_listen,
@@ -276,36 +245,21 @@ async fn serve_command(args: ServeArgs) -> Result<(), CliError> {
         drain_timeout: args.drain_timeout,
         header_read_timeout: Duration::from_secs(args.header_read_timeout_secs),
     };
-    let signal = serve::ShutdownSignal::install();
     let server = Server::start(settings)
         .await
         .map_err(|e| CliError::Config(e.to_string()))?;
-    let addr = server.addr;
-    println!(
-        "switchboard listening on http://{addr} (WebSocket ws://{addr}/{})",
-        args.stage
-    );
-    println!(
-        "switchboard management API on http://{}/{}/@connections ({})",
-        server.management_addr,
-        args.stage,
-        if management_credentials.is_some() {
-            "SigV4 required"
-        } else {
-            "no authentication: keep it on loopback or a private network"
-        }
-    );
-    if let Some(secret) = dev_secret {
-        print_dev_banner(addr, &args.stage, &String::from_utf8_lossy(&secret));
-    }
-    tracing::info!(%addr, stage = %args.stage, roster = ?args.roster, "serving");
-    server.run_until_signal(signal).await;
-    Ok(())
+    Ok(Started {
+        server,
+        stage: args.stage,
+        roster: args.roster,
+        dev_secret,
+        signed_management: management_credentials.is_some(),
+    })
 }
 
 /// `MANAGEMENT_ACCESS_KEY_ID` + `MANAGEMENT_SECRET_ACCESS_KEY`: both or neither.
-fn management_credentials() -> Result<Option<ManagementCredentials>, CliError> {
-    let get = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+fn management_credentials(env: &Env) -> Result<Option<ManagementCredentials>, CliError> {
+    let get = |name: &str| env.get(name).filter(|v| !v.trim().is_empty());
     match (
         get("MANAGEMENT_ACCESS_KEY_ID"),
         get("MANAGEMENT_SECRET_ACCESS_KEY"),
@@ -323,13 +277,13 @@ fn management_credentials() -> Result<Option<ManagementCredentials>, CliError> {
 
 /// The identity settings of `serve` and, in dev mode, the secret `/dev/token` signs with.
 /// Dev mode is only ever explicit (`--dev`) and only on a loopback `--listen`.
-fn auth_settings(args: &ServeArgs) -> Result<(AuthConfig, Option<Vec<u8>>), CliError> {
+fn auth_settings(args: &ServeArgs, env: &Env) -> Result<(AuthConfig, Option<Vec<u8>>), CliError> {
     let short_secret = if args.dev {
         ShortSecret::Warn
     } else {
         ShortSecret::Refuse
     };
-    let auth = AuthConfig::from_lookup_with(env, short_secret)
+    let auth = AuthConfig::from_lookup_with(|name: &str| env.get(name), short_secret)
         .map_err(|e| CliError::Config(e.to_string()))?;
     if !args.dev {
         if !auth.has_key_source() {
@@ -373,11 +327,12 @@ fn auth_settings(args: &ServeArgs) -> Result<(AuthConfig, Option<Vec<u8>>), CliE
 async fn build_history(
     args: &ServeArgs,
     config: &HistoryConfig,
+    env: &Env,
 ) -> Result<Arc<dyn HistoryStore>, CliError> {
     match args.roster {
         RosterKind::Memory => Ok(Arc::new(MemoryHistoryStore::new(config.max_per_stream))),
         RosterKind::Dynamodb => {
-            let dynamo = switchboard_aws::DynamoConfig::from_lookup(env)
+            let dynamo = switchboard_aws::DynamoConfig::from_lookup(|name: &str| env.get(name))
                 .map_err(|e| CliError::Config(e.to_string()))?;
             let client = switchboard_aws::dynamodb_client(&dynamo).await;
             if config.enabled() && (args.create_table || dynamo.endpoint.is_some()) {
@@ -400,11 +355,11 @@ async fn build_history(
     }
 }
 
-async fn build_roster(args: &ServeArgs) -> Result<Arc<dyn RosterStore>, CliError> {
+async fn build_roster(args: &ServeArgs, env: &Env) -> Result<Arc<dyn RosterStore>, CliError> {
     match args.roster {
         RosterKind::Memory => Ok(serve::memory_roster()),
         RosterKind::Dynamodb => {
-            let config = switchboard_aws::DynamoConfig::from_lookup(env)
+            let config = switchboard_aws::DynamoConfig::from_lookup(|name: &str| env.get(name))
                 .map_err(|e| CliError::Config(e.to_string()))?;
             let store = switchboard_aws::DynamoRosterStore::from_config(&config).await;
             // Against an endpoint override (DynamoDB Local) the table is made on demand;
@@ -455,101 +410,4 @@ Demo page: http://{addr}/ (and POST /dev/token), from this machine only.
 Never use dev mode in production: configure a key source and drop --dev.
 {rule}"
     );
-}
-
-fn token_command(args: TokenArgs) -> Result<(), CliError> {
-    // Minting with a short secret is allowed (a dev-mode server accepts it); a server
-    // without --dev refuses such a secret at start-up.
-    let config = AuthConfig::from_lookup_with(env, ShortSecret::Warn)
-        .map_err(|e| CliError::Config(e.to_string()))?;
-    let secret = config.hs256_secret().ok_or_else(|| {
-        CliError::Config(
-            "JWT_HS256_SECRET is not set: `switchboard token` signs with it (dev mode prints it at start-up)"
-                .into(),
-        )
-    })?;
-    let tenant =
-        TenantId::parse(args.tenant).map_err(|e| CliError::Input(format!("--tenant: {e}")))?;
-    let user = UserId::parse(args.user).map_err(|e| CliError::Input(format!("--user: {e}")))?;
-    let token = mint_hs256_with(
-        secret,
-        &MintOptions::from_config(&config),
-        &tenant,
-        &user,
-        &args.roles,
-        args.ttl,
-    );
-    println!("{token}");
-    Ok(())
-}
-
-fn build_envelope(args: &PublishArgs) -> Result<Envelope, CliError> {
-    let value: Value = if let Some(text) = &args.envelope {
-        serde_json::from_str(text)
-            .map_err(|e| CliError::Input(format!("--envelope: not JSON ({e})")))?
-    } else {
-        let data: Value = serde_json::from_str(&args.data)
-            .map_err(|e| CliError::Input(format!("--data: not JSON ({e})")))?;
-        let target = match (&args.tenant, args.broadcast) {
-            (_, true) => json!({"type": "broadcast"}),
-            (Some(tenant), false) if !args.users.is_empty() => {
-                json!({"type": "users", "tenant": tenant, "users": args.users})
-            }
-            (Some(tenant), false) if !args.connections.is_empty() => {
-                json!({"type": "connections", "tenant": tenant, "connectionIds": args.connections})
-            }
-            (Some(tenant), false) => json!({"type": "tenant", "tenant": tenant}),
-            (None, false) => return Err(CliError::Input(
-                "give a target: --tenant [--user U | --connection C]..., --broadcast or --envelope"
-                    .into(),
-            )),
-        };
-        let mut envelope = json!({"target": target, "data": data});
-        if let Some(id) = &args.id {
-            envelope["id"] = json!(id);
-        }
-        envelope
-    };
-    Envelope::from_value(value).map_err(|e| CliError::Input(format!("invalid envelope: {e}")))
-}
-
-async fn publish_command(args: PublishArgs) -> Result<(), CliError> {
-    let mut envelope = build_envelope(&args)?;
-    if let Some(url) = &args.url {
-        let token = args.token.as_deref().ok_or_else(|| {
-            CliError::Input("--token (or SWITCHBOARD_TOKEN) is required with --url".into())
-        })?;
-        let response = reqwest::Client::new()
-            .post(url)
-            .bearer_auth(token)
-            .json(&envelope)
-            .send()
-            .await
-            .map_err(|e| CliError::Failed(format!("POST {url}: {e}")))?;
-        let status = response.status();
-        let body = response.text().await.unwrap_or_default();
-        if !status.is_success() {
-            return Err(CliError::Failed(format!("POST {url}: {status}: {body}")));
-        }
-        println!("{body}");
-        return Ok(());
-    }
-    let queue_url = args
-        .queue_url
-        .clone()
-        .ok_or_else(|| CliError::Input("give --url or --queue-url".into()))?;
-    let id = envelope
-        .id
-        .clone()
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    envelope.id = Some(id.clone());
-    let body = serde_json::to_string(&envelope).map_err(|e| CliError::Failed(e.to_string()))?;
-    let sdk = switchboard_aws::load_sdk_config(switchboard_aws::LocalDefaults::NONE).await;
-    let queue = switchboard_aws::SqsQueue::from_sdk_config(&sdk, queue_url);
-    queue
-        .enqueue(&id, &body)
-        .await
-        .map_err(|e| CliError::Failed(format!("SQS send: {e}")))?;
-    println!("{}", json!({ "id": id }));
-    Ok(())
 }

@@ -1,0 +1,9 @@
+//! Switchboard on one machine (the `switchboard` binary's library).
+//!
+//! - [`serve`]: the WebSocket gateway, `@connections`, publish and dead-letter APIs, the
+//!   in-process queue and the publisher.
+//! - [`cli`]: the commands (`serve`, `token`, `publish`); [`cli::serve::start_in_process`]
+//!   starts a server as the binary would, for tests.
+
+pub mod cli;
+pub mod serve;
