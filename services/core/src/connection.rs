@@ -95,14 +95,12 @@ pub fn token_deadline(claims: &Claims, leeway_secs: u64) -> Option<i64> {
 pub async fn connect(
     roster: &dyn RosterStore,
     config: &ConnectConfig,
-    connection_id: &str,
+    connection_id: &ConnectionId,
     claims: &Claims,
     now: OffsetDateTime,
 ) -> Result<ConnectionRecord, ConnectionError> {
-    let connection_id = ConnectionId::parse(connection_id)
-        .map_err(|e| ConnectionError::Identity(format!("connectionId: {e}")))?;
     let record = ConnectionRecord::new(
-        connection_id,
+        connection_id.clone(),
         claims.tenant.clone(),
         claims.user.clone(),
         claims.roles.clone(),
@@ -123,11 +121,9 @@ pub async fn connect(
 pub async fn disconnect(
     roster: &dyn RosterStore,
     tenant: &TenantId,
-    connection_id: &str,
+    connection_id: &ConnectionId,
 ) -> Result<(), ConnectionError> {
-    let connection_id = ConnectionId::parse(connection_id)
-        .map_err(|e| ConnectionError::Identity(format!("connectionId: {e}")))?;
-    roster.remove(tenant, &connection_id).await?;
+    roster.remove(tenant, connection_id).await?;
     tracing::info!(connection_id = %connection_id, tenant = %tenant, "disconnected");
     Ok(())
 }
@@ -144,7 +140,7 @@ pub const REFRESH_UNAVAILABLE: &str = "refresh_unavailable";
 async fn refresh(
     verifier: &Verifier,
     token: &str,
-    connection_id: &str,
+    connection_id: &ConnectionId,
     claims: &Claims,
 ) -> (ServerReply, Option<Claims>) {
     let refused = |error: &str| {
@@ -158,13 +154,13 @@ async fn refresh(
     let fresh = match verifier.verify(token).await {
         Ok(fresh) => fresh,
         Err(error) => {
-            tracing::info!(connection_id, %error, "refresh refused: invalid token");
+            tracing::info!(%connection_id, %error, "refresh refused: invalid token");
             return refused(REFRESH_INVALID_TOKEN);
         }
     };
     if fresh.tenant != claims.tenant || fresh.user != claims.user {
         tracing::warn!(
-            connection_id,
+            %connection_id,
             tenant = %claims.tenant,
             user = %claims.user,
             token_tenant = %fresh.tenant,
@@ -177,18 +173,18 @@ async fn refresh(
         // The verifier always sets `exp`; refuse rather than extend forever.
         return refused(REFRESH_INVALID_TOKEN);
     };
-    tracing::info!(connection_id, tenant = %fresh.tenant, user = %fresh.user, exp, "token refreshed");
+    tracing::info!(%connection_id, tenant = %fresh.tenant, user = %fresh.user, exp, "token refreshed");
     (ServerReply::Refreshed { exp }, Some(fresh))
 }
 
 /// The reply to one client frame without a verifier (docs/design.md: The one-machine binary): `ping`, `whoami`, and
 /// `unknown_action`. A `refresh` gets the error [`REFRESH_UNAVAILABLE`] here (nothing can
 /// verify it); edges call [`handle_client_frame`].
-pub fn reply_to(text: &str, connection_id: &str, claims: &Claims) -> ServerReply {
+pub fn reply_to(text: &str, connection_id: &ConnectionId, claims: &Claims) -> ServerReply {
     sync_reply(ClientAction::parse(text), connection_id, claims)
 }
 
-fn sync_reply(action: ClientAction, connection_id: &str, claims: &Claims) -> ServerReply {
+fn sync_reply(action: ClientAction, connection_id: &ConnectionId, claims: &Claims) -> ServerReply {
     match action {
         ClientAction::Ping => ServerReply::Pong,
         ClientAction::WhoAmI => ServerReply::WhoAmI {
@@ -244,7 +240,7 @@ impl FrameOutcome {
 pub async fn handle_client_frame(
     deps: &ActionDeps,
     text: &str,
-    connection_id: &str,
+    connection_id: &ConnectionId,
     claims: &Claims,
 ) -> FrameOutcome {
     let frames = match ClientAction::parse(text) {
@@ -282,7 +278,7 @@ pub async fn handle_client_frame(
                 }
                 .to_json()],
                 Err(ResumeError::Unavailable(error)) => {
-                    tracing::warn!(%error, connection_id, "resume failed: history unavailable");
+                    tracing::warn!(%error, %connection_id, "resume failed: history unavailable");
                     vec![ServerReply::Error {
                         error: "history_unavailable".into(),
                     }
@@ -301,6 +297,10 @@ pub async fn handle_client_frame(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn c1() -> ConnectionId {
+        ConnectionId::parse("c-1").unwrap()
+    }
     use crate::roster::MemoryRosterStore;
 
     fn claims() -> Claims {
@@ -318,7 +318,7 @@ mod tests {
     async fn connect_then_disconnect_round_trips_the_roster() {
         let roster = MemoryRosterStore::new();
         let now = OffsetDateTime::now_utc();
-        let record = connect(&roster, &ConnectConfig::default(), "c-1", &claims(), now)
+        let record = connect(&roster, &ConnectConfig::default(), &c1(), &claims(), now)
             .await
             .unwrap();
         assert_eq!(record.expires_at, now.unix_timestamp() + 7_500);
@@ -326,23 +326,8 @@ mod tests {
             roster.list_tenant(&claims().tenant).await.unwrap(),
             vec![record]
         );
-        disconnect(&roster, &claims().tenant, "c-1").await.unwrap();
-        disconnect(&roster, &claims().tenant, "c-1").await.unwrap();
-        assert!(roster.list_all().await.unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn connect_refuses_invalid_connection_id_before_writing() {
-        let roster = MemoryRosterStore::new();
-        let result = connect(
-            &roster,
-            &ConnectConfig::default(),
-            "bad id",
-            &claims(),
-            OffsetDateTime::now_utc(),
-        )
-        .await;
-        assert!(matches!(result, Err(ConnectionError::Identity(_))));
+        disconnect(&roster, &claims().tenant, &c1()).await.unwrap();
+        disconnect(&roster, &claims().tenant, &c1()).await.unwrap();
         assert!(roster.list_all().await.unwrap().is_empty());
     }
 
@@ -378,7 +363,12 @@ mod tests {
     }
 
     /// `handle_client_frame` with a verifier and no history, for one-reply actions.
-    async fn handle_frame(text: &str, id: &str, claims: &Claims, v: &Arc<Verifier>) -> Handled {
+    async fn handle_frame(
+        text: &str,
+        id: &ConnectionId,
+        claims: &Claims,
+        v: &Arc<Verifier>,
+    ) -> Handled {
         let deps = ActionDeps {
             history: Arc::new(crate::history::MemoryHistoryStore::new(10)),
             history_config: HistoryConfig::default(),
@@ -418,7 +408,7 @@ mod tests {
         let old_exp = current.exp.unwrap();
         let outcome = handle_frame(
             &refresh(&token("acme", "alice", 3_600)),
-            "c-1",
+            &c1(),
             &current,
             &v,
         )
@@ -442,7 +432,7 @@ mod tests {
             token("acme", "mallory", 3_600),
             token("globex", "alice", 3_600),
         ] {
-            let outcome = handle_frame(&refresh(&other), "c-1", &current, &v).await;
+            let outcome = handle_frame(&refresh(&other), &c1(), &current, &v).await;
             assert_eq!(outcome.refreshed, None);
             assert_eq!(
                 outcome.reply,
@@ -474,7 +464,7 @@ mod tests {
             .unwrap()
         };
         for bad in [forged.as_str(), expired.as_str(), "not-a-jwt"] {
-            let outcome = handle_frame(&refresh(bad), "c-1", &current, &v).await;
+            let outcome = handle_frame(&refresh(bad), &c1(), &current, &v).await;
             assert_eq!(outcome.refreshed, None, "{bad}");
             assert_eq!(
                 outcome.reply,
@@ -495,8 +485,8 @@ mod tests {
             "x",
             r#"{"action":"refresh"}"#,
         ] {
-            let outcome = handle_frame(text, "c-1", &current, &v).await;
-            assert_eq!(outcome.reply, reply_to(text, "c-1", &current));
+            let outcome = handle_frame(text, &c1(), &current, &v).await;
+            assert_eq!(outcome.reply, reply_to(text, &c1(), &current));
             assert_eq!(outcome.refreshed, None);
         }
         let without_verifier = ActionDeps {
@@ -505,7 +495,7 @@ mod tests {
             verifier: None,
         };
         let outcome =
-            handle_client_frame(&without_verifier, &refresh("a.b.c"), "c-1", &current).await;
+            handle_client_frame(&without_verifier, &refresh("a.b.c"), &c1(), &current).await;
         assert_eq!(
             Sent(outcome.frames[0].clone()),
             ServerReply::Error {
@@ -513,7 +503,7 @@ mod tests {
             }
         );
         assert_eq!(
-            reply_to(&refresh("a.b.c"), "c-1", &current),
+            reply_to(&refresh("a.b.c"), &c1(), &current),
             ServerReply::Error {
                 error: REFRESH_UNAVAILABLE.into()
             }
@@ -576,11 +566,11 @@ mod tests {
     fn replies_follow_spec() {
         let c = claims();
         assert_eq!(
-            reply_to(r#"{"action":"ping"}"#, "c-1", &c),
+            reply_to(r#"{"action":"ping"}"#, &c1(), &c),
             ServerReply::Pong
         );
         assert_eq!(
-            reply_to(r#"{"action":"whoami"}"#, "c-1", &c),
+            reply_to(r#"{"action":"whoami"}"#, &c1(), &c),
             ServerReply::WhoAmI {
                 connection_id: "c-1".into(),
                 tenant: "acme".into(),
@@ -588,7 +578,7 @@ mod tests {
             }
         );
         assert_eq!(
-            reply_to("hello", "c-1", &c),
+            reply_to("hello", &c1(), &c),
             ServerReply::Error {
                 error: "unknown_action".into()
             }

@@ -46,14 +46,14 @@ pub async fn handle(
     let claims = match claims(event) {
         Ok(claims) => claims,
         Err(error) => {
-            tracing::warn!(%error, connection_id, "connect refused");
+            tracing::warn!(%error, %connection_id, "connect refused");
             return Ok(WebsocketResponse::status(403));
         }
     };
     match connection::connect(
         deps.roster.as_ref(),
         &deps.config,
-        connection_id,
+        &connection_id,
         &claims,
         OffsetDateTime::now_utc(),
     )
@@ -61,11 +61,11 @@ pub async fn handle(
     {
         Ok(_) => {}
         Err(ConnectionError::Identity(reason)) => {
-            tracing::warn!(%reason, connection_id, "connect refused");
+            tracing::warn!(%reason, %connection_id, "connect refused");
             return Ok(WebsocketResponse::status(403));
         }
         Err(error) => {
-            tracing::error!(%error, connection_id, "connect failed");
+            tracing::error!(%error, %connection_id, "connect failed");
             return Err(error.into());
         }
     }

@@ -56,17 +56,17 @@ pub async fn handle(
 ) -> Result<WebsocketResponse, RouteError> {
     let connection = connection_id(event)?;
     let claims = claims(event).inspect_err(|error| {
-        tracing::warn!(%error, connection_id = connection, "message without identity");
+        tracing::warn!(%error, connection_id = %connection, "message without identity");
     })?;
     let body = event.body.as_deref().unwrap_or("");
-    let mut frames = connection::handle_client_frame(&deps.actions, body, connection, &claims)
+    let mut frames = connection::handle_client_frame(&deps.actions, body, &connection, &claims)
         .await
         .frames;
     let last = frames.pop().unwrap_or_default();
-    let reply = match post_in_order(deps, connection, &frames).await {
+    let reply = match post_in_order(deps, &connection, &frames).await {
         Ok(()) => last,
         Err(error) => {
-            tracing::warn!(%error, connection_id = connection, sent = frames.len(), "could not post resumed frames");
+            tracing::warn!(%error, connection_id = %connection, sent = frames.len(), "could not post resumed frames");
             ServerReply::Error {
                 error: "resume_failed".into(),
             }
@@ -82,16 +82,12 @@ pub async fn handle(
 /// Posts `frames` to the caller one after another (their order is the history's).
 async fn post_in_order(
     deps: &DefaultDeps,
-    connection: &str,
+    connection: &ConnectionId,
     frames: &[String],
 ) -> Result<(), String> {
-    if frames.is_empty() {
-        return Ok(());
-    }
-    let id = ConnectionId::parse(connection).map_err(|e| format!("connectionId: {e}"))?;
     for frame in frames {
         deps.pusher
-            .push(&id, &Frame::from(frame.as_str()))
+            .push(connection, &Frame::from(frame.as_str()))
             .await
             .map_err(|e| e.to_string())?;
     }

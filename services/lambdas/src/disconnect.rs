@@ -36,10 +36,10 @@ pub async fn handle(
 ) -> Result<WebsocketResponse, RouteError> {
     let connection_id = connection_id(event)?;
     let claims = claims(event).inspect_err(|error| {
-        tracing::warn!(%error, connection_id, "disconnect without identity");
+        tracing::warn!(%error, %connection_id, "disconnect without identity");
     })?;
-    connection::disconnect(deps.roster.as_ref(), &claims.tenant, connection_id)
+    connection::disconnect(deps.roster.as_ref(), &claims.tenant, &connection_id)
         .await
-        .inspect_err(|error| tracing::error!(%error, connection_id, "disconnect failed"))?;
+        .inspect_err(|error| tracing::error!(%error, %connection_id, "disconnect failed"))?;
     Ok(WebsocketResponse::ok())
 }

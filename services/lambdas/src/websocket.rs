@@ -7,7 +7,7 @@ use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use lambda_runtime::Diagnostic;
 use serde::Serialize;
 use switchboard_core::connection::{claims_from_context, ConnectionError};
-use switchboard_model::Claims;
+use switchboard_model::{Claims, ConnectionId};
 
 /// The event API Gateway sends `$connect`, `$disconnect` and `$default`.
 pub type WebsocketEvent = ApiGatewayWebsocketProxyRequest;
@@ -42,6 +42,8 @@ impl WebsocketResponse {
 pub enum RouteError {
     #[error("event has no requestContext.connectionId")]
     NoConnectionId,
+    #[error("requestContext.connectionId: {0}")]
+    InvalidConnectionId(String),
     #[error(transparent)]
     Connection(#[from] ConnectionError),
 }
@@ -50,6 +52,7 @@ impl From<RouteError> for Diagnostic {
     fn from(error: RouteError) -> Self {
         let error_type = match &error {
             RouteError::NoConnectionId => "NoConnectionId",
+            RouteError::InvalidConnectionId(_) => "InvalidConnectionId",
             RouteError::Connection(_) => "ConnectionError",
         };
         Diagnostic {
@@ -59,14 +62,15 @@ impl From<RouteError> for Diagnostic {
     }
 }
 
-/// The connection id of the event.
-pub fn connection_id(event: &WebsocketEvent) -> Result<&str, RouteError> {
-    event
+/// The connection id of the event, parsed once here for the core.
+pub fn connection_id(event: &WebsocketEvent) -> Result<ConnectionId, RouteError> {
+    let id = event
         .request_context
         .connection_id
         .as_deref()
         .filter(|id| !id.is_empty())
-        .ok_or(RouteError::NoConnectionId)
+        .ok_or(RouteError::NoConnectionId)?;
+    ConnectionId::parse(id).map_err(|e| RouteError::InvalidConnectionId(e.to_string()))
 }
 
 /// The claims the authorizer passed on as context `{tenant, user, roles}`.

@@ -120,6 +120,24 @@ async fn connect_without_connection_id_is_an_error() {
 }
 
 #[tokio::test]
+async fn a_malformed_connection_id_is_refused_at_the_edge_before_any_write() {
+    let roster = Arc::new(MemoryRosterStore::new());
+    let mut json = fixture_json("connect_query.json");
+    json["requestContext"]["connectionId"] = json!("bad id");
+    let result = connect::handle(&connect_deps(&roster), &event(json.clone())).await;
+    assert!(
+        matches!(&result, Err(RouteError::InvalidConnectionId(_))),
+        "{result:?}"
+    );
+    assert!(roster.list_all().await.unwrap().is_empty());
+    let deps = DisconnectDeps {
+        roster: roster.clone(),
+    };
+    let result = disconnect::handle(&deps, &event(json)).await;
+    assert!(matches!(result, Err(RouteError::InvalidConnectionId(_))));
+}
+
+#[tokio::test]
 async fn disconnect_removes_the_record_idempotently() {
     let roster = Arc::new(MemoryRosterStore::new());
     connect::handle(&connect_deps(&roster), &fixture("connect_query.json"))

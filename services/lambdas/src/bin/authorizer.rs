@@ -8,10 +8,9 @@ use switchboard_lambdas::{authorizer, telemetry};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let verifier = authorizer::build(|k| std::env::var(k).ok())
+    let verifier = &authorizer::build(|k| std::env::var(k).ok())
         .await
         .map_err(|e| telemetry::init_failed("authorizer", e))?;
-    let verifier = &verifier;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
             authorizer::authorize_json(verifier, event.payload).await

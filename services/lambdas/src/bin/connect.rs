@@ -8,10 +8,9 @@ use switchboard_lambdas::{connect, telemetry};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let deps = connect::build(|k| std::env::var(k).ok())
+    let deps = &connect::build(|k| std::env::var(k).ok())
         .await
         .map_err(|e| telemetry::init_failed("connect", e))?;
-    let deps = &deps;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<WebsocketEvent>| async move {
             connect::handle(deps, &event.payload).await

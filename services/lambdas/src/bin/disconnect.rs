@@ -8,10 +8,9 @@ use switchboard_lambdas::{disconnect, telemetry};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let deps = disconnect::build(|k| std::env::var(k).ok())
+    let deps = &disconnect::build(|k| std::env::var(k).ok())
         .await
         .map_err(|e| telemetry::init_failed("disconnect", e))?;
-    let deps = &deps;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<WebsocketEvent>| async move {
             disconnect::handle(deps, &event.payload).await

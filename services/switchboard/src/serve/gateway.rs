@@ -151,7 +151,7 @@ pub async fn handshake(
     if let Err(error) = connection::connect(
         app.roster.as_ref(),
         &app.connect_config,
-        id.as_str(),
+        &id,
         &claims,
         OffsetDateTime::now_utc(),
     )
@@ -188,7 +188,7 @@ pub async fn handshake(
 
 async fn end_connection(app: &App, id: &ConnectionId, tenant: &TenantId) {
     app.registry.unregister(id);
-    if let Err(error) = connection::disconnect(app.roster.as_ref(), tenant, id.as_str()).await {
+    if let Err(error) = connection::disconnect(app.roster.as_ref(), tenant, id).await {
         tracing::error!(%error, connection_id = %id, "disconnect failed; the roster TTL will remove the item");
     }
     // Counted down once the roster no longer lists it, so the gauge never shows a
@@ -316,7 +316,7 @@ async fn drive(
                 let outcome = Box::pin(connection::handle_client_frame(
                     &app.actions,
                     text.as_str(),
-                    id.as_str(),
+                    id,
                     &live.claims,
                 ))
                 .await;
