@@ -9,14 +9,12 @@
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
-use switchboard_core::config::{bounded, optional, ConfigError};
+use switchboard_core::config::{optional, scan_segments, ConfigError};
 
-use crate::dynamo::{DEFAULT_SCAN_SEGMENTS, DEFAULT_TABLE_NAME};
+use crate::dynamo::DEFAULT_TABLE_NAME;
 
 /// Region used when an endpoint override is set and no region is configured.
 pub const LOCAL_REGION: &str = "us-east-1";
-/// Largest `SCAN_SEGMENTS` accepted.
-pub const MAX_SCAN_SEGMENTS: usize = 1_000;
 
 /// Variables that configure a region for the default chain.
 const REGION_VARIABLES: &[&str] = &["AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"];
@@ -122,12 +120,7 @@ impl DynamoConfig {
                 reason: "a DynamoDB table name is 3-255 characters of a-z, A-Z, 0-9, _ - .".into(),
             });
         }
-        let scan_segments = bounded(
-            &lookup,
-            "SCAN_SEGMENTS",
-            DEFAULT_SCAN_SEGMENTS,
-            MAX_SCAN_SEGMENTS,
-        )?;
+        let scan_segments = scan_segments(&lookup)?;
         let endpoint = match optional::<String>(&lookup, "DYNAMODB_ENDPOINT")? {
             Some(v) => Some(validate_endpoint("DYNAMODB_ENDPOINT", &v)?),
             None => optional::<String>(&lookup, "AWS_ENDPOINT_URL_DYNAMODB")?

@@ -90,6 +90,22 @@ pub fn bounded(
     Ok(value)
 }
 
+/// Default `SCAN_SEGMENTS`: parallel scan segments of a broadcast (one publisher chain each).
+pub const DEFAULT_SCAN_SEGMENTS: usize = 4;
+/// Largest `SCAN_SEGMENTS`.
+pub const MAX_SCAN_SEGMENTS: usize = 1_000;
+
+/// `SCAN_SEGMENTS` (1..=1000, default 4): read by the roster's full scan and the
+/// publisher's broadcast chains alike.
+pub fn scan_segments(lookup: &impl Fn(&str) -> Option<String>) -> Result<usize, ConfigError> {
+    bounded(
+        lookup,
+        "SCAN_SEGMENTS",
+        DEFAULT_SCAN_SEGMENTS,
+        MAX_SCAN_SEGMENTS,
+    )
+}
+
 /// Settings of the connect handler.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectConfig {

@@ -34,7 +34,7 @@ pub use item::{
 pub use table::{create_history_table, create_table, delete_table};
 
 /// Default number of parallel scan segments for [`RosterStore::list_all`] (`SCAN_SEGMENTS`).
-pub const DEFAULT_SCAN_SEGMENTS: usize = 4;
+pub use switchboard_core::config::DEFAULT_SCAN_SEGMENTS;
 /// Default table name (`ROSTER_TABLE`).
 pub const DEFAULT_TABLE_NAME: &str = "SocketRoster";
 /// How many `byUser` queries one `list_users` call runs at once.

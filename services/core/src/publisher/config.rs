@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::config::{bounded, flag, optional, ConfigError};
+use crate::config::{bounded, flag, optional, scan_segments, ConfigError, DEFAULT_SCAN_SEGMENTS};
 
 /// Most posts one message may have in flight (`FANOUT_CONCURRENCY` upper bound).
 pub const MAX_FANOUT_CONCURRENCY: usize = 1_024;
@@ -10,10 +10,6 @@ pub const MAX_FANOUT_CONCURRENCY: usize = 1_024;
 pub const DEFAULT_SHARD_SIZE: usize = 1_000;
 /// Largest `FANOUT_SHARD_SIZE`.
 pub const MAX_SHARD_SIZE: usize = 10_000;
-/// Default `SCAN_SEGMENTS`: broadcast chains, one per parallel scan segment.
-pub const DEFAULT_SCAN_SEGMENTS: usize = 4;
-/// Largest `SCAN_SEGMENTS`.
-pub const MAX_SCAN_SEGMENTS: usize = 1_000;
 /// Default `GONE_GRACE_SECS`: API Gateway answers 410 until a handshake completes.
 pub const DEFAULT_GONE_GRACE_SECS: u64 = 30;
 /// Largest `GONE_GRACE_SECS`.
@@ -118,12 +114,7 @@ impl PublisherConfig {
                 reason: format!("must be at most {MAX_FANOUT_RATE} (0 = unlimited)"),
             });
         }
-        let scan_segments = bounded(
-            &lookup,
-            "SCAN_SEGMENTS",
-            DEFAULT_SCAN_SEGMENTS,
-            MAX_SCAN_SEGMENTS,
-        )?;
+        let scan_segments = scan_segments(&lookup)?;
         Ok(Self {
             fanout_concurrency: bounded(&lookup, "FANOUT_CONCURRENCY", 64, MAX_FANOUT_CONCURRENCY)?,
             legacy_broadcast: flag(&lookup, "LEGACY_BROADCAST", false)?,
