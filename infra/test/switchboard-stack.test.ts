@@ -836,13 +836,13 @@ describe('alarms (all to one SNS topic)', () => {
     const repo = path.resolve(__dirname, '..', '..');
     const read = (f: string) => fs.readFileSync(path.join(repo, f), 'utf8');
     const jwks = read('services/core/src/auth/jwks.rs');
-    // Start-up failures: each main hands its error to `telemetry::init_failed("<function>")`,
-    // which logs "<function> configuration invalid".
+    // Start-up failures: each main builds through `telemetry::start("<function>", ...)`, whose
+    // `init_failed` logs "<function> configuration invalid".
     expect(read('services/lambdas/src/telemetry.rs')).toContain('"{function} configuration invalid"');
     for (const [fn, messages] of Object.entries(AUTH_FAILURE_MESSAGES)) {
       const main = read(`services/lambdas/src/bin/${fn}.rs`);
       for (const m of messages) {
-        if (m === `${fn} configuration invalid`) expect(main).toContain(`init_failed("${fn}"`);
+        if (m === `${fn} configuration invalid`) expect(main).toContain(`start("${fn}"`);
         else expect(jwks).toContain(`"${m}"`);
       }
     }

@@ -30,6 +30,23 @@ pub fn init() {
     let _ = subscriber(filter, std::io::stdout).try_init();
 }
 
+/// A configuration variable from the process environment (what every `build` reads).
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Every function's start-up: installs the JSON logs, then builds its dependencies once
+/// (`build` runs after the logs are up). A configuration error is logged as "<function>
+/// configuration invalid" and fails the init. The dependencies live as long as the process.
+pub async fn start<D: 'static, E: std::fmt::Display>(
+    function: &str,
+    build: impl std::future::Future<Output = Result<D, E>>,
+) -> Result<&'static D, lambda_runtime::Error> {
+    init();
+    let deps = build.await.map_err(|e| init_failed(function, e))?;
+    Ok(Box::leak(Box::new(deps)))
+}
+
 /// Logs a start-up failure of `function` and turns it into the runtime's error (the init
 /// then fails, and Lambda reports it).
 pub fn init_failed(function: &str, error: impl std::fmt::Display) -> lambda_runtime::Error {

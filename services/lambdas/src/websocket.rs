@@ -62,6 +62,18 @@ impl From<RouteError> for Diagnostic {
     }
 }
 
+/// Runs a WebSocket route function: every event's payload to `handle`.
+pub async fn serve<F, Fut>(handle: F) -> Result<(), lambda_runtime::Error>
+where
+    F: Fn(WebsocketEvent) -> Fut,
+    Fut: std::future::Future<Output = Result<WebsocketResponse, RouteError>>,
+{
+    lambda_runtime::run(lambda_runtime::service_fn(
+        |event: lambda_runtime::LambdaEvent<WebsocketEvent>| handle(event.payload),
+    ))
+    .await
+}
+
 /// The connection id of the event, parsed once here for the core.
 pub fn connection_id(event: &WebsocketEvent) -> Result<ConnectionId, RouteError> {
     let id = event

@@ -1,20 +1,12 @@
-//! The WebSocket `$connect` route: the roster client built once at init by
-//! `switchboard_lambdas::connect::build`; each event handled by `connect::handle`.
+//! The WebSocket `$connect` route: its roster client built once at init by `connect::build`;
+//! each event handled by `connect::handle`.
 
-use lambda_runtime::{service_fn, Error, LambdaEvent};
-use switchboard_lambdas::websocket::WebsocketEvent;
-use switchboard_lambdas::{connect, telemetry};
+use lambda_runtime::Error;
+use switchboard_lambdas::telemetry::{process_env, start};
+use switchboard_lambdas::{connect, websocket};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    telemetry::init();
-    let deps = &connect::build(|k| std::env::var(k).ok())
-        .await
-        .map_err(|e| telemetry::init_failed("connect", e))?;
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<WebsocketEvent>| async move {
-            connect::handle(deps, &event.payload).await
-        },
-    ))
-    .await
+    let deps = start("connect", connect::build(process_env)).await?;
+    websocket::serve(|event| async move { connect::handle(deps, &event).await }).await
 }

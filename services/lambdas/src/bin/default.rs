@@ -1,20 +1,12 @@
 //! The WebSocket `$default` route (client actions): dependencies built once at init by
-//! `switchboard_lambdas::default::build`; each event handled by `default::handle`.
+//! `default::build`; each event handled by `default::handle`.
 
-use lambda_runtime::{service_fn, Error, LambdaEvent};
-use switchboard_lambdas::websocket::WebsocketEvent;
-use switchboard_lambdas::{default, telemetry};
+use lambda_runtime::Error;
+use switchboard_lambdas::telemetry::{process_env, start};
+use switchboard_lambdas::{default, websocket};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    telemetry::init();
-    let deps = &default::build(|k| std::env::var(k).ok())
-        .await
-        .map_err(|e| telemetry::init_failed("default", e))?;
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<WebsocketEvent>| async move {
-            default::handle(deps, &event.payload).await
-        },
-    ))
-    .await
+    let deps = start("default", default::build(process_env)).await?;
+    websocket::serve(|event| async move { default::handle(deps, &event).await }).await
 }

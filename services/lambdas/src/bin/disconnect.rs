@@ -1,20 +1,12 @@
-//! The WebSocket `$disconnect` route: the roster client built once at init by
-//! `switchboard_lambdas::disconnect::build`; each event handled by `disconnect::handle`.
+//! The WebSocket `$disconnect` route: its roster client built once at init by
+//! `disconnect::build`; each event handled by `disconnect::handle`.
 
-use lambda_runtime::{service_fn, Error, LambdaEvent};
-use switchboard_lambdas::websocket::WebsocketEvent;
-use switchboard_lambdas::{disconnect, telemetry};
+use lambda_runtime::Error;
+use switchboard_lambdas::telemetry::{process_env, start};
+use switchboard_lambdas::{disconnect, websocket};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    telemetry::init();
-    let deps = &disconnect::build(|k| std::env::var(k).ok())
-        .await
-        .map_err(|e| telemetry::init_failed("disconnect", e))?;
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<WebsocketEvent>| async move {
-            disconnect::handle(deps, &event.payload).await
-        },
-    ))
-    .await
+    let deps = start("disconnect", disconnect::build(process_env)).await?;
+    websocket::serve(|event| async move { disconnect::handle(deps, &event).await }).await
 }
