@@ -85,6 +85,22 @@ pub struct EnvelopeError {
     pub problem: String,
 }
 
+/// A frame over [`MAX_FRAME_BYTES`] (API Gateway refuses larger posts): the one place the
+/// limit is checked, by the publish API and the publisher alike.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("frame is {len} bytes, over the {MAX_FRAME_BYTES}-byte limit")]
+pub struct FrameTooLarge {
+    pub len: usize,
+}
+
+/// `frame` unchanged when it fits within [`MAX_FRAME_BYTES`].
+pub fn within_frame_limit(frame: &str) -> Result<&str, FrameTooLarge> {
+    if frame.len() > MAX_FRAME_BYTES {
+        return Err(FrameTooLarge { len: frame.len() });
+    }
+    Ok(frame)
+}
+
 impl EnvelopeError {
     fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
         Self {
@@ -166,6 +182,13 @@ impl Envelope {
     /// The text frame a client receives: exactly `{"id": <id>, "data": <data>}`.
     pub fn frame(&self, id: &str) -> String {
         self.frame_with_cursor(id, None)
+    }
+
+    /// [`Envelope::frame_with_cursor`], refused over [`MAX_FRAME_BYTES`].
+    pub fn checked_frame(&self, id: &str, cursor: Option<&str>) -> Result<String, FrameTooLarge> {
+        let frame = self.frame_with_cursor(id, cursor);
+        within_frame_limit(&frame)?;
+        Ok(frame)
     }
 
     /// The frame of a message recorded in history: `{"id", "cursor", "data"}`.

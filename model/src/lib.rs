@@ -14,6 +14,9 @@ pub mod frame;
 pub mod ids;
 
 pub use claims::{AdminScope, Claims, Role};
-pub use envelope::{Envelope, EnvelopeError, Target, MAX_FRAME_BYTES, MAX_USERS_PER_TARGET};
+pub use envelope::{
+    within_frame_limit, Envelope, EnvelopeError, FrameTooLarge, Target, MAX_FRAME_BYTES,
+    MAX_USERS_PER_TARGET,
+};
 pub use frame::{ClientAction, DeliveredFrame, ServerReply};
 pub use ids::{ConnectionId, IdError, TenantId, UserId};

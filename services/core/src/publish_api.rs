@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::json;
-use switchboard_model::{Claims, Envelope, Role, Target, MAX_FRAME_BYTES};
+use switchboard_model::{Claims, Envelope, Role, Target};
 
 use crate::auth::{token_from_authorization, Verifier};
 use crate::queue::{MessageQueue, QueueError};
@@ -197,12 +197,9 @@ async fn publish(
         .id
         .clone()
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let frame_len = envelope.frame(&id).len();
-    if frame_len > MAX_FRAME_BYTES {
-        return Err(ApiError::TooLarge(format!(
-            "frame is {frame_len} bytes, over the {MAX_FRAME_BYTES}-byte limit"
-        )));
-    }
+    envelope
+        .checked_frame(&id, None)
+        .map_err(|e| ApiError::TooLarge(e.to_string()))?;
     envelope.id = Some(id.clone());
     let body = serde_json::to_string(&envelope)
         .map_err(|e| ApiError::Unavailable(format!("could not encode envelope: {e}")))?;

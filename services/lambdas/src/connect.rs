@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use http::header::SEC_WEBSOCKET_PROTOCOL;
-use switchboard_core::auth::BEARER_SUBPROTOCOL;
+use switchboard_core::auth::{offers_bearer, BEARER_SUBPROTOCOL};
 use switchboard_core::config::ConnectConfig;
 use switchboard_core::connection::{self, ConnectionError};
 use switchboard_core::roster::RosterStore;
@@ -85,6 +85,5 @@ fn offered_bearer(event: &WebsocketEvent) -> bool {
         .into_iter()
         .flat_map(|map| map.get_all(SEC_WEBSOCKET_PROTOCOL))
         .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .any(|entry| entry.trim() == BEARER_SUBPROTOCOL)
+        .any(offers_bearer)
 }

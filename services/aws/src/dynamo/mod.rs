@@ -21,6 +21,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, Wri
 use aws_sdk_dynamodb::Client;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use futures::{stream, StreamExt, TryStreamExt};
+use switchboard_core::publisher::RetryPolicy;
 use switchboard_core::roster::{ConnectionRecord, PageScope, RosterError, RosterPage, RosterStore};
 use switchboard_model::{ConnectionId, TenantId, UserId};
 use time::OffsetDateTime;
@@ -525,11 +526,17 @@ fn keep(
         .collect()
 }
 
-/// Exponential backoff with full jitter: up to 25 ms · 2^attempt, capped at 2 s.
+/// Backoff between retries of unprocessed batch items: the publisher's policy (exponential
+/// with full jitter), from 25 ms, ceilings capped at 2 s.
+const BATCH_BACKOFF: RetryPolicy = RetryPolicy {
+    max_attempts: BATCH_ATTEMPTS,
+    base_delay: Duration::from_millis(25),
+    max_delay: Duration::from_secs(2),
+};
+
+/// The wait before retry `attempt` (1-based) of a batch call.
 pub(crate) fn backoff(attempt: u32) -> Duration {
-    use rand::Rng;
-    let cap_ms = (25u64 << attempt.min(10)).min(2_000);
-    Duration::from_millis(rand::rng().random_range(cap_ms / 2..=cap_ms))
+    BATCH_BACKOFF.delay(attempt)
 }
 
 /// Any SDK failure means the roster could not be read or written: the caller retries the
@@ -650,7 +657,8 @@ mod tests {
             let d = backoff(attempt);
             assert!(d <= Duration::from_secs(2), "{attempt}: {d:?}");
         }
-        assert!(backoff(1) <= Duration::from_millis(50));
-        assert!(backoff(6) >= Duration::from_millis(800));
+        assert!(backoff(1) <= Duration::from_millis(25));
+        // Full jitter: the sixth retry's ceiling is 800 ms; over many draws some exceed 400.
+        assert!((0..200).any(|_| backoff(6) > Duration::from_millis(400)));
     }
 }

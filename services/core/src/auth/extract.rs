@@ -48,7 +48,7 @@ pub fn token_from_subprotocol(header: &str) -> Option<String> {
 }
 
 /// Whether a `Sec-WebSocket-Protocol` value offers `bearer`.
-fn offers_bearer(header: &str) -> bool {
+pub fn offers_bearer(header: &str) -> bool {
     header
         .split(',')
         .any(|entry| entry.trim() == BEARER_SUBPROTOCOL)

@@ -28,8 +28,8 @@ mod tests;
 
 pub use config::{AuthConfig, AuthConfigError, HmacSecret, KeySource, ShortSecret};
 pub use extract::{
-    token_from_authorization, token_from_handshake, token_from_query, token_from_subprotocol,
-    HandshakeToken, TokenSource, BEARER_SUBPROTOCOL,
+    offers_bearer, token_from_authorization, token_from_handshake, token_from_query,
+    token_from_subprotocol, HandshakeToken, TokenSource, BEARER_SUBPROTOCOL,
 };
 pub use issuers::{AllowedTenants, IssuerConfig, IssuerKeys, IssuersConfig};
 pub use mint::{mint_hs256, mint_hs256_with, MintOptions};

@@ -46,7 +46,7 @@ use std::time::Instant as StdInstant;
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use switchboard_model::{Envelope, Target, UserId, MAX_FRAME_BYTES};
+use switchboard_model::{within_frame_limit, Envelope, Target, UserId};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
@@ -209,14 +209,14 @@ impl Publisher {
             (Some(_), false) => Some(Cursor::new(now)),
             _ => None,
         };
-        let frame = envelope.frame_with_cursor(&id, cursor.as_ref().map(Cursor::as_str));
-        if frame.len() > MAX_FRAME_BYTES {
-            let error = format!(
-                "frame is {} bytes, over the {MAX_FRAME_BYTES}-byte limit",
-                frame.len()
-            );
-            return self.dead_letter(message, report, error).await;
-        }
+        let frame = match envelope.checked_frame(&id, cursor.as_ref().map(Cursor::as_str)) {
+            Ok(frame) => frame,
+            Err(too_large) => {
+                return self
+                    .dead_letter(message, report, too_large.to_string())
+                    .await
+            }
+        };
         if let (Some((history, ttl)), Some(cursor)) = (&self.history, cursor) {
             let kept_until = now + *ttl;
             let expires_at = envelope
@@ -287,8 +287,8 @@ impl Publisher {
         deadline: Option<Instant>,
     ) -> MessageReport {
         let mut report = MessageReport::new(message, message.message_id.clone(), "legacy");
-        if message.body.len() > MAX_FRAME_BYTES {
-            let error = format!("legacy body over the {MAX_FRAME_BYTES}-byte limit");
+        if let Err(too_large) = within_frame_limit(&message.body) {
+            let error = format!("legacy body: {too_large}");
             return self.dead_letter(message, report, error).await;
         }
         let item = WorkItem {

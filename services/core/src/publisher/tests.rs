@@ -2,7 +2,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use switchboard_model::{TenantId, UserId};
+use switchboard_model::{TenantId, UserId, MAX_FRAME_BYTES};
 use time::OffsetDateTime;
 
 use super::*;

@@ -12,7 +12,7 @@
 //! recognises them by their single top-level key `shard`.
 
 use serde::{Deserialize, Serialize};
-use switchboard_model::{ConnectionId, TenantId, MAX_FRAME_BYTES};
+use switchboard_model::{within_frame_limit, ConnectionId, TenantId};
 use time::OffsetDateTime;
 
 use crate::roster::{ConnectionRecord, PageScope};
@@ -160,7 +160,7 @@ impl WorkItem {
         if self.id.is_empty() {
             return invalid("id is empty");
         }
-        if self.frame.len() > MAX_FRAME_BYTES {
+        if within_frame_limit(&self.frame).is_err() {
             return invalid("frame over the frame limit");
         }
         if self.attempt == 0 {
