@@ -9,7 +9,7 @@
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
-use switchboard_core::config::{optional, scan_segments, ConfigError};
+use switchboard_core::config::{http_url, optional, scan_segments, ConfigError};
 
 use crate::dynamo::DEFAULT_TABLE_NAME;
 
@@ -78,22 +78,9 @@ pub async fn load_sdk_config(local: LocalDefaults) -> SdkConfig {
     loader.load().await
 }
 
-/// Checks that `value` (of variable `name`) is an `http://` or `https://` URL with a host.
+/// An endpoint URL (of variable `name`): [`http_url`], without a trailing `/`.
 pub fn validate_endpoint(name: &'static str, value: &str) -> Result<String, ConfigError> {
-    let value = value.trim();
-    let rest = value
-        .strip_prefix("http://")
-        .or_else(|| value.strip_prefix("https://"));
-    match rest {
-        Some(rest) if !rest.is_empty() && !rest.starts_with('/') && !rest.contains(' ') => {
-            Ok(value.trim_end_matches('/').to_string())
-        }
-        _ => Err(ConfigError::Invalid {
-            name,
-            value: value.to_string(),
-            reason: "expected an http:// or https:// URL".into(),
-        }),
-    }
+    http_url(name, value).map(|url| url.trim_end_matches('/').to_string())
 }
 
 /// The roster adapter's settings.

@@ -72,6 +72,22 @@ pub fn flag(
     }
 }
 
+/// An `http://` or `https://` URL with a host (the value of variable `name`), trimmed: the
+/// one URL check of every configuration (JWKS, endpoints, queue and callback URLs).
+pub fn http_url(name: &'static str, value: &str) -> Result<String, ConfigError> {
+    let value = value.trim();
+    let invalid = |reason: String| ConfigError::Invalid {
+        name,
+        value: value.to_string(),
+        reason,
+    };
+    let parsed = reqwest::Url::parse(value).map_err(|e| invalid(format!("not a URL: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("expected an http:// or https:// URL".into()));
+    }
+    Ok(value.to_string())
+}
+
 /// A positive integer within `1..=max`.
 pub fn bounded(
     lookup: &impl Fn(&str) -> Option<String>,

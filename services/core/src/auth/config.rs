@@ -204,12 +204,8 @@ impl AuthConfig {
         } else if let Some(file) = file {
             KeySource::JwksFile(PathBuf::from(file.trim()))
         } else if let Some(url) = url {
-            let url = url.trim().to_string();
-            match reqwest::Url::parse(&url) {
-                Ok(parsed) if matches!(parsed.scheme(), "https" | "http") => {}
-                Ok(_) => return Err(invalid("JWT_JWKS_URL", "must be an http(s) URL")),
-                Err(e) => return Err(invalid("JWT_JWKS_URL", format!("not a URL: {e}"))),
-            }
+            let url = crate::config::http_url("JWT_JWKS_URL", &url)
+                .map_err(|e| invalid("JWT_JWKS_URL", e.to_string()))?;
             KeySource::JwksUrl(url)
         } else if let Some(path) = issuers_file {
             // Issuer and audience are per issuer there; a global one would be ambiguous.

@@ -185,11 +185,7 @@ fn parse_entry(value: Value, base: &Path) -> Result<IssuerConfig, String> {
     }
     let keys = match (raw.jwks_url, raw.jwks_file) {
         (Some(url), None) => {
-            match reqwest::Url::parse(&url) {
-                Ok(parsed) if matches!(parsed.scheme(), "https" | "http") => {}
-                Ok(_) => return Err(format!("jwksUrl {url:?} must be an http(s) URL")),
-                Err(e) => return Err(format!("jwksUrl {url:?} is not a URL: {e}")),
-            }
+            let url = crate::config::http_url("jwksUrl", &url).map_err(|e| e.to_string())?;
             IssuerKeys::JwksUrl(url)
         }
         (None, Some(file)) if !file.trim().is_empty() => {
@@ -318,7 +314,7 @@ mod tests {
             (r#"{"issuers":[{"issuer":"","jwksUrl":"https://a/j","tenants":"*"}]}"#.into(), "non-empty"),
             (r#"{"issuers":[{"issuer":"i","tenants":"*"}]}"#.into(), "set one of"),
             (r#"{"issuers":[{"issuer":"i","jwksUrl":"https://a/j","jwksFile":"f","tenants":"*"}]}"#.into(), "only one of"),
-            (r#"{"issuers":[{"issuer":"i","jwksUrl":"ftp://a/j","tenants":"*"}]}"#.into(), "http(s)"),
+            (r#"{"issuers":[{"issuer":"i","jwksUrl":"ftp://a/j","tenants":"*"}]}"#.into(), "http:// or https://"),
             (r#"{"issuers":[{"issuer":"i","jwksUrl":"not a url","tenants":"*"}]}"#.into(), "not a URL"),
             (r#"{"issuers":[{"issuer":"i","jwksFile":" ","tenants":"*"}]}"#.into(), "\"jwksFile\" is empty"),
             (r#"{"issuers":[{"issuer":"i","jwksUrl":"https://a/j","tenants":[]}]}"#.into(), "\"tenants\" must be"),
