@@ -1,4 +1,5 @@
-//! The WebSocket `$default` route: the client actions (`ping`, `whoami`, `resume`).
+//! The WebSocket `$default` route: the client actions (`ping`, `whoami`, `resume`,
+//! `refresh`).
 //! Dependencies built once at init by `switchboard_lambdas::default::build`; each event
 //! handled by `switchboard_lambdas::default::handle`.
 
