@@ -3,7 +3,8 @@
 //   clients ──wss──▶ WebSocket API (stage main) ──$connect──▶ authorizer ─▶ connect ─▶ roster (DynamoDB)
 //                                              ──$disconnect─▶ disconnect ─▶ roster
 //                                              ──$default───▶ default (ping / whoami inline; resume: Query history,
-//                                                                         post the missed frames to the caller)
+//                                                                         post the missed frames to the caller;
+//                                                                         refresh: verify, UpdateItem tokenExpiresAt)
 //   backends ─https─▶ HTTP API POST /v1/messages ─▶ publish-api ─▶ SQS queue ─▶ publisher ─▶ @connections
 //   backends ─SendMessage──────────────────────────────────────▶ SQS queue        │  ├─▶ roster (Query/Scan)
 //                                                                                │  └─▶ history (BatchWriteItem)
@@ -85,7 +86,7 @@ const FUNCTION_SETTINGS: Record<FunctionName, { memory: number; timeoutSecs?: nu
   connect: { memory: 256, timeoutSecs: 10, description: 'Switchboard: $connect, writes the roster item' },
   disconnect: { memory: 256, timeoutSecs: 10, description: 'Switchboard: $disconnect, deletes the roster item' },
   // Timeout: `defaultTimeoutSecs` (a resume posts up to RESUME_MAX frames).
-  default: { memory: 256, description: 'Switchboard: $default, answers ping / whoami / resume / unknown_action' },
+  default: { memory: 256, description: 'Switchboard: $default, answers ping / whoami / resume / refresh / unknown_action' },
   publisher: { memory: 512, description: 'Switchboard: SQS-triggered fan-out to the connections' },
   'publish-api': { memory: 256, timeoutSecs: 15, description: 'Switchboard: POST /v1/messages (validates and enqueues) and presence reads' },
 };
