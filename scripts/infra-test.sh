@@ -48,10 +48,10 @@ cfn_lint() {
   if (( rc & 3 || rc & 4 )); then fail "cfn-lint found problems in $* (exit $rc)"; fi
 }
 
-synth() { # synth <lambdaDir> <outdir> [architecture]
+synth() { # synth <lambdaDir> <outdir> [architecture [more cdk arguments...]]
   rm -rf "$2"
   npx cdk synth --no-notices --no-version-reporting --no-path-metadata --quiet \
-    -c "lambdaDir=$1" -c "architecture=${3:-x86_64}" -o "$2" > /dev/null || fail "cdk synth (lambdaDir=$1)"
+    -c "lambdaDir=$1" -c "architecture=${3:-x86_64}" "${@:4}" -o "$2" > /dev/null || fail "cdk synth (lambdaDir=$1 ${*:4})"
   [[ -s "$2/Switchboard.template.json" ]] || fail "cdk synth wrote no template in $2"
   # cdk-nag runs as a CDK validation plugin; any unacknowledged finding (error or warning) fails.
   node -e '
@@ -75,6 +75,18 @@ npx ts-node --transpile-only test/fake-lambdas.ts "$FAKE" x86_64
 step "cdk synth (fake zips) + cfn-lint"
 synth "$FAKE" "$WORK/cdk.out.fake"
 cfn_lint "$WORK/cdk.out.fake/Switchboard.template.json"
+# The same with a JWT_ISSUERS_FILE (a layer instead of the JWKS URL parameter).
+ISSUERS="$WORK/issuers.json"
+cat > "$ISSUERS" <<JSON
+{"issuers": [
+  {"issuer": "https://acme.example", "jwksUrl": "https://acme.example/jwks.json", "tenants": ["acme"]},
+  {"issuer": "https://ops.example", "jwksFile": "$ROOT/services/core/src/auth/testdata/jwks.json",
+   "tenants": "*", "globalAdmin": true}
+]}
+JSON
+step "cdk synth (fake zips, jwtIssuersFile) + cfn-lint"
+synth "$FAKE" "$WORK/cdk.out.issuers" x86_64 -c "jwtIssuersFile=$ISSUERS"
+cfn_lint "$WORK/cdk.out.issuers/Switchboard.template.json"
 
 # ---- 4. the real zips, when built ----------------------------------------------------------
 REAL="${LAMBDA_DIR:-$ROOT/target/lambda}"  # LAMBDA_DIR overrides, e.g. for an --arm64 build elsewhere

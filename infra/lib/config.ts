@@ -88,6 +88,12 @@ export interface SwitchboardConfig {
   readonly metricsNamespace?: string;
   /** Alarm when the queue's oldest message is older than this many seconds (default 300). */
   readonly queueAgeAlarmSecs: number;
+  /**
+   * A `JWT_ISSUERS_FILE` (docs/design.md: Identity per issuer), absolute path: shipped as a
+   * layer to the functions that verify tokens, instead of the `JwtJwksUrl`, `JwtIssuer` and
+   * `JwtAudience` parameters (exclusive with their context defaults).
+   */
+  readonly jwtIssuersFile?: string;
   /** Defaults of the CloudFormation parameters. */
   readonly parameterDefaults: {
     readonly jwtJwksUrl?: string;
@@ -154,6 +160,16 @@ function architecture(raw: string | undefined): lambda.Architecture {
 /** Reads the app's context into a config; unknown or malformed values stop synthesis. */
 export function configFromContext(node: Node): SwitchboardConfig {
   const lambdaDir = str(node, 'lambdaDir');
+  const issuersFile = str(node, 'jwtIssuersFile') || undefined;
+  if (issuersFile) {
+    for (const single of ['jwtJwksUrl', 'jwtIssuer', 'jwtAudience']) {
+      if (str(node, single)) {
+        throw new Error(
+          `context jwtIssuersFile and ${single} are exclusive: the issuers file gives each issuer its own keys and audience; set only one key source`,
+        );
+      }
+    }
+  }
   const config: SwitchboardConfig = {
     lambdaDir: lambdaDir ? path.resolve(lambdaDir) : DEFAULT_LAMBDA_DIR,
     architecture: architecture(str(node, 'architecture')),
@@ -189,6 +205,7 @@ export function configFromContext(node: Node): SwitchboardConfig {
     goneGraceSecs: int(node, 'goneGraceSecs', 30, 0, 3600),
     metricsNamespace: str(node, 'metricsNamespace') || undefined,
     queueAgeAlarmSecs: int(node, 'queueAgeAlarmSecs', 300, 60, 86400),
+    jwtIssuersFile: issuersFile ? path.resolve(issuersFile) : undefined,
     parameterDefaults: {
       jwtJwksUrl: str(node, 'jwtJwksUrl') || undefined,
       jwtIssuer: str(node, 'jwtIssuer') ?? '',

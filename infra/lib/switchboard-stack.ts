@@ -3,7 +3,8 @@
 //   clients ──wss──▶ WebSocket API (stage main) ──$connect──▶ authorizer ─▶ connect ─▶ roster (DynamoDB)
 //                                              ──$disconnect─▶ disconnect ─▶ roster
 //                                              ──$default───▶ default (ping / whoami inline; resume: Query history,
-//                                                                         post the missed frames to the caller)
+//                                                                         post the missed frames to the caller;
+//                                                                         refresh: verify, UpdateItem tokenExpiresAt)
 //   backends ─https─▶ HTTP API POST /v1/messages ─▶ publish-api ─▶ SQS queue ─▶ publisher ─▶ @connections
 //   backends ─SendMessage──────────────────────────────────────▶ SQS queue        │  ├─▶ roster (Query/Scan)
 //                                                                                │  └─▶ history (BatchWriteItem)
@@ -48,6 +49,7 @@ import * as path from 'path';
 import { Construct } from 'constructs';
 import { fanoutRate, FUNCTION_NAMES, FunctionName, SwitchboardConfig } from './config';
 import { bootstrapArchitecture, ElfArchitecture } from './elf';
+import { ISSUERS_FILE_PATH, stageIssuersFile } from './issuers';
 
 /** The WebSocket stage; part of every client URL and of CALLBACK_URL. */
 export const STAGE_NAME = 'main';
@@ -84,7 +86,7 @@ const FUNCTION_SETTINGS: Record<FunctionName, { memory: number; timeoutSecs?: nu
   connect: { memory: 256, timeoutSecs: 10, description: 'Switchboard: $connect, writes the roster item' },
   disconnect: { memory: 256, timeoutSecs: 10, description: 'Switchboard: $disconnect, deletes the roster item' },
   // Timeout: `defaultTimeoutSecs` (a resume posts up to RESUME_MAX frames).
-  default: { memory: 256, description: 'Switchboard: $default, answers ping / whoami / resume / unknown_action' },
+  default: { memory: 256, description: 'Switchboard: $default, answers ping / whoami / resume / refresh / unknown_action' },
   publisher: { memory: 512, description: 'Switchboard: SQS-triggered fan-out to the connections' },
   'publish-api': { memory: 256, timeoutSecs: 15, description: 'Switchboard: POST /v1/messages (validates and enqueues) and presence reads' },
 };
@@ -111,23 +113,10 @@ export class SwitchboardStack extends cdk.Stack {
     this.metricsNamespace = config.metricsNamespace ?? `Switchboard/${this.stackName}`;
 
     // ---- Parameters: the identity provider is chosen at deploy time -------------------
-    const jwksUrl = new cdk.CfnParameter(this, 'JwtJwksUrl', {
-      type: 'String',
-      description: 'JWKS URL of the identity provider (JWT_JWKS_URL), e.g. https://cognito-idp.<region>.amazonaws.com/<poolId>/.well-known/jwks.json',
-      allowedPattern: '^https://\\S+$',
-      constraintDescription: 'must be an https:// URL',
-      default: config.parameterDefaults.jwtJwksUrl,
-    });
-    const issuer = new cdk.CfnParameter(this, 'JwtIssuer', {
-      type: 'String',
-      description: 'Required iss claim (JWT_ISSUER); empty: iss is not checked',
-      default: config.parameterDefaults.jwtIssuer,
-    });
-    const audience = new cdk.CfnParameter(this, 'JwtAudience', {
-      type: 'String',
-      description: 'Required aud claim (JWT_AUDIENCE); empty: aud is not checked',
-      default: config.parameterDefaults.jwtAudience,
-    });
+    // One key source: the JWKS URL parameter (with optional issuer/audience), or a
+    // JWT_ISSUERS_FILE shipped as a layer (`jwtIssuersFile` context; then those three
+    // parameters do not exist). Claim names are parameters either way (the issuers file's
+    // per-issuer names override them).
     const tenantClaim = new cdk.CfnParameter(this, 'TenantClaim', {
       type: 'String',
       description: 'Claim holding the tenant id (TENANT_CLAIM), e.g. custom:tenant_id for Cognito',
@@ -146,21 +135,18 @@ export class SwitchboardStack extends cdk.Stack {
       minLength: 1,
       default: config.parameterDefaults.logLevel,
     });
-    // An empty issuer/audience must mean "not checked" (docs/design.md: Identity), so the variable is left
-    // out rather than set to "".
-    const hasIssuer = new cdk.CfnCondition(this, 'HasJwtIssuer', {
-      expression: cdk.Fn.conditionNot(cdk.Fn.conditionEquals(issuer.valueAsString, '')),
-    });
-    const hasAudience = new cdk.CfnCondition(this, 'HasJwtAudience', {
-      expression: cdk.Fn.conditionNot(cdk.Fn.conditionEquals(audience.valueAsString, '')),
-    });
     const identityEnv: Record<string, string> = {
-      JWT_JWKS_URL: jwksUrl.valueAsString,
-      JWT_ISSUER: cdk.Fn.conditionIf(hasIssuer.logicalId, issuer.valueAsString, cdk.Aws.NO_VALUE).toString(),
-      JWT_AUDIENCE: cdk.Fn.conditionIf(hasAudience.logicalId, audience.valueAsString, cdk.Aws.NO_VALUE).toString(),
+      ...(config.jwtIssuersFile ? { JWT_ISSUERS_FILE: ISSUERS_FILE_PATH } : this.singleKeySourceEnv(config)),
       TENANT_CLAIM: tenantClaim.valueAsString,
       ROLES_CLAIM: rolesClaim.valueAsString,
     };
+    const issuersLayer = config.jwtIssuersFile
+      ? new lambda.LayerVersion(this, 'JwtIssuers', {
+          code: lambda.Code.fromAsset(stageIssuersFile(config.jwtIssuersFile)),
+          compatibleArchitectures: [config.architecture],
+          description: `Switchboard: JWT_ISSUERS_FILE at ${ISSUERS_FILE_PATH} and the JWKS files it names`,
+        })
+      : undefined;
 
     // ---- Roster table (docs/design.md: Roster) --------------------------------------------------------
     this.table = new dynamodb.Table(this, 'Roster', {
@@ -231,10 +217,13 @@ export class SwitchboardStack extends cdk.Stack {
     this.functions = fns;
     for (const fn of [fns.publisher, fns['publish-api']]) fn.addEnvironment('METRICS_NAMESPACE', this.metricsNamespace);
 
-    for (const fn of [fns.authorizer, fns['publish-api']]) {
+    // Every function that verifies tokens: the authorizer ($connect), publish-api (bearer
+    // tokens), default (in-band `refresh`, docs/design.md: Identity per issuer).
+    for (const fn of [fns.authorizer, fns['publish-api'], fns.default]) {
       for (const [k, v] of Object.entries(identityEnv)) fn.addEnvironment(k, v);
+      if (issuersLayer) fn.addLayers(issuersLayer);
     }
-    for (const fn of [fns.connect, fns.disconnect, fns.publisher, fns['publish-api']]) {
+    for (const fn of [fns.connect, fns.disconnect, fns.publisher, fns['publish-api'], fns.default]) {
       fn.addEnvironment('ROSTER_TABLE', this.table.tableName);
     }
     // History (docs/design.md: History and resume): the publisher records, `default` serves `resume`.
@@ -406,6 +395,19 @@ export class SwitchboardStack extends cdk.Stack {
         resources: [manageConnectionsArn],
       }),
     );
+    // DeleteConnection: the publisher ends connections whose token expired.
+    const deleteConnectionsArn = this.formatArn({
+      service: 'execute-api',
+      resource: this.webSocketApi.apiId,
+      resourceName: `${STAGE_NAME}/DELETE/@connections/*`,
+    });
+    fns.publisher.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'CloseExpiredConnections',
+        actions: ['execute-api:ManageConnections'],
+        resources: [deleteConnectionsArn],
+      }),
+    );
     fns.publisher.addToRolePolicy(
       new iam.PolicyStatement({ sid: 'ContinueFanout', actions: ['sqs:SendMessage'], resources: [this.queue.queueArn] }),
     );
@@ -432,6 +434,11 @@ export class SwitchboardStack extends cdk.Stack {
     // default: `resume` reads the caller's streams and posts the missed frames to it.
     fns.default.addToRolePolicy(
       new iam.PolicyStatement({ sid: 'HistoryRead', actions: ['dynamodb:Query'], resources: [historyArn] }),
+    );
+    // default: a `refresh` moves the caller's `tokenExpiresAt` (UpdateItem, conditional on
+    // the item existing).
+    fns.default.addToRolePolicy(
+      new iam.PolicyStatement({ sid: 'RosterTokenExpiry', actions: ['dynamodb:UpdateItem'], resources: [tableArn] }),
     );
     fns.default.addToRolePolicy(
       new iam.PolicyStatement({
@@ -561,6 +568,41 @@ export class SwitchboardStack extends cdk.Stack {
       statistic: cloudwatch.Stats.SUM,
       ...options,
     });
+  }
+
+  /**
+   * The single key source: the `JwtJwksUrl` parameter, with `JwtIssuer` and `JwtAudience`
+   * (an empty one leaves its variable out: "not checked", docs/design.md: Identity).
+   */
+  private singleKeySourceEnv(config: SwitchboardConfig): Record<string, string> {
+    const jwksUrl = new cdk.CfnParameter(this, 'JwtJwksUrl', {
+      type: 'String',
+      description: 'JWKS URL of the identity provider (JWT_JWKS_URL), e.g. https://cognito-idp.<region>.amazonaws.com/<poolId>/.well-known/jwks.json',
+      allowedPattern: '^https://\\S+$',
+      constraintDescription: 'must be an https:// URL',
+      default: config.parameterDefaults.jwtJwksUrl,
+    });
+    const issuer = new cdk.CfnParameter(this, 'JwtIssuer', {
+      type: 'String',
+      description: 'Required iss claim (JWT_ISSUER); empty: iss is not checked',
+      default: config.parameterDefaults.jwtIssuer,
+    });
+    const audience = new cdk.CfnParameter(this, 'JwtAudience', {
+      type: 'String',
+      description: 'Required aud claim (JWT_AUDIENCE); empty: aud is not checked',
+      default: config.parameterDefaults.jwtAudience,
+    });
+    const hasIssuer = new cdk.CfnCondition(this, 'HasJwtIssuer', {
+      expression: cdk.Fn.conditionNot(cdk.Fn.conditionEquals(issuer.valueAsString, '')),
+    });
+    const hasAudience = new cdk.CfnCondition(this, 'HasJwtAudience', {
+      expression: cdk.Fn.conditionNot(cdk.Fn.conditionEquals(audience.valueAsString, '')),
+    });
+    return {
+      JWT_JWKS_URL: jwksUrl.valueAsString,
+      JWT_ISSUER: cdk.Fn.conditionIf(hasIssuer.logicalId, issuer.valueAsString, cdk.Aws.NO_VALUE).toString(),
+      JWT_AUDIENCE: cdk.Fn.conditionIf(hasAudience.logicalId, audience.valueAsString, cdk.Aws.NO_VALUE).toString(),
+    };
   }
 
   /**
@@ -791,6 +833,11 @@ export class SwitchboardStack extends cdk.Stack {
           'Posting to a WebSocket client needs execute-api:ManageConnections on arn:…:<this API id>/main/POST/@connections/<connectionId>; connection ids are unknown in advance, so the last path segment is a wildcard (API, stage and method are fixed).',
       });
     }
+    Validations.of(this.functions.publisher.role!).acknowledge({
+      id: `AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<${apiLogicalId}>/${STAGE_NAME}/DELETE/@connections/*]`,
+      reason:
+        'Closing a connection whose token expired needs execute-api:ManageConnections on arn:…:<this API id>/main/DELETE/@connections/<connectionId>; connection ids are unknown in advance, so the last path segment is a wildcard (API, stage and method are fixed).',
+    });
   }
 }
 

@@ -350,7 +350,8 @@ describe('functions', () => {
     expect(env('publish-api')).toEqual({ ...log, ...identity, QUEUE_URL: { Ref: queueId() }, ROSTER_TABLE: table, ...metrics });
     expect(env('connect')).toEqual({ ...log, ROSTER_TABLE: table, CONNECTION_TTL_SECS: '7500' });
     expect(env('disconnect')).toEqual({ ...log, ROSTER_TABLE: table });
-    expect(env('default')).toEqual({ ...log, ...history, RESUME_MAX: '500', CALLBACK_URL: callbackUrl });
+    // default verifies `refresh` tokens as the authorizer does and moves tokenExpiresAt.
+    expect(env('default')).toEqual({ ...log, ...identity, ROSTER_TABLE: table, ...history, RESUME_MAX: '500', CALLBACK_URL: callbackUrl });
     expect(env('publisher')).toEqual({
       ...log,
       ROSTER_TABLE: table,
@@ -413,6 +414,80 @@ describe('rate budget (docs/design.md: Fan-out at any size): one budget gives ma
   test('budget plus both stage rate limits must fit the account quota', () => {
     expect(() => build({ postBudgetPerSecond: '9000' })).toThrow(/exceeds the account's API Gateway quota/);
     expect(budgetOf({ postBudgetPerSecond: '9000', accountRequestsPerSecond: '20000' })).toEqual({ rate: 900, max: 10 });
+  });
+});
+
+describe('JWT_ISSUERS_FILE (docs/design.md: Identity per issuer): a layer for the functions that verify tokens', () => {
+  /** An issuers file with a URL issuer and a file issuer (a relative jwksFile), in a new folder. */
+  const issuersFile = (issuers?: unknown): string => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'switchboard-issuers-test-'));
+    fs.mkdirSync(path.join(dir, 'keys'));
+    fs.writeFileSync(path.join(dir, 'keys', 'ops.json'), JSON.stringify({ keys: [{ kty: 'EC', kid: 'ops-1' }] }));
+    const file = path.join(dir, 'issuers.json');
+    fs.writeFileSync(
+      file,
+      JSON.stringify(
+        issuers ?? {
+          issuers: [
+            { issuer: 'https://acme.example', jwksUrl: 'https://acme.example/jwks.json', tenants: ['acme'] },
+            { issuer: 'https://ops.example', jwksFile: 'keys/ops.json', tenants: '*', globalAdmin: true },
+          ],
+        },
+      ),
+    );
+    return file;
+  };
+
+  test('authorizer, default and publish-api get the layer and JWT_ISSUERS_FILE; no JWKS URL parameter', () => {
+    const b = build({ jwtIssuersFile: issuersFile() });
+    const json = Template.fromStack(b.stack).toJSON();
+    const res = json.Resources as Resources;
+    const [layerId, layer] = Object.entries(res).find(([, r]) => r.Type === 'AWS::Lambda::LayerVersion')!;
+    expect(layer.Properties.CompatibleArchitectures).toEqual(['x86_64']);
+    const fnRes = (n: FunctionName) => res[b.stack.resolve((b.stack.functions[n].node.defaultChild as cdk.CfnElement).logicalId)];
+    for (const n of ['authorizer', 'default', 'publish-api'] as const) {
+      expect(fnRes(n).Properties.Layers).toEqual([{ Ref: layerId }]);
+      const vars = fnRes(n).Properties.Environment.Variables;
+      expect(vars).toMatchObject({
+        JWT_ISSUERS_FILE: '/opt/switchboard/issuers.json',
+        TENANT_CLAIM: { Ref: 'TenantClaim' },
+        ROLES_CLAIM: { Ref: 'RolesClaim' },
+      });
+      for (const single of ['JWT_JWKS_URL', 'JWT_ISSUER', 'JWT_AUDIENCE', 'JWT_HS256_SECRET']) expect(vars[single]).toBeUndefined();
+    }
+    for (const n of ['connect', 'disconnect', 'publisher'] as const) expect(fnRes(n).Properties.Layers).toBeUndefined();
+    expect(Object.keys(json.Parameters).sort()).toEqual(['LogLevel', 'RolesClaim', 'TenantClaim']);
+    expect(json.Conditions ?? {}).not.toHaveProperty('HasJwtIssuer');
+
+    // The layer's asset: the issuers file, its jwksFile copied beside it and rewritten to /opt.
+    // Staged by the synthesizer as asset.<hash> beside the template; S3Key is <hash>.zip.
+    const key: string = layer.Properties.Content.S3Key;
+    const assetDir = path.join(b.assembly.directory, `asset.${key.replace(/\.zip$/, '')}`);
+    const shipped = JSON.parse(fs.readFileSync(path.join(assetDir, 'switchboard', 'issuers.json'), 'utf8'));
+    expect(shipped.issuers[0]).toEqual({ issuer: 'https://acme.example', jwksUrl: 'https://acme.example/jwks.json', tenants: ['acme'] });
+    expect(shipped.issuers[1]).toMatchObject({ issuer: 'https://ops.example', jwksFile: '/opt/switchboard/jwks-1.json', globalAdmin: true });
+    expect(JSON.parse(fs.readFileSync(path.join(assetDir, 'switchboard', 'jwks-1.json'), 'utf8')).keys[0].kid).toBe('ops-1');
+    expect(validationReport(b.assembly.directory).violations).toEqual([]);
+  });
+
+  test('with the single key source settings too, synthesis stops naming both', () => {
+    const file = issuersFile();
+    for (const single of ['jwtJwksUrl', 'jwtIssuer', 'jwtAudience']) {
+      expect(() => build({ jwtIssuersFile: file, [single]: 'https://example.com/x' })).toThrow(
+        new RegExp(`jwtIssuersFile and ${single} are exclusive`),
+      );
+    }
+  });
+
+  test('a file that cannot be shipped stops synthesis with the reason', () => {
+    expect(() => build({ jwtIssuersFile: '/nonexistent/issuers.json' })).toThrow(/jwtIssuersFile \(\/nonexistent\/issuers.json\): cannot be read/);
+    expect(() => build({ jwtIssuersFile: issuersFile({ issuers: [] }) })).toThrow(/at least one issuer/);
+    expect(() => build({ jwtIssuersFile: issuersFile({ issuers: [{ issuer: 'i', tenants: '*' }] }) })).toThrow(
+      /exactly one of "jwksUrl", "jwksFile"/,
+    );
+    expect(() => build({ jwtIssuersFile: issuersFile({ issuers: [{ issuer: 'i', jwksFile: 'missing.json', tenants: '*' }] }) })).toThrow(
+      /missing\.json does not exist/,
+    );
   });
 });
 
@@ -593,8 +668,8 @@ describe('HTTP publish API (docs/design.md: Publish API; Presence)', () => {
 
 describe('least-privilege IAM (docs/design.md: AWS deployment)', () => {
   const tableArn = () => ({ 'Fn::GetAtt': [tableId(), 'Arn'] });
-  /** ManageConnections on this WebSocket API's stage main, POST only. */
-  const manageConnectionsArn = () => ({
+  /** ManageConnections on this WebSocket API's stage main, POST (or `method`) only. */
+  const manageConnectionsArn = (method = 'POST') => ({
     'Fn::Join': [
       '',
       [
@@ -606,7 +681,7 @@ describe('least-privilege IAM (docs/design.md: AWS deployment)', () => {
         { Ref: 'AWS::AccountId' },
         ':',
         { Ref: wsApiId() },
-        '/main/POST/@connections/*',
+        `/main/${method}/@connections/*`,
       ],
     ],
   });
@@ -655,6 +730,12 @@ describe('least-privilege IAM (docs/design.md: AWS deployment)', () => {
         Resource: { 'Fn::Join': ['', [tableArn(), '/index/byUser']] },
       },
       { Sid: 'PostToConnections', Effect: 'Allow', Action: ['execute-api:ManageConnections'], Resource: manageConnectionsArn() },
+      {
+        Sid: 'CloseExpiredConnections',
+        Effect: 'Allow',
+        Action: ['execute-api:ManageConnections'],
+        Resource: manageConnectionsArn('DELETE'),
+      },
       { Sid: 'ContinueFanout', Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: { 'Fn::GetAtt': [queueId(), 'Arn'] } },
       { Sid: 'DeadLetter', Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: { 'Fn::GetAtt': [dlqId(), 'Arn'] } },
       { Sid: 'HistoryWrite', Effect: 'Allow', Action: ['dynamodb:BatchWriteItem'], Resource: { 'Fn::GetAtt': [historyId(), 'Arn'] } },
@@ -676,11 +757,12 @@ describe('least-privilege IAM (docs/design.md: AWS deployment)', () => {
     ]);
   });
 
-  test('default: Query on the history table, post to this API stage only (resume); nothing on the roster', () => {
+  test('default: Query on the history table, post to this API stage only (resume); UpdateItem on the roster (refresh)', () => {
     expect(statementsOf('default')).toEqual([
       logStatement('default'),
       xrayStatement,
       { Sid: 'HistoryRead', Effect: 'Allow', Action: ['dynamodb:Query'], Resource: { 'Fn::GetAtt': [historyId(), 'Arn'] } },
+      { Sid: 'RosterTokenExpiry', Effect: 'Allow', Action: ['dynamodb:UpdateItem'], Resource: tableArn() },
       { Sid: 'PostToCaller', Effect: 'Allow', Action: ['execute-api:ManageConnections'], Resource: manageConnectionsArn() },
     ]);
   });
@@ -743,8 +825,13 @@ describe('least-privilege IAM (docs/design.md: AWS deployment)', () => {
       expect(r.Properties.ManagedPolicyArns).toBeUndefined();
     }
     const withStar = literals.filter((l) => l.includes('*'));
-    // publisher (fan-out) and default (resume) post to connections.
-    expect(withStar.filter((l) => l !== '*')).toEqual(['/main/POST/@connections/*', '/main/POST/@connections/*']);
+    // publisher (fan-out) and default (resume) post to connections; the publisher also
+    // closes those whose token expired.
+    expect(withStar.filter((l) => l !== '*').sort()).toEqual([
+      '/main/DELETE/@connections/*',
+      '/main/POST/@connections/*',
+      '/main/POST/@connections/*',
+    ]);
     expect(withStar.filter((l) => l === '*')).toHaveLength(6); // the X-Ray statement of each function
     for (const r of Object.values(resources)) {
       if (r.Type !== 'AWS::IAM::Policy') continue;
@@ -980,6 +1067,7 @@ describe('cdk-nag (AwsSolutions)', () => {
         'Switchboard/PublishHttpApi/GET--v1--tenants--{tenant}--presence/Resource AwsSolutions-APIG4',
         'Switchboard/PublishHttpApi/GET--v1--tenants--{tenant}--users--{user}--presence/Resource AwsSolutions-APIG4',
         'Switchboard/PublisherRole AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<WebSocketApi>/main/POST/@connections/*]',
+        'Switchboard/PublisherRole AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<WebSocketApi>/main/DELETE/@connections/*]',
         'Switchboard/DefaultRole AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<WebSocketApi>/main/POST/@connections/*]',
         'Switchboard/History AwsSolutions-DDB3',
         'Switchboard/WebSocketApi/$default-Route/Resource AwsSolutions-APIG4',
@@ -1023,6 +1111,7 @@ describe('cdk-nag (AwsSolutions)', () => {
         'PublishHttpApi/GET--v1--tenants--{tenant}--presence/Resource AwsSolutions::AwsSolutions-APIG4',
         'PublishHttpApi/GET--v1--tenants--{tenant}--users--{user}--presence/Resource AwsSolutions::AwsSolutions-APIG4',
         'PublisherRole AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<WebSocketApi>/main/POST/@connections/*]',
+        'PublisherRole AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<WebSocketApi>/main/DELETE/@connections/*]',
         'DefaultRole AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<WebSocketApi>/main/POST/@connections/*]',
         'History AwsSolutions::AwsSolutions-DDB3',
         'WebSocketApi/$default-Route/Resource AwsSolutions::AwsSolutions-APIG4',

@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_apigatewaymanagement::error::SdkError;
+use aws_sdk_apigatewaymanagement::operation::delete_connection::DeleteConnectionError;
 use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError;
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use aws_sdk_apigatewaymanagement::Client;
@@ -82,6 +83,41 @@ impl ConnectionPusher for ApiGatewayPusher {
             .map(|_| ())
             .map_err(map_post_error)
     }
+
+    /// `DeleteConnection`; a connection already gone (410) counts as closed.
+    async fn close(&self, connection: &ConnectionId) -> Result<(), PushError> {
+        match self
+            .client
+            .delete_connection()
+            .connection_id(connection.as_str())
+            .send()
+            .await
+            .map_err(map_delete_error)
+        {
+            Ok(_) | Err(PushError::Gone) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+}
+
+/// Maps a `DeleteConnection` failure by error kind, like [`map_post_error`].
+pub fn map_delete_error(error: SdkError<DeleteConnectionError, HttpResponse>) -> PushError {
+    let detail = || DisplayErrorContext(&error).to_string();
+    match &error {
+        SdkError::ServiceError(service) => {
+            let err = service.err();
+            if err.is_gone_exception() {
+                PushError::Gone
+            } else if err.is_limit_exceeded_exception() {
+                PushError::Throttled
+            } else if err.is_forbidden_exception() {
+                PushError::Fatal(detail())
+            } else {
+                from_status(service.raw().status().as_u16(), detail())
+            }
+        }
+        _ => map_transport_error(&error),
+    }
 }
 
 /// Maps a `PostToConnection` failure by error kind: the modelled exceptions first, then
@@ -103,6 +139,19 @@ pub fn map_post_error(error: SdkError<PostToConnectionError, HttpResponse>) -> P
                 from_status(service.raw().status().as_u16(), detail())
             }
         }
+        _ => map_transport_error(&error),
+    }
+}
+
+/// Any failure but a modelled service error: the HTTP status of an unmodelled answer,
+/// else the kind of transport failure.
+fn map_transport_error<E>(error: &SdkError<E, HttpResponse>) -> PushError
+where
+    E: std::error::Error + 'static,
+{
+    let detail = || DisplayErrorContext(error).to_string();
+    match error {
+        SdkError::ServiceError(service) => from_status(service.raw().status().as_u16(), detail()),
         SdkError::ResponseError(response) => {
             from_status(response.raw().status().as_u16(), detail())
         }

@@ -26,6 +26,8 @@ type Posts = HashMap<(String, String), Vec<Bytes>>;
 #[derive(Clone, Default)]
 struct Seen {
     posts: Arc<Mutex<Posts>>,
+    /// (stage, connection id) of every `DeleteConnection`.
+    deletes: Arc<Mutex<Vec<(String, String)>>>,
     headers: Arc<Mutex<Vec<HeaderMap>>>,
 }
 
@@ -54,7 +56,20 @@ async fn post_to_connection(
         .or_default()
         .push(body);
     seen.headers.lock().unwrap().push(headers);
-    match id.as_str() {
+    answer(&id).await
+}
+
+async fn delete_connection(
+    State(seen): State<Seen>,
+    Path((stage, id)): Path<(String, String)>,
+) -> Response {
+    seen.deletes.lock().unwrap().push((stage, id.clone()));
+    answer(&id).await
+}
+
+/// The scripted answer for connection `id`.
+async fn answer(id: &str) -> Response {
+    match id {
         "gone" => typed(StatusCode::GONE, "GoneException"),
         "gone-bare" => StatusCode::GONE.into_response(),
         // The modelled error type decides before the status does.
@@ -79,7 +94,10 @@ async fn post_to_connection(
 async fn spawn_gateway() -> (SocketAddr, Seen) {
     let seen = Seen::default();
     let app = Router::new()
-        .route("/{stage}/@connections/{id}", post(post_to_connection))
+        .route(
+            "/{stage}/@connections/{id}",
+            post(post_to_connection).delete(delete_connection),
+        )
         .with_state(seen.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -262,4 +280,32 @@ async fn default_pusher_uses_a_five_second_attempt_timeout_and_no_retries() {
         Some(Duration::from_secs(5))
     );
     assert_eq!(config.retry_config().map(|r| r.max_attempts()), Some(1));
+}
+
+/// `close` is `DeleteConnection` on the same path; a connection already gone counts as
+/// closed, the other failures map like a post's.
+#[tokio::test]
+async fn close_deletes_the_connection_and_maps_failures() {
+    let (pusher, seen) = pusher().await;
+    pusher.close(&c("expired-1")).await.unwrap();
+    pusher.close(&c("gone")).await.unwrap();
+    assert_eq!(
+        pusher.close(&c("limit")).await.unwrap_err(),
+        PushError::Throttled
+    );
+    assert!(matches!(
+        pusher.close(&c("broken")).await.unwrap_err(),
+        PushError::Transient(_)
+    ));
+    assert!(matches!(
+        pusher.close(&c("forbidden")).await.unwrap_err(),
+        PushError::Fatal(_)
+    ));
+    let deletes = seen.deletes.lock().unwrap().clone();
+    assert_eq!(
+        deletes,
+        ["expired-1", "gone", "limit", "broken", "forbidden"]
+            .map(|id| ("main".to_string(), id.to_string()))
+    );
+    assert!(seen.posts.lock().unwrap().is_empty(), "close posts nothing");
 }

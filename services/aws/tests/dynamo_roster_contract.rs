@@ -126,6 +126,7 @@ contract_test!(users_lookup_with_one_hundred_users);
 contract_test!(list_all_returns_every_item_once);
 contract_test!(invalid_ids_are_refused_before_any_write);
 contract_test!(expired_records_are_not_returned);
+contract_test!(token_expiry_is_kept_and_moved_only_on_existing_connections);
 
 fn record(tenant: &str, user: &str, connection: &str) -> ConnectionRecord {
     ConnectionRecord::from_raw(

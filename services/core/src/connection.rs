@@ -5,8 +5,10 @@
 //! edge ends the connection (4001, `token expired`) at [`token_deadline`] unless the
 //! client refreshed it in band. [`handle_client_frame`] serves every client action including
 //! `refresh`, and returns the new claims (with their `exp`) when a refresh succeeded so
-//! the edge can move its deadline (local gateway) or the roster's `tokenExpiresAt`
-//! (`default` Lambda).
+//! the edge can move its deadline (local gateway). The roster item keeps the token's
+//! `exp` as `tokenExpiresAt` ([`connect`] writes it, a successful `refresh` moves it), so
+//! the publisher can skip and disconnect connections whose token expired (AWS, where no
+//! timer holds the socket).
 
 use std::sync::Arc;
 
@@ -106,7 +108,8 @@ pub async fn connect(
         claims.roles.clone(),
         now,
         config.connection_ttl_secs,
-    );
+    )
+    .with_token_expiry(claims.exp);
     roster.put(&record).await?;
     tracing::info!(
         connection_id = %record.connection_id,
@@ -134,11 +137,16 @@ pub const REFRESH_INVALID_TOKEN: &str = "invalid_token";
 pub const REFRESH_IDENTITY_MISMATCH: &str = "identity_mismatch";
 /// Error code of a `refresh` sent to an edge that cannot verify tokens ([`reply_to`]).
 pub const REFRESH_UNAVAILABLE: &str = "refresh_unavailable";
+/// Error code of a valid `refresh` whose new expiry could not be recorded in the roster
+/// (the connection is no longer listed, or the roster failed): the old expiry stands.
+pub const REFRESH_FAILED: &str = "refresh_failed";
 
-/// Verifies a `refresh` token against the connection's identity: the reply, and the new
-/// claims when it succeeded (same tenant and user; its `exp` is the new expiry).
+/// Verifies a `refresh` token against the connection's identity and records its `exp` as
+/// the roster item's `tokenExpiresAt`: the reply, and the new claims when it succeeded
+/// (same tenant and user; its `exp` is the new expiry).
 async fn refresh(
     verifier: &Verifier,
+    roster: &dyn RosterStore,
     token: &str,
     connection_id: &ConnectionId,
     claims: &Claims,
@@ -173,6 +181,20 @@ async fn refresh(
         // The verifier always sets `exp`; refuse rather than extend forever.
         return refused(REFRESH_INVALID_TOKEN);
     };
+    match roster
+        .set_token_expiry(&fresh.tenant, connection_id, exp)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!(%connection_id, tenant = %fresh.tenant, "refresh refused: connection no longer in the roster");
+            return refused(REFRESH_FAILED);
+        }
+        Err(error) => {
+            tracing::warn!(%connection_id, tenant = %fresh.tenant, %error, "refresh failed: roster unavailable");
+            return refused(REFRESH_FAILED);
+        }
+    }
     tracing::info!(%connection_id, tenant = %fresh.tenant, user = %fresh.user, exp, "token refreshed");
     (ServerReply::Refreshed { exp }, Some(fresh))
 }
@@ -206,6 +228,8 @@ fn sync_reply(action: ClientAction, connection_id: &ConnectionId, claims: &Claim
 /// What the `$default` actions need besides the caller's identity.
 #[derive(Clone)]
 pub struct ActionDeps {
+    /// Where a `refresh` records the new `tokenExpiresAt`.
+    pub roster: Arc<dyn RosterStore>,
     pub history: Arc<dyn HistoryStore>,
     pub history_config: HistoryConfig,
     /// Verifies `refresh` tokens; `None` where the edge cannot (the client then gets
@@ -250,7 +274,14 @@ pub async fn handle_client_frame(
                     error: REFRESH_UNAVAILABLE.into(),
                 });
             };
-            let (reply, refreshed) = refresh(verifier, &token, connection_id, claims).await;
+            let (reply, refreshed) = refresh(
+                verifier,
+                deps.roster.as_ref(),
+                &token,
+                connection_id,
+                claims,
+            )
+            .await;
             return FrameOutcome {
                 frames: vec![reply.to_json()],
                 refreshed,
@@ -322,6 +353,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(record.expires_at, now.unix_timestamp() + 7_500);
+        assert_eq!(record.token_expires_at, None, "claims without exp");
         assert_eq!(
             roster.list_tenant(&claims().tenant).await.unwrap(),
             vec![record]
@@ -362,6 +394,33 @@ mod tests {
         refreshed: Option<Claims>,
     }
 
+    /// Deps with a verifier, an empty history and a roster listing `claims`' connection
+    /// `c-1` (its token expiring at `claims.exp`).
+    async fn deps_with(claims: &Claims, v: &Arc<Verifier>) -> (ActionDeps, Arc<MemoryRosterStore>) {
+        let roster = Arc::new(MemoryRosterStore::new());
+        connect(
+            roster.as_ref(),
+            &ConnectConfig::default(),
+            &c1(),
+            claims,
+            OffsetDateTime::now_utc(),
+        )
+        .await
+        .unwrap();
+        let deps = ActionDeps {
+            roster: roster.clone(),
+            history: Arc::new(crate::history::MemoryHistoryStore::new(10)),
+            history_config: HistoryConfig::default(),
+            verifier: Some(v.clone()),
+        };
+        (deps, roster)
+    }
+
+    /// The roster's `tokenExpiresAt` of connection `c-1`.
+    async fn token_expiry(roster: &MemoryRosterStore, claims: &Claims) -> Option<i64> {
+        roster.list_tenant(&claims.tenant).await.unwrap()[0].token_expires_at
+    }
+
     /// `handle_client_frame` with a verifier and no history, for one-reply actions.
     async fn handle_frame(
         text: &str,
@@ -369,11 +428,7 @@ mod tests {
         claims: &Claims,
         v: &Arc<Verifier>,
     ) -> Handled {
-        let deps = ActionDeps {
-            history: Arc::new(crate::history::MemoryHistoryStore::new(10)),
-            history_config: HistoryConfig::default(),
-            verifier: Some(v.clone()),
-        };
+        let (deps, _) = deps_with(claims, v).await;
         let mut outcome = handle_client_frame(&deps, text, id, claims).await;
         assert_eq!(outcome.frames.len(), 1);
         Handled {
@@ -422,6 +477,43 @@ mod tests {
             serde_json::json!({"type": "refreshed", "exp": new_exp})
         );
         assert_eq!((fresh.tenant, fresh.user), (current.tenant, current.user));
+    }
+
+    #[tokio::test]
+    async fn refresh_moves_the_roster_token_expiry_and_a_refused_one_does_not() {
+        let v = verifier().await;
+        let current = connected(&v).await;
+        let (deps, roster) = deps_with(&current, &v).await;
+        assert_eq!(token_expiry(&roster, &current).await, current.exp);
+        let other = refresh(&token("acme", "mallory", 3_600));
+        let outcome = handle_client_frame(&deps, &other, &c1(), &current).await;
+        assert_eq!(outcome.refreshed, None);
+        assert_eq!(token_expiry(&roster, &current).await, current.exp);
+        let own = refresh(&token("acme", "alice", 3_600));
+        let outcome = handle_client_frame(&deps, &own, &c1(), &current).await;
+        let fresh = outcome.refreshed.expect("refreshed");
+        assert!(fresh.exp > current.exp);
+        assert_eq!(token_expiry(&roster, &current).await, fresh.exp);
+    }
+
+    #[tokio::test]
+    async fn refresh_of_a_connection_no_longer_in_the_roster_fails_and_creates_nothing() {
+        let v = verifier().await;
+        let current = connected(&v).await;
+        let (deps, roster) = deps_with(&current, &v).await;
+        disconnect(roster.as_ref(), &current.tenant, &c1())
+            .await
+            .unwrap();
+        let own = refresh(&token("acme", "alice", 3_600));
+        let outcome = handle_client_frame(&deps, &own, &c1(), &current).await;
+        assert_eq!(outcome.refreshed, None);
+        assert_eq!(
+            Sent(outcome.frames[0].clone()),
+            ServerReply::Error {
+                error: REFRESH_FAILED.into()
+            }
+        );
+        assert!(roster.list_all().await.unwrap().is_empty());
     }
 
     #[tokio::test]
@@ -490,6 +582,7 @@ mod tests {
             assert_eq!(outcome.refreshed, None);
         }
         let without_verifier = ActionDeps {
+            roster: Arc::new(MemoryRosterStore::new()),
             history: Arc::new(crate::history::MemoryHistoryStore::new(10)),
             history_config: HistoryConfig::default(),
             verifier: None,

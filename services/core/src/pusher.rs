@@ -81,6 +81,10 @@ impl PushError {
 pub trait ConnectionPusher: Send + Sync {
     /// Posts one text frame to one connection.
     async fn push(&self, connection: &ConnectionId, frame: &Frame) -> Result<(), PushError>;
+    /// Ends one connection whose token expired: API Gateway's `DeleteConnection`; the local
+    /// server closes the socket with 4001 (`token expired`). A connection already gone is
+    /// not an error.
+    async fn close(&self, connection: &ConnectionId) -> Result<(), PushError>;
 }
 
 #[cfg(test)]

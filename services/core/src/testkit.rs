@@ -22,6 +22,7 @@ pub struct ScriptedPusher {
     scripts: Mutex<HashMap<String, VecDeque<Result<(), PushError>>>>,
     always: Mutex<HashMap<String, PushError>>,
     delivered: Mutex<Vec<(String, String)>>,
+    closed: Mutex<Vec<String>>,
     attempts: AtomicUsize,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
@@ -67,6 +68,11 @@ impl ScriptedPusher {
         to
     }
 
+    /// Connections ended with `close`, in order.
+    pub fn closed(&self) -> Vec<String> {
+        self.closed.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
     /// Posts attempted, retries included.
     pub fn attempts(&self) -> usize {
         self.attempts.load(Ordering::SeqCst)
@@ -109,6 +115,13 @@ impl ConnectionPusher for ScriptedPusher {
         }
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         result
+    }
+
+    async fn close(&self, connection: &ConnectionId) -> Result<(), PushError> {
+        if let Ok(mut closed) = self.closed.lock() {
+            closed.push(connection.to_string());
+        }
+        Ok(())
     }
 }
 

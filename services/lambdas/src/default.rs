@@ -1,5 +1,10 @@
-//! `$default`: the client actions (`ping`, `whoami`, `resume`), and the `unknown_action`
-//! error for anything else; the connection stays open whatever was sent.
+//! `$default`: the client actions (`ping`, `whoami`, `resume`, `refresh`), and the
+//! `unknown_action` error for anything else; the connection stays open whatever was sent.
+//!
+//! `refresh` (docs/design.md: Identity per issuer) verifies the new token with the
+//! authorizer's key source; one of the connection's tenant and user moves the roster
+//! item's `tokenExpiresAt` (an update conditional on the item existing) and answers
+//! `refreshed`; anything else answers an error frame and the old expiry stands.
 //!
 //! The reply travels as the response body: the infra gives the `$default` route a route
 //! response (`RouteResponseSelectionExpression` `$default`), so API Gateway sends the
@@ -9,41 +14,49 @@
 
 use std::sync::Arc;
 
-use switchboard_aws::{load_sdk_config, ApiGatewayPusher, DynamoConfig, LocalDefaults};
-use switchboard_core::config::{required, ConfigError};
+use switchboard_aws::{
+    load_sdk_config, ApiGatewayPusher, DynamoConfig, DynamoRosterStore, LocalDefaults,
+};
+use switchboard_core::auth::{AuthConfig, Verifier};
+use switchboard_core::config::required;
 use switchboard_core::connection::{self, ActionDeps};
 use switchboard_core::history::HistoryConfig;
 use switchboard_core::pusher::{ConnectionPusher, Frame};
 use switchboard_model::{ConnectionId, ServerReply};
 
+use crate::publish_api::StartupError;
 use crate::websocket::{claims, connection_id, RouteError, WebsocketEvent, WebsocketResponse};
 
-/// What `$default` needs: the history (for `resume`) and a way to post to the caller.
+/// What `$default` needs: the roster and the verifier (for `refresh`), the history (for
+/// `resume`) and a way to post to the caller.
 #[derive(Clone)]
 pub struct DefaultDeps {
     pub actions: ActionDeps,
     pub pusher: Arc<dyn ConnectionPusher>,
 }
 
-/// Builds the dependencies from the environment: `HISTORY_TABLE` (default
-/// `SocketHistory`), `HISTORY_TTL_SECS`, `RESUME_MAX`, `CALLBACK_URL` (required),
-/// `DYNAMODB_ENDPOINT`.
-pub async fn build(lookup: impl Fn(&str) -> Option<String>) -> Result<DefaultDeps, ConfigError> {
+/// Builds the dependencies from the environment: the same JWT key source and claim
+/// settings as the authorizer (a `refresh` token is verified exactly as a `$connect` one),
+/// the roster table (`ROSTER_TABLE`), `HISTORY_TABLE` (default `SocketHistory`),
+/// `HISTORY_TTL_SECS`, `RESUME_MAX`, `CALLBACK_URL` (required), `DYNAMODB_ENDPOINT`.
+pub async fn build(lookup: impl Fn(&str) -> Option<String>) -> Result<DefaultDeps, StartupError> {
     let history_config = HistoryConfig::from_lookup(&lookup)?;
     let table = history_config.table.clone();
     let callback_url: String = required(&lookup, "CALLBACK_URL")?;
     let callback_url = switchboard_aws::config::validate_endpoint("CALLBACK_URL", &callback_url)?;
+    let auth = AuthConfig::from_lookup(&lookup).and_then(AuthConfig::require_key_source)?;
+    let verifier = Verifier::new(auth).await?;
     let dynamo = DynamoConfig::from_lookup(&lookup)?;
     let client = switchboard_aws::dynamodb_client(&dynamo).await;
+    let roster = DynamoRosterStore::new(client.clone(), dynamo.table.clone(), dynamo.scan_segments);
     let sdk = load_sdk_config(LocalDefaults::NONE).await;
-    tracing::info!(history_table = %table, %callback_url, "default ready");
+    tracing::info!(history_table = %table, roster_table = %dynamo.table, %callback_url, ?verifier, "default ready");
     Ok(DefaultDeps {
         actions: ActionDeps {
+            roster: Arc::new(roster),
             history: Arc::new(switchboard_aws::DynamoHistoryStore::new(client, table)),
             history_config,
-            // In-band `refresh` is not served on AWS yet: clients get `refresh_unavailable`
-            // and reconnect with a fresh token (the authorizer checks it).
-            verifier: None,
+            verifier: Some(Arc::new(verifier)),
         },
         pusher: Arc::new(ApiGatewayPusher::new(&sdk, &callback_url)),
     })

@@ -276,6 +276,7 @@ impl Metrics {
             .metric("Throttled", Unit::Count, f64::from(report.throttled))
             .metric("Deferred", Unit::Count, count(report.deferred))
             .metric("SkippedRosterItems", Unit::Count, count(report.skipped))
+            .metric("ExpiredTokens", Unit::Count, count(report.expired_tokens))
             .metric(
                 "FanoutDuration",
                 Unit::Milliseconds,
@@ -436,6 +437,7 @@ mod tests {
             throttled: 2,
             deferred: 0,
             skipped: 0,
+            expired_tokens: 4,
             work_item: false,
             duration: Duration::from_micros(12_500),
             outcome: Outcome::Retry,
@@ -463,6 +465,7 @@ mod tests {
             ("Failed", 1.0),
             ("Retries", 3.0),
             ("Throttled", 2.0),
+            ("ExpiredTokens", 4.0),
             ("FanoutDuration", 12.5),
         ] {
             assert_eq!(doc[name].as_f64(), Some(value), "{name}");

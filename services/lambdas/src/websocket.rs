@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use lambda_runtime::Diagnostic;
 use serde::Serialize;
-use switchboard_core::connection::{claims_from_context, ConnectionError};
+use switchboard_core::connection::{claims_from_authorizer_context, ConnectionError};
 use switchboard_model::{Claims, ConnectionId};
 
 /// The event API Gateway sends `$connect`, `$disconnect` and `$default`.
@@ -85,9 +85,17 @@ pub fn connection_id(event: &WebsocketEvent) -> Result<ConnectionId, RouteError>
     ConnectionId::parse(id).map_err(|e| RouteError::InvalidConnectionId(e.to_string()))
 }
 
-/// The claims the authorizer passed on as context `{tenant, user, roles}`.
+/// The claims the authorizer passed on as context `{tenant, user, roles, exp,
+/// adminScope}` (`exp` becomes the roster's `tokenExpiresAt`; a context without it, from
+/// an older authorizer, gives claims without expiry).
 pub fn claims(event: &WebsocketEvent) -> Result<Claims, ConnectionError> {
     let fields = &event.request_context.authorizer.fields;
     let field = |name: &str| fields.get(name).and_then(|v| v.as_str());
-    claims_from_context(field("tenant"), field("user"), field("roles"))
+    claims_from_authorizer_context(
+        field("tenant"),
+        field("user"),
+        field("roles"),
+        fields.get("exp"),
+        field("adminScope"),
+    )
 }

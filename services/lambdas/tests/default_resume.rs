@@ -147,6 +147,7 @@ async fn resume_posts_the_missed_frames_in_order_then_answers_resumed() {
         .build();
     let deps = DefaultDeps {
         actions: ActionDeps {
+            roster: Arc::new(switchboard_core::roster::MemoryRosterStore::new()),
             history: Arc::new(store),
             history_config: HistoryConfig::default(),
             verifier: None,
@@ -223,6 +224,7 @@ async fn build_names_a_missing_or_invalid_variable() {
         ),
         ("HISTORY_TTL_SECS", "60"),
         ("AWS_REGION", "eu-west-1"),
+        ("JWT_HS256_SECRET", "default-resume-secret-of-32-bytes!"),
     ]))
     .await
     .unwrap();

@@ -53,16 +53,24 @@ impl Harness {
 }
 
 async fn harness() -> Harness {
+    harness_with_token_expiry(None).await
+}
+
+/// The harness, its one connection's token expiring at `token_expires_at`.
+async fn harness_with_token_expiry(token_expires_at: Option<i64>) -> Harness {
     let roster = Arc::new(MemoryRosterStore::new());
     roster
-        .put(&ConnectionRecord::new(
-            ConnectionId::parse(CONNECTION).unwrap(),
-            TenantId::parse("acme").unwrap(),
-            UserId::parse("alice").unwrap(),
-            vec![],
-            OffsetDateTime::now_utc(),
-            7_500,
-        ))
+        .put(
+            &ConnectionRecord::new(
+                ConnectionId::parse(CONNECTION).unwrap(),
+                TenantId::parse("acme").unwrap(),
+                UserId::parse("alice").unwrap(),
+                vec![],
+                OffsetDateTime::now_utc(),
+                7_500,
+            )
+            .with_token_expiry(token_expires_at),
+        )
         .await
         .unwrap();
     let pusher = Arc::new(ScriptedPusher::new());
@@ -274,4 +282,26 @@ fn settings_require_callback_and_dlq_urls_by_name() {
     );
     assert_eq!(settings.publisher.fanout_concurrency, 8);
     assert_eq!(settings.publisher.shard_size, 500);
+}
+
+/// A connection whose token expired an hour ago is not posted to: it is closed, and the
+/// message's EMF document counts it.
+#[tokio::test]
+async fn a_connection_whose_token_expired_is_closed_not_posted_to() {
+    let expired = OffsetDateTime::now_utc().unix_timestamp() - 3_600;
+    let h = harness_with_token_expiry(Some(expired)).await;
+    let response = h.handle(&sqs_event()).await;
+    assert_eq!(
+        serde_json::to_value(&response).unwrap(),
+        json!({"batchItemFailures": []})
+    );
+    assert!(h.pusher.delivered().is_empty());
+    assert_eq!(h.pusher.closed(), [CONNECTION]);
+    let documents = h.emf_documents();
+    let message = documents
+        .iter()
+        .find(|d| d["id"] == "m-1")
+        .expect("the message's document");
+    assert_eq!(message["ExpiredTokens"], 1.0);
+    assert_eq!(message["Delivered"], 0.0);
 }

@@ -72,7 +72,17 @@ async fn default_needs_its_callback_url() {
         default::build(lookup(&[REGION])).await.err().unwrap(),
         "CALLBACK_URL",
     );
-    default::build(lookup(&[REGION, CALLBACK])).await.unwrap();
+    // `refresh` verifies tokens as the authorizer does: the same key source is required.
+    names(
+        default::build(lookup(&[REGION, CALLBACK]))
+            .await
+            .err()
+            .unwrap(),
+        "JWT_",
+    );
+    default::build(lookup(&[REGION, CALLBACK, SECRET]))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

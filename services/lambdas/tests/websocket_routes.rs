@@ -53,6 +53,28 @@ fn authorizer_context_becomes_claims() {
     assert_eq!(claims.tenant.as_str(), "acme");
     assert_eq!(claims.user.as_str(), "alice");
     assert_eq!(claims.roles, vec!["admin", "publisher"]);
+    assert_eq!(
+        claims.exp, None,
+        "a context without exp (an older authorizer)"
+    );
+    let mut json = fixture_json("connect_query.json");
+    json["requestContext"]["authorizer"]["exp"] = json!(1_900_000_000);
+    json["requestContext"]["authorizer"]["adminScope"] = json!("global");
+    let claims = websocket::claims(&event(json)).unwrap();
+    assert_eq!(claims.exp, Some(1_900_000_000));
+    assert!(claims.is_global_admin());
+}
+
+#[tokio::test]
+async fn connect_stores_the_token_expiry_from_the_authorizer_context() {
+    let roster = Arc::new(MemoryRosterStore::new());
+    let mut json = fixture_json("connect_query.json");
+    json["requestContext"]["authorizer"]["exp"] = json!(1_900_000_000);
+    connect::handle(&connect_deps(&roster), &event(json))
+        .await
+        .unwrap();
+    let records = roster.list_all().await.unwrap();
+    assert_eq!(records[0].token_expires_at, Some(1_900_000_000));
 }
 
 #[tokio::test]
@@ -160,6 +182,7 @@ async fn disconnect_removes_the_record_idempotently() {
 fn default_deps() -> default::DefaultDeps {
     default::DefaultDeps {
         actions: ActionDeps {
+            roster: Arc::new(MemoryRosterStore::new()),
             history: Arc::new(MemoryHistoryStore::new(10)),
             history_config: HistoryConfig::default(),
             verifier: None,

@@ -28,6 +28,8 @@ pub const TENANT: &str = "tenant";
 pub const USER: &str = "user";
 pub const ROLES: &str = "roles";
 pub const CONNECTED_AT: &str = "connectedAt";
+/// The token's `exp` (epoch seconds); absent on items of older writers.
+pub const TOKEN_EXPIRES_AT: &str = "tokenExpiresAt";
 
 const TENANT_PREFIX: &str = "T#";
 const CONNECTION_PREFIX: &str = "C#";
@@ -110,7 +112,7 @@ pub fn record_to_item(record: &ConnectionRecord) -> HashMap<String, AttributeVal
         .iter()
         .map(|r| AttributeValue::S(r.clone()))
         .collect();
-    HashMap::from([
+    let mut item = HashMap::from([
         (
             PK.to_string(),
             AttributeValue::S(tenant_key(&record.tenant)),
@@ -142,7 +144,14 @@ pub fn record_to_item(record: &ConnectionRecord) -> HashMap<String, AttributeVal
             TTL_ATTRIBUTE.to_string(),
             AttributeValue::N(record.expires_at.to_string()),
         ),
-    ])
+    ]);
+    if let Some(token_expires_at) = record.token_expires_at {
+        item.insert(
+            TOKEN_EXPIRES_AT.to_string(),
+            AttributeValue::N(token_expires_at.to_string()),
+        );
+    }
+    item
 }
 
 /// Parses an item back into a record. Anything missing, mistyped, invalid, or keys that
@@ -203,6 +212,15 @@ pub fn item_to_record(
         Some(_) => return Err(corrupt(format!("{TTL_ATTRIBUTE} is not a number"))),
         None => return Err(corrupt(format!("{TTL_ATTRIBUTE} is missing"))),
     };
+    // Optional: items written before tokens expired on live connections lack it.
+    let token_expires_at = match item.get(TOKEN_EXPIRES_AT) {
+        Some(AttributeValue::N(n)) => Some(
+            n.parse::<i64>()
+                .map_err(|e| corrupt(format!("{TOKEN_EXPIRES_AT} {n:?}: {e}")))?,
+        ),
+        Some(_) => return Err(corrupt(format!("{TOKEN_EXPIRES_AT} is not a number"))),
+        None => None,
+    };
 
     Ok(ConnectionRecord {
         connection_id,
@@ -211,6 +229,7 @@ pub fn item_to_record(
         roles,
         connected_at,
         expires_at,
+        token_expires_at,
     })
 }
 
@@ -326,6 +345,19 @@ mod tests {
         let item = record_to_item(&no_roles);
         assert_eq!(item["roles"], AttributeValue::L(vec![]));
         assert_eq!(item_to_record(&item).unwrap(), no_roles);
+    }
+
+    #[test]
+    fn token_expiry_is_written_only_when_known_and_read_back() {
+        let record = sample().with_token_expiry(Some(1_700_000_900));
+        let item = record_to_item(&record);
+        assert_eq!(item["tokenExpiresAt"].as_n().unwrap(), "1700000900");
+        assert_eq!(item.len(), 11);
+        assert_eq!(item_to_record(&item).unwrap(), record);
+        assert!(!record_to_item(&sample()).contains_key("tokenExpiresAt"));
+        let mut bad = item.clone();
+        bad.insert("tokenExpiresAt".into(), AttributeValue::S("soon".into()));
+        assert!(matches!(item_to_record(&bad), Err(RosterError::Corrupt(_))));
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub use history::DynamoHistoryStore;
 pub use item::{
     connection_key, item_to_record, parse_connection_key, parse_tenant_key, parse_user_key,
     primary_key, record_to_item, tenant_key, user_key, BY_USER_INDEX, GSI1PK, GSI1SK, PK, SK,
-    TTL_ATTRIBUTE,
+    TOKEN_EXPIRES_AT, TTL_ATTRIBUTE,
 };
 pub use table::{create_history_table, create_table, delete_table};
 
@@ -561,6 +561,39 @@ impl RosterStore for DynamoRosterStore {
             .await
             .map_err(|e| unavailable("PutItem", e))?;
         Ok(())
+    }
+
+    async fn set_token_expiry(
+        &self,
+        tenant: &TenantId,
+        connection: &ConnectionId,
+        token_expires_at: i64,
+    ) -> Result<bool, RosterError> {
+        // The condition keeps UpdateItem from recreating a connection `$disconnect` (or a
+        // 410) already deleted: an item of keys and `tokenExpiresAt` alone.
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(primary_key(tenant, connection)))
+            .update_expression("SET #t = :t")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#t", TOKEN_EXPIRES_AT)
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":t", AttributeValue::N(token_expires_at.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(unavailable("UpdateItem", error)),
+        }
     }
 
     async fn remove(

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::auth::config::{DEFAULT_LEEWAY_SECS, MAX_LEEWAY_SECS};
 use crate::config::{bounded, flag, optional, scan_segments, ConfigError, DEFAULT_SCAN_SEGMENTS};
 
 /// Most posts one message may have in flight (`FANOUT_CONCURRENCY` upper bound).
@@ -77,6 +78,9 @@ pub struct PublisherConfig {
     /// queue's longest delay).
     pub retry_item_delay: Duration,
     pub retry: RetryPolicy,
+    /// Clock skew allowed on a connection's `tokenExpiresAt` before it counts as expired
+    /// (`JWT_LEEWAY_SECS`, default 30, as the verifier and the local gateway use).
+    pub token_leeway_secs: u64,
 }
 
 impl Default for PublisherConfig {
@@ -91,6 +95,7 @@ impl Default for PublisherConfig {
             deadline_margin: DEADLINE_MARGIN,
             retry_item_delay: Duration::from_secs(5),
             retry: RetryPolicy::default(),
+            token_leeway_secs: DEFAULT_LEEWAY_SECS,
         }
     }
 }
@@ -114,6 +119,15 @@ impl PublisherConfig {
                 reason: format!("must be at most {MAX_FANOUT_RATE} (0 = unlimited)"),
             });
         }
+        let token_leeway_secs =
+            optional::<u64>(&lookup, "JWT_LEEWAY_SECS")?.unwrap_or(DEFAULT_LEEWAY_SECS);
+        if token_leeway_secs > MAX_LEEWAY_SECS {
+            return Err(ConfigError::Invalid {
+                name: "JWT_LEEWAY_SECS",
+                value: token_leeway_secs.to_string(),
+                reason: format!("must be at most {MAX_LEEWAY_SECS}"),
+            });
+        }
         let scan_segments = scan_segments(&lookup)?;
         Ok(Self {
             fanout_concurrency: bounded(&lookup, "FANOUT_CONCURRENCY", 64, MAX_FANOUT_CONCURRENCY)?,
@@ -127,6 +141,7 @@ impl PublisherConfig {
             scan_segments: u32::try_from(scan_segments).unwrap_or(1),
             gone_grace: Duration::from_secs(gone_grace_secs),
             fanout_rate,
+            token_leeway_secs,
             ..Self::default()
         })
     }
@@ -179,6 +194,13 @@ mod tests {
         .unwrap();
         assert_eq!(config.fanout_concurrency, 8);
         assert!(config.legacy_broadcast);
+        assert_eq!(config.token_leeway_secs, 30);
+        let leeway = PublisherConfig::from_lookup(|k| (k == "JWT_LEEWAY_SECS").then(|| "0".into()));
+        assert_eq!(leeway.unwrap().token_leeway_secs, 0);
+        assert!(
+            PublisherConfig::from_lookup(|k| (k == "JWT_LEEWAY_SECS").then(|| "3601".into()))
+                .is_err()
+        );
         let sharded = PublisherConfig::from_lookup(|k| match k {
             "FANOUT_SHARD_SIZE" => Some("500".into()),
             "SCAN_SEGMENTS" => Some("8".into()),

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use super::work::Recipient;
 use super::Publisher;
 use crate::pusher::{Frame, PushError};
+use crate::roster::token_expired;
 
 /// What happened to the posts of one list of connections.
 #[derive(Debug, Default)]
@@ -126,6 +127,48 @@ impl Publisher {
             post.retries += 1;
             tokio::time::sleep(delay).await;
         }
+    }
+
+    /// Splits off the recipients whose token expired (past `tokenExpiresAt` plus the
+    /// leeway); records without one never expire this way.
+    pub(super) fn split_expired_tokens(
+        &self,
+        recipients: Vec<Recipient>,
+    ) -> (Vec<Recipient>, Vec<Recipient>) {
+        let now = OffsetDateTime::now_utc();
+        recipients
+            .into_iter()
+            .partition(|r| !token_expired(r.token_expires_at, now, self.config.token_leeway_secs))
+    }
+
+    /// Ends connections whose token expired: closes each (API Gateway's
+    /// `DeleteConnection`, the local server's 4001) and then removes it from the roster.
+    /// A close that fails keeps the roster item, so a later message tries again.
+    pub(super) async fn end_expired(&self, expired: Vec<Recipient>) {
+        stream::iter(expired)
+            .for_each_concurrent(self.config.fanout_concurrency, |recipient| async move {
+                if let Some(limiter) = &self.limiter {
+                    limiter.until_ready().await;
+                }
+                match self.pusher.close(&recipient.connection_id).await {
+                    Ok(()) => {
+                        tracing::info!(
+                            connection_id = %recipient.connection_id,
+                            tenant = %recipient.tenant,
+                            token_expires_at = recipient.token_expires_at,
+                            "connection with an expired token closed"
+                        );
+                        self.remove_gone(&recipient).await;
+                    }
+                    Err(error) => tracing::warn!(
+                        connection_id = %recipient.connection_id,
+                        tenant = %recipient.tenant,
+                        %error,
+                        "could not close a connection with an expired token"
+                    ),
+                }
+            })
+            .await;
     }
 
     async fn remove_gone(&self, recipient: &Recipient) {

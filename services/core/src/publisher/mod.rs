@@ -25,6 +25,9 @@
 //! - With history on ([`Publisher::with_history`]), a `users`, `tenant` or `broadcast`
 //!   message is recorded in its streams before anything is posted, and its frame carries
 //!   the cursor; if recording fails the message is redelivered.
+//! - A connection whose token expired (`tokenExpiresAt` plus `JWT_LEEWAY_SECS`) is not
+//!   posted to: it is closed through the pusher (`DeleteConnection`) and removed from the
+//!   roster, and counted as `expired_tokens` (docs/design.md: Identity per issuer).
 //! - One structured log line per message or work item (id, target, counts, duration).
 
 mod config;
@@ -391,6 +394,9 @@ impl Publisher {
             Work::Connections { connections } => connections.clone(),
         };
         report.matched = recipients.len();
+        let (recipients, expired) = self.split_expired_tokens(recipients);
+        report.expired_tokens = expired.len();
+        self.end_expired(expired).await;
         // Encoded once per item; every post shares it.
         let frame = Frame::from(item.frame.as_str());
         let delivery = self.deliver(recipients, &frame, deadline).await;

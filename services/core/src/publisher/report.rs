@@ -53,6 +53,9 @@ pub struct MessageReport {
     pub deferred: usize,
     /// Roster items skipped because they are not valid connection records.
     pub skipped: usize,
+    /// Matched connections whose token had expired (`tokenExpiresAt` plus the leeway):
+    /// not posted to, disconnected and removed from the roster.
+    pub expired_tokens: usize,
     /// Whether this was a work item (`{"shard": …}`) rather than a published message.
     pub work_item: bool,
     pub duration: Duration,
@@ -74,6 +77,7 @@ impl MessageReport {
             throttled: 0,
             deferred: 0,
             skipped: 0,
+            expired_tokens: 0,
             work_item: false,
             duration: Duration::ZERO,
             outcome: Outcome::Delivered,
@@ -98,6 +102,7 @@ impl MessageReport {
                     throttled = self.throttled,
                     deferred = self.deferred,
                     skipped = self.skipped,
+                    expired_tokens = self.expired_tokens,
                     work_item = self.work_item,
                     duration_ms,
                     outcome = self.outcome.as_str(),

@@ -292,6 +292,7 @@ async fn persistent_5xx_is_retried_for_that_connection_only_then_dead_lettered()
                 tenant: TenantId::parse("globex").unwrap(),
                 connection_id: switchboard_model::ConnectionId::parse("globex-carol-1").unwrap(),
                 connected_at: item_connected_at(&item),
+                token_expires_at: None,
             }]
         }
     );
@@ -961,4 +962,102 @@ mod history {
                 .is_empty()
         );
     }
+}
+
+/// Connects `connection` with a token that expires `exp_in_secs` from now (negative: in
+/// the past).
+async fn connect_with_token(rig: &Rig, user: &str, connection: &str, exp_in_secs: i64) {
+    let now = OffsetDateTime::now_utc();
+    let record = ConnectionRecord::from_raw(connection, "acme", user, vec![], now, 7_500)
+        .unwrap()
+        .with_token_expiry(Some(now.unix_timestamp() + exp_in_secs));
+    rig.roster.put(&record).await.unwrap();
+}
+
+#[tokio::test]
+async fn connections_with_expired_tokens_are_skipped_closed_and_removed() {
+    for target in [
+        json!({"type":"users","tenant":"acme","users":["alice","bob","carol","dave"]}),
+        json!({"type":"tenant","tenant":"acme"}),
+        json!({"type":"connections","tenant":"acme","connectionIds":["alice-1","bob-1","carol-1","dave-1"]}),
+    ] {
+        let rig = rig();
+        connect_with_token(&rig, "alice", "alice-1", -120).await;
+        connect_with_token(&rig, "bob", "bob-1", 3_600).await;
+        // Expired 10 s ago: within the 30 s leeway, still served.
+        connect_with_token(&rig, "carol", "carol-1", -10).await;
+        // An older writer's record without `tokenExpiresAt` stays valid.
+        rig.connect("acme", "dave", "dave-1").await;
+        let reports = rig
+            .run(vec![message("m-1", json!({"target": target, "data": 1}))])
+            .await;
+        let report = &reports[0];
+        assert_eq!(
+            (report.matched, report.delivered, report.expired_tokens),
+            (4, 3, 1),
+            "{target}"
+        );
+        assert_eq!(report.outcome, Outcome::Delivered);
+        assert_eq!(rig.pusher.delivered_to(), ["bob-1", "carol-1", "dave-1"]);
+        assert_eq!(rig.pusher.closed(), ["alice-1"]);
+        let left = rig
+            .roster
+            .list_tenant(&TenantId::parse("acme").unwrap())
+            .await
+            .unwrap();
+        assert!(left.iter().all(|r| r.connection_id.as_str() != "alice-1"));
+        assert_eq!(left.len(), 3);
+    }
+}
+
+#[tokio::test]
+async fn a_retry_item_skips_a_token_that_expired_since() {
+    let rig = rig();
+    let now = OffsetDateTime::now_utc();
+    let item = WorkItem {
+        id: "m-1".into(),
+        target_type: TargetKind::Users,
+        tenant: Some(TenantId::parse("acme").unwrap()),
+        frame: r#"{"id":"m-1","data":1}"#.into(),
+        expires_at: None,
+        attempt: 2,
+        work: Work::Connections {
+            connections: vec![Recipient {
+                tenant: TenantId::parse("acme").unwrap(),
+                connection_id: switchboard_model::ConnectionId::parse("alice-1").unwrap(),
+                connected_at: now,
+                token_expires_at: Some(now.unix_timestamp() - 3_600),
+            }],
+        },
+    };
+    let body = item.to_body();
+    assert!(body.contains("tokenExpiresAt"), "{body}");
+    let reports = rig
+        .run(vec![InboundMessage {
+            message_id: "w-1".into(),
+            body,
+            receive_count: 1,
+        }])
+        .await;
+    assert_eq!((reports[0].delivered, reports[0].expired_tokens), (0, 1));
+    assert_eq!(rig.pusher.closed(), ["alice-1"]);
+}
+
+#[tokio::test]
+async fn the_leeway_comes_from_the_config() {
+    let rig = rig_with(
+        ScriptedPusher::new(),
+        PublisherConfig {
+            token_leeway_secs: 0,
+            ..test_config()
+        },
+    );
+    connect_with_token(&rig, "carol", "carol-1", -10).await;
+    let reports = rig
+        .run(vec![message(
+            "m-1",
+            json!({"target": {"type":"tenant","tenant":"acme"}, "data": 1}),
+        )])
+        .await;
+    assert_eq!((reports[0].delivered, reports[0].expired_tokens), (0, 1));
 }

@@ -70,6 +70,9 @@ pub struct Recipient {
     pub connection_id: ConnectionId,
     #[serde(with = "time::serde::rfc3339")]
     pub connected_at: OffsetDateTime,
+    /// The roster's `tokenExpiresAt`: a retry item re-checks it before posting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_expires_at: Option<i64>,
 }
 
 impl From<ConnectionRecord> for Recipient {
@@ -78,6 +81,7 @@ impl From<ConnectionRecord> for Recipient {
             tenant: record.tenant,
             connection_id: record.connection_id,
             connected_at: record.connected_at,
+            token_expires_at: record.token_expires_at,
         }
     }
 }
@@ -269,6 +273,7 @@ mod tests {
             tenant: TenantId::parse("acme").unwrap(),
             connection_id: ConnectionId::parse(format!("conn-{i:06}")).unwrap(),
             connected_at: OffsetDateTime::UNIX_EPOCH,
+            token_expires_at: None,
         }
     }
 

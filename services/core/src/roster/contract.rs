@@ -236,6 +236,40 @@ pub async fn expired_records_are_not_returned(store: &dyn RosterStore) {
     assert_eq!(store.list_all().await.unwrap().len(), 1);
 }
 
+/// `tokenExpiresAt` round-trips (absent stays absent: older writers' records are valid);
+/// `set_token_expiry` moves it on an existing connection only and never creates one.
+pub async fn token_expiry_is_kept_and_moved_only_on_existing_connections(store: &dyn RosterStore) {
+    let with = record("acme", "alice", "t-1").with_token_expiry(Some(1_900_000_000));
+    let without = record("acme", "bob", "t-2");
+    put_all(store, vec![with.clone(), without.clone()]).await;
+    let mut found = store.list_tenant(&t("acme")).await.unwrap();
+    found.sort_by(|a, b| a.connection_id.cmp(&b.connection_id));
+    assert_eq!(found, vec![with.clone(), without.clone()]);
+
+    assert!(store
+        .set_token_expiry(&t("acme"), &c("t-2"), 1_900_000_600)
+        .await
+        .unwrap());
+    let moved = store.list_users(&t("acme"), &[u("bob")]).await.unwrap();
+    assert_eq!(moved.len(), 1);
+    assert_eq!(moved[0].token_expires_at, Some(1_900_000_600));
+    assert_eq!(moved[0].roles, without.roles, "only tokenExpiresAt changes");
+    assert_eq!(moved[0].expires_at, without.expires_at);
+
+    // Not in the roster (removed, or another tenant's id): nothing is created.
+    store.remove(&t("acme"), &c("t-1")).await.unwrap();
+    assert!(!store
+        .set_token_expiry(&t("acme"), &c("t-1"), 1_900_000_600)
+        .await
+        .unwrap());
+    assert!(!store
+        .set_token_expiry(&t("globex"), &c("t-2"), 1_900_000_600)
+        .await
+        .unwrap());
+    let all = store.list_all().await.unwrap();
+    assert_eq!(ids(&all), BTreeSet::from(["t-2".to_string()]));
+}
+
 /// Follows `scope` page by page (`limit` records a page) to its end; every page within the
 /// limit, and the same record never on two pages.
 pub async fn read_all_pages(
@@ -339,4 +373,5 @@ where
     tenant_pages_visit_each_connection_once(&make().await).await;
     segments_partition_the_roster(&make().await).await;
     foreign_continuations_are_refused(&make().await).await;
+    token_expiry_is_kept_and_moved_only_on_existing_connections(&make().await).await;
 }

@@ -100,6 +100,26 @@ impl RosterStore for MemoryRosterStore {
         Ok(())
     }
 
+    async fn set_token_expiry(
+        &self,
+        tenant: &TenantId,
+        connection: &ConnectionId,
+        token_expires_at: i64,
+    ) -> Result<bool, RosterError> {
+        let mut tables = self.write()?;
+        let record = tables
+            .by_tenant
+            .get_mut(tenant)
+            .and_then(|connections| connections.get_mut(connection));
+        Ok(match record {
+            Some(record) => {
+                record.token_expires_at = Some(token_expires_at);
+                true
+            }
+            None => false,
+        })
+    }
+
     async fn remove(
         &self,
         tenant: &TenantId,

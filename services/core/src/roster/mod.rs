@@ -11,7 +11,7 @@ mod record;
 pub mod contract;
 
 pub use memory::MemoryRosterStore;
-pub use record::{ConnectionRecord, RecordError, DEFAULT_CONNECTION_TTL_SECS};
+pub use record::{token_expired, ConnectionRecord, RecordError, DEFAULT_CONNECTION_TTL_SECS};
 
 use async_trait::async_trait;
 use switchboard_model::{ConnectionId, TenantId, UserId};
@@ -72,6 +72,14 @@ pub struct RosterPage {
 pub trait RosterStore: Send + Sync {
     /// Adds or replaces one connection.
     async fn put(&self, record: &ConnectionRecord) -> Result<(), RosterError>;
+    /// Sets the `tokenExpiresAt` of one existing connection (a `refresh`). Never creates an
+    /// item: `Ok(false)` when the connection is not in the roster (it ended meanwhile).
+    async fn set_token_expiry(
+        &self,
+        tenant: &TenantId,
+        connection: &ConnectionId,
+        token_expires_at: i64,
+    ) -> Result<bool, RosterError>;
     /// Removes one connection; removing an absent one is not an error.
     async fn remove(&self, tenant: &TenantId, connection: &ConnectionId)
         -> Result<(), RosterError>;

@@ -29,6 +29,12 @@ pub struct ConnectionRecord {
     pub connected_at: OffsetDateTime,
     /// Epoch seconds after which the record is dead (the table's TTL attribute).
     pub expires_at: i64,
+    /// The connection's token `exp`, epoch seconds (`tokenExpiresAt`, docs/design.md:
+    /// Identity per issuer): past it (plus the leeway) the publisher skips and disconnects
+    /// the connection; a `refresh` moves it. `None` for records of older writers: those
+    /// stay valid until `expires_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_expires_at: Option<i64>,
 }
 
 impl ConnectionRecord {
@@ -49,7 +55,14 @@ impl ConnectionRecord {
             user,
             roles,
             connected_at,
+            token_expires_at: None,
         }
+    }
+
+    /// The same record with its token's `exp` (`tokenExpiresAt`).
+    pub fn with_token_expiry(mut self, token_expires_at: Option<i64>) -> Self {
+        self.token_expires_at = token_expires_at;
+        self
     }
 
     /// Validates raw strings into a record: an invalid id is refused here, before any
@@ -75,5 +88,40 @@ impl ConnectionRecord {
     /// Whether the record has outlived its `expiresAt` at `now`.
     pub fn is_expired_at(&self, now: OffsetDateTime) -> bool {
         self.expires_at <= now.unix_timestamp()
+    }
+
+    /// Whether the connection's token expired before `now`, allowing `leeway_secs` (the
+    /// verifier's `JWT_LEEWAY_SECS`). A record without `tokenExpiresAt` never has.
+    pub fn token_expired_at(&self, now: OffsetDateTime, leeway_secs: u64) -> bool {
+        token_expired(self.token_expires_at, now, leeway_secs)
+    }
+}
+
+/// Whether a token expiring at `token_expires_at` (epoch seconds) has expired at `now`,
+/// allowing `leeway_secs`: from `exp + leeway` on, the moment the local gateway closes
+/// with 4001.
+pub fn token_expired(token_expires_at: Option<i64>, now: OffsetDateTime, leeway_secs: u64) -> bool {
+    let leeway = i64::try_from(leeway_secs).unwrap_or(i64::MAX);
+    token_expires_at.is_some_and(|exp| exp.saturating_add(leeway) <= now.unix_timestamp())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn token_expiry_honours_the_leeway_and_absent_expiry_never_expires() {
+        let now = OffsetDateTime::from_unix_timestamp(1_000).unwrap();
+        let record = ConnectionRecord::from_raw("c-1", "acme", "alice", vec![], now, 60).unwrap();
+        assert!(!record.token_expired_at(now + time::Duration::days(1), 0));
+        let record = record.with_token_expiry(Some(990));
+        assert!(record.token_expired_at(now, 0));
+        assert!(
+            record.token_expired_at(now, 10),
+            "at exp + leeway, as the local gateway"
+        );
+        assert!(!record.token_expired_at(now, 11));
+        assert!(!token_expired(Some(i64::MAX), now, u64::MAX));
     }
 }

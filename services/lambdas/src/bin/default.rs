@@ -1,5 +1,5 @@
-//! The WebSocket `$default` route (client actions): dependencies built once at init by
-//! `default::build`; each event handled by `default::handle`.
+//! The WebSocket `$default` route (client actions: `ping`, `whoami`, `resume`, `refresh`):
+//! dependencies built once at init by `default::build`; each event handled by `default::handle`.
 
 use lambda_runtime::Error;
 use switchboard_lambdas::telemetry::{process_env, start};

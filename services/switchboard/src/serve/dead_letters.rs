@@ -1,5 +1,19 @@
-//! `GET /v1/dead-letters?limit=&next=` (paginated, oldest first) and
-//! `POST /v1/dead-letters/redrive` (role `admin`).
+//! `GET /v1/dead-letters?limit=&next=&tenant=` (paginated, oldest first) and
+//! `POST /v1/dead-letters/redrive?tenant=` (role `admin`; docs/design.md: Identity per
+//! issuer).
+//!
+//! Who sees what ([`scope`]), in order:
+//! 1. no valid bearer token: 401;
+//! 2. no role `admin`: 403;
+//! 3. `tenant` not a valid tenant id: 400 `invalid_request`;
+//! 4. a tenant-scoped admin (an issuer without `globalAdmin`) asking for another tenant:
+//!    403; otherwise it gets its own tenant's dead letters only, with or without `tenant`;
+//! 5. a global admin: every dead letter, or those of `tenant` when given.
+//!
+//! A dead letter belongs to the tenant its body is addressed to (an envelope's target, a
+//! work item's tenant). Broadcast, legacy and unreadable bodies belong to no tenant: only
+//! global admins list or redrive them. A redrive puts back exactly the letters its caller
+//! may list.
 
 use std::sync::Arc;
 
@@ -9,10 +23,12 @@ use axum::http::HeaderMap;
 use axum::Json;
 use serde_json::{json, Value};
 use switchboard_core::publish_api::{authenticate, ApiError};
-use switchboard_model::Role;
+use switchboard_core::publisher::WorkItem;
+use switchboard_model::{Claims, Envelope, Role, TenantId};
 
 use serde::Deserialize;
 
+use super::local_queue::DeadEntry;
 use super::App;
 
 /// Default and largest `limit` of one page.
@@ -23,15 +39,74 @@ const MAX_PAGE: usize = 1000;
 pub struct PageQuery {
     limit: Option<String>,
     next: Option<String>,
+    tenant: Option<String>,
 }
 
-async fn require_admin(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
-    let claims = authenticate(&app.verifier, headers).await?;
-    if claims.has_role(Role::Admin) {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden("dead letters need role admin".into()))
+#[derive(Deserialize)]
+pub struct RedriveQuery {
+    tenant: Option<String>,
+}
+
+/// Which dead letters a caller may list and redrive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Every dead letter (a global admin without `tenant`).
+    All,
+    /// Those addressed to this tenant.
+    Tenant(TenantId),
+}
+
+impl Scope {
+    /// Whether `entry` is within the scope.
+    fn covers(&self, entry: &DeadEntry) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Tenant(tenant) => body_tenant(&entry.body).as_ref() == Some(tenant),
+        }
     }
+}
+
+/// The dead letters `claims` may see, given the `tenant` the request asks for (the
+/// module docs list the checks).
+pub fn scope(claims: &Claims, requested: Option<&str>) -> Result<Scope, ApiError> {
+    if !claims.holds(Role::Admin) {
+        return Err(ApiError::Forbidden("dead letters need role admin".into()));
+    }
+    let requested = requested
+        .map(|raw| {
+            TenantId::parse(raw).map_err(|e| ApiError::InvalidRequest(format!("tenant: {e}")))
+        })
+        .transpose()?;
+    match requested {
+        None if claims.is_global_admin() => Ok(Scope::All),
+        None => Ok(Scope::Tenant(claims.tenant.clone())),
+        Some(tenant) if claims.may_administer(&tenant) => Ok(Scope::Tenant(tenant)),
+        Some(_) => Err(ApiError::Forbidden(
+            "a tenant admin sees its own tenant's dead letters only".into(),
+        )),
+    }
+}
+
+/// The tenant a dead letter's body is addressed to; `None` for a broadcast, a legacy raw
+/// body, or a body that is neither an envelope nor a work item.
+pub fn body_tenant(body: &str) -> Option<TenantId> {
+    if let Some(item) = WorkItem::from_body(body) {
+        return item.ok().and_then(|item| item.tenant);
+    }
+    Envelope::parse(body.as_bytes())
+        .ok()
+        .and_then(|envelope| envelope.target.tenant().cloned())
+}
+
+async fn caller_scope(
+    app: &App,
+    headers: &HeaderMap,
+    requested: Option<&str>,
+) -> Result<Scope, ApiError> {
+    let claims = authenticate(&app.verifier, headers).await?;
+    scope(&claims, requested).inspect_err(|error| {
+        tracing::info!(tenant = %claims.tenant, user = %claims.user, %error, "dead letters refused");
+    })
 }
 
 pub async fn list(
@@ -39,7 +114,8 @@ pub async fn list(
     headers: HeaderMap,
     query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    require_admin(&app, &headers).await?;
+    let tenant = query.as_ref().ok().and_then(|q| q.tenant.clone());
+    let scope = caller_scope(&app, &headers, tenant.as_deref()).await?;
     let Query(query) =
         query.map_err(|rejection| ApiError::InvalidEnvelope(format!("query: {rejection}")))?;
     let limit = match query.limit.as_deref() {
@@ -59,7 +135,9 @@ pub async fn list(
             ApiError::InvalidEnvelope("next: a cursor from a previous page".into())
         })?),
     };
-    let page = app.queue.dead_letters_page(from, limit);
+    let page = app
+        .queue
+        .dead_letters_page(from, limit, |entry| scope.covers(entry));
     Ok(Json(json!({
         "items": page.items,
         "next": page.next.map(|seq| seq.to_string()),
@@ -69,9 +147,88 @@ pub async fn list(
 pub async fn redrive(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
+    query: Result<Query<RedriveQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    require_admin(&app, &headers).await?;
-    let redriven = app.queue.redrive();
-    tracing::info!(redriven, "dead letters redriven");
+    let tenant = query.as_ref().ok().and_then(|q| q.tenant.clone());
+    let scope = caller_scope(&app, &headers, tenant.as_deref()).await?;
+    query.map_err(|rejection| ApiError::InvalidRequest(format!("query: {rejection}")))?;
+    let redriven = app.queue.redrive(|entry| scope.covers(entry));
+    tracing::info!(redriven, ?scope, "dead letters redriven");
     Ok(Json(json!({ "redriven": redriven })))
+}
+
+#[cfg(test)]
+mod tests {
+    use switchboard_model::{AdminScope, UserId};
+
+    use super::*;
+
+    fn claims(tenant: &str, roles: &[&str], admin_scope: AdminScope) -> Claims {
+        Claims {
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            admin_scope,
+            ..Claims::new(
+                TenantId::parse(tenant).unwrap(),
+                UserId::parse("u").unwrap(),
+            )
+        }
+    }
+
+    fn acme() -> TenantId {
+        TenantId::parse("acme").unwrap()
+    }
+
+    #[test]
+    fn tenant_admins_are_held_to_their_tenant() {
+        let admin = claims("acme", &["admin"], AdminScope::Tenant);
+        assert_eq!(scope(&admin, None).unwrap(), Scope::Tenant(acme()));
+        assert_eq!(scope(&admin, Some("acme")).unwrap(), Scope::Tenant(acme()));
+        assert!(matches!(
+            scope(&admin, Some("globex")),
+            Err(ApiError::Forbidden(_))
+        ));
+        assert!(matches!(
+            scope(&admin, Some("a#b")),
+            Err(ApiError::InvalidRequest(_))
+        ));
+    }
+
+    #[test]
+    fn global_admins_see_everything_or_the_tenant_they_name() {
+        let admin = claims("ops", &["admin"], AdminScope::Global);
+        assert_eq!(scope(&admin, None).unwrap(), Scope::All);
+        assert_eq!(scope(&admin, Some("acme")).unwrap(), Scope::Tenant(acme()));
+    }
+
+    #[test]
+    fn non_admins_are_refused_whatever_they_ask() {
+        for roles in [&["publisher"][..], &[]] {
+            for scope_kind in [AdminScope::Tenant, AdminScope::Global] {
+                let caller = claims("acme", roles, scope_kind);
+                assert!(matches!(scope(&caller, None), Err(ApiError::Forbidden(_))));
+                assert!(matches!(
+                    scope(&caller, Some("acme")),
+                    Err(ApiError::Forbidden(_))
+                ));
+            }
+        }
+    }
+
+    #[test]
+    fn a_body_belongs_to_its_target_tenant_and_broadcasts_to_none() {
+        let users =
+            json!({"target": {"type": "users", "tenant": "acme", "users": ["a"]}, "data": 1});
+        assert_eq!(body_tenant(&users.to_string()), Some(acme()));
+        let tenant = json!({"target": {"type": "tenant", "tenant": "acme"}, "data": 1});
+        assert_eq!(body_tenant(&tenant.to_string()), Some(acme()));
+        let broadcast = json!({"target": {"type": "broadcast"}, "data": 1});
+        assert_eq!(body_tenant(&broadcast.to_string()), None);
+        let item = json!({"shard": {"id": "m", "targetType": "tenant", "tenant": "acme",
+            "frame": "{}", "attempt": 1,
+            "work": {"page": {"scope": {"tenant": "acme"}}}}});
+        assert_eq!(body_tenant(&item.to_string()), Some(acme()));
+        for unreadable in ["", "not json", r#"{"target": {"type": "tenant"}}"#] {
+            assert_eq!(body_tenant(unreadable), None, "{unreadable}");
+        }
+    }
 }

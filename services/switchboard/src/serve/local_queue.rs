@@ -270,12 +270,19 @@ impl LocalQueue {
         state.dead.push_back(entry);
     }
 
-    /// Up to `limit` dead letters from cursor `from` (oldest first); copies only those.
-    pub fn dead_letters_page(&self, from: Option<u64>, limit: usize) -> DeadLetterPage {
+    /// Up to `limit` of the dead letters `keep` accepts, from cursor `from` (oldest
+    /// first; `next` is the cursor of the next accepted one); copies only those.
+    pub fn dead_letters_page(
+        &self,
+        from: Option<u64>,
+        limit: usize,
+        keep: impl Fn(&DeadEntry) -> bool,
+    ) -> DeadLetterPage {
         let state = self.state();
         let start = from.map_or(0, |seq| state.dead.partition_point(|e| e.seq < seq));
-        let items: Vec<DeadEntry> = state.dead.iter().skip(start).take(limit).cloned().collect();
-        let next = state.dead.get(start + items.len()).map(|e| e.seq);
+        let mut kept = state.dead.iter().skip(start).filter(|e| keep(e));
+        let items: Vec<DeadEntry> = kept.by_ref().take(limit).cloned().collect();
+        let next = kept.next().map(|e| e.seq);
         DeadLetterPage { items, next }
     }
 
@@ -326,10 +333,15 @@ impl LocalQueue {
         }
     }
 
-    /// Puts every dead letter back on the queue (receive count reset); returns how many.
-    pub fn redrive(&self) -> usize {
+    /// Puts the dead letters `keep` accepts back on the queue (receive count reset); the
+    /// others stay, in order. Returns how many went back.
+    pub fn redrive(&self, keep: impl Fn(&DeadEntry) -> bool) -> usize {
         let mut state = self.state();
-        let dead = std::mem::take(&mut state.dead);
+        let (dead, stay): (VecDeque<DeadEntry>, VecDeque<DeadEntry>) =
+            std::mem::take(&mut state.dead)
+                .into_iter()
+                .partition(|e| keep(e));
+        state.dead = stay;
         let count = dead.len();
         for entry in dead {
             let message_id = uuid::Uuid::new_v4().to_string();
@@ -681,7 +693,7 @@ mod tests {
             queue.settle(batch, &outcome);
         }
         assert_eq!(queue.depth(), 0);
-        let dead = queue.dead_letters_page(None, 10);
+        let dead = queue.dead_letters_page(None, 10, |_| true);
         assert_eq!(dead.items.len(), 1);
         assert_eq!(dead.items[0].receive_count, 3);
         assert!(
@@ -691,7 +703,7 @@ mod tests {
         );
 
         // Redrive puts it back with a fresh receive count.
-        assert_eq!(queue.redrive(), 1);
+        assert_eq!(queue.redrive(|_| true), 1);
         let again = next(&queue).await;
         assert_eq!(again[0].message.receive_count, 1);
         assert_eq!(envelope_id(&again[0].message.body), "m1");

@@ -80,7 +80,7 @@ impl Metrics {
         let posts = Family::<ResultLabel, Counter>::default();
         registry.register(
             "posts",
-            "Posts to connections, by result (delivered, gone, failed)",
+            "Posts to connections, by result (delivered, gone, failed, expired_token: not posted, closed)",
             posts.clone(),
         );
         let fanout_seconds = Histogram::new([
@@ -169,6 +169,7 @@ impl Metrics {
             ("delivered", report.delivered),
             ("gone", report.gone),
             ("failed", report.failed),
+            ("expired_token", report.expired_tokens),
         ] {
             if count > 0 {
                 self.posts

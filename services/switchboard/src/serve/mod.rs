@@ -200,6 +200,7 @@ impl Server {
             dev_secret: settings.dev_secret.clone(),
             instance,
             actions: ActionDeps {
+                roster: settings.roster.clone(),
                 history: settings.history.clone(),
                 history_config: settings.history_config.clone(),
                 verifier: Some(verifier.clone()),

@@ -309,7 +309,18 @@ impl ConnectionPusher for LocalPusher {
             }
         }
     }
+
+    async fn close(&self, connection: &ConnectionId) -> Result<(), PushError> {
+        // Another instance's socket, or one already closed: nothing of ours to end.
+        if let Some(live) = self.registry.get(connection) {
+            live.close(CLOSE_TOKEN_EXPIRED, "token expired");
+        }
+        Ok(())
+    }
 }
+
+/// Close code of a connection whose token expired (as the gateway's own timer uses).
+const CLOSE_TOKEN_EXPIRED: u16 = 4001;
 
 #[cfg(test)]
 mod tests {
@@ -420,6 +431,27 @@ mod tests {
         );
         // Closing: later posts are gone at once too.
         assert_eq!(pusher.push(&id, &frame).await, Err(PushError::Gone));
+    }
+
+    #[tokio::test]
+    async fn close_ends_an_expired_token_connection_with_4001() {
+        let (registry, id, _live, channels) = registered();
+        let pusher = LocalPusher::new(
+            Arc::new(registry),
+            InstanceTag("AAAA".into()),
+            Default::default(),
+        );
+        assert_eq!(pusher.close(&id).await, Ok(()));
+        assert_eq!(
+            *channels.close.borrow(),
+            Some(CloseRequest {
+                code: CLOSE_TOKEN_EXPIRED,
+                reason: "token expired"
+            })
+        );
+        // Unknown here (closed already, or another instance's): nothing to do.
+        let absent = ConnectionId::parse("Wxyz000000000000").unwrap();
+        assert_eq!(pusher.close(&absent).await, Ok(()));
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@ mod cli;
 mod hardening;
 mod harness;
 mod history;
+mod identity;
 mod scenarios;
 
 use history::*;
