@@ -100,17 +100,57 @@ impl ConnectionPusher for ApiGatewayPusher {
     }
 }
 
-/// Maps a `DeleteConnection` failure by error kind, like [`map_post_error`].
-pub fn map_delete_error(error: SdkError<DeleteConnectionError, HttpResponse>) -> PushError {
+/// The modelled exceptions of the management calls (`PostToConnection`, `DeleteConnection`).
+trait ManagementException: std::error::Error + 'static {
+    fn is_gone(&self) -> bool;
+    fn is_throttled(&self) -> bool;
+    fn is_forbidden(&self) -> bool;
+    fn is_payload_too_large(&self) -> bool {
+        false
+    }
+}
+
+impl ManagementException for PostToConnectionError {
+    fn is_gone(&self) -> bool {
+        self.is_gone_exception()
+    }
+    fn is_throttled(&self) -> bool {
+        self.is_limit_exceeded_exception()
+    }
+    fn is_forbidden(&self) -> bool {
+        self.is_forbidden_exception()
+    }
+    fn is_payload_too_large(&self) -> bool {
+        self.is_payload_too_large_exception()
+    }
+}
+
+impl ManagementException for DeleteConnectionError {
+    fn is_gone(&self) -> bool {
+        self.is_gone_exception()
+    }
+    fn is_throttled(&self) -> bool {
+        self.is_limit_exceeded_exception()
+    }
+    fn is_forbidden(&self) -> bool {
+        self.is_forbidden_exception()
+    }
+}
+
+/// Maps a management call's failure by error kind: the modelled exceptions first, then
+/// the HTTP status of any other answer, then the kind of transport failure.
+fn map_management_error<E: ManagementException>(error: SdkError<E, HttpResponse>) -> PushError {
     let detail = || DisplayErrorContext(&error).to_string();
     match &error {
         SdkError::ServiceError(service) => {
             let err = service.err();
-            if err.is_gone_exception() {
+            if err.is_gone() {
                 PushError::Gone
-            } else if err.is_limit_exceeded_exception() {
+            } else if err.is_throttled() {
                 PushError::Throttled
-            } else if err.is_forbidden_exception() {
+            } else if err.is_payload_too_large() {
+                PushError::PayloadTooLarge
+            } else if err.is_forbidden() {
                 PushError::Fatal(detail())
             } else {
                 from_status(service.raw().status().as_u16(), detail())
@@ -120,27 +160,14 @@ pub fn map_delete_error(error: SdkError<DeleteConnectionError, HttpResponse>) ->
     }
 }
 
-/// Maps a `PostToConnection` failure by error kind: the modelled exceptions first, then
-/// the HTTP status of any other answer, then the kind of transport failure.
+/// Maps a `DeleteConnection` failure ([`map_management_error`]).
+pub fn map_delete_error(error: SdkError<DeleteConnectionError, HttpResponse>) -> PushError {
+    map_management_error(error)
+}
+
+/// Maps a `PostToConnection` failure ([`map_management_error`]).
 pub fn map_post_error(error: SdkError<PostToConnectionError, HttpResponse>) -> PushError {
-    let detail = || DisplayErrorContext(&error).to_string();
-    match &error {
-        SdkError::ServiceError(service) => {
-            let err = service.err();
-            if err.is_gone_exception() {
-                PushError::Gone
-            } else if err.is_limit_exceeded_exception() {
-                PushError::Throttled
-            } else if err.is_payload_too_large_exception() {
-                PushError::PayloadTooLarge
-            } else if err.is_forbidden_exception() {
-                PushError::Fatal(detail())
-            } else {
-                from_status(service.raw().status().as_u16(), detail())
-            }
-        }
-        _ => map_transport_error(&error),
-    }
+    map_management_error(error)
 }
 
 /// Any failure but a modelled service error: the HTTP status of an unmodelled answer,
