@@ -69,10 +69,11 @@ export const TARGET_TYPES = ['users', 'tenant', 'connections', 'broadcast'] as c
  * unusable: the function cannot verify any token. Counted by a metric filter, alarmed on;
  * a rejected token is not among them (the test checks each text against the Rust sources).
  */
-export const AUTH_FAILURE_MESSAGES: Record<'authorizer' | 'publish-api', string[]> = {
-  // `telemetry::init_failed("<function>", …)` logs "<function> configuration invalid" for any
-  // start-up failure, unusable keys included.
+export const AUTH_FAILURE_MESSAGES: Record<'authorizer' | 'default' | 'publish-api', string[]> = {
+  // `telemetry::start("<function>", …)` logs "<function> configuration invalid" for any
+  // start-up failure, unusable keys included. `default` verifies `refresh` tokens.
   authorizer: ['authorizer configuration invalid', 'JWKS fetch failed'],
+  default: ['default configuration invalid', 'JWKS fetch failed'],
   'publish-api': ['publish-api configuration invalid', 'JWKS fetch failed'],
 };
 
@@ -672,8 +673,8 @@ export class SwitchboardStack extends cdk.Stack {
       threshold: 0,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
     });
-    // Key source unusable: a metric filter on the exact log messages, on both verifiers.
-    for (const name of ['authorizer', 'publish-api'] as const) {
+    // Key source unusable: a metric filter on the exact log messages, on every verifier.
+    for (const name of ['authorizer', 'default', 'publish-api'] as const) {
       new logs.MetricFilter(this, `${pascal(name)}AuthConfigFailures`, {
         logGroup: fns[name].logGroup as logs.ILogGroup,
         metricNamespace: this.metricsNamespace,
@@ -686,7 +687,7 @@ export class SwitchboardStack extends cdk.Stack {
     }
     alarm('AuthConfigFailures', {
       alarmDescription:
-        'Switchboard: the authorizer or the publish API cannot load its JWT keys (configuration invalid, keys unusable, or JWKS fetch failed); no token can be verified',
+        'Switchboard: the authorizer, the $default route or the publish API cannot load its JWT keys (configuration invalid, keys unusable, or JWKS fetch failed); tokens cannot be verified',
       metric: this.emfMetric('AuthConfigFailures', { period: cdk.Duration.minutes(5) }),
       threshold: 0,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,

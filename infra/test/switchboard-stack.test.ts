@@ -89,7 +89,7 @@ describe('resources', () => {
       'AWS::ApiGatewayV2::RouteResponse': 1,
       'AWS::Lambda::Permission': 7, // one per WebSocket route and authorizer, one per HTTP route
       'AWS::CloudWatch::Alarm': 12,
-      'AWS::Logs::MetricFilter': 2,
+      'AWS::Logs::MetricFilter': 3,
       'AWS::SNS::Topic': 1,
       'AWS::SNS::TopicPolicy': 1,
       'AWS::CloudWatch::Dashboard': 1,
@@ -907,8 +907,8 @@ describe('alarms (all to one SNS topic)', () => {
     }
   });
 
-  test('key-source failures: a metric filter on both verifiers, alarmed on', () => {
-    for (const name of ['authorizer', 'publish-api'] as const) {
+  test('key-source failures: a metric filter on every verifier, alarmed on', () => {
+    for (const name of ['authorizer', 'default', 'publish-api'] as const) {
       const logGroupId = resources[fnId(name)].Properties.LoggingConfig.LogGroup.Ref;
       template.hasResourceProperties('AWS::Logs::MetricFilter', {
         LogGroupName: { Ref: logGroupId },
