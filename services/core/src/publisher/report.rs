@@ -55,6 +55,8 @@ pub struct MessageReport {
     pub skipped: usize,
     /// Whether this was a work item (`{"shard": …}`) rather than a published message.
     pub work_item: bool,
+    /// Receipt writes that failed (logged; delivery goes on: receipts are reports).
+    pub receipt_errors: u32,
     pub duration: Duration,
     pub outcome: Outcome,
     pub error: Option<String>,
@@ -75,6 +77,7 @@ impl MessageReport {
             deferred: 0,
             skipped: 0,
             work_item: false,
+            receipt_errors: 0,
             duration: Duration::ZERO,
             outcome: Outcome::Delivered,
             error: None,
@@ -99,6 +102,7 @@ impl MessageReport {
                     deferred = self.deferred,
                     skipped = self.skipped,
                     work_item = self.work_item,
+                    receipt_errors = self.receipt_errors,
                     duration_ms,
                     outcome = self.outcome.as_str(),
                     error,
