@@ -437,6 +437,7 @@ mod tests {
             deferred: 0,
             skipped: 0,
             work_item: false,
+            receipt_errors: 0,
             duration: Duration::from_micros(12_500),
             outcome: Outcome::Retry,
             error: None,
