@@ -55,7 +55,8 @@ pub async fn receipts_report_delivery_and_repeated_ids_are_not_resent(backend: B
 
     // The same id 20 times at once: one 202, nineteen 200s with the receipt.
     let same = json!({"id":"r-same","target":{"type":"tenant","tenant":"acme"},"data":2});
-    let answers = futures::future::join_all((0..20).map(|_| server.publish(&publisher, &same))).await;
+    let answers =
+        futures::future::join_all((0..20).map(|_| server.publish(&publisher, &same))).await;
     let accepted = answers.iter().filter(|(s, _)| *s == 202).count();
     let repeated: Vec<&Value> = answers
         .iter()
@@ -63,7 +64,9 @@ pub async fn receipts_report_delivery_and_repeated_ids_are_not_resent(backend: B
         .map(|(_, b)| b)
         .collect();
     assert_eq!((accepted, repeated.len()), (1, 19), "{answers:?}");
-    assert!(repeated.iter().all(|b| b["id"] == "r-same" && b["status"].is_string()));
+    assert!(repeated
+        .iter()
+        .all(|b| b["id"] == "r-same" && b["status"].is_string()));
     eventually(Duration::from_secs(10), "r-same delivered", || async {
         let (_, r) = receipt(&server, &publisher, "/v1/messages/r-same").await;
         r["status"] == "delivered" && r["delivered"] == 4
@@ -90,11 +93,17 @@ pub async fn receipts_report_delivery_and_repeated_ids_are_not_resent(backend: B
     assert_eq!(receipt(&server, &admin, "/v1/messages/r-1").await.0, 404);
     let reader = token("acme", "alice", &[]);
     assert_eq!(receipt(&server, &reader, "/v1/messages/r-1").await.0, 403);
-    assert_eq!(receipt(&server, &publisher, "/v1/messages/nope").await.0, 404);
+    assert_eq!(
+        receipt(&server, &publisher, "/v1/messages/nope").await.0,
+        404
+    );
 
     // A broadcast receipt has a null tenant.
     let (status, _) = server
-        .publish(&admin, &json!({"id":"r-all","target":{"type":"broadcast"},"data":4}))
+        .publish(
+            &admin,
+            &json!({"id":"r-all","target":{"type":"broadcast"},"data":4}),
+        )
         .await;
     assert_eq!(status, 202);
     eventually(Duration::from_secs(10), "r-all delivered", || async {
@@ -120,7 +129,10 @@ pub async fn receipts_off_means_no_receipts_and_no_idempotency(backend: Backend)
     let again = json!({"id":"twice","target":{"type":"tenant","tenant":"acme"},"data":1});
     assert_eq!(server.publish(&publisher, &again).await.0, 202);
     assert_eq!(server.publish(&publisher, &again).await.0, 202);
-    assert_eq!(receipt(&server, &publisher, "/v1/messages/twice").await.0, 404);
+    assert_eq!(
+        receipt(&server, &publisher, "/v1/messages/twice").await.0,
+        404
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
