@@ -27,6 +27,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use switchboard_model::envelope::MAX_MESSAGE_ID_CHARS;
 use switchboard_model::{Claims, Envelope, Role, Target, TenantId, MAX_FRAME_BYTES};
 use time::OffsetDateTime;
 
@@ -330,6 +331,11 @@ async fn receipt(
     let Some(receipts) = &api.receipts else {
         return Err(not_found());
     };
+    // An id no envelope could carry has no receipt (and would not fit a storage key).
+    let chars = id.chars().count();
+    if chars == 0 || chars > MAX_MESSAGE_ID_CHARS || id.chars().any(char::is_control) {
+        return Err(ApiError::NotFound("no receipt for that message id".into()));
+    }
     let key = ReceiptKey::new(tenant, id.clone());
     match receipts.store.get(&key).await {
         Ok(Some(receipt)) => Ok(Json(receipt.to_json())),

@@ -97,6 +97,8 @@ pub async fn receipts_report_delivery_and_repeated_ids_are_not_resent(backend: B
         receipt(&server, &publisher, "/v1/messages/nope").await.0,
         404
     );
+    let too_long = format!("/v1/messages/{}", "x".repeat(1_000));
+    assert_eq!(receipt(&server, &publisher, &too_long).await.0, 404);
 
     // A broadcast receipt has a null tenant.
     let (status, _) = server
