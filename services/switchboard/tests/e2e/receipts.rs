@@ -1,9 +1,10 @@
 //! Delivery receipts and idempotent publish on the real binary (SPEC §15): counts and
 //! status through `GET /v1/messages/{id}`, one `202` among 20 concurrent publishes of one
-//! id, the tenant rules of the read, and expiry. Gone, partial/dead and 2,500-connection
-//! sharded receipts need a management endpoint that fails on purpose: they are in
-//! `services/lambdas/tests/publisher_sharding.rs` (fake endpoint) and the core's
-//! `publisher::receipt_tests` (scripted pusher).
+//! id, the tenant rules of the read, expiry, and (DynamoDB roster) a gone connection.
+//! Partial/dead and 2,500-connection sharded receipts need posts that fail on purpose and
+//! many connections: they are in `services/lambdas/tests/publisher_sharding.rs` (fake
+//! management and SQS endpoints) and the core's `publisher::receipt_tests` (scripted
+//! pusher).
 
 use std::time::Duration;
 
@@ -148,4 +149,77 @@ async fn an_invalid_receipt_ttl_refuses_to_start_naming_it() {
     );
     assert!(!status.success(), "{stderr}");
     assert!(stderr.contains("RECEIPT_TTL_SECS"), "{stderr}");
+}
+
+/// On the binary with a DynamoDB roster: 3 users with 4 connections, one of them gone (a
+/// roster item of this server's own, 5 minutes old, with no socket — what a crashed socket
+/// leaves) → `delivered` with matched 4, delivered 3, gone 1. The memory roster has no way
+/// to hold an item without its socket, so this runs on DynamoDB Local only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gone_connection_is_counted_on_the_receipt() {
+    use switchboard_core::roster::{ConnectionRecord, RosterStore};
+
+    let endpoint = super::harness::dynamodb_endpoint();
+    let table = format!("e2e-gone-{}", uuid::Uuid::new_v4());
+    let history_table = format!("{table}-history");
+    let envs = [
+        ("DYNAMODB_ENDPOINT", endpoint.as_str()),
+        ("ROSTER_TABLE", table.as_str()),
+        ("HISTORY_TABLE", history_table.as_str()),
+        ("AWS_ACCESS_KEY_ID", "local"),
+        ("AWS_SECRET_ACCESS_KEY", "local"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let server = TestServer::start_with(
+        Backend::Memory,
+        &["--roster", "dynamodb", "--create-table"],
+        &envs,
+    );
+    let mut clients = vec![
+        Client::connect(&server, &token("acme", "alice", &[])).await,
+        Client::connect(&server, &token("acme", "alice", &[])).await,
+        Client::connect(&server, &token("acme", "bob", &[])).await,
+    ];
+    // The first four characters of every connection id are this process's tag.
+    let tag: String = clients[0].connection_id.chars().take(4).collect();
+    let dynamo = switchboard_aws::DynamoConfig {
+        table: table.clone(),
+        scan_segments: 1,
+        endpoint: Some(endpoint.clone()),
+        local: switchboard_aws::LocalDefaults {
+            region: true,
+            credentials: true,
+        },
+    };
+    let roster = switchboard_aws::DynamoRosterStore::from_config(&dynamo).await;
+    let stale = ConnectionRecord::from_raw(
+        &format!("{tag}crashedSocket"),
+        "acme",
+        "carol",
+        vec![],
+        time::OffsetDateTime::now_utc() - time::Duration::minutes(5),
+        7_500,
+    )
+    .unwrap();
+    roster.put(&stale).await.unwrap();
+
+    let publisher = token("acme", "backend", &["publisher"]);
+    let to_three = json!({"id":"with-gone","target":{"type":"users","tenant":"acme","users":["alice","bob","carol"]},"data":1});
+    assert_eq!(server.publish(&publisher, &to_three).await.0, 202);
+    for client in &mut clients {
+        assert_eq!(client.next_json().await["id"], "with-gone");
+    }
+    eventually(Duration::from_secs(10), "with-gone delivered", || async {
+        receipt(&server, &publisher, "/v1/messages/with-gone")
+            .await
+            .1["status"]
+            == "delivered"
+    })
+    .await;
+    let (_, r) = receipt(&server, &publisher, "/v1/messages/with-gone").await;
+    assert_eq!(
+        (&r["matched"], &r["delivered"], &r["gone"], &r["failed"]),
+        (&json!(4), &json!(3), &json!(1), &json!(0)),
+        "{r}"
+    );
 }
