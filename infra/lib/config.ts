@@ -31,6 +31,11 @@ export interface SwitchboardConfig {
   readonly historyTableName?: string;
   /** HISTORY_TTL_SECS for the publisher and `default` (docs/design.md: History and resume, default 300; 0 turns history off). */
   readonly historyTtlSecs: number;
+  /**
+   * RECEIPT_TTL_SECS for the publisher and publish-api (docs/design.md: Receipts, default 86400; 0 turns receipts and
+   * idempotent publish off). Receipts live in the history table.
+   */
+  readonly receiptTtlSecs: number;
   /** RESUME_MAX for `default`: messages one `resume` sends at most (docs/design.md: History and resume, default 500). */
   readonly resumeMax: number;
   /** Timeout of the `default` function in seconds: a `resume` posts up to RESUME_MAX frames (default 30). */
@@ -178,6 +183,8 @@ export function configFromContext(node: Node): SwitchboardConfig {
     // The bounds are the Rust side's (services/core/src/history/config.rs).
     historyTtlSecs: int(node, 'historyTtlSecs', 300, 0, 86400),
     resumeMax: int(node, 'resumeMax', 500, 1, 10000),
+    // The bounds are the Rust side's (services/core/src/receipts/config.rs).
+    receiptTtlSecs: int(node, 'receiptTtlSecs', 86400, 0, 604800),
     defaultTimeoutSecs: int(node, 'defaultTimeoutSecs', 30, 3, 900),
     fanoutConcurrency: int(node, 'fanoutConcurrency', 64, 1, 1000),
     scanSegments: int(node, 'scanSegments', 4, 1, 1000),

@@ -58,6 +58,7 @@ export const USER_INDEX = 'byUser';
 /** The HTTP publish API's routes, all served by `publish-api` (docs/design.md: Publish API; Presence). */
 export const PUBLISH_API_ROUTES: ReadonlyArray<readonly [apigwv2.HttpMethod, string]> = [
   [apigwv2.HttpMethod.POST, '/v1/messages'],
+  [apigwv2.HttpMethod.GET, '/v1/messages/{id}'],
   [apigwv2.HttpMethod.GET, '/v1/tenants/{tenant}/presence'],
   [apigwv2.HttpMethod.GET, '/v1/tenants/{tenant}/users/{user}/presence'],
 ];
@@ -89,7 +90,7 @@ const FUNCTION_SETTINGS: Record<FunctionName, { memory: number; timeoutSecs?: nu
   // Timeout: `defaultTimeoutSecs` (a resume posts up to RESUME_MAX frames).
   default: { memory: 256, description: 'Switchboard: $default, answers ping / whoami / resume / refresh / unknown_action' },
   publisher: { memory: 512, description: 'Switchboard: SQS-triggered fan-out to the connections' },
-  'publish-api': { memory: 256, timeoutSecs: 15, description: 'Switchboard: POST /v1/messages (validates and enqueues) and presence reads' },
+  'publish-api': { memory: 256, timeoutSecs: 15, description: 'Switchboard: POST /v1/messages (validates and enqueues), receipts and presence reads' },
 };
 
 export class SwitchboardStack extends cdk.Stack {
@@ -231,6 +232,12 @@ export class SwitchboardStack extends cdk.Stack {
     for (const fn of [fns.publisher, fns.default]) {
       fn.addEnvironment('HISTORY_TABLE', this.historyTable.tableName);
       fn.addEnvironment('HISTORY_TTL_SECS', String(config.historyTtlSecs));
+    }
+    // Receipts (docs/design.md: Receipts) live in the history table: the publish API creates and reads them, the
+    // publisher adds each page's counts.
+    fns['publish-api'].addEnvironment('HISTORY_TABLE', this.historyTable.tableName);
+    for (const fn of [fns.publisher, fns['publish-api']]) {
+      fn.addEnvironment('RECEIPT_TTL_SECS', String(config.receiptTtlSecs));
     }
     fns.default.addEnvironment('RESUME_MAX', String(config.resumeMax));
     fns.connect.addEnvironment('CONNECTION_TTL_SECS', String(config.connectionTtlSecs));
@@ -422,8 +429,21 @@ export class SwitchboardStack extends cdk.Stack {
     fns.publisher.addToRolePolicy(
       new iam.PolicyStatement({ sid: 'HistoryWrite', actions: ['dynamodb:BatchWriteItem'], resources: [historyArn] }),
     );
+    // Receipts: one UpdateItem (ADD) per page, creating the receipt of a body sent straight to SQS.
+    fns.publisher.addToRolePolicy(
+      new iam.PolicyStatement({ sid: 'ReceiptUpdate', actions: ['dynamodb:UpdateItem'], resources: [historyArn] }),
+    );
     fns['publish-api'].addToRolePolicy(
       new iam.PolicyStatement({ sid: 'Enqueue', actions: ['sqs:SendMessage'], resources: [this.queue.queueArn] }),
+    );
+    // Receipts: the conditional PutItem of idempotent publish, GetItem for GET /v1/messages/{id}, the conditional
+    // DeleteItem that takes a receipt back when the enqueue failed.
+    fns['publish-api'].addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'Receipts',
+        actions: ['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:DeleteItem'],
+        resources: [historyArn],
+      }),
     );
     // Presence (docs/design.md: Presence): Query only, never Scan.
     fns['publish-api'].addToRolePolicy(
@@ -805,7 +825,7 @@ export class SwitchboardStack extends cdk.Stack {
     Validations.of(this.historyTable).acknowledge({
       id: 'AwsSolutions::AwsSolutions-DDB3',
       reason:
-        'The history table is a reconnect buffer (docs/design.md: History and resume): every item expires after HISTORY_TTL_SECS (default 5 minutes) and was already delivered; a point-in-time restore could only bring back expired messages, so continuous backups would cost money for nothing.',
+        'The history table is a reconnect buffer (docs/design.md: History and resume): every item expires after HISTORY_TTL_SECS (default 5 minutes) and was already delivered, and the delivery receipts beside it (docs/design.md: Receipts) are reports that expire after RECEIPT_TTL_SECS (default a day); a point-in-time restore could only bring back expired or stale items, so continuous backups would cost money for nothing.',
     });
     const routes = this.webSocketApi.node.findAll().filter((c): c is apigwv2.CfnRoute => c instanceof apigwv2.CfnRoute);
     for (const route of routes) {
@@ -823,7 +843,7 @@ export class SwitchboardStack extends cdk.Stack {
       Validations.of(route).acknowledge({
         id: 'AwsSolutions::AwsSolutions-APIG4',
         reason:
-          'The publish API (POST /v1/messages, GET …/presence) is authorized by the publish-api function itself (docs/design.md: Publish API; Presence): it verifies the bearer JWT with the same code as the WebSocket authorizer and also enforces role and tenant rules, answering 401/403 as JSON.',
+          'The publish API (POST /v1/messages, GET /v1/messages/{id}, GET …/presence) is authorized by the publish-api function itself (docs/design.md: Publish API; Presence): it verifies the bearer JWT with the same code as the WebSocket authorizer and also enforces role and tenant rules, answering 401/403 as JSON.',
       });
     }
     const apiLogicalId = this.resolve((this.webSocketApi.node.defaultChild as apigwv2.CfnApi).logicalId);

@@ -82,12 +82,12 @@ describe('resources', () => {
       'AWS::IAM::Policy': 6,
       'AWS::Logs::LogGroup': 7, // one per function, the HTTP API's access log (WebSocket access logs are opt-in)
       'AWS::ApiGatewayV2::Api': 2,
-      'AWS::ApiGatewayV2::Route': 6, // $connect, $disconnect, $default; POST /v1/messages, 2 × GET …/presence
+      'AWS::ApiGatewayV2::Route': 7, // $connect, $disconnect, $default; POST /v1/messages, GET /v1/messages/{id}, 2 × GET …/presence
       'AWS::ApiGatewayV2::Integration': 4,
       'AWS::ApiGatewayV2::Authorizer': 1,
       'AWS::ApiGatewayV2::Stage': 2,
       'AWS::ApiGatewayV2::RouteResponse': 1,
-      'AWS::Lambda::Permission': 7, // one per WebSocket route and authorizer, one per HTTP route
+      'AWS::Lambda::Permission': 8, // one per WebSocket route and authorizer, one per HTTP route
       'AWS::CloudWatch::Alarm': 12,
       'AWS::Logs::MetricFilter': 3,
       'AWS::SNS::Topic': 1,
@@ -214,6 +214,17 @@ describe('history table (docs/design.md: History and resume)', () => {
     expect(() => build({ resumeMax: '0' })).toThrow(/resumeMax/);
     expect(() => build({ resumeMax: '10001' })).toThrow(/resumeMax/);
     expect(() => build({ defaultTimeoutSecs: '1' })).toThrow(/defaultTimeoutSecs/);
+    expect(() => build({ receiptTtlSecs: '604801' })).toThrow(/receiptTtlSecs/);
+    expect(() => build({ receiptTtlSecs: '-1' })).toThrow(/receiptTtlSecs/);
+  });
+
+  test('RECEIPT_TTL_SECS comes from context (0 turns receipts off)', () => {
+    const b = build({ receiptTtlSecs: '0' });
+    const json = Template.fromStack(b.stack).toJSON();
+    const id = (c: { node: { defaultChild?: unknown } }) => b.stack.resolve((c.node.defaultChild as cdk.CfnElement).logicalId);
+    for (const fn of [b.stack.functions.publisher, b.stack.functions['publish-api']]) {
+      expect(json.Resources[id(fn)].Properties.Environment.Variables.RECEIPT_TTL_SECS).toBe('0');
+    }
   });
 
   test('its name is an output', () => {
@@ -347,7 +358,16 @@ describe('functions', () => {
     const log = { RUST_LOG: { Ref: 'LogLevel' } };
     expect(env('authorizer')).toEqual({ ...log, ...identity });
     const metrics = { METRICS_NAMESPACE: 'Switchboard/Switchboard' };
-    expect(env('publish-api')).toEqual({ ...log, ...identity, QUEUE_URL: { Ref: queueId() }, ROSTER_TABLE: table, ...metrics });
+    const receipts = { RECEIPT_TTL_SECS: '86400' };
+    expect(env('publish-api')).toEqual({
+      ...log,
+      ...identity,
+      QUEUE_URL: { Ref: queueId() },
+      ROSTER_TABLE: table,
+      HISTORY_TABLE: { Ref: historyId() },
+      ...receipts,
+      ...metrics,
+    });
     expect(env('connect')).toEqual({ ...log, ROSTER_TABLE: table, CONNECTION_TTL_SECS: '7500' });
     expect(env('disconnect')).toEqual({ ...log, ROSTER_TABLE: table });
     // default verifies `refresh` tokens as the authorizer does and moves tokenExpiresAt.
@@ -356,6 +376,7 @@ describe('functions', () => {
       ...log,
       ROSTER_TABLE: table,
       ...history,
+      ...receipts,
       CALLBACK_URL: callbackUrl,
       DLQ_URL: { Ref: dlqId() },
       FANOUT_CONCURRENCY: '64',
@@ -629,11 +650,16 @@ describe('WebSocket API', () => {
 describe('HTTP publish API (docs/design.md: Publish API; Presence)', () => {
   const httpApiId = () => logicalId(built.stack.httpApi);
 
-  test('POST /v1/messages and the two presence GETs → publish-api (one integration), and no other route', () => {
+  test('POST /v1/messages, GET /v1/messages/{id} and the two presence GETs → publish-api (one integration), and no other route', () => {
     template.hasResourceProperties('AWS::ApiGatewayV2::Api', { ProtocolType: 'HTTP' });
     const routes = Object.values(resources).filter((r) => r.Type === 'AWS::ApiGatewayV2::Route' && r.Properties.ApiId.Ref === httpApiId());
     expect(routes.map((r) => r.Properties.RouteKey).sort()).toEqual(
-      ['GET /v1/tenants/{tenant}/presence', 'GET /v1/tenants/{tenant}/users/{user}/presence', 'POST /v1/messages'].sort(),
+      [
+        'GET /v1/messages/{id}',
+        'GET /v1/tenants/{tenant}/presence',
+        'GET /v1/tenants/{tenant}/users/{user}/presence',
+        'POST /v1/messages',
+      ].sort(),
     );
     const integrations = Object.entries(resources).filter(([, r]) => r.Type === 'AWS::ApiGatewayV2::Integration' && r.Properties.ApiId.Ref === httpApiId());
     expect(integrations).toHaveLength(1);
@@ -739,14 +765,21 @@ describe('least-privilege IAM (docs/design.md: AWS deployment)', () => {
       { Sid: 'ContinueFanout', Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: { 'Fn::GetAtt': [queueId(), 'Arn'] } },
       { Sid: 'DeadLetter', Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: { 'Fn::GetAtt': [dlqId(), 'Arn'] } },
       { Sid: 'HistoryWrite', Effect: 'Allow', Action: ['dynamodb:BatchWriteItem'], Resource: { 'Fn::GetAtt': [historyId(), 'Arn'] } },
+      { Sid: 'ReceiptUpdate', Effect: 'Allow', Action: ['dynamodb:UpdateItem'], Resource: { 'Fn::GetAtt': [historyId(), 'Arn'] } },
     ]);
   });
 
-  test('publish-api: SendMessage on the queue; presence is Query on the roster and byUser (no Scan, no GetItem)', () => {
+  test('publish-api: SendMessage on the queue; receipts in the history table; presence is Query on the roster and byUser (no Scan, no GetItem)', () => {
     expect(statementsOf('publish-api')).toEqual([
       logStatement('publish-api'),
       xrayStatement,
       { Sid: 'Enqueue', Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: { 'Fn::GetAtt': [queueId(), 'Arn'] } },
+      {
+        Sid: 'Receipts',
+        Effect: 'Allow',
+        Action: ['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:DeleteItem'],
+        Resource: { 'Fn::GetAtt': [historyId(), 'Arn'] },
+      },
       { Sid: 'PresenceQuery', Effect: 'Allow', Action: ['dynamodb:Query'], Resource: tableArn() },
       {
         Sid: 'PresenceQueryByUser',
@@ -767,13 +800,18 @@ describe('least-privilege IAM (docs/design.md: AWS deployment)', () => {
     ]);
   });
 
-  test('only the publisher writes history (BatchWriteItem) and only default reads it (Query)', () => {
+  test('only the publisher writes history (BatchWriteItem) and only default reads it (Query); receipts: the publisher updates, publish-api puts, gets and deletes', () => {
     const onHistory = FUNCTION_NAMES.flatMap((n) =>
       statementsOf(n)
         .filter((st) => JSON.stringify(st.Resource).includes(`"${historyId()}"`))
         .map((st) => `${n} ${st.Action.join(',')}`),
     );
-    expect(onHistory.sort()).toEqual(['default dynamodb:Query', 'publisher dynamodb:BatchWriteItem']);
+    expect(onHistory.sort()).toEqual([
+      'default dynamodb:Query',
+      'publish-api dynamodb:PutItem,dynamodb:GetItem,dynamodb:DeleteItem',
+      'publisher dynamodb:BatchWriteItem',
+      'publisher dynamodb:UpdateItem',
+    ]);
   });
 
   test('authorizer: its own log group only', () => {
@@ -797,6 +835,7 @@ describe('least-privilege IAM (docs/design.md: AWS deployment)', () => {
         `${fnId('disconnect')} ${wsApiId()} /*$disconnect`,
         `${fnId('default')} ${wsApiId()} /*$default`,
         `${fnId('publish-api')} ${logicalId(built.stack.httpApi)} /*/*/v1/messages`,
+        `${fnId('publish-api')} ${logicalId(built.stack.httpApi)} /*/*/v1/messages/{id}`,
         `${fnId('publish-api')} ${logicalId(built.stack.httpApi)} /*/*/v1/tenants/{tenant}/presence`,
         `${fnId('publish-api')} ${logicalId(built.stack.httpApi)} /*/*/v1/tenants/{tenant}/users/{user}/presence`,
       ].sort(),
@@ -1064,6 +1103,7 @@ describe('cdk-nag (AwsSolutions)', () => {
     expect(report.acknowledged.map((v) => `${v.acknowledgedAt} ${v.ruleName.replace(/<WebSocketApi[0-9A-F]+>/, '<WebSocketApi>')}`).sort()).toEqual(
       [
         'Switchboard/PublishHttpApi/POST--v1--messages/Resource AwsSolutions-APIG4',
+        'Switchboard/PublishHttpApi/GET--v1--messages--{id}/Resource AwsSolutions-APIG4',
         'Switchboard/PublishHttpApi/GET--v1--tenants--{tenant}--presence/Resource AwsSolutions-APIG4',
         'Switchboard/PublishHttpApi/GET--v1--tenants--{tenant}--users--{user}--presence/Resource AwsSolutions-APIG4',
         'Switchboard/PublisherRole AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<WebSocketApi>/main/POST/@connections/*]',
@@ -1108,6 +1148,7 @@ describe('cdk-nag (AwsSolutions)', () => {
     expect(summary).toEqual(
       [
         'PublishHttpApi/POST--v1--messages/Resource AwsSolutions::AwsSolutions-APIG4',
+        'PublishHttpApi/GET--v1--messages--{id}/Resource AwsSolutions::AwsSolutions-APIG4',
         'PublishHttpApi/GET--v1--tenants--{tenant}--presence/Resource AwsSolutions::AwsSolutions-APIG4',
         'PublishHttpApi/GET--v1--tenants--{tenant}--users--{user}--presence/Resource AwsSolutions::AwsSolutions-APIG4',
         'PublisherRole AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<WebSocketApi>/main/POST/@connections/*]',

@@ -16,8 +16,8 @@ pub mod sqs;
 
 pub use config::{dynamodb_client, load_sdk_config, DynamoConfig, LocalDefaults};
 pub use dynamo::{
-    create_history_table, create_table, delete_table, DynamoHistoryStore, DynamoRosterStore,
-    LookupStats,
+    create_history_table, create_table, delete_table, DynamoHistoryStore, DynamoReceiptStore,
+    DynamoRosterStore, LookupStats,
 };
 pub use pusher::ApiGatewayPusher;
 pub use sqs::SqsQueue;

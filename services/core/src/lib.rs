@@ -11,6 +11,7 @@
 //! - [`connection`]: `$connect`, `$disconnect` and the `$default` client actions.
 //! - [`publish_api`]: `POST /v1/messages` as an `axum::Router` (auth, validation, roles).
 //! - [`presence`]: `GET /v1/tenants/{tenant}/presence` and `.../users/{user}/presence`.
+//! - [`receipts`]: the `ReceiptStore` port, receipts and their status, the memory adapter.
 //! - [`publisher`]: target resolution, bounded fan-out with retries, batch results.
 //! - [`testkit`] (tests and the `testkit` feature): scripted pusher, recording queues.
 
@@ -23,6 +24,7 @@ pub mod publish_api;
 pub mod publisher;
 pub mod pusher;
 pub mod queue;
+pub mod receipts;
 pub mod roster;
 
 #[cfg(any(test, feature = "testkit"))]

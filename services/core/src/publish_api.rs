@@ -1,24 +1,39 @@
-//! The publish API (docs/design.md: Publish API) as an `axum::Router`: `POST /v1/messages`.
+//! The publish API (docs/design.md: Publish API) as an `axum::Router`: `POST /v1/messages`
+//! and `GET /v1/messages/{id}` (the receipt).
 //!
 //! The same router runs in the `publish-api` Lambda (through `lambda_http`, enqueuing to
 //! SQS) and in `switchboard serve` (enqueuing in-process). Checks, in order: a valid bearer
 //! token (401), a body within limits (413), a valid envelope (400, naming the field), the
-//! caller's right to the target (403), the frame's size (413); then the envelope, with its
-//! id fixed, is enqueued (202 `{"id"}`).
+//! caller's right to the target (403), the frame's size (413); then, with receipts on, the
+//! receipt is created `queued` with a conditional write — if one of that id already
+//! exists in that tenant, the answer is 200 with it and nothing is enqueued (503 if the
+//! receipt store is unavailable) — and the envelope, with its id fixed, is enqueued (202
+//! `{"id"}`; an enqueue that fails takes its fresh receipt back).
+//!
+//! `GET /v1/messages/{id}?tenant=T`: a valid token (401), role publisher or admin (403),
+//! then the receipt of `id` in T — default: the caller's own tenant, or for a global admin
+//! the broadcast receipt — if the caller may read T (a publisher or admin of it; only a
+//! global admin reads broadcast receipts); anything else, another tenant's receipt
+//! included, is 404, never 403, so ids of other tenants cannot be probed.
 
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
+use serde::Deserialize;
 use serde_json::json;
-use switchboard_model::{Claims, Envelope, Role, Target};
+use switchboard_model::envelope::MAX_MESSAGE_ID_CHARS;
+use switchboard_model::{Claims, Envelope, Role, Target, TenantId};
+use time::OffsetDateTime;
 
 use crate::auth::{token_from_authorization, Verifier};
 use crate::queue::{MessageQueue, QueueError};
+use crate::receipts::{Created, Receipt, ReceiptKey, Receipts};
 
 /// Largest request body read; anything larger is refused with 413 before parsing.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -109,13 +124,16 @@ impl IntoResponse for ApiError {
 pub struct PublishApi {
     pub verifier: Arc<Verifier>,
     pub queue: Arc<dyn MessageQueue>,
+    /// Receipts and idempotent publish; `None` when `RECEIPT_TTL_SECS=0`.
+    pub receipts: Option<Receipts>,
 }
 
 impl PublishApi {
-    /// The router serving `POST /v1/messages`.
+    /// The router serving `POST /v1/messages` and `GET /v1/messages/{id}`.
     pub fn router(self) -> Router {
         Router::new()
             .route("/v1/messages", post(publish))
+            .route("/v1/messages/{id}", get(receipt))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(self)
     }
@@ -203,31 +221,129 @@ async fn publish(
     envelope.id = Some(id.clone());
     let body = serde_json::to_string(&envelope)
         .map_err(|e| ApiError::Unavailable(format!("could not encode envelope: {e}")))?;
-    api.queue
-        .enqueue(&id, &body)
-        .await
-        .map_err(|error| match error {
-            QueueError::Full {
-                reason,
+    let key = ReceiptKey::of(&envelope.target, &id);
+    if let Some(receipts) = &api.receipts {
+        let receipt = Receipt::queued(
+            key.clone(),
+            &envelope.target,
+            OffsetDateTime::now_utc(),
+            receipts.ttl,
+        );
+        match receipts.store.create(&receipt).await {
+            Ok(Created::New) => {}
+            Ok(Created::Existing(existing)) => {
+                tracing::info!(id, publisher = %claims.user, tenant = %claims.tenant, status = existing.status().as_str(), "repeated publish: not enqueued again");
+                return Ok((StatusCode::OK, Json(existing.to_json())));
+            }
+            Err(error) => {
+                tracing::error!(%error, id, "receipt not created; publish refused");
+                return Err(ApiError::Unavailable(
+                    "the receipt store is unavailable; retry later".into(),
+                ));
+            }
+        }
+    }
+    let enqueued = api.queue.enqueue(&id, &body).await;
+    if let (Err(_), Some(receipts)) = (&enqueued, &api.receipts) {
+        // Without this a retry of the failed publish would find the receipt and answer 200
+        // for a message that was never enqueued.
+        if let Err(error) = receipts.store.delete_if_queued(&key).await {
+            tracing::error!(%error, id, "receipt of a message not enqueued was not taken back");
+        }
+    }
+    enqueued.map_err(|error| match error {
+        QueueError::Full {
+            reason,
+            retry_after_secs,
+        } => {
+            tracing::warn!(%reason, "publish refused: queue full");
+            ApiError::Busy {
+                message: format!("{reason}; retry later"),
                 retry_after_secs,
-            } => {
-                tracing::warn!(%reason, "publish refused: queue full");
-                ApiError::Busy {
-                    message: format!("{reason}; retry later"),
-                    retry_after_secs,
-                }
             }
-            QueueError::Rejected(detail) => {
-                tracing::info!(%detail, "the queue refused the message");
-                ApiError::InvalidEnvelope(format!("the queue refused the message: {detail}"))
-            }
-            QueueError::Unavailable(detail) => {
-                tracing::error!(%detail, "enqueue failed");
-                ApiError::Unavailable("the message queue is unavailable; retry later".into())
-            }
-        })?;
+        }
+        QueueError::Rejected(detail) => {
+            tracing::info!(%detail, "the queue refused the message");
+            ApiError::InvalidEnvelope(format!("the queue refused the message: {detail}"))
+        }
+        QueueError::Unavailable(detail) => {
+            tracing::error!(%detail, "enqueue failed");
+            ApiError::Unavailable("the message queue is unavailable; retry later".into())
+        }
+    })?;
     tracing::info!(id, target = envelope.target.kind(), publisher = %claims.user, tenant = %claims.tenant, "message enqueued");
     Ok((StatusCode::ACCEPTED, Json(json!({ "id": id }))))
+}
+
+/// Which receipt `claims` asks for with `?tenant=` (`tenant`): `Some(key tenant)` when the
+/// caller may read it, `None` when the answer must be 404 (another tenant's, or a
+/// broadcast receipt for anyone but a global admin). Without a tenant: a global admin's
+/// default is the broadcast receipt, everyone else's their own tenant.
+pub fn receipt_scope(
+    claims: &Claims,
+    tenant: Option<TenantId>,
+) -> Result<Option<Option<TenantId>>, ApiError> {
+    if !claims.holds(Role::Admin) && !claims.holds(Role::Publisher) {
+        return Err(ApiError::Forbidden(
+            "the token needs role publisher or admin to read receipts".into(),
+        ));
+    }
+    let tenant = match tenant {
+        Some(tenant) => Some(tenant),
+        None if claims.is_global_admin() => None,
+        None => Some(claims.tenant.clone()),
+    };
+    Ok(match tenant {
+        None if claims.is_global_admin() => Some(None),
+        None => None,
+        Some(tenant) if claims.may_publish_to(&tenant) => Some(Some(tenant)),
+        Some(_) => None,
+    })
+}
+
+#[derive(Deserialize)]
+struct ReceiptParams {
+    tenant: Option<String>,
+}
+
+async fn receipt(
+    State(api): State<PublishApi>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<ReceiptParams>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let claims = authenticate(&api.verifier, &headers).await?;
+    let Path(id) = path.map_err(|e| ApiError::InvalidRequest(e.body_text()))?;
+    let Query(params) = query.map_err(|e| ApiError::InvalidRequest(e.body_text()))?;
+    let tenant = params
+        .tenant
+        .filter(|t| !t.is_empty())
+        .map(TenantId::parse)
+        .transpose()
+        .map_err(|e| ApiError::InvalidRequest(format!("tenant: {e}")))?;
+    let not_found = || ApiError::NotFound(format!("no receipt for message {id}"));
+    let Some(tenant) = receipt_scope(&claims, tenant)? else {
+        return Err(not_found());
+    };
+    let Some(receipts) = &api.receipts else {
+        return Err(not_found());
+    };
+    // An id no envelope could carry has no receipt (and would not fit a storage key).
+    let chars = id.chars().count();
+    if chars == 0 || chars > MAX_MESSAGE_ID_CHARS || id.chars().any(char::is_control) {
+        return Err(ApiError::NotFound("no receipt for that message id".into()));
+    }
+    let key = ReceiptKey::new(tenant, id.clone());
+    match receipts.store.get(&key).await {
+        Ok(Some(receipt)) => Ok(Json(receipt.to_json())),
+        Ok(None) => Err(not_found()),
+        Err(error) => {
+            tracing::error!(%error, id, "receipt read failed");
+            Err(ApiError::Unavailable(
+                "the receipt store is unavailable; retry later".into(),
+            ))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -309,6 +425,27 @@ mod tests {
             }
             assert!(forbidden(authorize(&publisher, &Target::Broadcast)));
         }
+    }
+
+    #[test]
+    fn receipts_are_read_in_the_callers_own_tenants_only() {
+        let acme = || Some(TenantId::parse("acme").unwrap());
+        let globex = || Some(TenantId::parse("globex").unwrap());
+        let publisher = claims("acme", &["publisher"], AdminScope::Global);
+        assert_eq!(receipt_scope(&publisher, None).unwrap(), Some(acme()));
+        assert_eq!(receipt_scope(&publisher, acme()).unwrap(), Some(acme()));
+        assert_eq!(receipt_scope(&publisher, globex()).unwrap(), None);
+        let admin = claims("ops", &["admin"], AdminScope::Global);
+        assert_eq!(receipt_scope(&admin, None).unwrap(), Some(None));
+        assert_eq!(receipt_scope(&admin, globex()).unwrap(), Some(globex()));
+        let tenant_admin = claims("acme", &["admin"], AdminScope::Tenant);
+        assert_eq!(receipt_scope(&tenant_admin, None).unwrap(), Some(acme()));
+        assert_eq!(receipt_scope(&tenant_admin, globex()).unwrap(), None);
+        let reader = claims("acme", &["reader"], AdminScope::Global);
+        assert!(matches!(
+            receipt_scope(&reader, acme()),
+            Err(ApiError::Forbidden(_))
+        ));
     }
 
     #[test]

@@ -114,6 +114,7 @@ async fn spawn_app() -> App {
     let router = PublishApi {
         verifier,
         queue: queue.clone(),
+        receipts: None,
     }
     .router();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

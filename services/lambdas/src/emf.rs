@@ -439,6 +439,7 @@ mod tests {
             skipped: 0,
             expired_tokens: 4,
             work_item: false,
+            receipt_errors: 0,
             duration: Duration::from_micros(12_500),
             outcome: Outcome::Retry,
             error: None,

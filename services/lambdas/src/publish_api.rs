@@ -14,12 +14,16 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use switchboard_aws::{load_sdk_config, DynamoConfig, DynamoRosterStore, LocalDefaults, SqsQueue};
+use switchboard_aws::{
+    load_sdk_config, DynamoConfig, DynamoReceiptStore, DynamoRosterStore, LocalDefaults, SqsQueue,
+};
 use switchboard_core::auth::{AuthConfig, AuthConfigError, AuthError, Verifier};
 use switchboard_core::config::{required, ConfigError};
+use switchboard_core::history::HistoryConfig;
 use switchboard_core::presence::PresenceApi;
 use switchboard_core::publish_api::{ApiError, PublishApi, MAX_BODY_BYTES};
 use switchboard_core::queue::MessageQueue;
+use switchboard_core::receipts::{ReceiptConfig, Receipts};
 use switchboard_core::roster::RosterStore;
 
 use crate::emf::{target_type, Metrics};
@@ -42,7 +46,8 @@ pub enum StartupError {
 }
 
 /// Builds the function's router from the environment: a JWT key source, `QUEUE_URL`,
-/// the roster table (`ROSTER_TABLE`, `DYNAMODB_ENDPOINT`), `METRICS_NAMESPACE`.
+/// the roster table (`ROSTER_TABLE`, `DYNAMODB_ENDPOINT`), `METRICS_NAMESPACE`, and the
+/// receipts (`RECEIPT_TTL_SECS`, in `HISTORY_TABLE`).
 pub async fn build(lookup: impl Fn(&str) -> Option<String>) -> Result<axum::Router, StartupError> {
     let queue_url = queue_url(&lookup)?;
     let metrics = Metrics::from_lookup(&lookup)?;
@@ -52,11 +57,21 @@ pub async fn build(lookup: impl Fn(&str) -> Option<String>) -> Result<axum::Rout
     let sdk = load_sdk_config(LocalDefaults::NONE).await;
     let queue = SqsQueue::from_sdk_config(&sdk, queue_url.clone());
     let roster = DynamoRosterStore::from_config(&dynamo).await;
-    tracing::info!(%queue_url, table = %dynamo.table, metrics_namespace = metrics.namespace(), "publish-api ready");
+    let history = HistoryConfig::from_lookup(&lookup)?;
+    let receipt_config = ReceiptConfig::from_lookup(&lookup)?;
+    let receipts = Receipts::new(
+        Arc::new(DynamoReceiptStore::new(
+            roster.client().clone(),
+            history.table.clone(),
+        )),
+        &receipt_config,
+    );
+    tracing::info!(%queue_url, table = %dynamo.table, receipt_table = %history.table, receipt_ttl_secs = receipt_config.ttl.as_secs(), metrics_namespace = metrics.namespace(), "publish-api ready");
     Ok(router(
         Arc::new(verifier),
         Arc::new(queue),
         Arc::new(roster),
+        receipts,
         metrics,
     ))
 }
@@ -67,11 +82,13 @@ pub fn router(
     verifier: Arc<Verifier>,
     queue: Arc<dyn MessageQueue>,
     roster: Arc<dyn RosterStore>,
+    receipts: Option<Receipts>,
     metrics: Metrics,
 ) -> axum::Router {
     PublishApi {
         verifier: verifier.clone(),
         queue,
+        receipts,
     }
     .router()
     .layer(axum::middleware::from_fn_with_state(metrics, record))
@@ -95,6 +112,10 @@ struct TypeOnly {
 /// costs a copy; a body not known to be within the core's limit is passed on unread, for
 /// the core to check in its own order (401 before 413).
 async fn record(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
+    // Receipt reads (`GET /v1/messages/{id}`) are not publishes.
+    if request.method() != axum::http::Method::POST {
+        return next.run(request).await;
+    }
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let within_limit = body

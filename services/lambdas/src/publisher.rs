@@ -10,13 +10,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use switchboard_aws::{
-    load_sdk_config, ApiGatewayPusher, DynamoConfig, DynamoHistoryStore, DynamoRosterStore,
-    LocalDefaults, SqsQueue,
+    load_sdk_config, ApiGatewayPusher, DynamoConfig, DynamoHistoryStore, DynamoReceiptStore,
+    DynamoRosterStore, LocalDefaults, SqsQueue,
 };
 use switchboard_core::config::{required, ConfigError};
 use switchboard_core::history::HistoryConfig;
 use switchboard_core::publisher::{Publisher, PublisherConfig, PublisherPorts};
 use switchboard_core::queue::InboundMessage;
+use switchboard_core::receipts::{ReceiptConfig, Receipts};
 use tokio::time::Instant;
 
 use crate::emf::Metrics;
@@ -62,9 +63,12 @@ pub async fn build(
     let settings = PublisherSettings::from_lookup(&lookup)?;
     let metrics = Metrics::from_lookup(&lookup)?;
     let history = HistoryConfig::from_lookup(&lookup)?;
+    let receipts = ReceiptConfig::from_lookup(&lookup)?;
     let sdk = load_sdk_config(LocalDefaults::NONE).await;
     let roster = DynamoRosterStore::from_config(&dynamo).await;
     let history_store = DynamoHistoryStore::new(roster.client().clone(), history.table.clone());
+    // Receipts live in the history table (docs/design.md: Receipts).
+    let receipt_store = DynamoReceiptStore::new(roster.client().clone(), history.table.clone());
     let ports = PublisherPorts {
         roster: Arc::new(roster),
         pusher: Arc::new(ApiGatewayPusher::new(&sdk, &settings.callback_url)),
@@ -79,10 +83,12 @@ pub async fn build(
         metrics_namespace = metrics.namespace(),
         history_table = %history.table,
         history_ttl_secs = history.ttl.as_secs(),
+        receipt_ttl_secs = receipts.ttl.as_secs(),
         "publisher ready"
     );
-    let publisher =
-        Publisher::new(ports, settings.publisher).with_history(Arc::new(history_store), &history);
+    let publisher = Publisher::new(ports, settings.publisher)
+        .with_history(Arc::new(history_store), &history)
+        .with_receipts(Receipts::new(Arc::new(receipt_store), &receipts));
     Ok((publisher, metrics))
 }
 

@@ -68,7 +68,7 @@ async fn send_with_metrics(
         )
         .await
         .unwrap();
-    let response = router(verifier, queue, roster, metrics)
+    let response = router(verifier, queue, roster, None, metrics)
         .oneshot(request)
         .await
         .unwrap();
@@ -217,4 +217,60 @@ async fn presence_is_served_beside_publishing() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["online"], true);
     assert_eq!(body["connections"][0]["connectionId"], "bobConn1");
+}
+
+/// With receipts on, the Lambda router answers a repeated id with 200 and the receipt, and
+/// serves it at `GET /v1/messages/{id}` (not metered as a publish).
+#[tokio::test]
+async fn a_repeated_id_is_200_and_its_receipt_is_readable() {
+    use switchboard_core::receipts::{MemoryReceiptStore, ReceiptConfig, Receipts};
+    let queue = Arc::new(RecordingQueue::new());
+    let sink = Arc::new(MemorySink::new());
+    let metrics = Metrics::new("Switchboard/Test", sink.clone()).unwrap();
+    let verifier = Arc::new(
+        Verifier::new(AuthConfig::with_hs256_secret(SECRET))
+            .await
+            .unwrap(),
+    );
+    let receipts = Receipts::new(
+        Arc::new(MemoryReceiptStore::new(100)),
+        &ReceiptConfig::default(),
+    );
+    let app = router(
+        verifier,
+        queue.clone(),
+        Arc::new(MemoryRosterStore::new()),
+        receipts,
+        metrics,
+    );
+    let publisher = token(&["publisher"]);
+    let first = app.clone().oneshot(request(&publisher)).await.unwrap();
+    assert_eq!(first.status().as_u16(), 202);
+    let again = app.clone().oneshot(request(&publisher)).await.unwrap();
+    assert_eq!(again.status().as_u16(), 200);
+    let body: Value = serde_json::from_slice(
+        &axum::body::to_bytes(again.into_body(), usize::MAX)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(body["id"], "m-42");
+    assert_eq!(body["status"], "queued");
+    assert_eq!(queue.enqueued().len(), 1, "enqueued once");
+    let get = http::Request::builder()
+        .uri("/v1/messages/m-42")
+        .header("authorization", format!("Bearer {publisher}"))
+        .body(lambda_http::Body::Empty)
+        .unwrap();
+    let read = app.oneshot(get).await.unwrap();
+    assert_eq!(read.status().as_u16(), 200);
+    let body: Value = serde_json::from_slice(
+        &axum::body::to_bytes(read.into_body(), usize::MAX)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(body["tenant"], "acme");
+    assert_eq!(body["target"]["users"], json!(["bob"]));
+    assert_eq!(sink.lines().len(), 2, "two publishes metered, the read not");
 }

@@ -23,6 +23,9 @@ use switchboard_aws::{ApiGatewayPusher, SqsQueue};
 use switchboard_core::publisher::{
     Publisher, PublisherConfig, PublisherPorts, RetryPolicy, Work, WorkItem,
 };
+use switchboard_core::receipts::{
+    MemoryReceiptStore, Receipt, ReceiptConfig, ReceiptKey, ReceiptStatus, ReceiptStore, Receipts,
+};
 use switchboard_core::roster::{ConnectionRecord, MemoryRosterStore, RosterStore};
 use switchboard_lambdas::emf::{MemorySink, Metrics};
 use switchboard_lambdas::publisher;
@@ -162,6 +165,7 @@ fn sdk(endpoint: Option<String>) -> SdkConfig {
 
 struct Rig {
     roster: Arc<MemoryRosterStore>,
+    receipts: Arc<MemoryReceiptStore>,
     gateway: Gateway,
     sqs: Sqs,
     publisher: Publisher,
@@ -189,6 +193,7 @@ async fn rig(config: PublisherConfig) -> Rig {
     .await;
     let sqs_sdk = sdk(Some(format!("http://{sqs_addr}")));
     let roster = Arc::new(MemoryRosterStore::new());
+    let receipts = Arc::new(MemoryReceiptStore::new(1_000));
     let publisher = Publisher::new(
         PublisherPorts {
             roster: roster.clone(),
@@ -207,9 +212,11 @@ async fn rig(config: PublisherConfig) -> Rig {
             )),
         },
         config,
-    );
+    )
+    .with_receipts(Receipts::new(receipts.clone(), &ReceiptConfig::default()));
     Rig {
         roster,
+        receipts,
         gateway,
         sqs,
         publisher,
@@ -268,6 +275,11 @@ impl Rig {
         )
         .unwrap();
         self.roster.put(&record).await.unwrap();
+    }
+
+    async fn receipt(&self, tenant: &str, id: &str) -> Receipt {
+        let key = ReceiptKey::new(Some(TenantId::parse(tenant).unwrap()), id);
+        self.receipts.get(&key).await.unwrap().expect("a receipt")
     }
 
     /// One invocation with these bodies; answers the `batchItemFailures` ids' count.
@@ -344,6 +356,9 @@ async fn a_3000_connection_tenant_goes_500_per_invocation_with_continuations() {
     assert!(posts.values().all(|&n| n == 1), "each exactly once");
     assert!(!posts.contains_key("other-1"), "nobody of another tenant");
     assert!(rig.sqs.take(DLQ).is_empty());
+    let receipt = rig.receipt("big", "m-1").await;
+    assert_eq!(receipt.status(), ReceiptStatus::Delivered);
+    assert_eq!((receipt.matched, receipt.delivered), (3_000, 3_000));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -361,6 +376,11 @@ async fn a_persistent_failure_resends_to_that_connection_only_then_dead_letters(
         response,
         json!({"batchItemFailures": []}),
         "never the whole message"
+    );
+    assert_eq!(
+        rig.receipt("acme", "m-2").await.status(),
+        ReceiptStatus::Delivering,
+        "pages outstanding"
     );
     let mut retries_seen = Vec::new();
     for _ in 0..20 {
@@ -411,6 +431,85 @@ async fn a_persistent_failure_resends_to_that_connection_only_then_dead_letters(
     let dead = rig.sqs.take(DLQ);
     assert_eq!(dead.len(), 1);
     assert!(dead[0].body.contains("fail-1") && !dead[0].body.contains("conn-00000"));
+    let receipt = rig.receipt("acme", "m-2").await;
+    assert_eq!(receipt.status(), ReceiptStatus::Dead);
+    assert_eq!(
+        (receipt.matched, receipt.delivered, receipt.failed),
+        (1_201, 1_200, 1)
+    );
+}
+
+/// Receipts through the Lambda handler, the real pusher and SQS adapters: a sharded tenant
+/// message of 2,500 connections counts every page; a `users` message with a gone
+/// connection is `delivered` with it counted as gone; a failing one is `partial` while its
+/// retries are pending, then `dead`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_count_every_page_and_follow_failures() {
+    let mut rig = rig(PublisherConfig {
+        shard_size: 100,
+        ..config()
+    })
+    .await;
+    for i in 0..2_500 {
+        rig.connect("big", &format!("conn-{i:05}"), time::Duration::minutes(5))
+            .await;
+    }
+    let user = |id: &str, user: &str| {
+        ConnectionRecord::from_raw(
+            id,
+            "acme",
+            user,
+            vec![],
+            OffsetDateTime::now_utc() - time::Duration::minutes(5),
+            7_500,
+        )
+        .unwrap()
+    };
+    for record in [
+        user("alice-1", "alice"),
+        user("alice-2", "alice"),
+        user("bob-1", "bob"),
+        user("gone-carol", "carol"),
+        user("fail-dave", "dave"),
+    ] {
+        rig.roster.put(&record).await.unwrap();
+    }
+    let users = |id: &str, names: &[&str]| {
+        json!({"id": id, "target": {"type": "users", "tenant": "acme", "users": names}, "data": 1})
+            .to_string()
+    };
+    let response = rig
+        .invoke(
+            &[
+                tenant_message("sharded", "big"),
+                users("to-three", &["alice", "bob", "carol"]),
+                users("to-dave", &["dave", "bob"]),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(response, json!({"batchItemFailures": []}));
+    let three = rig.receipt("acme", "to-three").await;
+    assert_eq!(three.status(), ReceiptStatus::Delivered);
+    assert_eq!(
+        (three.matched, three.delivered, three.gone, three.failed),
+        (4, 3, 1, 0)
+    );
+    let dave = rig.receipt("acme", "to-dave").await;
+    assert_eq!(dave.status(), ReceiptStatus::Partial);
+    assert_eq!((dave.matched, dave.delivered, dave.failed), (2, 1, 1));
+    assert_eq!(
+        rig.receipt("big", "sharded").await.status(),
+        ReceiptStatus::Delivering
+    );
+
+    rig.drain_queue().await;
+    let sharded = rig.receipt("big", "sharded").await;
+    assert_eq!(sharded.status(), ReceiptStatus::Delivered, "{sharded:?}");
+    assert_eq!((sharded.matched, sharded.delivered), (2_500, 2_500));
+    let dave = rig.receipt("acme", "to-dave").await;
+    assert_eq!(dave.status(), ReceiptStatus::Dead);
+    assert_eq!(rig.sqs.take(DLQ).len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -120,6 +120,19 @@ async fn publisher_needs_its_queues_and_checks_the_fan_out_settings() {
         .unwrap(),
         "HISTORY_TTL_SECS",
     );
+    names(
+        publisher::build(lookup(&[
+            REGION,
+            CALLBACK,
+            DLQ,
+            QUEUE,
+            ("RECEIPT_TTL_SECS", "604801"),
+        ]))
+        .await
+        .err()
+        .unwrap(),
+        "RECEIPT_TTL_SECS",
+    );
     let (publisher, _) = publisher::build(lookup(&[
         REGION,
         CALLBACK,
@@ -147,6 +160,18 @@ async fn publish_api_needs_keys_and_its_queue() {
             .err()
             .unwrap(),
         "JWT_",
+    );
+    names(
+        publish_api::build(lookup(&[
+            REGION,
+            QUEUE,
+            SECRET,
+            ("RECEIPT_TTL_SECS", "forever"),
+        ]))
+        .await
+        .err()
+        .unwrap(),
+        "RECEIPT_TTL_SECS",
     );
     let _router = publish_api::build(lookup(&[REGION, QUEUE, SECRET]))
         .await

@@ -8,6 +8,9 @@
 //!     connections (all of tenant `bench`, every one reading), the server's CPU time per
 //!     delivered frame (utime+stime from /proc/<pid>/stat) and deliveries per second.
 //!
+//! The server inherits this process's environment: `HISTORY_TTL_SECS=0` or
+//! `RECEIPT_TTL_SECS=0` measures the same latency with history or receipts off.
+//!
 //! Run through `scripts/bench-connections.sh [N] [messages]` (raises the open-files limit):
 //!   cargo build --release --bin switchboard --example connections_bench
 //!   target/release/examples/connections_bench 10000 300 [broadcast]

@@ -10,6 +10,7 @@
 
 mod history;
 mod item;
+mod receipts;
 mod table;
 
 use std::collections::{BTreeSet, HashMap};
@@ -32,6 +33,7 @@ pub use item::{
     primary_key, record_to_item, tenant_key, user_key, BY_USER_INDEX, GSI1PK, GSI1SK, PK, SK,
     TOKEN_EXPIRES_AT, TTL_ATTRIBUTE,
 };
+pub use receipts::{DynamoReceiptStore, RECEIPT_SK};
 pub use table::{create_history_table, create_table, delete_table};
 
 /// Default number of parallel scan segments for [`RosterStore::list_all`] (`SCAN_SEGMENTS`).

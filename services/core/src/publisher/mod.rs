@@ -28,6 +28,11 @@
 //! - A connection whose token expired (`tokenExpiresAt` plus `JWT_LEEWAY_SECS`) is not
 //!   posted to: it is closed through the pusher (`DeleteConnection`) and removed from the
 //!   roster, and counted as `expired_tokens` (docs/design.md: Identity per issuer).
+//! - With receipts on ([`Publisher::with_receipts`]), each unit of work adds its counts to
+//!   the message's receipt when it finishes, work items are counted as pending before they
+//!   are enqueued, and dead-letter and expiry paths mark it (`docs/design.md`, "Receipts").
+//!   A failed receipt write is logged and counted (`receipt_errors`), never retried by
+//!   redelivering the message: receipts are reports.
 //! - One structured log line per message or work item (id, target, counts, duration).
 
 mod config;
@@ -35,6 +40,8 @@ mod fanout;
 mod report;
 pub mod work;
 
+#[cfg(test)]
+mod receipt_tests;
 #[cfg(test)]
 mod tests;
 
@@ -56,6 +63,7 @@ use tokio::time::Instant;
 use crate::history::{Cursor, HistoryConfig, HistoryEntry, HistoryStore, Stream};
 use crate::pusher::{ConnectionPusher, Frame};
 use crate::queue::{DeadLetter, DeadLetterSink, InboundMessage, MessageQueue};
+use crate::receipts::{Progress, ReceiptKey, Receipts, Terminal};
 use crate::roster::{PageScope, RosterStore};
 use fanout::Delivery;
 
@@ -79,7 +87,16 @@ pub struct Publisher {
     limiter: Option<Arc<DefaultDirectRateLimiter>>,
     /// Where `users`, `tenant` and `broadcast` messages are recorded, and for how long.
     history: Option<(Arc<dyn HistoryStore>, Duration)>,
+    /// Where each message's receipt is kept (`None`: receipts off).
+    receipts: Option<Receipts>,
     config: PublisherConfig,
+}
+
+/// The receipt one unit of work reports to: its key, and the target when known (the
+/// message itself; work items carry only the tenant).
+struct Track<'a> {
+    key: ReceiptKey,
+    target: Option<&'a Target>,
 }
 
 /// What settling a delivery left to report: something dead-lettered, something that
@@ -89,6 +106,18 @@ struct Leftovers {
     dead: bool,
     retry: bool,
     problems: Vec<String>,
+}
+
+/// What one unit of work counts on its receipt besides its posts' results.
+#[derive(Debug, Clone, Copy)]
+struct Unit {
+    origin: Origin,
+    /// Whether unposted connections may go to a remainder item (else: redeliver).
+    remainder_allowed: bool,
+    /// Connections it read from the roster (0 for retry and remainder items).
+    matched: i64,
+    /// Failing posts it took over (a retry item's recipients).
+    retrying: i64,
 }
 
 /// Where a work item came from: a published message delivered in place, or a queued item.
@@ -115,7 +144,52 @@ impl Publisher {
             work_queue: ports.work_queue,
             limiter,
             history: None,
+            receipts: None,
             config,
+        }
+    }
+
+    /// Keeps a receipt of every message (`None`: receipts off).
+    pub fn with_receipts(mut self, receipts: Option<Receipts>) -> Self {
+        self.receipts = receipts;
+        self
+    }
+
+    /// The receipt of a message or work item with this id and tenant (none for legacy
+    /// bodies, or with receipts off).
+    fn track<'a>(&self, item: &WorkItem, target: Option<&'a Target>) -> Option<Track<'a>> {
+        (self.receipts.is_some() && item.target_type != TargetKind::Legacy).then(|| Track {
+            key: ReceiptKey::new(item.tenant.clone(), item.id.clone()),
+            target,
+        })
+    }
+
+    /// Adds `progress` to the receipt of `track`. A failure is logged and counted in
+    /// `report`; it never changes what happens to the message.
+    async fn record(
+        &self,
+        track: Option<&Track<'_>>,
+        progress: Progress,
+        report: &mut MessageReport,
+    ) {
+        let (Some(receipts), Some(track)) = (&self.receipts, track) else {
+            return;
+        };
+        match receipts
+            .store
+            .record(&track.key, &receipts.seed(track.target), &progress)
+            .await
+        {
+            Ok(receipt) => tracing::debug!(
+                id = %track.key.id,
+                status = receipt.status().as_str(),
+                pending = receipt.pending,
+                "receipt updated"
+            ),
+            Err(error) => {
+                report.receipt_errors += 1;
+                tracing::warn!(id = %track.key.id, %error, "receipt not updated");
+            }
         }
     }
 
@@ -175,8 +249,16 @@ impl Publisher {
                     let mut report =
                         MessageReport::new(message, item.id.clone(), item.target_type.as_str());
                     report.work_item = true;
-                    self.run(message, item, Origin::WorkItem, deadline, report)
-                        .await
+                    let track = self.track(&item, None);
+                    self.run(
+                        message,
+                        item,
+                        Origin::WorkItem,
+                        deadline,
+                        report,
+                        track.as_ref(),
+                    )
+                    .await
                 }
                 Err(error) => {
                     let report = MessageReport::new(message, message.message_id.clone(), "invalid");
@@ -202,7 +284,17 @@ impl Publisher {
             .clone()
             .unwrap_or_else(|| message.message_id.clone());
         let mut report = MessageReport::new(message, id.clone(), envelope.target.kind());
+        let track = self.receipts.is_some().then(|| Track {
+            key: ReceiptKey::of(&envelope.target, &id),
+            target: Some(&envelope.target),
+        });
         if envelope.is_expired(OffsetDateTime::now_utc()) {
+            let expired = Progress {
+                started: true,
+                terminal: Some(Terminal::Expired),
+                ..Progress::default()
+            };
+            self.record(track.as_ref(), expired, &mut report).await;
             report.outcome = Outcome::Expired;
             return report;
         }
@@ -215,9 +307,18 @@ impl Publisher {
         let frame = match envelope.checked_frame(&id, cursor.as_ref().map(Cursor::as_str)) {
             Ok(frame) => frame,
             Err(too_large) => {
-                return self
+                let mut report = self
                     .dead_letter(message, report, too_large.to_string())
-                    .await
+                    .await;
+                if report.outcome == Outcome::DeadLettered {
+                    let dead = Progress {
+                        started: true,
+                        terminal: Some(Terminal::Dead),
+                        ..Progress::default()
+                    };
+                    self.record(track.as_ref(), dead, &mut report).await;
+                }
+                return report;
             }
         };
         if let (Some((history, ttl)), Some(cursor)) = (&self.history, cursor) {
@@ -253,7 +354,10 @@ impl Publisher {
                 scope: PageScope::Tenant(tenant.clone()),
                 start: None,
             },
-            Target::Broadcast => match self.start_segments(&item).await {
+            Target::Broadcast => match self
+                .start_segments(&item, track.as_ref(), &mut report)
+                .await
+            {
                 Ok(work) => work,
                 Err(error) => {
                     report.outcome = Outcome::Retry;
@@ -278,8 +382,15 @@ impl Publisher {
             },
         };
         let item = item.with_work(work, 1);
-        self.run(message, item, Origin::Message, deadline, report)
-            .await
+        self.run(
+            message,
+            item,
+            Origin::Message,
+            deadline,
+            report,
+            track.as_ref(),
+        )
+        .await
     }
 
     /// A raw body of the original broadcast design: delivered verbatim to every
@@ -305,10 +416,10 @@ impl Publisher {
                 connections: Vec::new(),
             },
         };
-        match self.start_segments(&item).await {
+        match self.start_segments(&item, None, &mut report).await {
             Ok(work) => {
                 let item = item.with_work(work, 1);
-                self.run(message, item, Origin::Message, deadline, report)
+                self.run(message, item, Origin::Message, deadline, report, None)
                     .await
             }
             Err(error) => {
@@ -319,10 +430,19 @@ impl Publisher {
         }
     }
 
-    /// Starts a broadcast: enqueues the first page of segments 1.. and answers the work of
-    /// segment 0, which the caller runs in place.
-    async fn start_segments(&self, item: &WorkItem) -> Result<Work, String> {
+    /// Starts a broadcast: enqueues the first page of segments 1.. (counted pending on its
+    /// receipt first) and answers the work of segment 0, which the caller runs in place.
+    async fn start_segments(
+        &self,
+        item: &WorkItem,
+        track: Option<&Track<'_>>,
+        report: &mut MessageReport,
+    ) -> Result<Work, String> {
         let total = self.config.scan_segments.max(1);
+        let queued = i64::from(total - 1);
+        if queued > 0 {
+            self.record(track, Progress::pending(queued), report).await;
+        }
         for segment in 1..total {
             let page = item.with_work(
                 Work::Page {
@@ -331,10 +451,12 @@ impl Publisher {
                 },
                 1,
             );
-            self.work_queue
-                .enqueue(&item.id, &page.to_body())
-                .await
-                .map_err(|e| format!("could not enqueue scan segment {segment}: {e}"))?;
+            if let Err(e) = self.work_queue.enqueue(&item.id, &page.to_body()).await {
+                let missing = i64::from(total - segment);
+                self.record(track, Progress::pending(-missing), report)
+                    .await;
+                return Err(format!("could not enqueue scan segment {segment}: {e}"));
+            }
         }
         Ok(Work::Page {
             scope: PageScope::Segment { segment: 0, total },
@@ -351,11 +473,19 @@ impl Publisher {
         origin: Origin,
         deadline: Option<Instant>,
         mut report: MessageReport,
+        track: Option<&Track<'_>>,
     ) -> MessageReport {
         if item
             .expires_at
             .is_some_and(|at| at <= OffsetDateTime::now_utc())
         {
+            let expired = Progress {
+                pending: if origin == Origin::WorkItem { -1 } else { 0 },
+                started: origin == Origin::Message,
+                terminal: Some(Terminal::Expired),
+                ..Progress::default()
+            };
+            self.record(track, expired, &mut report).await;
             report.outcome = Outcome::Expired;
             return report;
         }
@@ -379,11 +509,13 @@ impl Publisher {
                         },
                         1,
                     );
+                    self.record(track, Progress::pending(1), &mut report).await;
                     if let Err(error) = self
                         .work_queue
                         .enqueue(&item.id, &continuation.to_body())
                         .await
                     {
+                        self.record(track, Progress::pending(-1), &mut report).await;
                         report.outcome = Outcome::Retry;
                         report.error = Some(format!("could not enqueue the next page: {error}"));
                         return report;
@@ -397,13 +529,32 @@ impl Publisher {
         let (recipients, expired) = self.split_expired_tokens(recipients);
         report.expired_tokens = expired.len();
         self.end_expired(expired).await;
+        // Connections closed for an expired token are neither posted to nor counted on the
+        // receipt.
+        let count = i64::try_from(recipients.len()).unwrap_or(i64::MAX);
+        // What this unit tells the receipt before its posts: the connections it read
+        // (a retry or remainder item's were counted by the page that read them), and the
+        // failing posts a retry item takes over.
+        // A published `users`/`connections` message that ran out of time is redelivered
+        // whole (SQS's own retry); pages and work items continue in a remainder item.
+        let unit = Unit {
+            origin,
+            remainder_allowed: paged || origin == Origin::WorkItem,
+            matched: if paged || origin == Origin::Message {
+                count
+            } else {
+                0
+            },
+            retrying: if !paged && origin == Origin::WorkItem && item.attempt > 1 {
+                count
+            } else {
+                0
+            },
+        };
         // Encoded once per item; every post shares it.
         let frame = Frame::from(item.frame.as_str());
         let delivery = self.deliver(recipients, &frame, deadline).await;
-        // A published `users`/`connections` message that ran out of time is redelivered
-        // whole (SQS's own retry); pages and work items continue in a remainder item.
-        let remainder_allowed = paged || origin == Origin::WorkItem;
-        self.settle(message, &item, delivery, remainder_allowed, report)
+        self.settle(message, &item, delivery, report, track, unit)
             .await
     }
 
@@ -415,8 +566,9 @@ impl Publisher {
         message: &InboundMessage,
         item: &WorkItem,
         delivery: Delivery,
-        remainder_allowed: bool,
         mut report: MessageReport,
+        track: Option<&Track<'_>>,
+        unit: Unit,
     ) -> MessageReport {
         report.delivered = delivery.delivered;
         report.gone = delivery.gone;
@@ -425,16 +577,29 @@ impl Publisher {
         report.failed = delivery.failed.len() + delivery.fatal.len();
         report.outcome = Outcome::Delivered;
         let mut left = Leftovers::default();
+        // Posts this unit leaves failing: those failing now, and — for a retry item — the
+        // unposted ones it hands to a remainder (they were failing when it started).
+        let mut failing = delivery.failed.len() + delivery.fatal.len();
+        if unit.retrying > 0 {
+            failing += delivery.unstarted.len();
+        }
 
         if !delivery.unstarted.is_empty() {
             let count = delivery.unstarted.len();
-            if !remainder_allowed {
+            if !unit.remainder_allowed {
                 report.outcome = Outcome::Retry;
                 report.error = Some(format!("deadline: {count} post(s) not started"));
                 return report;
             }
             match self
-                .enqueue_all(item, delivery.unstarted, item.attempt, None)
+                .enqueue_all(
+                    item,
+                    delivery.unstarted,
+                    item.attempt,
+                    None,
+                    track,
+                    &mut report,
+                )
                 .await
             {
                 Ok(()) => report.deferred += count,
@@ -461,7 +626,14 @@ impl Publisher {
             } else {
                 let delay = self.config.retry_item_delay(next_attempt);
                 match self
-                    .enqueue_all(item, recipients, next_attempt, Some(delay))
+                    .enqueue_all(
+                        item,
+                        recipients,
+                        next_attempt,
+                        Some(delay),
+                        track,
+                        &mut report,
+                    )
                     .await
                 {
                     Ok(()) => {
@@ -498,6 +670,23 @@ impl Publisher {
         if !left.problems.is_empty() {
             report.error = Some(left.problems.join("; "));
         }
+        if report.outcome != Outcome::Retry {
+            let as_count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+            let done = Progress {
+                matched: unit.matched,
+                delivered: as_count(report.delivered),
+                gone: as_count(report.gone),
+                failed: as_count(failing) - unit.retrying,
+                pending: if unit.origin == Origin::WorkItem {
+                    -1
+                } else {
+                    0
+                },
+                started: unit.origin == Origin::Message,
+                terminal: left.dead.then_some(Terminal::Dead),
+            };
+            self.record(track, done, &mut report).await;
+        }
         report
     }
 
@@ -527,22 +716,30 @@ impl Publisher {
         }
     }
 
-    /// Enqueues `Connections` items for `recipients` (split to the body limit).
+    /// Enqueues `Connections` items for `recipients` (split to the body limit), counted
+    /// pending on the receipt first (and taken back for any not enqueued).
     async fn enqueue_all(
         &self,
         item: &WorkItem,
         recipients: Vec<Recipient>,
         attempt: u32,
         delay: Option<std::time::Duration>,
+        track: Option<&Track<'_>>,
+        report: &mut MessageReport,
     ) -> Result<(), crate::queue::QueueError> {
-        for body in item.connection_bodies(recipients, attempt) {
-            match delay {
-                Some(delay) => {
-                    self.work_queue
-                        .enqueue_delayed(&item.id, &body, delay)
-                        .await?
-                }
-                None => self.work_queue.enqueue(&item.id, &body).await?,
+        let bodies = item.connection_bodies(recipients, attempt);
+        let total = i64::try_from(bodies.len()).unwrap_or(i64::MAX);
+        self.record(track, Progress::pending(total), report).await;
+        for (sent, body) in bodies.iter().enumerate() {
+            let enqueued = match delay {
+                Some(delay) => self.work_queue.enqueue_delayed(&item.id, body, delay).await,
+                None => self.work_queue.enqueue(&item.id, body).await,
+            };
+            if let Err(error) = enqueued {
+                let missing = total - i64::try_from(sent).unwrap_or(i64::MAX);
+                self.record(track, Progress::pending(-missing), report)
+                    .await;
+                return Err(error);
             }
         }
         Ok(())

@@ -58,6 +58,8 @@ pub struct MessageReport {
     pub expired_tokens: usize,
     /// Whether this was a work item (`{"shard": …}`) rather than a published message.
     pub work_item: bool,
+    /// Receipt writes that failed (logged; delivery goes on: receipts are reports).
+    pub receipt_errors: u32,
     pub duration: Duration,
     pub outcome: Outcome,
     pub error: Option<String>,
@@ -79,6 +81,7 @@ impl MessageReport {
             skipped: 0,
             expired_tokens: 0,
             work_item: false,
+            receipt_errors: 0,
             duration: Duration::ZERO,
             outcome: Outcome::Delivered,
             error: None,
@@ -104,6 +107,7 @@ impl MessageReport {
                     skipped = self.skipped,
                     expired_tokens = self.expired_tokens,
                     work_item = self.work_item,
+                    receipt_errors = self.receipt_errors,
                     duration_ms,
                     outcome = self.outcome.as_str(),
                     error,

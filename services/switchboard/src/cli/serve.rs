@@ -9,6 +9,9 @@ use switchboard_core::auth::{AuthConfig, KeySource, ShortSecret};
 use switchboard_core::config::ConnectConfig;
 use switchboard_core::history::{HistoryConfig, HistoryStore, MemoryHistoryStore};
 use switchboard_core::publisher::PublisherConfig;
+use switchboard_core::receipts::{
+    MemoryReceiptStore, ReceiptConfig, ReceiptStore, Receipts, MAX_MEMORY_RECEIPTS,
+};
 use switchboard_core::roster::RosterStore;
 
 use super::{CliError, Env};
@@ -214,6 +217,9 @@ async fn start(args: ServeArgs, env: &Env) -> Result<Started, CliError> {
     let history_config =
         HistoryConfig::from_lookup(lookup).map_err(|e| CliError::Config(e.to_string()))?;
     let history = build_history(&args, &history_config, env).await?;
+    let receipt_config =
+        ReceiptConfig::from_lookup(lookup).map_err(|e| CliError::Config(e.to_string()))?;
+    let receipts = build_receipts(&args, &receipt_config, &history_config, env).await?;
     let management_credentials = management_credentials(env)?;
     let settings = ServeSettings {
         listen: args.listen,
@@ -223,6 +229,7 @@ async fn start(args: ServeArgs, env: &Env) -> Result<Started, CliError> {
         roster,
         history,
         history_config,
+        receipts,
         auth,
         dev_secret: dev_secret.clone(),
         connect,
@@ -353,6 +360,45 @@ async fn build_history(
             )))
         }
     }
+}
+
+/// The receipt store (`None` with `RECEIPT_TTL_SECS=0`): in memory (bounded), or the
+/// history table beside a DynamoDB roster, like history (docs/design.md: Receipts).
+async fn build_receipts(
+    args: &ServeArgs,
+    config: &ReceiptConfig,
+    history: &HistoryConfig,
+    env: &Env,
+) -> Result<Option<Receipts>, CliError> {
+    if !config.enabled() {
+        return Ok(None);
+    }
+    let store: Arc<dyn ReceiptStore> = match args.roster {
+        RosterKind::Memory => Arc::new(MemoryReceiptStore::new(MAX_MEMORY_RECEIPTS)),
+        RosterKind::Dynamodb => {
+            let dynamo = switchboard_aws::DynamoConfig::from_lookup(|name: &str| env.get(name))
+                .map_err(|e| CliError::Config(e.to_string()))?;
+            let client = switchboard_aws::dynamodb_client(&dynamo).await;
+            // With history on, `build_history` made the table already.
+            if !history.enabled() && (args.create_table || dynamo.endpoint.is_some()) {
+                if let Err(e) = switchboard_aws::create_history_table(&client, &history.table).await
+                {
+                    if args.create_table {
+                        return Err(CliError::Failed(format!(
+                            "creating table {}: {e}",
+                            history.table
+                        )));
+                    }
+                    tracing::warn!(table = %history.table, error = %e, "could not ensure the history table exists for receipts");
+                }
+            }
+            Arc::new(switchboard_aws::DynamoReceiptStore::new(
+                client,
+                history.table.clone(),
+            ))
+        }
+    };
+    Ok(Receipts::new(store, config))
 }
 
 async fn build_roster(args: &ServeArgs, env: &Env) -> Result<Arc<dyn RosterStore>, CliError> {

@@ -31,6 +31,7 @@ use switchboard_core::history::{HistoryConfig, HistoryStore};
 use switchboard_core::presence::PresenceApi;
 use switchboard_core::publish_api::PublishApi;
 use switchboard_core::publisher::{Publisher, PublisherConfig, PublisherPorts};
+use switchboard_core::receipts::Receipts;
 use switchboard_core::roster::{MemoryRosterStore, RosterStore};
 use tokio::sync::watch;
 
@@ -63,6 +64,8 @@ pub struct ServeSettings {
     /// Where messages are recorded for `resume`.
     pub history: Arc<dyn HistoryStore>,
     pub history_config: HistoryConfig,
+    /// Delivery receipts and idempotent publish (`None`: `RECEIPT_TTL_SECS=0`).
+    pub receipts: Option<Receipts>,
     pub auth: AuthConfig,
     /// Dev mode: the secret was generated for this process; the demo page and
     /// `/dev/token` are served.
@@ -187,7 +190,8 @@ impl Server {
             },
             settings.publisher.clone(),
         )
-        .with_history(settings.history.clone(), &settings.history_config);
+        .with_history(settings.history.clone(), &settings.history_config)
+        .with_receipts(settings.receipts.clone());
         let app = Arc::new(App {
             stage: settings.stage.clone(),
             registry: registry.clone(),
@@ -209,6 +213,7 @@ impl Server {
         let publish = PublishApi {
             verifier: verifier.clone(),
             queue: queue.clone(),
+            receipts: settings.receipts.clone(),
         }
         .router()
         .merge(

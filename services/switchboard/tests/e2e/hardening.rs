@@ -464,6 +464,8 @@ async fn server_with_dead_roster(args: &[&str], envs: &[(&str, &str)]) -> TestSe
     let mut all_envs = vec![
         ("DYNAMODB_ENDPOINT", endpoint.as_str()),
         ("ROSTER_TABLE", "unreachable"),
+        // Receipts would live on the same unreachable DynamoDB and refuse every publish.
+        ("RECEIPT_TTL_SECS", "0"),
         ("AWS_ACCESS_KEY_ID", "local"),
         ("AWS_SECRET_ACCESS_KEY", "local"),
         ("AWS_REGION", "us-east-1"),
@@ -786,9 +788,12 @@ async fn out_of_range_durations_are_refused_at_start_up() {
 async fn two_servers_on_one_roster_never_remove_each_others_connections() {
     let endpoint = super::harness::dynamodb_endpoint();
     let table = format!("e2e-shared-{}", uuid::Uuid::new_v4());
+    // A fresh history table too: receipts live there, and ids repeat between runs.
+    let history_table = format!("{table}-history");
     let envs = [
         ("DYNAMODB_ENDPOINT", endpoint.as_str()),
         ("ROSTER_TABLE", table.as_str()),
+        ("HISTORY_TABLE", history_table.as_str()),
     ];
     // In process: no AWS credentials in the variables, so DynamoDB Local gets dummy ones.
     let args = ["--roster", "dynamodb", "--create-table"];

@@ -152,8 +152,13 @@ impl TestServer {
     /// In this process, with exactly these variables (no JWT secret unless given).
     pub async fn start_raw(backend: Backend, args: &[&str], envs: &[(&str, &str)]) -> Self {
         let mut all = test_args(args);
+        // In this process the AWS SDK takes credentials and region from the process
+        // environment, never from `vars`: without them in `vars`, DynamoDB Local gets the
+        // dummy ones, as the binary does with the tests' "local" values.
+        let sdk_only = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"];
         let mut vars: std::collections::HashMap<String, String> = envs
             .iter()
+            .filter(|(k, _)| !sdk_only.contains(k))
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         if backend == Backend::Dynamodb {

@@ -100,6 +100,8 @@ async fn server_with_dead_roster(issuers: &str) -> TestServer {
             ("JWT_ISSUERS_FILE", issuers),
             ("DYNAMODB_ENDPOINT", endpoint.as_str()),
             ("ROSTER_TABLE", "unreachable"),
+            // Receipts would live on the same unreachable DynamoDB and refuse every publish.
+            ("RECEIPT_TTL_SECS", "0"),
             ("SCAN_SEGMENTS", "1"),
         ],
     )

@@ -10,9 +10,11 @@ mod hardening;
 mod harness;
 mod history;
 mod identity;
+mod receipts;
 mod scenarios;
 
 use history::*;
+use receipts::*;
 use scenarios::*;
 
 macro_rules! both_rosters {
@@ -50,6 +52,8 @@ both_rosters!(
     concurrent_publishers_and_a_resuming_client_lose_nothing,
     presence_follows_connections,
     token_expiry_closes_unless_refreshed,
+    receipts_report_delivery_and_repeated_ids_are_not_resent,
+    receipts_off_means_no_receipts_and_no_idempotency,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
