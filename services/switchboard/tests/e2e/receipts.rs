@@ -1,8 +1,9 @@
-//! Delivery receipts and idempotent publish on the real binary (SPEC §15): counts and
+//! Delivery receipts and idempotent publish through `serve` (docs/design.md: Receipts): counts and
 //! status through `GET /v1/messages/{id}`, one `202` among 20 concurrent publishes of one
 //! id, the tenant rules of the read, expiry, and (DynamoDB roster) a gone connection.
-//! Partial/dead and 2,500-connection sharded receipts need posts that fail on purpose and
-//! many connections: they are in `services/lambdas/tests/publisher_sharding.rs` (fake
+//! A sharded tenant message of 2,500 sockets. Partial/dead receipts need posts that fail on
+//! purpose, which `serve`'s in-process pusher never does (a socket that cannot take a frame
+//! is closed and gone): they are in `services/lambdas/tests/publisher_sharding.rs` (fake
 //! management and SQS endpoints) and the core's `publisher::receipt_tests` (scripted
 //! pusher).
 
@@ -222,5 +223,60 @@ async fn a_gone_connection_is_counted_on_the_receipt() {
         (&r["matched"], &r["delivered"], &r["gone"], &r["failed"]),
         (&json!(4), &json!(3), &json!(1), &json!(0)),
         "{r}"
+    );
+}
+
+/// A sharded tenant message on the binary: 2,500 live sockets, pages of 100 (25 work items
+/// chained through the in-process queue); the receipt ends `delivered` with 2,500 matched and
+/// delivered once every page ran, and each socket got the message once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sharded_tenant_message_counts_every_page_on_its_receipt() {
+    const CONNECTIONS: usize = 2_500;
+    let server =
+        TestServer::start_with(Backend::Memory, &[], &[("FANOUT_SHARD_SIZE", "100")]).await;
+    let mut clients = Vec::with_capacity(CONNECTIONS);
+    for chunk in (0..CONNECTIONS).collect::<Vec<_>>().chunks(250) {
+        let tokens: Vec<String> = chunk
+            .iter()
+            .map(|n| token("acme", &format!("u-{n}"), &[]))
+            .collect();
+        let server = &server;
+        clients.extend(
+            futures::future::join_all(tokens.iter().map(|t| Client::connect(server, t))).await,
+        );
+    }
+    let publisher = token("acme", "backend", &["publisher"]);
+    let everyone = json!({"id":"r-big","target":{"type":"tenant","tenant":"acme"},"data":"all"});
+    let (status, _) = server.publish(&publisher, &everyone).await;
+    assert_eq!(status, 202);
+    eventually(Duration::from_secs(60), "r-big delivered", || async {
+        receipt(&server, &publisher, "/v1/messages/r-big").await.1["status"] == "delivered"
+    })
+    .await;
+    let (_, big) = receipt(&server, &publisher, "/v1/messages/r-big").await;
+    assert_eq!(
+        (
+            &big["matched"],
+            &big["delivered"],
+            &big["gone"],
+            &big["failed"]
+        ),
+        (
+            &json!(CONNECTIONS),
+            &json!(CONNECTIONS),
+            &json!(0),
+            &json!(0)
+        ),
+        "{big}"
+    );
+    let ids = futures::future::join_all(clients.iter_mut().map(|c| async {
+        let frame = c.next_json().await;
+        let pong = c.request(r#"{"action":"ping"}"#).await;
+        (frame["id"].clone(), pong["type"].clone())
+    }))
+    .await;
+    assert!(
+        ids.iter().all(|(id, pong)| id == "r-big" && pong == "pong"),
+        "every socket got r-big once"
     );
 }
