@@ -105,37 +105,34 @@ trait ManagementException: std::error::Error + 'static {
     fn is_gone(&self) -> bool;
     fn is_throttled(&self) -> bool;
     fn is_forbidden(&self) -> bool;
-    fn is_payload_too_large(&self) -> bool {
-        false
-    }
+    fn is_payload_too_large(&self) -> bool;
 }
 
-impl ManagementException for PostToConnectionError {
-    fn is_gone(&self) -> bool {
-        self.is_gone_exception()
-    }
-    fn is_throttled(&self) -> bool {
-        self.is_limit_exceeded_exception()
-    }
-    fn is_forbidden(&self) -> bool {
-        self.is_forbidden_exception()
-    }
-    fn is_payload_too_large(&self) -> bool {
-        self.is_payload_too_large_exception()
-    }
+/// Both management errors model the same exceptions; only a post can be too large.
+macro_rules! management_exception {
+    ($error:ty, $payload_too_large:expr) => {
+        impl ManagementException for $error {
+            fn is_gone(&self) -> bool {
+                self.is_gone_exception()
+            }
+            fn is_throttled(&self) -> bool {
+                self.is_limit_exceeded_exception()
+            }
+            fn is_forbidden(&self) -> bool {
+                self.is_forbidden_exception()
+            }
+            fn is_payload_too_large(&self) -> bool {
+                $payload_too_large(self)
+            }
+        }
+    };
 }
 
-impl ManagementException for DeleteConnectionError {
-    fn is_gone(&self) -> bool {
-        self.is_gone_exception()
-    }
-    fn is_throttled(&self) -> bool {
-        self.is_limit_exceeded_exception()
-    }
-    fn is_forbidden(&self) -> bool {
-        self.is_forbidden_exception()
-    }
-}
+management_exception!(
+    PostToConnectionError,
+    PostToConnectionError::is_payload_too_large_exception
+);
+management_exception!(DeleteConnectionError, |_: &DeleteConnectionError| false);
 
 /// Maps a management call's failure by error kind: the modelled exceptions first, then
 /// the HTTP status of any other answer, then the kind of transport failure.
