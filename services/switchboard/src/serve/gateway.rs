@@ -32,8 +32,11 @@ use super::App;
 /// in one read; a larger frame is still read whole, 1 KiB a read. tungstenite's default
 /// (128 KiB) would dominate memory per idle connection, and 4 KiB was a third of it.
 const READ_BUFFER_BYTES: usize = 1024;
-/// Bytes written before a flush is forced.
-const WRITE_BUFFER_BYTES: usize = 0;
+/// Bytes of frames gathered before tungstenite writes them to the socket. Every write ends
+/// with a flush, so this only merges the frames of one batch (already waiting in the
+/// outbox) into fewer `sendto` calls: with 0 each frame was its own call. The buffer keeps
+/// its capacity, so a socket that once sent a batch holds up to this much more.
+const WRITE_BUFFER_BYTES: usize = 4 * 1024;
 /// Longest life of a connection (API Gateway's limit).
 const MAX_CONNECTION_SECS: u64 = 2 * 60 * 60;
 /// Frames written before one flush, when several are waiting.
