@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -14,7 +15,6 @@ use axum::Json;
 use base64::Engine;
 use futures::SinkExt;
 use serde_json::json;
-use std::task::Poll;
 use switchboard_core::auth::token_from_handshake;
 use switchboard_core::connection;
 use switchboard_model::{ConnectionId, TenantId, MAX_FRAME_BYTES};
