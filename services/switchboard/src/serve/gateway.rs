@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -18,20 +19,24 @@ use switchboard_core::auth::token_from_handshake;
 use switchboard_core::connection;
 use switchboard_model::{ConnectionId, TenantId, MAX_FRAME_BYTES};
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, watch};
 
 use super::metrics::ReasonLabel;
 use super::registry::InstanceTag;
 use super::registry::{
-    CloseRequest, LiveConnection, Outgoing, RegisterError, SocketChannels, CLOSE_SLOW_CONSUMER,
+    CloseRequest, LiveConnection, Next, Outgoing, RegisterError, CLOSE_SLOW_CONSUMER,
 };
 use super::App;
 
-/// Per-socket read buffer. tungstenite's default (128 KiB) would dominate memory per idle
-/// connection; frames larger than this are still read, in several reads.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
-/// Bytes written before a flush is forced.
-const WRITE_BUFFER_BYTES: usize = 0;
+/// Per-socket read buffer, allocated for every socket. Clients send only small action
+/// frames (`ping` is 17 bytes, `refresh` with its token about 1 KiB), so 1 KiB holds them
+/// in one read; a larger frame is still read whole, 1 KiB a read. tungstenite's default
+/// (128 KiB) would dominate memory per idle connection, and 4 KiB was a third of it.
+const READ_BUFFER_BYTES: usize = 1024;
+/// Bytes of frames gathered before tungstenite writes them to the socket. Every write ends
+/// with a flush, so this only merges the frames of one batch (already waiting in the
+/// outbox) into fewer `sendto` calls: with 0 each frame was its own call. The buffer keeps
+/// its capacity, so a socket that once sent a batch holds up to this much more.
+const WRITE_BUFFER_BYTES: usize = 4 * 1024;
 /// Longest life of a connection (API Gateway's limit).
 const MAX_CONNECTION_SECS: u64 = 2 * 60 * 60;
 /// Frames written before one flush, when several are waiting.
@@ -131,7 +136,7 @@ pub async fn handshake(
     let registered = app
         .registry
         .register(id.clone(), claims.clone(), peer.ip(), user_agent);
-    let (live, channels) = match registered {
+    let live = match registered {
         Ok(registered) => registered,
         Err(error) => {
             let (status, reason) = match error {
@@ -183,7 +188,7 @@ pub async fn handshake(
             tracing::warn!(%error, "upgrade failed");
             tokio::spawn(async move { end_connection(&failed_app, &failed_id, &tenant).await });
         })
-        .on_upgrade(move |socket| run_socket(app, id, live, channels, socket))
+        .on_upgrade(move |socket| run_socket(app, id, live, socket))
 }
 
 async fn end_connection(app: &App, id: &ConnectionId, tenant: &TenantId) {
@@ -214,16 +219,16 @@ async fn run_socket(
     app: Arc<App>,
     id: ConnectionId,
     live: Arc<LiveConnection>,
-    mut channels: SocketChannels,
     mut socket: WebSocket,
 ) {
-    let ending = drive(&app, &id, &live, &mut channels, &mut socket).await;
+    let ending = drive(&app, &id, &live, &mut socket).await;
     match ending {
         Ending::ClientClosed => {
             let _ = tokio::time::timeout(CLOSE_GRACE, socket.flush()).await;
         }
         Ending::Close(request) => {
             if request.code == CLOSE_SLOW_CONSUMER {
+                app.metrics.slow_consumers_closed.inc();
                 tracing::info!(connection_id = %id, reason = request.reason, "closing a slow consumer");
             }
             Box::pin(close_handshake(&mut socket, request)).await;
@@ -261,7 +266,6 @@ async fn drive(
     app: &App,
     id: &ConnectionId,
     live: &LiveConnection,
-    channels: &mut SocketChannels,
     socket: &mut WebSocket,
 ) -> Ending {
     // Like API Gateway, a connection lives at most 2 hours, and never past its roster
@@ -280,14 +284,24 @@ async fn drive(
     tokio::pin!(token_expiry);
     let send_timeout = app.limits.send_timeout;
     loop {
+        // A close request first, then queued frames: neither waits behind the other.
+        let pending = match live.next() {
+            Next::Close(request) => return Ending::Close(request),
+            Next::Frame(frame) => {
+                if let Err(ending) =
+                    Box::pin(write(socket, frame.into(), true, send_timeout, live)).await
+                {
+                    return ending;
+                }
+                // More frames may be waiting (their wake-up was used): read the client
+                // (if it sent anything) and come back without waiting.
+                live.has_work()
+            }
+            Next::Idle => false,
+        };
         tokio::select! {
             biased;
-            changed = channels.close.changed() => {
-                return match (changed, *channels.close.borrow()) {
-                    (Ok(()), Some(request)) => Ending::Close(request),
-                    _ => Ending::Close(CloseRequest { code: 1001, reason: "server shutting down" }),
-                };
-            }
+            () = live.woken(), if !pending => {}
             _ = &mut deadline => {
                 return Ending::Close(CloseRequest { code: 1001, reason: "connection lifetime reached" });
             }
@@ -325,17 +339,12 @@ async fn drive(
                 }
                 for reply in outcome.frames {
                     let reply = Message::Text(reply.into());
-                    if let Err(ending) = Box::pin(write(socket, reply, None, send_timeout, &mut channels.close)).await {
+                    if let Err(ending) = Box::pin(write(socket, reply, false, send_timeout, live)).await {
                         return ending;
                     }
                 }
             }
-            frame = channels.frames.recv() => {
-                let Some(frame) = frame else { return Ending::Broken };
-                if let Err(ending) = Box::pin(write(socket, frame.into(), Some(&mut channels.frames), send_timeout, &mut channels.close)).await {
-                    return ending;
-                }
-            }
+            () = std::future::ready(()), if pending => {}
         }
     }
 }
@@ -360,35 +369,38 @@ impl From<Outgoing> for Message {
     }
 }
 
-/// Writes `first` and, when `more` is given, the frames already waiting behind it (up to
-/// [`WRITE_BATCH_FRAMES`]), then flushes once. The whole write is bounded by
+/// Writes `first` and, when `batch` is set, the frames already waiting behind it (up to
+/// [`WRITE_BATCH_FRAMES`]), then flushes once. The common case, a socket with room, is
+/// done in one poll with no timer armed; otherwise the whole write is bounded by
 /// `send_timeout` (a client that does not read: close 1008), and abandoned at once when
 /// a close is requested meanwhile.
 async fn write(
     socket: &mut WebSocket,
     first: Message,
-    more: Option<&mut mpsc::Receiver<Outgoing>>,
+    batch: bool,
     send_timeout: Duration,
-    close: &mut watch::Receiver<Option<CloseRequest>>,
+    live: &LiveConnection,
 ) -> Result<(), Ending> {
     let work = async {
         socket.feed(first).await?;
-        if let Some(more) = more {
+        if batch {
             for _ in 1..WRITE_BATCH_FRAMES {
-                match more.try_recv() {
-                    Ok(frame) => socket.feed(frame.into()).await?,
-                    Err(_) => break,
+                match live.next() {
+                    Next::Frame(frame) => socket.feed(frame.into()).await?,
+                    // A close request stays for the socket loop; nothing else waits.
+                    Next::Close(_) | Next::Idle => break,
                 }
             }
         }
         socket.flush().await
     };
+    let mut work = std::pin::pin!(work);
+    if let Poll::Ready(written) = futures::poll!(work.as_mut()) {
+        return written.map_err(|_| Ending::Broken);
+    }
     tokio::select! {
         biased;
-        changed = close.changed() => Err(match (changed, *close.borrow()) {
-            (Ok(()), Some(request)) => Ending::Close(request),
-            _ => Ending::Close(CloseRequest { code: 1001, reason: "server shutting down" }),
-        }),
+        request = live.closing() => Err(Ending::Close(request)),
         written = tokio::time::timeout(send_timeout, work) => match written {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(Ending::Broken),

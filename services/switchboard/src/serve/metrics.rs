@@ -37,6 +37,7 @@ pub struct Metrics {
     pub publishes_refused: Counter,
     pub connections_refused: Family<ReasonLabel, Counter>,
     pub foreign_skipped: Counter,
+    pub slow_consumers_closed: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -139,9 +140,16 @@ impl Metrics {
             "Posts skipped because the roster item belongs to another switchboard process",
             foreign_skipped.clone(),
         );
+        let slow_consumers_closed = Counter::default();
+        registry.register(
+            "slow_consumers_closed",
+            "Sockets closed (1008) because their outbox filled or a write timed out",
+            slow_consumers_closed.clone(),
+        );
         Self {
             registry,
             foreign_skipped,
+            slow_consumers_closed,
             dead_letters_dropped,
             publishes_refused,
             connections_refused,

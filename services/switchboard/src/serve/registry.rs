@@ -1,16 +1,21 @@
 //! The live sockets of this process, by connection id, and the `ConnectionPusher` that
 //! posts to them (what API Gateway's connection table and `PostToConnection` are in AWS).
 //!
-//! Each socket has a bounded outbox of shared frames and a separate close signal. A post
-//! never waits: when the outbox is full the socket is asked to close (1008) and the post
-//! reports the connection gone, so one client that stops reading costs the others
-//! nothing. A close request is seen by the socket task at once, even while it is blocked
-//! writing queued frames to a client that does not read.
+//! Each socket has a bounded outbox of shared frames and a close request beside it (not in
+//! the frame queue). A post never waits: when the outbox is full the socket is asked to
+//! close (1008) and the post reports the connection gone, so one client that stops reading
+//! costs the others nothing. A close request is seen by the socket task at once, even
+//! while it is blocked writing queued frames to a client that does not read.
+//!
+//! The outbox is a plain `VecDeque` under a mutex with one `Notify` to wake the socket
+//! task: an idle connection holds no queue allocation at all (a bounded `mpsc` channel
+//! allocates a block of slots and a `watch` channel its own shared state per socket,
+//! about 2 KiB together), and a post is one uncontended lock, a push and a wake.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use async_trait::async_trait;
 use axum::body::Bytes;
@@ -18,13 +23,15 @@ use axum::extract::ws::Utf8Bytes;
 use switchboard_core::pusher::{ConnectionPusher, Frame, PushError};
 use switchboard_model::{Claims, ConnectionId, TenantId, UserId, MAX_FRAME_BYTES};
 use time::OffsetDateTime;
-use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::Notify;
 
 /// Frames queued per socket; one more and the socket is closed as a slow consumer. The
 /// frames are shared with every other recipient, so a full outbox costs references, not
 /// copies.
 pub const OUTBOX_FRAMES: usize = 128;
+
+/// Outbox capacity kept once drained; a larger queue (after a burst) is freed.
+const OUTBOX_KEPT: usize = 8;
 
 /// Close code for a client that does not read fast enough (policy violation).
 pub const CLOSE_SLOW_CONSUMER: u16 = 1008;
@@ -43,10 +50,21 @@ pub struct CloseRequest {
     pub reason: &'static str,
 }
 
-/// The receiving ends a socket task drains.
-pub struct SocketChannels {
-    pub frames: mpsc::Receiver<Outgoing>,
-    pub close: watch::Receiver<Option<CloseRequest>>,
+/// What the socket task is to do next.
+#[derive(Debug)]
+pub enum Next {
+    /// Close with this code (a close request wins over queued frames).
+    Close(CloseRequest),
+    /// Send this frame.
+    Frame(Outgoing),
+    /// Nothing queued.
+    Idle,
+}
+
+#[derive(Default)]
+struct Outbox {
+    frames: VecDeque<Outgoing>,
+    close: Option<CloseRequest>,
 }
 
 /// One live socket.
@@ -56,11 +74,20 @@ pub struct LiveConnection {
     last_active: AtomicI64,
     pub source_ip: IpAddr,
     pub user_agent: String,
-    tx: mpsc::Sender<Outgoing>,
-    close: watch::Sender<Option<CloseRequest>>,
+    outbox: Mutex<Outbox>,
+    /// Wakes the socket task: a frame was queued or a close requested. `notify_one`
+    /// keeps a permit when the task is not waiting, so no wake-up is lost.
+    wake: Notify,
 }
 
 impl LiveConnection {
+    fn outbox(&self) -> MutexGuard<'_, Outbox> {
+        // Nothing panics while holding this lock; a poisoned one still holds a valid queue.
+        self.outbox
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Marks activity (a frame from the client), as API Gateway's `LastActiveAt`.
     pub fn touch(&self) {
         self.last_active.store(now_millis(), Ordering::Relaxed);
@@ -75,34 +102,90 @@ impl LiveConnection {
     /// Queues a frame without waiting. A full outbox closes the socket (1008) and, like a
     /// socket that is closing or closed, answers [`PushError::Gone`].
     pub fn send(&self, frame: Outgoing) -> Result<(), PushError> {
-        if self.close.borrow().is_some() {
+        let mut outbox = self.outbox();
+        if outbox.close.is_some() {
             return Err(PushError::Gone);
         }
-        match self.tx.try_send(frame) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => {
-                tracing::info!(
-                    tenant = %self.claims.tenant,
-                    user = %self.claims.user,
-                    "outbox full: closing a client that does not read"
-                );
-                self.close(CLOSE_SLOW_CONSUMER, "not reading fast enough");
-                Err(PushError::Gone)
-            }
-            Err(TrySendError::Closed(_)) => Err(PushError::Gone),
+        if outbox.frames.len() >= OUTBOX_FRAMES {
+            outbox.close = Some(CloseRequest {
+                code: CLOSE_SLOW_CONSUMER,
+                reason: "not reading fast enough",
+            });
+            drop(outbox);
+            self.wake.notify_one();
+            tracing::info!(
+                tenant = %self.claims.tenant,
+                user = %self.claims.user,
+                "outbox full: closing a client that does not read"
+            );
+            return Err(PushError::Gone);
         }
+        outbox.frames.push_back(frame);
+        drop(outbox);
+        self.wake.notify_one();
+        Ok(())
     }
 
     /// Asks the socket to close. Never waits, and never queues behind frames: the socket
-    /// task watches this signal separately. The first request wins.
+    /// task checks the request before each frame. The first request wins.
     pub fn close(&self, code: u16, reason: &'static str) {
-        self.close.send_if_modified(|current| {
-            if current.is_some() {
-                return false;
+        let mut outbox = self.outbox();
+        if outbox.close.is_some() {
+            return;
+        }
+        outbox.close = Some(CloseRequest { code, reason });
+        drop(outbox);
+        self.wake.notify_one();
+    }
+
+    /// The close request, if any.
+    pub fn close_request(&self) -> Option<CloseRequest> {
+        self.outbox().close
+    }
+
+    /// The socket task's next step: a close request first, else the oldest frame.
+    pub fn next(&self) -> Next {
+        let mut outbox = self.outbox();
+        if let Some(request) = outbox.close {
+            return Next::Close(request);
+        }
+        match outbox.frames.pop_front() {
+            Some(frame) => {
+                if outbox.frames.is_empty() && outbox.frames.capacity() > OUTBOX_KEPT {
+                    outbox.frames = VecDeque::new();
+                }
+                Next::Frame(frame)
             }
-            *current = Some(CloseRequest { code, reason });
-            true
-        });
+            None => Next::Idle,
+        }
+    }
+
+    /// Whether a frame or a close request is waiting.
+    pub fn has_work(&self) -> bool {
+        let outbox = self.outbox();
+        outbox.close.is_some() || !outbox.frames.is_empty()
+    }
+
+    /// Frames waiting.
+    #[cfg(test)]
+    pub fn queued(&self) -> usize {
+        self.outbox().frames.len()
+    }
+
+    /// Resolves after the next [`send`](Self::send) or [`close`](Self::close) (at once
+    /// if one came since the last wake-up). Check [`next`](Self::next) before waiting.
+    pub async fn woken(&self) {
+        self.wake.notified().await;
+    }
+
+    /// Resolves with the close request once there is one.
+    pub async fn closing(&self) -> CloseRequest {
+        loop {
+            if let Some(request) = self.close_request() {
+                return request;
+            }
+            self.wake.notified().await;
+        }
     }
 }
 
@@ -166,14 +249,14 @@ impl Registry {
             .unwrap_or(true)
     }
 
-    /// Registers a socket within the caps; returns the channels its task drains.
+    /// Registers a socket within the caps; returns what its task drains.
     pub fn register(
         &self,
         id: ConnectionId,
         claims: Claims,
         source_ip: IpAddr,
         user_agent: String,
-    ) -> Result<(Arc<LiveConnection>, SocketChannels), RegisterError> {
+    ) -> Result<Arc<LiveConnection>, RegisterError> {
         let mut table = self
             .table
             .write()
@@ -186,8 +269,6 @@ impl Registry {
         if held >= self.limits.max_per_user {
             return Err(RegisterError::UserFull(self.limits.max_per_user));
         }
-        let (tx, frames) = mpsc::channel(OUTBOX_FRAMES);
-        let (close, close_rx) = watch::channel(None);
         let now = OffsetDateTime::now_utc();
         let connection = Arc::new(LiveConnection {
             claims,
@@ -195,18 +276,12 @@ impl Registry {
             last_active: AtomicI64::new(now_millis()),
             source_ip,
             user_agent,
-            tx,
-            close,
+            outbox: Mutex::default(),
+            wake: Notify::new(),
         });
         table.per_user.insert(user, held + 1);
         table.live.insert(id, connection.clone());
-        Ok((
-            connection,
-            SocketChannels {
-                frames,
-                close: close_rx,
-            },
-        ))
+        Ok(connection)
     }
 
     pub fn unregister(&self, id: &ConnectionId) {
@@ -378,10 +453,10 @@ mod tests {
             .is_ok());
     }
 
-    fn registered() -> (Registry, ConnectionId, Arc<LiveConnection>, SocketChannels) {
+    fn registered() -> (Registry, ConnectionId, Arc<LiveConnection>) {
         let registry = Registry::new(ConnectionLimits::default());
         let id = ConnectionId::parse("AAAAAAAAAAAAAAAA").unwrap();
-        let (live, channels) = registry
+        let live = registry
             .register(
                 id.clone(),
                 claims("alice"),
@@ -389,7 +464,7 @@ mod tests {
                 String::new(),
             )
             .unwrap();
-        (registry, id, live, channels)
+        (registry, id, live)
     }
 
     #[tokio::test]
@@ -411,7 +486,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_outbox_closes_with_1008_and_reports_gone_without_waiting() {
-        let (registry, id, _live, channels) = registered();
+        let (registry, id, live) = registered();
         let pusher = LocalPusher::new(
             Arc::new(registry),
             InstanceTag("AAAA".into()),
@@ -423,7 +498,7 @@ mod tests {
         }
         assert_eq!(pusher.push(&id, &frame).await, Err(PushError::Gone));
         assert_eq!(
-            *channels.close.borrow(),
+            live.close_request(),
             Some(CloseRequest {
                 code: CLOSE_SLOW_CONSUMER,
                 reason: "not reading fast enough"
@@ -435,38 +510,65 @@ mod tests {
 
     #[tokio::test]
     async fn close_ends_an_expired_token_connection_with_4001() {
-        let (registry, id, _live, channels) = registered();
+        let (registry, id, live) = registered();
         let pusher = LocalPusher::new(
             Arc::new(registry),
             InstanceTag("AAAA".into()),
             Default::default(),
         );
         assert_eq!(pusher.close(&id).await, Ok(()));
-        assert_eq!(
-            *channels.close.borrow(),
-            Some(CloseRequest {
+        assert!(matches!(
+            live.next(),
+            Next::Close(CloseRequest {
                 code: CLOSE_TOKEN_EXPIRED,
                 reason: "token expired"
             })
-        );
+        ));
         // Unknown here (closed already, or another instance's): nothing to do.
         let absent = ConnectionId::parse("Wxyz000000000000").unwrap();
         assert_eq!(pusher.close(&absent).await, Ok(()));
     }
 
     #[tokio::test]
-    async fn close_is_signalled_outside_the_frame_queue_and_first_request_wins() {
-        let (_registry, _id, live, mut channels) = registered();
+    async fn close_is_seen_before_queued_frames_and_first_request_wins() {
+        let (_registry, _id, live) = registered();
         for _ in 0..OUTBOX_FRAMES {
             live.send(Outgoing::Text("x".into())).unwrap();
         }
         live.close(1000, "deleted");
         live.close(1001, "server shutting down");
-        assert!(channels.close.has_changed().unwrap());
-        assert_eq!(
-            channels.close.borrow_and_update().map(|c| c.code),
-            Some(1000)
-        );
-        assert_eq!(channels.frames.len(), OUTBOX_FRAMES);
+        assert!(matches!(
+            live.next(),
+            Next::Close(CloseRequest { code: 1000, .. })
+        ));
+        assert_eq!(live.closing().await.code, 1000);
+        assert_eq!(live.queued(), OUTBOX_FRAMES);
+    }
+
+    #[tokio::test]
+    async fn frames_come_out_in_order_and_a_wake_up_is_never_lost() {
+        let (_registry, _id, live) = registered();
+        assert!(matches!(live.next(), Next::Idle));
+        assert!(!live.has_work());
+        // Sent before anyone waits: the wake-up is kept for the next wait.
+        live.send(Outgoing::Text("1".into())).unwrap();
+        live.send(Outgoing::Text("2".into())).unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(1), live.woken())
+            .await
+            .expect("a kept wake-up");
+        assert!(live.has_work());
+        for expected in ["1", "2"] {
+            match live.next() {
+                Next::Frame(Outgoing::Text(text)) => assert_eq!(text.as_str(), expected),
+                other => panic!("expected frame {expected}, got {other:?}"),
+            }
+        }
+        assert!(matches!(live.next(), Next::Idle));
+        // A drained burst gives its queue back.
+        for _ in 0..OUTBOX_FRAMES {
+            live.send(Outgoing::Text("x".into())).unwrap();
+        }
+        while let Next::Frame(_) = live.next() {}
+        assert!(live.outbox().frames.capacity() <= OUTBOX_KEPT);
     }
 }
