@@ -8,8 +8,9 @@
 //!   target/release/examples/soak [connections=2000] [seconds=300] [rate=100/s] [payload=512 B]
 //!
 //! or `bash scripts/soak.sh …` (raises the open-files limit). The server runs with its
-//! defaults except history, off unless `HISTORY_TTL_SECS` is set (history is a cache that
-//! grows to its bound, which the RSS figure would mistake for a leak). What is published:
+//! defaults except history and receipts, off unless `HISTORY_TTL_SECS` / `RECEIPT_TTL_SECS`
+//! is set (both are caches that grow to their bound — receipts: 100,000 kept a day —, which
+//! the RSS figure would mistake for a leak). What is published:
 //! of every 100 messages, one is already past its `expiresAt` (to be dropped as expired),
 //! nine go to five users of a tenant (`users` target), the rest to a whole tenant. Every
 //! tenth connection ("stalled") never reads: the server must close it as a slow consumer
@@ -185,6 +186,8 @@ async fn main() {
     // History off unless asked for: it is a cache that grows to its bound (its TTL or
     // `HISTORY_MAX_PER_STREAM` a stream), which would hide or mimic a leak in the RSS figure.
     let history_ttl = std::env::var("HISTORY_TTL_SECS").unwrap_or_else(|_| "0".into());
+    // Receipts likewise: one per accepted message, kept `RECEIPT_TTL_SECS` up to 100,000.
+    let receipt_ttl = std::env::var("RECEIPT_TTL_SECS").unwrap_or_else(|_| "0".into());
     let binary = std::env::current_exe()
         .unwrap()
         .parent()
@@ -201,6 +204,7 @@ async fn main() {
         ])
         .env("JWT_HS256_SECRET", SECRET)
         .env("HISTORY_TTL_SECS", &history_ttl)
+        .env("RECEIPT_TTL_SECS", &receipt_ttl)
         .env("RUST_LOG", "error")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -225,7 +229,7 @@ async fn main() {
     let http = reqwest::Client::new();
     let metrics_url = format!("http://{addr}/metrics");
     println!(
-        "soak: {connections} connections ({} never reading) over {tenants} tenants, {rate} messages/s for {seconds} s, {payload}-byte payloads, HISTORY_TTL_SECS={history_ttl}; server pid {pid}",
+        "soak: {connections} connections ({} never reading) over {tenants} tenants, {rate} messages/s for {seconds} s, {payload}-byte payloads, HISTORY_TTL_SECS={history_ttl}, RECEIPT_TTL_SECS={receipt_ttl}; server pid {pid}",
         connections / STALLED_EVERY
     );
 
