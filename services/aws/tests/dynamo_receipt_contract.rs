@@ -3,36 +3,15 @@
 //! suite, each check on a fresh history table made by `create_history_table`, plus a
 //! receipt beside history entries in one table.
 
+mod local_dynamo;
+use local_dynamo::client;
+
 use aws_sdk_dynamodb::Client;
-use switchboard_aws::config::{dynamodb_client, DynamoConfig, LocalDefaults};
 use switchboard_aws::{create_history_table, delete_table, DynamoHistoryStore, DynamoReceiptStore};
 use switchboard_core::history::{Cursor, HistoryEntry, HistoryStore, Stream};
 use switchboard_core::receipts::{contract, Created, Receipt, ReceiptKey, ReceiptStore};
 use switchboard_model::{Target, TenantId};
 use time::OffsetDateTime;
-
-fn endpoint() -> String {
-    let endpoint = std::env::var("DYNAMODB_ENDPOINT").unwrap_or_default();
-    assert!(
-        endpoint.starts_with("http://127.0.0.1:") || endpoint.starts_with("http://localhost:"),
-        "DYNAMODB_ENDPOINT={endpoint:?} is not a local DynamoDB: run scripts/test.sh, or \
-         `eval \"$(bash scripts/dynamodb-local.sh start)\"` first"
-    );
-    endpoint
-}
-
-async fn client() -> Client {
-    dynamodb_client(&DynamoConfig {
-        table: "unused".into(),
-        scan_segments: 1,
-        endpoint: Some(endpoint()),
-        local: LocalDefaults {
-            region: true,
-            credentials: true,
-        },
-    })
-    .await
-}
 
 async fn fresh_store() -> (Client, DynamoReceiptStore) {
     let client = client().await;

@@ -6,13 +6,15 @@
 //! Needs `DYNAMODB_ENDPOINT` (a DynamoDB Local on 127.0.0.1): `scripts/test.sh` starts one
 //! (via `scripts/dynamodb-local.sh`). Without it these tests fail; they never skip.
 
+mod local_dynamo;
+use local_dynamo::client;
+
 use std::collections::{BTreeSet, HashMap};
 
 use aws_sdk_dynamodb::types::{
     AttributeValue, BillingMode, KeyType, ProjectionType, TimeToLiveStatus,
 };
 use aws_sdk_dynamodb::Client;
-use switchboard_aws::config::{dynamodb_client, DynamoConfig, LocalDefaults};
 use switchboard_aws::dynamo::{
     create_table, delete_table, record_to_item, BY_USER_INDEX, GSI1PK, GSI1SK, PK, SK,
     TTL_ATTRIBUTE,
@@ -21,33 +23,6 @@ use switchboard_aws::DynamoRosterStore;
 use switchboard_core::roster::{contract, ConnectionRecord, PageScope, RosterError, RosterStore};
 use switchboard_model::{ConnectionId, TenantId, UserId};
 use time::OffsetDateTime;
-
-fn endpoint() -> String {
-    let endpoint = std::env::var("DYNAMODB_ENDPOINT").unwrap_or_default();
-    assert!(
-        !endpoint.trim().is_empty(),
-        "DYNAMODB_ENDPOINT is not set: these tests need DynamoDB Local. Run scripts/test.sh \
-         (or `source scripts/dynamodb-local.sh && dynamodb_local_start` first)."
-    );
-    assert!(
-        endpoint.starts_with("http://127.0.0.1:") || endpoint.starts_with("http://localhost:"),
-        "DYNAMODB_ENDPOINT={endpoint} is not a local DynamoDB; tests only talk to 127.0.0.1"
-    );
-    endpoint
-}
-
-async fn client() -> Client {
-    let config = DynamoConfig {
-        table: "unused".into(),
-        scan_segments: 4,
-        endpoint: Some(endpoint()),
-        local: LocalDefaults {
-            region: true,
-            credentials: true,
-        },
-    };
-    dynamodb_client(&config).await
-}
 
 /// A store on a new table with a random name.
 struct Fixture {
