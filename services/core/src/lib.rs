@@ -12,6 +12,7 @@
 //! - [`publish_api`]: `POST /v1/messages` as an `axum::Router` (auth, validation, roles).
 //! - [`presence`]: `GET /v1/tenants/{tenant}/presence` and `.../users/{user}/presence`.
 //! - [`receipts`]: the `ReceiptStore` port, receipts and their status, the memory adapter.
+//! - [`worklog`]: the `WorkLog` port (which units of delivery work ran), memory adapter.
 //! - [`publisher`]: target resolution, bounded fan-out with retries, batch results.
 //! - [`testkit`] (tests and the `testkit` feature): scripted pusher, recording queues.
 
@@ -26,6 +27,7 @@ pub mod pusher;
 pub mod queue;
 pub mod receipts;
 pub mod roster;
+pub mod worklog;
 
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
