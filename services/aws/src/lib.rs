@@ -3,7 +3,9 @@
 //!
 //! - [`dynamo`]: [`DynamoRosterStore`] (the `RosterStore` port on one DynamoDB table: key
 //!   layout, item mapping, lookups with [`LookupStats`], `create_table`) and
-//!   [`DynamoHistoryStore`] (the `HistoryStore` port, `create_history_table`).
+//!   [`DynamoHistoryStore`] (the `HistoryStore` port, `create_history_table`),
+//!   [`DynamoReceiptStore`] (receipts) and [`DynamoWorkLog`] (the `WorkLog` port: which
+//!   units of delivery work ran), both on the history table.
 //! - [`pusher`]: [`ApiGatewayPusher`] (the `ConnectionPusher` port on `PostToConnection`).
 //! - [`sqs`]: [`SqsQueue`] (the `MessageQueue` and `DeadLetterSink` ports on SQS).
 //! - [`config`]: [`DynamoConfig::from_lookup`] and client construction with endpoint
@@ -17,7 +19,7 @@ pub mod sqs;
 pub use config::{dynamodb_client, load_sdk_config, DynamoConfig, LocalDefaults};
 pub use dynamo::{
     create_history_table, create_table, delete_table, DynamoHistoryStore, DynamoReceiptStore,
-    DynamoRosterStore, LookupStats,
+    DynamoRosterStore, DynamoWorkLog, LookupStats,
 };
 pub use pusher::ApiGatewayPusher;
 pub use sqs::SqsQueue;

@@ -12,6 +12,7 @@ mod history;
 mod item;
 mod receipts;
 mod table;
+mod worklog;
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -35,6 +36,7 @@ pub use item::{
 };
 pub use receipts::{DynamoReceiptStore, RECEIPT_SK};
 pub use table::{create_history_table, create_table, delete_table};
+pub use worklog::{DynamoWorkLog, CLAIM_RETENTION};
 
 /// Default number of parallel scan segments for [`RosterStore::list_all`] (`SCAN_SEGMENTS`).
 pub use switchboard_core::config::DEFAULT_SCAN_SEGMENTS;
