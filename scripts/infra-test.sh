@@ -4,7 +4,8 @@
 #   2. npm test: tsc + jest (template assertions, least-privilege IAM, cdk-nag) on fake zips,
 #   3. cfn-lint on a template synthesized from fake zips (a bootstrap that is an x86_64 ELF header),
 #   4. if `cargo lambda build --release --output-format zip` has run (target/lambda/*/bootstrap.zip),
-#      `cdk synth` with the real zips, offline, and cfn-lint on that template too.
+#      `cdk synth` with the real zips, offline, and cfn-lint on that template too,
+#   5. scripts/infra-walkthrough.sh: infra/README.md's first-deploy commands, in order, on fake zips.
 # Everything installs under the repository (infra/node_modules, .cache/); a second run is fast.
 set -euo pipefail
 
@@ -104,5 +105,7 @@ elif (( ${#missing[@]} < 6 )); then
 else
   step "no target/lambda/*/bootstrap.zip: skipping the synth with real zips (cargo lambda build --release --output-format zip)"
 fi
+
+step "infra/README.md's first-deploy walkthrough, in order, on fake zips" && bash "$ROOT/scripts/infra-walkthrough.sh"
 
 step "OK"

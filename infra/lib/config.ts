@@ -38,7 +38,12 @@ export interface SwitchboardConfig {
   readonly receiptTtlSecs: number;
   /** RESUME_MAX for `default`: messages one `resume` sends at most (docs/design.md: History and resume, default 500). */
   readonly resumeMax: number;
-  /** Timeout of the `default` function in seconds: a `resume` posts up to RESUME_MAX frames (default 30). */
+  /**
+   * Timeout of the `default` function in seconds (default and at most 28): API Gateway stops
+   * waiting for a WebSocket integration after 29 s, a quota that cannot be raised
+   * (https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-execution-service-websocket-limits-table.html),
+   * so a longer-running `resume` would be cut off without its `resumed` answer.
+   */
   readonly defaultTimeoutSecs: number;
   /** FANOUT_CONCURRENCY for the publisher (docs/design.md: Publisher, default 64). */
   readonly fanoutConcurrency: number;
@@ -121,6 +126,12 @@ export function fanoutRate(config: Pick<SwitchboardConfig, 'postBudgetPerSecond'
   return Math.floor(config.postBudgetPerSecond / config.publisherMaxConcurrency);
 }
 
+/**
+ * The longest `default` function timeout: one second under API Gateway's 29 s WebSocket
+ * integration timeout (not adjustable; see `defaultTimeoutSecs`).
+ */
+export const DEFAULT_TIMEOUT_MAX_SECS = 28;
+
 /** `<repo>/target/lambda`, resolved from this file so it does not depend on the cwd. */
 export const DEFAULT_LAMBDA_DIR = path.resolve(__dirname, '..', '..', 'target', 'lambda');
 
@@ -185,7 +196,7 @@ export function configFromContext(node: Node): SwitchboardConfig {
     resumeMax: int(node, 'resumeMax', 500, 1, 10000),
     // The bounds are the Rust side's (services/core/src/receipts/config.rs).
     receiptTtlSecs: int(node, 'receiptTtlSecs', 86400, 0, 604800),
-    defaultTimeoutSecs: int(node, 'defaultTimeoutSecs', 30, 3, 900),
+    defaultTimeoutSecs: int(node, 'defaultTimeoutSecs', DEFAULT_TIMEOUT_MAX_SECS, 3, DEFAULT_TIMEOUT_MAX_SECS),
     fanoutConcurrency: int(node, 'fanoutConcurrency', 64, 1, 1000),
     scanSegments: int(node, 'scanSegments', 4, 1, 1000),
     legacyBroadcast: bool(node, 'legacyBroadcast', false),

@@ -48,6 +48,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Construct } from 'constructs';
 import { fanoutRate, FUNCTION_NAMES, FunctionName, SwitchboardConfig } from './config';
+import { addConnectAlarms } from './connect-alarms';
 import { bootstrapArchitecture, ElfArchitecture } from './elf';
 import { ISSUERS_FILE_PATH, stageIssuersFile } from './issuers';
 
@@ -87,7 +88,7 @@ const FUNCTION_SETTINGS: Record<FunctionName, { memory: number; timeoutSecs?: nu
   authorizer: { memory: 256, timeoutSecs: 10, description: 'Switchboard: verifies the JWT on $connect (REQUEST authorizer)' },
   connect: { memory: 256, timeoutSecs: 10, description: 'Switchboard: $connect, writes the roster item' },
   disconnect: { memory: 256, timeoutSecs: 10, description: 'Switchboard: $disconnect, deletes the roster item' },
-  // Timeout: `defaultTimeoutSecs` (a resume posts up to RESUME_MAX frames).
+  // Timeout: `defaultTimeoutSecs` (≤ 28 s: the `$default` integration times out at 29 s).
   default: { memory: 256, description: 'Switchboard: $default, answers ping / whoami / resume / refresh / unknown_action' },
   publisher: { memory: 512, description: 'Switchboard: SQS-triggered fan-out to the connections' },
   'publish-api': { memory: 256, timeoutSecs: 15, description: 'Switchboard: POST /v1/messages (validates and enqueues), receipts and presence reads' },
@@ -523,6 +524,17 @@ export class SwitchboardStack extends cdk.Stack {
     }
     const id = pascal(name);
     const settings = FUNCTION_SETTINGS[name];
+    // Recursive loop detection: the publisher sends continuation, retry and remainder work
+    // items to the queue that triggers it, and the SDK forwards the invocation's trace
+    // header on each SendMessage, so Lambda counts the hops and, with the default
+    // `RecursiveLoop: Terminate`, stops the chain after about 16 ("Use Lambda recursive
+    // loop detection to prevent infinite loops",
+    // https://docs.aws.amazon.com/lambda/latest/dg/invocation-recursion.html): a fan-out of
+    // more than ~16 pages would be cut off. The publisher alone opts out (`Allow`, CloudFormation
+    // AWS::Lambda::Function.RecursiveLoop) and bounds its chains itself: every work item
+    // carries a hop count and is dead-lettered past a bound derived from the configuration
+    // (docs/design.md). Every other function keeps Lambda's default.
+
     const logGroup = new logs.LogGroup(this, `${id}Logs`, { retention: logs.RetentionDays.ONE_MONTH });
     const role = new iam.Role(this, `${id}Role`, {
       assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
@@ -543,6 +555,7 @@ export class SwitchboardStack extends cdk.Stack {
       logGroup,
       environment: { RUST_LOG: rustLog },
       tracing: config.tracing ? lambda.Tracing.ACTIVE : undefined,
+      recursiveLoop: name === 'publisher' ? lambda.RecursiveLoop.ALLOW : undefined,
     });
   }
 
@@ -629,7 +642,8 @@ export class SwitchboardStack extends cdk.Stack {
   /**
    * Alarms that mean trouble, each to the one topic. Not the authorizer's `Errors`: every
    * rejected token is one (its `Unauthorized` is an error by design), so anyone could page
-   * the operator; a metric filter on the log lines that mean "no key to verify with" instead.
+   * the operator; a metric filter on the log lines that mean "no key to verify with" instead,
+   * and the alarms of lib/connect-alarms.ts for an authorizer or integration that is down.
    */
   private createAlarms(config: SwitchboardConfig): void {
     const fns = this.functions;
@@ -711,6 +725,13 @@ export class SwitchboardStack extends cdk.Stack {
       metric: this.emfMetric('AuthConfigFailures', { period: cdk.Duration.minutes(5) }),
       threshold: 0,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+    });
+    addConnectAlarms(this, {
+      authorizer: fns.authorizer,
+      webSocketApiId: this.webSocketApi.apiId,
+      stageName: STAGE_NAME,
+      metricsNamespace: this.metricsNamespace,
+      alarm,
     });
   }
 

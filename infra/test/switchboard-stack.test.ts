@@ -8,6 +8,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { configFromContext, FUNCTION_NAMES, FunctionName } from '../lib/config';
 import { bootstrapArchitecture, elfArchitecture, zipEntryPrefix } from '../lib/elf';
+import { AUTHORIZER_FAILURE_PATTERNS } from '../lib/connect-alarms';
 import { AUTH_FAILURE_MESSAGES, SwitchboardStack } from '../lib/switchboard-stack';
 import { elfHeader, zipOf } from './fake-lambdas';
 import { build, Built, fakeLambdaDir, validationReport } from './helpers';
@@ -88,8 +89,8 @@ describe('resources', () => {
       'AWS::ApiGatewayV2::Stage': 2,
       'AWS::ApiGatewayV2::RouteResponse': 1,
       'AWS::Lambda::Permission': 8, // one per WebSocket route and authorizer, one per HTTP route
-      'AWS::CloudWatch::Alarm': 12,
-      'AWS::Logs::MetricFilter': 3,
+      'AWS::CloudWatch::Alarm': 16,
+      'AWS::Logs::MetricFilter': 3 + AUTHORIZER_FAILURE_PATTERNS.length, // key-source failures; authorizer timeouts/crashes
       'AWS::SNS::Topic': 1,
       'AWS::SNS::TopicPolicy': 1,
       'AWS::CloudWatch::Dashboard': 1,
@@ -197,7 +198,7 @@ describe('history table (docs/design.md: History and resume)', () => {
   });
 
   test('the name, HISTORY_TTL_SECS, RESUME_MAX and the default timeout come from context', () => {
-    const b = build({ historyTableName: 'SocketHistory', historyTtlSecs: '0', resumeMax: '2000', defaultTimeoutSecs: '60' });
+    const b = build({ historyTableName: 'SocketHistory', historyTtlSecs: '0', resumeMax: '2000', defaultTimeoutSecs: '20' });
     const json = Template.fromStack(b.stack).toJSON();
     const id = (c: { node: { defaultChild?: unknown } }) => b.stack.resolve((c.node.defaultChild as cdk.CfnElement).logicalId);
     expect(json.Resources[id(b.stack.historyTable)].Properties.TableName).toBe('SocketHistory');
@@ -205,7 +206,7 @@ describe('history table (docs/design.md: History and resume)', () => {
     const pub = json.Resources[id(b.stack.functions.publisher)].Properties;
     expect(def.Environment.Variables).toMatchObject({ HISTORY_TABLE: { Ref: id(b.stack.historyTable) }, HISTORY_TTL_SECS: '0', RESUME_MAX: '2000' });
     expect(pub.Environment.Variables).toMatchObject({ HISTORY_TABLE: { Ref: id(b.stack.historyTable) }, HISTORY_TTL_SECS: '0' });
-    expect(def.Timeout).toBe(60);
+    expect(def.Timeout).toBe(20);
   });
 
   test('out-of-range history settings stop synthesis (the bounds of the Rust configuration)', () => {
@@ -214,6 +215,7 @@ describe('history table (docs/design.md: History and resume)', () => {
     expect(() => build({ resumeMax: '0' })).toThrow(/resumeMax/);
     expect(() => build({ resumeMax: '10001' })).toThrow(/resumeMax/);
     expect(() => build({ defaultTimeoutSecs: '1' })).toThrow(/defaultTimeoutSecs/);
+    expect(() => build({ defaultTimeoutSecs: '29' })).toThrow(/defaultTimeoutSecs: expected an integer in \[3, 28\]/);
     expect(() => build({ receiptTtlSecs: '604801' })).toThrow(/receiptTtlSecs/);
     expect(() => build({ receiptTtlSecs: '-1' })).toThrow(/receiptTtlSecs/);
   });
@@ -290,13 +292,13 @@ describe('functions', () => {
     ]);
   });
 
-  test('timeouts: 10 s for the WebSocket hooks, 30 s for default (a resume posts up to RESUME_MAX frames), 15 s publish-api', () => {
+  test('timeouts: 10 s for the WebSocket hooks, 28 s for default (under the 29 s integration timeout), 15 s publish-api', () => {
     const timeout = (n: FunctionName) => resources[fnId(n)].Properties.Timeout;
     expect(FUNCTION_NAMES.map((n) => [n, timeout(n)])).toEqual([
       ['authorizer', 10],
       ['connect', 10],
       ['disconnect', 10],
-      ['default', 30],
+      ['default', 28],
       ['publisher', 60],
       ['publish-api', 15],
     ]);
@@ -887,8 +889,8 @@ describe('alarms (all to one SNS topic)', () => {
   const alarmOn = (metricName: string, extra: Record<string, unknown> = {}) =>
     template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: metricName, AlarmActions: [{ Ref: topicId() }], ...extra });
 
-  test('the twelve alarms, each notifying the stack topic', () => {
-    expect(alarms()).toHaveLength(12);
+  test('the sixteen alarms, each notifying the stack topic', () => {
+    expect(alarms()).toHaveLength(16);
     for (const [, a] of alarms()) {
       expect(a.Properties.AlarmActions).toEqual([{ Ref: topicId() }]);
       expect(a.Properties.TreatMissingData).toBe('notBreaching');
@@ -940,10 +942,10 @@ describe('alarms (all to one SNS topic)', () => {
   });
 
   test('no alarm on the authorizer Errors metric (every rejected token is one)', () => {
-    for (const [, a] of alarms()) {
-      const dims = JSON.stringify(a.Properties.Dimensions ?? []);
-      expect(dims).not.toContain(fnId('authorizer'));
-    }
+    const onAuthorizer = alarms().filter(([, a]) => JSON.stringify(a.Properties.Dimensions ?? []).includes(fnId('authorizer')));
+    // Only its throttles (lib/connect-alarms.ts); never Errors, in any form (metric math included).
+    expect(onAuthorizer.map(([, a]) => a.Properties.MetricName)).toEqual(['Throttles']);
+    for (const [, a] of alarms()) expect(a.Properties.Metrics).toBeUndefined();
   });
 
   test('key-source failures: a metric filter on every verifier, alarmed on', () => {
@@ -1018,7 +1020,7 @@ describe('alarms (all to one SNS topic)', () => {
     const all = Object.values(json.Resources as Resources);
     expect(all.filter((r) => r.Type === 'AWS::SNS::Topic')).toHaveLength(0);
     const found = all.filter((r) => r.Type === 'AWS::CloudWatch::Alarm');
-    expect(found).toHaveLength(12);
+    expect(found).toHaveLength(16);
     for (const a of found) expect(a.Properties.AlarmActions).toEqual([topic]);
     expect(json.Outputs.AlarmTopicArn.Value).toBe(topic);
 
