@@ -2,10 +2,11 @@
  * The Switchboard client: one logical subscription over a sequence of WebSockets.
  *
  * - Connects with a fresh token from `token()` every time (docs/design.md: Identity: `bearer, <jwt>`
- *   subprotocol by default, or `?token=`). A failed handshake (a 401 shows as a plain
- *   failure in browsers), a 4001 close (token expired) or any other loss leads to a new
- *   token and a new socket after a backoff with full jitter; the backoff resets once a
- *   socket has stayed open `STABLE_MS`.
+ *   subprotocol by default, or `?token=`; a token that would make the URL longer than
+ *   `MAX_URL_CHARS`, API Gateway's limit, goes in the subprotocol instead). A failed
+ *   handshake (a 401 shows as a plain failure in browsers), a 4001 close (token expired) or
+ *   any other loss leads to a new token and a new socket after a backoff with full jitter;
+ *   the backoff resets once a socket has stayed open `STABLE_MS`.
  * - Keep-alive: a `ping` every `keepAliveMs`, well inside API Gateway's 10-minute idle
  *   limit; no answer (any frame) within `timeoutMs` counts as a lost socket.
  * - Planned reconnect: after `lifetimeMs` (before the 2-hour cap), or when the token must be
@@ -64,8 +65,13 @@ export interface ClientOptions {
   url: string;
   /** A valid JWT; called before every (re)connect and before the current one expires. */
   token: () => string | Promise<string>;
-  /** How the token travels: `Sec-WebSocket-Protocol: bearer, <jwt>` (default) or `?token=`. */
+  /**
+   * How the token travels: `Sec-WebSocket-Protocol: bearer, <jwt>` (default) or `?token=`.
+   * With `query`, a connect whose URL would exceed `MAX_URL_CHARS` uses the subprotocol.
+   */
   transport?: "subprotocol" | "query";
+  /** Told about choices worth knowing when debugging (e.g. a token too long for the URL). */
+  debug?: (message: string) => void;
   /** A WebSocket constructor; default `globalThis.WebSocket` (Node 20 has none: use `ws`). */
   WebSocket?: WebSocketConstructor;
   /** Interval of keep-alive pings (default 240,000 ms: API Gateway closes after 10 idle minutes). */
@@ -90,6 +96,13 @@ export interface Client {
   readonly cursor: string | undefined;
 }
 
+/**
+ * Longest WebSocket URL, in characters, API Gateway accepts ("Length, in characters, of the
+ * URL for a WebSocket API": 4096, not adjustable;
+ * https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-execution-service-websocket-limits-table.html).
+ * Counted over the whole URL the socket is opened with (scheme, host, path, query).
+ */
+export const MAX_URL_CHARS = 4096;
 /** First backoff window; attempt n waits up to BASE_BACKOFF_MS * 2^n (capped). */
 export const BASE_BACKOFF_MS = 500;
 /** A socket open this long resets the backoff. */
@@ -257,12 +270,15 @@ export function createClient(options: ClientOptions): Client {
     try {
       const jwt = token ?? (await fetchToken());
       if (closed) return;
-      const query = options.transport === "query";
       let url = options.url;
+      let query = options.transport === "query";
       if (query) {
         const parsed = new URL(url);
         parsed.searchParams.set("token", jwt);
-        url = parsed.toString();
+        const length = parsed.href.length;
+        query = length <= MAX_URL_CHARS;
+        if (query) url = parsed.href;
+        else options.debug?.(`?token= would make the URL ${length} > ${MAX_URL_CHARS} characters: using the bearer subprotocol`);
       }
       const ws = query ? new WS(url) : new WS(url, ["bearer", jwt]);
       conn = {

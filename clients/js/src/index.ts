@@ -3,7 +3,14 @@
  * socket alive, renews its token, resumes from the last cursor and hands out each message
  * id once. ESM, no runtime dependencies; browsers and Node (pass a `WebSocket`).
  */
-export { createClient, BASE_BACKOFF_MS, OVERLAP_MS, REFRESH_BEFORE_MS, STABLE_MS } from "./client.js";
+export {
+  createClient,
+  BASE_BACKOFF_MS,
+  MAX_URL_CHARS,
+  OVERLAP_MS,
+  REFRESH_BEFORE_MS,
+  STABLE_MS,
+} from "./client.js";
 export type {
   Client,
   ClientEvents,

@@ -2,7 +2,7 @@
 // keep-alive, dedupe, resume and gaps, token refresh, planned reconnects, close().
 import { test, mock } from "node:test";
 import assert from "node:assert/strict";
-import { createClient, BASE_BACKOFF_MS, OVERLAP_MS, STABLE_MS } from "../dist/index.js";
+import { createClient, BASE_BACKOFF_MS, MAX_URL_CHARS, OVERLAP_MS, STABLE_MS } from "../dist/index.js";
 import { advance, fakeSockets, jwt, settle, START, useFakeTime } from "./fake.mjs";
 
 const HOUR_S = 3600;
@@ -55,6 +55,69 @@ test("the query transport puts the token in ?token= and keeps other parameters",
   assert.equal(url.searchParams.get("x"), "1");
   assert.equal(url.searchParams.get("token").split(".").length, 3);
   assert.equal(sockets[0].protocols, undefined);
+});
+
+/** A JWT-shaped token of exactly `length` characters (its signature padded). */
+function tokenOfLength(length) {
+  const base = jwt(startS + HOUR_S);
+  assert.ok(length >= base.length);
+  return base + "c".repeat(length - base.length);
+}
+
+/** The query transport with a token of `length` characters: the socket and debug messages. */
+async function queryConnect(t, length) {
+  const debug = [];
+  const token = tokenOfLength(length);
+  const { sockets } = setup(t, {
+    transport: "query",
+    url: "ws://h/main?x=1",
+    token: () => token,
+    debug: (m) => debug.push(m),
+  });
+  await settle();
+  assert.equal(sockets.length, 1);
+  return { socket: sockets[0], token, debug };
+}
+
+test("the query transport keeps a short token in the URL", async (t) => {
+  const { socket, token, debug } = await queryConnect(t, 200);
+  assert.equal(socket.url, `ws://h/main?x=1&token=${token}`);
+  assert.equal(socket.protocols, undefined);
+  assert.deepEqual(debug, []);
+});
+
+test("a token too long for API Gateway's URL limit goes in the bearer subprotocol", async (t) => {
+  const { socket, token, debug } = await queryConnect(t, 5000);
+  assert.equal(socket.url, "ws://h/main?x=1", "the URL is left without the token");
+  assert.deepEqual(socket.protocols, ["bearer", token]);
+  assert.equal(debug.length, 1);
+  assert.match(debug[0], /5022 > 4096 characters: using the bearer subprotocol/);
+});
+
+test("a URL of exactly MAX_URL_CHARS keeps the token; one character more switches", async (t) => {
+  assert.equal(MAX_URL_CHARS, 4096);
+  const prefix = "ws://h/main?x=1&token=".length;
+  await t.test("at the limit", async (t) => {
+    const { socket, debug } = await queryConnect(t, MAX_URL_CHARS - prefix);
+    assert.equal(socket.url.length, MAX_URL_CHARS);
+    assert.equal(socket.protocols, undefined);
+    assert.deepEqual(debug, []);
+  });
+  await t.test("one over", async (t) => {
+    const { socket, token, debug } = await queryConnect(t, MAX_URL_CHARS - prefix + 1);
+    assert.equal(socket.url, "ws://h/main?x=1");
+    assert.deepEqual(socket.protocols, ["bearer", token]);
+    assert.equal(debug.length, 1);
+  });
+});
+
+test("the URL length counts the token percent-encoded", async (t) => {
+  // 2,000 characters that each take three in the URL ("%2C"): 6,000 characters, too long.
+  const token = `${jwt(startS + HOUR_S)}${",".repeat(2000)}`;
+  const { sockets } = setup(t, { transport: "query", token: () => token });
+  await settle();
+  assert.equal(sockets[0].url, "ws://127.0.0.1:8080/main");
+  assert.deepEqual(sockets[0].protocols, ["bearer", token]);
 });
 
 test("a lost socket is replaced after a full-jitter backoff that doubles up to the cap", async (t) => {

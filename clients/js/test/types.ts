@@ -6,6 +6,7 @@ const client = createClient({
   url: "wss://example.com/main",
   token: async () => "a.b.c",
   transport: "query",
+  debug: (message: string) => console.debug(message),
   WebSocket: WebSocket,
   keepAliveMs: 60_000,
   maxBackoffMs: 10_000,

@@ -6,9 +6,29 @@
 //!   the handshake must answer `Sec-WebSocket-Protocol: bearer` (browsers drop the
 //!   connection otherwise), whichever place the token was taken from.
 //! - HTTP API: `Authorization: Bearer <jwt>`.
+//! - The handshake URL is at most [`MAX_WEBSOCKET_URL_CHARS`] long, as on API Gateway, so a
+//!   token too long for the query must travel in the subprotocol (whose limit is the
+//!   verifier's `MAX_TOKEN_BYTES`, 8 KiB).
 
 /// The subprotocol a client offers before its token, and the one the server answers.
 pub const BEARER_SUBPROTOCOL: &str = "bearer";
+
+/// Longest WebSocket URL, in characters, that API Gateway accepts: "Length, in characters,
+/// of the URL for a WebSocket API", 4096, not adjustable
+/// (<https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-execution-service-websocket-limits-table.html>).
+/// AWS does not say whether the scheme and host count; [`websocket_url_chars`] counts
+/// them (the stricter reading, and the one the client library uses to pick the
+/// subprotocol). AWS does not document the status either; `switchboard serve` answers 414.
+pub const MAX_WEBSOCKET_URL_CHARS: usize = 4096;
+
+/// The length, in characters, of the URL a WebSocket client opened: `<scheme>://`, the
+/// `Host` header and the request target (path and query as sent, percent-encoded).
+pub fn websocket_url_chars(scheme: &str, host: Option<&str>, target: &str) -> usize {
+    scheme.chars().count()
+        + "://".len()
+        + host.map_or(0, |h| h.chars().count())
+        + target.chars().count()
+}
 
 /// Where a handshake token was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +173,21 @@ mod tests {
 
         assert_eq!(token_from_handshake(Some("a=1"), Some("json")), None);
         assert_eq!(token_from_handshake(None, None), None);
+    }
+
+    #[test]
+    fn websocket_url_counts_scheme_host_and_target() {
+        let target = "/main?token=a.b.c";
+        let url = "ws://127.0.0.1:8080/main?token=a.b.c";
+        assert_eq!(
+            websocket_url_chars("ws", Some("127.0.0.1:8080"), target),
+            url.len()
+        );
+        assert_eq!(
+            websocket_url_chars("wss", None, target),
+            "wss://".len() + target.len()
+        );
+        assert_eq!(MAX_WEBSOCKET_URL_CHARS, 4096);
     }
 
     #[test]

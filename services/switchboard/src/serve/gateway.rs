@@ -8,13 +8,14 @@ use std::task::Poll;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::extract::{ConnectInfo, OriginalUri, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
 use futures::SinkExt;
 use serde_json::json;
+use switchboard_core::auth::extract::{websocket_url_chars, MAX_WEBSOCKET_URL_CHARS};
 use switchboard_core::auth::token_from_handshake;
 use switchboard_core::connection;
 use switchboard_model::{ConnectionId, TenantId, MAX_FRAME_BYTES};
@@ -71,6 +72,22 @@ fn refused(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
+/// A handshake whose URL is longer than API Gateway accepts: 414 (AWS documents the limit,
+/// not its status; 414 URI Too Long is HTTP's answer to exactly this).
+fn url_too_long(chars: usize) -> Response {
+    (
+        StatusCode::URI_TOO_LONG,
+        Json(json!({
+            "error": "url_too_long",
+            "message": format!(
+                "the URL is {chars} characters; API Gateway accepts at most {MAX_WEBSOCKET_URL_CHARS}: \
+                 send a long token as Sec-WebSocket-Protocol: bearer, <jwt>"
+            ),
+        })),
+    )
+        .into_response()
+}
+
 /// A new connection id, shaped like API Gateway's (16 URL-safe characters): this
 /// process's 4-character instance tag, then 12 random characters.
 pub fn new_connection_id(instance: &InstanceTag) -> ConnectionId {
@@ -84,14 +101,30 @@ pub fn new_connection_id(instance: &InstanceTag) -> ConnectionId {
     ConnectionId::parse(text).unwrap_or_else(|_| new_connection_id(instance))
 }
 
-/// `GET /<stage>` with an upgrade: authenticate, record, upgrade.
+/// `GET /<stage>` with an upgrade: check the URL's length (as API Gateway does, before
+/// anything else), authenticate, record, upgrade.
 pub async fn handshake(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    OriginalUri(uri): OriginalUri,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
+    // The listener is plain text, so the client opened a `ws://` URL.
+    let target = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let url_chars = websocket_url_chars("ws", host, target);
+    if url_chars > MAX_WEBSOCKET_URL_CHARS {
+        app.metrics
+            .connections_refused
+            .get_or_create(&ReasonLabel {
+                reason: "url_too_long",
+            })
+            .inc();
+        tracing::info!(peer = %peer, url_chars, "handshake refused: URL too long");
+        return url_too_long(url_chars);
+    }
     if app.registry.is_full() {
         app.metrics
             .connections_refused

@@ -42,6 +42,7 @@ function tokenExpiry(token) {
 }
 
 // src/client.ts
+var MAX_URL_CHARS = 4096;
 var BASE_BACKOFF_MS = 500;
 var STABLE_MS = 1e4;
 var OVERLAP_MS = 1e3;
@@ -166,12 +167,15 @@ function createClient(options) {
     try {
       const jwt = token ?? await fetchToken();
       if (closed) return;
-      const query = options.transport === "query";
       let url = options.url;
+      let query = options.transport === "query";
       if (query) {
         const parsed = new URL(url);
         parsed.searchParams.set("token", jwt);
-        url = parsed.toString();
+        const length = parsed.href.length;
+        query = length <= MAX_URL_CHARS;
+        if (query) url = parsed.href;
+        else options.debug?.(`?token= would make the URL ${length} > ${MAX_URL_CHARS} characters: using the bearer subprotocol`);
       }
       const ws = query ? new WS(url) : new WS(url, ["bearer", jwt]);
       conn = {
@@ -381,6 +385,7 @@ function createClient(options) {
 }
 export {
   BASE_BACKOFF_MS,
+  MAX_URL_CHARS,
   OVERLAP_MS,
   REFRESH_BEFORE_MS,
   RecentIds,

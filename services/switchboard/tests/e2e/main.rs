@@ -12,6 +12,7 @@ mod history;
 mod identity;
 mod receipts;
 mod scenarios;
+mod url_limit;
 
 use history::*;
 use receipts::*;
