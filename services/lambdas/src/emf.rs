@@ -27,7 +27,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
 use switchboard_core::config::{optional, ConfigError};
-use switchboard_core::publisher::MessageReport;
+use switchboard_core::publisher::{MessageReport, Outcome};
 
 /// The variable naming the namespace.
 pub const NAMESPACE_VAR: &str = "METRICS_NAMESPACE";
@@ -278,6 +278,25 @@ impl Metrics {
             .metric("SkippedRosterItems", Unit::Count, count(report.skipped))
             .metric("ExpiredTokens", Unit::Count, count(report.expired_tokens))
             .metric(
+                "Duplicates",
+                Unit::Count,
+                if report.outcome == Outcome::Duplicate {
+                    1.0
+                } else {
+                    0.0
+                },
+            )
+            .metric(
+                "RunawayChains",
+                Unit::Count,
+                if report.runaway { 1.0 } else { 0.0 },
+            )
+            .metric(
+                "WorkLogErrors",
+                Unit::Count,
+                f64::from(report.work_log_errors),
+            )
+            .metric(
                 "FanoutDuration",
                 Unit::Milliseconds,
                 millis(report.duration),
@@ -414,7 +433,6 @@ const VALID_UNITS: [&str; 27] = [
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchboard_core::publisher::Outcome;
 
     fn metrics() -> (Metrics, Arc<MemorySink>) {
         let sink = Arc::new(MemorySink::new());
@@ -440,6 +458,9 @@ mod tests {
             expired_tokens: 4,
             work_item: false,
             receipt_errors: 0,
+            work_log_errors: 1,
+            hops: 3,
+            runaway: true,
             duration: Duration::from_micros(12_500),
             outcome: Outcome::Retry,
             error: None,
@@ -467,6 +488,9 @@ mod tests {
             ("Retries", 3.0),
             ("Throttled", 2.0),
             ("ExpiredTokens", 4.0),
+            ("Duplicates", 0.0),
+            ("RunawayChains", 1.0),
+            ("WorkLogErrors", 1.0),
             ("FanoutDuration", 12.5),
         ] {
             assert_eq!(doc[name].as_f64(), Some(value), "{name}");

@@ -17,8 +17,38 @@ pub const DEFAULT_GONE_GRACE_SECS: u64 = 30;
 pub const MAX_GONE_GRACE_SECS: u64 = 3_600;
 /// Largest `FANOUT_RATE` (posts per second per publisher process).
 pub const MAX_FANOUT_RATE: u32 = 1_000_000;
-/// A Lambda publisher starts no post with less than this left before its deadline.
-pub const DEADLINE_MARGIN: Duration = Duration::from_secs(5);
+/// Default `FANOUT_MAX_CONNECTIONS`: the most connections one tenant, or one broadcast,
+/// is expected to reach; it sets how long a chain of work items may grow ([`max_hops`]).
+///
+/// [`max_hops`]: PublisherConfig::max_hops
+pub const DEFAULT_MAX_CONNECTIONS: u64 = 10_000_000;
+/// Largest `FANOUT_MAX_CONNECTIONS`.
+pub const MAX_MAX_CONNECTIONS: u64 = 1_000_000_000;
+
+// The time budget of an invocation with a deadline (a Lambda's), in one place
+// (docs/design.md, "Time budget"). A unit posts until `DEADLINE_MARGIN` is left, then
+// settles: enqueues remainders and retries, dead-letters, writes its receipt and its work
+// log entry. The margin is what the last post may still take plus what settling may take,
+// with a second to spare; every client the publisher calls has timeouts that keep each
+// call inside it.
+
+/// Per-attempt timeout of one post (the management API client; retries are the
+/// publisher's own).
+pub const POST_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Per-attempt timeout of one SQS or DynamoDB call.
+pub const STORE_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Timeout of one SQS or DynamoDB operation, its SDK retries included.
+pub const STORE_OPERATION_TIMEOUT: Duration = Duration::from_secs(4);
+/// What settling a unit may take: a few SQS and DynamoDB calls of tens of milliseconds
+/// each, or one that hangs until its operation timeout.
+pub const SETTLE_ALLOWANCE: Duration = STORE_OPERATION_TIMEOUT;
+/// Left when the function returns, whatever happened.
+pub const DEADLINE_SPARE: Duration = Duration::from_secs(1);
+/// No post starts with less than this left before the deadline (and none starts after a
+/// wait for the rate limiter that brought the deadline that close): 5 + 4 + 1 = 10 s.
+pub const DEADLINE_MARGIN: Duration = POST_ATTEMPT_TIMEOUT
+    .saturating_add(SETTLE_ALLOWANCE)
+    .saturating_add(DEADLINE_SPARE);
 
 /// How failed posts are retried: exponential backoff with full jitter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +111,9 @@ pub struct PublisherConfig {
     /// Clock skew allowed on a connection's `tokenExpiresAt` before it counts as expired
     /// (`JWT_LEEWAY_SECS`, default 30, as the verifier and the local gateway use).
     pub token_leeway_secs: u64,
+    /// The most connections one tenant or broadcast is expected to reach
+    /// (`FANOUT_MAX_CONNECTIONS`, default 10,000,000): bounds chains ([`Self::max_hops`]).
+    pub max_connections: u64,
 }
 
 impl Default for PublisherConfig {
@@ -96,6 +129,7 @@ impl Default for PublisherConfig {
             retry_item_delay: Duration::from_secs(5),
             retry: RetryPolicy::default(),
             token_leeway_secs: DEFAULT_LEEWAY_SECS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -129,6 +163,15 @@ impl PublisherConfig {
             });
         }
         let scan_segments = scan_segments(&lookup)?;
+        let max_connections =
+            optional::<u64>(&lookup, "FANOUT_MAX_CONNECTIONS")?.unwrap_or(DEFAULT_MAX_CONNECTIONS);
+        if !(1..=MAX_MAX_CONNECTIONS).contains(&max_connections) {
+            return Err(ConfigError::Invalid {
+                name: "FANOUT_MAX_CONNECTIONS",
+                value: max_connections.to_string(),
+                reason: format!("must be 1 to {MAX_MAX_CONNECTIONS}"),
+            });
+        }
         Ok(Self {
             fanout_concurrency: bounded(&lookup, "FANOUT_CONCURRENCY", 64, MAX_FANOUT_CONCURRENCY)?,
             legacy_broadcast: flag(&lookup, "LEGACY_BROADCAST", false)?,
@@ -142,8 +185,28 @@ impl PublisherConfig {
             gone_grace: Duration::from_secs(gone_grace_secs),
             fanout_rate,
             token_leeway_secs,
+            max_connections,
             ..Self::default()
         })
+    }
+
+    /// The longest chain of work items a message may make before its next item is
+    /// dead-lettered as a runaway (docs/design.md, "Fan-out at any size"):
+    ///
+    /// `2 × ⌈FANOUT_MAX_CONNECTIONS / FANOUT_SHARD_SIZE⌉ + 2 × MAX_WORK_ATTEMPTS + 10`
+    ///
+    /// A chain of pages is one hop per page, `⌈connections / shard size⌉` of them; the factor
+    /// 2 leaves room for pages cut short (roster items TTL has not swept yet, DynamoDB's 1 MB
+    /// read limit); each retry of failed posts (at most `MAX_WORK_ATTEMPTS − 1`) and each
+    /// deadline remainder adds a hop, and a redriven dead letter continues its count.
+    /// With the defaults (10,000,000 connections, pages of 1,000): 20,020 hops.
+    pub fn max_hops(&self) -> u32 {
+        let shard = u64::try_from(self.shard_size.max(1)).unwrap_or(u64::MAX);
+        let pages = self.max_connections.div_ceil(shard);
+        let hops = pages
+            .saturating_mul(2)
+            .saturating_add(2 * u64::from(super::MAX_WORK_ATTEMPTS) + 10);
+        u32::try_from(hops).unwrap_or(u32::MAX)
     }
 
     /// The delay of a retry work item for `attempt` (2 for the first retry).
@@ -182,6 +245,44 @@ mod tests {
         assert_eq!(config.retry_item_delay(3), Duration::from_secs(10));
         assert_eq!(config.retry_item_delay(5), Duration::from_secs(40));
         assert_eq!(config.retry_item_delay(40), Duration::from_secs(900));
+    }
+
+    #[test]
+    fn the_hop_bound_follows_the_configuration() {
+        assert_eq!(PublisherConfig::default().max_hops(), 20_020);
+        let tiny = PublisherConfig {
+            shard_size: 1,
+            max_connections: 40,
+            ..PublisherConfig::default()
+        };
+        assert_eq!(tiny.max_hops(), 100);
+        let huge = PublisherConfig {
+            shard_size: 1,
+            max_connections: MAX_MAX_CONNECTIONS,
+            ..PublisherConfig::default()
+        };
+        assert_eq!(huge.max_hops(), 2_000_000_020);
+        let config = PublisherConfig::from_lookup(|k| {
+            (k == "FANOUT_MAX_CONNECTIONS").then(|| "5000".into())
+        })
+        .unwrap();
+        assert_eq!(config.max_connections, 5_000);
+        for bad in ["0", "1000000001", "many"] {
+            let error = PublisherConfig::from_lookup(|k| {
+                (k == "FANOUT_MAX_CONNECTIONS").then(|| bad.to_string())
+            })
+            .unwrap_err();
+            assert!(
+                error.to_string().contains("FANOUT_MAX_CONNECTIONS"),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_deadline_margin_covers_a_post_and_settling() {
+        assert_eq!(DEADLINE_MARGIN, Duration::from_secs(10));
+        assert!(DEADLINE_MARGIN >= POST_ATTEMPT_TIMEOUT + STORE_OPERATION_TIMEOUT + DEADLINE_SPARE);
     }
 
     #[test]

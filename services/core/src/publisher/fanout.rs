@@ -88,9 +88,32 @@ impl Publisher {
         let policy = &self.config.retry;
         let young =
             OffsetDateTime::now_utc() - post.recipient.connected_at < self.config.gone_grace;
+        let mut last_error = None;
         loop {
             if let Some(limiter) = &self.limiter {
-                limiter.until_ready().await;
+                // The wait for the limiter ends at the margin: no post starts after it.
+                let ready = match deadline {
+                    Some(deadline) => {
+                        let last_start = deadline
+                            .checked_sub(self.config.deadline_margin)
+                            .unwrap_or_else(Instant::now);
+                        tokio::time::timeout_at(last_start, limiter.until_ready())
+                            .await
+                            .is_ok()
+                    }
+                    None => {
+                        limiter.until_ready().await;
+                        true
+                    }
+                };
+                if !ready || self.out_of_time(deadline, Duration::ZERO) {
+                    post.result = match last_error {
+                        None => PostResult::Unstarted,
+                        Some(PushError::Gone) => PostResult::Gone,
+                        Some(error) => PostResult::Failed(error),
+                    };
+                    return post;
+                }
             }
             let result = self.pusher.push(&post.recipient.connection_id, frame).await;
             let error = match result {
@@ -125,6 +148,7 @@ impl Publisher {
                 return post;
             }
             post.retries += 1;
+            last_error = Some(error);
             tokio::time::sleep(delay).await;
         }
     }

@@ -16,9 +16,17 @@
 //!   just them (dead-lettered after [`MAX_WORK_ATTEMPTS`]); fatal failures (413, other 4xx)
 //!   are dead-lettered at once. The message itself is then done: a persistent failure never
 //!   re-sends to anyone else.
-//! - With a deadline (Lambda), no post starts with less than `deadline_margin` left: a page
-//!   enqueues its unposted connections as a remainder item; a `users`/`connections`
-//!   message is reported for redelivery.
+//! - With a deadline (Lambda), no post starts with less than `deadline_margin` left (checked
+//!   again after each wait for the rate limiter; the margin covers one post attempt and the
+//!   settling after it: [`DEADLINE_MARGIN`]): unposted connections go to a remainder item;
+//!   a published `users`/`connections` message that posted nothing yet is redelivered.
+//! - Every unit of work (a published message, a work item) runs once: it is claimed in the
+//!   [`WorkLog`] before it starts and marked done when it ends, so a copy the queue delivers
+//!   again is acknowledged as a `Duplicate` and does nothing. What a unit that has posted
+//!   cannot enqueue (after one more try) is dead-lettered instead of redelivering the unit.
+//! - Every work item carries its hop count; one past [`PublisherConfig::max_hops`] is
+//!   dead-lettered as a runaway chain (Lambda's own loop detection is turned off for the
+//!   publisher, which must chain far past 16 hops: docs/design.md, "Fan-out at any size").
 //! - A malformed body (or one whose frame can never be delivered) goes to the
 //!   [`DeadLetterSink`] at once and is acknowledged; if the sink or the queue fails, the
 //!   message is reported for redelivery rather than lost. Expired messages are dropped.
@@ -41,11 +49,16 @@ mod report;
 pub mod work;
 
 #[cfg(test)]
+mod once_tests;
+#[cfg(test)]
 mod receipt_tests;
 #[cfg(test)]
 mod tests;
 
-pub use config::{PublisherConfig, RetryPolicy};
+pub use config::{
+    PublisherConfig, RetryPolicy, DEADLINE_MARGIN, DEADLINE_SPARE, POST_ATTEMPT_TIMEOUT,
+    SETTLE_ALLOWANCE, STORE_ATTEMPT_TIMEOUT, STORE_OPERATION_TIMEOUT,
+};
 pub use report::{BatchOutcome, MessageReport, Outcome};
 pub use work::{Recipient, TargetKind, Work, WorkItem, MAX_WORK_ATTEMPTS};
 
@@ -65,6 +78,7 @@ use crate::pusher::{ConnectionPusher, Frame};
 use crate::queue::{DeadLetter, DeadLetterSink, InboundMessage, MessageQueue};
 use crate::receipts::{Progress, ReceiptKey, Receipts, Terminal};
 use crate::roster::{PageScope, RosterStore};
+use crate::worklog::{Begun, MemoryWorkLog, UnitKey, WorkLog, DEFAULT_LEASE, DONE_RETENTION};
 use fanout::Delivery;
 
 /// The publisher's ports.
@@ -89,6 +103,8 @@ pub struct Publisher {
     history: Option<(Arc<dyn HistoryStore>, Duration)>,
     /// Where each message's receipt is kept (`None`: receipts off).
     receipts: Option<Receipts>,
+    /// Which units of work ran, so a copy the queue delivers again does nothing twice.
+    work_log: Arc<dyn WorkLog>,
     config: PublisherConfig,
 }
 
@@ -97,6 +113,34 @@ pub struct Publisher {
 struct Track<'a> {
     key: ReceiptKey,
     target: Option<&'a Target>,
+}
+
+/// A published message ready to deliver: its id, frame and cursor, made at `now`, and the
+/// history streams it is recorded in.
+struct Prepared {
+    id: String,
+    frame: String,
+    cursor: Option<Cursor>,
+    now: OffsetDateTime,
+    streams: Vec<Stream>,
+}
+
+/// Connections a unit hands to items of their own: a remainder or a retry.
+struct Handoff {
+    recipients: Vec<Recipient>,
+    attempt: u32,
+    delay: Option<std::time::Duration>,
+    /// `remainder` or `retry`, as the dead-letter reason names it.
+    what: &'static str,
+}
+
+/// What became of a [`Handoff`].
+enum Handed {
+    Queued,
+    /// The queue refused it: dead-lettered, this many connections.
+    DeadLettered(usize),
+    /// Neither queue took it: the unit must be redelivered.
+    Lost,
 }
 
 /// What settling a delivery left to report: something dead-lettered, something that
@@ -145,8 +189,65 @@ impl Publisher {
             limiter,
             history: None,
             receipts: None,
+            work_log: Arc::new(MemoryWorkLog::default()),
             config,
         }
+    }
+
+    /// Keeps the work log in `log` (default: this process's memory, right for the
+    /// in-process queue, whose messages live no longer).
+    pub fn with_work_log(mut self, log: Arc<dyn WorkLog>) -> Self {
+        self.work_log = log;
+        self
+    }
+
+    /// Claims the unit `key` in the work log until the deadline. `None` (with the report's
+    /// outcome set) when this copy must not run: the unit ran or runs elsewhere
+    /// (`Duplicate`), or the log could not be reached (`Retry`: nothing was done yet).
+    async fn begin(
+        &self,
+        key: &UnitKey,
+        deadline: Option<Instant>,
+        report: &mut MessageReport,
+    ) -> Option<OffsetDateTime> {
+        let now = OffsetDateTime::now_utc();
+        let lease_until = match deadline {
+            Some(deadline) => now + deadline.saturating_duration_since(Instant::now()),
+            None => now + DEFAULT_LEASE,
+        };
+        match self.work_log.begin(key, lease_until, now).await {
+            Ok(Begun::Claimed) => Some(lease_until),
+            Ok(Begun::Done | Begun::Running) => {
+                report.outcome = Outcome::Duplicate;
+                None
+            }
+            Err(error) => {
+                report.outcome = Outcome::Retry;
+                report.error = Some(error.to_string());
+                None
+            }
+        }
+    }
+
+    /// Ends the unit `key` claimed until `lease_until`: finished, unless the queue must
+    /// deliver it again (then the claim is given back so that copy runs).
+    async fn end(
+        &self,
+        key: &UnitKey,
+        lease_until: OffsetDateTime,
+        mut report: MessageReport,
+    ) -> MessageReport {
+        let written = if report.outcome == Outcome::Retry {
+            self.work_log.abandon(key, lease_until).await
+        } else {
+            let until = OffsetDateTime::now_utc() + DONE_RETENTION;
+            self.work_log.finish(key, until).await
+        };
+        if let Err(error) = written {
+            report.work_log_errors += 1;
+            tracing::warn!(id = %report.id, unit = %key.unit, %error, "work log not updated");
+        }
+        report
     }
 
     /// Keeps a receipt of every message (`None`: receipts off).
@@ -249,16 +350,26 @@ impl Publisher {
                     let mut report =
                         MessageReport::new(message, item.id.clone(), item.target_type.as_str());
                     report.work_item = true;
+                    report.hops = item.hops;
                     let track = self.track(&item, None);
-                    self.run(
-                        message,
-                        item,
-                        Origin::WorkItem,
-                        deadline,
-                        report,
-                        track.as_ref(),
-                    )
-                    .await
+                    if item.hops > self.config.max_hops() {
+                        return self.stop_runaway(message, report, track.as_ref()).await;
+                    }
+                    let key = UnitKey::work_item(item.tenant.clone(), &item.id, &message.body);
+                    let Some(lease) = self.begin(&key, deadline, &mut report).await else {
+                        return report;
+                    };
+                    let report = self
+                        .run(
+                            message,
+                            item,
+                            Origin::WorkItem,
+                            deadline,
+                            report,
+                            track.as_ref(),
+                        )
+                        .await;
+                    self.end(&key, lease, report).await
                 }
                 Err(error) => {
                     let report = MessageReport::new(message, message.message_id.clone(), "invalid");
@@ -321,6 +432,41 @@ impl Publisher {
                 return report;
             }
         };
+        let key = UnitKey::message(envelope.target.tenant().cloned(), &id);
+        let Some(lease) = self.begin(&key, deadline, &mut report).await else {
+            return report;
+        };
+        let unit = Prepared {
+            id,
+            frame,
+            cursor,
+            now,
+            streams,
+        };
+        let report = self
+            .deliver_envelope(message, &envelope, unit, deadline, report, track.as_ref())
+            .await;
+        self.end(&key, lease, report).await
+    }
+
+    /// Delivers a published message whose frame is ready: records it in history, resolves
+    /// its target and runs the first unit of work.
+    async fn deliver_envelope(
+        &self,
+        message: &InboundMessage,
+        envelope: &Envelope,
+        unit: Prepared,
+        deadline: Option<Instant>,
+        mut report: MessageReport,
+        track: Option<&Track<'_>>,
+    ) -> MessageReport {
+        let Prepared {
+            id,
+            frame,
+            cursor,
+            now,
+            streams,
+        } = unit;
         if let (Some((history, ttl)), Some(cursor)) = (&self.history, cursor) {
             let kept_until = now + *ttl;
             let expires_at = envelope
@@ -345,6 +491,7 @@ impl Publisher {
             frame,
             expires_at: envelope.expires_at,
             attempt: 1,
+            hops: 0,
             work: Work::Connections {
                 connections: Vec::new(),
             },
@@ -355,7 +502,7 @@ impl Publisher {
                 start: None,
             },
             Target::Broadcast => match self
-                .start_segments(&item, track.as_ref(), &mut report)
+                .start_segments(message, &item, track, &mut report)
                 .await
             {
                 Ok(work) => work,
@@ -382,15 +529,8 @@ impl Publisher {
             },
         };
         let item = item.with_work(work, 1);
-        self.run(
-            message,
-            item,
-            Origin::Message,
-            deadline,
-            report,
-            track.as_ref(),
-        )
-        .await
+        self.run(message, item, Origin::Message, deadline, report, track)
+            .await
     }
 
     /// A raw body of the original broadcast design: delivered verbatim to every
@@ -412,11 +552,16 @@ impl Publisher {
             frame: message.body.clone(),
             expires_at: None,
             attempt: 1,
+            hops: 0,
             work: Work::Connections {
                 connections: Vec::new(),
             },
         };
-        match self.start_segments(&item, None, &mut report).await {
+        let key = UnitKey::message(None, &message.message_id);
+        let Some(lease) = self.begin(&key, deadline, &mut report).await else {
+            return report;
+        };
+        let report = match self.start_segments(message, &item, None, &mut report).await {
             Ok(work) => {
                 let item = item.with_work(work, 1);
                 self.run(message, item, Origin::Message, deadline, report, None)
@@ -427,13 +572,19 @@ impl Publisher {
                 report.error = Some(error);
                 report
             }
-        }
+        };
+        self.end(&key, lease, report).await
     }
 
     /// Starts a broadcast: enqueues the first page of segments 1.. (counted pending on its
-    /// receipt first) and answers the work of segment 0, which the caller runs in place.
+    /// receipt first) and answers the work of segment 0, which the caller runs in place. A
+    /// segment the queue refuses is dead-lettered (redriving it delivers that segment), so
+    /// the message never runs again for it; only when the dead-letter queue refuses too is
+    /// the message redelivered (its work log entry is then given back, and the segments
+    /// already queued are new items with the new run's cursor).
     async fn start_segments(
         &self,
+        message: &InboundMessage,
         item: &WorkItem,
         track: Option<&Track<'_>>,
         report: &mut MessageReport,
@@ -443,25 +594,70 @@ impl Publisher {
         if queued > 0 {
             self.record(track, Progress::pending(queued), report).await;
         }
+        let mut refused = Vec::new();
         for segment in 1..total {
-            let page = item.with_work(
+            let page = item.next_hop(
                 Work::Page {
                     scope: PageScope::Segment { segment, total },
                     start: None,
                 },
                 1,
             );
-            if let Err(e) = self.work_queue.enqueue(&item.id, &page.to_body()).await {
-                let missing = i64::from(total - segment);
-                self.record(track, Progress::pending(-missing), report)
-                    .await;
-                return Err(format!("could not enqueue scan segment {segment}: {e}"));
+            let body = page.to_body();
+            if let Err(error) = self.enqueue_once_more(&item.id, &body, None, None).await {
+                refused.push((body, error));
             }
+        }
+        if let Some((_, first)) = refused.first() {
+            let error = format!("{} scan segment(s) not enqueued: {first}", refused.len());
+            let missing = i64::try_from(refused.len()).unwrap_or(i64::MAX);
+            self.record(track, Progress::pending(-missing), report)
+                .await;
+            let bodies = refused.into_iter().map(|(body, _)| body).collect();
+            if let Err(sink) = self.dead_letter_bodies(message, bodies, &error).await {
+                return Err(format!("{error}; dead-letter queue failed: {sink}"));
+            }
+            let dead = Progress {
+                terminal: Some(Terminal::Dead),
+                ..Progress::default()
+            };
+            self.record(track, dead, report).await;
+            tracing::warn!(id = %item.id, %error, "scan segments dead-lettered");
         }
         Ok(Work::Page {
             scope: PageScope::Segment { segment: 0, total },
             start: None,
         })
+    }
+
+    /// Enqueues `body` (with `delay`); if the queue refuses, tries once more after a
+    /// backoff when the deadline leaves room for another call.
+    async fn enqueue_once_more(
+        &self,
+        id: &str,
+        body: &str,
+        delay: Option<std::time::Duration>,
+        deadline: Option<Instant>,
+    ) -> Result<(), crate::queue::QueueError> {
+        let send = || async {
+            match delay {
+                Some(delay) => self.work_queue.enqueue_delayed(id, body, delay).await,
+                None => self.work_queue.enqueue(id, body).await,
+            }
+        };
+        match send().await {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                let pause = self.config.retry.delay(1);
+                let room = STORE_OPERATION_TIMEOUT + DEADLINE_SPARE + pause;
+                if deadline.is_some_and(|d| Instant::now() + room >= d) {
+                    return Err(error);
+                }
+                tracing::warn!(id, %error, "enqueue refused; trying once more");
+                tokio::time::sleep(pause).await;
+                send().await
+            }
+        }
     }
 
     /// Runs one unit of delivery work: reads the page (enqueueing its continuation first)
@@ -502,7 +698,7 @@ impl Publisher {
                 };
                 report.skipped = page.skipped;
                 if let Some(next) = page.next {
-                    let continuation = item.with_work(
+                    let continuation = item.next_hop(
                         Work::Page {
                             scope: scope.clone(),
                             start: Some(next),
@@ -511,8 +707,7 @@ impl Publisher {
                     );
                     self.record(track, Progress::pending(1), &mut report).await;
                     if let Err(error) = self
-                        .work_queue
-                        .enqueue(&item.id, &continuation.to_body())
+                        .enqueue_once_more(&item.id, &continuation.to_body(), None, deadline)
                         .await
                     {
                         self.record(track, Progress::pending(-1), &mut report).await;
@@ -554,18 +749,23 @@ impl Publisher {
         // Encoded once per item; every post shares it.
         let frame = Frame::from(item.frame.as_str());
         let delivery = self.deliver(recipients, &frame, deadline).await;
-        self.settle(message, &item, delivery, report, track, unit)
+        self.settle(message, &item, delivery, deadline, report, track, unit)
             .await
     }
 
     /// Hands what the posts left over to where it belongs: unposted connections to a
     /// remainder item, failing ones to a delayed retry item (or, after the last attempt,
-    /// the dead letters), fatal ones to the dead letters.
+    /// the dead letters), fatal ones to the dead letters. What the queue refuses (after one
+    /// more try) is dead-lettered too, so a unit that has posted is never redelivered —
+    /// its posts would be sent again. Only when the dead-letter queue refuses as well does
+    /// it answer `Retry` (a copy of its continuation is then skipped by the work log).
+    #[allow(clippy::too_many_arguments)]
     async fn settle(
         &self,
         message: &InboundMessage,
         item: &WorkItem,
         delivery: Delivery,
+        deadline: Option<Instant>,
         mut report: MessageReport,
         track: Option<&Track<'_>>,
         unit: Unit,
@@ -583,31 +783,37 @@ impl Publisher {
         if unit.retrying > 0 {
             failing += delivery.unstarted.len();
         }
+        let posted = delivery.delivered + delivery.gone + failing > 0;
 
         if !delivery.unstarted.is_empty() {
             let count = delivery.unstarted.len();
-            if !unit.remainder_allowed {
+            if !unit.remainder_allowed && !posted {
+                // Nothing was sent yet: SQS's own redelivery runs the message whole.
                 report.outcome = Outcome::Retry;
                 report.error = Some(format!("deadline: {count} post(s) not started"));
                 return report;
             }
+            let handed = Handoff {
+                recipients: delivery.unstarted,
+                attempt: item.attempt,
+                delay: None,
+                what: "remainder",
+            };
             match self
-                .enqueue_all(
+                .hand_off(
+                    message,
                     item,
-                    delivery.unstarted,
-                    item.attempt,
-                    None,
+                    handed,
+                    deadline,
                     track,
                     &mut report,
+                    &mut left,
                 )
                 .await
             {
-                Ok(()) => report.deferred += count,
-                Err(error) => {
-                    left.retry = true;
-                    left.problems
-                        .push(format!("remainder of {count} not enqueued: {error}"));
-                }
+                Handed::Queued => report.deferred += count,
+                Handed::DeadLettered(dead) if unit.retrying == 0 => failing += dead,
+                Handed::DeadLettered(_) | Handed::Lost => {}
             }
         }
 
@@ -624,29 +830,28 @@ impl Publisher {
                 self.dead_letter_part(message, item, recipients, error, &mut left)
                     .await;
             } else {
-                let delay = self.config.retry_item_delay(next_attempt);
-                match self
-                    .enqueue_all(
+                let handed = Handoff {
+                    recipients,
+                    attempt: next_attempt,
+                    delay: Some(self.config.retry_item_delay(next_attempt)),
+                    what: "retry",
+                };
+                if let Handed::Queued = self
+                    .hand_off(
+                        message,
                         item,
-                        recipients,
-                        next_attempt,
-                        Some(delay),
+                        handed,
+                        deadline,
                         track,
                         &mut report,
+                        &mut left,
                     )
                     .await
                 {
-                    Ok(()) => {
-                        report.deferred += count;
-                        left.problems.push(format!(
-                            "{count} post(s) failed, retried later; last: {last}"
-                        ));
-                    }
-                    Err(error) => {
-                        left.retry = true;
-                        left.problems
-                            .push(format!("retry of {count} post(s) not enqueued: {error}"));
-                    }
+                    report.deferred += count;
+                    left.problems.push(format!(
+                        "{count} post(s) failed, retried later; last: {last}"
+                    ));
                 }
             }
         }
@@ -700,10 +905,8 @@ impl Publisher {
         error: String,
         left: &mut Leftovers,
     ) {
-        match self
-            .dead_letter_connections(message, item, recipients, &error)
-            .await
-        {
+        let bodies = item.connection_bodies(recipients, 1);
+        match self.dead_letter_bodies(message, bodies, &error).await {
             Ok(()) => {
                 left.dead = true;
                 left.problems.push(error);
@@ -716,45 +919,70 @@ impl Publisher {
         }
     }
 
-    /// Enqueues `Connections` items for `recipients` (split to the body limit), counted
-    /// pending on the receipt first (and taken back for any not enqueued).
-    async fn enqueue_all(
-        &self,
-        item: &WorkItem,
-        recipients: Vec<Recipient>,
-        attempt: u32,
-        delay: Option<std::time::Duration>,
-        track: Option<&Track<'_>>,
-        report: &mut MessageReport,
-    ) -> Result<(), crate::queue::QueueError> {
-        let bodies = item.connection_bodies(recipients, attempt);
-        let total = i64::try_from(bodies.len()).unwrap_or(i64::MAX);
-        self.record(track, Progress::pending(total), report).await;
-        for (sent, body) in bodies.iter().enumerate() {
-            let enqueued = match delay {
-                Some(delay) => self.work_queue.enqueue_delayed(&item.id, body, delay).await,
-                None => self.work_queue.enqueue(&item.id, body).await,
-            };
-            if let Err(error) = enqueued {
-                let missing = total - i64::try_from(sent).unwrap_or(i64::MAX);
-                self.record(track, Progress::pending(-missing), report)
-                    .await;
-                return Err(error);
-            }
-        }
-        Ok(())
-    }
-
-    /// Dead-letters a work item naming just `recipients` (redriving it re-sends to them
-    /// only).
-    async fn dead_letter_connections(
+    /// Enqueues `Connections` items for the handoff's recipients (split to the body limit,
+    /// counted pending on the receipt first and taken back for any not enqueued). What the
+    /// queue refuses twice is dead-lettered; `left` notes what became of it.
+    #[allow(clippy::too_many_arguments)]
+    async fn hand_off(
         &self,
         message: &InboundMessage,
         item: &WorkItem,
-        recipients: Vec<Recipient>,
+        handoff: Handoff,
+        deadline: Option<Instant>,
+        track: Option<&Track<'_>>,
+        report: &mut MessageReport,
+        left: &mut Leftovers,
+    ) -> Handed {
+        let bodies = item.connection_items(handoff.recipients, handoff.attempt);
+        let total = i64::try_from(bodies.len()).unwrap_or(i64::MAX);
+        self.record(track, Progress::pending(total), report).await;
+        let mut refused = Vec::new();
+        let mut refused_connections = 0;
+        let mut last_error = None;
+        for (connections, body) in bodies {
+            if let Err(error) = self
+                .enqueue_once_more(&item.id, &body, handoff.delay, deadline)
+                .await
+            {
+                refused_connections += connections;
+                refused.push(body);
+                last_error = Some(error);
+            }
+        }
+        let Some(queue_error) = last_error else {
+            return Handed::Queued;
+        };
+        let missing = i64::try_from(refused.len()).unwrap_or(i64::MAX);
+        self.record(track, Progress::pending(-missing), report)
+            .await;
+        let error = format!(
+            "{} {} item(s) for {refused_connections} connection(s) not enqueued: {queue_error}",
+            refused.len(),
+            handoff.what
+        );
+        match self.dead_letter_bodies(message, refused, &error).await {
+            Ok(()) => {
+                left.dead = true;
+                left.problems.push(error);
+                Handed::DeadLettered(refused_connections)
+            }
+            Err(sink) => {
+                left.retry = true;
+                left.problems
+                    .push(format!("{error}; dead-letter queue failed: {sink}"));
+                Handed::Lost
+            }
+        }
+    }
+
+    /// Dead-letters work item `bodies` (redriving one re-sends to its connections only).
+    async fn dead_letter_bodies(
+        &self,
+        message: &InboundMessage,
+        bodies: Vec<String>,
         error: &str,
     ) -> Result<(), crate::queue::QueueError> {
-        for body in item.connection_bodies(recipients, 1) {
+        for body in bodies {
             self.dead_letters
                 .dead_letter(DeadLetter {
                     message_id: message.message_id.clone(),
@@ -765,6 +993,37 @@ impl Publisher {
                 .await?;
         }
         Ok(())
+    }
+
+    /// A work item past the hop bound: its chain is a runaway. Dead-lettered with the
+    /// reason (redriving it would only go one hop further), counted, and marked on its
+    /// receipt.
+    async fn stop_runaway(
+        &self,
+        message: &InboundMessage,
+        report: MessageReport,
+        track: Option<&Track<'_>>,
+    ) -> MessageReport {
+        let error = format!(
+            "runaway chain: hop {} is past the bound of {} \
+             (2 × ⌈FANOUT_MAX_CONNECTIONS {} / FANOUT_SHARD_SIZE {}⌉ + 2 × {MAX_WORK_ATTEMPTS} + 10)",
+            report.hops,
+            self.config.max_hops(),
+            self.config.max_connections,
+            self.config.shard_size,
+        );
+        tracing::error!(id = %report.id, hops = report.hops, "{error}");
+        let mut report = self.dead_letter(message, report, error).await;
+        if report.outcome == Outcome::DeadLettered {
+            report.runaway = true;
+            let dead = Progress {
+                pending: -1,
+                terminal: Some(Terminal::Dead),
+                ..Progress::default()
+            };
+            self.record(track, dead, &mut report).await;
+        }
+        report
     }
 
     async fn dead_letter(

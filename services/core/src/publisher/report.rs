@@ -19,6 +19,9 @@ pub enum Outcome {
     /// Handled, with some connections handed to work items of their own (a retry of
     /// failed posts, or the remainder a deadline left unposted).
     Deferred,
+    /// A copy of a unit of work that already ran, or is running elsewhere (the work log
+    /// said so): acknowledged, nothing done.
+    Duplicate,
 }
 
 impl Outcome {
@@ -29,6 +32,7 @@ impl Outcome {
             Outcome::Expired => "expired",
             Outcome::DeadLettered => "dead_lettered",
             Outcome::Deferred => "deferred",
+            Outcome::Duplicate => "duplicate",
         }
     }
 }
@@ -60,6 +64,13 @@ pub struct MessageReport {
     pub work_item: bool,
     /// Receipt writes that failed (logged; delivery goes on: receipts are reports).
     pub receipt_errors: u32,
+    /// Work-log writes that failed after the unit ran (logged: a later copy of it would
+    /// run again).
+    pub work_log_errors: u32,
+    /// The item's hop count (0 for a published message).
+    pub hops: u32,
+    /// Dead-lettered because its chain passed the hop bound.
+    pub runaway: bool,
     pub duration: Duration,
     pub outcome: Outcome,
     pub error: Option<String>,
@@ -82,6 +93,9 @@ impl MessageReport {
             expired_tokens: 0,
             work_item: false,
             receipt_errors: 0,
+            work_log_errors: 0,
+            hops: 0,
+            runaway: false,
             duration: Duration::ZERO,
             outcome: Outcome::Delivered,
             error: None,
@@ -108,6 +122,9 @@ impl MessageReport {
                     expired_tokens = self.expired_tokens,
                     work_item = self.work_item,
                     receipt_errors = self.receipt_errors,
+                    work_log_errors = self.work_log_errors,
+                    hops = self.hops,
+                    runaway = self.runaway,
                     duration_ms,
                     outcome = self.outcome.as_str(),
                     error,
@@ -116,7 +133,9 @@ impl MessageReport {
             };
         }
         match self.outcome {
-            Outcome::Delivered | Outcome::Expired | Outcome::Deferred => line!(info),
+            Outcome::Delivered | Outcome::Expired | Outcome::Deferred | Outcome::Duplicate => {
+                line!(info)
+            }
             Outcome::Retry | Outcome::DeadLettered => line!(warn),
         }
     }

@@ -1021,6 +1021,7 @@ async fn a_retry_item_skips_a_token_that_expired_since() {
         frame: r#"{"id":"m-1","data":1}"#.into(),
         expires_at: None,
         attempt: 2,
+        hops: 1,
         work: Work::Connections {
             connections: vec![Recipient {
                 tenant: TenantId::parse("acme").unwrap(),

@@ -120,6 +120,13 @@ pub struct WorkItem {
     pub expires_at: Option<OffsetDateTime>,
     /// 1 for pages and their remainders; one more for each retry of failed posts.
     pub attempt: u32,
+    /// How many work items lie between the published message and this one: every item a
+    /// unit enqueues (continuation, segment, retry, remainder, dead letter) is one hop
+    /// further. Past [`PublisherConfig::max_hops`](super::PublisherConfig::max_hops) the
+    /// item is dead-lettered: a chain that long is a runaway (`docs/design.md`, "Fan-out at
+    /// any size"). Items of an older publisher carry none: 0.
+    #[serde(default)]
+    pub hops: u32,
     pub work: Work,
 }
 
@@ -202,7 +209,8 @@ impl WorkItem {
         serde_json::to_string(&BodyRef { shard: self }).unwrap_or_default()
     }
 
-    /// The same message with other work (and attempt).
+    /// The same message with other work (and attempt), at the same hop: the work a unit
+    /// runs in place.
     pub fn with_work(&self, work: Work, attempt: u32) -> Self {
         Self {
             id: self.id.clone(),
@@ -211,15 +219,37 @@ impl WorkItem {
             frame: self.frame.clone(),
             expires_at: self.expires_at,
             attempt,
+            hops: self.hops,
             work,
         }
     }
 
-    /// Bodies of `Connections` items for `recipients` (this message, `attempt`), split so
-    /// that each stays under [`MAX_WORK_ITEM_BYTES`].
+    /// The same message with other work (and attempt), one hop further: an item this one
+    /// enqueues.
+    pub fn next_hop(&self, work: Work, attempt: u32) -> Self {
+        Self {
+            hops: self.hops.saturating_add(1),
+            ..self.with_work(work, attempt)
+        }
+    }
+
+    /// Bodies of `Connections` items for `recipients` (this message, `attempt`, one hop
+    /// further), split so that each stays under [`MAX_WORK_ITEM_BYTES`].
     pub fn connection_bodies(&self, recipients: Vec<Recipient>, attempt: u32) -> Vec<String> {
+        self.connection_items(recipients, attempt)
+            .into_iter()
+            .map(|(_, body)| body)
+            .collect()
+    }
+
+    /// [`WorkItem::connection_bodies`], each with the number of connections it names.
+    pub fn connection_items(
+        &self,
+        recipients: Vec<Recipient>,
+        attempt: u32,
+    ) -> Vec<(usize, String)> {
         let empty = self
-            .with_work(
+            .next_hop(
                 Work::Connections {
                     connections: Vec::new(),
                 },
@@ -234,20 +264,21 @@ impl WorkItem {
         for recipient in recipients {
             let size = serde_json::to_string(&recipient).map_or(0, |s| s.len()) + 1;
             if !chunk.is_empty() && (used + size > budget || chunk.len() == MAX_ITEM_CONNECTIONS) {
-                bodies.push(self.connections_body(std::mem::take(&mut chunk), attempt));
+                let full = std::mem::take(&mut chunk);
+                bodies.push((full.len(), self.connections_body(full, attempt)));
                 used = 0;
             }
             used += size;
             chunk.push(recipient);
         }
         if !chunk.is_empty() {
-            bodies.push(self.connections_body(chunk, attempt));
+            bodies.push((chunk.len(), self.connections_body(chunk, attempt)));
         }
         bodies
     }
 
     fn connections_body(&self, connections: Vec<Recipient>, attempt: u32) -> String {
-        self.with_work(Work::Connections { connections }, attempt)
+        self.next_hop(Work::Connections { connections }, attempt)
             .to_body()
     }
 }
@@ -264,6 +295,7 @@ mod tests {
             frame: r#"{"id":"m-1","data":1}"#.into(),
             expires_at: None,
             attempt: 1,
+            hops: 0,
             work,
         }
     }
@@ -286,6 +318,20 @@ mod tests {
         let body = page.to_body();
         assert!(body.starts_with("{\"shard\":"));
         assert_eq!(WorkItem::from_body(&body), Some(Ok(page)));
+    }
+
+    #[test]
+    fn items_of_an_older_publisher_have_hop_zero() {
+        let page = item(Work::Page {
+            scope: PageScope::Tenant(TenantId::parse("acme").unwrap()),
+            start: None,
+        });
+        let body = page.to_body().replace(",\"hops\":0", "");
+        assert!(!body.contains("hops"), "{body}");
+        assert_eq!(WorkItem::from_body(&body), Some(Ok(page.clone())));
+        let next = page.next_hop(page.work.clone(), 1);
+        assert_eq!(next.hops, 1);
+        assert_eq!(next.next_hop(page.work.clone(), 1).hops, 2);
     }
 
     #[test]
@@ -360,6 +406,7 @@ mod tests {
                 panic!("not a work item")
             };
             assert_eq!(parsed.attempt, 2);
+            assert_eq!(parsed.hops, big.hops + 1, "one hop further");
             let Work::Connections { connections } = parsed.work else {
                 panic!("not a connections item")
             };
