@@ -11,28 +11,40 @@
 //! integration's `body` back to the client as one text frame. A `resume` answers several
 //! frames: the missed messages are posted to the caller through the management API
 //! (`CALLBACK_URL`), in order, and the closing `resumed` frame is the body.
+//!
+//! API Gateway waits at most 29 s for that body (the WebSocket integration timeout, not
+//! adjustable), so the posts run within [`ResumeLimits`]: they end 25 s after the
+//! invocation started or at its deadline, whichever is sooner, less one post's timeout;
+//! throttled (429), failed (5xx) and timed-out posts are retried with the publisher's
+//! backoff. Out of time (or retries), the body is `{"type":"resumed","count":<posted>,
+//! "complete":false}`: the client sees a gap. A caller gone (410) ends the posts; any other
+//! failure answers `resume_failed`.
 
 use std::sync::Arc;
 
+use switchboard_aws::pusher::DEFAULT_POST_TIMEOUT;
 use switchboard_aws::{
     load_sdk_config, ApiGatewayPusher, DynamoConfig, DynamoRosterStore, LocalDefaults,
 };
 use switchboard_core::auth::{AuthConfig, Verifier};
 use switchboard_core::config::required;
 use switchboard_core::connection::{self, ActionDeps};
-use switchboard_core::history::HistoryConfig;
-use switchboard_core::pusher::{ConnectionPusher, Frame};
-use switchboard_model::{ConnectionId, ServerReply};
+use switchboard_core::history::{post_within_budget, HistoryConfig, ResumeLimits};
+use switchboard_core::pusher::ConnectionPusher;
+use switchboard_model::ServerReply;
+use tokio::time::Instant;
 
 use crate::publish_api::StartupError;
 use crate::websocket::{claims, connection_id, RouteError, WebsocketEvent, WebsocketResponse};
 
 /// What `$default` needs: the roster and the verifier (for `refresh`), the history (for
-/// `resume`) and a way to post to the caller.
+/// `resume`), a way to post to the caller and the time budget of those posts.
 #[derive(Clone)]
 pub struct DefaultDeps {
     pub actions: ActionDeps,
     pub pusher: Arc<dyn ConnectionPusher>,
+    /// The resume's time budget and retries ([`ResumeLimits::default`]: 25 s, 5 s per post).
+    pub resume: ResumeLimits,
 }
 
 /// Builds the dependencies from the environment: the same JWT key source and claim
@@ -59,14 +71,31 @@ pub async fn build(lookup: impl Fn(&str) -> Option<String>) -> Result<DefaultDep
             verifier: Some(Arc::new(verifier)),
         },
         pusher: Arc::new(ApiGatewayPusher::new(&sdk, &callback_url)),
+        // No post starts unless the pusher's whole per-attempt timeout still fits.
+        resume: ResumeLimits {
+            attempt_timeout: DEFAULT_POST_TIMEOUT,
+            ..ResumeLimits::default()
+        },
     })
 }
 
-/// Handles one `$default` event: 200 with the (last) reply frame as the body.
+/// Handles one `$default` event with no deadline but the resume budget ([`handle_until`]).
 pub async fn handle(
     deps: &DefaultDeps,
     event: &WebsocketEvent,
 ) -> Result<WebsocketResponse, RouteError> {
+    handle_until(deps, event, None).await
+}
+
+/// Handles one `$default` event before `deadline` (the invocation's): 200 with the (last)
+/// reply frame as the body; a `resume` posts its missed frames first, within
+/// [`DefaultDeps::resume`] counted from now.
+pub async fn handle_until(
+    deps: &DefaultDeps,
+    event: &WebsocketEvent,
+    deadline: Option<Instant>,
+) -> Result<WebsocketResponse, RouteError> {
+    let started = Instant::now();
     let connection = connection_id(event)?;
     let claims = claims(event).inspect_err(|error| {
         tracing::warn!(%error, connection_id = %connection, "message without identity");
@@ -76,33 +105,35 @@ pub async fn handle(
         .await
         .frames;
     let last = frames.pop().unwrap_or_default();
-    let reply = match post_in_order(deps, &connection, &frames).await {
-        Ok(()) => last,
-        Err(error) => {
-            tracing::warn!(%error, connection_id = %connection, sent = frames.len(), "could not post resumed frames");
-            ServerReply::Error {
-                error: "resume_failed".into(),
+    let posted = post_within_budget(
+        deps.pusher.as_ref(),
+        &connection,
+        &frames,
+        &deps.resume,
+        started,
+        deadline,
+    )
+    .await;
+    let reply = match &posted.stopped {
+        None => {
+            if posted.retries > 0 {
+                tracing::info!(connection_id = %connection, retries = posted.retries, "resume posts retried");
             }
-            .to_json()
+            last
+        }
+        Some(stop) => {
+            let elapsed_ms = started.elapsed().as_millis();
+            tracing::warn!(?stop, connection_id = %connection, posted = posted.count, missed = frames.len(), retries = posted.retries, elapsed_ms, "resume ended early");
+            posted.incomplete_reply().unwrap_or_else(|| {
+                ServerReply::Error {
+                    error: "resume_failed".into(),
+                }
+                .to_json()
+            })
         }
     };
     Ok(WebsocketResponse {
         body: Some(reply),
         ..WebsocketResponse::ok()
     })
-}
-
-/// Posts `frames` to the caller one after another (their order is the history's).
-async fn post_in_order(
-    deps: &DefaultDeps,
-    connection: &ConnectionId,
-    frames: &[String],
-) -> Result<(), String> {
-    for frame in frames {
-        deps.pusher
-            .push(connection, &Frame::from(frame.as_str()))
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    Ok(())
 }

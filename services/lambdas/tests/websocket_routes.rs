@@ -188,6 +188,7 @@ fn default_deps() -> default::DefaultDeps {
             verifier: None,
         },
         pusher: Arc::new(ScriptedPusher::new()),
+        resume: Default::default(),
     }
 }
 

@@ -2,7 +2,8 @@
 //! and `broadcast` message is recorded, before its fan-out, in the streams of its
 //! recipients — one per user, one per tenant, one global — with a time-ordered
 //! [`Cursor`]. A client that reconnects sends `{"action":"resume","since":<cursor>}` and
-//! gets what it missed ([`resume`]).
+//! gets what it missed ([`resume`]); where the frames are posted one by one (the AWS
+//! `$default` route), [`post_within_budget`] keeps the posts inside the route's time limit.
 //!
 //! [`HistoryStore`] is the port; [`MemoryHistoryStore`] keeps the newest entries per stream
 //! in this process; the DynamoDB adapter lives in `switchboard-aws`. [`contract`] is the
@@ -12,6 +13,7 @@ mod config;
 mod cursor;
 mod memory;
 mod resume;
+mod resume_budget;
 
 #[cfg(any(test, feature = "testkit"))]
 pub mod contract;
@@ -23,6 +25,10 @@ pub use config::{
 pub use cursor::{Cursor, CursorError};
 pub use memory::MemoryHistoryStore;
 pub use resume::{resume, ResumeError, ResumeOutcome, RESUME_OVERLAP};
+pub use resume_budget::{
+    post_within_budget, ResumeLimits, ResumePosted, ResumeStop, DEFAULT_ATTEMPT_TIMEOUT,
+    RESUME_BUDGET, WEBSOCKET_INTEGRATION_TIMEOUT,
+};
 
 use async_trait::async_trait;
 use switchboard_model::{TenantId, UserId};
