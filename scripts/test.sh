@@ -27,6 +27,9 @@ echo "DYNAMODB_ENDPOINT=$DYNAMODB_ENDPOINT"
 say "Rust tests (cargo test --workspace)"
 cargo test --workspace --all-targets
 
+say "Smoke test of a deployment (scripts/smoke-aws.sh against switchboard serve)"
+bash scripts/smoke-serve.sh
+
 say "TypeScript client (clients/js)"
 bash scripts/client-test.sh
 

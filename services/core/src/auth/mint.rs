@@ -1,4 +1,5 @@
-//! Signs HS256 tokens: the dev `switchboard token` command and tests.
+//! Signs HS256 tokens (the dev `switchboard token` command and tests), and builds the claims
+//! every minted token carries (`switchboard token --key` signs them ES256).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -62,6 +63,26 @@ pub fn mint_hs256_with(
     roles: &[String],
     ttl: Duration,
 ) -> String {
+    let claims = mint_claims(options, tenant, user, roles, ttl);
+    #[allow(clippy::expect_used)]
+    // HMAC signing of an in-memory JSON object has no failure path.
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .expect("HS256 signing cannot fail")
+}
+
+/// The claims a minted token carries (whatever signs it): `sub`, the tenant and roles
+/// claims, `iat`, `exp` = now + `ttl`, and `iss`/`aud` when `options` has them.
+pub fn mint_claims(
+    options: &MintOptions,
+    tenant: &TenantId,
+    user: &UserId,
+    roles: &[String],
+    ttl: Duration,
+) -> Value {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
@@ -78,12 +99,5 @@ pub fn mint_hs256_with(
     if let Some(audience) = &options.audience {
         claims.insert("aud".into(), json!(audience));
     }
-    #[allow(clippy::expect_used)]
-    // HMAC signing of an in-memory JSON object has no failure path.
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &Value::Object(claims),
-        &EncodingKey::from_secret(secret),
-    )
-    .expect("HS256 signing cannot fail")
+    Value::Object(claims)
 }

@@ -1,6 +1,7 @@
 //! Command-line interface: flags mirror the environment variables of docs/design.md:
 //! Configuration. Argument parsing is here; each command has its own module.
 
+mod keys;
 mod publish;
 pub mod serve;
 mod token;
@@ -25,8 +26,10 @@ pub struct Cli {
 enum Command {
     /// Run the whole service on this machine.
     Serve(serve::ServeArgs),
-    /// Print a signed HS256 token (needs JWT_HS256_SECRET).
+    /// Print a signed token: HS256 with JWT_HS256_SECRET, or ES256 with --key.
     Token(token::TokenArgs),
+    /// Signing keys for a deployment that verifies a JWKS.
+    Keys(keys::KeysArgs),
     /// Send an envelope to a publish API URL or an SQS queue URL.
     Publish(publish::PublishArgs),
 }
@@ -75,6 +78,7 @@ impl Cli {
         match self.command {
             Command::Serve(args) => serve::serve_command(args).await,
             Command::Token(args) => token::token_command(args),
+            Command::Keys(args) => keys::keys_command(args),
             Command::Publish(args) => publish::publish_command(args).await,
         }
     }

@@ -1,12 +1,25 @@
-//! `switchboard token`: mints a token with the configured HS256 secret.
+//! `switchboard token`: mints a token, signed with the configured HS256 secret, or with an
+//! ES256 private key (`--key`, from `switchboard keys generate`) for a deployment that
+//! verifies a JWKS. Claim names, `iss` and `aud` come from the same variables the verifier
+//! reads (`TENANT_CLAIM`, `ROLES_CLAIM`, `JWT_ISSUER`, first of `JWT_AUDIENCE`).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use switchboard_core::auth::{mint_hs256_with, AuthConfig, MintOptions, ShortSecret};
+use switchboard_core::auth::{mint_claims, mint_hs256_with, AuthConfig, MintOptions, ShortSecret};
 use switchboard_model::{TenantId, UserId};
 
+use super::keys::SigningKey;
 use super::{CliError, Env};
+
+/// The variables naming a verification key source: ignored when `--key` signs.
+const KEY_SOURCE_VARS: [&str; 4] = [
+    "JWT_HS256_SECRET",
+    "JWT_JWKS_FILE",
+    "JWT_JWKS_URL",
+    "JWT_ISSUERS_FILE",
+];
 
 #[derive(Args)]
 pub struct TokenArgs {
@@ -20,31 +33,71 @@ pub struct TokenArgs {
     /// Lifetime, e.g. 30m, 1h, 7d.
     #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
     ttl: Duration,
+    /// Sign ES256 with this PKCS#8 PEM private key (`switchboard keys generate`) instead
+    /// of JWT_HS256_SECRET (which is then ignored).
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// The `kid` header with --key (default: the key's RFC 7638 thumbprint, the `kid` of
+    /// the JWKS `keys generate` writes).
+    #[arg(long, requires = "key")]
+    kid: Option<String>,
 }
 
 pub fn token_command(args: TokenArgs) -> Result<(), CliError> {
-    // Minting with a short secret is allowed (a dev-mode server accepts it); a server
-    // without --dev refuses such a secret at start-up.
-    let config =
-        AuthConfig::from_lookup_with(|name: &str| Env::Process.get(name), ShortSecret::Warn)
+    let tenant = TenantId::parse(args.tenant.clone())
+        .map_err(|e| CliError::Input(format!("--tenant: {e}")))?;
+    let user =
+        UserId::parse(args.user.clone()).map_err(|e| CliError::Input(format!("--user: {e}")))?;
+    let token = match &args.key {
+        Some(path) => {
+            // The key signs: the environment's key sources neither conflict nor matter.
+            let config = AuthConfig::from_lookup_with(
+                |name: &str| {
+                    if KEY_SOURCE_VARS.contains(&name) {
+                        None
+                    } else {
+                        Env::Process.get(name)
+                    }
+                },
+                ShortSecret::Warn,
+            )
             .map_err(|e| CliError::Config(e.to_string()))?;
-    let secret = config.hs256_secret().ok_or_else(|| {
-        CliError::Config(
-            "JWT_HS256_SECRET is not set: `switchboard token` signs with it (dev mode prints it at start-up)"
-                .into(),
-        )
-    })?;
-    let tenant =
-        TenantId::parse(args.tenant).map_err(|e| CliError::Input(format!("--tenant: {e}")))?;
-    let user = UserId::parse(args.user).map_err(|e| CliError::Input(format!("--user: {e}")))?;
-    let token = mint_hs256_with(
-        secret,
-        &MintOptions::from_config(&config),
-        &tenant,
-        &user,
-        &args.roles,
-        args.ttl,
-    );
+            let key = SigningKey::read(path)
+                .map_err(|e| CliError::Input(format!("--key {}: {e}", path.display())))?;
+            let kid = args.kid.clone().unwrap_or_else(|| key.thumbprint());
+            let claims = mint_claims(
+                &MintOptions::from_config(&config),
+                &tenant,
+                &user,
+                &args.roles,
+                args.ttl,
+            );
+            key.sign(&kid, &claims)?
+        }
+        None => {
+            // Minting with a short secret is allowed (a dev-mode server accepts it); a server
+            // without --dev refuses such a secret at start-up.
+            let config = AuthConfig::from_lookup_with(
+                |name: &str| Env::Process.get(name),
+                ShortSecret::Warn,
+            )
+            .map_err(|e| CliError::Config(e.to_string()))?;
+            let secret = config.hs256_secret().ok_or_else(|| {
+                CliError::Config(
+                    "JWT_HS256_SECRET is not set: `switchboard token` signs with it (dev mode prints it at start-up), or with --key <private key file>"
+                        .into(),
+                )
+            })?;
+            mint_hs256_with(
+                secret,
+                &MintOptions::from_config(&config),
+                &tenant,
+                &user,
+                &args.roles,
+                args.ttl,
+            )
+        }
+    };
     println!("{token}");
     Ok(())
 }

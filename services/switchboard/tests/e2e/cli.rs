@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::harness::{Backend, Client, TestServer, SECRET};
 
-fn switchboard(args: &[&str], envs: &[(&str, &str)]) -> (bool, String, String) {
+pub fn switchboard(args: &[&str], envs: &[(&str, &str)]) -> (bool, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .args(args)
         .env_clear()

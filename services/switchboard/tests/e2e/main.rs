@@ -10,6 +10,7 @@ mod hardening;
 mod harness;
 mod history;
 mod identity;
+mod keys;
 mod receipts;
 mod scenarios;
 mod url_limit;
