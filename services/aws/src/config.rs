@@ -9,7 +9,9 @@
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
+use aws_smithy_types::timeout::TimeoutConfig;
 use switchboard_core::config::{http_url, optional, scan_segments, ConfigError};
+use switchboard_core::publisher::{STORE_ATTEMPT_TIMEOUT, STORE_OPERATION_TIMEOUT};
 
 use crate::dynamo::DEFAULT_TABLE_NAME;
 
@@ -76,6 +78,24 @@ pub async fn load_sdk_config(local: LocalDefaults) -> SdkConfig {
         ));
     }
     loader.load().await
+}
+
+/// `sdk` with the timeouts the publisher's time budget counts on
+/// ([`switchboard_core::publisher::DEADLINE_MARGIN`], docs/design.md "Time budget"): each
+/// SQS or DynamoDB attempt at most [`STORE_ATTEMPT_TIMEOUT`], each operation with the SDK's
+/// retries at most [`STORE_OPERATION_TIMEOUT`]. Without them a call that hangs would hold an
+/// invocation past its deadline, and Lambda would return the whole batch. For the clients of
+/// functions with a deadline; `serve` and the tests keep the SDK defaults.
+pub fn with_store_timeouts(sdk: &SdkConfig) -> SdkConfig {
+    sdk.to_builder()
+        .timeout_config(
+            TimeoutConfig::builder()
+                .operation_attempt_timeout(STORE_ATTEMPT_TIMEOUT)
+                .operation_timeout(STORE_OPERATION_TIMEOUT)
+                .connect_timeout(STORE_ATTEMPT_TIMEOUT)
+                .build(),
+        )
+        .build()
 }
 
 /// An endpoint URL (of variable `name`): [`http_url`], without a trailing `/`.
@@ -163,6 +183,19 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn store_clients_get_the_budget_timeouts() {
+        let sdk = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .build();
+        let timeouts = with_store_timeouts(&sdk).timeout_config().cloned().unwrap();
+        assert_eq!(
+            timeouts.operation_attempt_timeout(),
+            Some(STORE_ATTEMPT_TIMEOUT)
+        );
+        assert_eq!(timeouts.operation_timeout(), Some(STORE_OPERATION_TIMEOUT));
     }
 
     #[test]

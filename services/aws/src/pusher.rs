@@ -19,8 +19,9 @@ use switchboard_core::pusher::{ConnectionPusher, Frame, PushError};
 use switchboard_model::ConnectionId;
 
 /// Default time one `PostToConnection` attempt may take before it counts as
-/// [`PushError::Timeout`].
-pub const DEFAULT_POST_TIMEOUT: Duration = Duration::from_secs(5);
+/// [`PushError::Timeout`]: the publisher's time budget counts on it
+/// ([`switchboard_core::publisher::POST_ATTEMPT_TIMEOUT`]).
+pub const DEFAULT_POST_TIMEOUT: Duration = switchboard_core::publisher::POST_ATTEMPT_TIMEOUT;
 /// Default time to establish the HTTP connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 

@@ -4,7 +4,7 @@
 //! The same router runs in the `publish-api` Lambda (through `lambda_http`, enqueuing to
 //! SQS) and in `switchboard serve` (enqueuing in-process). Checks, in order: a valid bearer
 //! token (401), a body within limits (413), a valid envelope (400, naming the field), the
-//! caller's right to the target (403), the frame's size (413); then, with receipts on, the
+//! caller's right to the target (403), the frame's size, counting the widest cursor the publisher may add (413); then, with receipts on, the
 //! receipt is created `queued` with a conditional write — if one of that id already
 //! exists in that tenant, the answer is 200 with it and nothing is enqueued (503 if the
 //! receipt store is unavailable) — and the envelope, with its id fixed, is enqueued (202
@@ -215,8 +215,12 @@ async fn publish(
         .id
         .clone()
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    // The publisher adds a cursor to every frame kept in history (all but `connections`
+    // targets): count the widest one, so nothing accepted here is too large there.
+    let cursor = (!matches!(envelope.target, Target::Connections { .. }))
+        .then_some(crate::history::Cursor::WIDEST);
     envelope
-        .checked_frame(&id, None)
+        .checked_frame(&id, cursor)
         .map_err(|e| ApiError::TooLarge(e.to_string()))?;
     envelope.id = Some(id.clone());
     let body = serde_json::to_string(&envelope)

@@ -9,9 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use switchboard_aws::config::{dynamodb_client_from, with_store_timeouts};
 use switchboard_aws::{
     load_sdk_config, ApiGatewayPusher, DynamoConfig, DynamoHistoryStore, DynamoReceiptStore,
-    DynamoRosterStore, LocalDefaults, SqsQueue,
+    DynamoRosterStore, DynamoWorkLog, LocalDefaults, SqsQueue,
 };
 use switchboard_core::config::{required, ConfigError};
 use switchboard_core::history::HistoryConfig;
@@ -64,11 +65,17 @@ pub async fn build(
     let metrics = Metrics::from_lookup(&lookup)?;
     let history = HistoryConfig::from_lookup(&lookup)?;
     let receipts = ReceiptConfig::from_lookup(&lookup)?;
-    let sdk = load_sdk_config(LocalDefaults::NONE).await;
-    let roster = DynamoRosterStore::from_config(&dynamo).await;
-    let history_store = DynamoHistoryStore::new(roster.client().clone(), history.table.clone());
-    // Receipts live in the history table (docs/design.md: Receipts).
-    let receipt_store = DynamoReceiptStore::new(roster.client().clone(), history.table.clone());
+    // Every SQS and DynamoDB call is bounded, so settling fits the deadline margin
+    // (docs/design.md: Time budget); the pusher sets its own per-attempt timeout.
+    let sdk = with_store_timeouts(&load_sdk_config(LocalDefaults::NONE).await);
+    let dynamo_sdk = with_store_timeouts(&load_sdk_config(dynamo.local).await);
+    let client = dynamodb_client_from(&dynamo_sdk, dynamo.endpoint.as_deref());
+    let roster = DynamoRosterStore::new(client.clone(), dynamo.table.clone(), dynamo.scan_segments);
+    let history_store = DynamoHistoryStore::new(client.clone(), history.table.clone());
+    // Receipts and the work log live in the history table (docs/design.md: Receipts, Fan-out
+    // at any size).
+    let receipt_store = DynamoReceiptStore::new(client.clone(), history.table.clone());
+    let work_log = DynamoWorkLog::new(client, history.table.clone());
     let ports = PublisherPorts {
         roster: Arc::new(roster),
         pusher: Arc::new(ApiGatewayPusher::new(&sdk, &settings.callback_url)),
@@ -79,6 +86,7 @@ pub async fn build(
         table = %dynamo.table,
         callback_url = %settings.callback_url,
         shard_size = settings.publisher.shard_size,
+        max_hops = settings.publisher.max_hops(),
         fanout_rate = settings.publisher.fanout_rate,
         metrics_namespace = metrics.namespace(),
         history_table = %history.table,
@@ -88,7 +96,8 @@ pub async fn build(
     );
     let publisher = Publisher::new(ports, settings.publisher)
         .with_history(Arc::new(history_store), &history)
-        .with_receipts(Receipts::new(Arc::new(receipt_store), &receipts));
+        .with_receipts(Receipts::new(Arc::new(receipt_store), &receipts))
+        .with_work_log(Arc::new(work_log));
     Ok((publisher, metrics))
 }
 

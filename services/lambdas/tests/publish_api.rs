@@ -274,3 +274,52 @@ async fn a_repeated_id_is_200_and_its_receipt_is_readable() {
     assert_eq!(body["target"]["users"], json!(["bob"]));
     assert_eq!(sink.lines().len(), 2, "two publishes metered, the read not");
 }
+
+/// The publisher puts a cursor in every frame it keeps in history: a body whose frame fits
+/// only without one is refused here (413), not accepted and then dead-lettered. A
+/// `connections` frame carries no cursor and may use the whole limit.
+#[tokio::test]
+async fn the_frame_limit_counts_the_cursor_the_publisher_adds() {
+    use switchboard_core::history::Cursor;
+    use switchboard_model::{Envelope, MAX_FRAME_BYTES};
+
+    let body_for = |target: Value, len: usize| {
+        json!({"id": "edge", "target": target, "data": "x".repeat(len)}).to_string()
+    };
+    let users = json!({"type":"users","tenant":"acme","users":["bob"]});
+    // The data length that makes the cursor-less frame exactly the limit.
+    let empty = Envelope::parse(body_for(users.clone(), 0).as_bytes()).unwrap();
+    let fill = MAX_FRAME_BYTES - empty.frame("edge").len();
+    let envelope = Envelope::parse(body_for(users.clone(), fill).as_bytes()).unwrap();
+    assert_eq!(envelope.frame("edge").len(), MAX_FRAME_BYTES);
+    assert!(envelope
+        .checked_frame("edge", Some(Cursor::WIDEST))
+        .is_err());
+
+    let publish = |body: String| {
+        http::Request::builder()
+            .method("POST")
+            .uri("/v1/messages")
+            .header("authorization", format!("Bearer {}", token(&["publisher"])))
+            .header("content-type", "application/json")
+            .body(lambda_http::Body::Text(body))
+            .unwrap()
+    };
+    let queue = Arc::new(RecordingQueue::new());
+    let (status, body) = send(queue.clone(), publish(body_for(users.clone(), fill))).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (413, Some("payload_too_large"))
+    );
+    assert!(queue.enqueued().is_empty());
+
+    // With room for the widest cursor it is accepted.
+    let room = fill - (r#","cursor":"""#.len() + Cursor::WIDEST.len());
+    let (status, _) = send(queue.clone(), publish(body_for(users, room))).await;
+    assert_eq!(status, 202);
+
+    // A `connections` target's frame has no cursor: the full limit.
+    let connections = json!({"type":"connections","tenant":"acme","connectionIds":["c-1"]});
+    let (status, body) = send(queue.clone(), publish(body_for(connections, fill))).await;
+    assert_eq!(status, 202, "{body}");
+}

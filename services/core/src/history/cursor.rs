@@ -24,6 +24,10 @@ pub struct Cursor(String);
 pub struct CursorError(&'static str);
 
 impl Cursor {
+    /// As long as every cursor [`Cursor::new`] makes (13 digits, `-`, 8 + 6 hex digits):
+    /// what the publish API counts in a frame before the publisher has made the real one.
+    pub const WIDEST: &'static str = "0000000000000-00000000000000";
+
     /// A new cursor for a message recorded `at`.
     pub fn new(at: OffsetDateTime) -> Self {
         let millis = epoch_millis(at);
@@ -127,5 +131,24 @@ mod tests {
                 .as_str()
                 < floor.as_str()
         );
+    }
+}
+
+#[cfg(test)]
+mod widest_tests {
+    use super::*;
+
+    #[test]
+    fn every_new_cursor_is_as_long_as_the_widest() {
+        for at in [
+            OffsetDateTime::UNIX_EPOCH,
+            OffsetDateTime::now_utc(),
+            OffsetDateTime::now_utc() + time::Duration::days(365 * 200),
+        ] {
+            for _ in 0..50 {
+                assert_eq!(Cursor::new(at).as_str().len(), Cursor::WIDEST.len());
+            }
+        }
+        assert!(Cursor::parse(Cursor::WIDEST).is_ok());
     }
 }
