@@ -434,6 +434,15 @@ export class SwitchboardStack extends cdk.Stack {
     fns.publisher.addToRolePolicy(
       new iam.PolicyStatement({ sid: 'ReceiptUpdate', actions: ['dynamodb:UpdateItem'], resources: [historyArn] }),
     );
+    // The work log (docs/design.md, "Fan-out at any size"): a conditional PutItem claims a unit (GetItem reads the
+    // claim it lost to), PutItem marks it done, a conditional DeleteItem gives a claim back.
+    fns.publisher.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'WorkLog',
+        actions: ['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:DeleteItem'],
+        resources: [historyArn],
+      }),
+    );
     fns['publish-api'].addToRolePolicy(
       new iam.PolicyStatement({ sid: 'Enqueue', actions: ['sqs:SendMessage'], resources: [this.queue.queueArn] }),
     );

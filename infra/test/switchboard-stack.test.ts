@@ -768,6 +768,12 @@ describe('least-privilege IAM (docs/design.md: AWS deployment)', () => {
       { Sid: 'DeadLetter', Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: { 'Fn::GetAtt': [dlqId(), 'Arn'] } },
       { Sid: 'HistoryWrite', Effect: 'Allow', Action: ['dynamodb:BatchWriteItem'], Resource: { 'Fn::GetAtt': [historyId(), 'Arn'] } },
       { Sid: 'ReceiptUpdate', Effect: 'Allow', Action: ['dynamodb:UpdateItem'], Resource: { 'Fn::GetAtt': [historyId(), 'Arn'] } },
+      {
+        Sid: 'WorkLog',
+        Effect: 'Allow',
+        Action: ['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:DeleteItem'],
+        Resource: { 'Fn::GetAtt': [historyId(), 'Arn'] },
+      },
     ]);
   });
 
@@ -802,7 +808,7 @@ describe('least-privilege IAM (docs/design.md: AWS deployment)', () => {
     ]);
   });
 
-  test('only the publisher writes history (BatchWriteItem) and only default reads it (Query); receipts: the publisher updates, publish-api puts, gets and deletes', () => {
+  test('only the publisher writes history (BatchWriteItem) and only default reads it (Query); receipts: the publisher updates, publish-api puts, gets and deletes; the work log: the publisher puts, gets and deletes', () => {
     const onHistory = FUNCTION_NAMES.flatMap((n) =>
       statementsOf(n)
         .filter((st) => JSON.stringify(st.Resource).includes(`"${historyId()}"`))
@@ -812,6 +818,7 @@ describe('least-privilege IAM (docs/design.md: AWS deployment)', () => {
       'default dynamodb:Query',
       'publish-api dynamodb:PutItem,dynamodb:GetItem,dynamodb:DeleteItem',
       'publisher dynamodb:BatchWriteItem',
+      'publisher dynamodb:PutItem,dynamodb:GetItem,dynamodb:DeleteItem',
       'publisher dynamodb:UpdateItem',
     ]);
   });
