@@ -3,325 +3,20 @@
 //! the real `ApiGatewayPusher` against a fake management endpoint, and the real `SqsQueue`
 //! against a fake SQS endpoint that keeps what the publisher sends (continuations, retry
 //! and remainder items, dead letters). Each "invocation" hands the publisher what the
-//! previous ones sent to its queue, as the SQS trigger would.
+//! previous ones sent to its queue, as the SQS trigger would. The rig is in `support/`.
 
-use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+mod support;
+
+use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
-use aws_sdk_apigatewaymanagement::config::{Credentials, SharedCredentialsProvider};
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::Router;
-use serde_json::{json, Value};
-use switchboard_aws::{ApiGatewayPusher, SqsQueue};
-use switchboard_core::publisher::{
-    Publisher, PublisherConfig, PublisherPorts, RetryPolicy, Work, WorkItem,
-};
-use switchboard_core::receipts::{
-    MemoryReceiptStore, Receipt, ReceiptConfig, ReceiptKey, ReceiptStatus, ReceiptStore, Receipts,
-};
-use switchboard_core::roster::{ConnectionRecord, MemoryRosterStore, RosterStore};
-use switchboard_lambdas::emf::{MemorySink, Metrics};
-use switchboard_lambdas::publisher;
+use serde_json::json;
+use support::{config, rig, tenant_message, work_items, Sent, DLQ, QUEUE};
+use switchboard_core::publisher::{PublisherConfig, Work};
+use switchboard_core::receipts::ReceiptStatus;
+use switchboard_core::roster::{ConnectionRecord, RosterStore};
 use switchboard_model::TenantId;
 use time::OffsetDateTime;
-
-/// The fake API Gateway management endpoint: posts per connection; `fail-*` answers 500,
-/// `big-*` 413, `gone-*` 410; every post takes `latency`.
-#[derive(Clone, Default)]
-struct Gateway {
-    posts: Arc<Mutex<BTreeMap<String, usize>>>,
-    latency: Arc<Mutex<Duration>>,
-}
-
-impl Gateway {
-    fn posts(&self) -> BTreeMap<String, usize> {
-        self.posts.lock().unwrap().clone()
-    }
-
-    fn total(&self) -> usize {
-        self.posts().values().sum()
-    }
-
-    fn clear(&self) {
-        self.posts.lock().unwrap().clear();
-    }
-}
-
-async fn post_to_connection(
-    State(gateway): State<Gateway>,
-    Path((_stage, id)): Path<(String, String)>,
-) -> Response {
-    *gateway.posts.lock().unwrap().entry(id.clone()).or_default() += 1;
-    let latency = *gateway.latency.lock().unwrap();
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
-    let typed = |status: StatusCode, error_type: &'static str| {
-        (
-            status,
-            [
-                ("x-amzn-ErrorType", error_type),
-                ("content-type", "application/json"),
-            ],
-            format!(r#"{{"message":"{error_type}"}}"#),
-        )
-            .into_response()
-    };
-    if id.starts_with("fail-") {
-        StatusCode::INTERNAL_SERVER_ERROR.into_response()
-    } else if id.starts_with("big-") {
-        typed(StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLargeException")
-    } else if id.starts_with("gone-") {
-        typed(StatusCode::GONE, "GoneException")
-    } else {
-        StatusCode::OK.into_response()
-    }
-}
-
-/// One message the fake SQS endpoint received.
-#[derive(Debug, Clone)]
-struct Sent {
-    queue: String,
-    body: String,
-    delay_seconds: i64,
-}
-
-/// The fake SQS endpoint (JSON protocol): keeps every `SendMessage`.
-#[derive(Clone, Default)]
-struct Sqs(Arc<Mutex<Vec<Sent>>>);
-
-impl Sqs {
-    /// Takes what was sent to `queue`.
-    fn take(&self, queue: &str) -> Vec<Sent> {
-        let mut sent = self.0.lock().unwrap();
-        let (taken, kept): (Vec<Sent>, Vec<Sent>) =
-            sent.drain(..).partition(|s| s.queue.ends_with(queue));
-        *sent = kept;
-        taken
-    }
-}
-
-async fn send_message(State(sqs): State<Sqs>, headers: HeaderMap, body: String) -> Response {
-    let target = headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    assert_eq!(target, "AmazonSQS.SendMessage");
-    let request: Value = serde_json::from_str(&body).unwrap();
-    sqs.0.lock().unwrap().push(Sent {
-        queue: request["QueueUrl"].as_str().unwrap().to_string(),
-        body: request["MessageBody"].as_str().unwrap().to_string(),
-        delay_seconds: request["DelaySeconds"].as_i64().unwrap_or(0),
-    });
-    (
-        StatusCode::OK,
-        [("content-type", "application/x-amz-json-1.0")],
-        json!({"MessageId": uuid(), "MD5OfMessageBody": "00000000000000000000000000000000"})
-            .to_string(),
-    )
-        .into_response()
-}
-
-fn uuid() -> String {
-    format!("{:032x}", rand_u128())
-}
-
-fn rand_u128() -> u128 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    u128::from(NEXT.fetch_add(1, Ordering::Relaxed))
-}
-
-async fn serve(app: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
-}
-
-fn sdk(endpoint: Option<String>) -> SdkConfig {
-    let mut builder = SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("eu-west-1"))
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            "AKIDEXAMPLE",
-            "secret",
-            None,
-            None,
-            "test",
-        )));
-    if let Some(endpoint) = endpoint {
-        builder = builder.endpoint_url(endpoint);
-    }
-    builder.build()
-}
-
-struct Rig {
-    roster: Arc<MemoryRosterStore>,
-    receipts: Arc<MemoryReceiptStore>,
-    gateway: Gateway,
-    sqs: Sqs,
-    publisher: Publisher,
-    metrics: Metrics,
-    invocations: usize,
-}
-
-const QUEUE: &str = "/123456789012/envelopes";
-const DLQ: &str = "/123456789012/dead-letters";
-
-async fn rig(config: PublisherConfig) -> Rig {
-    let gateway = Gateway::default();
-    let gateway_addr = serve(
-        Router::new()
-            .route("/{stage}/@connections/{id}", post(post_to_connection))
-            .with_state(gateway.clone()),
-    )
-    .await;
-    let sqs = Sqs::default();
-    let sqs_addr = serve(
-        Router::new()
-            .route("/", post(send_message))
-            .with_state(sqs.clone()),
-    )
-    .await;
-    let sqs_sdk = sdk(Some(format!("http://{sqs_addr}")));
-    let roster = Arc::new(MemoryRosterStore::new());
-    let receipts = Arc::new(MemoryReceiptStore::new(1_000));
-    let publisher = Publisher::new(
-        PublisherPorts {
-            roster: roster.clone(),
-            pusher: Arc::new(ApiGatewayPusher::with_timeout(
-                &sdk(None),
-                &format!("http://{gateway_addr}/main"),
-                Duration::from_secs(2),
-            )),
-            dead_letters: Arc::new(SqsQueue::from_sdk_config(
-                &sqs_sdk,
-                format!("http://{sqs_addr}{DLQ}"),
-            )),
-            work_queue: Arc::new(SqsQueue::from_sdk_config(
-                &sqs_sdk,
-                format!("http://{sqs_addr}{QUEUE}"),
-            )),
-        },
-        config,
-    )
-    .with_receipts(Receipts::new(receipts.clone(), &ReceiptConfig::default()));
-    Rig {
-        roster,
-        receipts,
-        gateway,
-        sqs,
-        publisher,
-        metrics: Metrics::new("Switchboard/Test", Arc::new(MemorySink::new())).unwrap(),
-        invocations: 0,
-    }
-}
-
-fn config() -> PublisherConfig {
-    PublisherConfig {
-        shard_size: 500,
-        gone_grace: Duration::from_secs(30),
-        retry_item_delay: Duration::from_secs(5),
-        retry: RetryPolicy {
-            max_attempts: 3,
-            base_delay: Duration::from_millis(1),
-            max_delay: Duration::from_millis(5),
-        },
-        ..PublisherConfig::default()
-    }
-}
-
-/// An SQS event of the fixture's shape holding these bodies.
-fn event(bodies: &[String]) -> SqsEvent {
-    let path = format!(
-        "{}/tests/fixtures/sqs_batch.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let fixture: SqsEvent = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let template: SqsMessage = fixture.records[0].clone();
-    let mut event = fixture;
-    event.records = bodies
-        .iter()
-        .map(|body| {
-            let mut record = template.clone();
-            record.message_id = Some(uuid());
-            record.body = Some(body.clone());
-            record
-                .attributes
-                .insert("ApproximateReceiveCount".into(), "1".into());
-            record
-        })
-        .collect();
-    event
-}
-
-impl Rig {
-    async fn connect(&self, tenant: &str, id: &str, age: time::Duration) {
-        let record = ConnectionRecord::from_raw(
-            id,
-            tenant,
-            "user",
-            vec![],
-            OffsetDateTime::now_utc() - age,
-            7_500,
-        )
-        .unwrap();
-        self.roster.put(&record).await.unwrap();
-    }
-
-    async fn receipt(&self, tenant: &str, id: &str) -> Receipt {
-        let key = ReceiptKey::new(Some(TenantId::parse(tenant).unwrap()), id);
-        self.receipts.get(&key).await.unwrap().expect("a receipt")
-    }
-
-    /// One invocation with these bodies; answers the `batchItemFailures` ids' count.
-    async fn invoke(&mut self, bodies: &[String], deadline: Option<tokio::time::Instant>) -> Value {
-        self.invocations += 1;
-        let response =
-            publisher::handle(&self.publisher, &self.metrics, &event(bodies), deadline).await;
-        serde_json::to_value(response).unwrap()
-    }
-
-    /// Invocations of at most 10 bodies each (the event source's batch size) until the
-    /// queue is empty; answers the posts each invocation made.
-    async fn drain_queue(&mut self) -> Vec<usize> {
-        let mut posts_per_invocation = Vec::new();
-        for _ in 0..1_000 {
-            let pending: Vec<String> = self.sqs.take(QUEUE).into_iter().map(|s| s.body).collect();
-            if pending.is_empty() {
-                return posts_per_invocation;
-            }
-            for batch in pending.chunks(10) {
-                let before = self.gateway.total();
-                let response = self.invoke(batch, None).await;
-                assert_eq!(response, json!({"batchItemFailures": []}));
-                posts_per_invocation.push(self.gateway.total() - before);
-            }
-        }
-        panic!("the queue never drained");
-    }
-}
-
-fn tenant_message(id: &str, tenant: &str) -> String {
-    json!({"id": id, "target": {"type": "tenant", "tenant": tenant}, "data": {"n": 1}}).to_string()
-}
-
-fn work_items(sent: &[Sent]) -> Vec<WorkItem> {
-    sent.iter()
-        .map(|s| match WorkItem::from_body(&s.body) {
-            Some(Ok(item)) => item,
-            other => panic!("not a work item: {other:?}: {}", s.body),
-        })
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_3000_connection_tenant_goes_500_per_invocation_with_continuations() {
@@ -344,7 +39,7 @@ async fn a_3000_connection_tenant_goes_500_per_invocation_with_continuations() {
     ));
 
     // Hand the continuation back, as the trigger would, and run the chain out.
-    rig.sqs.0.lock().unwrap().extend(continuation);
+    rig.sqs.requeue(continuation);
     let per_invocation = rig.drain_queue().await;
     assert!(
         per_invocation.iter().all(|&posts| posts <= 500),
@@ -547,15 +242,12 @@ async fn a_deadline_too_short_for_the_page_returns_in_time_and_continues_the_res
         .sum();
     assert_eq!(posted + left, 500, "the rest, exactly, continued");
     *rig.gateway.latency.lock().unwrap() = Duration::ZERO;
-    rig.sqs
-        .0
-        .lock()
-        .unwrap()
-        .extend(remainder.iter().map(|item| Sent {
-            queue: QUEUE.into(),
-            body: item.to_body(),
-            delay_seconds: 0,
-        }));
+    rig.sqs.requeue(remainder.iter().map(|item| Sent {
+        queue: QUEUE.into(),
+        body: item.to_body(),
+        delay_seconds: 0,
+        error: None,
+    }));
     rig.drain_queue().await;
     let posts = rig.gateway.posts();
     assert_eq!(posts.len(), 500);
