@@ -1,9 +1,9 @@
 //! The work log in this process's memory, bounded: finished units are remembered until
 //! their `expires_at` and at most [`MAX_MEMORY_UNITS`] units are kept (when full, expired
 //! ones are swept, then the oldest go first — a copy of a forgotten unit runs again, at
-//! least once as SQS itself). Keys are bounded (message ids by the envelope's rule, units by
-//! their digest), so the entry bound is a byte bound too. Every operation holds one lock,
-//! so `begin` is a compare-and-set.
+//! least once as SQS itself). Each unit is held as a 128-bit digest of its key, so an entry
+//! is a few dozen bytes whatever the ids (about 8 MB at the bound). Every operation holds one
+//! lock, so `begin` is a compare-and-set.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 
 use super::{Begun, UnitKey, WorkLog, WorkLogError};
 
-/// Most units the memory log keeps (about 200 bytes each).
+/// Most units the memory log keeps (under 100 bytes each).
 pub const MAX_MEMORY_UNITS: usize = 100_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,11 +24,27 @@ enum Entry {
     Done(OffsetDateTime),
 }
 
+/// A unit's key as the memory log holds it: the first 128 bits of a SHA-256 of the
+/// storage key and the unit.
+type Digest = u128;
+
+fn digest(key: &UnitKey) -> Digest {
+    use sha2::{Digest as _, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(key.storage_key().as_bytes());
+    hasher.update([0]);
+    hasher.update(key.unit.as_bytes());
+    let hash = hasher.finalize();
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&hash[..16]);
+    u128::from_be_bytes(first)
+}
+
 #[derive(Default)]
 struct State {
-    units: HashMap<UnitKey, Entry>,
-    /// Keys in insertion order (may name units already gone).
-    order: VecDeque<UnitKey>,
+    units: HashMap<Digest, Entry>,
+    /// Digests in insertion order (may name units already gone).
+    order: VecDeque<Digest>,
 }
 
 impl State {
@@ -97,29 +113,31 @@ impl WorkLog for MemoryWorkLog {
         lease_until: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<Begun, WorkLogError> {
+        let key = digest(key);
         let mut state = self.state();
-        match state.units.get(key) {
+        match state.units.get(&key) {
             Some(Entry::Done(until)) if *until > now => return Ok(Begun::Done),
             Some(Entry::Running(until)) if *until > now => return Ok(Begun::Running),
             Some(_) => {
-                state.units.insert(key.clone(), Entry::Running(lease_until));
+                state.units.insert(key, Entry::Running(lease_until));
             }
             None => {
                 state.make_room(self.capacity, now);
-                state.order.push_back(key.clone());
-                state.units.insert(key.clone(), Entry::Running(lease_until));
+                state.order.push_back(key);
+                state.units.insert(key, Entry::Running(lease_until));
             }
         }
         Ok(Begun::Claimed)
     }
 
     async fn finish(&self, key: &UnitKey, expires_at: OffsetDateTime) -> Result<(), WorkLogError> {
+        let key = digest(key);
         let mut state = self.state();
-        if !state.units.contains_key(key) {
+        if !state.units.contains_key(&key) {
             state.make_room(self.capacity, OffsetDateTime::now_utc());
-            state.order.push_back(key.clone());
+            state.order.push_back(key);
         }
-        state.units.insert(key.clone(), Entry::Done(expires_at));
+        state.units.insert(key, Entry::Done(expires_at));
         Ok(())
     }
 
@@ -128,9 +146,10 @@ impl WorkLog for MemoryWorkLog {
         key: &UnitKey,
         lease_until: OffsetDateTime,
     ) -> Result<(), WorkLogError> {
+        let key = digest(key);
         let mut state = self.state();
-        if state.units.get(key) == Some(&Entry::Running(lease_until)) {
-            state.units.remove(key);
+        if state.units.get(&key) == Some(&Entry::Running(lease_until)) {
+            state.units.remove(&key);
         }
         Ok(())
     }
