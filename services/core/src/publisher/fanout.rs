@@ -75,6 +75,29 @@ impl Publisher {
         deadline.is_some_and(|d| Instant::now() + after + self.config.deadline_margin >= d)
     }
 
+    /// Waits for the rate limiter (if any); `false` when the deadline's margin came first:
+    /// then no call may start. The wait itself ends at the margin.
+    async fn wait_for_limiter(&self, deadline: Option<Instant>) -> bool {
+        let Some(limiter) = &self.limiter else {
+            return !self.out_of_time(deadline, Duration::ZERO);
+        };
+        match deadline {
+            Some(deadline) => {
+                let last_start = deadline
+                    .checked_sub(self.config.deadline_margin)
+                    .unwrap_or_else(Instant::now);
+                tokio::time::timeout_at(last_start, limiter.until_ready())
+                    .await
+                    .is_ok()
+                    && !self.out_of_time(Some(deadline), Duration::ZERO)
+            }
+            None => {
+                limiter.until_ready().await;
+                true
+            }
+        }
+    }
+
     async fn post(&self, recipient: Recipient, frame: &Frame, deadline: Option<Instant>) -> Post {
         let mut post = Post {
             result: PostResult::Unstarted,
@@ -90,30 +113,13 @@ impl Publisher {
             OffsetDateTime::now_utc() - post.recipient.connected_at < self.config.gone_grace;
         let mut last_error = None;
         loop {
-            if let Some(limiter) = &self.limiter {
-                // The wait for the limiter ends at the margin: no post starts after it.
-                let ready = match deadline {
-                    Some(deadline) => {
-                        let last_start = deadline
-                            .checked_sub(self.config.deadline_margin)
-                            .unwrap_or_else(Instant::now);
-                        tokio::time::timeout_at(last_start, limiter.until_ready())
-                            .await
-                            .is_ok()
-                    }
-                    None => {
-                        limiter.until_ready().await;
-                        true
-                    }
+            if !self.wait_for_limiter(deadline).await {
+                post.result = match last_error {
+                    None => PostResult::Unstarted,
+                    Some(PushError::Gone) => PostResult::Gone,
+                    Some(error) => PostResult::Failed(error),
                 };
-                if !ready || self.out_of_time(deadline, Duration::ZERO) {
-                    post.result = match last_error {
-                        None => PostResult::Unstarted,
-                        Some(PushError::Gone) => PostResult::Gone,
-                        Some(error) => PostResult::Failed(error),
-                    };
-                    return post;
-                }
+                return post;
             }
             let result = self.pusher.push(&post.recipient.connection_id, frame).await;
             let error = match result {
@@ -167,12 +173,13 @@ impl Publisher {
 
     /// Ends connections whose token expired: closes each (API Gateway's
     /// `DeleteConnection`, the local server's 4001) and then removes it from the roster.
-    /// A close that fails keeps the roster item, so a later message tries again.
-    pub(super) async fn end_expired(&self, expired: Vec<Recipient>) {
+    /// A close that fails, or that the deadline leaves no time for, keeps the roster item,
+    /// so a later message tries again.
+    pub(super) async fn end_expired(&self, expired: Vec<Recipient>, deadline: Option<Instant>) {
         stream::iter(expired)
             .for_each_concurrent(self.config.fanout_concurrency, |recipient| async move {
-                if let Some(limiter) = &self.limiter {
-                    limiter.until_ready().await;
+                if !self.wait_for_limiter(deadline).await {
+                    return;
                 }
                 match self.pusher.close(&recipient.connection_id).await {
                     Ok(()) => {

@@ -723,7 +723,7 @@ impl Publisher {
         report.matched = recipients.len();
         let (recipients, expired) = self.split_expired_tokens(recipients);
         report.expired_tokens = expired.len();
-        self.end_expired(expired).await;
+        self.end_expired(expired, deadline).await;
         // Connections closed for an expired token are neither posted to nor counted on the
         // receipt.
         let count = i64::try_from(recipients.len()).unwrap_or(i64::MAX);
