@@ -2,87 +2,35 @@
 //! holds after waits for the rate limiter (`docs/design.md`, "Fan-out at any size").
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
 use switchboard_model::TenantId;
-use time::OffsetDateTime;
 
 use super::*;
 use crate::queue::InboundMessage;
-use crate::roster::{ConnectionRecord, MemoryRosterStore, RosterStore};
-use crate::testkit::{run_to_completion, RecordingQueue, ScriptedPusher};
+use crate::testkit::{run_to_completion, ScriptedPusher};
 
-struct Rig {
-    roster: Arc<MemoryRosterStore>,
-    pusher: Arc<ScriptedPusher>,
-    dlq: Arc<RecordingQueue>,
-    work: Arc<RecordingQueue>,
-    publisher: Publisher,
-}
+use super::tests::{connect_many, rig_with, test_config, Rig};
 
 fn rig(config: PublisherConfig) -> Rig {
-    let roster = Arc::new(MemoryRosterStore::new());
-    let pusher = Arc::new(ScriptedPusher::new());
-    let dlq = Arc::new(RecordingQueue::new());
-    let work = Arc::new(RecordingQueue::new());
-    let publisher = Publisher::new(
-        PublisherPorts {
-            roster: roster.clone(),
-            pusher: pusher.clone(),
-            dead_letters: dlq.clone(),
-            work_queue: work.clone(),
-        },
-        config,
-    );
-    Rig {
-        roster,
-        pusher,
-        dlq,
-        work,
-        publisher,
-    }
+    rig_with(ScriptedPusher::new(), config)
 }
 
 fn config(shard_size: usize) -> PublisherConfig {
     PublisherConfig {
         shard_size,
-        gone_grace: Duration::ZERO,
-        retry_item_delay: Duration::ZERO,
-        retry: RetryPolicy {
-            max_attempts: 3,
-            base_delay: Duration::from_millis(1),
-            max_delay: Duration::from_millis(2),
-        },
-        ..PublisherConfig::default()
+        ..test_config()
     }
 }
 
-impl Rig {
-    async fn connect_many(&self, tenant: &str, count: usize) {
-        for i in 0..count {
-            let record = ConnectionRecord::from_raw(
-                &format!("{tenant}-{i:05}"),
-                tenant,
-                &format!("u{i}"),
-                vec![],
-                OffsetDateTime::now_utc(),
-                7_500,
-            )
-            .unwrap();
-            self.roster.put(&record).await.unwrap();
-        }
+/// Posts per connection so far: every one must be 1.
+fn posts_per_connection(rig: &Rig) -> std::collections::BTreeMap<String, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for connection in rig.pusher.delivered_to() {
+        *counts.entry(connection).or_insert(0) += 1;
     }
-
-    /// Posts per connection so far: every one must be 1.
-    fn posts_per_connection(&self) -> std::collections::BTreeMap<String, usize> {
-        let mut counts = std::collections::BTreeMap::new();
-        for connection in self.pusher.delivered_to() {
-            *counts.entry(connection).or_insert(0) += 1;
-        }
-        counts
-    }
+    counts
 }
 
 fn inbound(id: &str, body: String) -> InboundMessage {
@@ -106,13 +54,13 @@ async fn a_redelivered_broadcast_starts_nothing_again() {
         scan_segments: 4,
         ..config(5)
     });
-    rig.connect_many("acme", 30).await;
+    connect_many(&rig, "acme", 30).await;
     let broadcast = inbound(
         "q-b",
         json!({"id":"b-1","target":{"type":"broadcast"},"data":1}).to_string(),
     );
     run_to_completion(&rig.publisher, &rig.work, vec![broadcast.clone()], 100).await;
-    let posts = rig.posts_per_connection();
+    let posts = posts_per_connection(&rig);
     assert_eq!(posts.len(), 30);
     assert!(posts.values().all(|&n| n == 1), "{posts:?}");
 
@@ -120,13 +68,13 @@ async fn a_redelivered_broadcast_starts_nothing_again() {
     let reports = run_to_completion(&rig.publisher, &rig.work, vec![broadcast], 100).await;
     assert_eq!(reports.len(), 1, "no segment was enqueued again");
     assert_eq!(reports[0].outcome, Outcome::Duplicate);
-    assert_eq!(rig.posts_per_connection(), posts);
+    assert_eq!(posts_per_connection(&rig), posts);
 }
 
 #[tokio::test]
 async fn copies_of_a_page_run_once() {
     let rig = rig(config(10));
-    rig.connect_many("acme", 25).await;
+    connect_many(&rig, "acme", 25).await;
     let first = rig.publisher.handle_batch(&[tenant_message()]).await;
     assert_eq!(first.reports[0].outcome, Outcome::Delivered);
     let continuation = rig.work.drain();
@@ -153,7 +101,7 @@ async fn a_unit_redelivered_for_a_retry_runs_again() {
         deadline_margin: Duration::from_secs(5),
         ..config(10)
     });
-    rig.connect_many("acme", 3).await;
+    connect_many(&rig, "acme", 3).await;
     let users = inbound(
         "q-2",
         json!({"id":"m-2","target":{"type":"users","tenant":"acme","users":["u1"]},"data":2})
@@ -180,7 +128,7 @@ async fn an_item_past_the_hop_bound_is_dead_lettered_as_a_runaway() {
     });
     let bound = rig.publisher.config().max_hops();
     assert_eq!(bound, 26);
-    rig.connect_many("acme", 40).await;
+    connect_many(&rig, "acme", 40).await;
     let reports = run_to_completion(&rig.publisher, &rig.work, vec![tenant_message()], 100).await;
     // Hops 0..=26 each delivered one page; hop 27 was stopped.
     assert_eq!(rig.pusher.delivered().len(), 27);
@@ -202,11 +150,11 @@ async fn an_item_past_the_hop_bound_is_dead_lettered_as_a_runaway() {
 #[tokio::test]
 async fn a_long_chain_within_the_bound_completes() {
     let rig = rig(config(1));
-    rig.connect_many("acme", 40).await;
+    connect_many(&rig, "acme", 40).await;
     let reports = run_to_completion(&rig.publisher, &rig.work, vec![tenant_message()], 100).await;
     assert_eq!(reports.len(), 40);
     assert_eq!(reports.iter().map(|r| r.hops).max(), Some(39));
-    let posts = rig.posts_per_connection();
+    let posts = posts_per_connection(&rig);
     assert_eq!(posts.len(), 40);
     assert!(posts.values().all(|&n| n == 1));
     assert!(rig.dlq.letters().is_empty());
@@ -219,7 +167,7 @@ async fn no_post_starts_after_a_limiter_wait_that_reached_the_margin() {
         deadline_margin: Duration::from_millis(100),
         ..config(100)
     });
-    rig.connect_many("acme", 20).await;
+    connect_many(&rig, "acme", 20).await;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(350);
     let outcome = rig
         .publisher
@@ -238,7 +186,7 @@ async fn no_post_starts_after_a_limiter_wait_that_reached_the_margin() {
 #[tokio::test]
 async fn a_retry_item_the_queue_refuses_is_dead_lettered_and_the_page_succeeds() {
     let rig = rig(config(10));
-    rig.connect_many("acme", 3).await;
+    connect_many(&rig, "acme", 3).await;
     rig.pusher.always_fail(
         "acme-00001",
         crate::pusher::PushError::Transient("500".into()),

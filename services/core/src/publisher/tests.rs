@@ -12,12 +12,12 @@ use crate::roster::PageScope;
 use crate::roster::{ConnectionRecord, MemoryRosterStore, RosterStore};
 use crate::testkit::{run_to_completion, RecordingQueue, ScriptedPusher};
 
-struct Rig {
-    roster: Arc<MemoryRosterStore>,
-    pusher: Arc<ScriptedPusher>,
-    dlq: Arc<RecordingQueue>,
-    work: Arc<RecordingQueue>,
-    publisher: Publisher,
+pub(super) struct Rig {
+    pub(super) roster: Arc<MemoryRosterStore>,
+    pub(super) pusher: Arc<ScriptedPusher>,
+    pub(super) dlq: Arc<RecordingQueue>,
+    pub(super) work: Arc<RecordingQueue>,
+    pub(super) publisher: Publisher,
 }
 
 fn fast_retry() -> RetryPolicy {
@@ -28,7 +28,7 @@ fn fast_retry() -> RetryPolicy {
     }
 }
 
-fn rig_with(pusher: ScriptedPusher, config: PublisherConfig) -> Rig {
+pub(super) fn rig_with(pusher: ScriptedPusher, config: PublisherConfig) -> Rig {
     let roster = Arc::new(MemoryRosterStore::new());
     let pusher = Arc::new(pusher);
     let dlq = Arc::new(RecordingQueue::new());
@@ -52,7 +52,7 @@ fn rig_with(pusher: ScriptedPusher, config: PublisherConfig) -> Rig {
 }
 
 /// Fast retries, no `410` grace (fixtures connect "now").
-fn test_config() -> PublisherConfig {
+pub(super) fn test_config() -> PublisherConfig {
     PublisherConfig {
         retry: fast_retry(),
         gone_grace: Duration::ZERO,
@@ -484,7 +484,7 @@ fn sharded(shard_size: usize) -> PublisherConfig {
     }
 }
 
-async fn connect_many(rig: &Rig, tenant: &str, count: usize) {
+pub(super) async fn connect_many(rig: &Rig, tenant: &str, count: usize) {
     for i in 0..count {
         rig.connect(tenant, &format!("u{}", i % 7), &format!("{tenant}-{i:05}"))
             .await;
