@@ -27,9 +27,9 @@ pub const WEBSOCKET_INTEGRATION_TIMEOUT: Duration = Duration::from_secs(29);
 pub const RESUME_BUDGET: Duration = Duration::from_secs(25);
 const _: () = assert!(RESUME_BUDGET.as_secs() < WEBSOCKET_INTEGRATION_TIMEOUT.as_secs());
 
-/// The longest one post may take by default: `ApiGatewayPusher`'s per-attempt timeout
-/// (`switchboard_aws::pusher::DEFAULT_POST_TIMEOUT`).
-pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest one post may take by default: `ApiGatewayPusher`'s per-attempt timeout, the
+/// one the publisher's time budget counts on too.
+pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = crate::publisher::POST_ATTEMPT_TIMEOUT;
 
 /// How a resume's posts are bounded and retried.
 #[derive(Debug, Clone, PartialEq, Eq)]
