@@ -11,8 +11,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_apigatewaymanagement::config::{Credentials, SharedCredentialsProvider};
+#[path = "support/sdk.rs"]
+mod fake_sdk;
+use fake_sdk::sdk;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -183,17 +185,7 @@ async fn history_table() -> (DynamoHistoryStore, impl std::future::Future<Output
 /// The `default` function's dependencies with `store` as history and the management
 /// endpoint at `addr` (posts time out after `limits.attempt_timeout`).
 fn deps(store: DynamoHistoryStore, addr: SocketAddr, limits: ResumeLimits) -> DefaultDeps {
-    let sdk = SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("eu-west-1"))
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            "AKIDEXAMPLE",
-            "secret",
-            None,
-            None,
-            "test",
-        )))
-        .build();
+    let sdk = sdk(None);
     DefaultDeps {
         actions: ActionDeps {
             roster: Arc::new(switchboard_core::roster::MemoryRosterStore::new()),
