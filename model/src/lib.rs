@@ -7,8 +7,10 @@
 //! - [`frame`]: what travels on a client's WebSocket: delivered frames, client actions and
 //!   the server's replies to them.
 //! - [`claims`]: who a verified token says the caller is.
+//! - [`close`]: the close codes a server ends a client's WebSocket with.
 
 pub mod claims;
+pub mod close;
 pub mod envelope;
 pub mod frame;
 pub mod ids;
