@@ -82,7 +82,7 @@ cat > "$ISSUERS" <<JSON
 {"issuers": [
   {"issuer": "https://acme.example", "jwksUrl": "https://acme.example/jwks.json", "tenants": ["acme"]},
   {"issuer": "https://ops.example", "jwksFile": "$ROOT/services/core/src/auth/testdata/jwks.json",
-   "tenants": "*", "globalAdmin": true}
+   "tenants": "*", "globalAdmin": true, "allowSharedTenants": true}
 ]}
 JSON
 step "cdk synth (fake zips, jwtIssuersFile) + cfn-lint"

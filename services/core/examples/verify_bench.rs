@@ -56,6 +56,8 @@ async fn run() -> Result<(), Box<dyn Error>> {
                 tenant_claim: None,
                 roles_claim: None,
                 global_admin: false,
+                // Every bench issuer vouches for `acme`.
+                allow_shared_tenants: true,
             })
         })
         .collect::<Result<Vec<_>, Box<dyn Error>>>()?;

@@ -48,6 +48,7 @@ pub fn claims_from_context(
         // The context does not say how far `admin` reaches: the narrower scope.
         admin_scope: AdminScope::Tenant,
         exp: None,
+        issuer: None,
     })
 }
 
@@ -133,7 +134,8 @@ pub async fn disconnect(
 
 /// Error code of a `refresh` whose token does not verify.
 pub const REFRESH_INVALID_TOKEN: &str = "invalid_token";
-/// Error code of a `refresh` whose token names another tenant or user.
+/// Error code of a `refresh` whose token comes from another issuer or names another tenant
+/// or user.
 pub const REFRESH_IDENTITY_MISMATCH: &str = "identity_mismatch";
 /// Error code of a `refresh` sent to an edge that cannot verify tokens ([`reply_to`]).
 pub const REFRESH_UNAVAILABLE: &str = "refresh_unavailable";
@@ -143,7 +145,7 @@ pub const REFRESH_FAILED: &str = "refresh_failed";
 
 /// Verifies a `refresh` token against the connection's identity and records its `exp` as
 /// the roster item's `tokenExpiresAt`: the reply, and the new claims when it succeeded
-/// (same tenant and user; its `exp` is the new expiry).
+/// (same issuer, tenant and user; its `exp` is the new expiry).
 async fn refresh(
     verifier: &Verifier,
     roster: &dyn RosterStore,
@@ -166,13 +168,17 @@ async fn refresh(
             return refused(REFRESH_INVALID_TOKEN);
         }
     };
-    if fresh.tenant != claims.tenant || fresh.user != claims.user {
+    // Two issuers may share a tenant (`allowSharedTenants`): the same names from another
+    // issuer are still another identity.
+    if fresh.issuer != claims.issuer || fresh.tenant != claims.tenant || fresh.user != claims.user {
         tracing::warn!(
             %connection_id,
             tenant = %claims.tenant,
             user = %claims.user,
+            issuer = ?claims.issuer,
             token_tenant = %fresh.tenant,
             token_user = %fresh.user,
+            token_issuer = ?fresh.issuer,
             "refresh refused: token of another identity"
         );
         return refused(REFRESH_IDENTITY_MISMATCH);
@@ -259,8 +265,8 @@ impl FrameOutcome {
 }
 
 /// `$default`: serves one client frame (`docs/design.md`, "Client actions"). `refresh`
-/// must name the same tenant and user as `claims` (the connection's identity), else an
-/// error reply and nothing changes. The connection stays open whatever was sent.
+/// must come from the same issuer and name the same tenant and user as `claims` (the
+/// connection's identity), else an error reply and nothing changes. The connection stays open whatever was sent.
 pub async fn handle_client_frame(
     deps: &ActionDeps,
     text: &str,

@@ -165,11 +165,12 @@ mod tests {
 
     fn claims(tenant: &str, roles: &[&str]) -> Claims {
         Claims {
-            tenant: TenantId::parse(tenant).unwrap(),
-            user: UserId::parse("u").unwrap(),
             roles: roles.iter().map(|r| r.to_string()).collect(),
             admin_scope: switchboard_model::AdminScope::Tenant,
-            exp: None,
+            ..Claims::new(
+                TenantId::parse(tenant).unwrap(),
+                UserId::parse("u").unwrap(),
+            )
         }
     }
 

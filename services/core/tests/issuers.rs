@@ -5,7 +5,8 @@
 //! and RS256/ES256 tokens signed with the test keys.
 //!
 //! Issuers: `acme-idp` (RSA key `acme-1`, tenant `acme`, its `admin` is an admin of acme
-//! only) and `ops-idp` (EC key `ops-1`, any tenant, `globalAdmin: true`).
+//! only) and `ops-idp` (EC key `ops-1`, any tenant, `globalAdmin: true`,
+//! `allowSharedTenants: true`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,8 +16,13 @@ use async_trait::async_trait;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use switchboard_core::auth::{AuthConfig, Verifier};
+use switchboard_core::config::ConnectConfig;
+use switchboard_core::connection::{connect, handle_client_frame, ActionDeps};
+use switchboard_core::history::{HistoryConfig, MemoryHistoryStore};
 use switchboard_core::publish_api::PublishApi;
 use switchboard_core::queue::{MessageQueue, QueueError};
+use switchboard_core::roster::MemoryRosterStore;
+use switchboard_model::ConnectionId;
 
 const RSA_PRIVATE: &[u8] = include_bytes!("../src/auth/testdata/rsa1_private.pem");
 const EC_PRIVATE: &[u8] = include_bytes!("../src/auth/testdata/ec1_private.pem");
@@ -81,6 +87,7 @@ struct App {
     queue: Arc<Queue>,
     fetches: [Arc<AtomicUsize>; 2],
     client: reqwest::Client,
+    verifier: Arc<Verifier>,
 }
 
 async fn spawn_app() -> App {
@@ -98,7 +105,8 @@ async fn spawn_app() -> App {
         json!({"issuers": [
             {"issuer": ACME, "jwksUrl": acme_url, "audience": "switchboard", "tenants": ["acme"],
              "rolesClaim": "groups"},
-            {"issuer": OPS, "jwksUrl": ops_url, "tenants": "*", "globalAdmin": true}
+            {"issuer": OPS, "jwksUrl": ops_url, "tenants": "*", "globalAdmin": true,
+             "allowSharedTenants": true}
         ]})
         .to_string(),
     )
@@ -112,7 +120,7 @@ async fn spawn_app() -> App {
 
     let queue = Arc::new(Queue::default());
     let router = PublishApi {
-        verifier,
+        verifier: verifier.clone(),
         queue: queue.clone(),
         receipts: None,
     }
@@ -125,6 +133,7 @@ async fn spawn_app() -> App {
         queue,
         fetches: [acme_fetches, ops_fetches],
         client: reqwest::Client::new(),
+        verifier,
     }
 }
 
@@ -157,11 +166,16 @@ fn acme_token(iss: &str, tenant: &str, groups: &[&str]) -> String {
     .unwrap()
 }
 
-/// An ops-idp token (EC, `roles` claim).
+/// An ops-idp token (EC, `roles` claim) for user `root`.
 fn ops_token(tenant: &str, roles: &[&str]) -> String {
+    ops_token_as(tenant, "root", roles)
+}
+
+/// An ops-idp token for `sub`.
+fn ops_token_as(tenant: &str, sub: &str, roles: &[&str]) -> String {
     let mut header = Header::new(Algorithm::ES256);
     header.kid = Some("ops-1".into());
-    let claims = json!({"iss": OPS, "sub": "root", "tenant": tenant, "roles": roles,
+    let claims = json!({"iss": OPS, "sub": sub, "tenant": tenant, "roles": roles,
                         "exp": now() + 300});
     jsonwebtoken::encode(
         &header,
@@ -261,4 +275,57 @@ async fn forged_issuer_foreign_tenant_and_unknown_issuers_are_401_without_fetchi
         "the forged kid may refresh ops-idp once, rate-limited: {ops}"
     );
     assert!(app.queue.0.lock().unwrap().is_empty());
+}
+
+/// Both issuers may vouch for `acme` (ops-idp allows sharing), so both can name
+/// `acme`/`alice`; a connection of acme-idp's `alice` still refreshes with acme-idp tokens
+/// only: another issuer's token is another identity (`identity_mismatch`), and the old
+/// expiry stands.
+#[tokio::test]
+async fn refresh_with_another_issuers_token_for_the_same_user_is_refused() {
+    let app = spawn_app().await;
+    let connected = app
+        .verifier
+        .verify(&acme_token(ACME, "acme", &[]))
+        .await
+        .unwrap();
+    assert_eq!(connected.issuer.as_deref(), Some(ACME));
+    let roster = Arc::new(MemoryRosterStore::new());
+    let id = ConnectionId::parse("c-1").unwrap();
+    connect(
+        roster.as_ref(),
+        &ConnectConfig::default(),
+        &id,
+        &connected,
+        time::OffsetDateTime::now_utc(),
+    )
+    .await
+    .unwrap();
+    let deps = ActionDeps {
+        roster: roster.clone(),
+        history: Arc::new(MemoryHistoryStore::new(10)),
+        history_config: HistoryConfig::default(),
+        verifier: Some(app.verifier.clone()),
+    };
+    let refresh = |token: String| json!({"action": "refresh", "token": token}).to_string();
+
+    let other = ops_token_as("acme", "alice", &[]);
+    let claims = app.verifier.verify(&other).await.unwrap();
+    assert_eq!(
+        (&claims.tenant, &claims.user),
+        (&connected.tenant, &connected.user)
+    );
+    let outcome = handle_client_frame(&deps, &refresh(other), &id, &connected).await;
+    assert_eq!(outcome.refreshed, None);
+    assert_eq!(
+        serde_json::from_str::<Value>(&outcome.frames[0]).unwrap(),
+        json!({"type": "error", "error": "identity_mismatch"})
+    );
+
+    let own = acme_token(ACME, "acme", &[]);
+    let outcome = handle_client_frame(&deps, &refresh(own), &id, &connected).await;
+    let fresh = outcome
+        .refreshed
+        .expect("the same issuer's token refreshes");
+    assert_eq!(fresh.issuer.as_deref(), Some(ACME));
 }

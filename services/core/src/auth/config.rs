@@ -4,7 +4,8 @@
 //! `JWT_JWKS_URL` may be set. When none is set, [`AuthConfig::from_lookup`] still succeeds
 //! with [`KeySource::None`]: the local server refuses it unless started with `serve --dev`
 //! (dev mode: it then calls
-//! [`AuthConfig::with_hs256_secret`] with a random secret), while the Lambda functions call
+//! [`AuthConfig::with_hs256_secret`] with a random secret; beside a configured key source it
+//! adds a per-process dev key with [`AuthConfig::with_dev_key`]), while the Lambda functions call
 //! [`AuthConfig::require_key_source`] and stop at start-up with
 //! [`AuthConfigError::NoKeySource`]. A [`Verifier`](super::Verifier) is never built
 //! without keys: `Verifier::new` refuses [`KeySource::None`] too.
@@ -27,6 +28,10 @@ pub const DEFAULT_ROLES_CLAIM: &str = "roles";
 /// hash output, 256 bits). Shorter secrets are refused, except in the local server's dev
 /// mode ([`ShortSecret::Warn`]).
 pub const MIN_HS256_SECRET_BYTES: usize = 32;
+/// The `iss` of the tokens `serve --dev` mints beside a configured key source
+/// ([`AuthConfig::dev_key`]). Reserved: a configured issuer of that name is refused in dev
+/// mode.
+pub const DEV_ISSUER: &str = "urn:switchboard:dev";
 
 /// What [`AuthConfig::from_lookup_with`] does with an HS256 secret shorter than
 /// [`MIN_HS256_SECRET_BYTES`].
@@ -97,6 +102,10 @@ pub struct AuthConfig {
     pub jwks_max_age: Duration,
     /// JWKS URL: timeout of one fetch.
     pub jwks_fetch_timeout: Duration,
+    /// `serve --dev` beside a configured key source: an HS256 key made for this process,
+    /// trusted for tokens whose `iss` is [`DEV_ISSUER`] (any tenant, global admins), next
+    /// to the configured source. Another process never trusts it, whatever it shares.
+    pub dev_key: Option<HmacSecret>,
 }
 
 /// A configuration value that stops the process at start-up. The message names the
@@ -134,6 +143,7 @@ impl Default for AuthConfig {
             jwks_min_refresh_interval: Duration::from_secs(30),
             jwks_max_age: Duration::from_secs(3600),
             jwks_fetch_timeout: Duration::from_secs(3),
+            dev_key: None,
         }
     }
 }
@@ -273,6 +283,31 @@ impl AuthConfig {
     pub fn hs256_secret_replaced(mut self, secret: impl Into<Vec<u8>>) -> Self {
         self.keys = KeySource::Hs256(HmacSecret::new(secret));
         self
+    }
+
+    /// This configuration with a dev key ([`AuthConfig::dev_key`]) beside its key source.
+    /// Refused when the configuration itself trusts [`DEV_ISSUER`] (`JWT_ISSUER`, or an
+    /// issuer of `JWT_ISSUERS_FILE`): its tokens would be taken for dev tokens.
+    pub fn with_dev_key(mut self, secret: impl Into<Vec<u8>>) -> Result<Self, AuthConfigError> {
+        if self.issuer.as_deref() == Some(DEV_ISSUER) {
+            return Err(invalid(
+                "JWT_ISSUER",
+                format!("{DEV_ISSUER:?} is reserved for dev-mode tokens: choose another issuer or drop --dev"),
+            ));
+        }
+        if let KeySource::Issuers(file) = &self.keys {
+            if file.get(DEV_ISSUER).is_some() {
+                return Err(invalid(
+                    super::issuers::ISSUERS_FILE_VAR,
+                    format!(
+                        "{}: issuer {DEV_ISSUER:?} is reserved for dev-mode tokens: rename it or drop --dev",
+                        file.path.display()
+                    ),
+                ));
+            }
+        }
+        self.dev_key = Some(HmacSecret::new(secret));
+        Ok(self)
     }
 
     /// Whether any key source is configured.

@@ -8,7 +8,7 @@
 //!    "audience": "7f3c0example", "tenants": ["acme"],
 //!    "tenantClaim": "custom:tenant_id", "rolesClaim": "cognito:groups"},
 //!   {"issuer": "https://login.switchboard.example/", "jwksFile": "ops-jwks.json",
-//!    "tenants": "*", "globalAdmin": true}
+//!    "tenants": "*", "globalAdmin": true, "allowSharedTenants": true}
 //! ]}
 //! ```
 //!
@@ -16,14 +16,16 @@
 //! and its `issuer` when known): unknown fields, a missing or empty `issuer`, the same
 //! `issuer` twice, neither or both of `jwksUrl`/`jwksFile`, a URL that is not http(s), an
 //! empty `tenants` list or `audience` list, an invalid or repeated tenant id, an empty
-//! claim name. A relative `jwksFile` is relative to the issuers file's folder. The JWKS
+//! claim name; two issuers that may both vouch for one tenant (two lists naming it, a list
+//! and a `"*"`, two `"*"`) unless one of them says `"allowSharedTenants": true` (see
+//! `overlap`). A relative `jwksFile` is relative to the issuers file's folder. The JWKS
 //! files themselves are read when the [`Verifier`](super::Verifier) is built (like
 //! `JWT_JWKS_FILE`).
 //!
 //! `tenantClaim`/`rolesClaim` default to `TENANT_CLAIM`/`ROLES_CLAIM` (themselves
 //! defaulting to `tenant`/`roles`); `audience` absent means `aud` is not checked;
 //! `globalAdmin` defaults to `false` (role `admin` is then an admin of the token's own
-//! tenant only).
+//! tenant only); `allowSharedTenants` defaults to `false`.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -65,6 +67,9 @@ pub struct IssuerConfig {
     pub roles_claim: Option<String>,
     /// Whether its `admin` role is global (any tenant, `broadcast`).
     pub global_admin: bool,
+    /// `allowSharedTenants`: other issuers may vouch for its tenants too (their users are
+    /// then the same users); without it on either side, two issuers never share a tenant.
+    pub allow_shared_tenants: bool,
 }
 
 /// Where an issuer's keys come from.
@@ -112,6 +117,8 @@ struct RawIssuer {
     roles_claim: Option<String>,
     #[serde(default)]
     global_admin: bool,
+    #[serde(default)]
+    allow_shared_tenants: bool,
 }
 
 impl IssuersConfig {
@@ -175,6 +182,7 @@ fn parse(bytes: &[u8], base: &Path) -> Result<Vec<IssuerConfig>, String> {
         }
         issuers.push(entry);
     }
+    super::overlap::check(&issuers)?;
     Ok(issuers)
 }
 
@@ -242,6 +250,7 @@ fn parse_entry(value: Value, base: &Path) -> Result<IssuerConfig, String> {
         tenant_claim: claim("tenantClaim", raw.tenant_claim)?,
         roles_claim: claim("rolesClaim", raw.roles_claim)?,
         global_admin: raw.global_admin,
+        allow_shared_tenants: raw.allow_shared_tenants,
     })
 }
 
@@ -261,7 +270,7 @@ mod tests {
                "audience":"app","tenants":["acme","initech"],
                "tenantClaim":"custom:tenant_id","rolesClaim":"cognito:groups"},
               {"issuer":"https://ops.example","jwksFile":"ops.json","audience":["x","y"],
-               "tenants":"*","globalAdmin":true}
+               "tenants":"*","globalAdmin":true,"allowSharedTenants":true}
             ]}"#,
         )
         .unwrap();
@@ -278,6 +287,7 @@ mod tests {
                 tenant_claim: Some("custom:tenant_id".into()),
                 roles_claim: Some("cognito:groups".into()),
                 global_admin: false,
+                allow_shared_tenants: false,
             }
         );
         assert_eq!(
@@ -288,6 +298,7 @@ mod tests {
         assert_eq!(issuers[1].tenants, AllowedTenants::Any);
         assert_eq!(issuers[1].tenant_claim, None);
         assert!(issuers[1].global_admin);
+        assert!(issuers[1].allow_shared_tenants);
     }
 
     #[test]
@@ -327,6 +338,8 @@ mod tests {
             (r#"{"issuers":[{"issuer":"i","jwksUrl":"https://a/j","tenants":"*","audience":[""]}]}"#.into(), "\"audience\" entries"),
             (r#"{"issuers":[{"issuer":"i","jwksUrl":"https://a/j","tenants":"*","tenantClaim":""}]}"#.into(), "\"tenantClaim\" is empty"),
             (r#"{"issuers":[{"issuer":"i","jwksUrl":"https://a/j","tenants":"*","globalAdmin":"yes"}]}"#.into(), "issuers[0] (\"i\")"),
+            (r#"{"issuers":[{"issuer":"i","jwksUrl":"https://a/j","tenants":"*","allowSharedTenants":1}]}"#.into(), "issuers[0] (\"i\")"),
+            (r#"{"issuers":[{"issuer":"i","jwksUrl":"https://a/j","tenants":["a"]},{"issuer":"j","jwksUrl":"https://a/j","tenants":"*"}]}"#.into(), "issuers[0] (\"i\") and issuers[1] (\"j\") both vouch for tenant \"a\""),
         ];
         for (text, expected) in cases {
             let error = parse_str(&text).unwrap_err();

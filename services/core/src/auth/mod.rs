@@ -4,6 +4,7 @@
 //!   `ROLES_CLAIM` variables through a lookup function.
 //! - [`issuers`]: `JWT_ISSUERS_FILE` (docs/design.md: Identity per issuer), the per-issuer alternative to the single
 //!   key source: keys, audience, allowed tenants, claim names and admin scope per issuer.
+//! - `overlap` (private): refuses two issuers vouching for one tenant unless allowed.
 //! - [`verifier`]: [`Verifier`], built once per process; `verify(token)` checks signature,
 //!   algorithm, `exp`/`nbf`, `iss`/`aud` and maps the claims to a [`Claims`]. With an
 //!   issuers file the unverified `iss` only picks the issuer whose keys (cached per
@@ -21,12 +22,13 @@ pub mod extract;
 pub mod issuers;
 mod jwks;
 pub mod mint;
+mod overlap;
 pub mod verifier;
 
 #[cfg(test)]
 mod tests;
 
-pub use config::{AuthConfig, AuthConfigError, HmacSecret, KeySource, ShortSecret};
+pub use config::{AuthConfig, AuthConfigError, HmacSecret, KeySource, ShortSecret, DEV_ISSUER};
 pub use extract::{
     offers_bearer, token_from_authorization, token_from_handshake, token_from_query,
     token_from_subprotocol, HandshakeToken, TokenSource, BEARER_SUBPROTOCOL,

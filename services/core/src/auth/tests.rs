@@ -122,6 +122,7 @@ async fn accepts_hs256_rs256_and_es256() {
         // The single key source's admins are global (today's behaviour).
         admin_scope: switchboard_model::AdminScope::Global,
         exp: claims["exp"].as_i64(),
+        issuer: None,
     };
     assert_eq!(
         hs_verifier().await.verify(&hs(&claims)).await,
@@ -795,6 +796,7 @@ fn issuer(iss: &str, keys: IssuerKeys, tenants: &[&str]) -> IssuerConfig {
         tenant_claim: None,
         roles_claim: None,
         global_admin: false,
+        allow_shared_tenants: false,
     }
 }
 

@@ -6,7 +6,9 @@
 //! keys; the header's `alg` against the one algorithm of that key, then signature and the
 //! registered claims (`exp` required, `nbf`, leeway, `iss`/`aud` when configured — always
 //! `iss` for an issuer) by `jsonwebtoken`; last the tenant, user and roles claims, and the
-//! issuer's allowed tenants.
+//! issuer's allowed tenants. With a dev key (`serve --dev` beside a configured source), a
+//! token whose unverified `iss` is [`DEV_ISSUER`] is checked against that key instead (any
+//! tenant, global admins); every other token goes the configured way.
 //!
 //! Keys live per trust source: the single source, or one [`RemoteJwks`]/[`KeySet`] per
 //! issuer. The key cache is therefore keyed by (issuer, `kid`): two issuers publishing
@@ -25,7 +27,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use switchboard_model::{AdminScope, Claims, TenantId, UserId};
 
-use super::config::{AuthConfig, KeySource};
+use super::config::{AuthConfig, HmacSecret, KeySource, DEV_ISSUER};
 use super::issuers::{AllowedTenants, IssuerConfig, IssuerKeys};
 use super::jwks::{load_file, KeySet, RemoteJwks, VerifyKey};
 use super::AuthError;
@@ -75,6 +77,8 @@ struct Trust {
     roles_claim: String,
     tenants: AllowedTenants,
     admin_scope: AdminScope,
+    /// What verified claims carry as [`Claims::issuer`].
+    issuer: Option<String>,
 }
 
 enum Mode {
@@ -86,6 +90,8 @@ enum Mode {
 
 struct Inner {
     mode: Mode,
+    /// [`AuthConfig::dev_key`]: the trust of [`DEV_ISSUER`] tokens.
+    dev: Option<Trust>,
     leeway_secs: u64,
 }
 
@@ -128,13 +134,7 @@ impl Verifier {
     pub async fn new(config: AuthConfig) -> Result<Self, AuthError> {
         let mode = match &config.keys {
             KeySource::None => return Err(AuthError::NoKeySource),
-            KeySource::Hs256(secret) => Mode::Single(single(
-                &config,
-                Keys::Hs256(Arc::new(VerifyKey {
-                    alg: Algorithm::HS256,
-                    key: DecodingKey::from_secret(secret.as_bytes()),
-                })),
-            )),
+            KeySource::Hs256(secret) => Mode::Single(single(&config, hs256(secret))),
             KeySource::JwksFile(path) => {
                 Mode::Single(single(&config, Keys::Static(load_file(path)?)))
             }
@@ -166,9 +166,11 @@ impl Verifier {
                 Mode::PerIssuer(issuers)
             }
         };
+        let dev = config.dev_key.as_ref().map(|secret| dev(&config, secret));
         Ok(Self {
             inner: Arc::new(Inner {
                 mode,
+                dev,
                 leeway_secs: config.leeway_secs,
             }),
         })
@@ -185,9 +187,15 @@ impl Verifier {
             return Err(AuthError::TooLarge(token.len()));
         }
         let header = parse_header(token)?;
-        let trust = match &self.inner.mode {
-            Mode::Single(trust) => trust,
-            Mode::PerIssuer(issuers) => {
+        let dev = self
+            .inner
+            .dev
+            .as_ref()
+            .filter(|_| unverified_issuer(token).is_ok_and(|iss| iss == DEV_ISSUER));
+        let trust = match (&self.inner.mode, dev) {
+            (_, Some(dev)) => dev,
+            (Mode::Single(trust), None) => trust,
+            (Mode::PerIssuer(issuers), None) => {
                 // Unverified: it only chooses whose keys and rules apply; `jsonwebtoken`
                 // then checks the same `iss` against that issuer again.
                 let iss = unverified_issuer(token)?;
@@ -229,6 +237,27 @@ fn remote(config: &AuthConfig, url: &str) -> Result<RemoteJwks, AuthError> {
     )
 }
 
+fn hs256(secret: &HmacSecret) -> Keys {
+    Keys::Hs256(Arc::new(VerifyKey {
+        alg: Algorithm::HS256,
+        key: DecodingKey::from_secret(secret.as_bytes()),
+    }))
+}
+
+/// The dev key: `iss` must be [`DEV_ISSUER`], no audience, the default claim names, any
+/// tenant, global admins (what `POST /dev/token` mints).
+fn dev(config: &AuthConfig, secret: &HmacSecret) -> Trust {
+    Trust {
+        keys: hs256(secret),
+        validations: validations(config.leeway_secs, Some(DEV_ISSUER), &[]),
+        tenant_claim: super::config::DEFAULT_TENANT_CLAIM.to_string(),
+        roles_claim: super::config::DEFAULT_ROLES_CLAIM.to_string(),
+        tenants: AllowedTenants::Any,
+        admin_scope: AdminScope::Global,
+        issuer: Some(DEV_ISSUER.to_string()),
+    }
+}
+
 /// The single key source: `JWT_ISSUER`/`JWT_AUDIENCE` when set, any tenant, global admins.
 fn single(config: &AuthConfig, keys: Keys) -> Box<Trust> {
     Box::new(Trust {
@@ -242,6 +271,7 @@ fn single(config: &AuthConfig, keys: Keys) -> Box<Trust> {
         roles_claim: config.roles_claim.clone(),
         tenants: AllowedTenants::Any,
         admin_scope: AdminScope::Global,
+        issuer: config.issuer.clone(),
     })
 }
 
@@ -264,6 +294,7 @@ fn per_issuer(config: &AuthConfig, issuer: &IssuerConfig, keys: Keys) -> Trust {
         } else {
             AdminScope::Tenant
         },
+        issuer: Some(issuer.issuer.clone()),
     }
 }
 
@@ -356,6 +387,7 @@ impl Trust {
             roles,
             admin_scope: self.admin_scope,
             exp: Some(exp),
+            issuer: self.issuer.clone(),
         })
     }
 }

@@ -404,13 +404,10 @@ mod tests {
     use super::*;
 
     fn claims(user: &str) -> Claims {
-        Claims {
-            tenant: TenantId::parse("acme").unwrap(),
-            user: UserId::parse(user).unwrap(),
-            roles: vec![],
-            admin_scope: Default::default(),
-            exp: None,
-        }
+        Claims::new(
+            TenantId::parse("acme").unwrap(),
+            UserId::parse(user).unwrap(),
+        )
     }
 
     fn id(n: usize) -> ConnectionId {

@@ -42,7 +42,7 @@ fn issuers_file() -> PathBuf {
             {"issuer": TENANT_IDP, "jwksFile": dir.join("tenant.json"),
              "tenants": ["acme", "globex"]},
             {"issuer": OPS_IDP, "jwksFile": dir.join("ops.json"), "tenants": "*",
-             "globalAdmin": true}
+             "globalAdmin": true, "allowSharedTenants": true}
         ]})
         .to_string(),
     )
