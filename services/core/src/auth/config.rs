@@ -443,6 +443,98 @@ mod tests {
         assert!(config.audience.is_empty());
     }
 
+    /// `serve --dev` beside a configured secret: dev tokens verify with this process's dev
+    /// key only, never with the shared secret, and the shared secret's tokens still work.
+    #[tokio::test]
+    async fn dev_key_tokens_verify_on_their_own_process_only() {
+        use crate::auth::{mint_hs256_with, MintOptions, Verifier};
+        use std::time::Duration;
+        use switchboard_model::{AdminScope, TenantId, UserId};
+        let (tenant, user) = (
+            TenantId::parse("acme").unwrap(),
+            UserId::parse("u").unwrap(),
+        );
+        let admin = ["admin".to_string()];
+        let dev_options = MintOptions {
+            issuer: Some(DEV_ISSUER.into()),
+            ..MintOptions::default()
+        };
+        let dev_token = |key: &[u8]| {
+            mint_hs256_with(
+                key,
+                &dev_options,
+                &tenant,
+                &user,
+                &admin,
+                Duration::from_secs(60),
+            )
+        };
+        let this = Verifier::new(
+            AuthConfig::with_hs256_secret(SECRET)
+                .with_dev_key("dev-key-of-this-process-32-bytes")
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+        let other = Verifier::new(
+            AuthConfig::with_hs256_secret(SECRET)
+                .with_dev_key("dev-key-of-another-process-32-by")
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+        let plain = Verifier::new(AuthConfig::with_hs256_secret(SECRET))
+            .await
+            .unwrap();
+
+        let claims = this
+            .verify(&dev_token(b"dev-key-of-this-process-32-bytes"))
+            .await
+            .unwrap();
+        assert_eq!(claims.issuer.as_deref(), Some(DEV_ISSUER));
+        assert_eq!(claims.admin_scope, AdminScope::Global);
+        for verifier in [&other, &plain] {
+            assert!(verifier
+                .verify(&dev_token(b"dev-key-of-this-process-32-bytes"))
+                .await
+                .is_err());
+        }
+        // A dev-issuer token signed with the shared secret is no dev token either.
+        assert!(this.verify(&dev_token(SECRET.as_bytes())).await.is_err());
+        // The configured secret's own tokens verify everywhere, without an issuer.
+        let shared = crate::auth::mint_hs256(
+            SECRET.as_bytes(),
+            &tenant,
+            &user,
+            &[],
+            Duration::from_secs(60),
+        );
+        for verifier in [&this, &other, &plain] {
+            assert_eq!(verifier.verify(&shared).await.unwrap().issuer, None);
+        }
+    }
+
+    #[test]
+    fn dev_key_refuses_a_configuration_that_trusts_the_dev_issuer() {
+        let e = from(&[("JWT_HS256_SECRET", SECRET), ("JWT_ISSUER", DEV_ISSUER)])
+            .unwrap()
+            .with_dev_key("k")
+            .unwrap_err();
+        assert!(e.to_string().starts_with("JWT_ISSUER:"), "{e}");
+        let file = std::env::temp_dir().join(format!("dev-issuer-{}.json", std::process::id()));
+        std::fs::write(
+            &file,
+            format!(r#"{{"issuers":[{{"issuer":"{DEV_ISSUER}","jwksUrl":"https://x/j","tenants":"*"}}]}}"#),
+        )
+        .unwrap();
+        let e = from(&[("JWT_ISSUERS_FILE", &file.display().to_string())])
+            .unwrap()
+            .with_dev_key("k")
+            .unwrap_err();
+        assert!(e.to_string().starts_with("JWT_ISSUERS_FILE:"), "{e}");
+        let _ = std::fs::remove_file(file);
+    }
+
     #[test]
     fn secret_is_not_printed() {
         let config = AuthConfig::with_hs256_secret(SECRET);

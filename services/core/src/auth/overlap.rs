@@ -78,24 +78,10 @@ mod tests {
     use crate::auth::issuers::IssuerKeys;
 
     fn issuer(name: &str, tenants: &[&str], allow: bool) -> IssuerConfig {
+        let keys = IssuerKeys::JwksUrl(format!("https://{name}/jwks.json"));
         IssuerConfig {
-            issuer: name.into(),
-            keys: IssuerKeys::JwksUrl(format!("https://{name}/jwks.json")),
-            audience: Vec::new(),
-            tenants: if tenants == ["*"] {
-                AllowedTenants::Any
-            } else {
-                AllowedTenants::Only(
-                    tenants
-                        .iter()
-                        .map(|t| TenantId::parse(*t).unwrap())
-                        .collect(),
-                )
-            },
-            tenant_claim: None,
-            roles_claim: None,
-            global_admin: false,
             allow_shared_tenants: allow,
+            ..crate::auth::tests::issuer(name, keys, tenants)
         }
     }
 

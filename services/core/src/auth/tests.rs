@@ -778,7 +778,7 @@ fn jwks_with(source_kid: &str, as_kid: &str) -> String {
     json!({ "keys": [key] }).to_string()
 }
 
-fn issuer(iss: &str, keys: IssuerKeys, tenants: &[&str]) -> IssuerConfig {
+pub(super) fn issuer(iss: &str, keys: IssuerKeys, tenants: &[&str]) -> IssuerConfig {
     IssuerConfig {
         issuer: iss.to_string(),
         keys,
