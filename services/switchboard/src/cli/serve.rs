@@ -37,6 +37,29 @@ pub struct ServeArgs {
         default_value = "127.0.0.1:8081"
     )]
     management_listen: SocketAddr,
+    /// Run the management API without credentials on a --management-listen that is not
+    /// loopback (refused otherwise): whoever reaches it can post to, read and close every
+    /// connection. Logged as a warning at start.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_MANAGEMENT_INSECURE",
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        default_value_t = false,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    management_insecure: bool,
+    /// With management credentials: a `host` or `host:port` clients sign management
+    /// requests for, besides the listener's own address (a name without a port gets the
+    /// listener's). Repeat the flag, or separate with commas.
+    #[arg(
+        long = "management-host",
+        env = "SWITCHBOARD_MANAGEMENT_HOSTS",
+        value_delimiter = ','
+    )]
+    management_hosts: Vec<String>,
     /// Stage name: the WebSocket is ws://HOST/<stage>, management at /<stage>/@connections.
     #[arg(long, env = "SWITCHBOARD_STAGE", default_value = "main")]
     stage: String,
@@ -220,7 +243,7 @@ async fn start(args: ServeArgs, env: &Env) -> Result<Started, CliError> {
     let receipt_config =
         ReceiptConfig::from_lookup(lookup).map_err(|e| CliError::Config(e.to_string()))?;
     let receipts = build_receipts(&args, &receipt_config, &history_config, env).await?;
-    let management_credentials = management_credentials(env)?;
+    let management_credentials = management_credentials(&args, env)?;
     let settings = ServeSettings {
         listen: args.listen,
         management_listen: args.management_listen,
@@ -264,22 +287,116 @@ async fn start(args: ServeArgs, env: &Env) -> Result<Started, CliError> {
     })
 }
 
-/// `MANAGEMENT_ACCESS_KEY_ID` + `MANAGEMENT_SECRET_ACCESS_KEY`: both or neither.
-fn management_credentials(env: &Env) -> Result<Option<ManagementCredentials>, CliError> {
-    let get = |name: &str| env.get(name).filter(|v| !v.trim().is_empty());
-    match (
-        get("MANAGEMENT_ACCESS_KEY_ID"),
-        get("MANAGEMENT_SECRET_ACCESS_KEY"),
-    ) {
-        (Some(access_key_id), Some(secret_access_key)) => Ok(Some(ManagementCredentials {
-            access_key_id: access_key_id.trim().to_string(),
-            secret_access_key,
-        })),
-        (None, None) => Ok(None),
-        _ => Err(CliError::Config(
-            "set both MANAGEMENT_ACCESS_KEY_ID and MANAGEMENT_SECRET_ACCESS_KEY, or neither".into(),
-        )),
+/// The shortest `MANAGEMENT_SECRET_ACCESS_KEY` accepted (as `JWT_HS256_SECRET`'s).
+const MIN_SECRET_BYTES: usize = 32;
+
+/// `MANAGEMENT_ACCESS_KEY_ID` + `MANAGEMENT_SECRET_ACCESS_KEY`: both or neither, neither
+/// empty, the secret [`MIN_SECRET_BYTES`]+ bytes. Without them the management listener must
+/// be loopback, or `--management-insecure` given (then a warning is logged).
+fn management_credentials(
+    args: &ServeArgs,
+    env: &Env,
+) -> Result<Option<ManagementCredentials>, CliError> {
+    const ID: &str = "MANAGEMENT_ACCESS_KEY_ID";
+    const SECRET: &str = "MANAGEMENT_SECRET_ACCESS_KEY";
+    const INSECURE: &str = "--management-insecure (SWITCHBOARD_MANAGEMENT_INSECURE)";
+    const HOSTS: &str = "--management-host (SWITCHBOARD_MANAGEMENT_HOSTS)";
+    let config = |message: String| CliError::Config(message);
+    let access_key_id = env.get(ID).map(|v| v.trim().to_string());
+    let secret = env.get(SECRET);
+    if access_key_id.as_deref() == Some("") {
+        return Err(config(format!(
+            "{ID} is set but empty: set it (and {SECRET}) to sign management requests, or unset both"
+        )));
     }
+    if secret.as_deref().is_some_and(|s| s.trim().is_empty()) {
+        return Err(config(format!(
+            "{SECRET} is set but empty: set it (and {ID}) to sign management requests, or unset both"
+        )));
+    }
+    let listen = args.management_listen;
+    let credentials = match (access_key_id, secret) {
+        (Some(access_key_id), Some(secret_access_key)) => {
+            if secret_access_key.len() < MIN_SECRET_BYTES {
+                return Err(config(format!(
+                    "{SECRET} is shorter than {MIN_SECRET_BYTES} bytes: use {MIN_SECRET_BYTES}+ \
+                     random bytes (e.g. `openssl rand -hex 32`)"
+                )));
+            }
+            let hosts = management_hosts(&args.management_hosts)
+                .map_err(|e| config(format!("{HOSTS}: {e}")))?;
+            if listen.ip().is_unspecified() && hosts.is_empty() {
+                return Err(config(format!(
+                    "--management-listen {listen} answers on every address: set {HOSTS} to \
+                     the host[:port] names clients sign management requests for"
+                )));
+            }
+            if args.management_insecure {
+                return Err(config(format!(
+                    "{INSECURE} with {ID} set: requests are signed; drop one or the other"
+                )));
+            }
+            Some(ManagementCredentials {
+                access_key_id,
+                secret_access_key,
+                hosts,
+            })
+        }
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(config(format!(
+                "{ID} is set without {SECRET}: set both, or neither"
+            )))
+        }
+        (None, Some(_)) => {
+            return Err(config(format!(
+                "{SECRET} is set without {ID}: set both, or neither"
+            )))
+        }
+    };
+    if credentials.is_none() {
+        if !args.management_hosts.is_empty() {
+            return Err(config(format!(
+                "{HOSTS} names the hosts signed requests are for: it needs {ID} and {SECRET}"
+            )));
+        }
+        if !listen.ip().is_loopback() {
+            if !args.management_insecure {
+                return Err(config(format!(
+                    "--management-listen {listen} is not loopback and {ID} / {SECRET} are unset: \
+                     whoever reaches it could post to, read and close every connection. Set both \
+                     (requests are then SigV4-signed), listen on loopback, or pass {INSECURE} to \
+                     serve it without authentication"
+                )));
+            }
+            tracing::warn!(
+                %listen,
+                "management API on a non-loopback address without authentication ({INSECURE}): \
+                 whoever reaches it can post to, read and close every connection"
+            );
+        }
+    }
+    Ok(credentials)
+}
+
+/// `--management-host` values: `host` or `host:port` each (no user info, no path).
+fn management_hosts(names: &[String]) -> Result<Vec<String>, String> {
+    names
+        .iter()
+        .map(|name| {
+            let name = name.trim();
+            let authority: http::uri::Authority = name
+                .parse()
+                .map_err(|_| format!("{name:?} is not a host[:port]"))?;
+            if name.is_empty()
+                || name.contains('@')
+                || (authority.port().is_some() && authority.port_u16().is_none())
+            {
+                return Err(format!("{name:?} is not a host[:port]"));
+            }
+            Ok(name.to_ascii_lowercase())
+        })
+        .collect()
 }
 
 /// The identity settings of `serve` and, in dev mode, the secret `/dev/token` signs with.

@@ -2,8 +2,12 @@
 //! management API so `aws-sdk-apigatewaymanagement` works unchanged against it. Served on
 //! its own listener (`--management-listen`, loopback by default), never on the public one.
 //! With management credentials configured every request must carry a valid SigV4
-//! signature (see [`super::sigv4`]), else 403 `ForbiddenException`.
+//! signature, signed for this listener's host, over its body, used once (see
+//! [`super::sigv4`]), else 403 `ForbiddenException`; 429 `LimitExceededException` when
+//! more signatures are within the clock-skew window than can be remembered. A request
+//! answered 429 (throttled, without effect) leaves its signature usable for the SDK's retry.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -20,12 +24,16 @@ use switchboard_model::{ConnectionId, MAX_FRAME_BYTES};
 use time::format_description::well_known::Rfc3339;
 
 use super::registry::{LiveConnection, Outgoing};
-use super::sigv4::{self, ManagementCredentials};
+use super::sigv4::{ManagementCredentials, SigV4Error, SignatureCheck};
 use super::App;
 
 /// The management router: `/<stage>/@connections/{id}`, SigV4-checked when `credentials`
-/// are given; anything else is 404.
-pub fn router(app: Arc<App>, credentials: Option<ManagementCredentials>) -> Router {
+/// are given (for requests to the listener bound to `addr`); anything else is 404.
+pub fn router(
+    app: Arc<App>,
+    credentials: Option<ManagementCredentials>,
+    addr: SocketAddr,
+) -> Router {
     let stage = app.stage.clone();
     let mut router = Router::new().route(
         &format!("/{stage}/@connections/{{id}}"),
@@ -33,7 +41,7 @@ pub fn router(app: Arc<App>, credentials: Option<ManagementCredentials>) -> Rout
     );
     if let Some(credentials) = credentials {
         router = router.layer(axum::middleware::from_fn_with_state(
-            Arc::new(credentials),
+            Arc::new(SignatureCheck::new(credentials, addr)),
             check_signature,
         ));
     }
@@ -47,7 +55,7 @@ pub fn router(app: Arc<App>, credentials: Option<ManagementCredentials>) -> Rout
 
 /// Reads the body (bounded), verifies the signature over it, hands the request on.
 async fn check_signature(
-    State(credentials): State<Arc<ManagementCredentials>>,
+    State(check): State<Arc<SignatureCheck>>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -59,16 +67,34 @@ async fn check_signature(
             "frame over 128 KiB",
         );
     };
-    if let Err(error) = sigv4::verify(&credentials, &parts, &bytes, SystemTime::now()) {
-        tracing::warn!(%error, path = %parts.uri.path(), "management request refused");
-        return aws_error(
-            StatusCode::FORBIDDEN,
-            "ForbiddenException",
-            "missing or invalid SigV4 signature",
-        );
+    let verified = match check.check(&parts, &bytes, SystemTime::now()) {
+        Ok(verified) => verified,
+        Err(error @ SigV4Error::ReplayCacheFull) => {
+            tracing::warn!(%error, path = %parts.uri.path(), "management request refused");
+            return aws_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "LimitExceededException",
+                "too many signed requests within the clock-skew window",
+            );
+        }
+        Err(error) => {
+            tracing::warn!(%error, path = %parts.uri.path(), "management request refused");
+            return aws_error(
+                StatusCode::FORBIDDEN,
+                "ForbiddenException",
+                "missing or invalid SigV4 signature",
+            );
+        }
+    };
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    // Throttled without effect: the SDK retries, perhaps within the same second (the same
+    // signature), which must not be taken for a replay.
+    if response.status() == StatusCode::TOO_MANY_REQUESTS {
+        check.forget(&verified);
     }
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
+    response
 }
 
 /// An error the way API Gateway answers it: the type in `x-amzn-ErrorType` and the body.

@@ -249,7 +249,11 @@ impl Server {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let drain = settings.drain_timeout;
         let worker = tokio::spawn(queue.clone().run(publisher, shutdown_rx.clone(), drain));
-        let management = management::router(app.clone(), settings.management_credentials.clone());
+        let management = management::router(
+            app.clone(),
+            settings.management_credentials.clone(),
+            management_addr,
+        );
         let header_timeout = settings.header_read_timeout;
         let management_task = tokio::spawn(http_server::serve(
             management_listener,
