@@ -56,7 +56,9 @@ SMOKE_KEY="$work/keys/private-key.pem" SWITCHBOARD_BIN="$bin" \
 # The fan-out must have been a chain of pages: with FANOUT_SHARD_SIZE=1 its N sockets take
 # N - 1 continuation work items (counted with the publishes in switchboard_enqueued_total).
 fanout="${SMOKE_FANOUT_CONNECTIONS:-40}"
-enqueued="$(curl -sf "$http_base/metrics" | awk '/^switchboard_enqueued_total /{print $2}')"
+# `/metrics` is on the management listener.
+management_base="$(sed -n 's/^switchboard management API on \(http:\/\/[^/ ]*\).*/\1/p' "$work/serve.out")"
+enqueued="$(curl -sf "$management_base/metrics" | awk '/^switchboard_enqueued_total /{print $2}')"
 if [ "$status" -eq 0 ] && [ "${enqueued%.*}" -lt $((fanout - 1 + 4)) ]; then
     echo "smoke-serve: only ${enqueued} queue messages: the fan-out did not run page by page" >&2
     status=1

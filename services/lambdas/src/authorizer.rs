@@ -3,10 +3,11 @@
 //! API Gateway calls it on `$connect` with the handshake's headers and query parameters.
 //! A valid token (query `token`, or the `Sec-WebSocket-Protocol` pair `bearer, <jwt>`)
 //! yields an `Allow` policy for the `methodArn`, `principalId` = user, and the context
-//! `{tenant, user, roles, exp, adminScope}` (roles space-joined) that `$connect`,
-//! `$default` and `$disconnect` then read from `requestContext.authorizer`. Anything else
-//! is the error `Unauthorized`, which API Gateway turns into a 401 without calling
-//! `$connect`.
+//! `{tenant, user, roles, exp, adminScope, issuer}` (roles space-joined; `issuer` only when
+//! the token's trust source has one) that `$connect`, `$default` and `$disconnect` then
+//! read from `requestContext.authorizer` (`$default` pins `refresh` to that issuer).
+//! Anything else is the error `Unauthorized`, which API Gateway turns into a 401 without
+//! calling `$connect`.
 //!
 //! Size: API Gateway refuses an authorizer result over 8 KB with a 500. A token is at most
 //! 8 KiB (so a token with thousands of roles is refused outright, `Unauthorized`), and the
@@ -50,6 +51,10 @@ pub struct AuthorizerContext {
     pub exp: i64,
     /// How far role `admin` reaches: `global` or `tenant` (docs/design.md: Identity per issuer).
     pub admin_scope: String,
+    /// The trust source that vouched ([`Claims::issuer`]): a `refresh` on `$default` must
+    /// come from the same one. Left out when `None` (context values cannot be null).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
 }
 
 /// The one answer for every refusal. Its message must be exactly `Unauthorized`: that
@@ -154,6 +159,7 @@ pub fn allow(claims: &Claims, method_arn: &str) -> Result<AuthorizerResponse, Un
             AdminScope::Tenant => "tenant",
         }
         .to_string(),
+        issuer: claims.issuer.clone(),
     };
     let size = serde_json::to_vec(&response)
         .map(|v| v.len())

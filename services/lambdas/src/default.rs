@@ -2,8 +2,8 @@
 //! `unknown_action` error for anything else; the connection stays open whatever was sent.
 //!
 //! `refresh` (docs/design.md: Identity per issuer) verifies the new token with the
-//! authorizer's key source; one of the connection's tenant and user moves the roster
-//! item's `tokenExpiresAt` (an update conditional on the item existing) and answers
+//! authorizer's key source; one of the connection's issuer (the authorizer context's
+//! `issuer`), tenant and user moves the roster item's `tokenExpiresAt` (an update conditional on the item existing) and answers
 //! `refreshed`; anything else answers an error frame and the old expiry stands.
 //!
 //! The reply travels as the response body: the infra gives the `$default` route a route

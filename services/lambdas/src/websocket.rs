@@ -86,16 +86,21 @@ pub fn connection_id(event: &WebsocketEvent) -> Result<ConnectionId, RouteError>
 }
 
 /// The claims the authorizer passed on as context `{tenant, user, roles, exp,
-/// adminScope}` (`exp` becomes the roster's `tokenExpiresAt`; a context without it, from
-/// an older authorizer, gives claims without expiry).
+/// adminScope, issuer}` (`exp` becomes the roster's `tokenExpiresAt`; a context without
+/// it, from an older authorizer, gives claims without expiry; `issuer` is absent when the
+/// token's trust source has none, and a `refresh` must come from the same one).
 pub fn claims(event: &WebsocketEvent) -> Result<Claims, ConnectionError> {
     let fields = &event.request_context.authorizer.fields;
     let field = |name: &str| fields.get(name).and_then(|v| v.as_str());
-    claims_from_authorizer_context(
+    let mut claims = claims_from_authorizer_context(
         field("tenant"),
         field("user"),
         field("roles"),
         fields.get("exp"),
         field("adminScope"),
-    )
+    )?;
+    claims.issuer = field("issuer")
+        .filter(|issuer| !issuer.is_empty())
+        .map(str::to_string);
+    Ok(claims)
 }

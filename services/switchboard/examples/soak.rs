@@ -223,11 +223,18 @@ async fn main() {
             break rest.split_whitespace().next().unwrap().to_string();
         }
     };
+    // `/metrics` is on the management listener (the next line).
+    let management_addr = loop {
+        let line = lines.next().expect("server output").unwrap();
+        if let Some(rest) = line.strip_prefix("switchboard management API on http://") {
+            break rest.split('/').next().unwrap().to_string();
+        }
+    };
     std::thread::spawn(move || for _ in lines {});
     let pid = child.id();
     let ws = format!("ws://{addr}/main");
     let http = reqwest::Client::new();
-    let metrics_url = format!("http://{addr}/metrics");
+    let metrics_url = format!("http://{management_addr}/metrics");
     println!(
         "soak: {connections} connections ({} never reading) over {tenants} tenants, {rate} messages/s for {seconds} s, {payload}-byte payloads, HISTORY_TTL_SECS={history_ttl}, RECEIPT_TTL_SECS={receipt_ttl}; server pid {pid}",
         connections / STALLED_EVERY

@@ -38,6 +38,20 @@ pub struct Metrics {
     pub connections_refused: Family<ReasonLabel, Counter>,
     pub foreign_skipped: Counter,
     pub slow_consumers_closed: Counter,
+    // Listeners (serve/http_server.rs): open HTTP connections and those refused at accept.
+    pub listener_connections: Family<ListenerLabel, Gauge>,
+    pub listener_connections_refused: Family<ListenerReasonLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerLabel {
+    pub listener: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerReasonLabel {
+    pub listener: &'static str,
+    pub reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -146,8 +160,22 @@ impl Metrics {
             "Sockets closed (1008) because their outbox filled or a write timed out",
             slow_consumers_closed.clone(),
         );
+        let listener_connections = Family::<ListenerLabel, Gauge>::default();
+        registry.register(
+            "listener_connections",
+            "Open HTTP connections by listener (public, management); a WebSocket leaves it once upgraded",
+            listener_connections.clone(),
+        );
+        let listener_connections_refused = Family::<ListenerReasonLabel, Counter>::default();
+        registry.register(
+            "listener_connections_refused",
+            "TCP connections closed at accept, by listener and reason (listener_max: LISTENER_MAX_CONNECTIONS; address_max: LISTENER_MAX_CONNECTIONS_PER_ADDRESS)",
+            listener_connections_refused.clone(),
+        );
         Self {
             registry,
+            listener_connections,
+            listener_connections_refused,
             foreign_skipped,
             slow_consumers_closed,
             dead_letters_dropped,
@@ -164,6 +192,13 @@ impl Metrics {
             queue_depth,
             dead_letters,
         }
+    }
+
+    /// Counts a connection closed at accept.
+    pub fn refuse_listener_connection(&self, listener: &'static str, reason: &'static str) {
+        self.listener_connections_refused
+            .get_or_create(&ListenerReasonLabel { listener, reason })
+            .inc();
     }
 
     /// Records one processed message.

@@ -9,7 +9,7 @@
 //   reconnects with a token of the new process and receives what is published then.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { freePort, publish, startBrowser, startServer } from "./server.mjs";
+import { freePort, metricsUrl, publish, startBrowser, startServer } from "./server.mjs";
 
 const TTL_SECS = 5;
 const ROUNDS = 3;
@@ -26,7 +26,7 @@ async function devToken(base, user, roles = []) {
 }
 
 async function metric(base, name) {
-  const text = await (await fetch(base + "/metrics")).text();
+  const text = await (await fetch(metricsUrl(base))).text();
   const line = text.split("\n").find((l) => l.startsWith(name + " "));
   assert.ok(line, `${name} in /metrics`);
   return Number(line.split(" ")[1]);

@@ -13,7 +13,7 @@
 // test fails, it is never skipped.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { freePort, publish, startBrowser, startServer } from "./server.mjs";
+import { freePort, metricsUrl, publish, startBrowser, startServer } from "./server.mjs";
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -99,7 +99,7 @@ async function startPage(chromium, base, options) {
 }
 
 async function metric(base, name) {
-  const text = await (await fetch(base + "/metrics")).text();
+  const text = await (await fetch(metricsUrl(base))).text();
   const line = text.split("\n").find((l) => l.startsWith(name + " "));
   assert.ok(line, `${name} in /metrics`);
   return Number(line.split(" ")[1]);

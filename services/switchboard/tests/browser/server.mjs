@@ -11,9 +11,17 @@ import { chromium } from "playwright-core";
 export const binary = process.env.SWITCHBOARD_BIN;
 const chromiumPath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 
+/** Where each server's `/metrics` is (its management listener), by its `base`. */
+const metricsBases = new Map();
+
+/** The URL of `/metrics` of the server at `base`. */
+export function metricsUrl(base) {
+  return (metricsBases.get(base) || base) + "/metrics";
+}
+
 /** `serve` with `env` added, on `listen` (default any free port); in dev mode (no JWT
  *  configuration) unless `dev` is false; `args` are added to the command line.
- *  Resolves to { child, base }. */
+ *  Resolves to { child, base } once both addresses are printed. */
 export function startServer(env = {}, listen = "127.0.0.1:0", { dev = true, args: extra = [] } = {}) {
   if (!binary) throw new Error("SWITCHBOARD_BIN must point at the switchboard binary");
   // Newer binaries make dev mode explicit and serve the management API on its own
@@ -21,7 +29,8 @@ export function startServer(env = {}, listen = "127.0.0.1:0", { dev = true, args
   const help = execFileSync(binary, ["serve", "--help"], { encoding: "utf8" });
   const args = ["serve", "--listen", listen];
   if (dev && /\s--dev[\s,=]/.test(help)) args.push("--dev");
-  if (/\s--management-listen[\s,=]/.test(help)) args.push("--management-listen", "127.0.0.1:0");
+  const management = /\s--management-listen[\s,=]/.test(help);
+  if (management) args.push("--management-listen", "127.0.0.1:0");
   args.push(...extra);
   const child = spawn(binary, args, {
     env: { PATH: process.env.PATH, RUST_LOG: "warn", ...env },
@@ -29,11 +38,16 @@ export function startServer(env = {}, listen = "127.0.0.1:0", { dev = true, args
   });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error("server did not start")), 30000);
+    let base;
     createInterface({ input: child.stdout }).on("line", (line) => {
       const match = line.match(/^switchboard listening on (http:\/\/\S+)/);
-      if (match) {
+      if (match) base = match[1];
+      // `/metrics` is on the management listener.
+      const managed = line.match(/^switchboard management API on (http:\/\/[^/\s]+)/);
+      if (managed && base) metricsBases.set(base, managed[1]);
+      if (base && (managed || !management)) {
         clearTimeout(timer);
-        resolve({ child, base: match[1] });
+        resolve({ child, base });
       }
     });
     child.on("exit", (code) => reject(new Error(`server exited ${code}`)));

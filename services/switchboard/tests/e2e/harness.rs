@@ -287,8 +287,9 @@ impl TestServer {
         (status, body)
     }
 
+    /// `/metrics`, on the management listener.
     pub async fn metrics(&self) -> String {
-        reqwest::get(self.http("/metrics"))
+        reqwest::get(self.management("/metrics"))
             .await
             .unwrap()
             .text()
