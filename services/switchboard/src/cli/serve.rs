@@ -15,6 +15,7 @@ use switchboard_core::receipts::{
 use switchboard_core::roster::RosterStore;
 
 use super::{CliError, Env};
+use crate::serve::ListenerLimits;
 use crate::serve::{
     self, ConnectionLimits, ManagementCredentials, QueueConfig, RosterKind, ServeSettings, Server,
     SocketLimits,
@@ -98,9 +99,20 @@ pub struct ServeArgs {
     /// Dead letters kept; beyond, the oldest is dropped (and counted in /metrics).
     #[arg(long, env = "DEAD_LETTER_CAPACITY", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     dead_letter_capacity: u64,
-    /// Seconds a client may take to send a request's headers (slow clients are dropped).
+    /// Seconds a client may take to send a request's headers, from connecting or from the
+    /// previous answer (a connection that sends nothing or too little is closed).
     #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     header_read_timeout_secs: u64,
+    /// Seconds from a request's headers to its answer, reading its body included (408 beyond).
+    #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    request_timeout_secs: u64,
+    /// Open HTTP connections per listener (a WebSocket leaves the count once upgraded);
+    /// beyond, a new connection is closed at once.
+    #[arg(long, env = "LISTENER_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    listener_max_connections: u64,
+    /// Open HTTP connections per listener from one peer address; beyond, closed at once.
+    #[arg(long, env = "LISTENER_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    listener_max_connections_per_address: u64,
     /// Delay before a failed message is redelivered (the queue's visibility timeout).
     /// At most 12h, as SQS.
     #[arg(long, default_value = "5s", value_parser = visibility_timeout)]
@@ -143,6 +155,7 @@ fn valid_stage(stage: &str) -> bool {
 pub(super) async fn serve_command(args: ServeArgs) -> Result<(), CliError> {
     // Installed before the address is printed, so a signal right after start-up is handled.
     let signal = serve::ShutdownSignal::install();
+    serve::raise_open_files_limit();
     let started = start(args, &Env::Process).await?;
     started.announce();
     started.server.run_until_signal(signal).await;
@@ -273,7 +286,13 @@ async fn start(args: ServeArgs, env: &Env) -> Result<Started, CliError> {
             ..QueueConfig::default()
         },
         drain_timeout: args.drain_timeout,
-        header_read_timeout: Duration::from_secs(args.header_read_timeout_secs),
+        listener_limits: ListenerLimits {
+            header_read_timeout: Duration::from_secs(args.header_read_timeout_secs),
+            request_timeout: Duration::from_secs(args.request_timeout_secs),
+            max_connections: usize::try_from(args.listener_max_connections).unwrap_or(usize::MAX),
+            max_per_address: usize::try_from(args.listener_max_connections_per_address)
+                .unwrap_or(usize::MAX),
+        },
     };
     let server = Server::start(settings)
         .await

@@ -1,9 +1,11 @@
 //! `switchboard serve`: the whole service on one machine. The public listener holds the
-//! WebSocket endpoint, the publish API, the dead-letter API, `/healthz` and `/metrics`; a
-//! second listener (loopback by default, optionally SigV4-checked) holds the
-//! `@connections` management API. An in-process queue feeds the same publisher the SQS
+//! WebSocket endpoint, the publish API, the dead-letter API and `/healthz`; a second
+//! listener (loopback by default) holds the `@connections` management API (optionally
+//! SigV4-checked), `/metrics` (connection counts and rates are for operators, not for
+//! every client) and `/healthz` too. An in-process queue feeds the same publisher the SQS
 //! Lambda runs.
 
+mod admission;
 mod client_js;
 mod dead_letters;
 mod demo;
@@ -12,6 +14,7 @@ mod http_server;
 mod local_queue;
 mod management;
 mod metrics;
+mod open_files;
 mod registry;
 mod sigv4;
 
@@ -35,7 +38,9 @@ use switchboard_core::receipts::Receipts;
 use switchboard_core::roster::{MemoryRosterStore, RosterStore};
 use tokio::sync::watch;
 
+pub use http_server::ListenerLimits;
 pub use local_queue::QueueConfig;
+pub use open_files::raise_open_files_limit;
 pub use registry::ConnectionLimits;
 pub use sigv4::ManagementCredentials;
 
@@ -77,8 +82,8 @@ pub struct ServeSettings {
     pub queue: QueueConfig,
     /// Longest wait for in-flight work at shutdown.
     pub drain_timeout: Duration,
-    /// Longest wait for a request's headers.
-    pub header_read_timeout: Duration,
+    /// Time and number bounds of each listener's connections.
+    pub listener_limits: ListenerLimits,
 }
 
 /// Per-socket limits (docs/design.md: The one-machine binary).
@@ -127,8 +132,7 @@ fn router(app: Arc<App>, publish: Router) -> Router {
         .route(&format!("/{stage}"), get(gateway::handshake))
         .route("/v1/dead-letters", get(dead_letters::list))
         .route("/v1/dead-letters/redrive", post(dead_letters::redrive))
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/metrics", get(render_metrics));
+        .route("/healthz", get(healthz));
     if app.dev_secret.is_some() {
         router = router
             .route("/", get(demo::page))
@@ -141,6 +145,19 @@ fn router(app: Arc<App>, publish: Router) -> Router {
             Json(json!({"error": "not_found", "message": "no such endpoint"})),
         )
     })
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(json!({"status": "ok"}))
+}
+
+/// The management listener's routes besides `@connections`: `/metrics` and `/healthz`, open
+/// (a Prometheus scraper or a probe signs nothing; the listener is private).
+fn operations_router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(render_metrics))
+        .with_state(app)
 }
 
 async fn render_metrics(
@@ -249,17 +266,21 @@ impl Server {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let drain = settings.drain_timeout;
         let worker = tokio::spawn(queue.clone().run(publisher, shutdown_rx.clone(), drain));
-        let management = management::router(
+        let management = operations_router(app.clone()).merge(management::router(
             app.clone(),
             settings.management_credentials.clone(),
             management_addr,
-        );
-        let header_timeout = settings.header_read_timeout;
+        ));
+        let limits = settings.listener_limits;
         let management_task = tokio::spawn(http_server::serve(
             management_listener,
             management,
+            http_server::Listener {
+                name: "management",
+                limits,
+                metrics: metrics.clone(),
+            },
             shutdown_rx.clone(),
-            header_timeout,
             drain,
         ));
         let public = router(app, publish);
@@ -268,8 +289,12 @@ impl Server {
             let serving = tokio::spawn(http_server::serve(
                 listener,
                 public,
+                http_server::Listener {
+                    name: "public",
+                    limits,
+                    metrics: metrics.clone(),
+                },
                 shutdown_rx,
-                header_timeout,
                 drain,
             ));
             // Going away: every socket gets a 1001 close frame, then its task ends.

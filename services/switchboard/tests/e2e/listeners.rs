@@ -14,7 +14,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-use super::harness::{token, Backend, TestServer, SECRET};
+use super::harness::{serve_command, token, Backend, TestServer, SECRET};
 
 /// The client preface of cleartext HTTP/2 with prior knowledge (RFC 9113 §3.4), then an
 /// empty SETTINGS frame.
@@ -36,23 +36,25 @@ impl LimitedServer {
             Some(hard) => format!("ulimit -S -n {soft} && ulimit -H -n {hard}"),
             None => format!("ulimit -n {soft}"),
         };
-        let mut command = Command::new("bash");
-        command
-            .arg("-c")
-            .arg(format!("{limits} && exec \"$0\" \"$@\""))
-            .arg(env!("CARGO_BIN_EXE_switchboard"))
-            .args([
-                "serve",
+        let mut all = vec![("JWT_HS256_SECRET", SECRET), ("RUST_LOG", "info")];
+        all.extend_from_slice(envs);
+        let serve = serve_command(
+            &[
                 "--listen",
                 "127.0.0.1:0",
                 "--management-listen",
                 "127.0.0.1:0",
-            ])
+            ],
+            &all,
+        );
+        let mut command = Command::new("bash");
+        command
+            .arg("-c")
+            .arg(format!("{limits} && exec \"$0\" \"$@\""))
+            .arg(serve.get_program())
+            .args(serve.get_args())
             .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("JWT_HS256_SECRET", SECRET)
-            .env("RUST_LOG", "info")
-            .envs(envs.iter().copied())
+            .envs(serve.get_envs().filter_map(|(k, v)| Some((k, v?))))
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&logs).unwrap());
         let mut child = command.spawn().expect("bash starts the binary");

@@ -11,6 +11,7 @@ mod harness;
 mod history;
 mod identity;
 mod keys;
+mod listeners;
 mod management;
 mod receipts;
 mod scenarios;
