@@ -246,8 +246,11 @@ pub struct ActionDeps {
 /// What one client frame led to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FrameOutcome {
-    /// Send these back on the socket, in order: one reply, or for `resume` every missed
-    /// frame and then `resumed`.
+    /// `resume`: the missed frames, oldest first, to send before [`Self::frames`]. Shared
+    /// with the history store: an edge sends them one at a time and never copies them all.
+    pub missed: Vec<Arc<str>>,
+    /// Send these back on the socket, in order (after `missed`): one reply (for `resume`,
+    /// `resumed`).
     pub frames: Vec<String>,
     /// `Some` after a successful `refresh`: the new token's claims. Its `exp` is the
     /// connection's new expiry (move the deadline, or the roster's `tokenExpiresAt`);
@@ -258,6 +261,7 @@ pub struct FrameOutcome {
 impl FrameOutcome {
     fn reply(reply: ServerReply) -> Self {
         Self {
+            missed: Vec::new(),
             frames: vec![reply.to_json()],
             refreshed: None,
         }
@@ -289,6 +293,7 @@ pub async fn handle_client_frame(
             )
             .await;
             return FrameOutcome {
+                missed: Vec::new(),
                 frames: vec![reply.to_json()],
                 refreshed,
             };
@@ -305,10 +310,11 @@ pub async fn handle_client_frame(
             .await;
             match outcome {
                 Ok(outcome) => {
-                    let resumed = outcome.resumed_frame();
-                    let mut frames = outcome.frames;
-                    frames.push(resumed);
-                    frames
+                    return FrameOutcome {
+                        frames: vec![outcome.resumed_frame()],
+                        missed: outcome.frames,
+                        refreshed: None,
+                    };
                 }
                 Err(ResumeError::InvalidCursor(_)) => vec![ServerReply::Error {
                     error: "invalid_cursor".into(),
@@ -326,6 +332,7 @@ pub async fn handle_client_frame(
         action => vec![sync_reply(action, connection_id, claims).to_json()],
     };
     FrameOutcome {
+        missed: Vec::new(),
         frames,
         refreshed: None,
     }

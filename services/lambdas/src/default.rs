@@ -50,7 +50,8 @@ pub struct DefaultDeps {
 /// Builds the dependencies from the environment: the same JWT key source and claim
 /// settings as the authorizer (a `refresh` token is verified exactly as a `$connect` one),
 /// the roster table (`ROSTER_TABLE`), `HISTORY_TABLE` (default `SocketHistory`),
-/// `HISTORY_TTL_SECS`, `RESUME_MAX`, `CALLBACK_URL` (required), `DYNAMODB_ENDPOINT`.
+/// `HISTORY_TTL_SECS`, `RESUME_MAX`, `RESUME_MAX_BYTES`, `CALLBACK_URL` (required),
+/// `DYNAMODB_ENDPOINT`.
 pub async fn build(lookup: impl Fn(&str) -> Option<String>) -> Result<DefaultDeps, StartupError> {
     let history_config = HistoryConfig::from_lookup(&lookup)?;
     let table = history_config.table.clone();
@@ -101,10 +102,11 @@ pub async fn handle_until(
         tracing::warn!(%error, connection_id = %connection, "message without identity");
     })?;
     let body = event.body.as_deref().unwrap_or("");
-    let mut frames = connection::handle_client_frame(&deps.actions, body, &connection, &claims)
-        .await
-        .frames;
-    let last = frames.pop().unwrap_or_default();
+    let outcome = connection::handle_client_frame(&deps.actions, body, &connection, &claims).await;
+    let last = outcome.frames.last().cloned().unwrap_or_default();
+    // A resume's missed frames (within `RESUME_MAX` and `RESUME_MAX_BYTES`), shared with
+    // the history read: posted one at a time.
+    let frames = outcome.missed;
     let posted = post_within_budget(
         deps.pusher.as_ref(),
         &connection,

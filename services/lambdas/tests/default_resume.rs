@@ -154,7 +154,9 @@ async fn record(
 ) -> Cursor {
     let cursor = Cursor::new(at);
     let entry = HistoryEntry {
-        frame: json!({"id": id, "cursor": cursor.as_str(), "data": id}).to_string(),
+        frame: json!({"id": id, "cursor": cursor.as_str(), "data": id})
+            .to_string()
+            .into(),
         cursor: cursor.clone(),
         id: id.into(),
         expires_at: at.unix_timestamp() + 300,

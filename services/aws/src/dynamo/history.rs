@@ -3,7 +3,9 @@
 //! `id`, `frame`, `expiresAt` (the table's TTL attribute). Appends are `BatchWriteItem`
 //! (one item per stream, 25 a request, unprocessed items retried with backoff); reads are
 //! one `Query` per stream (`SK > :after`), expired items dropped in code since TTL deletes
-//! lazily.
+//! lazily. The table keeps every entry until its `expiresAt`, so a read vouches for the
+//! whole retention ([`StreamRead::vouched_after`] is `None`; `resume` checks the retention
+//! itself).
 
 use std::collections::HashMap;
 
@@ -52,7 +54,10 @@ fn item(entry: &HistoryEntry, stream: &Stream) -> HashMap<String, AttributeValue
         (PK.to_string(), AttributeValue::S(stream.key())),
         (SK.to_string(), AttributeValue::S(entry.cursor.to_string())),
         (ID.to_string(), AttributeValue::S(entry.id.clone())),
-        (FRAME.to_string(), AttributeValue::S(entry.frame.clone())),
+        (
+            FRAME.to_string(),
+            AttributeValue::S(entry.frame.to_string()),
+        ),
         (
             TTL_ATTRIBUTE.to_string(),
             AttributeValue::N(entry.expires_at.to_string()),
@@ -67,7 +72,7 @@ fn entry(item: &HashMap<String, AttributeValue>) -> Option<HistoryEntry> {
         Some(HistoryEntry {
             cursor: Cursor::parse(text(SK)?).ok()?,
             id: text(ID)?.clone(),
-            frame: text(FRAME)?.clone(),
+            frame: text(FRAME)?.as_str().into(),
             expires_at: item.get(TTL_ATTRIBUTE)?.as_n().ok()?.parse().ok()?,
         })
     })();

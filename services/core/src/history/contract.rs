@@ -14,7 +14,7 @@ fn entry(id: &str, ttl_secs: i64) -> HistoryEntry {
     let now = OffsetDateTime::now_utc();
     let cursor = Cursor::new(now);
     HistoryEntry {
-        frame: format!(r#"{{"id":"{id}","cursor":"{cursor}","data":1}}"#),
+        frame: format!(r#"{{"id":"{id}","cursor":"{cursor}","data":1}}"#).into(),
         cursor,
         id: id.to_string(),
         expires_at: now.unix_timestamp() + ttl_secs,
@@ -132,6 +132,29 @@ pub async fn expired_entries_are_not_returned(store: &dyn HistoryStore) {
     assert_eq!(ids(&read), ["new"]);
 }
 
+/// A store vouches for what it recorded and still holds: a reader who saw one of its
+/// entries is never told it lost something (a memory store vouches from its start, a
+/// DynamoDB table for its whole retention).
+pub async fn a_reader_of_held_entries_lost_nothing(store: &dyn HistoryStore) {
+    let first = entry("m1", 300);
+    store.append(&first, &[tenant("acme")]).await.unwrap();
+    store
+        .append(&entry("m2", 300), &[tenant("acme")])
+        .await
+        .unwrap();
+    let read = store
+        .read_after(&tenant("acme"), first.cursor.as_str(), 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(&read), ["m2"]);
+    assert!(!read.lost_after(first.cursor.as_str()), "{read:?}");
+    let empty = store
+        .read_after(&tenant("nobody"), first.cursor.as_str(), 10)
+        .await
+        .unwrap();
+    assert!(!empty.lost_after(first.cursor.as_str()), "{empty:?}");
+}
+
 /// Runs every check, each on a fresh store from `make` (bounded at 1,000 per stream).
 pub async fn run_all<S, F, Fut>(make: F)
 where
@@ -142,6 +165,7 @@ where
     reads_after_a_cursor_oldest_first(&make(1_000).await).await;
     a_read_over_its_limit_is_incomplete(&make(1_000).await).await;
     expired_entries_are_not_returned(&make(1_000).await).await;
+    a_reader_of_held_entries_lost_nothing(&make(1_000).await).await;
 }
 
 #[cfg(test)]
@@ -167,12 +191,68 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(ids(&read), ["m2", "m3", "m4"]);
-        assert!(read.incomplete, "m1 was dropped after the reader's cursor");
+        assert!(!read.incomplete, "nothing past the limit");
+        assert!(
+            read.lost_after(first.cursor.as_str()),
+            "m1 was dropped after the reader's cursor"
+        );
         let recent = store
             .read_after(&tenant("acme"), read.entries[0].cursor.as_str(), 10)
             .await
             .unwrap();
         assert_eq!(ids(&recent), ["m3", "m4"]);
-        assert!(!recent.incomplete);
+        assert!(!recent.lost_after(read.entries[0].cursor.as_str()));
+    }
+
+    /// History in memory starts empty at each start: a cursor from before it is not
+    /// vouched for, one made since is.
+    #[tokio::test]
+    async fn a_memory_store_does_not_vouch_for_before_its_start() {
+        let before = Cursor::new(OffsetDateTime::now_utc() - time::Duration::seconds(1));
+        let store = MemoryHistoryStore::new(10);
+        let read = store
+            .read_after(&tenant("acme"), before.as_str(), 10)
+            .await
+            .unwrap();
+        assert!(read.entries.is_empty());
+        assert!(read.lost_after(before.as_str()));
+        let since = Cursor::new(OffsetDateTime::now_utc());
+        assert!(!read.lost_after(since.as_str()));
+    }
+
+    /// Beyond `max_bytes` the oldest entries are evicted store-wide, streams left empty go
+    /// with them, and every reader from before the newest eviction learns it — even of a
+    /// stream that is gone.
+    #[tokio::test]
+    async fn the_byte_budget_evicts_the_oldest_and_says_so() {
+        let store = MemoryHistoryStore::bounded(1_000, 1024 * 1024);
+        let seen = entry("seen", 300);
+        store.append(&seen, &[tenant("acme")]).await.unwrap();
+        let mut big = entry("big-0", 300);
+        for i in 0..20 {
+            big = entry(&format!("big-{i}"), 300);
+            big.frame = "x".repeat(100 * 1024).into();
+            let stream = if i % 2 == 0 {
+                tenant("acme")
+            } else {
+                tenant("globex")
+            };
+            store.append(&big, &[stream]).await.unwrap();
+            assert!(store.bytes() <= 1024 * 1024);
+        }
+        for stream in [tenant("acme"), tenant("globex"), tenant("gone")] {
+            let read = store
+                .read_after(&stream, seen.cursor.as_str(), 100)
+                .await
+                .unwrap();
+            assert!(read.lost_after(seen.cursor.as_str()), "{stream:?}");
+            assert!(!read.lost_after(big.cursor.as_str()), "{stream:?}");
+        }
+        let acme = store
+            .read_after(&tenant("acme"), seen.cursor.as_str(), 100)
+            .await
+            .unwrap();
+        assert!(!ids(&acme).contains(&"seen".to_string()));
+        assert!(ids(&acme).len() < 10, "{:?}", ids(&acme));
     }
 }

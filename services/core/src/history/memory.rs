@@ -1,43 +1,191 @@
-//! In-process history: the newest `max_per_stream` entries of each stream, each until its
-//! `expiresAt`. Bounded in both directions: entries per stream, and streams (a stream with
-//! nothing live left is dropped when it is next written, and by a sweep of every stream
-//! once per [`SWEEP_EVERY`] appends).
+//! In-process history, bounded in bytes and entries (`docs/design.md`, "History and resume").
+//!
+//! Each entry is kept once (an `Arc`), whatever the number of streams it is recorded in:
+//! a `users` message to 100 users is one frame and 100 small references. The store holds
+//! the newest `max_per_stream` entries of each stream, each until its `expiresAt`, and at
+//! most `max_bytes` in all — every frame counted once, plus [`ENTRY_OVERHEAD`] per entry,
+//! [`MEMBERSHIP_OVERHEAD`] per stream it is in and [`STREAM_OVERHEAD`] per stream (estimates
+//! of the maps' bookkeeping). Beyond the budget the oldest entries (store-wide) are evicted.
+//! A stream with nothing left is dropped, so the number of streams is bounded by the
+//! budget too (`max_bytes / STREAM_OVERHEAD`). Expired entries leave from the oldest end
+//! at each append, and by a sweep of every entry once per [`SWEEP_EVERY`] appends.
+//!
+//! What it vouches for ([`StreamRead::vouched_after`]): everything recorded after this
+//! store started (history in memory does not survive a restart) and after the newest entry
+//! evicted for room, store-wide (an evicted entry's streams may be gone with it), or for
+//! that stream's own `max_per_stream` bound.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{HistoryEntry, HistoryError, HistoryStore, Stream, StreamRead};
+use super::cursor::epoch_millis;
+use super::{
+    Cursor, HistoryConfig, HistoryEntry, HistoryError, HistoryStore, Stream, StreamRead,
+    DEFAULT_HISTORY_MAX_BYTES,
+};
 
-/// Appends between two sweeps of expired entries over every stream.
+/// Appends between two sweeps of expired entries over every entry.
 const SWEEP_EVERY: u64 = 4_096;
+/// Bytes counted per entry besides its text: the shared entry, its place in the store's
+/// order and the list of its streams.
+pub const ENTRY_OVERHEAD: usize = 256;
+/// Bytes counted per stream an entry is in: the stream's map slot (its cursor key and the
+/// reference) and the stream in the entry's list.
+pub const MEMBERSHIP_OVERHEAD: usize = 160;
+/// Bytes counted per stream held: its map slot and its own map.
+pub const STREAM_OVERHEAD: usize = 256;
 
 #[derive(Default)]
 struct StreamEntries {
-    entries: BTreeMap<String, HistoryEntry>,
-    /// The newest cursor dropped for room: a reader after an older cursor missed it.
+    entries: BTreeMap<String, Arc<HistoryEntry>>,
+    /// The newest cursor dropped for this stream's `max_per_stream`.
     evicted_up_to: Option<String>,
+}
+
+/// One entry, held once, and the streams it is in.
+struct Held {
+    entry: Arc<HistoryEntry>,
+    streams: Vec<Stream>,
 }
 
 #[derive(Default)]
 struct State {
     streams: HashMap<Stream, StreamEntries>,
+    /// Every entry once, by cursor: the oldest first.
+    held: BTreeMap<String, Held>,
+    bytes: usize,
+    /// The newest cursor evicted for the byte budget.
+    evicted_up_to: Option<String>,
     appends: u64,
 }
 
 /// History in this process's memory.
 pub struct MemoryHistoryStore {
     max_per_stream: usize,
+    max_bytes: usize,
+    /// Sorts before every cursor made since this store started.
+    started: String,
     state: Mutex<State>,
 }
 
+fn stream_bytes(stream: &Stream) -> usize {
+    match stream {
+        Stream::User(tenant, user) => tenant.as_str().len() + user.as_str().len(),
+        Stream::Tenant(tenant) => tenant.as_str().len(),
+        Stream::Global => 0,
+    }
+}
+
+fn entry_bytes(entry: &HistoryEntry) -> usize {
+    ENTRY_OVERHEAD + entry.frame.len() + entry.id.len() + entry.cursor.as_str().len()
+}
+
+fn membership_bytes(entry: &HistoryEntry, stream: &Stream) -> usize {
+    MEMBERSHIP_OVERHEAD + entry.cursor.as_str().len() + stream_bytes(stream)
+}
+
+fn newest(current: &mut Option<String>, cursor: &str) {
+    if current.as_deref().is_none_or(|c| c < cursor) {
+        *current = Some(cursor.to_string());
+    }
+}
+
+impl State {
+    /// Takes `cursor` out of `stream` (dropping the stream once empty) and the stream out
+    /// of the entry (dropping the entry once in no stream).
+    fn detach(&mut self, cursor: &str, stream: &Stream) {
+        if let Some(entries) = self.streams.get_mut(stream) {
+            entries.entries.remove(cursor);
+            if entries.entries.is_empty() {
+                self.streams.remove(stream);
+                self.bytes = self
+                    .bytes
+                    .saturating_sub(STREAM_OVERHEAD + stream_bytes(stream));
+            }
+        }
+        let Some(held) = self.held.get_mut(cursor) else {
+            return;
+        };
+        if let Some(at) = held.streams.iter().position(|s| s == stream) {
+            held.streams.swap_remove(at);
+            self.bytes = self
+                .bytes
+                .saturating_sub(membership_bytes(&held.entry, stream));
+        }
+        if held.streams.is_empty() {
+            let entry_cost = entry_bytes(&held.entry);
+            self.held.remove(cursor);
+            self.bytes = self.bytes.saturating_sub(entry_cost);
+        }
+    }
+
+    /// Removes an entry from every stream it is in.
+    fn remove(&mut self, cursor: &str) {
+        let streams = self
+            .held
+            .get(cursor)
+            .map(|held| held.streams.clone())
+            .unwrap_or_default();
+        for stream in &streams {
+            self.detach(cursor, stream);
+        }
+        // An entry in no stream (never the case after an append) goes too.
+        if let Some(held) = self.held.remove(cursor) {
+            self.bytes = self.bytes.saturating_sub(entry_bytes(&held.entry));
+        }
+    }
+
+    fn expire(&mut self, now: OffsetDateTime, sweep: bool) {
+        let expired: Vec<String> = if sweep {
+            self.held
+                .iter()
+                .filter(|(_, held)| held.entry.is_expired_at(now))
+                .map(|(cursor, _)| cursor.clone())
+                .collect()
+        } else {
+            self.held
+                .iter()
+                .take_while(|(_, held)| held.entry.is_expired_at(now))
+                .map(|(cursor, _)| cursor.clone())
+                .collect()
+        };
+        for cursor in expired {
+            self.remove(&cursor);
+        }
+    }
+
+    /// Evicts the oldest entries until the store is within `max_bytes`.
+    fn evict_to(&mut self, max_bytes: usize) {
+        while self.bytes > max_bytes {
+            let Some(cursor) = self.held.keys().next().cloned() else {
+                break;
+            };
+            self.remove(&cursor);
+            newest(&mut self.evicted_up_to, &cursor);
+        }
+    }
+}
+
 impl MemoryHistoryStore {
+    /// A store of `max_per_stream` entries per stream and the default byte budget.
     pub fn new(max_per_stream: usize) -> Self {
+        Self::bounded(max_per_stream, DEFAULT_HISTORY_MAX_BYTES)
+    }
+
+    /// A store bounded by `config`'s `max_per_stream` and `max_bytes`.
+    pub fn from_config(config: &HistoryConfig) -> Self {
+        Self::bounded(config.max_per_stream, config.max_bytes)
+    }
+
+    pub fn bounded(max_per_stream: usize, max_bytes: usize) -> Self {
         Self {
             max_per_stream: max_per_stream.max(1),
+            max_bytes,
+            started: Cursor::floor_at(epoch_millis(OffsetDateTime::now_utc())),
             state: Mutex::new(State::default()),
         }
     }
@@ -52,10 +200,11 @@ impl MemoryHistoryStore {
     pub fn stream_count(&self) -> usize {
         self.state().map_or(0, |s| s.streams.len())
     }
-}
 
-fn prune_expired(stream: &mut StreamEntries, now: OffsetDateTime) {
-    stream.entries.retain(|_, entry| !entry.is_expired_at(now));
+    /// Bytes currently counted against the budget (for tests of the bound).
+    pub fn bytes(&self) -> usize {
+        self.state().map_or(0, |s| s.bytes)
+    }
 }
 
 #[async_trait]
@@ -64,24 +213,50 @@ impl HistoryStore for MemoryHistoryStore {
         let now = OffsetDateTime::now_utc();
         let mut state = self.state()?;
         state.appends += 1;
-        if state.appends % SWEEP_EVERY == 0 {
-            state.streams.retain(|_, stream| {
-                prune_expired(stream, now);
-                !stream.entries.is_empty()
-            });
+        let sweep = state.appends % SWEEP_EVERY == 0;
+        state.expire(now, sweep);
+        let cursor = entry.cursor.as_str().to_string();
+        if !state.held.contains_key(&cursor) {
+            state.held.insert(
+                cursor.clone(),
+                Held {
+                    entry: Arc::new(entry.clone()),
+                    streams: Vec::new(),
+                },
+            );
+            state.bytes += entry_bytes(entry);
         }
-        for key in streams {
-            let stream = state.streams.entry(key.clone()).or_default();
-            prune_expired(stream, now);
-            stream
-                .entries
-                .insert(entry.cursor.as_str().to_string(), entry.clone());
-            while stream.entries.len() > self.max_per_stream {
-                if let Some((cursor, _)) = stream.entries.pop_first() {
-                    stream.evicted_up_to = Some(cursor);
+        let Some(shared) = state.held.get(&cursor).map(|held| held.entry.clone()) else {
+            return Ok(());
+        };
+        for stream in streams {
+            let state = &mut *state;
+            let Some(held) = state.held.get_mut(&cursor) else {
+                break;
+            };
+            if held.streams.contains(stream) {
+                continue;
+            }
+            held.streams.push(stream.clone());
+            state.bytes += membership_bytes(entry, stream);
+            if !state.streams.contains_key(stream) {
+                state.bytes += STREAM_OVERHEAD + stream_bytes(stream);
+            }
+            let entries = state.streams.entry(stream.clone()).or_default();
+            entries.entries.insert(cursor.clone(), shared.clone());
+            let mut dropped = Vec::new();
+            while entries.entries.len() > self.max_per_stream {
+                if let Some((oldest, _)) = entries.entries.pop_first() {
+                    newest(&mut entries.evicted_up_to, &oldest);
+                    dropped.push(oldest);
                 }
             }
+            for oldest in dropped {
+                // Out of the stream already: this only updates the entry's list.
+                state.detach(&oldest, stream);
+            }
         }
+        state.evict_to(self.max_bytes);
         Ok(())
     }
 
@@ -93,28 +268,29 @@ impl HistoryStore for MemoryHistoryStore {
     ) -> Result<StreamRead, HistoryError> {
         let now = OffsetDateTime::now_utc();
         let state = self.state()?;
-        let Some(entries) = state.streams.get(stream) else {
-            return Ok(StreamRead::default());
-        };
-        let mut read = StreamRead {
-            incomplete: entries
-                .evicted_up_to
-                .as_deref()
-                .is_some_and(|evicted| evicted > after),
-            ..StreamRead::default()
-        };
-        for entry in entries
-            .entries
-            .range::<str, _>((Bound::Excluded(after), Bound::Unbounded))
-            .map(|(_, e)| e)
-            .filter(|e| !e.is_expired_at(now))
-        {
-            if read.entries.len() == limit {
-                read.incomplete = true;
-                break;
-            }
-            read.entries.push(entry.clone());
+        let mut vouched_after = Some(self.started.clone());
+        if let Some(evicted) = &state.evicted_up_to {
+            newest(&mut vouched_after, evicted);
         }
+        let mut read = StreamRead::default();
+        if let Some(entries) = state.streams.get(stream) {
+            if let Some(evicted) = &entries.evicted_up_to {
+                newest(&mut vouched_after, evicted);
+            }
+            for entry in entries
+                .entries
+                .range::<str, _>((Bound::Excluded(after), Bound::Unbounded))
+                .map(|(_, e)| e)
+                .filter(|e| !e.is_expired_at(now))
+            {
+                if read.entries.len() == limit {
+                    read.incomplete = true;
+                    break;
+                }
+                read.entries.push(HistoryEntry::clone(entry));
+            }
+        }
+        read.vouched_after = vouched_after;
         Ok(read)
     }
 }
@@ -122,6 +298,28 @@ impl HistoryStore for MemoryHistoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use switchboard_model::{TenantId, UserId};
+
+    fn entry(id: &str, frame_bytes: usize, ttl_secs: i64) -> HistoryEntry {
+        let now = OffsetDateTime::now_utc();
+        HistoryEntry {
+            cursor: Cursor::new(now),
+            id: id.into(),
+            frame: "x".repeat(frame_bytes).into(),
+            expires_at: now.unix_timestamp() + ttl_secs,
+        }
+    }
+
+    fn users(n: usize) -> Vec<Stream> {
+        (0..n)
+            .map(|i| {
+                Stream::User(
+                    TenantId::parse("acme").unwrap(),
+                    UserId::parse(format!("u{i}")).unwrap(),
+                )
+            })
+            .collect()
+    }
 
     #[tokio::test]
     async fn memory_store_passes_the_history_contract() {
@@ -131,18 +329,63 @@ mod tests {
     #[tokio::test]
     async fn streams_with_nothing_live_are_swept() {
         let store = MemoryHistoryStore::new(10);
-        let past = OffsetDateTime::now_utc().unix_timestamp() - 1;
         for i in 0..SWEEP_EVERY {
-            let entry = HistoryEntry {
-                cursor: super::super::Cursor::new(OffsetDateTime::now_utc()),
-                id: format!("m{i}"),
-                frame: "{}".into(),
-                expires_at: past,
-            };
             let stream =
                 Stream::Tenant(switchboard_model::TenantId::parse(format!("t{i}")).unwrap());
-            store.append(&entry, &[stream]).await.unwrap();
+            store
+                .append(&entry(&format!("m{i}"), 2, -1), &[stream])
+                .await
+                .unwrap();
         }
         assert!(store.stream_count() <= 1, "{}", store.stream_count());
+    }
+
+    /// 100 users share one copy of each frame: the count is one frame plus small
+    /// references, not 100 frames.
+    #[tokio::test]
+    async fn a_frame_is_counted_once_whatever_its_streams() {
+        let store = MemoryHistoryStore::new(10);
+        let streams = users(100);
+        let big = entry("big", 120 * 1024, 300);
+        store.append(&big, &streams).await.unwrap();
+        let bytes = store.bytes();
+        assert!(
+            bytes < 120 * 1024 + 100 * (MEMBERSHIP_OVERHEAD + STREAM_OVERHEAD + 64) + 1024,
+            "{bytes}"
+        );
+        let a = store.read_after(&streams[0], "", 10).await.unwrap();
+        let b = store.read_after(&streams[99], "", 10).await.unwrap();
+        assert!(Arc::ptr_eq(&a.entries[0].frame, &b.entries[0].frame));
+        store.remove_all_for_test();
+        assert_eq!((store.bytes(), store.stream_count()), (0, 0));
+    }
+
+    /// Beyond the budget the oldest entries go (from every stream), streams left empty go
+    /// with them, and the count stays within the budget.
+    #[tokio::test]
+    async fn the_byte_budget_evicts_the_oldest_store_wide() {
+        let budget = 1024 * 1024;
+        let store = MemoryHistoryStore::bounded(1_000, budget);
+        for i in 0..30 {
+            store
+                .append(&entry(&format!("m{i}"), 120 * 1024, 300), &users(100))
+                .await
+                .unwrap();
+            assert!(store.bytes() <= budget, "{}", store.bytes());
+        }
+        let read = store.read_after(&users(1)[0], "", 100).await.unwrap();
+        assert!(read.entries.len() < 9, "{}", read.entries.len());
+        assert_eq!(read.entries.last().unwrap().id, "m29");
+        assert!(store.stream_count() <= 100);
+    }
+
+    impl MemoryHistoryStore {
+        fn remove_all_for_test(&self) {
+            let mut state = self.state().unwrap();
+            let cursors: Vec<String> = state.held.keys().cloned().collect();
+            for cursor in cursors {
+                state.remove(&cursor);
+            }
+        }
     }
 }

@@ -19,16 +19,18 @@ mod resume_budget;
 pub mod contract;
 
 pub use config::{
-    HistoryConfig, DEFAULT_HISTORY_MAX_PER_STREAM, DEFAULT_HISTORY_TABLE, DEFAULT_HISTORY_TTL_SECS,
-    DEFAULT_RESUME_MAX,
+    HistoryConfig, DEFAULT_HISTORY_MAX_BYTES, DEFAULT_HISTORY_MAX_PER_STREAM,
+    DEFAULT_HISTORY_TABLE, DEFAULT_HISTORY_TTL_SECS, DEFAULT_RESUME_MAX, DEFAULT_RESUME_MAX_BYTES,
 };
 pub use cursor::{Cursor, CursorError};
 pub use memory::MemoryHistoryStore;
-pub use resume::{resume, ResumeError, ResumeOutcome, RESUME_OVERLAP};
+pub use resume::{resume, resumed_incomplete, ResumeError, ResumeOutcome, RESUME_OVERLAP};
 pub use resume_budget::{
     post_within_budget, ResumeLimits, ResumePosted, ResumeStop, DEFAULT_ATTEMPT_TIMEOUT,
     RESUME_BUDGET, WEBSOCKET_INTEGRATION_TIMEOUT,
 };
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use switchboard_model::{TenantId, UserId};
@@ -72,8 +74,9 @@ pub struct HistoryEntry {
     pub cursor: Cursor,
     /// The message id (clients dedupe by it).
     pub id: String,
-    /// The exact text sent to clients (it carries the cursor).
-    pub frame: String,
+    /// The exact text sent to clients (it carries the cursor). Shared: every stream the
+    /// entry is in and every resume that sends it hold this one copy.
+    pub frame: Arc<str>,
     /// Epoch seconds after which the entry is gone (the table's TTL attribute).
     pub expires_at: i64,
 }
@@ -88,10 +91,25 @@ impl HistoryEntry {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StreamRead {
     pub entries: Vec<HistoryEntry>,
-    /// True when more entries than the limit follow the cursor, or when entries after the
-    /// cursor were dropped for room (the memory store's per-stream bound): the reader did
-    /// not see everything it missed.
+    /// True when more entries than the limit follow the cursor: the reader did not see
+    /// everything after it.
     pub incomplete: bool,
+    /// What the store vouches for: every entry of the stream with a cursor after this bound
+    /// (and within its retention) is there; one at or before it may be missing (the memory
+    /// store's start, or the newest entry it evicted for room). A reader who last saw a
+    /// cursor older than this may have missed something. `None`: the store vouches for its
+    /// whole retention (DynamoDB).
+    pub vouched_after: Option<String>,
+}
+
+impl StreamRead {
+    /// Whether a reader who last saw `since` may have missed entries the store no longer
+    /// holds (see [`Self::vouched_after`]).
+    pub fn lost_after(&self, since: &str) -> bool {
+        self.vouched_after
+            .as_deref()
+            .is_some_and(|vouched| vouched > since)
+    }
 }
 
 /// Why a history operation failed.

@@ -3,17 +3,26 @@
 //! The caller's three streams (its user's, its tenant's, the global one) are read from
 //! [`RESUME_OVERLAP`] before `since` (a concurrent publisher may have recorded an earlier
 //! cursor after `since` was delivered), merged oldest first, without the entry at `since`
-//! itself, and capped at `resume_max`. `complete` is false when `since` is older than the
-//! retention, when a stream had dropped entries the client missed, or when more than
-//! `resume_max` were missed: the client should then reload its state.
+//! itself, and capped at `resume_max` messages and `resume_max_bytes` of frames.
+//! `complete` is false when `since` is older than the retention, when `since` is older than
+//! what a stream's store vouches for ([`StreamRead::vouched_after`]: the memory store's
+//! start or its newest eviction — compared with `since`, not with the overlap's start), or
+//! when more were missed than the caps let through: the client should then reload its state.
+//!
+//! The frames are the store's own (`Arc<str>`): a resume holds references, never a copy of
+//! the history, and an edge sends them one by one.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_model::{ServerReply, TenantId, UserId};
 use time::OffsetDateTime;
 
 use super::cursor::epoch_millis;
-use super::{Cursor, CursorError, HistoryConfig, HistoryEntry, HistoryError, HistoryStore, Stream};
+use super::{
+    Cursor, CursorError, HistoryConfig, HistoryEntry, HistoryError, HistoryStore, Stream,
+    StreamRead,
+};
 
 /// How far before `since` a resume reads again (clients dedupe by id).
 pub const RESUME_OVERLAP: Duration = Duration::from_secs(5);
@@ -21,8 +30,19 @@ pub const RESUME_OVERLAP: Duration = Duration::from_secs(5);
 /// What a resume sends: the recorded frames, oldest first, then [`Self::resumed_frame`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResumeOutcome {
-    pub frames: Vec<String>,
+    /// Shared with the store: sending them copies one frame at a time at most.
+    pub frames: Vec<Arc<str>>,
     pub complete: bool,
+}
+
+/// `{"type":"resumed","count":<sent>,"complete":false}`: the answer when sending stopped
+/// early (out of time) after `sent` frames.
+pub fn resumed_incomplete(sent: usize) -> String {
+    ServerReply::Resumed {
+        count: sent,
+        complete: false,
+    }
+    .to_json()
 }
 
 impl ResumeOutcome {
@@ -70,8 +90,8 @@ pub async fn resume(
     let mut complete = true;
     let mut entries: Vec<HistoryEntry> = Vec::new();
     for stream in Stream::of_connection(tenant, user) {
-        let read = store.read_after(&stream, &from, limit).await?;
-        complete &= !read.incomplete;
+        let read: StreamRead = store.read_after(&stream, &from, limit).await?;
+        complete &= !read.incomplete && !read.lost_after(since.as_str());
         entries.extend(read.entries.into_iter().filter(|e| e.cursor != since));
     }
     entries.sort_by(|a, b| a.cursor.cmp(&b.cursor));
@@ -85,10 +105,17 @@ pub async fn resume(
         complete = false;
     }
     entries.truncate(config.resume_max);
-    Ok(ResumeOutcome {
-        frames: entries.into_iter().map(|e| e.frame).collect(),
-        complete,
-    })
+    let mut bytes = 0usize;
+    let mut frames = Vec::with_capacity(entries.len());
+    for entry in entries {
+        bytes = bytes.saturating_add(entry.frame.len());
+        if bytes > config.resume_max_bytes {
+            complete = false;
+            break;
+        }
+        frames.push(entry.frame);
+    }
+    Ok(ResumeOutcome { frames, complete })
 }
 
 #[cfg(test)]
@@ -112,7 +139,7 @@ mod tests {
     ) -> Cursor {
         let cursor = Cursor::new(at);
         let entry = HistoryEntry {
-            frame: format!(r#"{{"id":"{id}","cursor":"{cursor}"}}"#),
+            frame: format!(r#"{{"id":"{id}","cursor":"{cursor}"}}"#).into(),
             cursor: cursor.clone(),
             id: id.into(),
             expires_at: at.unix_timestamp() + 300,
@@ -121,12 +148,24 @@ mod tests {
         cursor
     }
 
+    /// Resumes `acme`/`alice` from `since`.
+    async fn alice(
+        store: &MemoryHistoryStore,
+        config: &HistoryConfig,
+        since: &str,
+        now: OffsetDateTime,
+    ) -> ResumeOutcome {
+        resume(store, config, &t("acme"), &u("alice"), since, now)
+            .await
+            .unwrap()
+    }
+
     fn ids(outcome: &ResumeOutcome) -> Vec<String> {
         outcome
             .frames
             .iter()
             .map(|f| {
-                serde_json::from_str::<serde_json::Value>(f).unwrap()["id"]
+                serde_json::from_str::<serde_json::Value>(f.as_ref()).unwrap()["id"]
                     .as_str()
                     .unwrap()
                     .to_string()
@@ -169,16 +208,7 @@ mod tests {
             &[Stream::Tenant(t("globex"))],
         )
         .await;
-        let outcome = resume(
-            &store,
-            &HistoryConfig::default(),
-            &t("acme"),
-            &u("alice"),
-            since.as_str(),
-            now,
-        )
-        .await
-        .unwrap();
+        let outcome = alice(&store, &HistoryConfig::default(), since.as_str(), now).await;
         assert_eq!(ids(&outcome), ["to-tenant", "to-all", "to-alice"]);
         assert!(outcome.complete);
         assert_eq!(
@@ -207,16 +237,7 @@ mod tests {
         )
         .await;
         let since = record(&store, "seen", now, &stream).await;
-        let outcome = resume(
-            &store,
-            &HistoryConfig::default(),
-            &t("acme"),
-            &u("alice"),
-            since.as_str(),
-            now,
-        )
-        .await
-        .unwrap();
+        let outcome = alice(&store, &HistoryConfig::default(), since.as_str(), now).await;
         assert_eq!(ids(&outcome), ["just-before"]);
     }
 
@@ -229,9 +250,7 @@ mod tests {
             ..HistoryConfig::default()
         };
         let old = Cursor::new(now - time::Duration::seconds(301));
-        let outcome = resume(&store, &config, &t("acme"), &u("alice"), old.as_str(), now)
-            .await
-            .unwrap();
+        let outcome = alice(&store, &config, old.as_str(), now).await;
         assert!(!outcome.complete, "older than the 300 s retention");
         let since = Cursor::new(now);
         for i in 0..4 {
@@ -243,18 +262,87 @@ mod tests {
             )
             .await;
         }
-        let outcome = resume(
-            &store,
-            &config,
-            &t("acme"),
-            &u("alice"),
-            since.as_str(),
-            now,
-        )
-        .await
-        .unwrap();
+        let outcome = alice(&store, &config, since.as_str(), now).await;
         assert_eq!(ids(&outcome), ["m0", "m1", "m2"]);
         assert!(!outcome.complete, "4 missed, 3 sent");
+    }
+
+    #[tokio::test]
+    async fn stops_at_the_byte_cap_and_says_so() {
+        let store = MemoryHistoryStore::new(100);
+        let now = OffsetDateTime::now_utc();
+        let config = HistoryConfig {
+            resume_max_bytes: 1_000,
+            ..HistoryConfig::default()
+        };
+        let since = Cursor::new(now);
+        for i in 0..10 {
+            let cursor = Cursor::new(now + time::Duration::milliseconds(1 + i));
+            let entry = HistoryEntry {
+                frame: format!(
+                    r#"{{"id":"m{i}","cursor":"{cursor}","pad":"{}"}}"#,
+                    "x".repeat(200)
+                )
+                .into(),
+                cursor,
+                id: format!("m{i}"),
+                expires_at: now.unix_timestamp() + 300,
+            };
+            store.append(&entry, &[Stream::Global]).await.unwrap();
+        }
+        let outcome = alice(&store, &config, since.as_str(), now).await;
+        assert_eq!(
+            ids(&outcome),
+            ["m0", "m1", "m2"],
+            "3 × ~265 B fit in 1,000, not 4"
+        );
+        assert!(!outcome.complete);
+        // The frames are the store's own, not copies.
+        let held = store
+            .read_after(&Stream::Global, since.as_str(), 1)
+            .await
+            .unwrap();
+        assert!(Arc::ptr_eq(&held.entries[0].frame, &outcome.frames[0]));
+    }
+
+    /// A cursor from before the store started (a restart of memory history): the messages
+    /// accepted meanwhile are gone, so the resume is incomplete even with nothing to send.
+    #[tokio::test]
+    async fn a_cursor_from_before_the_store_started_is_incomplete() {
+        let now = OffsetDateTime::now_utc();
+        let old = Cursor::new(now - time::Duration::seconds(10));
+        let store = MemoryHistoryStore::new(100);
+        let outcome = alice(&store, &HistoryConfig::default(), old.as_str(), now).await;
+        assert_eq!((outcome.frames.len(), outcome.complete), (0, false));
+    }
+
+    /// An eviction after `since` is a loss; one inside the overlap before it (read again
+    /// only for safety) is not: the vouch point is compared with `since`, not with where
+    /// the read started.
+    #[tokio::test]
+    async fn an_eviction_counts_only_after_since() {
+        let store = MemoryHistoryStore::new(2);
+        let now = OffsetDateTime::now_utc();
+        let stream = [Stream::Tenant(t("acme"))];
+        record(&store, "a", now, &stream).await;
+        record(&store, "b", now + time::Duration::milliseconds(1), &stream).await;
+        let since = record(&store, "c", now + time::Duration::milliseconds(2), &stream).await;
+        let config = HistoryConfig::default();
+        let outcome = alice(&store, &config, since.as_str(), now).await;
+        assert_eq!(ids(&outcome), ["b"], "the overlap, resent");
+        assert!(outcome.complete, "\"a\" was evicted before `since`");
+        record(&store, "d", now + time::Duration::milliseconds(3), &stream).await;
+        record(&store, "e", now + time::Duration::milliseconds(4), &stream).await;
+        let outcome = alice(&store, &config, since.as_str(), now).await;
+        assert_eq!(ids(&outcome), ["d", "e"]);
+        assert!(
+            outcome.complete,
+            "\"c\" itself was evicted: the client has it"
+        );
+        record(&store, "f", now + time::Duration::milliseconds(5), &stream).await;
+        let outcome = alice(&store, &config, since.as_str(), now).await;
+        assert_eq!(ids(&outcome), ["e", "f"]);
+        assert!(!outcome.complete, "\"d\", after `since`, was evicted");
     }
 
     #[tokio::test]

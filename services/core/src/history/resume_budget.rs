@@ -12,9 +12,10 @@
 //! the publisher's [`RetryPolicy`]. What could not be posted is the client's gap: it is
 //! told `{"type":"resumed","count":<posted>,"complete":false}`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use switchboard_model::{ConnectionId, ServerReply};
+use switchboard_model::ConnectionId;
 use tokio::time::Instant;
 
 use crate::publisher::RetryPolicy;
@@ -94,24 +95,19 @@ impl ResumePosted {
         match &self.stopped {
             None => None,
             Some(ResumeStop::Failed(error)) if !error.is_retryable() => None,
-            Some(_) => Some(
-                ServerReply::Resumed {
-                    count: self.count,
-                    complete: false,
-                }
-                .to_json(),
-            ),
+            Some(_) => Some(super::resumed_incomplete(self.count)),
         }
     }
 }
 
-/// Posts `frames` to `connection` one after another, in order, each retried on throttling,
+/// Posts `frames` (shared with the store: one post's copy at a time) to `connection` one
+/// after another, in order, each retried on throttling,
 /// timeout or a transient failure, and stops when the next attempt (or the wait before a
 /// retry) would end past [`ResumeLimits::last_start`].
 pub async fn post_within_budget(
     pusher: &dyn ConnectionPusher,
     connection: &ConnectionId,
-    frames: &[String],
+    frames: &[Arc<str>],
     limits: &ResumeLimits,
     started: Instant,
     deadline: Option<Instant>,
@@ -124,7 +120,7 @@ pub async fn post_within_budget(
         stopped: None,
     };
     for frame in frames {
-        let frame = Frame::from(frame.as_str());
+        let frame = Frame::from(frame.as_ref());
         let mut attempt = 1u32;
         loop {
             if !fits(Instant::now()) {
@@ -168,8 +164,14 @@ mod tests {
 
     const CONN: &str = "conn-1";
 
-    fn frames(n: usize) -> Vec<String> {
-        (0..n).map(|i| format!(r#"{{"id":"m{i}"}}"#)).collect()
+    fn frames(n: usize) -> Vec<Arc<str>> {
+        (0..n)
+            .map(|i| format!(r#"{{"id":"m{i}"}}"#).into())
+            .collect()
+    }
+
+    fn texts(frames: &[Arc<str>]) -> Vec<String> {
+        frames.iter().map(|f| f.to_string()).collect()
     }
 
     /// Posts `n` frames to [`CONN`] from now on.
@@ -230,7 +232,7 @@ mod tests {
         assert_eq!(posted.stopped, None);
         assert_eq!(posted.incomplete_reply(), None);
         let sent: Vec<String> = pusher.delivered().into_iter().map(|(_, f)| f).collect();
-        assert_eq!(sent, frames(3));
+        assert_eq!(sent, texts(&frames(3)));
     }
 
     #[tokio::test]
@@ -250,7 +252,7 @@ mod tests {
         );
         assert_eq!(posted.stopped, Some(ResumeStop::OutOfTime));
         let sent: Vec<String> = pusher.delivered().into_iter().map(|(_, f)| f).collect();
-        assert_eq!(sent, frames(posted.count), "a prefix, in order");
+        assert_eq!(sent, texts(&frames(posted.count)), "a prefix, in order");
         let reply: serde_json::Value =
             serde_json::from_str(&posted.incomplete_reply().unwrap()).unwrap();
         assert_eq!(
@@ -279,7 +281,7 @@ mod tests {
         assert_eq!((posted.count, posted.retries), (3, 3));
         assert_eq!(posted.stopped, None);
         let sent: Vec<String> = pusher.delivered().into_iter().map(|(_, f)| f).collect();
-        assert_eq!(sent, frames(3), "each once, in order");
+        assert_eq!(sent, texts(&frames(3)), "each once, in order");
 
         let throttled = ScriptedPusher::new();
         throttled.always_fail(CONN, PushError::Throttled);

@@ -475,7 +475,7 @@ impl Publisher {
             let entry = HistoryEntry {
                 cursor,
                 id: id.clone(),
-                frame: frame.clone(),
+                frame: frame.as_str().into(),
                 expires_at: expires_at.unix_timestamp(),
             };
             if let Err(error) = history.append(&entry, &streams).await {

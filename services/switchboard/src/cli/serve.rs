@@ -473,7 +473,7 @@ async fn build_history(
     env: &Env,
 ) -> Result<Arc<dyn HistoryStore>, CliError> {
     match args.roster {
-        RosterKind::Memory => Ok(Arc::new(MemoryHistoryStore::new(config.max_per_stream))),
+        RosterKind::Memory => Ok(Arc::new(MemoryHistoryStore::from_config(config))),
         RosterKind::Dynamodb => {
             let dynamo = switchboard_aws::DynamoConfig::from_lookup(|name: &str| env.get(name))
                 .map_err(|e| CliError::Config(e.to_string()))?;

@@ -370,7 +370,26 @@ async fn drive(
                 if let Some(fresh) = &outcome.refreshed {
                     token_expiry.as_mut().reset(token_instant(app, fresh));
                 }
-                for reply in outcome.frames {
+                // A resume's missed frames are the history store's own (shared): each is
+                // copied once, as it is written, never the whole resume. This arm runs to
+                // its end before the socket is read again, so one resume at most is in
+                // flight per socket. It stops starting frames `RESUME_BUDGET` (25 s) after
+                // the resume was read — each write is bounded by the send timeout — and
+                // then answers `resumed` with the frames sent and `complete: false`.
+                let resume_deadline =
+                    tokio::time::Instant::now() + switchboard_core::history::RESUME_BUDGET;
+                let mut replies = outcome.frames;
+                for (sent, frame) in outcome.missed.iter().enumerate() {
+                    if tokio::time::Instant::now() >= resume_deadline {
+                        replies = vec![switchboard_core::history::resumed_incomplete(sent)];
+                        break;
+                    }
+                    let frame = Message::Text(frame.as_ref().into());
+                    if let Err(ending) = Box::pin(write(socket, frame, false, send_timeout, live)).await {
+                        return ending;
+                    }
+                }
+                for reply in replies {
                     let reply = Message::Text(reply.into());
                     if let Err(ending) = Box::pin(write(socket, reply, false, send_timeout, live)).await {
                         return ending;
