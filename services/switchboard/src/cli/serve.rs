@@ -155,11 +155,29 @@ fn valid_stage(stage: &str) -> bool {
 pub(super) async fn serve_command(args: ServeArgs) -> Result<(), CliError> {
     // Installed before the address is printed, so a signal right after start-up is handled.
     let signal = serve::ShutdownSignal::install();
-    serve::raise_open_files_limit();
+    warn_if_few_open_files(&args, serve::raise_open_files_limit());
     let started = start(args, &Env::Process).await?;
     started.announce();
     started.server.run_until_signal(signal).await;
     Ok(())
+}
+
+/// Every WebSocket and every HTTP connection holds a descriptor: below
+/// `MAX_CONNECTIONS + 2 × LISTENER_MAX_CONNECTIONS` (and a margin for files and clients),
+/// new connections would wait in the kernel's backlog instead of being answered or refused.
+fn warn_if_few_open_files(args: &ServeArgs, open_files: Option<u64>) {
+    let wanted = args
+        .max_connections
+        .saturating_add(args.listener_max_connections.saturating_mul(2))
+        .saturating_add(256);
+    if let Some(limit) = open_files.filter(|limit| *limit < wanted) {
+        tracing::warn!(
+            open_files = limit,
+            wanted,
+            "the open-files limit is below MAX_CONNECTIONS + 2 × LISTENER_MAX_CONNECTIONS + 256: \
+             raise the hard limit (ulimit -Hn, LimitNOFILE=) or lower those settings"
+        );
+    }
 }
 
 /// `serve` flags parsed on their own (for [`start_in_process`]).

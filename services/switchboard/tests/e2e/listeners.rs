@@ -313,6 +313,12 @@ async fn the_open_files_limit_is_raised_to_the_hard_limit_and_logged() {
         .find(|l| l.contains("open-files limit"))
         .unwrap_or_else(|| panic!("no open-files line in:\n{logs}"));
     assert!(line.contains("256") && line.contains("4096"), "{line}");
+    // 4096 descriptors cannot hold the default caps: said at start, naming the settings.
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("WARN") && l.contains("LISTENER_MAX_CONNECTIONS")),
+        "{logs}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
