@@ -1,5 +1,6 @@
-//! Signs HS256 tokens (the dev `switchboard token` command and tests), and builds the claims
-//! every minted token carries (`switchboard token --key` signs them ES256).
+//! Signs HS256 tokens (the dev `switchboard token` command, `serve --dev`'s [`DevMint`] and
+//! tests), and builds the claims every minted token carries (`switchboard token --key` signs
+//! them ES256).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -7,7 +8,9 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Map, Value};
 use switchboard_model::{TenantId, UserId};
 
-use super::config::{AuthConfig, DEFAULT_ROLES_CLAIM, DEFAULT_TENANT_CLAIM};
+use super::config::{
+    AuthConfig, HmacSecret, DEFAULT_ROLES_CLAIM, DEFAULT_TENANT_CLAIM, DEV_ISSUER,
+};
 
 /// Claim names and optional `iss`/`aud` for minted tokens, so they pass a verifier with
 /// the same configuration.
@@ -39,6 +42,68 @@ impl MintOptions {
             issuer: config.issuer.clone(),
             audience: config.audience.first().cloned(),
         }
+    }
+}
+
+/// What `serve --dev` signs `POST /dev/token` tokens with: a key made for this process and
+/// the claim names and `iss` its own verifier expects, so no other process accepts them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevMint {
+    pub secret: HmacSecret,
+    pub options: MintOptions,
+}
+
+impl DevMint {
+    /// Nothing configured: `config` gets `secret` as its HS256 key source and dev tokens
+    /// are ordinary tokens of that key (the secret may be shown, for `switchboard token`).
+    pub fn sole_key(config: AuthConfig, secret: Vec<u8>) -> (AuthConfig, Self) {
+        let config = config.hs256_secret_replaced(secret.clone());
+        let options = MintOptions::from_config(&config);
+        let mint = Self {
+            secret: HmacSecret::new(secret),
+            options,
+        };
+        (config, mint)
+    }
+
+    /// Beside a configured key source: `secret` becomes `config`'s dev key and dev tokens
+    /// carry [`DEV_ISSUER`] ([`AuthConfig::with_dev_key`], which may refuse).
+    pub fn beside(
+        config: AuthConfig,
+        secret: Vec<u8>,
+    ) -> Result<(AuthConfig, Self), super::AuthConfigError> {
+        let config = config.with_dev_key(secret.clone())?;
+        let mint = Self {
+            secret: HmacSecret::new(secret),
+            options: MintOptions {
+                issuer: Some(DEV_ISSUER.to_string()),
+                ..MintOptions::default()
+            },
+        };
+        Ok((config, mint))
+    }
+
+    /// Whether it signs dev-issuer tokens beside a configured key source.
+    pub fn is_beside_a_key_source(&self) -> bool {
+        self.options.issuer.as_deref() == Some(DEV_ISSUER)
+    }
+
+    /// A token for `tenant`/`user` with `roles`, valid for `ttl`.
+    pub fn mint(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        roles: &[String],
+        ttl: Duration,
+    ) -> String {
+        mint_hs256_with(
+            self.secret.as_bytes(),
+            &self.options,
+            tenant,
+            user,
+            roles,
+            ttl,
+        )
     }
 }
 

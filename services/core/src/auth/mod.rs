@@ -34,7 +34,7 @@ pub use extract::{
     token_from_subprotocol, HandshakeToken, TokenSource, BEARER_SUBPROTOCOL,
 };
 pub use issuers::{AllowedTenants, IssuerConfig, IssuerKeys, IssuersConfig};
-pub use mint::{mint_claims, mint_hs256, mint_hs256_with, MintOptions};
+pub use mint::{mint_claims, mint_hs256, mint_hs256_with, DevMint, MintOptions};
 pub use switchboard_model::Claims;
 pub use verifier::{Verifier, MAX_TOKEN_BYTES};
 

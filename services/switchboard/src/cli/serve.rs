@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser};
-use switchboard_core::auth::{AuthConfig, KeySource, ShortSecret};
+use switchboard_core::auth::{AuthConfig, DevMint, KeySource, ShortSecret, DEV_ISSUER};
 use switchboard_core::config::ConnectConfig;
 use switchboard_core::history::{HistoryConfig, HistoryStore, MemoryHistoryStore};
 use switchboard_core::publisher::PublisherConfig;
@@ -23,8 +23,9 @@ use crate::serve::{
 
 #[derive(Args)]
 pub struct ServeArgs {
-    /// Dev mode: without a JWT key source, verify tokens with a random secret made for
-    /// this process; serve the demo page and /dev/token (loopback only).
+    /// Dev mode: serve the demo page and /dev/token (loopback only), whose tokens only this
+    /// process accepts: without a JWT key source, signed with a random secret that is also
+    /// the key source; beside one, with a random key under the issuer urn:switchboard:dev.
     #[arg(long)]
     dev: bool,
     /// Address to listen on (port 0: any free port; the address is printed).
@@ -219,7 +220,7 @@ struct Started {
     server: Server,
     stage: String,
     roster: RosterKind,
-    dev_secret: Option<Vec<u8>>,
+    dev: Option<DevMint>,
     signed_management: bool,
 }
 
@@ -241,8 +242,8 @@ impl Started {
                 "no authentication: keep it on loopback or a private network"
             }
         );
-        if let Some(secret) = &self.dev_secret {
-            print_dev_banner(addr, &self.stage, &String::from_utf8_lossy(secret));
+        if let Some(dev) = &self.dev {
+            print_dev_banner(addr, &self.stage, dev);
         }
         tracing::info!(%addr, stage = %self.stage, roster = ?self.roster, "serving");
     }
@@ -266,7 +267,7 @@ async fn start(args: ServeArgs, env: &Env) -> Result<Started, CliError> {
         PublisherConfig::from_lookup(lookup).map_err(|e| CliError::Config(e.to_string()))?;
     let connect =
         ConnectConfig::from_lookup(lookup).map_err(|e| CliError::Config(e.to_string()))?;
-    let (auth, dev_secret) = auth_settings(&args, env)?;
+    let (auth, dev) = auth_settings(&args, env)?;
     let roster = build_roster(&args, env).await?;
     let history_config =
         HistoryConfig::from_lookup(lookup).map_err(|e| CliError::Config(e.to_string()))?;
@@ -285,7 +286,7 @@ async fn start(args: ServeArgs, env: &Env) -> Result<Started, CliError> {
         history_config,
         receipts,
         auth,
-        dev_secret: dev_secret.clone(),
+        dev: dev.clone(),
         connect,
         limits: SocketLimits {
             send_timeout: Duration::from_secs(args.send_timeout_secs),
@@ -319,7 +320,7 @@ async fn start(args: ServeArgs, env: &Env) -> Result<Started, CliError> {
         server,
         stage: args.stage,
         roster: args.roster,
-        dev_secret,
+        dev,
         signed_management: management_credentials.is_some(),
     })
 }
@@ -436,9 +437,11 @@ fn management_hosts(names: &[String]) -> Result<Vec<String>, String> {
         .collect()
 }
 
-/// The identity settings of `serve` and, in dev mode, the secret `/dev/token` signs with.
-/// Dev mode is only ever explicit (`--dev`) and only on a loopback `--listen`.
-fn auth_settings(args: &ServeArgs, env: &Env) -> Result<(AuthConfig, Option<Vec<u8>>), CliError> {
+/// The identity settings of `serve` and, in dev mode, what `/dev/token` signs with: a
+/// random key of this process, so its tokens are valid here only (docs/design.md: The
+/// one-machine binary). Dev mode is only ever explicit (`--dev`) and only on a loopback
+/// `--listen`.
+fn auth_settings(args: &ServeArgs, env: &Env) -> Result<(AuthConfig, Option<DevMint>), CliError> {
     let short_secret = if args.dev {
         ShortSecret::Warn
     } else {
@@ -463,24 +466,15 @@ fn auth_settings(args: &ServeArgs, env: &Env) -> Result<(AuthConfig, Option<Vec<
             args.listen
         )));
     }
-    match &auth.keys {
-        KeySource::None => {
-            let secret: [u8; 32] = rand::random();
-            let secret = hex(&secret).into_bytes();
-            Ok((auth.hs256_secret_replaced(secret.clone()), Some(secret)))
-        }
-        KeySource::Hs256(secret) => {
-            let secret = secret.as_bytes().to_vec();
-            Ok((auth, Some(secret)))
-        }
-        KeySource::JwksFile(_) | KeySource::JwksUrl(_) | KeySource::Issuers(_) => {
-            Err(CliError::Config(
-                "--dev signs tokens with an HS256 secret: unset JWT_JWKS_FILE / JWT_JWKS_URL / \
-                 JWT_ISSUERS_FILE, or drop --dev"
-                    .into(),
-            ))
-        }
-    }
+    let secret: [u8; 32] = rand::random();
+    let secret = hex(&secret).into_bytes();
+    // Beside a configured key source, dev tokens never use it: a secret shared with other
+    // instances would make `/dev/token` a global-admin mint for all of them.
+    let (auth, dev) = match &auth.keys {
+        KeySource::None => DevMint::sole_key(auth, secret),
+        _ => DevMint::beside(auth, secret).map_err(|e| CliError::Config(e.to_string()))?,
+    };
+    Ok((auth, Some(dev)))
 }
 
 /// The history store: in memory, or the `HISTORY_TABLE` table beside a DynamoDB roster
@@ -589,16 +583,27 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn print_dev_banner(addr: SocketAddr, stage: &str, secret: &str) {
+fn print_dev_banner(addr: SocketAddr, stage: &str, dev: &DevMint) {
+    let rule = "=".repeat(78);
+    if dev.is_beside_a_key_source() {
+        println!(
+            "{rule}
+DEV MODE (--dev): tokens of the configured key source are verified as usual. The demo
+page http://{addr}/ and POST /dev/token (from this machine only) mint tokens signed with
+a key made for this process (issuer {DEV_ISSUER}): no other process accepts them.
+Never use dev mode in production: drop --dev.
+{rule}"
+        );
+        return;
+    }
+    let secret = String::from_utf8_lossy(dev.secret.as_bytes());
     let exe = std::env::current_exe()
         .ok()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "switchboard".into());
-    let rule = "=".repeat(78);
     println!(
         "{rule}
-DEV MODE (--dev): tokens are verified with this HS256 secret (random for this process
-unless JWT_HS256_SECRET was set):
+DEV MODE (--dev): tokens are verified with this HS256 secret (random for this process):
   export JWT_HS256_SECRET={secret}
 Mint a token (same shell):
   export TOKEN=$({exe} token --tenant demo --user alice --role publisher)

@@ -18,9 +18,11 @@ use serde_json::json;
 use switchboard_core::auth::extract::{websocket_url_chars, MAX_WEBSOCKET_URL_CHARS};
 use switchboard_core::auth::token_from_handshake;
 use switchboard_core::connection;
+use switchboard_core::publish_api::ApiError;
 use switchboard_model::{ConnectionId, TenantId, MAX_FRAME_BYTES};
 use time::OffsetDateTime;
 
+use super::host::Host;
 use super::metrics::ReasonLabel;
 use super::registry::InstanceTag;
 use super::registry::{
@@ -102,7 +104,8 @@ pub fn new_connection_id(instance: &InstanceTag) -> ConnectionId {
 }
 
 /// `GET /<stage>` with an upgrade: check the URL's length (as API Gateway does, before
-/// anything else), authenticate, record, upgrade.
+/// anything else) and the `Host` (exactly one `host[:port]`, else 400 `invalid_request`:
+/// RFC 9112 §3.2), authenticate, record, upgrade.
 pub async fn handshake(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -124,6 +127,17 @@ pub async fn handshake(
             .inc();
         tracing::info!(peer = %peer, url_chars, "handshake refused: URL too long");
         return url_too_long(url_chars);
+    }
+    if Host::from_headers(&headers).is_none() {
+        app.metrics
+            .connections_refused
+            .get_or_create(&ReasonLabel {
+                reason: "invalid_host",
+            })
+            .inc();
+        tracing::info!(peer = %peer, "handshake refused: Host is not host[:port]");
+        return ApiError::InvalidRequest("Host must be exactly one host[:port]".into())
+            .into_response();
     }
     if app.registry.is_full() {
         app.metrics

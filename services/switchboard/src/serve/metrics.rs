@@ -145,7 +145,7 @@ impl Metrics {
         let connections_refused = Family::<ReasonLabel, Counter>::default();
         registry.register(
             "connections_refused",
-            "Handshakes refused by a connection limit (max_connections, max_per_user)",
+            "Handshakes refused, by reason (max_connections, max_per_user, url_too_long, invalid_host)",
             connections_refused.clone(),
         );
         let foreign_skipped = Counter::default();

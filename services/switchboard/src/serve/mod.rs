@@ -10,6 +10,7 @@ mod client_js;
 mod dead_letters;
 mod demo;
 mod gateway;
+mod host;
 mod http_server;
 mod local_queue;
 mod management;
@@ -27,7 +28,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
-use switchboard_core::auth::{AuthConfig, Verifier};
+use switchboard_core::auth::{AuthConfig, DevMint, Verifier};
 use switchboard_core::config::ConnectConfig;
 use switchboard_core::connection::ActionDeps;
 use switchboard_core::history::{HistoryConfig, HistoryStore};
@@ -72,9 +73,9 @@ pub struct ServeSettings {
     /// Delivery receipts and idempotent publish (`None`: `RECEIPT_TTL_SECS=0`).
     pub receipts: Option<Receipts>,
     pub auth: AuthConfig,
-    /// Dev mode: the secret was generated for this process; the demo page and
-    /// `/dev/token` are served.
-    pub dev_secret: Option<Vec<u8>>,
+    /// Dev mode: what `/dev/token` signs with (a key made for this process); the demo page
+    /// and `/dev/token` are served.
+    pub dev: Option<DevMint>,
     pub connect: ConnectConfig,
     pub limits: SocketLimits,
     pub connection_limits: ConnectionLimits,
@@ -114,7 +115,7 @@ pub struct App {
     pub limits: SocketLimits,
     pub metrics: Arc<Metrics>,
     pub queue: Arc<LocalQueue>,
-    pub dev_secret: Option<Vec<u8>>,
+    pub dev: Option<DevMint>,
     /// Prefix of this process's connection ids.
     pub instance: InstanceTag,
     /// What the client actions (`resume`, `refresh`) need.
@@ -133,7 +134,7 @@ fn router(app: Arc<App>, publish: Router) -> Router {
         .route("/v1/dead-letters", get(dead_letters::list))
         .route("/v1/dead-letters/redrive", post(dead_letters::redrive))
         .route("/healthz", get(healthz));
-    if app.dev_secret.is_some() {
+    if app.dev.is_some() {
         router = router
             .route("/", get(demo::page))
             .route("/switchboard-client.js", get(client_js::get))
@@ -218,7 +219,7 @@ impl Server {
             limits: settings.limits,
             metrics: metrics.clone(),
             queue: queue.clone(),
-            dev_secret: settings.dev_secret.clone(),
+            dev: settings.dev.clone(),
             instance,
             actions: ActionDeps {
                 roster: settings.roster.clone(),
