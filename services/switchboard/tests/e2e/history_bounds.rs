@@ -200,3 +200,59 @@ async fn non_reading_resumers_share_the_history() {
     assert_eq!(resumed["complete"], true, "{resumed}");
     drop(idle);
 }
+
+/// A resume's bytes are capped (`RESUME_MAX_BYTES`, 4 MiB by default): over a 7 MiB
+/// history the oldest frames that fit are sent, then `complete: false`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_stops_at_its_byte_cap() {
+    let server = TestServer::start(Backend::Memory).await;
+    let since = cursor_of_one_message(&server, "alice").await;
+    publish_large(&server, 60, &["alice".to_string()]).await;
+    let mut client = Client::connect(&server, &token("acme", "alice", &[])).await;
+    let (ids, resumed) = resume(&mut client, &since).await;
+    assert_eq!(resumed["complete"], false, "{resumed}");
+    assert_eq!(resumed["count"], ids.len());
+    let cap = 4 * MIB as usize;
+    assert_eq!(
+        ids.len(),
+        cap / (PAYLOAD_BYTES + 100),
+        "as many as fit: {ids:?}"
+    );
+    assert_eq!(ids[0], "big-0", "the oldest first");
+}
+
+/// A client that reads slowly does not hold its resume open: no frame starts later than
+/// 25 s (`RESUME_BUDGET`) after the resume was read, then `resumed` says how many were
+/// sent and `complete: false`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_resume_ends_at_its_deadline() {
+    let server =
+        TestServer::start_with(Backend::Memory, &[], &[("RESUME_MAX_BYTES", "268435456")]).await;
+    let since = cursor_of_one_message(&server, "alice").await;
+    publish_large(&server, 300, &["alice".to_string()]).await;
+    let mut client = Client::connect(&server, &token("acme", "alice", &[])).await;
+    let started = std::time::Instant::now();
+    client
+        .send(&json!({"action":"resume","since":since}).to_string())
+        .await;
+    let mut received = 0usize;
+    let resumed = loop {
+        let frame = client.next_json().await;
+        if frame["type"] == "resumed" {
+            break frame;
+        }
+        received += 1;
+        // One frame a second until past the deadline, then as fast as it comes.
+        if started.elapsed() < Duration::from_secs(26) {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    };
+    assert_eq!(resumed["complete"], false, "{resumed}");
+    assert_eq!(resumed["count"], received);
+    assert!(received < 300, "{received}");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+}
