@@ -10,6 +10,7 @@ mod hardening;
 mod harness;
 mod history;
 mod identity;
+mod identity_edges;
 mod history_bounds;
 mod keys;
 mod listeners;
