@@ -80,6 +80,14 @@ fn idp_token(iss: &str, ttl_secs: u64) -> String {
     encode(&header, &claims, &key).unwrap()
 }
 
+/// `serve` with support-idp vouching for any tenant, acme included, on purpose
+/// (`allowSharedTenants`): both issuers can name acme/alice.
+async fn sharing_server() -> TestServer {
+    let file = issuers_file(json!("*"), json!({"allowSharedTenants": true}));
+    let path = file.display().to_string();
+    TestServer::start_raw(Backend::Memory, &[], &[("JWT_ISSUERS_FILE", &path)]).await
+}
+
 const LISTEN: [&str; 4] = [
     "--listen",
     "127.0.0.1:0",
@@ -109,27 +117,14 @@ async fn overlapping_issuers_refuse_to_start_naming_the_file_the_issuers_and_the
         }
     }
     // Allowed on purpose: it starts.
-    let file = issuers_file(json!("*"), json!({"allowSharedTenants": true}));
-    let server = TestServer::start_raw(
-        Backend::Memory,
-        &[],
-        &[("JWT_ISSUERS_FILE", &file.display().to_string())],
-    )
-    .await;
+    let server = sharing_server().await;
     let health = reqwest::get(server.http("/healthz")).await.unwrap();
     assert_eq!(health.status(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_with_another_issuers_token_is_refused_over_a_live_socket() {
-    // support-idp may vouch for acme too, so both issuers can name acme/alice.
-    let file = issuers_file(json!("*"), json!({"allowSharedTenants": true}));
-    let server = TestServer::start_raw(
-        Backend::Memory,
-        &[],
-        &[("JWT_ISSUERS_FILE", &file.display().to_string())],
-    )
-    .await;
+    let server = sharing_server().await;
     let mut client = Client::connect(&server, &idp_token(ACME_IDP, 60)).await;
     let refresh = |token: String| json!({"action": "refresh", "token": token}).to_string();
 
