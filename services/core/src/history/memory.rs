@@ -241,8 +241,13 @@ impl HistoryStore for MemoryHistoryStore {
             state.bytes += membership_bytes(entry, stream);
             if !state.streams.contains_key(stream) {
                 state.bytes += STREAM_OVERHEAD + stream_bytes(stream);
+                state
+                    .streams
+                    .insert(stream.clone(), StreamEntries::default());
             }
-            let entries = state.streams.entry(stream.clone()).or_default();
+            let Some(entries) = state.streams.get_mut(stream) else {
+                continue;
+            };
             entries.entries.insert(cursor.clone(), shared.clone());
             let mut dropped = Vec::new();
             while entries.entries.len() > self.max_per_stream {
