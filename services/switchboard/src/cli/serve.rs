@@ -1,6 +1,7 @@
 //! `switchboard serve`: its flags, the settings they and the environment make, start-up.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,8 +18,8 @@ use switchboard_core::roster::RosterStore;
 use super::{CliError, Env};
 use crate::serve::ListenerLimits;
 use crate::serve::{
-    self, ConnectionLimits, ManagementCredentials, QueueConfig, RosterKind, ServeSettings, Server,
-    SocketLimits,
+    self, ActionAllowance, ConnectionLimits, ManagementCredentials, QueueConfig, RosterKind,
+    ServeSettings, Server, SocketLimits,
 };
 
 #[derive(Args)]
@@ -88,6 +89,13 @@ pub struct ServeArgs {
     /// Gateway does after 10 minutes.
     #[arg(long, env = "IDLE_TIMEOUT_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     idle_timeout_secs: u64,
+    /// Client frames (actions) a socket may send per second on average; a socket beyond
+    /// its allowance (this rate, ACTION_BURST at once) is closed (1008).
+    #[arg(long, env = "ACTIONS_PER_SECOND", default_value_t = serve::DEFAULT_ACTIONS_PER_SECOND, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    actions_per_second: u32,
+    /// Client frames a socket may send at once (the token bucket's size).
+    #[arg(long, env = "ACTION_BURST", default_value_t = serve::DEFAULT_ACTION_BURST, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    action_burst: u32,
     /// Live WebSocket connections accepted; beyond, handshakes get 503.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     max_connections: u64,
@@ -291,6 +299,12 @@ async fn start(args: ServeArgs, env: &Env) -> Result<Started, CliError> {
         limits: SocketLimits {
             send_timeout: Duration::from_secs(args.send_timeout_secs),
             idle_timeout: Duration::from_secs(args.idle_timeout_secs),
+            actions: ActionAllowance {
+                per_second: NonZeroU32::new(args.actions_per_second)
+                    .unwrap_or(ActionAllowance::default().per_second),
+                burst: NonZeroU32::new(args.action_burst)
+                    .unwrap_or(ActionAllowance::default().burst),
+            },
         },
         connection_limits: ConnectionLimits {
             max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),

@@ -14,11 +14,15 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
 use futures::SinkExt;
+use governor::{Quota, RateLimiter};
 use serde_json::json;
 use switchboard_core::auth::extract::{websocket_url_chars, MAX_WEBSOCKET_URL_CHARS};
 use switchboard_core::auth::token_from_handshake;
 use switchboard_core::connection;
 use switchboard_core::publish_api::ApiError;
+use switchboard_model::close::{
+    CLOSE_GOING_AWAY, CLOSE_MESSAGE_TOO_BIG, CLOSE_POLICY_VIOLATION, CLOSE_TOKEN_EXPIRED,
+};
 use switchboard_model::{ConnectionId, TenantId, MAX_FRAME_BYTES};
 use time::OffsetDateTime;
 
@@ -44,8 +48,6 @@ const WRITE_BUFFER_BYTES: usize = 4 * 1024;
 const MAX_CONNECTION_SECS: u64 = 2 * 60 * 60;
 /// Frames written before one flush, when several are waiting.
 const WRITE_BATCH_FRAMES: usize = 32;
-/// Close code when the connection's token expired (not refreshed in band).
-const CLOSE_TOKEN_EXPIRED: u16 = 4001;
 /// Longest wait for each step of a close handshake (our frame out, the client's back).
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
@@ -254,6 +256,8 @@ enum Ending {
     ClientClosed,
     /// Close from this side with this code; wait briefly for the client's reply.
     Close(CloseRequest),
+    /// Like `Close`, for what the client sent (too fast, too big); already counted.
+    Refuse(CloseRequest),
     /// The transport failed: nothing more can be sent.
     Broken,
 }
@@ -280,6 +284,7 @@ async fn run_socket(
             }
             Box::pin(close_handshake(&mut socket, request)).await;
         }
+        Ending::Refuse(request) => Box::pin(close_handshake(&mut socket, request)).await,
         Ending::Broken => {}
     }
     drop(socket);
@@ -330,6 +335,9 @@ async fn drive(
     let token_expiry = tokio::time::sleep_until(token_instant(app, &live.claims));
     tokio::pin!(token_expiry);
     let send_timeout = app.limits.send_timeout;
+    let allowance = RateLimiter::direct(
+        Quota::per_second(app.limits.actions.per_second).allow_burst(app.limits.actions.burst),
+    );
     loop {
         // A close request first, then queued frames: neither waits behind the other.
         let pending = match live.next() {
@@ -350,10 +358,10 @@ async fn drive(
             biased;
             () = live.woken(), if !pending => {}
             _ = &mut deadline => {
-                return Ending::Close(CloseRequest { code: 1001, reason: "connection lifetime reached" });
+                return Ending::Close(CloseRequest { code: CLOSE_GOING_AWAY, reason: "connection lifetime reached" });
             }
             _ = &mut idle => {
-                return Ending::Close(CloseRequest { code: 1001, reason: "idle timeout" });
+                return Ending::Close(CloseRequest { code: CLOSE_GOING_AWAY, reason: "idle timeout" });
             }
             _ = &mut token_expiry => {
                 return Ending::Close(CloseRequest { code: CLOSE_TOKEN_EXPIRED, reason: "token expired" });
@@ -368,10 +376,22 @@ async fn drive(
                         continue;
                     }
                     Some(Ok(Message::Close(_))) => return Ending::ClientClosed,
+                    Some(Err(error)) if is_too_big(&error) => {
+                        return misbehaved(app, id, "message_too_big", CloseRequest {
+                            code: CLOSE_MESSAGE_TOO_BIG,
+                            reason: "frame larger than 128 KiB",
+                        });
+                    }
                     Some(Err(_)) | None => return Ending::Broken,
                 };
                 live.touch();
                 idle.as_mut().reset(tokio::time::Instant::now() + app.limits.idle_timeout);
+                if allowance.check().is_err() {
+                    return misbehaved(app, id, "action_rate", CloseRequest {
+                        code: CLOSE_POLICY_VIOLATION,
+                        reason: "too many actions",
+                    });
+                }
                 // Boxed: an idle socket's task then holds no room for an action or a write
                 // in progress.
                 let outcome = Box::pin(connection::handle_client_frame(
@@ -413,6 +433,27 @@ async fn drive(
             () = std::future::ready(()), if pending => {}
         }
     }
+}
+
+/// Whether a failed read was a client frame over the size limit (tungstenite stops reading
+/// it at its header; the socket can still send our close).
+fn is_too_big(error: &axum::Error) -> bool {
+    matches!(
+        std::error::Error::source(error)
+            .and_then(|inner| inner.downcast_ref::<tungstenite::Error>()),
+        Some(tungstenite::Error::Capacity(_))
+    )
+}
+
+/// A socket closed for what its client did (`reason`: `action_rate`, `message_too_big`),
+/// counted in `switchboard_connections_closed_total`.
+fn misbehaved(app: &App, id: &ConnectionId, reason: &'static str, request: CloseRequest) -> Ending {
+    app.metrics
+        .connections_closed
+        .get_or_create(&ReasonLabel { reason })
+        .inc();
+    tracing::info!(connection_id = %id, reason, "closing a misbehaving client");
+    Ending::Refuse(request)
 }
 
 /// When a connection with these claims must end: its token's `exp` plus the verifier's

@@ -38,6 +38,7 @@ pub struct Metrics {
     pub connections_refused: Family<ReasonLabel, Counter>,
     pub foreign_skipped: Counter,
     pub slow_consumers_closed: Counter,
+    pub connections_closed: Family<ReasonLabel, Counter>,
     // Listeners (serve/http_server.rs): open HTTP connections and those refused at accept.
     pub listener_connections: Family<ListenerLabel, Gauge>,
     pub listener_connections_refused: Family<ListenerReasonLabel, Counter>,
@@ -160,6 +161,12 @@ impl Metrics {
             "Sockets closed (1008) because their outbox filled or a write timed out",
             slow_consumers_closed.clone(),
         );
+        let connections_closed = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "connections_closed",
+            "Sockets closed for what their client sent, by reason (action_rate: 1008 past ACTIONS_PER_SECOND/ACTION_BURST; message_too_big: 1009)",
+            connections_closed.clone(),
+        );
         let listener_connections = Family::<ListenerLabel, Gauge>::default();
         registry.register(
             "listener_connections",
@@ -176,6 +183,7 @@ impl Metrics {
             registry,
             listener_connections,
             listener_connections_refused,
+            connections_closed,
             foreign_skipped,
             slow_consumers_closed,
             dead_letters_dropped,

@@ -20,6 +20,7 @@ mod registry;
 mod sigv4;
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -94,13 +95,39 @@ pub struct SocketLimits {
     pub send_timeout: Duration,
     /// `IDLE_TIMEOUT_SECS`: a socket without a client frame this long is closed (1001).
     pub idle_timeout: Duration,
+    /// `ACTIONS_PER_SECOND` and `ACTION_BURST`: each socket's allowance of client frames
+    /// (a token bucket); a socket beyond it is closed (1008).
+    pub actions: ActionAllowance,
 }
+
+/// A socket's allowance of client frames: `per_second` on average, `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActionAllowance {
+    pub per_second: NonZeroU32,
+    pub burst: NonZeroU32,
+}
+
+impl Default for ActionAllowance {
+    fn default() -> Self {
+        Self {
+            per_second: NonZeroU32::MIN.saturating_add(DEFAULT_ACTIONS_PER_SECOND - 1),
+            burst: NonZeroU32::MIN.saturating_add(DEFAULT_ACTION_BURST - 1),
+        }
+    }
+}
+
+/// `ACTIONS_PER_SECOND`'s default: the client library sends a `ping` every few minutes, a
+/// `resume` per socket and a `refresh` per token; ten a second is far above any of them.
+pub const DEFAULT_ACTIONS_PER_SECOND: u32 = 10;
+/// `ACTION_BURST`'s default.
+pub const DEFAULT_ACTION_BURST: u32 = 20;
 
 impl Default for SocketLimits {
     fn default() -> Self {
         Self {
             send_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(600),
+            actions: ActionAllowance::default(),
         }
     }
 }

@@ -21,6 +21,7 @@ use async_trait::async_trait;
 use axum::body::Bytes;
 use axum::extract::ws::Utf8Bytes;
 use switchboard_core::pusher::{ConnectionPusher, Frame, PushError};
+use switchboard_model::close::{CLOSE_POLICY_VIOLATION, CLOSE_TOKEN_EXPIRED};
 use switchboard_model::{Claims, ConnectionId, TenantId, UserId, MAX_FRAME_BYTES};
 use time::OffsetDateTime;
 use tokio::sync::Notify;
@@ -34,7 +35,7 @@ pub const OUTBOX_FRAMES: usize = 128;
 const OUTBOX_KEPT: usize = 8;
 
 /// Close code for a client that does not read fast enough (policy violation).
-pub const CLOSE_SLOW_CONSUMER: u16 = 1008;
+pub const CLOSE_SLOW_CONSUMER: u16 = CLOSE_POLICY_VIOLATION;
 
 /// What the socket task is told to send.
 #[derive(Debug)]
@@ -393,9 +394,6 @@ impl ConnectionPusher for LocalPusher {
         Ok(())
     }
 }
-
-/// Close code of a connection whose token expired (as the gateway's own timer uses).
-const CLOSE_TOKEN_EXPIRED: u16 = 4001;
 
 #[cfg(test)]
 mod tests {

@@ -6,12 +6,13 @@
 //! and with `--roster dynamodb` on DynamoDB Local.
 
 mod cli;
+mod client_frames;
 mod hardening;
 mod harness;
 mod history;
+mod history_bounds;
 mod identity;
 mod identity_edges;
-mod history_bounds;
 mod keys;
 mod listeners;
 mod management;
