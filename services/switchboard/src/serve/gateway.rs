@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
 use futures::SinkExt;
+use governor::clock::MonotonicClock;
 use governor::{Quota, RateLimiter};
 use serde_json::json;
 use switchboard_core::auth::extract::{websocket_url_chars, MAX_WEBSOCKET_URL_CHARS};
@@ -335,8 +336,10 @@ async fn drive(
     let token_expiry = tokio::time::sleep_until(token_instant(app, &live.claims));
     tokio::pin!(token_expiry);
     let send_timeout = app.limits.send_timeout;
-    let allowance = RateLimiter::direct(
+    // The std clock: no state of its own, so the bucket is 32 bytes a socket.
+    let allowance = RateLimiter::direct_with_clock(
         Quota::per_second(app.limits.actions.per_second).allow_burst(app.limits.actions.burst),
+        MonotonicClock,
     );
     loop {
         // A close request first, then queued frames: neither waits behind the other.
@@ -392,47 +395,57 @@ async fn drive(
                         reason: "too many actions",
                     });
                 }
-                // Boxed: an idle socket's task then holds no room for an action or a write
-                // in progress.
-                let outcome = Box::pin(connection::handle_client_frame(
-                    &app.actions,
-                    text.as_str(),
-                    id,
-                    &live.claims,
-                ))
-                .await;
-                if let Some(fresh) = &outcome.refreshed {
-                    token_expiry.as_mut().reset(token_instant(app, fresh));
-                }
-                // A resume's missed frames are the history store's own (shared): each is
-                // copied once, as it is written, never the whole resume. This arm runs to
-                // its end before the socket is read again, so one resume at most is in
-                // flight per socket. It stops starting frames `RESUME_BUDGET` (25 s) after
-                // the resume was read — each write is bounded by the send timeout — and
-                // then answers `resumed` with the frames sent and `complete: false`.
-                let resume_deadline =
-                    tokio::time::Instant::now() + switchboard_core::history::RESUME_BUDGET;
-                let mut replies = outcome.frames;
-                for (sent, frame) in outcome.missed.iter().enumerate() {
-                    if tokio::time::Instant::now() >= resume_deadline {
-                        replies = vec![switchboard_core::history::resumed_incomplete(sent)];
-                        break;
-                    }
-                    let frame = Message::Text(frame.as_ref().into());
-                    if let Err(ending) = Box::pin(write(socket, frame, false, send_timeout, live)).await {
-                        return ending;
-                    }
-                }
-                for reply in replies {
-                    let reply = Message::Text(reply.into());
-                    if let Err(ending) = Box::pin(write(socket, reply, false, send_timeout, live)).await {
-                        return ending;
-                    }
+                // Boxed: an idle socket's task then holds no room for an action, its
+                // replies or a write in progress.
+                match Box::pin(answer(app, id, live, socket, text.as_str())).await {
+                    Ok(Some(fresh)) => token_expiry.as_mut().reset(token_instant(app, &fresh)),
+                    Ok(None) => {}
+                    Err(ending) => return ending,
                 }
             }
             () = std::future::ready(()), if pending => {}
         }
     }
+}
+
+/// Serves one client action and writes what it answers; `Some(claims)` after a successful
+/// `refresh` (the caller moves the token deadline).
+///
+/// A resume's missed frames are the history store's own (shared): each is copied once, as
+/// it is written, never the whole resume. The socket is not read again before this ends, so
+/// one resume at most is in flight per socket. It stops starting frames `RESUME_BUDGET`
+/// (25 s) after the resume was read — each write is bounded by the send timeout — and then
+/// answers `resumed` with the frames sent and `complete: false`.
+async fn answer(
+    app: &App,
+    id: &ConnectionId,
+    live: &LiveConnection,
+    socket: &mut WebSocket,
+    text: &str,
+) -> Result<Option<switchboard_model::Claims>, Ending> {
+    let send_timeout = app.limits.send_timeout;
+    let outcome = connection::handle_client_frame(&app.actions, text, id, &live.claims).await;
+    let resume_deadline = tokio::time::Instant::now() + switchboard_core::history::RESUME_BUDGET;
+    let mut replies = outcome.frames;
+    for (sent, frame) in outcome.missed.iter().enumerate() {
+        if tokio::time::Instant::now() >= resume_deadline {
+            replies = vec![switchboard_core::history::resumed_incomplete(sent)];
+            break;
+        }
+        let frame = Message::Text(frame.as_ref().into());
+        Box::pin(write(socket, frame, false, send_timeout, live)).await?;
+    }
+    for reply in replies {
+        Box::pin(write(
+            socket,
+            Message::Text(reply.into()),
+            false,
+            send_timeout,
+            live,
+        ))
+        .await?;
+    }
+    Ok(outcome.refreshed)
 }
 
 /// Whether a failed read was a client frame over the size limit (tungstenite stops reading
