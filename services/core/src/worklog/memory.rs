@@ -1,11 +1,11 @@
 //! The work log in this process's memory, bounded: finished units are remembered until
 //! their `expires_at` and at most [`MAX_MEMORY_UNITS`] units are kept (when full, expired
-//! ones are swept, then the oldest go first — a copy of a forgotten unit runs again, at
-//! least once as SQS itself). Each unit is held as a 128-bit digest of its key, so an entry
-//! is a few dozen bytes whatever the ids (about 8 MB at the bound). Every operation holds one
+//! ones are swept, then the finished units that expire first go, claims last — a copy of
+//! a forgotten unit runs again, at least once as SQS itself). Each unit is held as a 128-bit digest of its key, so an entry
+//! is about 40 bytes whatever the ids (about 4 MB at the bound). Every operation holds one
 //! lock, so `begin` is a compare-and-set.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -13,20 +13,47 @@ use time::OffsetDateTime;
 
 use super::{Begun, UnitKey, WorkLog, WorkLogError};
 
-/// Most units the memory log keeps (under 100 bytes each).
+/// Most units the memory log keeps (about 40 bytes each).
 pub const MAX_MEMORY_UNITS: usize = 100_000;
 
+/// A unit's state: claimed (`done` false) until `until`, or finished and remembered until
+/// `until` — epoch seconds, as the DynamoDB log keeps them, in 32 bits (to 2106), so an
+/// entry is 24 bytes with its digest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Entry {
-    /// Claimed until this time.
-    Running(OffsetDateTime),
-    /// Finished; remembered until this time.
-    Done(OffsetDateTime),
+struct Entry {
+    until: u32,
+    done: bool,
+}
+
+impl Entry {
+    /// A claim rounds its lease up to the next second: it never ends early.
+    fn running(lease_until: OffsetDateTime) -> Self {
+        Self {
+            until: seconds(lease_until).saturating_add(u32::from(lease_until.nanosecond() > 0)),
+            done: false,
+        }
+    }
+
+    fn done(expires_at: OffsetDateTime) -> Self {
+        Self {
+            until: seconds(expires_at),
+            done: true,
+        }
+    }
+
+    fn live_at(&self, now: OffsetDateTime) -> bool {
+        self.until > seconds(now)
+    }
+}
+
+/// Epoch seconds in 32 bits (times before 1970 are 0, after 2106 the largest).
+fn seconds(at: OffsetDateTime) -> u32 {
+    u32::try_from(at.unix_timestamp().max(0)).unwrap_or(u32::MAX)
 }
 
 /// A unit's key as the memory log holds it: the first 128 bits of a SHA-256 of the
-/// storage key and the unit.
-type Digest = u128;
+/// storage key and the unit (two words: 8-byte aligned, unlike `u128`).
+type Digest = [u64; 2];
 
 fn digest(key: &UnitKey) -> Digest {
     use sha2::{Digest as _, Sha256};
@@ -35,33 +62,48 @@ fn digest(key: &UnitKey) -> Digest {
     hasher.update([0]);
     hasher.update(key.unit.as_bytes());
     let hash = hasher.finalize();
-    let mut first = [0u8; 16];
-    first.copy_from_slice(&hash[..16]);
-    u128::from_be_bytes(first)
+    let mut words = [0u64; 2];
+    for (word, bytes) in words.iter_mut().zip(hash.chunks_exact(8)) {
+        let mut eight = [0u8; 8];
+        eight.copy_from_slice(bytes);
+        *word = u64::from_be_bytes(eight);
+    }
+    words
 }
 
+/// Units by digest. A B-tree grows with its entries (about 35 bytes each), where a hash
+/// map doubles its table in one step.
 #[derive(Default)]
 struct State {
-    units: HashMap<Digest, Entry>,
-    /// Digests in insertion order (may name units already gone).
-    order: VecDeque<Digest>,
+    units: BTreeMap<Digest, Entry>,
 }
 
 impl State {
+    /// Below `capacity` units: expired finished units go, then the finished units that
+    /// expire first (a sixteenth of the capacity at a time), and claims only when nothing
+    /// finished is left.
     fn make_room(&mut self, capacity: usize, now: OffsetDateTime) {
         if self.units.len() < capacity {
             return;
         }
         self.units
-            .retain(|_, entry| !matches!(entry, Entry::Done(until) if *until <= now));
-        let units = &self.units;
-        self.order.retain(|key| units.contains_key(key));
-        while self.units.len() >= capacity {
-            match self.order.pop_front() {
-                Some(oldest) => {
-                    self.units.remove(&oldest);
+            .retain(|_, entry| !entry.done || entry.live_at(now));
+        for done in [true, false] {
+            while self.units.len() >= capacity {
+                let mut untils: Vec<u32> = self
+                    .units
+                    .values()
+                    .filter(|entry| entry.done == done)
+                    .map(|entry| entry.until)
+                    .collect();
+                if untils.is_empty() {
+                    break;
                 }
-                None => break,
+                let k = (capacity / 16).clamp(1, untils.len());
+                let (_, threshold, _) = untils.select_nth_unstable(k - 1);
+                let threshold = *threshold;
+                self.units
+                    .retain(|_, entry| entry.done != done || entry.until > threshold);
             }
         }
     }
@@ -116,15 +158,14 @@ impl WorkLog for MemoryWorkLog {
         let key = digest(key);
         let mut state = self.state();
         match state.units.get(&key) {
-            Some(Entry::Done(until)) if *until > now => return Ok(Begun::Done),
-            Some(Entry::Running(until)) if *until > now => return Ok(Begun::Running),
+            Some(entry) if entry.live_at(now) && entry.done => return Ok(Begun::Done),
+            Some(entry) if entry.live_at(now) => return Ok(Begun::Running),
             Some(_) => {
-                state.units.insert(key, Entry::Running(lease_until));
+                state.units.insert(key, Entry::running(lease_until));
             }
             None => {
                 state.make_room(self.capacity, now);
-                state.order.push_back(key);
-                state.units.insert(key, Entry::Running(lease_until));
+                state.units.insert(key, Entry::running(lease_until));
             }
         }
         Ok(Begun::Claimed)
@@ -135,9 +176,8 @@ impl WorkLog for MemoryWorkLog {
         let mut state = self.state();
         if !state.units.contains_key(&key) {
             state.make_room(self.capacity, OffsetDateTime::now_utc());
-            state.order.push_back(key);
         }
-        state.units.insert(key, Entry::Done(expires_at));
+        state.units.insert(key, Entry::done(expires_at));
         Ok(())
     }
 
@@ -148,7 +188,7 @@ impl WorkLog for MemoryWorkLog {
     ) -> Result<(), WorkLogError> {
         let key = digest(key);
         let mut state = self.state();
-        if state.units.get(&key) == Some(&Entry::Running(lease_until)) {
+        if state.units.get(&key) == Some(&Entry::running(lease_until)) {
             state.units.remove(&key);
         }
         Ok(())
@@ -183,18 +223,53 @@ mod tests {
         .await;
     }
 
+    #[test]
+    fn an_entry_with_its_digest_is_24_bytes() {
+        assert_eq!(std::mem::size_of::<(Digest, Entry)>(), 24);
+    }
+
     #[tokio::test]
-    async fn the_oldest_units_go_when_full() {
+    async fn a_claim_never_ends_before_its_lease() {
+        let log = MemoryWorkLog::default();
+        let key = UnitKey::message(None, "m");
+        let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+        let lease = now + time::Duration::milliseconds(1_500);
+        assert_eq!(log.begin(&key, lease, now).await.unwrap(), Begun::Claimed);
+        let before = now + time::Duration::milliseconds(1_400);
+        assert_eq!(
+            log.begin(&key, lease, before).await.unwrap(),
+            Begun::Running
+        );
+        log.abandon(&key, lease).await.unwrap();
+        assert_eq!(
+            log.begin(&key, lease, before).await.unwrap(),
+            Begun::Claimed
+        );
+    }
+
+    #[tokio::test]
+    async fn the_units_that_expire_first_go_when_full_claims_last() {
         let log = MemoryWorkLog::new(3);
         let now = OffsetDateTime::now_utc();
         let later = now + time::Duration::minutes(5);
+        let claimed = UnitKey::message(None, "running");
+        assert_eq!(
+            log.begin(&claimed, later, now).await.unwrap(),
+            Begun::Claimed
+        );
         for i in 0..5 {
             let key = UnitKey::message(None, &format!("m-{i}"));
             assert_eq!(log.begin(&key, later, now).await.unwrap(), Begun::Claimed);
-            log.finish(&key, later).await.unwrap();
+            let expires = later + time::Duration::seconds(i);
+            log.finish(&key, expires).await.unwrap();
         }
         assert_eq!(log.len(), 3);
-        // The newest are remembered; the oldest were forgotten and would run again.
+        // The claim and the newest are remembered; the oldest were forgotten and would
+        // run again.
+        assert_eq!(
+            log.begin(&claimed, later, now).await.unwrap(),
+            Begun::Running
+        );
         let newest = UnitKey::message(None, "m-4");
         assert_eq!(log.begin(&newest, later, now).await.unwrap(), Begun::Done);
         let oldest = UnitKey::message(None, "m-0");
