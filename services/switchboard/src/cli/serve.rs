@@ -16,6 +16,7 @@ use switchboard_core::receipts::{
 use switchboard_core::roster::RosterStore;
 
 use super::{CliError, Env};
+use crate::serve::host::Host;
 use crate::serve::ListenerLimits;
 use crate::serve::{
     self, ActionAllowance, ConnectionLimits, ManagementCredentials, QueueConfig, RosterKind,
@@ -437,16 +438,10 @@ fn management_hosts(names: &[String]) -> Result<Vec<String>, String> {
         .iter()
         .map(|name| {
             let name = name.trim();
-            let authority: http::uri::Authority = name
-                .parse()
-                .map_err(|_| format!("{name:?} is not a host[:port]"))?;
-            if name.is_empty()
-                || name.contains('@')
-                || (authority.port().is_some() && authority.port_u16().is_none())
-            {
-                return Err(format!("{name:?} is not a host[:port]"));
+            match Host::parse(name) {
+                Some(_) => Ok(name.to_ascii_lowercase()),
+                None => Err(format!("{name:?} is not a host[:port]")),
             }
-            Ok(name.to_ascii_lowercase())
         })
         .collect()
 }
@@ -481,7 +476,7 @@ fn auth_settings(args: &ServeArgs, env: &Env) -> Result<(AuthConfig, Option<DevM
         )));
     }
     let secret: [u8; 32] = rand::random();
-    let secret = hex(&secret).into_bytes();
+    let secret = hex::encode(secret).into_bytes();
     // Beside a configured key source, dev tokens never use it: a secret shared with other
     // instances would make `/dev/token` a global-admin mint for all of them.
     let (auth, dev) = match &auth.keys {
@@ -591,10 +586,6 @@ async fn build_roster(args: &ServeArgs, env: &Env) -> Result<Arc<dyn RosterStore
             Ok(Arc::new(store))
         }
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn print_dev_banner(addr: SocketAddr, stage: &str, dev: &DevMint) {

@@ -10,7 +10,7 @@ mod client_js;
 mod dead_letters;
 mod demo;
 mod gateway;
-mod host;
+pub(crate) mod host;
 mod http_server;
 mod local_queue;
 mod management;

@@ -28,6 +28,8 @@ use time::macros::format_description;
 use time::PrimitiveDateTime;
 
 use replay::ReplayCache;
+
+use super::host::Host;
 pub use replay::REPLAY_CACHE_ENTRIES;
 
 /// How far the request's `x-amz-date` may be from this machine's clock (AWS's own limit).
@@ -96,12 +98,7 @@ impl AcceptedHosts {
 
 /// Whether a `host[:port]` name (`[v6]:port` for IPv6) carries a port.
 fn has_port(name: &str) -> bool {
-    match name.rsplit_once(':') {
-        Some((host, port)) => {
-            port.parse::<u16>().is_ok() && (!host.contains(':') || host.ends_with(']'))
-        }
-        None => false,
-    }
+    Host::parse(name).is_some_and(|host| host.port.is_some())
 }
 
 /// Everything the management listener checks a request against: the credentials, the
@@ -310,7 +307,7 @@ pub fn verify(
     if !hosts.accepts(host) {
         return Err(SigV4Error::WrongHost(host.to_string()));
     }
-    let body_hash = hex(ring::digest::digest(&ring::digest::SHA256, body).as_ref());
+    let body_hash = hex::encode(ring::digest::digest(&ring::digest::SHA256, body).as_ref());
     match header("x-amz-content-sha256") {
         Some("UNSIGNED-PAYLOAD") => return Err(SigV4Error::UnsignedPayload),
         Some(claimed) if claimed != body_hash => return Err(SigV4Error::PayloadHashMismatch),
@@ -359,10 +356,6 @@ pub fn verify(
         signature,
         signed_at,
     })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -489,7 +482,7 @@ mod tests {
             verify(&credentials(), &hosts(), &parts, b"anything", now),
             Err(SigV4Error::UnsignedPayload)
         );
-        let other = hex(ring::digest::digest(&ring::digest::SHA256, b"other").as_ref());
+        let other = hex::encode(ring::digest::digest(&ring::digest::SHA256, b"other").as_ref());
         let parts = signed_parts(
             &secret,
             now,
@@ -501,7 +494,7 @@ mod tests {
             Err(SigV4Error::PayloadHashMismatch)
         );
         // The body's own hash in the header is fine.
-        let own = hex(ring::digest::digest(&ring::digest::SHA256, b"hello").as_ref());
+        let own = hex::encode(ring::digest::digest(&ring::digest::SHA256, b"hello").as_ref());
         let parts = signed_parts(
             &secret,
             now,

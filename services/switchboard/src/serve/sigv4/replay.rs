@@ -73,14 +73,9 @@ impl ReplayCache {
 }
 
 /// The 32 bytes of a 64-hex-digit signature.
-pub fn decode(hex: &str) -> Option<Signature> {
-    if hex.len() != 64 {
-        return None;
-    }
+pub fn decode(text: &str) -> Option<Signature> {
     let mut signature = [0u8; 32];
-    for (byte, pair) in signature.iter_mut().zip(hex.as_bytes().chunks(2)) {
-        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
-    }
+    hex::decode_to_slice(text, &mut signature).ok()?;
     Some(signature)
 }
 
