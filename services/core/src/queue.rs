@@ -5,6 +5,9 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use switchboard_model::{Envelope, TenantId};
+
+use crate::publisher::{TargetKind, Work, WorkItem};
 
 /// A message as a queue hands it to the publisher (the SQS record's essentials).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,4 +68,63 @@ pub const MAX_ENQUEUE_DELAY: Duration = Duration::from_secs(900);
 #[async_trait]
 pub trait DeadLetterSink: Send + Sync {
     async fn dead_letter(&self, letter: DeadLetter) -> Result<(), QueueError>;
+}
+
+/// What a queue body addresses: the one reading of a body's target shared by the
+/// in-process queue's ordering groups and tenant shares, the dead-letter list's tenant and
+/// SQS's `MessageGroupId` (docs/design.md: Tenants).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyAddress {
+    /// The message's target type.
+    pub kind: TargetKind,
+    /// The message's tenant; `None` for a broadcast.
+    pub tenant: Option<TenantId>,
+    /// Whether the body is an envelope or a page work item (part of its stream's order);
+    /// `false` for retries of failed posts.
+    pub ordered: bool,
+}
+
+impl BodyAddress {
+    /// The fair-queuing group of the body: its tenant, `*` for a broadcast (SQS
+    /// `MessageGroupId`; the in-process queue's tenant share).
+    pub fn group(&self) -> &str {
+        self.tenant.as_ref().map_or("*", TenantId::as_str)
+    }
+}
+
+/// What `body` addresses: an envelope's target or a work item's message; `None` for a body
+/// that is neither (malformed, or a raw legacy broadcast).
+pub fn address(body: &str) -> Option<BodyAddress> {
+    if let Some(item) = WorkItem::from_body(body) {
+        let item = item.ok()?;
+        return Some(BodyAddress {
+            kind: item.target_type,
+            ordered: matches!(item.work, Work::Page { .. }),
+            tenant: item.tenant,
+        });
+    }
+    let envelope = Envelope::parse(body.as_bytes()).ok()?;
+    Some(BodyAddress {
+        kind: TargetKind::of(envelope.target.kind()),
+        tenant: envelope.target.tenant().cloned(),
+        ordered: true,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_and_work_items_name_their_tenant_and_order() {
+        let envelope = r#"{"target":{"type":"users","tenant":"acme","users":["u"]},"data":1}"#;
+        let address = address(envelope).unwrap();
+        assert_eq!(address.kind, TargetKind::Users);
+        assert_eq!(address.group(), "acme");
+        assert!(address.ordered);
+        let broadcast = super::address(r#"{"target":{"type":"broadcast"},"data":1}"#).unwrap();
+        assert_eq!((broadcast.tenant, broadcast.kind), (None, TargetKind::Broadcast));
+        assert_eq!(super::address("not json"), None);
+        assert_eq!(super::address(r#"{"shard":{"id":""}}"#), None);
+    }
 }
