@@ -11,3 +11,5 @@ pub const CLOSE_POLICY_VIOLATION: u16 = 1008;
 pub const CLOSE_MESSAGE_TOO_BIG: u16 = 1009;
 /// 4001: the connection's token expired and was not refreshed in band.
 pub const CLOSE_TOKEN_EXPIRED: u16 = 4001;
+/// 4003: the connection's tenant was suspended (docs/design.md: Tenants).
+pub const CLOSE_TENANT_SUSPENDED: u16 = 4003;

@@ -27,6 +27,7 @@ pub mod pusher;
 pub mod queue;
 pub mod receipts;
 pub mod roster;
+pub mod tenants;
 pub mod worklog;
 
 #[cfg(any(test, feature = "testkit"))]

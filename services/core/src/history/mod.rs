@@ -21,6 +21,7 @@ pub mod contract;
 pub use config::{
     HistoryConfig, DEFAULT_HISTORY_MAX_BYTES, DEFAULT_HISTORY_MAX_PER_STREAM,
     DEFAULT_HISTORY_TABLE, DEFAULT_HISTORY_TTL_SECS, DEFAULT_RESUME_MAX, DEFAULT_RESUME_MAX_BYTES,
+    MAX_HISTORY_TTL_SECS,
 };
 pub use cursor::{Cursor, CursorError};
 pub use memory::MemoryHistoryStore;
