@@ -2,6 +2,10 @@
 //! the publish API's [`MessageQueue`]; pointed at the dead-letter queue (`DLQ_URL`) it is
 //! the publisher's [`DeadLetterSink`]: the body goes verbatim, the reason travels in the
 //! message attributes `error`, `receiveCount` and `messageId`.
+//!
+//! Every message carries a `MessageGroupId`: the group of what its body addresses
+//! ([`message_group_id`]: the tenant, `*` for a broadcast or an unreadable body). On a standard
+//! queue that is all SQS fair queues need (docs/design.md: AWS deployment).
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
@@ -11,15 +15,42 @@ use aws_sdk_sqs::types::MessageAttributeValue;
 use aws_sdk_sqs::Client;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_types::error::display::DisplayErrorContext;
+use sha2::{Digest, Sha256};
 use std::time::Duration;
 
 use switchboard_core::queue::{
-    DeadLetter, DeadLetterSink, MessageQueue, QueueError, MAX_ENQUEUE_DELAY,
+    address, DeadLetter, DeadLetterSink, MessageQueue, QueueError, MAX_ENQUEUE_DELAY,
 };
 
 /// Longest `error` attribute sent (SQS limits a whole message, attributes included, to
 /// 256 KiB; the reason is for people, the body is what matters).
 pub const MAX_ERROR_ATTRIBUTE_CHARS: usize = 4_096;
+
+/// Longest `MessageGroupId` SQS accepts.
+pub const MAX_GROUP_ID_CHARS: usize = 128;
+
+/// The group of a body that addresses nothing readable (a malformed body on its way to the
+/// dead-letter queue): the broadcasts' group. Such a body belongs to no tenant, as in the
+/// dead-letter listing; one group (not one per message, which SQS would treat as a tenant
+/// each) lets a flood of them be seen as one noisy neighbour.
+const NO_TENANT_GROUP: &str = "*";
+
+/// The `MessageGroupId` of `body`: its [`address`]'s group (the tenant, `*` for a
+/// broadcast), `*` when it addresses nothing. SQS takes 1–128 characters of ASCII letters,
+/// digits and punctuation; a tenant id outside that (spaces, non-ASCII: ids allow both) is
+/// sent as `#` + the first 16 bytes of its SHA-256 in hex. Tenant ids never hold `#`, so a
+/// digest never equals another tenant's id.
+pub fn message_group_id(body: &str) -> String {
+    let address = address(body);
+    let group = address.as_ref().map_or(NO_TENANT_GROUP, |a| a.group());
+    if group.len() <= MAX_GROUP_ID_CHARS && group.bytes().all(|b| b.is_ascii_graphic()) {
+        group.to_string()
+    } else {
+        let digest = Sha256::digest(group.as_bytes());
+        let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        format!("#{hex}")
+    }
+}
 
 /// Sends to one SQS queue.
 #[derive(Debug, Clone)]
@@ -117,6 +148,7 @@ impl MessageQueue for SqsQueue {
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(body)
+            .message_group_id(message_group_id(body))
             .message_attributes("envelopeId", string_attribute(id)?)
             .send()
             .await
@@ -135,6 +167,7 @@ impl MessageQueue for SqsQueue {
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(body)
+            .message_group_id(message_group_id(body))
             .message_attributes("envelopeId", string_attribute(id)?)
             .delay_seconds(i32::try_from(seconds).unwrap_or(0))
             .send()
@@ -156,6 +189,7 @@ impl DeadLetterSink for SqsQueue {
             .client
             .send_message()
             .queue_url(&self.queue_url)
+            .message_group_id(message_group_id(&letter.body))
             .message_body(letter.body)
             .message_attributes("error", string_attribute(error)?)
             .message_attributes("receiveCount", number_attribute(letter.receive_count)?);
@@ -176,5 +210,32 @@ mod tests {
         assert_eq!(truncate("abc", 5), "abc");
         assert_eq!(truncate("ééé", 2), "éé…");
         assert_eq!(truncate("", 2), "");
+    }
+
+    #[test]
+    fn group_is_the_tenant_or_star_and_always_fits_sqs() {
+        let users = |tenant: &str| {
+            serde_json::json!({"target": {"type": "users", "tenant": tenant, "users": ["u"]},
+                               "data": 1})
+            .to_string()
+        };
+        assert_eq!(message_group_id(&users("acme")), "acme");
+        assert_eq!(message_group_id(&users("a.b-c_d:e/f~!")), "a.b-c_d:e/f~!");
+        let long = "x".repeat(128);
+        assert_eq!(message_group_id(&users(&long)), long);
+        let broadcast = r#"{"target":{"type":"broadcast"},"data":1}"#;
+        assert_eq!(message_group_id(broadcast), "*");
+        assert_eq!(message_group_id("not json {"), "*");
+        // Ids SQS would refuse are digested: stable, distinct, within the rules.
+        for odd in ["acme corp", "écluse", &"é".repeat(128)] {
+            let group = message_group_id(&users(odd));
+            assert_eq!(group, message_group_id(&users(odd)));
+            assert!(group.starts_with('#') && group.len() == 33, "{group}");
+            assert!(group.bytes().all(|b| b.is_ascii_graphic()));
+        }
+        assert_ne!(
+            message_group_id(&users("acme corp")),
+            message_group_id(&users("acme  corp"))
+        );
     }
 }

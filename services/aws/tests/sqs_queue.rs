@@ -112,6 +112,27 @@ async fn enqueue_sends_the_body_to_the_queue() {
         request["MessageAttributes"]["envelopeId"]["StringValue"],
         "m-1"
     );
+    assert_eq!(request["MessageGroupId"], "acme", "fair queues: the tenant");
+}
+
+#[tokio::test]
+async fn delayed_sends_carry_the_group_too() {
+    let (addr, received) = spawn_sqs().await;
+    let queue = SqsQueue::new(client(addr), QUEUE);
+    let broadcast = r#"{"id":"b-1","target":{"type":"broadcast"},"data":1}"#;
+    queue
+        .enqueue_delayed("b-1", broadcast, std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
+    let users = r#"{"target":{"type":"users","tenant":"globex","users":["u"]},"data":1}"#;
+    queue
+        .enqueue_delayed("u-1", users, std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
+    let received = received.0.lock().unwrap();
+    let groups: Vec<&Value> = received.iter().map(|(_, r)| &r["MessageGroupId"]).collect();
+    assert_eq!(groups, [&json!("*"), &json!("globex")]);
+    assert!(received.iter().all(|(_, r)| r["DelaySeconds"] == 5));
 }
 
 #[tokio::test]
@@ -123,6 +144,7 @@ async fn dead_letter_carries_body_error_and_receive_count() {
         body: "not json {".into(),
         error: "invalid envelope: expected value at line 1 column 1".into(),
         receive_count: 3,
+        tenant: None,
     })
     .await
     .unwrap();
@@ -144,6 +166,8 @@ async fn dead_letter_carries_body_error_and_receive_count() {
         json!({"DataType": "Number", "StringValue": "3"})
     );
     assert_eq!(attributes["messageId"]["StringValue"], "sqs-msg-7");
+    // An unreadable body belongs to no tenant: the broadcasts' group.
+    assert_eq!(request["MessageGroupId"], "*");
 }
 
 #[tokio::test]

@@ -244,6 +244,7 @@ async fn a_deadline_too_short_for_the_page_returns_in_time_and_continues_the_res
     *rig.gateway.latency.lock().unwrap() = Duration::ZERO;
     rig.sqs.requeue(remainder.iter().map(|item| Sent {
         queue: QUEUE.into(),
+        group: "acme".into(),
         body: item.to_body(),
         delay_seconds: 0,
         error: None,

@@ -8,7 +8,9 @@
 //! Scripts: a connection named `fail-*` answers 500, `big-*` 413, `gone-*` 410, `flaky-*`
 //! 500 for its first [`Gateway::flaky_failures`] posts and then 200; every post takes
 //! [`Gateway::latency`]. The fake SQS refuses (500) every attempt of the next
-//! [`Sqs::refuse_delayed_calls`] SDK calls that send with `DelaySeconds > 0`.
+//! [`Sqs::refuse_delayed_calls`] SDK calls that send with `DelaySeconds > 0`. Every
+//! `SendMessage` it accepts must carry the body's tenant (`*`: broadcast or unreadable) as
+//! its `MessageGroupId` (SQS fair queues); one that does not fails the test.
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
@@ -136,6 +138,16 @@ pub struct Sent {
     /// The `error` message attribute (a dead letter's reason).
     #[allow(dead_code)]
     pub error: Option<String>,
+    /// The `MessageGroupId` (checked on arrival to be the body's tenant or `*`).
+    #[allow(dead_code)]
+    pub group: String,
+}
+
+/// The `MessageGroupId` a body must carry: its tenant, `*` for a broadcast or a body that
+/// addresses nothing (a malformed dead letter).
+pub fn expected_group(body: &str) -> String {
+    switchboard_core::queue::address(body)
+        .map_or_else(|| "*".to_string(), |a| a.group().to_string())
 }
 
 /// What the fake SQS endpoint refuses.
@@ -211,9 +223,13 @@ async fn send_message(State(sqs): State<Sqs>, headers: HeaderMap, body: String) 
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
     }
+    let body = request["MessageBody"].as_str().unwrap().to_string();
+    let group = request["MessageGroupId"].as_str().unwrap_or_default();
+    assert_eq!(group, expected_group(&body), "MessageGroupId of {body}");
     sqs.sent.lock().unwrap().push(Sent {
         queue: request["QueueUrl"].as_str().unwrap().to_string(),
-        body: request["MessageBody"].as_str().unwrap().to_string(),
+        group: group.to_string(),
+        body,
         delay_seconds,
         error: request["MessageAttributes"]["error"]["StringValue"]
             .as_str()
@@ -239,6 +255,18 @@ async fn serve(app: Router) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     addr
+}
+
+/// A fake SQS endpoint on 127.0.0.1 and its address.
+pub async fn fake_sqs() -> (Sqs, SocketAddr) {
+    let sqs = Sqs::default();
+    let addr = serve(
+        Router::new()
+            .route("/", post(send_message))
+            .with_state(sqs.clone()),
+    )
+    .await;
+    (sqs, addr)
 }
 
 pub struct Rig {
@@ -272,13 +300,7 @@ pub async fn rig_with_post_timeout(config: PublisherConfig, post_timeout: Durati
             .with_state(gateway.clone()),
     )
     .await;
-    let sqs = Sqs::default();
-    let sqs_addr = serve(
-        Router::new()
-            .route("/", post(send_message))
-            .with_state(sqs.clone()),
-    )
-    .await;
+    let (sqs, sqs_addr) = fake_sqs().await;
     let sqs_sdk = sdk(Some(format!("http://{sqs_addr}")));
     let roster = Arc::new(MemoryRosterStore::new());
     let receipts = Arc::new(MemoryReceiptStore::new(1_000));
