@@ -4,8 +4,11 @@
 //! The same router runs in the `publish-api` Lambda (through `lambda_http`, enqueuing to
 //! SQS) and in `switchboard serve` (enqueuing in-process). Checks, in order: a valid bearer
 //! token (401), a body within limits (413), a valid envelope (400, naming the field), the
-//! caller's right to the target (403), the frame's size, counting the widest cursor the publisher may add (413); then, with receipts on, the
-//! receipt is created `queued` with a conditional write — if one of that id already
+//! caller's right to the target (403), the frame's size, counting the widest cursor the
+//! publisher may add (413), the target tenant's settings (docs/design.md: Tenants —
+//! suspended or a target type not allowed 403, `maxPayloadBytes` 413, `publishesPerSecond`
+//! 429 with `Retry-After`; a publish that passes them takes from the tenant's rate, a
+//! repeated one included); then, with receipts on, the receipt is created `queued` with a conditional write — if one of that id already
 //! exists in that tenant, the answer is 200 with it and nothing is enqueued (503 if the
 //! receipt store is unavailable) — and the envelope, with its id fixed, is enqueued (202
 //! `{"id"}`; an enqueue that fails takes its fresh receipt back).
@@ -22,7 +25,6 @@ use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -31,93 +33,15 @@ use switchboard_model::envelope::MAX_MESSAGE_ID_CHARS;
 use switchboard_model::{Claims, Envelope, Role, Target, TenantId};
 use time::OffsetDateTime;
 
-use crate::auth::{token_from_authorization, Verifier};
+use crate::auth::Verifier;
+use crate::http::is_length_limit;
+pub use crate::http::{authenticate, ApiError};
 use crate::queue::{MessageQueue, QueueError};
 use crate::receipts::{Created, Receipt, ReceiptKey, Receipts};
+use crate::tenants::Tenants;
 
 /// Largest request body read; anything larger is refused with 413 before parsing.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-
-/// An error answered as `{"error": code, "message": text}`.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error("{0}")]
-    Unauthorized(String),
-    #[error("{0}")]
-    Forbidden(String),
-    #[error("{0}")]
-    InvalidEnvelope(String),
-    /// A path or query parameter is invalid (400 `invalid_request`).
-    #[error("{0}")]
-    InvalidRequest(String),
-    #[error("{0}")]
-    TooLarge(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    Unavailable(String),
-    /// Temporarily unable to take more (a full queue, shutting down): 503 with
-    /// `Retry-After`.
-    #[error("{message}")]
-    Busy {
-        message: String,
-        retry_after_secs: u64,
-    },
-}
-
-impl ApiError {
-    pub fn status(&self) -> StatusCode {
-        match self {
-            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::InvalidEnvelope(_) | ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Unavailable(_) | ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-
-    pub fn code(&self) -> &'static str {
-        match self {
-            ApiError::Unauthorized(_) => "unauthorized",
-            ApiError::Forbidden(_) => "forbidden",
-            ApiError::InvalidEnvelope(_) => "invalid_envelope",
-            ApiError::InvalidRequest(_) => "invalid_request",
-            ApiError::TooLarge(_) => "payload_too_large",
-            ApiError::NotFound(_) => "not_found",
-            ApiError::Unavailable(_) => "unavailable",
-            ApiError::Busy { .. } => "busy",
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut response = (
-            self.status(),
-            Json(json!({"error": self.code(), "message": self.to_string()})),
-        )
-            .into_response();
-        match &self {
-            ApiError::Unauthorized(_) => {
-                response.headers_mut().insert(
-                    axum::http::header::WWW_AUTHENTICATE,
-                    axum::http::HeaderValue::from_static("Bearer"),
-                );
-            }
-            ApiError::Busy {
-                retry_after_secs, ..
-            } => {
-                response.headers_mut().insert(
-                    axum::http::header::RETRY_AFTER,
-                    axum::http::HeaderValue::from(*retry_after_secs),
-                );
-            }
-            _ => {}
-        }
-        response
-    }
-}
 
 /// What the publish API needs.
 #[derive(Clone)]
@@ -126,6 +50,8 @@ pub struct PublishApi {
     pub queue: Arc<dyn MessageQueue>,
     /// Receipts and idempotent publish; `None` when `RECEIPT_TTL_SECS=0`.
     pub receipts: Option<Receipts>,
+    /// The tenant settings publishes are held to (docs/design.md: Tenants).
+    pub tenants: Tenants,
 }
 
 impl PublishApi {
@@ -137,32 +63,6 @@ impl PublishApi {
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(self)
     }
-}
-
-/// Whether reading a body failed on the size limit (`DefaultBodyLimit` or `to_bytes`'s).
-fn is_length_limit(error: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(current) = source {
-        if current.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        source = current.source();
-    }
-    false
-}
-
-/// Verifies the `Authorization: Bearer` token of a request.
-pub async fn authenticate(verifier: &Verifier, headers: &HeaderMap) -> Result<Claims, ApiError> {
-    let header = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let token = header
-        .and_then(token_from_authorization)
-        .ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))?;
-    verifier.verify(token).await.map_err(|error| {
-        tracing::info!(%error, "publish API token refused");
-        ApiError::Unauthorized("invalid token".into())
-    })
 }
 
 /// Whether `claims` may publish to `target` (docs/design.md: Publish API; Identity per issuer): `broadcast` needs a global
@@ -222,6 +122,11 @@ async fn publish(
     envelope
         .checked_frame(&id, cursor)
         .map_err(|e| ApiError::TooLarge(e.to_string()))?;
+    api.tenants
+        .admit_publish(&claims, &envelope.target, json_len(&envelope.data))
+        .inspect_err(|error| {
+            tracing::info!(%error, publisher = %claims.user, tenant = %claims.tenant, "publish refused by tenant settings");
+        })?;
     envelope.id = Some(id.clone());
     let body = serde_json::to_string(&envelope)
         .map_err(|e| ApiError::Unavailable(format!("could not encode envelope: {e}")))?;
@@ -277,6 +182,24 @@ async fn publish(
     })?;
     tracing::info!(id, target = envelope.target.kind(), publisher = %claims.user, tenant = %claims.tenant, "message enqueued");
     Ok((StatusCode::ACCEPTED, Json(json!({ "id": id }))))
+}
+
+/// The length of `value` serialized, without keeping the text.
+fn json_len(value: &serde_json::Value) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    // Writing a `Value` to a writer that never fails cannot fail.
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.0
 }
 
 /// Which receipt `claims` asks for with `?tenant=` (`tenant`): `Some(key tenant)` when the

@@ -123,6 +123,7 @@ async fn spawn_app() -> App {
         verifier: verifier.clone(),
         queue: queue.clone(),
         receipts: None,
+        tenants: Default::default(),
     }
     .router();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -25,6 +25,7 @@ use switchboard_core::publish_api::{ApiError, PublishApi, MAX_BODY_BYTES};
 use switchboard_core::queue::MessageQueue;
 use switchboard_core::receipts::{ReceiptConfig, Receipts};
 use switchboard_core::roster::RosterStore;
+use switchboard_core::tenants::Tenants;
 
 use crate::emf::{target_type, Metrics};
 
@@ -47,7 +48,7 @@ pub enum StartupError {
 
 /// Builds the function's router from the environment: a JWT key source, `QUEUE_URL`,
 /// the roster table (`ROSTER_TABLE`, `DYNAMODB_ENDPOINT`), `METRICS_NAMESPACE`, and the
-/// receipts (`RECEIPT_TTL_SECS`, in `HISTORY_TABLE`).
+/// receipts (`RECEIPT_TTL_SECS`, in `HISTORY_TABLE`), the tenant settings (`TENANTS_FILE`).
 pub async fn build(lookup: impl Fn(&str) -> Option<String>) -> Result<axum::Router, StartupError> {
     let queue_url = queue_url(&lookup)?;
     let metrics = Metrics::from_lookup(&lookup)?;
@@ -66,12 +67,14 @@ pub async fn build(lookup: impl Fn(&str) -> Option<String>) -> Result<axum::Rout
         )),
         &receipt_config,
     );
+    let tenants = Tenants::from_lookup(&lookup)?;
     tracing::info!(%queue_url, table = %dynamo.table, receipt_table = %history.table, receipt_ttl_secs = receipt_config.ttl.as_secs(), metrics_namespace = metrics.namespace(), "publish-api ready");
     Ok(router(
         Arc::new(verifier),
         Arc::new(queue),
         Arc::new(roster),
         receipts,
+        tenants,
         metrics,
     ))
 }
@@ -83,12 +86,14 @@ pub fn router(
     queue: Arc<dyn MessageQueue>,
     roster: Arc<dyn RosterStore>,
     receipts: Option<Receipts>,
+    tenants: Tenants,
     metrics: Metrics,
 ) -> axum::Router {
     PublishApi {
         verifier: verifier.clone(),
         queue,
         receipts,
+        tenants,
     }
     .router()
     .layer(axum::middleware::from_fn_with_state(metrics, record))

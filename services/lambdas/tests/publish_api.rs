@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use switchboard_core::auth::{mint_hs256, AuthConfig, Verifier};
 use switchboard_core::roster::{ConnectionRecord, MemoryRosterStore, RosterStore};
+use switchboard_core::tenants::Tenants;
 use switchboard_core::testkit::RecordingQueue;
 use switchboard_lambdas::emf::{parse_document, MemorySink, Metrics};
 use switchboard_lambdas::publish_api::{queue_url, router};
@@ -68,7 +69,7 @@ async fn send_with_metrics(
         )
         .await
         .unwrap();
-    let response = router(verifier, queue, roster, None, metrics)
+    let response = router(verifier, queue, roster, None, Tenants::unlimited(), metrics)
         .oneshot(request)
         .await
         .unwrap();
@@ -241,6 +242,7 @@ async fn a_repeated_id_is_200_and_its_receipt_is_readable() {
         queue.clone(),
         Arc::new(MemoryRosterStore::new()),
         receipts,
+        Tenants::unlimited(),
         metrics,
     );
     let publisher = token(&["publisher"]);

@@ -26,6 +26,7 @@ pub struct Metrics {
     pub connections: Gauge,
     pub connections_opened: Counter,
     pub handshakes_refused: Counter,
+    pub tenant_settings_invalid: Counter,
     pub messages: Family<OutcomeLabel, Counter>,
     pub posts: Family<ResultLabel, Counter>,
     pub fanout_seconds: Histogram,
@@ -87,6 +88,12 @@ impl Metrics {
             "WebSocket handshakes refused with 401",
             handshakes_refused.clone(),
         );
+        let tenant_settings_invalid = Counter::default();
+        registry.register(
+            "tenant_settings_invalid",
+            "Re-reads of TENANTS_FILE refused as invalid (the settings in force stayed)",
+            tenant_settings_invalid.clone(),
+        );
         let messages = Family::<OutcomeLabel, Counter>::default();
         registry.register(
             "messages",
@@ -146,7 +153,7 @@ impl Metrics {
         let connections_refused = Family::<ReasonLabel, Counter>::default();
         registry.register(
             "connections_refused",
-            "Handshakes refused, by reason (max_connections, max_per_user, url_too_long, invalid_host)",
+            "Handshakes refused, by reason (max_connections, max_per_user, tenant_share, tenant_limit, tenant_suspended, url_too_long, invalid_host)",
             connections_refused.clone(),
         );
         let foreign_skipped = Counter::default();
@@ -192,6 +199,7 @@ impl Metrics {
             connections,
             connections_opened,
             handshakes_refused,
+            tenant_settings_invalid,
             messages,
             posts,
             fanout_seconds,
