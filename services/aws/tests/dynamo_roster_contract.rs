@@ -95,8 +95,25 @@ async fn large_tenant_is_listed_whole() {
         stats.requests >= 2,
         "expected several Scan pages: {stats:?}"
     );
+    // A count stops at its bound: it reads `up_to` items, not the tenant.
+    let (counted, stats) = fixture
+        .store
+        .count_with_stats(&t("big"), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(counted, 100);
+    assert_eq!((stats.requests, stats.scanned_count), (1, 100), "{stats:?}");
+    // Counting the whole tenant follows its pages (a count reads like a list).
+    let (counted, stats) = fixture
+        .store
+        .count_with_stats(&t("big"), None, u64::MAX)
+        .await
+        .unwrap();
+    assert_eq!(counted, contract::LARGE_TENANT_ITEMS as u64);
+    assert!(stats.requests >= 2, "expected several pages: {stats:?}");
     fixture.finish().await;
 }
+contract_test!(count_is_live_connections_up_to_the_bound);
 contract_test!(users_lookup_with_one_hundred_users);
 contract_test!(list_all_returns_every_item_once);
 contract_test!(invalid_ids_are_refused_before_any_write);

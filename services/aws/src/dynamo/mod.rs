@@ -5,9 +5,12 @@
 //!   flight); connection lookups use `BatchGetItem` (100 keys a request, unprocessed keys
 //!   retried with backoff). Only [`RosterStore::list_all`] scans, as a parallel scan.
 //! - Every query and scan follows `LastEvaluatedKey` to the end.
-//! - No `FilterExpression` anywhere: expired items are dropped client-side, so for targeted
-//!   lookups `ScannedCount == Count` and [`LookupStats`] shows exactly what was read.
+//! - No `FilterExpression` in lookups: expired items are dropped client-side, so for
+//!   targeted lookups `ScannedCount == Count` and [`LookupStats`] shows exactly what was
+//!   read. The one exception is a count ([`RosterStore::count`], `count.rs`): `Select=COUNT`
+//!   returns no items, so it filters `expiresAt > now` in DynamoDB.
 
+mod count;
 mod history;
 mod item;
 mod receipts;
@@ -637,6 +640,15 @@ impl RosterStore for DynamoRosterStore {
             .list_connections_with_stats(tenant, connections)
             .await?
             .0)
+    }
+
+    async fn count(
+        &self,
+        tenant: &TenantId,
+        user: Option<&UserId>,
+        up_to: u64,
+    ) -> Result<u64, RosterError> {
+        Ok(self.count_with_stats(tenant, user, up_to).await?.0)
     }
 
     async fn list_all(&self) -> Result<Vec<ConnectionRecord>, RosterError> {

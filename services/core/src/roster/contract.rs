@@ -162,6 +162,62 @@ pub async fn large_tenant_is_listed_whole(store: &dyn RosterStore) {
         .await
         .unwrap();
     assert_eq!(one_user.len(), LARGE_TENANT_ITEMS / 50);
+    // Counting follows the pages too, and stops at `up_to`.
+    let all = LARGE_TENANT_ITEMS as u64;
+    assert_eq!(store.count(&t("big"), None, u64::MAX).await.unwrap(), all);
+    assert_eq!(
+        store.count(&t("big"), None, all - 1).await.unwrap(),
+        all - 1
+    );
+    let user = u("user-0007");
+    assert_eq!(
+        store.count(&t("big"), Some(&user), u64::MAX).await.unwrap(),
+        all / 50
+    );
+}
+
+/// `count` answers `min(live, up_to)` for a tenant or one user in it: expired items (not yet
+/// removed by the store) and other tenants' connections never count.
+pub async fn count_is_live_connections_up_to_the_bound(store: &dyn RosterStore) {
+    let old = OffsetDateTime::now_utc() - time::Duration::hours(3);
+    let stale = |user: &str, connection: &str| {
+        ConnectionRecord::from_raw(connection, "acme", user, vec![], old, 60).expect("valid")
+    };
+    let mut records: Vec<ConnectionRecord> = (0..7)
+        .map(|i| {
+            record(
+                "acme",
+                if i < 3 { "alice" } else { "bob" },
+                &format!("a-{i}"),
+            )
+        })
+        .collect();
+    records.extend([stale("alice", "old-1"), stale("carol", "old-2")]);
+    records.push(record("globex", "alice", "g-1"));
+    put_all(store, records).await;
+    let alice = u("alice");
+    let count = |tenant: &'static str, user: Option<&'static str>, up_to: u64| {
+        let user = user.map(u);
+        async move { store.count(&t(tenant), user.as_ref(), up_to).await.unwrap() }
+    };
+    assert_eq!(
+        count("acme", None, 100).await,
+        7,
+        "expired items never count"
+    );
+    assert_eq!(count("acme", None, 7).await, 7);
+    assert_eq!(count("acme", None, 5).await, 5, "stops at up_to");
+    assert_eq!(count("acme", None, 0).await, 0);
+    assert_eq!(count("acme", Some("alice"), 100).await, 3);
+    assert_eq!(count("acme", Some("alice"), 2).await, 2);
+    assert_eq!(count("acme", Some("carol"), 100).await, 0, "only expired");
+    assert_eq!(count("globex", Some("alice"), 100).await, 1);
+    assert_eq!(count("nobody", None, 100).await, 0);
+    assert_eq!(count("nobody", Some("alice"), 100).await, 0);
+    // A removed connection stops counting at once.
+    store.remove(&t("acme"), &c("a-0")).await.unwrap();
+    assert_eq!(store.count(&t("acme"), Some(&alice), 100).await.unwrap(), 2);
+    assert_eq!(count("acme", None, 100).await, 6);
 }
 
 /// A `users` lookup naming 100 users finds each of their connections, and no one else's.
@@ -374,4 +430,5 @@ where
     segments_partition_the_roster(&make().await).await;
     foreign_continuations_are_refused(&make().await).await;
     token_expiry_is_kept_and_moved_only_on_existing_connections(&make().await).await;
+    count_is_live_connections_up_to_the_bound(&make().await).await;
 }

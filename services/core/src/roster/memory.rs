@@ -193,6 +193,34 @@ impl RosterStore for MemoryRosterStore {
         ))
     }
 
+    async fn count(
+        &self,
+        tenant: &TenantId,
+        user: Option<&UserId>,
+        up_to: u64,
+    ) -> Result<u64, RosterError> {
+        let tables = self.read()?;
+        let Some(connections) = tables.by_tenant.get(tenant) else {
+            return Ok(0);
+        };
+        let now = OffsetDateTime::now_utc();
+        let live = |record: &&ConnectionRecord| !record.is_expired_at(now);
+        let limit = usize::try_from(up_to).unwrap_or(usize::MAX);
+        let counted = match user {
+            None => connections.values().filter(live).take(limit).count(),
+            Some(user) => tables
+                .by_user
+                .get(&(tenant.clone(), user.clone()))
+                .into_iter()
+                .flatten()
+                .filter_map(|id| connections.get(id))
+                .filter(live)
+                .take(limit)
+                .count(),
+        };
+        Ok(u64::try_from(counted).unwrap_or(u64::MAX))
+    }
+
     async fn list_all(&self) -> Result<Vec<ConnectionRecord>, RosterError> {
         let tables = self.read()?;
         Ok(live(

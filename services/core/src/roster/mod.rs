@@ -97,6 +97,16 @@ pub trait RosterStore: Send + Sync {
         tenant: &TenantId,
         connections: &[ConnectionId],
     ) -> Result<Vec<ConnectionRecord>, RosterError>;
+    /// How many live connections the tenant holds, or `user` holds within it, counting no
+    /// further than `up_to`: `min(live, up_to)`. A tenant's connection cap asks with
+    /// `up_to` = the cap, so a tenant of any size costs a bounded read (on DynamoDB a `Query`
+    /// with `Select=COUNT` stops once `up_to` items are counted).
+    async fn count(
+        &self,
+        tenant: &TenantId,
+        user: Option<&UserId>,
+        up_to: u64,
+    ) -> Result<u64, RosterError>;
     /// Every live connection of every tenant.
     async fn list_all(&self) -> Result<Vec<ConnectionRecord>, RosterError>;
     /// One page of `scope`, starting after `start` (a previous page's `next`; `None` for
