@@ -288,6 +288,18 @@ impl Tenants {
     }
 }
 
+/// Default `TENANT_SHARE_PERCENT`: the part of every shared bound one tenant may hold.
+pub const DEFAULT_SHARE_PERCENT: u8 = 25;
+
+/// One tenant's share of a bound of `capacity`: `percent` of it, at least 1 (docs/design.md:
+/// Tenants, "Shares of shared bounds").
+pub fn share_of(capacity: usize, percent: u8) -> usize {
+    (capacity / 100)
+        .saturating_mul(usize::from(percent))
+        .saturating_add(capacity % 100 * usize::from(percent) / 100)
+        .clamp(1, capacity.max(1))
+}
+
 fn exceeded(limit: Limit, message: String) -> LimitError {
     LimitError::Exceeded {
         limit,

@@ -154,3 +154,13 @@ fn history_lasts_the_tenants_own_ttl() {
     assert_eq!(t.history_ttl(Some(&tenant("globex")), default), default);
     assert_eq!(t.history_ttl(None, default), default);
 }
+
+#[test]
+fn a_share_is_a_percent_of_the_bound_and_never_zero() {
+    assert_eq!(share_of(100_000, 25), 25_000);
+    assert_eq!(share_of(40, 25), 10);
+    assert_eq!(share_of(3, 25), 1);
+    assert_eq!(share_of(3, 100), 3);
+    assert_eq!(share_of(usize::MAX, 100), usize::MAX);
+    assert_eq!(share_of(0, 50), 1);
+}

@@ -1,14 +1,17 @@
 //! The work log in this process's memory, bounded: finished units are remembered until
-//! their `expires_at` and at most [`MAX_MEMORY_UNITS`] units are kept (when full, expired
-//! ones are swept, then the finished units that expire first go, claims last — a copy of
-//! a forgotten unit runs again, at least once as SQS itself). Each unit is held as a 128-bit digest of its key, so an entry
+//! their `expires_at` and at most [`MAX_MEMORY_UNITS`] units are kept, a share of them per
+//! tenant (docs/design.md: Tenants). Room is made in the tenant's own units when it is at
+//! its share, else, when the log is full, in the units of the tenant holding the most:
+//! expired ones are swept, then the finished units that expire first go, claims last — a
+//! copy of a forgotten unit runs again, at least once as SQS itself. Each unit is held as a 128-bit digest of its key, so an entry
 //! is about 40 bytes whatever the ids (about 4 MB at the bound). Every operation holds one
 //! lock, so `begin` is a compare-and-set.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
+use switchboard_model::TenantId;
 use time::OffsetDateTime;
 
 use super::{Begun, UnitKey, WorkLog, WorkLogError};
@@ -73,38 +76,97 @@ fn digest(key: &UnitKey) -> Digest {
 
 /// Units by digest. A B-tree grows with its entries (about 35 bytes each), where a hash
 /// map doubles its table in one step.
+type Units = BTreeMap<Digest, Entry>;
+
+/// Units by tenant (`None`: broadcasts), so a tenant's flood only evicts its own.
 #[derive(Default)]
 struct State {
-    units: BTreeMap<Digest, Entry>,
+    tenants: HashMap<Option<TenantId>, Units>,
+    total: usize,
 }
 
 impl State {
-    /// Below `capacity` units: expired finished units go, then the finished units that
-    /// expire first (a sixteenth of the capacity at a time), and claims only when nothing
-    /// finished is left.
-    fn make_room(&mut self, capacity: usize, now: OffsetDateTime) {
-        if self.units.len() < capacity {
-            return;
+    fn get(&self, tenant: &Option<TenantId>, key: &Digest) -> Option<&Entry> {
+        self.tenants.get(tenant).and_then(|units| units.get(key))
+    }
+
+    fn insert(&mut self, tenant: &Option<TenantId>, key: Digest, entry: Entry) {
+        let units = self.tenants.entry(tenant.clone()).or_default();
+        if units.insert(key, entry).is_none() {
+            self.total += 1;
         }
-        self.units
-            .retain(|_, entry| !entry.done || entry.live_at(now));
-        for done in [true, false] {
-            while self.units.len() >= capacity {
-                let mut untils: Vec<u32> = self
-                    .units
-                    .values()
-                    .filter(|entry| entry.done == done)
-                    .map(|entry| entry.until)
-                    .collect();
-                if untils.is_empty() {
-                    break;
-                }
-                let k = (capacity / 16).clamp(1, untils.len());
-                let (_, threshold, _) = untils.select_nth_unstable(k - 1);
-                let threshold = *threshold;
-                self.units
-                    .retain(|_, entry| entry.done != done || entry.until > threshold);
+    }
+
+    fn remove(&mut self, tenant: &Option<TenantId>, key: &Digest) {
+        if let Some(units) = self.tenants.get_mut(tenant) {
+            if units.remove(key).is_some() {
+                self.total -= 1;
             }
+            if units.is_empty() {
+                self.tenants.remove(tenant);
+            }
+        }
+    }
+
+    /// Room for one more unit of `tenant`: at its `share`, its own units go; when the log
+    /// holds `capacity`, the units of the tenant holding the most go.
+    fn make_room(
+        &mut self,
+        tenant: &Option<TenantId>,
+        capacity: usize,
+        share: usize,
+        now: OffsetDateTime,
+    ) {
+        let held = self.tenants.get(tenant).map_or(0, BTreeMap::len);
+        let (payer, limit) = if held >= share {
+            (tenant.clone(), share)
+        } else if self.total >= capacity {
+            let Some(largest) = self
+                .tenants
+                .iter()
+                .max_by_key(|(_, units)| units.len())
+                .map(|(tenant, _)| tenant.clone())
+            else {
+                return;
+            };
+            let held = self.tenants.get(&largest).map_or(0, BTreeMap::len);
+            (largest, held.saturating_sub(1))
+        } else {
+            return;
+        };
+        if let Some(units) = self.tenants.get_mut(&payer) {
+            let before = units.len();
+            evict(units, limit.max(1), capacity, now);
+            self.total -= before - units.len();
+            if units.is_empty() {
+                self.tenants.remove(&payer);
+            }
+        }
+    }
+}
+
+/// Below `limit` units: expired finished units go, then the finished units that expire
+/// first (a sixteenth of the capacity at a time), and claims only when nothing finished is
+/// left.
+fn evict(units: &mut Units, limit: usize, capacity: usize, now: OffsetDateTime) {
+    if units.len() < limit {
+        return;
+    }
+    units.retain(|_, entry| !entry.done || entry.live_at(now));
+    for done in [true, false] {
+        while units.len() >= limit {
+            let mut untils: Vec<u32> = units
+                .values()
+                .filter(|entry| entry.done == done)
+                .map(|entry| entry.until)
+                .collect();
+            if untils.is_empty() {
+                break;
+            }
+            let k = (capacity / 16).clamp(1, untils.len());
+            let (_, threshold, _) = untils.select_nth_unstable(k - 1);
+            let threshold = *threshold;
+            units.retain(|_, entry| entry.done != done || entry.until > threshold);
         }
     }
 }
@@ -112,6 +174,7 @@ impl State {
 /// The work log in this process's memory.
 pub struct MemoryWorkLog {
     capacity: usize,
+    share: usize,
     state: Mutex<State>,
 }
 
@@ -122,10 +185,17 @@ impl Default for MemoryWorkLog {
 }
 
 impl MemoryWorkLog {
-    /// A log keeping at most `capacity` units (at least one).
+    /// A log keeping at most `capacity` units (at least one), a quarter of them per tenant.
     pub fn new(capacity: usize) -> Self {
+        Self::with_share(capacity, capacity / 4)
+    }
+
+    /// A log keeping at most `capacity` units, at most `share` of one tenant (at least one).
+    pub fn with_share(capacity: usize, share: usize) -> Self {
+        let capacity = capacity.max(1);
         Self {
-            capacity: capacity.max(1),
+            capacity,
+            share: share.clamp(1, capacity),
             state: Mutex::new(State::default()),
         }
     }
@@ -139,7 +209,7 @@ impl MemoryWorkLog {
 
     /// Units held now (finished or claimed).
     pub fn len(&self) -> usize {
-        self.state().units.len()
+        self.state().total
     }
 
     pub fn is_empty(&self) -> bool {
@@ -155,29 +225,27 @@ impl WorkLog for MemoryWorkLog {
         lease_until: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<Begun, WorkLogError> {
+        let tenant = &key.tenant;
         let key = digest(key);
         let mut state = self.state();
-        match state.units.get(&key) {
+        match state.get(tenant, &key) {
             Some(entry) if entry.live_at(now) && entry.done => return Ok(Begun::Done),
             Some(entry) if entry.live_at(now) => return Ok(Begun::Running),
-            Some(_) => {
-                state.units.insert(key, Entry::running(lease_until));
-            }
-            None => {
-                state.make_room(self.capacity, now);
-                state.units.insert(key, Entry::running(lease_until));
-            }
+            Some(_) => {}
+            None => state.make_room(tenant, self.capacity, self.share, now),
         }
+        state.insert(tenant, key, Entry::running(lease_until));
         Ok(Begun::Claimed)
     }
 
     async fn finish(&self, key: &UnitKey, expires_at: OffsetDateTime) -> Result<(), WorkLogError> {
+        let tenant = &key.tenant;
         let key = digest(key);
         let mut state = self.state();
-        if !state.units.contains_key(&key) {
-            state.make_room(self.capacity, OffsetDateTime::now_utc());
+        if state.get(tenant, &key).is_none() {
+            state.make_room(tenant, self.capacity, self.share, OffsetDateTime::now_utc());
         }
-        state.units.insert(key, Entry::done(expires_at));
+        state.insert(tenant, key, Entry::done(expires_at));
         Ok(())
     }
 
@@ -186,10 +254,11 @@ impl WorkLog for MemoryWorkLog {
         key: &UnitKey,
         lease_until: OffsetDateTime,
     ) -> Result<(), WorkLogError> {
+        let tenant = &key.tenant;
         let key = digest(key);
         let mut state = self.state();
-        if state.units.get(&key) == Some(&Entry::running(lease_until)) {
-            state.units.remove(&key);
+        if state.get(tenant, &key) == Some(&Entry::running(lease_until)) {
+            state.remove(tenant, &key);
         }
         Ok(())
     }
@@ -248,8 +317,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_tenants_flood_forgets_only_its_own_units() {
+        let log = MemoryWorkLog::with_share(100, 25);
+        let now = OffsetDateTime::now_utc();
+        let later = now + time::Duration::minutes(5);
+        let tenant = |name: &str| Some(TenantId::parse(name).unwrap());
+        let quiet = UnitKey::message(tenant("quiet"), "q-1");
+        log.begin(&quiet, later, now).await.unwrap();
+        log.finish(&quiet, later).await.unwrap();
+        for n in 0..10_000 {
+            let key = UnitKey::message(tenant("loud"), &format!("m-{n}"));
+            log.begin(&key, later, now).await.unwrap();
+            log.finish(&key, later).await.unwrap();
+        }
+        assert!(log.len() <= 26, "{}", log.len());
+        assert_eq!(log.begin(&quiet, later, now).await.unwrap(), Begun::Done);
+        // Many tenants each under their share: a full log takes from the largest.
+        for t in 0..10 {
+            for n in 0..20 {
+                let key = UnitKey::message(tenant(&format!("t{t}")), &format!("m-{n}"));
+                log.begin(&key, later, now).await.unwrap();
+                log.finish(&key, later).await.unwrap();
+            }
+        }
+        assert!(log.len() <= 100, "{}", log.len());
+        assert_eq!(log.begin(&quiet, later, now).await.unwrap(), Begun::Done);
+    }
+
+    #[tokio::test]
     async fn the_units_that_expire_first_go_when_full_claims_last() {
-        let log = MemoryWorkLog::new(3);
+        let log = MemoryWorkLog::with_share(3, 3);
         let now = OffsetDateTime::now_utc();
         let later = now + time::Duration::minutes(5);
         let claimed = UnitKey::message(None, "running");
