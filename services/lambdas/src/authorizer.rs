@@ -7,7 +7,8 @@
 //! the token's trust source has one) that `$connect`, `$default` and `$disconnect` then
 //! read from `requestContext.authorizer` (`$default` pins `refresh` to that issuer).
 //! Anything else is the error `Unauthorized`, which API Gateway turns into a 401 without
-//! calling `$connect`.
+//! calling `$connect`. A valid token of a suspended tenant (`TENANTS_FILE`, docs/design.md:
+//! Tenants) gets a `Deny` policy: API Gateway answers 403, without calling `$connect`.
 //!
 //! Size: API Gateway refuses an authorizer result over 8 KB with a 500. A token is at most
 //! 8 KiB (so a token with thousands of roles is refused outright, `Unauthorized`), and the
@@ -24,6 +25,7 @@ use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
 use lambda_runtime::Diagnostic;
 use serde::{Deserialize, Serialize};
 use switchboard_core::auth::{token_from_handshake, Verifier};
+use switchboard_core::tenants::Tenants;
 use switchboard_model::{AdminScope, Claims, Role};
 
 /// Most bytes of space-joined roles an authorizer context carries.
@@ -72,24 +74,43 @@ impl From<Unauthorized> for Diagnostic {
     }
 }
 
-/// Decides one authorizer event.
-/// Builds the verifier from the environment: exactly one key source (`JWT_HS256_SECRET`,
-/// `JWT_JWKS_FILE`, `JWT_JWKS_URL` or `JWT_ISSUERS_FILE`) and the claim settings. With no
-/// key source, or keys that cannot be loaded, the function does not start (it never
-/// allows everyone).
-pub async fn build(lookup: impl Fn(&str) -> Option<String>) -> Result<Verifier, String> {
+/// What the authorizer decides with, built once at init.
+#[derive(Debug)]
+pub struct Authorizer {
+    pub verifier: Verifier,
+    /// Whose tokens are refused (`suspended`).
+    pub tenants: Tenants,
+}
+
+impl From<Verifier> for Authorizer {
+    /// An authorizer without tenant settings (no tenant suspended).
+    fn from(verifier: Verifier) -> Self {
+        Self {
+            verifier,
+            tenants: Tenants::unlimited(),
+        }
+    }
+}
+
+/// Builds the authorizer from the environment: exactly one key source (`JWT_HS256_SECRET`,
+/// `JWT_JWKS_FILE`, `JWT_JWKS_URL` or `JWT_ISSUERS_FILE`), the claim settings and the
+/// tenant settings (`TENANTS_FILE`). With no key source, keys that cannot be loaded or an
+/// invalid settings file, the function does not start (it never allows everyone).
+pub async fn build(lookup: impl Fn(&str) -> Option<String>) -> Result<Authorizer, String> {
     let config = switchboard_core::auth::AuthConfig::from_lookup(&lookup)
         .and_then(switchboard_core::auth::AuthConfig::require_key_source)
         .map_err(|e| e.to_string())?;
+    let tenants = Tenants::from_lookup(&lookup).map_err(|e| e.to_string())?;
     let verifier = Verifier::new(config)
         .await
         .map_err(|e| format!("keys unusable: {e}"))?;
-    tracing::info!(?verifier, "authorizer ready");
-    Ok(verifier)
+    tracing::info!(?verifier, ?tenants, "authorizer ready");
+    Ok(Authorizer { verifier, tenants })
 }
 
+/// Decides one authorizer event.
 pub async fn authorize(
-    verifier: &Verifier,
+    authorizer: &Authorizer,
     event: &AuthorizerRequest,
 ) -> Result<AuthorizerResponse, Unauthorized> {
     let Some(method_arn) = event.method_arn.as_deref().filter(|a| !a.is_empty()) else {
@@ -111,14 +132,45 @@ pub async fn authorize(
             }
         },
     };
-    let claims = match verifier.verify(&token).await {
+    let claims = match authorizer.verifier.verify(&token).await {
         Ok(claims) => claims,
         Err(error) => {
             tracing::info!(reason = %error, "denied");
             return Err(Unauthorized);
         }
     };
+    if authorizer.tenants.is_suspended(&claims.tenant) {
+        tracing::info!(tenant = %claims.tenant, user = %claims.user, reason = "tenant suspended", "denied");
+        return Ok(deny(&claims, method_arn));
+    }
     allow(&claims, method_arn)
+}
+
+/// The policy document granting (`Allow`) or refusing (`Deny`) `execute-api:Invoke` on
+/// `method_arn`.
+fn policy(effect: IamPolicyEffect, method_arn: &str) -> ApiGatewayCustomAuthorizerPolicy {
+    let mut statement = IamPolicyStatement::default();
+    statement.action = vec!["execute-api:Invoke".to_string()];
+    statement.effect = effect;
+    statement.resource = vec![method_arn.to_string()];
+    let mut policy = ApiGatewayCustomAuthorizerPolicy::default();
+    policy.version = Some("2012-10-17".to_string());
+    policy.statement = vec![statement];
+    policy
+}
+
+/// The `Deny` answer for a valid token API Gateway must refuse (403): no context beyond
+/// the tenant and user, for the logs.
+pub fn deny(claims: &Claims, method_arn: &str) -> AuthorizerResponse {
+    let mut response = AuthorizerResponse::default();
+    response.principal_id = Some(claims.user.to_string());
+    response.policy_document = policy(IamPolicyEffect::Deny, method_arn);
+    response.context = AuthorizerContext {
+        tenant: claims.tenant.to_string(),
+        user: claims.user.to_string(),
+        ..AuthorizerContext::default()
+    };
+    response
 }
 
 /// The `Allow` answer for verified `claims`, kept under API Gateway's size limit.
@@ -138,17 +190,9 @@ pub fn allow(claims: &Claims, method_arn: &str) -> Result<AuthorizerResponse, Un
         );
     }
 
-    let mut statement = IamPolicyStatement::default();
-    statement.action = vec!["execute-api:Invoke".to_string()];
-    statement.effect = IamPolicyEffect::Allow;
-    statement.resource = vec![method_arn.to_string()];
-    let mut policy = ApiGatewayCustomAuthorizerPolicy::default();
-    policy.version = Some("2012-10-17".to_string());
-    policy.statement = vec![statement];
-
     let mut response = AuthorizerResponse::default();
     response.principal_id = Some(claims.user.to_string());
-    response.policy_document = policy;
+    response.policy_document = policy(IamPolicyEffect::Allow, method_arn);
     response.context = AuthorizerContext {
         tenant: claims.tenant.to_string(),
         user: claims.user.to_string(),
@@ -211,11 +255,11 @@ pub fn context_roles(roles: &[String]) -> (String, usize) {
 /// [`authorize`] for a raw event: one that does not even parse is refused the same way
 /// (so API Gateway answers 401, not 500).
 pub async fn authorize_json(
-    verifier: &Verifier,
+    authorizer: &Authorizer,
     event: serde_json::Value,
 ) -> Result<AuthorizerResponse, Unauthorized> {
     match serde_json::from_value::<AuthorizerRequest>(event) {
-        Ok(event) => authorize(verifier, &event).await,
+        Ok(event) => authorize(authorizer, &event).await,
         Err(error) => {
             tracing::warn!(%error, reason = "unparseable event", "denied");
             Err(Unauthorized)

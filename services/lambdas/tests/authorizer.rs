@@ -7,7 +7,7 @@ use std::time::Duration;
 use lambda_runtime::Diagnostic;
 use serde_json::{json, Value};
 use switchboard_core::auth::{mint_hs256, AuthConfig, Verifier};
-use switchboard_lambdas::authorizer::{authorize_json, Unauthorized};
+use switchboard_lambdas::authorizer::{authorize_json, Authorizer, Unauthorized};
 use switchboard_model::{TenantId, UserId};
 
 const SECRET: &[u8] = b"lambda-authorizer-test-secret-32b";
@@ -29,10 +29,11 @@ fn token() -> String {
     )
 }
 
-async fn verifier() -> Verifier {
+async fn verifier() -> Authorizer {
     Verifier::new(AuthConfig::with_hs256_secret(SECRET))
         .await
         .unwrap()
+        .into()
 }
 
 /// The expected answer; `exp` is the minted token's (now + 300 s, read back from the

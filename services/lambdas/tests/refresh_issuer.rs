@@ -65,7 +65,9 @@ async fn the_authorizer_context_carries_the_issuer_and_default_refresh_requires_
     // The authorizer: the context names the issuer.
     let request = fixture("query_token.json", &token(60));
     assert_eq!(request["methodArn"], METHOD_ARN);
-    let allowed = authorize_json(&verifier, request).await.unwrap();
+    let allowed = authorize_json(&Verifier::clone(&verifier).into(), request)
+        .await
+        .unwrap();
     let context = serde_json::to_value(&allowed.context).unwrap();
     assert_eq!(context["issuer"], ISSUER, "{context}");
 

@@ -9,6 +9,7 @@ use switchboard_core::config::ConnectConfig;
 use switchboard_core::connection::ActionDeps;
 use switchboard_core::history::{HistoryConfig, MemoryHistoryStore};
 use switchboard_core::roster::{MemoryRosterStore, RosterStore};
+use switchboard_core::tenants::Tenants;
 use switchboard_core::testkit::ScriptedPusher;
 use switchboard_lambdas::connect::{self, ConnectDeps};
 use switchboard_lambdas::disconnect::{self, DisconnectDeps};
@@ -40,6 +41,7 @@ fn connect_deps(roster: &Arc<MemoryRosterStore>) -> ConnectDeps {
     ConnectDeps {
         roster: roster.clone(),
         config: ConnectConfig::default(),
+        tenants: Tenants::unlimited(),
     }
 }
 
