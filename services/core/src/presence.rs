@@ -24,7 +24,7 @@ use switchboard_model::{Claims, TenantId, UserId};
 use time::format_description::well_known::Rfc3339;
 
 use crate::auth::Verifier;
-use crate::publish_api::{authenticate, ApiError};
+use crate::http::{authenticate, ApiError};
 use crate::roster::{ConnectionRecord, PageScope, RosterError, RosterStore};
 
 /// Default and largest `limit` of a tenant presence page.

@@ -17,7 +17,7 @@ use axum::response::Html;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use switchboard_core::publish_api::ApiError;
+use switchboard_core::http::ApiError;
 use switchboard_model::{TenantId, UserId};
 
 use super::host::Host;
@@ -70,9 +70,9 @@ pub async fn token(
         return Err(ApiError::NotFound("dev mode is off".into()));
     };
     let tenant = TenantId::parse(request.tenant)
-        .map_err(|e| ApiError::InvalidEnvelope(format!("tenant: {e}")))?;
+        .map_err(|e| ApiError::InvalidRequest(format!("tenant: {e}")))?;
     let user =
-        UserId::parse(request.user).map_err(|e| ApiError::InvalidEnvelope(format!("user: {e}")))?;
+        UserId::parse(request.user).map_err(|e| ApiError::InvalidRequest(format!("user: {e}")))?;
     let token = dev.mint(&tenant, &user, &request.roles, Duration::from_secs(3600));
     Ok(Json(json!({ "token": token })))
 }
