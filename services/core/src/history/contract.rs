@@ -220,9 +220,9 @@ mod tests {
         assert!(!read.lost_after(since.as_str()));
     }
 
-    /// Beyond `max_bytes` the oldest entries are evicted store-wide, streams left empty go
-    /// with them, and every reader from before the newest eviction learns it — even of a
-    /// stream that is gone.
+    /// Beyond `max_bytes` the oldest entries of the tenant holding the most are evicted,
+    /// streams left empty go with them, and every reader of that tenant from before its
+    /// newest eviction learns it — even of a stream that is gone.
     #[tokio::test]
     async fn the_byte_budget_evicts_the_oldest_and_says_so() {
         let store = MemoryHistoryStore::bounded(1_000, 1024 * 1024);
@@ -240,7 +240,7 @@ mod tests {
             store.append(&big, &[stream]).await.unwrap();
             assert!(store.bytes() <= 1024 * 1024);
         }
-        for stream in [tenant("acme"), tenant("globex"), tenant("gone")] {
+        for stream in [tenant("acme"), tenant("globex"), user("acme", "gone")] {
             let read = store
                 .read_after(&stream, seen.cursor.as_str(), 100)
                 .await

@@ -5,21 +5,27 @@
 //! the newest `max_per_stream` entries of each stream, each until its `expiresAt`, and at
 //! most `max_bytes` in all — every frame counted once, plus [`ENTRY_OVERHEAD`] per entry,
 //! [`MEMBERSHIP_OVERHEAD`] per stream it is in and [`STREAM_OVERHEAD`] per stream (estimates
-//! of the maps' bookkeeping). Beyond the budget the oldest entries (store-wide) are evicted.
+//! of the maps' bookkeeping). Each tenant (`*` for broadcasts) holds at most its share of
+//! the budget (`TENANT_SHARE_PERCENT`): a tenant at its share evicts its own oldest entries,
+//! and a full store evicts the oldest of the tenant holding the most, so one tenant's flood
+//! never evicts another's history. Every entry is one tenant's (a message addresses one
+//! tenant, or all: `*`); its streams, and their costs, are that tenant's too.
 //! A stream with nothing left is dropped, so the number of streams is bounded by the
 //! budget too (`max_bytes / STREAM_OVERHEAD`). Expired entries leave from the oldest end
 //! at each append, and by a sweep of every entry once per [`SWEEP_EVERY`] appends.
 //!
 //! What it vouches for ([`StreamRead::vouched_after`]): everything recorded after this
 //! store started (history in memory does not survive a restart) and after the newest entry
-//! evicted for room, store-wide (an evicted entry's streams may be gone with it), or for
-//! that stream's own `max_per_stream` bound.
+//! of the stream's tenant evicted for room (an evicted entry's streams may be gone with
+//! it; a tenant holding nothing any more leaves its mark store-wide), or for that stream's
+//! own `max_per_stream` bound.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use switchboard_model::TenantId;
 use time::OffsetDateTime;
 
 use super::cursor::epoch_millis;
@@ -46,10 +52,23 @@ struct StreamEntries {
     evicted_up_to: Option<String>,
 }
 
+/// Whose entry or stream: a tenant, or `None` for broadcasts (the group `*`).
+type Group = Option<TenantId>;
+
 /// One entry, held once, and the streams it is in.
 struct Held {
     entry: Arc<HistoryEntry>,
     streams: Vec<Stream>,
+    group: Group,
+}
+
+/// What one tenant holds: its bytes and its entries' cursors (the oldest first).
+#[derive(Default)]
+struct Holder {
+    bytes: usize,
+    cursors: BTreeSet<String>,
+    /// The newest cursor of this tenant evicted for the byte budget.
+    evicted_up_to: Option<String>,
 }
 
 #[derive(Default)]
@@ -58,7 +77,10 @@ struct State {
     /// Every entry once, by cursor: the oldest first.
     held: BTreeMap<String, Held>,
     bytes: usize,
-    /// The newest cursor evicted for the byte budget.
+    holders: HashMap<Group, Holder>,
+    /// `(bytes, group)` of every holder: the last holds the most.
+    by_size: BTreeSet<(usize, Group)>,
+    /// The newest cursor evicted for the byte budget of a tenant that holds nothing now.
     evicted_up_to: Option<String>,
     appends: u64,
 }
@@ -67,6 +89,8 @@ struct State {
 pub struct MemoryHistoryStore {
     max_per_stream: usize,
     max_bytes: usize,
+    /// Bytes one tenant (or `*`) holds at most.
+    tenant_share: usize,
     /// Sorts before every cursor made since this store started.
     started: String,
     state: Mutex<State>,
@@ -88,6 +112,13 @@ fn membership_bytes(entry: &HistoryEntry, stream: &Stream) -> usize {
     MEMBERSHIP_OVERHEAD + entry.cursor.as_str().len() + stream_bytes(stream)
 }
 
+fn group_of(stream: &Stream) -> Group {
+    match stream {
+        Stream::User(tenant, _) | Stream::Tenant(tenant) => Some(tenant.clone()),
+        Stream::Global => None,
+    }
+}
+
 fn newest(current: &mut Option<String>, cursor: &str) {
     if current.as_deref().is_none_or(|c| c < cursor) {
         *current = Some(cursor.to_string());
@@ -95,6 +126,33 @@ fn newest(current: &mut Option<String>, cursor: &str) {
 }
 
 impl State {
+    /// Counts `bytes` more against `group` (and the store).
+    fn charge(&mut self, group: &Group, bytes: usize) {
+        self.bytes += bytes;
+        let holder = self.holders.entry(group.clone()).or_default();
+        self.by_size.remove(&(holder.bytes, group.clone()));
+        holder.bytes += bytes;
+        self.by_size.insert((holder.bytes, group.clone()));
+    }
+
+    /// Counts `bytes` fewer against `group`; a holder left with nothing goes, its
+    /// eviction mark kept store-wide.
+    fn refund(&mut self, group: &Group, bytes: usize) {
+        self.bytes = self.bytes.saturating_sub(bytes);
+        let Some(holder) = self.holders.get_mut(group) else {
+            return;
+        };
+        self.by_size.remove(&(holder.bytes, group.clone()));
+        holder.bytes = holder.bytes.saturating_sub(bytes);
+        if holder.bytes > 0 || !holder.cursors.is_empty() {
+            self.by_size.insert((holder.bytes, group.clone()));
+            return;
+        }
+        if let Some(mark) = self.holders.remove(group).and_then(|h| h.evicted_up_to) {
+            newest(&mut self.evicted_up_to, &mark);
+        }
+    }
+
     /// Takes `cursor` out of `stream` (dropping the stream once empty) and the stream out
     /// of the entry (dropping the entry once in no stream).
     fn detach(&mut self, cursor: &str, stream: &Stream) {
@@ -102,9 +160,7 @@ impl State {
             entries.entries.remove(cursor);
             if entries.entries.is_empty() {
                 self.streams.remove(stream);
-                self.bytes = self
-                    .bytes
-                    .saturating_sub(STREAM_OVERHEAD + stream_bytes(stream));
+                self.refund(&group_of(stream), STREAM_OVERHEAD + stream_bytes(stream));
             }
         }
         let Some(held) = self.held.get_mut(cursor) else {
@@ -112,15 +168,23 @@ impl State {
         };
         if let Some(at) = held.streams.iter().position(|s| s == stream) {
             held.streams.swap_remove(at);
-            self.bytes = self
-                .bytes
-                .saturating_sub(membership_bytes(&held.entry, stream));
+            let cost = membership_bytes(&held.entry, stream);
+            self.refund(&group_of(stream), cost);
         }
-        if held.streams.is_empty() {
-            let entry_cost = entry_bytes(&held.entry);
-            self.held.remove(cursor);
-            self.bytes = self.bytes.saturating_sub(entry_cost);
+        if self.held.get(cursor).is_some_and(|h| h.streams.is_empty()) {
+            self.drop_entry(cursor);
         }
+    }
+
+    /// Drops an entry itself (its streams already detached).
+    fn drop_entry(&mut self, cursor: &str) {
+        let Some(held) = self.held.remove(cursor) else {
+            return;
+        };
+        if let Some(holder) = self.holders.get_mut(&held.group) {
+            holder.cursors.remove(cursor);
+        }
+        self.refund(&held.group, entry_bytes(&held.entry));
     }
 
     /// Removes an entry from every stream it is in.
@@ -134,9 +198,7 @@ impl State {
             self.detach(cursor, stream);
         }
         // An entry in no stream (never the case after an append) goes too.
-        if let Some(held) = self.held.remove(cursor) {
-            self.bytes = self.bytes.saturating_sub(entry_bytes(&held.entry));
-        }
+        self.drop_entry(cursor);
     }
 
     fn expire(&mut self, now: OffsetDateTime, sweep: bool) {
@@ -158,14 +220,46 @@ impl State {
         }
     }
 
-    /// Evicts the oldest entries until the store is within `max_bytes`.
-    fn evict_to(&mut self, max_bytes: usize) {
+    /// Evicts `group`'s oldest entry; false when it holds none.
+    fn evict_oldest(&mut self, group: &Group) -> bool {
+        let Some(holder) = self.holders.get_mut(group) else {
+            return false;
+        };
+        let Some(cursor) = holder.cursors.first().cloned() else {
+            return false;
+        };
+        newest(&mut holder.evicted_up_to, &cursor);
+        self.remove(&cursor);
+        true
+    }
+
+    /// Evicts until `group` is within its share and the store within `max_bytes`: the
+    /// group's own oldest first, then the oldest of whoever holds the most.
+    fn evict_to(&mut self, group: &Group, share: usize, max_bytes: usize) {
+        while self.holders.get(group).is_some_and(|h| h.bytes > share) {
+            if !self.evict_oldest(group) {
+                break;
+            }
+        }
         while self.bytes > max_bytes {
-            let Some(cursor) = self.held.keys().next().cloned() else {
+            let Some((_, largest)) = self.by_size.last().cloned() else {
                 break;
             };
-            self.remove(&cursor);
-            newest(&mut self.evicted_up_to, &cursor);
+            if !self.evict_oldest(&largest) {
+                break;
+            }
+        }
+    }
+
+    /// What a reader of `stream` may have missed through byte-budget evictions.
+    fn evicted_mark(&self, stream: &Stream) -> Option<&String> {
+        let own = self
+            .holders
+            .get(&group_of(stream))
+            .and_then(|h| h.evicted_up_to.as_ref());
+        match (own, self.evicted_up_to.as_ref()) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
         }
     }
 }
@@ -176,18 +270,27 @@ impl MemoryHistoryStore {
         Self::bounded(max_per_stream, DEFAULT_HISTORY_MAX_BYTES)
     }
 
-    /// A store bounded by `config`'s `max_per_stream` and `max_bytes`.
+    /// A store bounded by `config`'s `max_per_stream` and `max_bytes` (each tenant's share:
+    /// [`Self::with_tenant_share`]).
     pub fn from_config(config: &HistoryConfig) -> Self {
         Self::bounded(config.max_per_stream, config.max_bytes)
     }
 
+    /// A store of at most `max_bytes`, any tenant up to all of it.
     pub fn bounded(max_per_stream: usize, max_bytes: usize) -> Self {
         Self {
             max_per_stream: max_per_stream.max(1),
             max_bytes,
+            tenant_share: max_bytes,
             started: Cursor::floor_at(epoch_millis(OffsetDateTime::now_utc())),
             state: Mutex::new(State::default()),
         }
+    }
+
+    /// Each tenant (and `*`) holds at most `bytes` (at most the whole budget).
+    pub fn with_tenant_share(mut self, bytes: usize) -> Self {
+        self.tenant_share = bytes.min(self.max_bytes);
+        self
     }
 
     fn state(&self) -> Result<std::sync::MutexGuard<'_, State>, HistoryError> {
@@ -216,15 +319,20 @@ impl HistoryStore for MemoryHistoryStore {
         let sweep = state.appends % SWEEP_EVERY == 0;
         state.expire(now, sweep);
         let cursor = entry.cursor.as_str().to_string();
+        let group = streams.first().and_then(group_of);
         if !state.held.contains_key(&cursor) {
             state.held.insert(
                 cursor.clone(),
                 Held {
                     entry: Arc::new(entry.clone()),
                     streams: Vec::new(),
+                    group: group.clone(),
                 },
             );
-            state.bytes += entry_bytes(entry);
+            state.charge(&group, entry_bytes(entry));
+            if let Some(holder) = state.holders.get_mut(&group) {
+                holder.cursors.insert(cursor.clone());
+            }
         }
         let Some(shared) = state.held.get(&cursor).map(|held| held.entry.clone()) else {
             return Ok(());
@@ -238,9 +346,10 @@ impl HistoryStore for MemoryHistoryStore {
                 continue;
             }
             held.streams.push(stream.clone());
-            state.bytes += membership_bytes(entry, stream);
+            let stream_group = group_of(stream);
+            state.charge(&stream_group, membership_bytes(entry, stream));
             if !state.streams.contains_key(stream) {
-                state.bytes += STREAM_OVERHEAD + stream_bytes(stream);
+                state.charge(&stream_group, STREAM_OVERHEAD + stream_bytes(stream));
                 state
                     .streams
                     .insert(stream.clone(), StreamEntries::default());
@@ -261,7 +370,7 @@ impl HistoryStore for MemoryHistoryStore {
                 state.detach(&oldest, stream);
             }
         }
-        state.evict_to(self.max_bytes);
+        state.evict_to(&group, self.tenant_share, self.max_bytes);
         Ok(())
     }
 
@@ -274,7 +383,7 @@ impl HistoryStore for MemoryHistoryStore {
         let now = OffsetDateTime::now_utc();
         let state = self.state()?;
         let mut vouched_after = Some(self.started.clone());
-        if let Some(evicted) = &state.evicted_up_to {
+        if let Some(evicted) = state.evicted_mark(stream) {
             newest(&mut vouched_after, evicted);
         }
         let mut read = StreamRead::default();
@@ -382,6 +491,87 @@ mod tests {
         assert!(read.entries.len() < 9, "{}", read.entries.len());
         assert_eq!(read.entries.last().unwrap().id, "m29");
         assert!(store.stream_count() <= 100);
+    }
+
+    fn tenant(name: &str) -> Stream {
+        Stream::Tenant(TenantId::parse(name).unwrap())
+    }
+
+    /// The noisy-neighbour case: one tenant's flood evicts only its own entries, and a
+    /// reader of another tenant is not told it may have missed something.
+    #[tokio::test]
+    async fn a_tenants_flood_evicts_only_its_own_history() {
+        let budget = 1024 * 1024;
+        let store = MemoryHistoryStore::bounded(100_000, budget).with_tenant_share(budget / 4);
+        let quiet = tenant("quiet");
+        for i in 0..3 {
+            store
+                .append(
+                    &entry(&format!("q{i}"), 1024, 300),
+                    std::slice::from_ref(&quiet),
+                )
+                .await
+                .unwrap();
+        }
+        let all = Stream::Global;
+        store
+            .append(&entry("b0", 1024, 300), std::slice::from_ref(&all))
+            .await
+            .unwrap();
+        let loud = users(10);
+        for i in 0..2_000 {
+            store
+                .append(&entry(&format!("l{i}"), 2048, 300), &loud)
+                .await
+                .unwrap();
+            assert!(store.bytes() <= budget, "{}", store.bytes());
+        }
+        let read = store.read_after(&quiet, "", 100).await.unwrap();
+        assert_eq!(read.entries.len(), 3);
+        assert!(!read.lost_after(&store.started), "quiet lost nothing");
+        assert_eq!(
+            store.read_after(&all, "", 10).await.unwrap().entries.len(),
+            1
+        );
+        let flooded = store.read_after(&loud[0], "", 100_000).await.unwrap();
+        assert_eq!(flooded.entries.last().unwrap().id, "l1999");
+        assert!(flooded.entries.len() < 2_000);
+        assert!(
+            flooded.lost_after(&store.started),
+            "loud knows it lost some"
+        );
+    }
+
+    /// Many tenants below their share fill the budget: the one holding the most gives up
+    /// its oldest, never a small one.
+    #[tokio::test]
+    async fn a_full_store_evicts_the_largest_holders_oldest() {
+        let budget = 1024 * 1024;
+        let store = MemoryHistoryStore::bounded(100_000, budget).with_tenant_share(budget / 2);
+        for i in 0..120 {
+            store
+                .append(&entry(&format!("big{i}"), 4096, 300), &[tenant("big")])
+                .await
+                .unwrap();
+        }
+        for t in 0..200 {
+            let name = format!("t{t}");
+            store
+                .append(&entry(&name, 4096, 300), &[tenant(&name)])
+                .await
+                .unwrap();
+            assert!(store.bytes() <= budget);
+        }
+        for t in 0..200 {
+            let read = store
+                .read_after(&tenant(&format!("t{t}")), "", 10)
+                .await
+                .unwrap();
+            assert_eq!(read.entries.len(), 1, "t{t}");
+        }
+        let big = store.read_after(&tenant("big"), "", 1_000).await.unwrap();
+        assert!(big.entries.len() < 120);
+        assert_eq!(big.entries.last().unwrap().id, "big119");
     }
 
     impl MemoryHistoryStore {

@@ -2,26 +2,32 @@
 
 use std::time::Duration;
 
-use crate::config::{optional, ConfigError};
+use crate::config::{bounded, optional, ConfigError};
 
 /// Default `RECEIPT_TTL_SECS`: a day.
 pub const DEFAULT_RECEIPT_TTL_SECS: u64 = 86_400;
 /// Longest `RECEIPT_TTL_SECS` (a week: receipts are reports, not an archive).
 pub const MAX_RECEIPT_TTL_SECS: u64 = 604_800;
-/// Receipts the memory store holds at most; the oldest go first when it is full.
+/// Default `RECEIPT_CAPACITY`: receipts the memory store holds at most (each tenant up to
+/// its share; see [`super::MemoryReceiptStore`]).
 pub const MAX_MEMORY_RECEIPTS: usize = 100_000;
+/// Largest `RECEIPT_CAPACITY`.
+pub const MAX_RECEIPT_CAPACITY: usize = 10_000_000;
 
-/// Receipt settings (`RECEIPT_TTL_SECS`).
+/// Receipt settings (`RECEIPT_TTL_SECS`, `RECEIPT_CAPACITY`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReceiptConfig {
     /// How long a receipt is kept; zero turns receipts (and idempotent publish) off.
     pub ttl: Duration,
+    /// Receipts the memory store holds at most (`serve` with the memory roster).
+    pub capacity: usize,
 }
 
 impl Default for ReceiptConfig {
     fn default() -> Self {
         Self {
             ttl: Duration::from_secs(DEFAULT_RECEIPT_TTL_SECS),
+            capacity: MAX_MEMORY_RECEIPTS,
         }
     }
 }
@@ -38,6 +44,12 @@ impl ReceiptConfig {
         }
         Ok(Self {
             ttl: Duration::from_secs(ttl),
+            capacity: bounded(
+                &lookup,
+                "RECEIPT_CAPACITY",
+                MAX_MEMORY_RECEIPTS,
+                MAX_RECEIPT_CAPACITY,
+            )?,
         })
     }
 
@@ -60,12 +72,20 @@ mod tests {
         let off =
             ReceiptConfig::from_lookup(|k| (k == "RECEIPT_TTL_SECS").then(|| "0".into())).unwrap();
         assert!(!off.enabled());
-        for value in ["604801", "a day", "-1"] {
-            let error = ReceiptConfig::from_lookup(|k| {
-                (k == "RECEIPT_TTL_SECS").then(|| value.to_string())
-            })
-            .unwrap_err();
-            assert!(error.to_string().contains("RECEIPT_TTL_SECS"), "{error}");
+        for (name, value) in [
+            ("RECEIPT_TTL_SECS", "604801"),
+            ("RECEIPT_TTL_SECS", "a day"),
+            ("RECEIPT_TTL_SECS", "-1"),
+            ("RECEIPT_CAPACITY", "0"),
+            ("RECEIPT_CAPACITY", "10000001"),
+            ("RECEIPT_CAPACITY", "many"),
+        ] {
+            let error =
+                ReceiptConfig::from_lookup(|k| (k == name).then(|| value.to_string())).unwrap_err();
+            assert!(error.to_string().contains(name), "{error}");
         }
+        let small = ReceiptConfig::from_lookup(|k| (k == "RECEIPT_CAPACITY").then(|| "500".into()))
+            .unwrap();
+        assert_eq!(small.capacity, 500);
     }
 }
