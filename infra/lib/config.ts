@@ -104,6 +104,12 @@ export interface SwitchboardConfig {
    * `JwtAudience` parameters (exclusive with their context defaults).
    */
   readonly jwtIssuersFile?: string;
+  /**
+   * A `TENANTS_FILE` (docs/design.md: Tenants), absolute path: checked at synth (an unknown
+   * key or a bad limit stops synthesis, naming it) and shipped as a layer to the functions
+   * that enforce tenant settings (lib/tenants.ts). Unset: no tenant limits.
+   */
+  readonly tenantsFile?: string;
   /** Defaults of the CloudFormation parameters. */
   readonly parameterDefaults: {
     readonly jwtJwksUrl?: string;
@@ -177,6 +183,7 @@ function architecture(raw: string | undefined): lambda.Architecture {
 export function configFromContext(node: Node): SwitchboardConfig {
   const lambdaDir = str(node, 'lambdaDir');
   const issuersFile = str(node, 'jwtIssuersFile') || undefined;
+  const tenantsFile = str(node, 'tenantsFile') || undefined;
   if (issuersFile) {
     for (const single of ['jwtJwksUrl', 'jwtIssuer', 'jwtAudience']) {
       if (str(node, single)) {
@@ -224,6 +231,7 @@ export function configFromContext(node: Node): SwitchboardConfig {
     metricsNamespace: str(node, 'metricsNamespace') || undefined,
     queueAgeAlarmSecs: int(node, 'queueAgeAlarmSecs', 300, 60, 86400),
     jwtIssuersFile: issuersFile ? path.resolve(issuersFile) : undefined,
+    tenantsFile: tenantsFile ? path.resolve(tenantsFile) : undefined,
     parameterDefaults: {
       jwtJwksUrl: str(node, 'jwtJwksUrl') || undefined,
       jwtIssuer: str(node, 'jwtIssuer') ?? '',

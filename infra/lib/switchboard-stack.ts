@@ -51,6 +51,7 @@ import { fanoutRate, FUNCTION_NAMES, FunctionName, SwitchboardConfig } from './c
 import { addConnectAlarms } from './connect-alarms';
 import { bootstrapArchitecture, ElfArchitecture } from './elf';
 import { ISSUERS_FILE_PATH, stageIssuersFile } from './issuers';
+import { stageTenantsFile, TENANTS_FILE_PATH, TENANTS_FUNCTIONS } from './tenants';
 
 /** The WebSocket stage; part of every client URL and of CALLBACK_URL. */
 export const STAGE_NAME = 'main';
@@ -203,6 +204,11 @@ export class SwitchboardStack extends cdk.Stack {
       enforceSSL: true,
       retentionPeriod: cdk.Duration.days(14),
     });
+    // A standard queue, and a fair one (docs/design.md: AWS deployment): every SendMessage of
+    // publish-api and the publisher carries MessageGroupId = the message's tenant, which is all
+    // SQS fair queues need: no queue attribute, no consumer change ("Amazon SQS fair queues",
+    // https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-fair-queues.html).
+    // Not FIFO: a group id there would serialize each tenant's messages.
     this.queue = new sqs.Queue(this, 'Queue', {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
@@ -242,6 +248,19 @@ export class SwitchboardStack extends cdk.Stack {
     }
     fns.default.addEnvironment('RESUME_MAX', String(config.resumeMax));
     fns.connect.addEnvironment('CONNECTION_TTL_SECS', String(config.connectionTtlSecs));
+    // Tenant settings (docs/design.md: Tenants): TENANTS_FILE shipped as a layer (`tenantsFile`
+    // context, checked here at synth) to the functions that enforce them.
+    if (config.tenantsFile) {
+      const tenantsLayer = new lambda.LayerVersion(this, 'TenantSettings', {
+        code: lambda.Code.fromAsset(stageTenantsFile(config.tenantsFile)),
+        compatibleArchitectures: [config.architecture],
+        description: `Switchboard: TENANTS_FILE at ${TENANTS_FILE_PATH}`,
+      });
+      for (const name of TENANTS_FUNCTIONS) {
+        fns[name].addLayers(tenantsLayer);
+        fns[name].addEnvironment('TENANTS_FILE', TENANTS_FILE_PATH);
+      }
+    }
 
     // ---- WebSocket API -------------------------------------------------------------------
     // Identity source: none. API Gateway checks that every identity source is present
@@ -379,6 +398,16 @@ export class SwitchboardStack extends cdk.Stack {
     fns.connect.addToRolePolicy(
       new iam.PolicyStatement({ sid: 'RosterPut', actions: ['dynamodb:PutItem'], resources: [tableArn] }),
     );
+    // Connection caps (tenant settings only): `$connect` counts the tenant's connections
+    // (Query, Select=COUNT, on the table) and the user's (on byUser) before its PutItem.
+    if (config.tenantsFile) {
+      fns.connect.addToRolePolicy(
+        new iam.PolicyStatement({ sid: 'RosterCount', actions: ['dynamodb:Query'], resources: [tableArn] }),
+      );
+      fns.connect.addToRolePolicy(
+        new iam.PolicyStatement({ sid: 'RosterCountByUser', actions: ['dynamodb:Query'], resources: [userIndexArn] }),
+      );
+    }
     fns.disconnect.addToRolePolicy(
       new iam.PolicyStatement({ sid: 'RosterDelete', actions: ['dynamodb:DeleteItem'], resources: [tableArn] }),
     );
