@@ -323,3 +323,32 @@ async fn usage_counts_a_scripted_run_exactly_on_the_memory_roster() {
 async fn usage_counts_a_scripted_run_exactly_on_the_dynamodb_roster() {
     usage_counts_a_scripted_run_exactly(Backend::Dynamodb).await;
 }
+
+/// `serve` samples its connections once a minute: two connections held over the first
+/// sample are two connection-minutes and a peak of two (the wait is the sampler's minute).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_samples_connections_once_a_minute() {
+    let file = issuers_file();
+    let path = file.display().to_string();
+    let server = TestServer::start_raw(Backend::Memory, &[], &[("JWT_ISSUERS_FILE", &path)]).await;
+    let _held = [
+        Client::connect(&server, &ops("acme", "alice", &[])).await,
+        Client::connect(&server, &ops("acme", "bob", &[])).await,
+    ];
+    let admin = idp_token(ACME_IDP, "acme", "boss", &["admin"]);
+    let query = around_now("hour");
+    eventually(Duration::from_secs(75), "a sample", || async {
+        let answer = get(&server, &admin, "/v1/tenants/acme/usage", &query)
+            .await
+            .1;
+        total(&answer)["connectionMinutes"] != 0
+    })
+    .await;
+    let (_, answer) = get(&server, &admin, "/v1/tenants/acme/usage", &query).await;
+    let counts = total(&answer);
+    assert_eq!(
+        (&counts["connectionMinutes"], &counts["peakConnections"]),
+        (&json!(2), &json!(2)),
+        "{answer}"
+    );
+}
