@@ -27,6 +27,10 @@ pub struct DeadLetter {
     pub body: String,
     pub error: String,
     pub receive_count: u32,
+    /// The tenant the body is addressed to, recorded when the letter is written (the
+    /// dead-letter list's per-tenant share and listing); `None` for a broadcast or a body
+    /// whose tenant is unknown.
+    pub tenant: Option<TenantId>,
 }
 
 /// Why a queue operation failed.
@@ -88,8 +92,13 @@ impl BodyAddress {
     /// The fair-queuing group of the body: its tenant, `*` for a broadcast (SQS
     /// `MessageGroupId`; the in-process queue's tenant share).
     pub fn group(&self) -> &str {
-        self.tenant.as_ref().map_or("*", TenantId::as_str)
+        tenant_group(self.tenant.as_ref())
     }
+}
+
+/// The group of a tenant: its id, `*` for no tenant (a broadcast).
+pub fn tenant_group(tenant: Option<&TenantId>) -> &str {
+    tenant.map_or("*", TenantId::as_str)
 }
 
 /// What `body` addresses: an envelope's target or a work item's message; `None` for a body
@@ -123,8 +132,63 @@ mod tests {
         assert_eq!(address.group(), "acme");
         assert!(address.ordered);
         let broadcast = super::address(r#"{"target":{"type":"broadcast"},"data":1}"#).unwrap();
-        assert_eq!((broadcast.tenant, broadcast.kind), (None, TargetKind::Broadcast));
+        assert_eq!(
+            (broadcast.tenant, broadcast.kind),
+            (None, TargetKind::Broadcast)
+        );
         assert_eq!(super::address("not json"), None);
         assert_eq!(super::address(r#"{"shard":{"id":""}}"#), None);
+    }
+
+    /// The publisher records a letter's tenant when it writes it: the envelope's or the
+    /// work item's; none for a broadcast or a body it cannot read.
+    #[tokio::test]
+    async fn dead_letters_carry_the_tenant_they_were_written_for() {
+        use std::sync::Arc;
+
+        use crate::publisher::{Publisher, PublisherConfig, PublisherPorts};
+        use crate::roster::MemoryRosterStore;
+        use crate::testkit::{RecordingQueue, ScriptedPusher};
+
+        let dlq = Arc::new(RecordingQueue::new());
+        let publisher = Publisher::new(
+            PublisherPorts {
+                roster: Arc::new(MemoryRosterStore::new()),
+                pusher: Arc::new(ScriptedPusher::new()),
+                dead_letters: dlq.clone(),
+                work_queue: Arc::new(RecordingQueue::new()),
+            },
+            PublisherConfig::default(),
+        );
+        let big = "x".repeat(switchboard_model::MAX_FRAME_BYTES);
+        let bodies = [
+            format!(r#"{{"target":{{"type":"tenant","tenant":"acme"}},"data":"{big}"}}"#),
+            format!(r#"{{"target":{{"type":"broadcast"}},"data":"{big}"}}"#),
+            "not json".to_string(),
+        ];
+        let batch: Vec<InboundMessage> = bodies
+            .iter()
+            .enumerate()
+            .map(|(n, body)| InboundMessage {
+                message_id: format!("m{n}"),
+                body: body.clone(),
+                receive_count: 1,
+            })
+            .collect();
+        publisher.handle_batch(&batch).await;
+        let mut tenants: Vec<(String, Option<String>)> = dlq
+            .letters()
+            .into_iter()
+            .map(|l| (l.message_id, l.tenant.map(String::from)))
+            .collect();
+        tenants.sort();
+        assert_eq!(
+            tenants,
+            [
+                ("m0".to_string(), Some("acme".to_string())),
+                ("m1".to_string(), None),
+                ("m2".to_string(), None)
+            ]
+        );
     }
 }

@@ -614,7 +614,7 @@ impl Publisher {
             self.record(track, Progress::pending(-missing), report)
                 .await;
             let bodies = refused.into_iter().map(|(body, _)| body).collect();
-            if let Err(sink) = self.dead_letter_bodies(message, bodies, &error).await {
+            if let Err(sink) = self.dead_letter_bodies(message, item, bodies, &error).await {
                 return Err(format!("{error}; dead-letter queue failed: {sink}"));
             }
             let dead = Progress {
@@ -906,7 +906,7 @@ impl Publisher {
         left: &mut Leftovers,
     ) {
         let bodies = item.connection_bodies(recipients, 1);
-        match self.dead_letter_bodies(message, bodies, &error).await {
+        match self.dead_letter_bodies(message, item, bodies, &error).await {
             Ok(()) => {
                 left.dead = true;
                 left.problems.push(error);
@@ -960,7 +960,10 @@ impl Publisher {
             refused.len(),
             handoff.what
         );
-        match self.dead_letter_bodies(message, refused, &error).await {
+        match self
+            .dead_letter_bodies(message, item, refused, &error)
+            .await
+        {
             Ok(()) => {
                 left.dead = true;
                 left.problems.push(error);
@@ -979,6 +982,7 @@ impl Publisher {
     async fn dead_letter_bodies(
         &self,
         message: &InboundMessage,
+        item: &WorkItem,
         bodies: Vec<String>,
         error: &str,
     ) -> Result<(), crate::queue::QueueError> {
@@ -989,6 +993,7 @@ impl Publisher {
                     body,
                     error: error.to_string(),
                     receive_count: message.receive_count,
+                    tenant: item.tenant.clone(),
                 })
                 .await?;
         }
@@ -1037,6 +1042,7 @@ impl Publisher {
             body: message.body.clone(),
             error: error.clone(),
             receive_count: message.receive_count,
+            tenant: crate::queue::address(&message.body).and_then(|address| address.tenant),
         };
         match self.dead_letters.dead_letter(letter).await {
             Ok(()) => report.outcome = Outcome::DeadLettered,

@@ -109,6 +109,20 @@ pub struct ServeArgs {
     /// Dead letters kept; beyond, the oldest is dropped (and counted in /metrics).
     #[arg(long, env = "DEAD_LETTER_CAPACITY", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     dead_letter_capacity: u64,
+    /// Serve tenants in turns from the in-process queue (false: in accepted order, one
+    /// tenant's backlog delaying every other tenant's messages).
+    #[arg(
+        long,
+        env = "QUEUE_FAIRNESS",
+        action = clap::ArgAction::Set,
+        default_value_t = true,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    queue_fairness: bool,
+    /// Percent of each shared bound (QUEUE_CAPACITY, DEAD_LETTER_CAPACITY, ...) one tenant
+    /// (or `*`, broadcasts) may hold, at least 1 entry.
+    #[arg(long = "tenant-share-percent", env = "TENANT_SHARE_PERCENT", default_value_t = 25, value_parser = clap::value_parser!(u8).range(1..=100))]
+    share_percent: u8,
     /// Seconds a client may take to send a request's headers, from connecting or from the
     /// previous answer (a connection that sends nothing or too little is closed).
     #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -317,6 +331,8 @@ async fn start(args: ServeArgs, env: &Env) -> Result<Started, CliError> {
             max_receives: args.max_receives,
             capacity: usize::try_from(args.queue_capacity).unwrap_or(usize::MAX),
             dead_letter_capacity: usize::try_from(args.dead_letter_capacity).unwrap_or(usize::MAX),
+            share_percent: args.share_percent,
+            fairness: args.queue_fairness,
             ..QueueConfig::default()
         },
         drain_timeout: args.drain_timeout,

@@ -480,8 +480,12 @@ fn to_acme(id: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_answers_503_with_retry_after() {
-    let server =
-        server_with_dead_roster(&["--visibility-timeout", "60s"], &[("QUEUE_CAPACITY", "3")]).await;
+    let server = server_with_dead_roster(
+        &["--visibility-timeout", "60s"],
+        // One tenant may fill the whole queue (tenant_queue.rs tests the shares).
+        &[("QUEUE_CAPACITY", "3"), ("TENANT_SHARE_PERCENT", "100")],
+    )
+    .await;
     let publisher = token("acme", "backend", &["publisher"]);
     for n in 0..3 {
         let (status, body) = server
@@ -510,7 +514,10 @@ async fn a_full_queue_answers_503_with_retry_after() {
 async fn dead_letters_are_capped_and_paginated() {
     let server = server_with_dead_roster(
         &["--visibility-timeout", "10ms", "--max-receives", "1"],
-        &[("DEAD_LETTER_CAPACITY", "3")],
+        &[
+            ("DEAD_LETTER_CAPACITY", "3"),
+            ("TENANT_SHARE_PERCENT", "100"),
+        ],
     )
     .await;
     let publisher = token("acme", "backend", &["publisher"]);

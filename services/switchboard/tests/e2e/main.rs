@@ -18,6 +18,7 @@ mod listeners;
 mod management;
 mod receipts;
 mod scenarios;
+mod tenant_queue;
 mod url_limit;
 
 use history::*;
