@@ -606,7 +606,8 @@ async fn the_body_is_not_read_before_the_token_is_verified() {
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
 }
 
-async fn handshake_status(server: &TestServer, token: &str) -> u16 {
+/// The status of a WebSocket handshake (101 when it opened).
+pub async fn handshake_status(server: &TestServer, token: &str) -> u16 {
     let url = format!("{}?token={token}", server.ws_url());
     match tokio_tungstenite::connect_async(url).await {
         Ok((mut socket, _)) => {
@@ -623,7 +624,11 @@ async fn connection_caps_answer_429_per_user_and_503_per_server() {
     let server = TestServer::start_with(
         Backend::Memory,
         &[],
-        &[("MAX_CONNECTIONS", "3"), ("MAX_CONNECTIONS_PER_USER", "2")],
+        &[
+            ("MAX_CONNECTIONS", "3"),
+            ("MAX_CONNECTIONS_PER_USER", "2"),
+            ("TENANT_SHARE_PERCENT", "100"),
+        ],
     )
     .await;
     let alice = token("acme", "alice", &[]);
