@@ -85,8 +85,14 @@ cat > "$ISSUERS" <<JSON
    "tenants": "*", "globalAdmin": true, "allowSharedTenants": true}
 ]}
 JSON
-step "cdk synth (fake zips, jwtIssuersFile) + cfn-lint"
-synth "$FAKE" "$WORK/cdk.out.issuers" x86_64 -c "jwtIssuersFile=$ISSUERS"
+# ... and a TENANTS_FILE (a layer of tenant settings, docs/design.md: Tenants).
+TENANTS="$WORK/tenants.json"
+cat > "$TENANTS" <<JSON
+{"defaults": {"maxConnections": 10000, "publishesPerSecond": 100},
+ "tenants": {"acme": {"maxConnectionsPerUser": 5, "allowedTargets": ["users"]}}}
+JSON
+step "cdk synth (fake zips, jwtIssuersFile, tenantsFile) + cfn-lint"
+synth "$FAKE" "$WORK/cdk.out.issuers" x86_64 -c "jwtIssuersFile=$ISSUERS" -c "tenantsFile=$TENANTS"
 cfn_lint "$WORK/cdk.out.issuers/Switchboard.template.json"
 
 # ---- 4. the real zips, when built ----------------------------------------------------------
