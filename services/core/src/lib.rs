@@ -12,6 +12,7 @@
 //! - [`publish_api`]: `POST /v1/messages` as an `axum::Router` (auth, validation, roles).
 //! - [`presence`]: `GET /v1/tenants/{tenant}/presence` and `.../users/{user}/presence`.
 //! - [`receipts`]: the `ReceiptStore` port, receipts and their status, the memory adapter.
+//! - [`usage`]: usage per tenant per minute: the `UsageStore` port, memory adapter, API.
 //! - [`worklog`]: the `WorkLog` port (which units of delivery work ran), memory adapter.
 //! - [`publisher`]: target resolution, bounded fan-out with retries, batch results.
 //! - [`testkit`] (tests and the `testkit` feature): scripted pusher, recording queues.
@@ -20,6 +21,7 @@ pub mod auth;
 pub mod config;
 pub mod connection;
 pub mod history;
+pub mod http;
 pub mod presence;
 pub mod publish_api;
 pub mod publisher;
@@ -28,6 +30,7 @@ pub mod queue;
 pub mod receipts;
 pub mod roster;
 pub mod tenants;
+pub mod usage;
 pub mod worklog;
 
 #[cfg(any(test, feature = "testkit"))]
