@@ -15,6 +15,7 @@ mod history;
 mod item;
 mod receipts;
 mod table;
+mod usage;
 mod worklog;
 
 use std::collections::{BTreeSet, HashMap};
@@ -39,6 +40,7 @@ pub use item::{
 };
 pub use receipts::{DynamoReceiptStore, RECEIPT_SK};
 pub use table::{create_history_table, create_table, delete_table};
+pub use usage::{DynamoUsageStore, LIVE_SK};
 pub use worklog::{DynamoWorkLog, CLAIM_RETENTION};
 
 /// Default number of parallel scan segments for [`RosterStore::list_all`] (`SCAN_SEGMENTS`).
