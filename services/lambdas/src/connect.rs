@@ -24,6 +24,7 @@ use switchboard_core::connection::{self, ConnectionError};
 use switchboard_core::http::ApiError;
 use switchboard_core::roster::{RosterError, RosterStore};
 use switchboard_core::tenants::{LimitError, Tenants};
+use switchboard_core::usage::{connection_opened, Usage};
 use switchboard_model::Claims;
 use time::OffsetDateTime;
 
@@ -35,6 +36,9 @@ pub struct ConnectDeps {
     pub roster: Arc<dyn RosterStore>,
     pub config: ConnectConfig,
     pub tenants: Tenants,
+    /// Usage: the tenant's live counter and peak (docs/design.md: Usage; `None`: not
+    /// counted).
+    pub usage: Option<Usage>,
 }
 
 /// Builds the dependencies from the environment: the roster table (`ROSTER_TABLE`,
@@ -46,10 +50,13 @@ pub async fn build(
     let config = ConnectConfig::from_lookup(&lookup)?;
     let tenants = Tenants::from_lookup(&lookup)?;
     tracing::info!(table = %dynamo.table, ?tenants, "connect ready");
+    let roster = switchboard_aws::DynamoRosterStore::from_config(&dynamo).await;
+    let usage = crate::usage::build(&lookup, &roster)?;
     Ok(ConnectDeps {
-        roster: Arc::new(switchboard_aws::DynamoRosterStore::from_config(&dynamo).await),
+        roster: Arc::new(roster),
         config,
         tenants,
+        usage: Some(usage),
     })
 }
 
@@ -83,7 +90,11 @@ pub async fn handle(
     )
     .await
     {
-        Ok(_) => {}
+        Ok(_) => {
+            if let Some(usage) = &deps.usage {
+                connection_opened(usage, &claims.tenant, OffsetDateTime::now_utc()).await;
+            }
+        }
         Err(ConnectionError::Identity(reason)) => {
             tracing::warn!(%reason, %connection_id, "connect refused");
             return Ok(WebsocketResponse::status(403));

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use switchboard_core::connection;
 use switchboard_core::roster::RosterStore;
+use switchboard_core::usage::{connection_closed, Usage};
+use time::OffsetDateTime;
 
 use crate::websocket::{claims, connection_id, RouteError, WebsocketEvent, WebsocketResponse};
 
@@ -13,6 +15,9 @@ use crate::websocket::{claims, connection_id, RouteError, WebsocketEvent, Websoc
 #[derive(Clone)]
 pub struct DisconnectDeps {
     pub roster: Arc<dyn RosterStore>,
+    /// Usage: the connection's minutes and the tenant's live counter (docs/design.md:
+    /// Usage; `None`: not counted).
+    pub usage: Option<Usage>,
 }
 
 /// Builds the dependencies from the environment: the roster table (`ROSTER_TABLE`,
@@ -22,8 +27,11 @@ pub async fn build(
 ) -> Result<DisconnectDeps, switchboard_core::config::ConfigError> {
     let dynamo = switchboard_aws::DynamoConfig::from_lookup(&lookup)?;
     tracing::info!(table = %dynamo.table, "disconnect ready");
+    let roster = switchboard_aws::DynamoRosterStore::from_config(&dynamo).await;
+    let usage = crate::usage::build(&lookup, &roster)?;
     Ok(DisconnectDeps {
-        roster: Arc::new(switchboard_aws::DynamoRosterStore::from_config(&dynamo).await),
+        roster: Arc::new(roster),
+        usage: Some(usage),
     })
 }
 
@@ -41,5 +49,14 @@ pub async fn handle(
     connection::disconnect(deps.roster.as_ref(), &claims.tenant, &connection_id)
         .await
         .inspect_err(|error| tracing::error!(%error, %connection_id, "disconnect failed"))?;
+    if let Some(usage) = &deps.usage {
+        // `connectedAt` is epoch milliseconds; an unreadable one counts no minutes.
+        let now = OffsetDateTime::now_utc();
+        let connected_at = OffsetDateTime::from_unix_timestamp_nanos(
+            i128::from(event.request_context.connected_at) * 1_000_000,
+        )
+        .unwrap_or(now);
+        connection_closed(usage, &claims.tenant, connected_at, now).await;
+    }
     Ok(WebsocketResponse::ok())
 }

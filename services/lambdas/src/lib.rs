@@ -9,6 +9,7 @@
 //! - [`publisher`]: the SQS-triggered publisher (partial batch responses).
 //! - [`publish_api`]: the HTTP publish API, the core's router under `lambda_http`.
 //! - [`telemetry`]: JSON logs for every function.
+//! - [`usage`]: the usage store the connection routes count in.
 //! - [`emf`]: CloudWatch Embedded Metric Format documents from the publisher and the
 //!   publish API.
 
@@ -20,4 +21,5 @@ pub mod emf;
 pub mod publish_api;
 pub mod publisher;
 pub mod telemetry;
+pub mod usage;
 pub mod websocket;

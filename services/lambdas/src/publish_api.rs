@@ -25,6 +25,7 @@ use switchboard_core::publish_api::{ApiError, PublishApi, MAX_BODY_BYTES};
 use switchboard_core::queue::MessageQueue;
 use switchboard_core::receipts::{ReceiptConfig, Receipts};
 use switchboard_core::roster::RosterStore;
+use switchboard_core::usage::{count_publishes, Usage, UsageApi, UsageConfig};
 use switchboard_core::tenants::Tenants;
 
 use crate::emf::{target_type, Metrics};
@@ -68,15 +69,31 @@ pub async fn build(lookup: impl Fn(&str) -> Option<String>) -> Result<axum::Rout
         &receipt_config,
     );
     let tenants = Tenants::from_lookup(&lookup)?;
+    // Usage per tenant per minute, in the history table too (docs/design.md: Usage).
+    let usage_config = UsageConfig::from_lookup(&lookup)?;
+    let usage = Usage::new(
+        Arc::new(switchboard_aws::dynamo::DynamoUsageStore::new(
+            roster.client().clone(),
+            history.table.clone(),
+            usage_config.retention,
+        )),
+        &usage_config,
+    );
     tracing::info!(%queue_url, table = %dynamo.table, receipt_table = %history.table, receipt_ttl_secs = receipt_config.ttl.as_secs(), metrics_namespace = metrics.namespace(), "publish-api ready");
-    Ok(router(
-        Arc::new(verifier),
+    let verifier = Arc::new(verifier);
+    let usage_api = UsageApi {
+        verifier: verifier.clone(),
+        usage: usage.clone(),
+    };
+    let publish = router(
+        verifier.clone(),
         Arc::new(queue),
         Arc::new(roster),
         receipts,
         tenants,
         metrics,
-    ))
+    );
+    Ok(count_publishes(publish, verifier, usage).merge(usage_api.router()))
 }
 
 /// The router the function serves: the publish API, with one EMF document per request,

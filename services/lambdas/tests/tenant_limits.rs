@@ -131,6 +131,7 @@ fn deps(roster: &Arc<Roster>, tenants: Tenants) -> ConnectDeps {
         roster: roster.clone(),
         config: ConnectConfig::default(),
         tenants,
+        usage: None,
     }
 }
 

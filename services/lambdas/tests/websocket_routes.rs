@@ -42,6 +42,7 @@ fn connect_deps(roster: &Arc<MemoryRosterStore>) -> ConnectDeps {
         roster: roster.clone(),
         config: ConnectConfig::default(),
         tenants: Tenants::unlimited(),
+        usage: None,
     }
 }
 
@@ -156,6 +157,7 @@ async fn a_malformed_connection_id_is_refused_at_the_edge_before_any_write() {
     assert!(roster.list_all().await.unwrap().is_empty());
     let deps = DisconnectDeps {
         roster: roster.clone(),
+        usage: None,
     };
     let result = disconnect::handle(&deps, &event(json)).await;
     assert!(matches!(result, Err(RouteError::InvalidConnectionId(_))));
@@ -171,6 +173,7 @@ async fn disconnect_removes_the_record_idempotently() {
 
     let deps = DisconnectDeps {
         roster: roster.clone(),
+        usage: None,
     };
     for _ in 0..2 {
         let response = disconnect::handle(&deps, &fixture("disconnect.json"))
