@@ -16,7 +16,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::harness::{eventually, Backend, Client, TestServer};
+use super::harness::{eventually, serve_refused, Backend, Client, TestServer, SECRET};
 
 const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../core/src/auth/testdata");
 /// Global admins, any tenant (ES256, `ec-1`).
@@ -351,4 +351,22 @@ async fn serve_samples_connections_once_a_minute() {
         (&json!(2), &json!(2)),
         "{answer}"
     );
+}
+
+/// A retention out of 1–400 days refuses start-up, naming the variable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_usage_retention_refuses_to_start() {
+    for days in ["0", "401", "a month"] {
+        let (status, stderr) = serve_refused(
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--management-listen",
+                "127.0.0.1:0",
+            ],
+            &[("JWT_HS256_SECRET", SECRET), ("USAGE_RETENTION_DAYS", days)],
+        );
+        assert!(!status.success(), "{days}");
+        assert!(stderr.contains("USAGE_RETENTION_DAYS"), "{days}: {stderr}");
+    }
 }
