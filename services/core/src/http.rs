@@ -37,6 +37,17 @@ pub enum ApiError {
         message: String,
         retry_after_secs: u64,
     },
+    /// A WebSocket handshake whose URL is longer than API Gateway accepts (414
+    /// `url_too_long`).
+    #[error("{0}")]
+    UrlTooLong(String),
+    /// A handshake over a connection cap of the server: a user's, or a tenant's share (429
+    /// `too_many_connections` + `Retry-After`).
+    #[error("{message}")]
+    TooManyConnections {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// The tenant is suspended (403 `tenant_suspended`).
     #[error("{0}")]
     Suspended(String),
@@ -75,6 +86,8 @@ impl ApiError {
             ApiError::InvalidEnvelope(_) | ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::UrlTooLong(_) => StatusCode::URI_TOO_LONG,
+            ApiError::TooManyConnections { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) | ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::LimitExceeded { limit, .. } => match limit {
                 Limit::MaxPayloadBytes => StatusCode::PAYLOAD_TOO_LARGE,
@@ -96,6 +109,8 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Busy { .. } => "busy",
+            ApiError::UrlTooLong(_) => "url_too_long",
+            ApiError::TooManyConnections { .. } => "too_many_connections",
             ApiError::Suspended(_) => "tenant_suspended",
             ApiError::LimitExceeded { .. } => "limit_exceeded",
         }
@@ -118,6 +133,9 @@ impl IntoResponse for ApiError {
                 );
             }
             ApiError::Busy {
+                retry_after_secs, ..
+            }
+            | ApiError::TooManyConnections {
                 retry_after_secs, ..
             }
             | ApiError::LimitExceeded {

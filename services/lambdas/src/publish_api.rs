@@ -25,8 +25,8 @@ use switchboard_core::publish_api::{ApiError, PublishApi, MAX_BODY_BYTES};
 use switchboard_core::queue::MessageQueue;
 use switchboard_core::receipts::{ReceiptConfig, Receipts};
 use switchboard_core::roster::RosterStore;
-use switchboard_core::usage::{count_publishes, Usage, UsageApi, UsageConfig};
 use switchboard_core::tenants::Tenants;
+use switchboard_core::usage::{count_publishes, Usage, UsageApi, UsageConfig};
 
 use crate::emf::{target_type, Metrics};
 

@@ -19,6 +19,8 @@ use switchboard_core::history::HistoryConfig;
 use switchboard_core::publisher::{Publisher, PublisherConfig, PublisherPorts};
 use switchboard_core::queue::InboundMessage;
 use switchboard_core::receipts::{ReceiptConfig, Receipts};
+use switchboard_core::tenants::Tenants;
+use switchboard_core::usage::{Usage, UsageConfig};
 use tokio::time::Instant;
 
 use crate::emf::Metrics;
@@ -65,6 +67,9 @@ pub async fn build(
     let metrics = Metrics::from_lookup(&lookup)?;
     let history = HistoryConfig::from_lookup(&lookup)?;
     let receipts = ReceiptConfig::from_lookup(&lookup)?;
+    let usage = UsageConfig::from_lookup(&lookup)?;
+    // Tenant settings: a tenant's `historyTtlSecs` (docs/design.md: Tenants).
+    let tenants = Tenants::from_lookup(&lookup)?;
     // Every SQS and DynamoDB call is bounded, so settling fits the deadline margin
     // (docs/design.md: Time budget); the pusher sets its own per-attempt timeout.
     let sdk = with_store_timeouts(&load_sdk_config(LocalDefaults::NONE).await);
@@ -75,6 +80,11 @@ pub async fn build(
     // Receipts and the work log live in the history table (docs/design.md: Receipts, Fan-out
     // at any size).
     let receipt_store = DynamoReceiptStore::new(client.clone(), history.table.clone());
+    let usage_store = switchboard_aws::dynamo::DynamoUsageStore::new(
+        client.clone(),
+        history.table.clone(),
+        usage.retention,
+    );
     let work_log = DynamoWorkLog::new(client, history.table.clone());
     let ports = PublisherPorts {
         roster: Arc::new(roster),
@@ -97,6 +107,8 @@ pub async fn build(
     let publisher = Publisher::new(ports, settings.publisher)
         .with_history(Arc::new(history_store), &history)
         .with_receipts(Receipts::new(Arc::new(receipt_store), &receipts))
+        .with_history_ttls(tenants)
+        .with_usage(Some(Usage::new(Arc::new(usage_store), &usage)))
         .with_work_log(Arc::new(work_log));
     Ok((publisher, metrics))
 }

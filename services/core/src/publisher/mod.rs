@@ -41,11 +41,14 @@
 //!   are enqueued, and dead-letter and expiry paths mark it (`docs/design.md`, "Receipts").
 //!   A failed receipt write is logged and counted (`receipt_errors`), never retried by
 //!   redelivering the message: receipts are reports.
+//! - With usage on ([`Publisher::with_usage`]), the same counts go to the tenant's minute
+//!   of usage, once per unit, beside the receipt (`docs/design.md`, "Usage").
 //! - One structured log line per message or work item (id, target, counts, duration).
 
 mod config;
 mod fanout;
 mod report;
+mod usage;
 pub mod work;
 
 #[cfg(test)]
@@ -54,6 +57,8 @@ mod once_tests;
 mod receipt_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod usage_tests;
 
 pub use config::{
     PublisherConfig, RetryPolicy, DEADLINE_MARGIN, DEADLINE_SPARE, POST_ATTEMPT_TIMEOUT,
@@ -101,10 +106,14 @@ pub struct Publisher {
     limiter: Option<Arc<DefaultDirectRateLimiter>>,
     /// Where `users`, `tenant` and `broadcast` messages are recorded, and for how long.
     history: Option<(Arc<dyn HistoryStore>, Duration)>,
+    /// Tenant settings whose `historyTtlSecs` replaces that retention per tenant.
+    history_ttls: Option<crate::tenants::Tenants>,
     /// Where each message's receipt is kept (`None`: receipts off).
     receipts: Option<Receipts>,
     /// Which units of work ran, so a copy the queue delivers again does nothing twice.
     work_log: Arc<dyn WorkLog>,
+    /// Where each unit's counts go per tenant and minute (`None`: not counted).
+    usage: Option<crate::usage::Usage>,
     config: PublisherConfig,
 }
 
@@ -188,8 +197,10 @@ impl Publisher {
             work_queue: ports.work_queue,
             limiter,
             history: None,
+            history_ttls: None,
             receipts: None,
             work_log: Arc::new(MemoryWorkLog::default()),
+            usage: None,
             config,
         }
     }
@@ -298,6 +309,13 @@ impl Publisher {
     /// fan-out, its frame carrying the cursor (nothing is recorded when history is off).
     pub fn with_history(mut self, store: Arc<dyn HistoryStore>, config: &HistoryConfig) -> Self {
         self.history = config.enabled().then_some((store, config.ttl));
+        self
+    }
+
+    /// Keeps each tenant's history for its `historyTtlSecs` (tenant settings) instead of
+    /// `HISTORY_TTL_SECS`: the entry's `expiresAt`, which every history store honours.
+    pub fn with_history_ttls(mut self, tenants: crate::tenants::Tenants) -> Self {
+        self.history_ttls = Some(tenants);
         self
     }
 
@@ -468,7 +486,10 @@ impl Publisher {
             streams,
         } = unit;
         if let (Some((history, ttl)), Some(cursor)) = (&self.history, cursor) {
-            let kept_until = now + *ttl;
+            let ttl = self.history_ttls.as_ref().map_or(*ttl, |tenants| {
+                tenants.history_ttl(envelope.target.tenant(), *ttl)
+            });
+            let kept_until = now + ttl;
             let expires_at = envelope
                 .expires_at
                 .map_or(kept_until, |at| at.min(kept_until));
@@ -890,6 +911,7 @@ impl Publisher {
                 started: unit.origin == Origin::Message,
                 terminal: left.dead.then_some(Terminal::Dead),
             };
+            self.record_usage(item, &done).await;
             self.record(track, done, &mut report).await;
         }
         report

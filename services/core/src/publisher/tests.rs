@@ -900,6 +900,45 @@ mod history {
         assert!(!rig.pusher.delivered()[0].1.contains("cursor"));
     }
 
+    /// A tenant's `historyTtlSecs` sets its entries' `expiresAt` (what both stores keep
+    /// them by); a broadcast keeps `HISTORY_TTL_SECS`.
+    #[tokio::test]
+    async fn a_tenants_history_ttl_sets_its_entries_expiry() {
+        let (rig, store) = with_history(rig());
+        let tenants = crate::tenants::Tenants::from_table(
+            crate::tenants::SettingsTable::parse(r#"{"tenants":{"acme":{"historyTtlSecs":60}}}"#)
+                .unwrap(),
+        );
+        let publisher = rig.publisher.clone().with_history_ttls(tenants);
+        let rig = Rig { publisher, ..rig };
+        rig.populate().await;
+        rig.run(vec![
+            message(
+                "1",
+                json!({"id":"to-acme","target":{"type":"tenant","tenant":"acme"},"data":1}),
+            ),
+            message(
+                "2",
+                json!({"id":"to-all","target":{"type":"broadcast"},"data":2}),
+            ),
+        ])
+        .await;
+        let kept = |stream: Stream| {
+            let store = store.clone();
+            async move {
+                let read = store
+                    .read_after(&stream, &Cursor::floor_at(0), 10)
+                    .await
+                    .unwrap();
+                read.entries[0].expires_at - time::OffsetDateTime::now_utc().unix_timestamp()
+            }
+        };
+        let acme = kept(Stream::Tenant(TenantId::parse("acme").unwrap())).await;
+        assert!((58..=60).contains(&acme), "{acme}");
+        let all = kept(Stream::Global).await;
+        assert!((298..=300).contains(&all), "{all}");
+    }
+
     struct FailingHistory;
 
     #[async_trait::async_trait]

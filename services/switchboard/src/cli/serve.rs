@@ -10,10 +10,12 @@ use switchboard_core::auth::{AuthConfig, DevMint, KeySource, ShortSecret, DEV_IS
 use switchboard_core::config::ConnectConfig;
 use switchboard_core::history::{HistoryConfig, HistoryStore, MemoryHistoryStore};
 use switchboard_core::publisher::PublisherConfig;
-use switchboard_core::receipts::{
-    MemoryReceiptStore, ReceiptConfig, ReceiptStore, Receipts, MAX_MEMORY_RECEIPTS,
-};
+use switchboard_core::receipts::{MemoryReceiptStore, ReceiptConfig, ReceiptStore, Receipts};
 use switchboard_core::roster::RosterStore;
+use switchboard_core::tenants::{share_of, Tenants};
+use switchboard_core::usage::{
+    MemoryUsageStore, Usage, UsageConfig, UsageStore, MAX_MEMORY_USAGE_BUCKETS,
+};
 
 use super::{CliError, Env};
 use crate::serve::host::Host;
@@ -123,6 +125,11 @@ pub struct ServeArgs {
     /// (or `*`, broadcasts) may hold, at least 1 entry.
     #[arg(long = "tenant-share-percent", env = "TENANT_SHARE_PERCENT", default_value_t = 25, value_parser = clap::value_parser!(u8).range(1..=100))]
     share_percent: u8,
+    /// Tenant settings: a JSON file `{"defaults":{…},"tenants":{"<tenant>":{…}}}` of
+    /// per-tenant limits (docs/design.md: Tenants), validated at start and re-read when it
+    /// changes. Unset: no tenant limits beyond the process-wide ones.
+    #[arg(long, env = "TENANTS_FILE")]
+    tenants_file: Option<String>,
     /// Seconds a client may take to send a request's headers, from connecting or from the
     /// previous answer (a connection that sends nothing or too little is closed).
     #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -298,7 +305,13 @@ async fn start(args: ServeArgs, env: &Env) -> Result<Started, CliError> {
     let receipt_config =
         ReceiptConfig::from_lookup(lookup).map_err(|e| CliError::Config(e.to_string()))?;
     let receipts = build_receipts(&args, &receipt_config, &history_config, env).await?;
+    let usage = build_usage(&args, lookup, &history_config, env).await?;
     let management_credentials = management_credentials(&args, env)?;
+    let tenants = Tenants::from_lookup(|name| match name {
+        "TENANTS_FILE" => args.tenants_file.clone(),
+        _ => None,
+    })
+    .map_err(|e| CliError::Config(e.to_string()))?;
     let settings = ServeSettings {
         listen: args.listen,
         management_listen: args.management_listen,
@@ -324,6 +337,10 @@ async fn start(args: ServeArgs, env: &Env) -> Result<Started, CliError> {
         connection_limits: ConnectionLimits {
             max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
             max_per_user: usize::try_from(args.max_connections_per_user).unwrap_or(usize::MAX),
+            tenant_share: share_of(
+                usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+                args.share_percent,
+            ),
         },
         publisher,
         queue: QueueConfig {
@@ -343,6 +360,8 @@ async fn start(args: ServeArgs, env: &Env) -> Result<Started, CliError> {
             max_per_address: usize::try_from(args.listener_max_connections_per_address)
                 .unwrap_or(usize::MAX),
         },
+        tenants,
+        usage,
     };
     let server = Server::start(settings)
         .await
@@ -510,7 +529,10 @@ async fn build_history(
     env: &Env,
 ) -> Result<Arc<dyn HistoryStore>, CliError> {
     match args.roster {
-        RosterKind::Memory => Ok(Arc::new(MemoryHistoryStore::from_config(config))),
+        RosterKind::Memory => Ok(Arc::new(
+            MemoryHistoryStore::from_config(config)
+                .with_tenant_share(share_of(config.max_bytes, args.share_percent)),
+        )),
         RosterKind::Dynamodb => {
             let dynamo = switchboard_aws::DynamoConfig::from_lookup(|name: &str| env.get(name))
                 .map_err(|e| CliError::Config(e.to_string()))?;
@@ -535,6 +557,36 @@ async fn build_history(
     }
 }
 
+/// Usage per tenant per minute (`USAGE_RETENTION_DAYS`): in memory (bounded, a tenant's
+/// share of [`MAX_MEMORY_USAGE_BUCKETS`]), or the history table beside a DynamoDB roster
+/// (made there by `build_history`/`build_receipts`; docs/design.md: Usage).
+async fn build_usage(
+    args: &ServeArgs,
+    lookup: impl Fn(&str) -> Option<String>,
+    history: &HistoryConfig,
+    env: &Env,
+) -> Result<Usage, CliError> {
+    let config = UsageConfig::from_lookup(lookup).map_err(|e| CliError::Config(e.to_string()))?;
+    let store: Arc<dyn UsageStore> = match args.roster {
+        RosterKind::Memory => Arc::new(MemoryUsageStore::new(
+            MAX_MEMORY_USAGE_BUCKETS,
+            share_of(MAX_MEMORY_USAGE_BUCKETS, args.share_percent),
+            config.retention,
+        )),
+        RosterKind::Dynamodb => {
+            let dynamo = switchboard_aws::DynamoConfig::from_lookup(|name: &str| env.get(name))
+                .map_err(|e| CliError::Config(e.to_string()))?;
+            let client = switchboard_aws::dynamodb_client(&dynamo).await;
+            Arc::new(switchboard_aws::dynamo::DynamoUsageStore::new(
+                client,
+                history.table.clone(),
+                config.retention,
+            ))
+        }
+    };
+    Ok(Usage::new(store, &config))
+}
+
 /// The receipt store (`None` with `RECEIPT_TTL_SECS=0`): in memory (bounded), or the
 /// history table beside a DynamoDB roster, like history (docs/design.md: Receipts).
 async fn build_receipts(
@@ -547,7 +599,10 @@ async fn build_receipts(
         return Ok(None);
     }
     let store: Arc<dyn ReceiptStore> = match args.roster {
-        RosterKind::Memory => Arc::new(MemoryReceiptStore::new(MAX_MEMORY_RECEIPTS)),
+        RosterKind::Memory => Arc::new(MemoryReceiptStore::shared(
+            config.capacity,
+            share_of(config.capacity, args.share_percent),
+        )),
         RosterKind::Dynamodb => {
             let dynamo = switchboard_aws::DynamoConfig::from_lookup(|name: &str| env.get(name))
                 .map_err(|e| CliError::Config(e.to_string()))?;

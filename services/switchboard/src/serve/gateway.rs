@@ -20,7 +20,8 @@ use serde_json::json;
 use switchboard_core::auth::extract::{websocket_url_chars, MAX_WEBSOCKET_URL_CHARS};
 use switchboard_core::auth::token_from_handshake;
 use switchboard_core::connection;
-use switchboard_core::publish_api::ApiError;
+use switchboard_core::http::ApiError;
+use switchboard_core::tenants::{Limit, LimitError};
 use switchboard_model::close::{
     CLOSE_GOING_AWAY, CLOSE_MESSAGE_TOO_BIG, CLOSE_POLICY_VIOLATION, CLOSE_TOKEN_EXPIRED,
 };
@@ -31,7 +32,7 @@ use super::host::Host;
 use super::metrics::ReasonLabel;
 use super::registry::InstanceTag;
 use super::registry::{
-    CloseRequest, LiveConnection, Next, Outgoing, RegisterError, CLOSE_SLOW_CONSUMER,
+    CloseRequest, LiveConnection, Next, Outgoing, RegisterError, TenantCaps, CLOSE_SLOW_CONSUMER,
 };
 use super::App;
 
@@ -53,44 +54,47 @@ const WRITE_BATCH_FRAMES: usize = 32;
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 fn unauthorized(message: &str) -> Response {
-    (
-        StatusCode::UNAUTHORIZED,
-        [(header::WWW_AUTHENTICATE, "Bearer")],
-        Json(json!({"error": "unauthorized", "message": message})),
-    )
-        .into_response()
+    ApiError::Unauthorized(message.to_string()).into_response()
 }
 
-/// A handshake refused by a limit: 503 (server full) or 429 (user full), with
-/// `Retry-After`.
-fn refused(status: StatusCode, message: &str) -> Response {
-    let code = if status == StatusCode::TOO_MANY_REQUESTS {
-        "too_many_connections"
-    } else {
-        "busy"
+/// How long a handshake refused by a connection cap should wait before trying again.
+const CAPPED_RETRY_AFTER_SECS: u64 = 5;
+
+/// A handshake the registry refused: 503 `busy` at the server's cap; 429
+/// `too_many_connections` at a user's cap or the tenant's share; 429 `limit_exceeded` naming
+/// the tenant setting at one of its own caps — all with `Retry-After`.
+fn register_refused(error: RegisterError) -> Response {
+    let message = error.to_string();
+    let limit = |limit| ApiError::LimitExceeded {
+        limit,
+        message: message.clone(),
+        retry_after_secs: Some(CAPPED_RETRY_AFTER_SECS),
     };
-    (
-        status,
-        [(header::RETRY_AFTER, "5")],
-        Json(json!({"error": code, "message": message})),
-    )
-        .into_response()
+    match error {
+        RegisterError::ServerFull(_) => ApiError::Busy {
+            message: message.clone(),
+            retry_after_secs: CAPPED_RETRY_AFTER_SECS,
+        },
+        RegisterError::UserFull(_) | RegisterError::TenantShare(_) => {
+            ApiError::TooManyConnections {
+                message: message.clone(),
+                retry_after_secs: CAPPED_RETRY_AFTER_SECS,
+            }
+        }
+        RegisterError::TenantFull(_) => limit(Limit::MaxConnections),
+        RegisterError::TenantUserFull(_) => limit(Limit::MaxConnectionsPerUser),
+    }
+    .into_response()
 }
 
 /// A handshake whose URL is longer than API Gateway accepts: 414 (AWS documents the limit,
 /// not its status; 414 URI Too Long is HTTP's answer to exactly this).
 fn url_too_long(chars: usize) -> Response {
-    (
-        StatusCode::URI_TOO_LONG,
-        Json(json!({
-            "error": "url_too_long",
-            "message": format!(
-                "the URL is {chars} characters; API Gateway accepts at most {MAX_WEBSOCKET_URL_CHARS}: \
-                 send a long token as Sec-WebSocket-Protocol: bearer, <jwt>"
-            ),
-        })),
-    )
-        .into_response()
+    ApiError::UrlTooLong(format!(
+        "the URL is {chars} characters; API Gateway accepts at most {MAX_WEBSOCKET_URL_CHARS}: \
+         send a long token as Sec-WebSocket-Protocol: bearer, <jwt>"
+    ))
+    .into_response()
 }
 
 /// A new connection id, shaped like API Gateway's (16 URL-safe characters): this
@@ -149,10 +153,11 @@ pub async fn handshake(
                 reason: "max_connections",
             })
             .inc();
-        return refused(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the server is at its connection limit; retry later",
-        );
+        return ApiError::Busy {
+            message: "the server is at its connection limit; retry later".into(),
+            retry_after_secs: CAPPED_RETRY_AFTER_SECS,
+        }
+        .into_response();
     }
     let offered = headers
         .get(header::SEC_WEBSOCKET_PROTOCOL)
@@ -171,6 +176,28 @@ pub async fn handshake(
             return unauthorized("invalid token");
         }
     };
+    let tenant = app.tenants.settings(&claims.tenant);
+    if tenant.suspended {
+        app.metrics
+            .connections_refused
+            .get_or_create(&ReasonLabel {
+                reason: "tenant_suspended",
+            })
+            .inc();
+        tracing::info!(tenant = %claims.tenant, user = %claims.user, "handshake refused: tenant suspended");
+        return ApiError::from(LimitError::Suspended {
+            tenant: claims.tenant,
+        })
+        .into_response();
+    }
+    let caps = TenantCaps {
+        max_connections: tenant
+            .max_connections
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+        max_per_user: tenant
+            .max_connections_per_user
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+    };
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
@@ -185,22 +212,22 @@ pub async fn handshake(
     // item always finds the socket too (frames wait in its queue until the upgrade ends).
     let registered = app
         .registry
-        .register(id.clone(), claims.clone(), peer.ip(), user_agent);
+        .register(id.clone(), claims.clone(), caps, peer.ip(), user_agent);
     let live = match registered {
         Ok(registered) => registered,
         Err(error) => {
-            let (status, reason) = match error {
-                RegisterError::ServerFull(_) => {
-                    (StatusCode::SERVICE_UNAVAILABLE, "max_connections")
-                }
-                RegisterError::UserFull(_) => (StatusCode::TOO_MANY_REQUESTS, "max_per_user"),
+            let reason = match error {
+                RegisterError::ServerFull(_) => "max_connections",
+                RegisterError::UserFull(_) => "max_per_user",
+                RegisterError::TenantShare(_) => "tenant_share",
+                RegisterError::TenantFull(_) | RegisterError::TenantUserFull(_) => "tenant_limit",
             };
             app.metrics
                 .connections_refused
                 .get_or_create(&ReasonLabel { reason })
                 .inc();
             tracing::info!(%error, tenant = %claims.tenant, user = %claims.user, "handshake refused");
-            return refused(status, &error.to_string());
+            return register_refused(error);
         }
     };
     if let Err(error) = connection::connect(

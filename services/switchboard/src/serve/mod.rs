@@ -18,6 +18,7 @@ mod metrics;
 mod open_files;
 mod registry;
 mod sigv4;
+mod tenant_settings;
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -38,6 +39,9 @@ use switchboard_core::publish_api::PublishApi;
 use switchboard_core::publisher::{Publisher, PublisherConfig, PublisherPorts};
 use switchboard_core::receipts::Receipts;
 use switchboard_core::roster::{MemoryRosterStore, RosterStore};
+use switchboard_core::tenants::{share_of, Tenants};
+use switchboard_core::usage::{count_publishes, sample_connections, Usage, UsageApi};
+use switchboard_core::worklog::{MemoryWorkLog, MAX_MEMORY_UNITS};
 use tokio::sync::watch;
 
 pub use http_server::ListenerLimits;
@@ -86,6 +90,10 @@ pub struct ServeSettings {
     pub drain_timeout: Duration,
     /// Time and number bounds of each listener's connections.
     pub listener_limits: ListenerLimits,
+    /// Tenant settings (`TENANTS_FILE`), re-read when the file changes.
+    pub tenants: Tenants,
+    /// Usage per tenant per minute (`USAGE_RETENTION_DAYS`).
+    pub usage: Usage,
 }
 
 /// Per-socket limits (docs/design.md: The one-machine binary).
@@ -147,6 +155,8 @@ pub struct App {
     pub instance: InstanceTag,
     /// What the client actions (`resume`, `refresh`) need.
     pub actions: ActionDeps,
+    /// Tenant settings: suspension and connection caps at the handshake.
+    pub tenants: Tenants,
 }
 
 /// The memory roster, as `Arc<dyn RosterStore>`.
@@ -236,7 +246,13 @@ impl Server {
             settings.publisher.clone(),
         )
         .with_history(settings.history.clone(), &settings.history_config)
-        .with_receipts(settings.receipts.clone());
+        .with_history_ttls(settings.tenants.clone())
+        .with_receipts(settings.receipts.clone())
+        .with_usage(Some(settings.usage.clone()))
+        .with_work_log(Arc::new(MemoryWorkLog::with_share(
+            MAX_MEMORY_UNITS,
+            share_of(MAX_MEMORY_UNITS, settings.queue.share_percent),
+        )));
         let app = Arc::new(App {
             stage: settings.stage.clone(),
             registry: registry.clone(),
@@ -254,11 +270,17 @@ impl Server {
                 history_config: settings.history_config.clone(),
                 verifier: Some(verifier.clone()),
             },
+            tenants: settings.tenants.clone(),
         });
+        let usage_api = UsageApi {
+            verifier: verifier.clone(),
+            usage: settings.usage.clone(),
+        };
         let publish = PublishApi {
             verifier: verifier.clone(),
             queue: queue.clone(),
             receipts: settings.receipts.clone(),
+            tenants: settings.tenants.clone(),
         }
         .router()
         .merge(
@@ -268,6 +290,8 @@ impl Server {
             }
             .router(),
         );
+        let publish = count_publishes(publish, usage_api.verifier.clone(), usage_api.usage.clone())
+            .merge(usage_api.router());
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .map_err(|source| StartError::Listen {
@@ -294,6 +318,18 @@ impl Server {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let drain = settings.drain_timeout;
         let worker = tokio::spawn(queue.clone().run(publisher, shutdown_rx.clone(), drain));
+        let sampled = registry.clone();
+        tokio::spawn(sample_connections(
+            settings.usage.clone(),
+            move || sampled.tenant_counts(),
+            shutdown_rx.clone(),
+        ));
+        tokio::spawn(tenant_settings::watch(
+            settings.tenants.clone(),
+            registry.clone(),
+            metrics.clone(),
+            shutdown_rx.clone(),
+        ));
         let management = operations_router(app.clone()).merge(management::router(
             app.clone(),
             settings.management_credentials.clone(),

@@ -18,8 +18,11 @@ mod listeners;
 mod management;
 mod receipts;
 mod scenarios;
+mod tenant_limits;
 mod tenant_queue;
+mod tenant_shares;
 mod url_limit;
+mod usage;
 
 use history::*;
 use receipts::*;
