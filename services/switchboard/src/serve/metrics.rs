@@ -27,6 +27,7 @@ pub struct Metrics {
     pub connections_opened: Counter,
     pub handshakes_refused: Counter,
     pub tenant_settings_invalid: Counter,
+    pub usage_errors: Counter,
     pub messages: Family<OutcomeLabel, Counter>,
     pub posts: Family<ResultLabel, Counter>,
     pub fanout_seconds: Histogram,
@@ -93,6 +94,12 @@ impl Metrics {
             "tenant_settings_invalid",
             "Re-reads of TENANTS_FILE refused as invalid (the settings in force stayed)",
             tenant_settings_invalid.clone(),
+        );
+        let usage_errors = Counter::default();
+        registry.register(
+            "usage_errors",
+            "Usage counts that could not be recorded (usage then undercounts; delivery is unaffected)",
+            usage_errors.clone(),
         );
         let messages = Family::<OutcomeLabel, Counter>::default();
         registry.register(
@@ -200,6 +207,7 @@ impl Metrics {
             connections_opened,
             handshakes_refused,
             tenant_settings_invalid,
+            usage_errors,
             messages,
             posts,
             fanout_seconds,
@@ -207,6 +215,14 @@ impl Metrics {
             redeliveries,
             queue_depth,
             dead_letters,
+        }
+    }
+
+    /// Brings `switchboard_usage_errors_total` up to `errors`, the usage handle's own count.
+    pub fn catch_up_usage_errors(&self, errors: u64) {
+        let seen = self.usage_errors.get();
+        if errors > seen {
+            self.usage_errors.inc_by(errors - seen);
         }
     }
 
@@ -246,5 +262,23 @@ impl Metrics {
             text.clear();
         }
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_errors_catch_up_with_the_usage_handles_count() {
+        let metrics = Metrics::new();
+        metrics.catch_up_usage_errors(3);
+        metrics.catch_up_usage_errors(3);
+        metrics.catch_up_usage_errors(5);
+        assert!(
+            metrics.render().contains("switchboard_usage_errors_total 5"),
+            "{}",
+            metrics.render()
+        );
     }
 }

@@ -157,6 +157,8 @@ pub struct App {
     pub actions: ActionDeps,
     /// Tenant settings: suspension and connection caps at the handshake.
     pub tenants: Tenants,
+    /// Usage per tenant (its failed writes are reported in `/metrics`).
+    pub usage: Usage,
 }
 
 /// The memory roster, as `Arc<dyn RosterStore>`.
@@ -201,6 +203,7 @@ fn operations_router(app: Arc<App>) -> Router {
 async fn render_metrics(
     axum::extract::State(app): axum::extract::State<Arc<App>>,
 ) -> impl IntoResponse {
+    app.metrics.catch_up_usage_errors(app.usage.errors());
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -271,6 +274,7 @@ impl Server {
                 verifier: Some(verifier.clone()),
             },
             tenants: settings.tenants.clone(),
+            usage: settings.usage.clone(),
         });
         let usage_api = UsageApi {
             verifier: verifier.clone(),
