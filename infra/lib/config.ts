@@ -36,6 +36,12 @@ export interface SwitchboardConfig {
    * idempotent publish off). Receipts live in the history table.
    */
   readonly receiptTtlSecs: number;
+  /**
+   * USAGE_RETENTION_DAYS for the publisher, publish-api, connect and disconnect (docs/design.md: Usage, default 35):
+   * how long the per-tenant minute buckets are kept (their TTL) and the longest range one usage request reads. Usage
+   * lives in the history table.
+   */
+  readonly usageRetentionDays: number;
   /** RESUME_MAX for `default`: messages one `resume` sends at most (docs/design.md: History and resume, default 500). */
   readonly resumeMax: number;
   /**
@@ -203,6 +209,8 @@ export function configFromContext(node: Node): SwitchboardConfig {
     resumeMax: int(node, 'resumeMax', 500, 1, 10000),
     // The bounds are the Rust side's (services/core/src/receipts/config.rs).
     receiptTtlSecs: int(node, 'receiptTtlSecs', 86400, 0, 604800),
+    // The bounds are the Rust side's (services/core/src/usage/config.rs).
+    usageRetentionDays: int(node, 'usageRetentionDays', 35, 1, 400),
     defaultTimeoutSecs: int(node, 'defaultTimeoutSecs', DEFAULT_TIMEOUT_MAX_SECS, 3, DEFAULT_TIMEOUT_MAX_SECS),
     fanoutConcurrency: int(node, 'fanoutConcurrency', 64, 1, 1000),
     scanSegments: int(node, 'scanSegments', 4, 1, 1000),

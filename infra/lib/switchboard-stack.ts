@@ -9,6 +9,8 @@
 //   backends ─SendMessage──────────────────────────────────────▶ SQS queue        │  ├─▶ roster (Query/Scan)
 //                                                                                │  └─▶ history (BatchWriteItem)
 //   backends ─https─▶ HTTP API GET …/presence ─▶ publish-api ─▶ roster (Query, table and byUser)
+//   backends ─https─▶ HTTP API GET …/usage ────▶ publish-api ─▶ history (Query U#<tenant>; usage per tenant,
+//                                                               written by publish-api, publisher, connect, disconnect)
 //                                                               DLQ (5 receives) ◀┘ (malformed bodies at once)
 //   publisher ─SendMessage (continuation / retry work items, docs/design.md: Fan-out at any size)─▶ SQS queue
 //
@@ -57,13 +59,19 @@ import { stageTenantsFile, TENANTS_FILE_PATH, TENANTS_FUNCTIONS } from './tenant
 export const STAGE_NAME = 'main';
 /** The roster's user index (docs/design.md: Roster). */
 export const USER_INDEX = 'byUser';
-/** The HTTP publish API's routes, all served by `publish-api` (docs/design.md: Publish API; Presence). */
+/** The HTTP publish API's routes, all served by `publish-api` (docs/design.md: Publish API; Presence; Usage). */
 export const PUBLISH_API_ROUTES: ReadonlyArray<readonly [apigwv2.HttpMethod, string]> = [
   [apigwv2.HttpMethod.POST, '/v1/messages'],
   [apigwv2.HttpMethod.GET, '/v1/messages/{id}'],
   [apigwv2.HttpMethod.GET, '/v1/tenants/{tenant}/presence'],
   [apigwv2.HttpMethod.GET, '/v1/tenants/{tenant}/users/{user}/presence'],
+  [apigwv2.HttpMethod.GET, '/v1/tenants/{tenant}/usage'],
 ];
+/**
+ * The partition keys of usage items in the history table (docs/design.md: Usage): `U#<tenant|*>`. The
+ * functions that touch the history table for usage only are limited to them (`dynamodb:LeadingKeys`).
+ */
+export const USAGE_KEY_PATTERN = 'U#*';
 /** The target types the EMF documents name in their `Target` dimension. */
 export const TARGET_TYPES = ['users', 'tenant', 'connections', 'broadcast'] as const;
 
@@ -87,12 +95,12 @@ export interface SwitchboardStackProps extends cdk.StackProps {
 /** Per-function settings that differ; everything else is shared. */
 const FUNCTION_SETTINGS: Record<FunctionName, { memory: number; timeoutSecs?: number; description: string }> = {
   authorizer: { memory: 256, timeoutSecs: 10, description: 'Switchboard: verifies the JWT on $connect (REQUEST authorizer)' },
-  connect: { memory: 256, timeoutSecs: 10, description: 'Switchboard: $connect, writes the roster item' },
-  disconnect: { memory: 256, timeoutSecs: 10, description: 'Switchboard: $disconnect, deletes the roster item' },
+  connect: { memory: 256, timeoutSecs: 10, description: 'Switchboard: $connect, writes the roster item and counts usage' },
+  disconnect: { memory: 256, timeoutSecs: 10, description: 'Switchboard: $disconnect, deletes the roster item and counts usage' },
   // Timeout: `defaultTimeoutSecs` (≤ 28 s: the `$default` integration times out at 29 s).
   default: { memory: 256, description: 'Switchboard: $default, answers ping / whoami / resume / refresh / unknown_action' },
   publisher: { memory: 512, description: 'Switchboard: SQS-triggered fan-out to the connections' },
-  'publish-api': { memory: 256, timeoutSecs: 15, description: 'Switchboard: POST /v1/messages (validates and enqueues), receipts and presence reads' },
+  'publish-api': { memory: 256, timeoutSecs: 15, description: 'Switchboard: POST /v1/messages (validates and enqueues), receipts, presence and usage reads' },
 };
 
 export class SwitchboardStack extends cdk.Stack {
@@ -246,6 +254,12 @@ export class SwitchboardStack extends cdk.Stack {
     for (const fn of [fns.publisher, fns['publish-api']]) {
       fn.addEnvironment('RECEIPT_TTL_SECS', String(config.receiptTtlSecs));
     }
+    // Usage per tenant (docs/design.md: Usage) lives in the history table too: publish-api counts publishes and serves
+    // GET …/usage, the publisher counts deliveries, connect/disconnect count connections.
+    for (const fn of [fns.connect, fns.disconnect]) fn.addEnvironment('HISTORY_TABLE', this.historyTable.tableName);
+    for (const fn of [fns.publisher, fns['publish-api'], fns.connect, fns.disconnect]) {
+      fn.addEnvironment('USAGE_RETENTION_DAYS', String(config.usageRetentionDays));
+    }
     fns.default.addEnvironment('RESUME_MAX', String(config.resumeMax));
     fns.connect.addEnvironment('CONNECTION_TTL_SECS', String(config.connectionTtlSecs));
     // Tenant settings (docs/design.md: Tenants): TENANTS_FILE shipped as a layer (`tenantsFile`
@@ -361,7 +375,7 @@ export class SwitchboardStack extends cdk.Stack {
     fns['publish-api'].addEnvironment('QUEUE_URL', this.queue.queueUrl);
     this.httpApi = new apigwv2.HttpApi(this, 'PublishHttpApi', {
       apiName: `${this.stackName}-publish`,
-      description: 'Switchboard publish API (POST /v1/messages) and presence (GET …/presence)',
+      description: 'Switchboard publish API (POST /v1/messages), presence (GET …/presence) and usage (GET …/usage)',
       createDefaultStage: false,
     });
     // One integration (one Lambda proxy) for every route; each route gets its own invoke
@@ -411,6 +425,15 @@ export class SwitchboardStack extends cdk.Stack {
     fns.disconnect.addToRolePolicy(
       new iam.PolicyStatement({ sid: 'RosterDelete', actions: ['dynamodb:DeleteItem'], resources: [tableArn] }),
     );
+    // Usage (docs/design.md: Usage), on usage keys only: `$connect` adds 1 to the tenant's live counter (UpdateItem
+    // ADD) and raises the minute's peak (a conditional UpdateItem); `$disconnect` takes 1 off and adds the
+    // connection's minutes (UpdateItem ADD). Two UpdateItems each.
+    const onUsageKeys = { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [USAGE_KEY_PATTERN] } };
+    for (const fn of [fns.connect, fns.disconnect]) {
+      fn.addToRolePolicy(
+        new iam.PolicyStatement({ sid: 'UsageCount', actions: ['dynamodb:UpdateItem'], resources: [historyArn], conditions: onUsageKeys }),
+      );
+    }
     fns.publisher.addToRolePolicy(
       new iam.PolicyStatement({
         sid: 'RosterRead',
@@ -459,7 +482,8 @@ export class SwitchboardStack extends cdk.Stack {
     fns.publisher.addToRolePolicy(
       new iam.PolicyStatement({ sid: 'HistoryWrite', actions: ['dynamodb:BatchWriteItem'], resources: [historyArn] }),
     );
-    // Receipts: one UpdateItem (ADD) per page, creating the receipt of a body sent straight to SQS.
+    // Receipts: one UpdateItem (ADD) per page, creating the receipt of a body sent straight to SQS. Usage (docs/design.md:
+    // Usage) uses it too: one UpdateItem (ADD) per tenant per unit of work (matched, delivered, gone, bytesSent).
     fns.publisher.addToRolePolicy(
       new iam.PolicyStatement({ sid: 'ReceiptUpdate', actions: ['dynamodb:UpdateItem'], resources: [historyArn] }),
     );
@@ -490,6 +514,14 @@ export class SwitchboardStack extends cdk.Stack {
     );
     fns['publish-api'].addToRolePolicy(
       new iam.PolicyStatement({ sid: 'PresenceQueryByUser', actions: ['dynamodb:Query'], resources: [userIndexArn] }),
+    );
+    // Usage (docs/design.md: Usage), on usage keys only: one UpdateItem (ADD) per counted publish; GET …/usage is one
+    // consistent Query on `U#<tenant>` (every page).
+    fns['publish-api'].addToRolePolicy(
+      new iam.PolicyStatement({ sid: 'UsageCount', actions: ['dynamodb:UpdateItem'], resources: [historyArn], conditions: onUsageKeys }),
+    );
+    fns['publish-api'].addToRolePolicy(
+      new iam.PolicyStatement({ sid: 'UsageRead', actions: ['dynamodb:Query'], resources: [historyArn], conditions: onUsageKeys }),
     );
     // default: `resume` reads the caller's streams and posts the missed frames to it.
     fns.default.addToRolePolicy(
@@ -524,7 +556,8 @@ export class SwitchboardStack extends cdk.Stack {
       value: `${this.httpApi.apiEndpoint}/v1/messages`,
     });
     new cdk.CfnOutput(this, 'PresenceUrl', {
-      description: 'GET <this>/<tenant>/presence or <this>/<tenant>/users/<user>/presence with Authorization: Bearer <jwt>',
+      description:
+        'GET <this>/<tenant>/presence, <this>/<tenant>/users/<user>/presence or <this>/<tenant>/usage?from=&to= with Authorization: Bearer <jwt>',
       value: `${this.httpApi.apiEndpoint}/v1/tenants`,
     });
     new cdk.CfnOutput(this, 'QueueUrl', { description: 'SQS queue for envelopes (QUEUE_URL)', value: this.queue.queueUrl });
@@ -884,7 +917,7 @@ export class SwitchboardStack extends cdk.Stack {
     Validations.of(this.historyTable).acknowledge({
       id: 'AwsSolutions::AwsSolutions-DDB3',
       reason:
-        'The history table is a reconnect buffer (docs/design.md: History and resume): every item expires after HISTORY_TTL_SECS (default 5 minutes) and was already delivered, and the delivery receipts beside it (docs/design.md: Receipts) are reports that expire after RECEIPT_TTL_SECS (default a day); a point-in-time restore could only bring back expired or stale items, so continuous backups would cost money for nothing.',
+        'The history table is a reconnect buffer (docs/design.md: History and resume): every item expires after HISTORY_TTL_SECS (default 5 minutes) and was already delivered, and the delivery receipts beside it (docs/design.md: Receipts) are reports that expire after RECEIPT_TTL_SECS (default a day); a point-in-time restore could only bring back expired or stale items, so continuous backups would cost money for nothing. The usage buckets beside them (docs/design.md: Usage, kept USAGE_RETENTION_DAYS) are best-effort counts that may undercount by design; whoever bills from them reads them out through GET …/usage.',
     });
     const routes = this.webSocketApi.node.findAll().filter((c): c is apigwv2.CfnRoute => c instanceof apigwv2.CfnRoute);
     for (const route of routes) {
@@ -902,7 +935,7 @@ export class SwitchboardStack extends cdk.Stack {
       Validations.of(route).acknowledge({
         id: 'AwsSolutions::AwsSolutions-APIG4',
         reason:
-          'The publish API (POST /v1/messages, GET /v1/messages/{id}, GET …/presence) is authorized by the publish-api function itself (docs/design.md: Publish API; Presence): it verifies the bearer JWT with the same code as the WebSocket authorizer and also enforces role and tenant rules, answering 401/403 as JSON.',
+          'The publish API (POST /v1/messages, GET /v1/messages/{id}, GET …/presence, GET …/usage) is authorized by the publish-api function itself (docs/design.md: Publish API; Presence; Usage): it verifies the bearer JWT with the same code as the WebSocket authorizer and also enforces role and tenant rules, answering 401/403 as JSON.',
       });
     }
     const apiLogicalId = this.resolve((this.webSocketApi.node.defaultChild as apigwv2.CfnApi).logicalId);

@@ -9,7 +9,7 @@ import * as path from 'path';
 import { configFromContext, FUNCTION_NAMES, FunctionName } from '../lib/config';
 import { bootstrapArchitecture, elfArchitecture, zipEntryPrefix } from '../lib/elf';
 import { AUTHORIZER_FAILURE_PATTERNS } from '../lib/connect-alarms';
-import { AUTH_FAILURE_MESSAGES, SwitchboardStack } from '../lib/switchboard-stack';
+import { AUTH_FAILURE_MESSAGES, SwitchboardStack, USAGE_KEY_PATTERN } from '../lib/switchboard-stack';
 import { elfHeader, zipOf } from './fake-lambdas';
 import { build, Built, fakeLambdaDir, validationReport } from './helpers';
 
@@ -83,12 +83,12 @@ describe('resources', () => {
       'AWS::IAM::Policy': 6,
       'AWS::Logs::LogGroup': 7, // one per function, the HTTP API's access log (WebSocket access logs are opt-in)
       'AWS::ApiGatewayV2::Api': 2,
-      'AWS::ApiGatewayV2::Route': 7, // $connect, $disconnect, $default; POST /v1/messages, GET /v1/messages/{id}, 2 × GET …/presence
+      'AWS::ApiGatewayV2::Route': 8, // $connect, $disconnect, $default; POST /v1/messages, GET /v1/messages/{id}, 2 × GET …/presence, GET …/usage
       'AWS::ApiGatewayV2::Integration': 4,
       'AWS::ApiGatewayV2::Authorizer': 1,
       'AWS::ApiGatewayV2::Stage': 2,
       'AWS::ApiGatewayV2::RouteResponse': 1,
-      'AWS::Lambda::Permission': 8, // one per WebSocket route and authorizer, one per HTTP route
+      'AWS::Lambda::Permission': 9, // one per WebSocket route and authorizer, one per HTTP route
       'AWS::CloudWatch::Alarm': 16,
       'AWS::Logs::MetricFilter': 3 + AUTHORIZER_FAILURE_PATTERNS.length, // key-source failures; authorizer timeouts/crashes
       'AWS::SNS::Topic': 1,
@@ -229,6 +229,22 @@ describe('history table (docs/design.md: History and resume)', () => {
     }
   });
 
+  test('USAGE_RETENTION_DAYS comes from context, within the Rust bounds (services/core/src/usage/config.rs: 1–400)', () => {
+    const b = build({ usageRetentionDays: '400' });
+    const json = Template.fromStack(b.stack).toJSON();
+    const id = (c: { node: { defaultChild?: unknown } }) => b.stack.resolve((c.node.defaultChild as cdk.CfnElement).logicalId);
+    const fns = b.stack.functions;
+    for (const fn of [fns.publisher, fns['publish-api'], fns.connect, fns.disconnect]) {
+      expect(json.Resources[id(fn)].Properties.Environment.Variables.USAGE_RETENTION_DAYS).toBe('400');
+    }
+    for (const fn of [fns.authorizer, fns.default]) {
+      expect(json.Resources[id(fn)].Properties.Environment.Variables.USAGE_RETENTION_DAYS).toBeUndefined();
+    }
+    for (const bad of ['0', '401', '-1', '35.5', 'a month']) {
+      expect(() => build({ usageRetentionDays: bad })).toThrow(/context usageRetentionDays: expected an integer in \[1, 400\]/);
+    }
+  });
+
   test('its name is an output', () => {
     expect(template.toJSON().Outputs.HistoryTableName.Value).toEqual({ Ref: historyId() });
   });
@@ -361,6 +377,8 @@ describe('functions', () => {
     expect(env('authorizer')).toEqual({ ...log, ...identity });
     const metrics = { METRICS_NAMESPACE: 'Switchboard/Switchboard' };
     const receipts = { RECEIPT_TTL_SECS: '86400' };
+    // Usage per tenant (docs/design.md: Usage): in the history table, kept USAGE_RETENTION_DAYS.
+    const usage = { USAGE_RETENTION_DAYS: '35' };
     expect(env('publish-api')).toEqual({
       ...log,
       ...identity,
@@ -368,10 +386,11 @@ describe('functions', () => {
       ROSTER_TABLE: table,
       HISTORY_TABLE: { Ref: historyId() },
       ...receipts,
+      ...usage,
       ...metrics,
     });
-    expect(env('connect')).toEqual({ ...log, ROSTER_TABLE: table, CONNECTION_TTL_SECS: '7500' });
-    expect(env('disconnect')).toEqual({ ...log, ROSTER_TABLE: table });
+    expect(env('connect')).toEqual({ ...log, ROSTER_TABLE: table, HISTORY_TABLE: { Ref: historyId() }, ...usage, CONNECTION_TTL_SECS: '7500' });
+    expect(env('disconnect')).toEqual({ ...log, ROSTER_TABLE: table, HISTORY_TABLE: { Ref: historyId() }, ...usage });
     // default verifies `refresh` tokens as the authorizer does and moves tokenExpiresAt.
     expect(env('default')).toEqual({ ...log, ...identity, ROSTER_TABLE: table, ...history, RESUME_MAX: '500', CALLBACK_URL: callbackUrl });
     expect(env('publisher')).toEqual({
@@ -379,6 +398,7 @@ describe('functions', () => {
       ROSTER_TABLE: table,
       ...history,
       ...receipts,
+      ...usage,
       CALLBACK_URL: callbackUrl,
       DLQ_URL: { Ref: dlqId() },
       FANOUT_CONCURRENCY: '64',
@@ -652,7 +672,7 @@ describe('WebSocket API', () => {
 describe('HTTP publish API (docs/design.md: Publish API; Presence)', () => {
   const httpApiId = () => logicalId(built.stack.httpApi);
 
-  test('POST /v1/messages, GET /v1/messages/{id} and the two presence GETs → publish-api (one integration), and no other route', () => {
+  test('POST /v1/messages, GET /v1/messages/{id}, the two presence GETs and the usage GET → publish-api (one integration), and no other route', () => {
     template.hasResourceProperties('AWS::ApiGatewayV2::Api', { ProtocolType: 'HTTP' });
     const routes = Object.values(resources).filter((r) => r.Type === 'AWS::ApiGatewayV2::Route' && r.Properties.ApiId.Ref === httpApiId());
     expect(routes.map((r) => r.Properties.RouteKey).sort()).toEqual(
@@ -660,6 +680,7 @@ describe('HTTP publish API (docs/design.md: Publish API; Presence)', () => {
         'GET /v1/messages/{id}',
         'GET /v1/tenants/{tenant}/presence',
         'GET /v1/tenants/{tenant}/users/{user}/presence',
+        'GET /v1/tenants/{tenant}/usage',
         'POST /v1/messages',
       ].sort(),
     );
@@ -714,19 +735,27 @@ describe('least-privilege IAM (docs/design.md: AWS deployment)', () => {
     ],
   });
 
-  test('connect: PutItem on the table', () => {
+  const historyArn = () => ({ 'Fn::GetAtt': [historyId(), 'Arn'] });
+  /** Only the usage items of the history table (docs/design.md: Usage): partition keys `U#<tenant|*>`. */
+  const onUsageKeys = { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['U#*'] } };
+  /** usage.rs: `add` (UpdateItem ADD, and a conditional UpdateItem SET for a peak), `add_live` (UpdateItem ADD). */
+  const usageCount = () => ({ Sid: 'UsageCount', Effect: 'Allow', Action: ['dynamodb:UpdateItem'], Resource: historyArn(), Condition: onUsageKeys });
+
+  test('connect: PutItem on the table; UpdateItem on usage keys of the history table (live counter, peak)', () => {
     expect(statementsOf('connect')).toEqual([
       logStatement('connect'),
       xrayStatement,
       { Sid: 'RosterPut', Effect: 'Allow', Action: ['dynamodb:PutItem'], Resource: tableArn() },
+      usageCount(),
     ]);
   });
 
-  test('disconnect: DeleteItem on the table', () => {
+  test('disconnect: DeleteItem on the table; UpdateItem on usage keys of the history table (live counter, minutes)', () => {
     expect(statementsOf('disconnect')).toEqual([
       logStatement('disconnect'),
       xrayStatement,
       { Sid: 'RosterDelete', Effect: 'Allow', Action: ['dynamodb:DeleteItem'], Resource: tableArn() },
+      usageCount(),
     ]);
   });
 
@@ -777,7 +806,7 @@ describe('least-privilege IAM (docs/design.md: AWS deployment)', () => {
     ]);
   });
 
-  test('publish-api: SendMessage on the queue; receipts in the history table; presence is Query on the roster and byUser (no Scan, no GetItem)', () => {
+  test('publish-api: SendMessage on the queue; receipts in the history table; presence is Query on the roster and byUser (no Scan, no GetItem); usage is UpdateItem and Query on usage keys', () => {
     expect(statementsOf('publish-api')).toEqual([
       logStatement('publish-api'),
       xrayStatement,
@@ -795,6 +824,8 @@ describe('least-privilege IAM (docs/design.md: AWS deployment)', () => {
         Action: ['dynamodb:Query'],
         Resource: { 'Fn::Join': ['', [tableArn(), '/index/byUser']] },
       },
+      usageCount(),
+      { Sid: 'UsageRead', Effect: 'Allow', Action: ['dynamodb:Query'], Resource: historyArn(), Condition: onUsageKeys },
     ]);
   });
 
@@ -808,19 +839,34 @@ describe('least-privilege IAM (docs/design.md: AWS deployment)', () => {
     ]);
   });
 
-  test('only the publisher writes history (BatchWriteItem) and only default reads it (Query); receipts: the publisher updates, publish-api puts, gets and deletes; the work log: the publisher puts, gets and deletes', () => {
+  test('only the publisher writes history (BatchWriteItem) and only default reads it (Query); receipts: the publisher updates, publish-api puts, gets and deletes; the work log: the publisher puts, gets and deletes; usage: the publisher updates (with receipts), publish-api, connect and disconnect update and publish-api queries, on usage keys only', () => {
     const onHistory = FUNCTION_NAMES.flatMap((n) =>
       statementsOf(n)
         .filter((st) => JSON.stringify(st.Resource).includes(`"${historyId()}"`))
-        .map((st) => `${n} ${st.Action.join(',')}`),
+        .map((st) => `${n} ${st.Action.join(',')}${st.Condition ? ` if ${JSON.stringify(st.Condition)}` : ''}`),
     );
-    expect(onHistory.sort()).toEqual([
-      'default dynamodb:Query',
-      'publish-api dynamodb:PutItem,dynamodb:GetItem,dynamodb:DeleteItem',
-      'publisher dynamodb:BatchWriteItem',
-      'publisher dynamodb:PutItem,dynamodb:GetItem,dynamodb:DeleteItem',
-      'publisher dynamodb:UpdateItem',
-    ]);
+    const usageOnly = ` if ${JSON.stringify(onUsageKeys)}`;
+    expect(onHistory.sort()).toEqual(
+      [
+        'default dynamodb:Query',
+        'publish-api dynamodb:PutItem,dynamodb:GetItem,dynamodb:DeleteItem',
+        `publish-api dynamodb:UpdateItem${usageOnly}`,
+        `publish-api dynamodb:Query${usageOnly}`,
+        `connect dynamodb:UpdateItem${usageOnly}`,
+        `disconnect dynamodb:UpdateItem${usageOnly}`,
+        'publisher dynamodb:BatchWriteItem',
+        'publisher dynamodb:PutItem,dynamodb:GetItem,dynamodb:DeleteItem',
+        'publisher dynamodb:UpdateItem',
+      ].sort(),
+    );
+  });
+
+  test('the usage key pattern is the Rust side\'s (services/aws/src/dynamo/usage.rs, services/core/src/usage/)', () => {
+    // Every usage item's PK is the prefix + tenant or `*` (`storage_key`), and no other key starts with it.
+    const rust = fs.readFileSync(path.join(__dirname, '..', '..', 'services', 'core', 'src', 'usage', 'mod.rs'), 'utf8');
+    const prefix = /fn storage_key\([^)]*\) -> String \{\s*format!\("([^"{]+)\{\}", group\(tenant\)\)/.exec(rust)?.[1];
+    expect(prefix).toBe('U#');
+    expect(USAGE_KEY_PATTERN).toBe(`${prefix}*`);
   });
 
   test('authorizer: its own log group only', () => {
@@ -847,6 +893,7 @@ describe('least-privilege IAM (docs/design.md: AWS deployment)', () => {
         `${fnId('publish-api')} ${logicalId(built.stack.httpApi)} /*/*/v1/messages/{id}`,
         `${fnId('publish-api')} ${logicalId(built.stack.httpApi)} /*/*/v1/tenants/{tenant}/presence`,
         `${fnId('publish-api')} ${logicalId(built.stack.httpApi)} /*/*/v1/tenants/{tenant}/users/{user}/presence`,
+        `${fnId('publish-api')} ${logicalId(built.stack.httpApi)} /*/*/v1/tenants/{tenant}/usage`,
       ].sort(),
     );
   });
@@ -1115,6 +1162,7 @@ describe('cdk-nag (AwsSolutions)', () => {
         'Switchboard/PublishHttpApi/GET--v1--messages--{id}/Resource AwsSolutions-APIG4',
         'Switchboard/PublishHttpApi/GET--v1--tenants--{tenant}--presence/Resource AwsSolutions-APIG4',
         'Switchboard/PublishHttpApi/GET--v1--tenants--{tenant}--users--{user}--presence/Resource AwsSolutions-APIG4',
+        'Switchboard/PublishHttpApi/GET--v1--tenants--{tenant}--usage/Resource AwsSolutions-APIG4',
         'Switchboard/PublisherRole AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<WebSocketApi>/main/POST/@connections/*]',
         'Switchboard/PublisherRole AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<WebSocketApi>/main/DELETE/@connections/*]',
         'Switchboard/DefaultRole AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<WebSocketApi>/main/POST/@connections/*]',
@@ -1160,6 +1208,7 @@ describe('cdk-nag (AwsSolutions)', () => {
         'PublishHttpApi/GET--v1--messages--{id}/Resource AwsSolutions::AwsSolutions-APIG4',
         'PublishHttpApi/GET--v1--tenants--{tenant}--presence/Resource AwsSolutions::AwsSolutions-APIG4',
         'PublishHttpApi/GET--v1--tenants--{tenant}--users--{user}--presence/Resource AwsSolutions::AwsSolutions-APIG4',
+        'PublishHttpApi/GET--v1--tenants--{tenant}--usage/Resource AwsSolutions::AwsSolutions-APIG4',
         'PublisherRole AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<WebSocketApi>/main/POST/@connections/*]',
         'PublisherRole AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<WebSocketApi>/main/DELETE/@connections/*]',
         'DefaultRole AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<WebSocketApi>/main/POST/@connections/*]',
