@@ -164,14 +164,7 @@ mod tests {
     use super::*;
 
     fn claims(tenant: &str, roles: &[&str]) -> Claims {
-        Claims {
-            roles: roles.iter().map(|r| r.to_string()).collect(),
-            admin_scope: switchboard_model::AdminScope::Tenant,
-            ..Claims::new(
-                TenantId::parse(tenant).unwrap(),
-                UserId::parse("u").unwrap(),
-            )
-        }
+        crate::testkit::claims(tenant, roles, switchboard_model::AdminScope::Tenant)
     }
 
     #[test]

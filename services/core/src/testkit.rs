@@ -241,6 +241,22 @@ pub async fn run_to_completion(
     panic!("work items still pending after {max_rounds} rounds");
 }
 
+/// The claims of user `u` of `tenant` holding `roles`, with admin scope `scope`.
+pub fn claims(
+    tenant: &str,
+    roles: &[&str],
+    scope: switchboard_model::AdminScope,
+) -> switchboard_model::Claims {
+    switchboard_model::Claims {
+        roles: roles.iter().map(|r| r.to_string()).collect(),
+        admin_scope: scope,
+        ..switchboard_model::Claims::new(
+            switchboard_model::TenantId::parse(tenant).unwrap(),
+            switchboard_model::UserId::parse("u").unwrap(),
+        )
+    }
+}
+
 /// Connection records for a sharding check: `size` connections spread over `tenants`
 /// tenants and a few users each.
 pub fn spread_records(size: usize, tenants: usize) -> Vec<crate::roster::ConnectionRecord> {

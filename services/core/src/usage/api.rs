@@ -121,20 +121,11 @@ async fn usage(
 
 #[cfg(test)]
 mod tests {
-    use switchboard_model::{AdminScope, UserId};
+    use switchboard_model::AdminScope;
+
+    use crate::testkit::claims;
 
     use super::*;
-
-    fn claims(tenant: &str, roles: &[&str], scope: AdminScope) -> Claims {
-        Claims {
-            roles: roles.iter().map(|r| r.to_string()).collect(),
-            admin_scope: scope,
-            ..Claims::new(
-                TenantId::parse(tenant).unwrap(),
-                UserId::parse("u").unwrap(),
-            )
-        }
-    }
 
     #[test]
     fn usage_is_read_by_the_tenants_admins_and_global_admins() {

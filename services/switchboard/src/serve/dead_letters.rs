@@ -161,20 +161,10 @@ pub async fn redrive(
 
 #[cfg(test)]
 mod tests {
-    use switchboard_model::{AdminScope, UserId};
+    use switchboard_core::testkit::claims;
+    use switchboard_model::AdminScope;
 
     use super::*;
-
-    fn claims(tenant: &str, roles: &[&str], admin_scope: AdminScope) -> Claims {
-        Claims {
-            roles: roles.iter().map(|r| r.to_string()).collect(),
-            admin_scope,
-            ..Claims::new(
-                TenantId::parse(tenant).unwrap(),
-                UserId::parse("u").unwrap(),
-            )
-        }
-    }
 
     fn acme() -> TenantId {
         TenantId::parse("acme").unwrap()
