@@ -39,6 +39,7 @@ pub use crate::http::{authenticate, ApiError};
 use crate::queue::{MessageQueue, QueueError};
 use crate::receipts::{Created, Receipt, ReceiptKey, Receipts};
 use crate::tenants::Tenants;
+use crate::usage::{count_publish, Usage};
 
 /// Largest request body read; anything larger is refused with 413 before parsing.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -52,6 +53,8 @@ pub struct PublishApi {
     pub receipts: Option<Receipts>,
     /// The tenant settings publishes are held to (docs/design.md: Tenants).
     pub tenants: Tenants,
+    /// Where publishes accepted and refused are counted per tenant (docs/design.md: Usage).
+    pub usage: Option<Usage>,
 }
 
 impl PublishApi {
@@ -97,8 +100,28 @@ async fn publish(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let mut counted = None;
+    let answer = accept(&api, &headers, body, &mut counted).await;
+    if let (Some(usage), Some(tenant)) = (&api.usage, counted) {
+        let answer = answer.as_ref().map(|(status, _)| *status);
+        count_publish(usage, tenant.as_ref(), answer).await;
+    }
+    answer
+}
+
+/// The publish itself. `counted` is the tenant its answer counts for in usage (docs/design.md:
+/// Usage), once the caller is known: the caller's own tenant, then the target's (`None`: a
+/// broadcast) once the caller's right to it is checked — a refused publish to another
+/// tenant never shows in that tenant's usage.
+async fn accept(
+    api: &PublishApi,
+    headers: &HeaderMap,
+    body: Body,
+    counted: &mut Option<Option<TenantId>>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     // The token first: an unauthenticated caller never makes the server buffer a body.
-    let claims = authenticate(&api.verifier, &headers).await?;
+    let claims = authenticate(&api.verifier, headers).await?;
+    *counted = Some(Some(claims.tenant.clone()));
     let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
         .map_err(|error| {
@@ -111,6 +134,7 @@ async fn publish(
     let mut envelope =
         Envelope::parse(&body).map_err(|e| ApiError::InvalidEnvelope(e.to_string()))?;
     authorize(&claims, &envelope.target)?;
+    *counted = Some(envelope.target.tenant().cloned());
     let id = envelope
         .id
         .clone()
@@ -277,18 +301,9 @@ async fn receipt(
 mod tests {
     use switchboard_model::{AdminScope, ConnectionId, TenantId, UserId};
 
-    use super::*;
+    use crate::testkit::claims;
 
-    fn claims(tenant: &str, roles: &[&str], scope: AdminScope) -> Claims {
-        Claims {
-            roles: roles.iter().map(|r| r.to_string()).collect(),
-            admin_scope: scope,
-            ..Claims::new(
-                TenantId::parse(tenant).unwrap(),
-                UserId::parse("u").unwrap(),
-            )
-        }
-    }
+    use super::*;
 
     fn targets(tenant: &str) -> Vec<Target> {
         let tenant = TenantId::parse(tenant).unwrap();

@@ -124,6 +124,7 @@ async fn spawn_app() -> App {
         queue: queue.clone(),
         receipts: None,
         tenants: Default::default(),
+        usage: None,
     }
     .router();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -22,11 +22,10 @@ use switchboard_core::config::{required, ConfigError};
 use switchboard_core::history::HistoryConfig;
 use switchboard_core::presence::PresenceApi;
 use switchboard_core::publish_api::{ApiError, PublishApi, MAX_BODY_BYTES};
-use switchboard_core::queue::MessageQueue;
 use switchboard_core::receipts::{ReceiptConfig, Receipts};
 use switchboard_core::roster::RosterStore;
 use switchboard_core::tenants::Tenants;
-use switchboard_core::usage::{count_publishes, Usage, UsageApi, UsageConfig};
+use switchboard_core::usage::{Usage, UsageApi, UsageConfig};
 
 use crate::emf::{target_type, Metrics};
 
@@ -85,36 +84,26 @@ pub async fn build(lookup: impl Fn(&str) -> Option<String>) -> Result<axum::Rout
         verifier: verifier.clone(),
         usage: usage.clone(),
     };
-    let publish = router(
-        verifier.clone(),
-        Arc::new(queue),
-        Arc::new(roster),
+    let api = PublishApi {
+        verifier,
+        queue: Arc::new(queue),
         receipts,
         tenants,
-        metrics,
-    );
-    Ok(count_publishes(publish, verifier, usage).merge(usage_api.router()))
+        usage: Some(usage),
+    };
+    Ok(router(api, Arc::new(roster), metrics).merge(usage_api.router()))
 }
 
 /// The router the function serves: the publish API, with one EMF document per request,
 /// and the presence endpoints.
-pub fn router(
-    verifier: Arc<Verifier>,
-    queue: Arc<dyn MessageQueue>,
-    roster: Arc<dyn RosterStore>,
-    receipts: Option<Receipts>,
-    tenants: Tenants,
-    metrics: Metrics,
-) -> axum::Router {
-    PublishApi {
-        verifier: verifier.clone(),
-        queue,
-        receipts,
-        tenants,
-    }
-    .router()
-    .layer(axum::middleware::from_fn_with_state(metrics, record))
-    .merge(PresenceApi { verifier, roster }.router())
+pub fn router(api: PublishApi, roster: Arc<dyn RosterStore>, metrics: Metrics) -> axum::Router {
+    let presence = PresenceApi {
+        verifier: api.verifier.clone(),
+        roster,
+    };
+    api.router()
+        .layer(axum::middleware::from_fn_with_state(metrics, record))
+        .merge(presence.router())
 }
 
 /// Just the target type of an envelope; everything else is the core's business.

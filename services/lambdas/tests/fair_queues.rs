@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use support::{config, fake_sqs, rig, sdk::sdk, tenant_message, DLQ, QUEUE};
 use switchboard_aws::SqsQueue;
 use switchboard_core::auth::{mint_hs256, AuthConfig, Verifier};
+use switchboard_core::publish_api::PublishApi;
 use switchboard_core::publisher::PublisherConfig;
 use switchboard_core::roster::MemoryRosterStore;
 use switchboard_core::tenants::Tenants;
@@ -51,14 +52,14 @@ async fn the_publish_api_sends_each_message_with_its_tenant_as_group() {
             .unwrap(),
     );
     let metrics = Metrics::new("Switchboard/Test", Arc::new(MemorySink::new())).unwrap();
-    let app = router(
+    let api = PublishApi {
         verifier,
         queue,
-        Arc::new(MemoryRosterStore::new()),
-        None,
-        Tenants::unlimited(),
-        metrics,
-    );
+        receipts: None,
+        tenants: Tenants::unlimited(),
+        usage: None,
+    };
+    let app = router(api, Arc::new(MemoryRosterStore::new()), metrics);
     for tenant in ["acme", "globex"] {
         let token = mint_hs256(
             SECRET,

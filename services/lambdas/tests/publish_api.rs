@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use switchboard_core::auth::{mint_hs256, AuthConfig, Verifier};
+use switchboard_core::publish_api::PublishApi;
+use switchboard_core::queue::MessageQueue;
+use switchboard_core::receipts::Receipts;
 use switchboard_core::roster::{ConnectionRecord, MemoryRosterStore, RosterStore};
 use switchboard_core::tenants::Tenants;
 use switchboard_core::testkit::RecordingQueue;
@@ -17,6 +20,21 @@ use switchboard_model::{TenantId, UserId};
 use tower::ServiceExt;
 
 const SECRET: &[u8] = b"lambda-publish-api-test-secret-32";
+
+/// The publish API on `queue`, without tenant limits or usage.
+fn api(
+    verifier: Arc<Verifier>,
+    queue: Arc<dyn MessageQueue>,
+    receipts: Option<Receipts>,
+) -> PublishApi {
+    PublishApi {
+        verifier,
+        queue,
+        receipts,
+        tenants: Tenants::unlimited(),
+        usage: None,
+    }
+}
 
 fn token(roles: &[&str]) -> String {
     mint_hs256(
@@ -69,7 +87,7 @@ async fn send_with_metrics(
         )
         .await
         .unwrap();
-    let response = router(verifier, queue, roster, None, Tenants::unlimited(), metrics)
+    let response = router(api(verifier, queue, None), roster, metrics)
         .oneshot(request)
         .await
         .unwrap();
@@ -238,11 +256,8 @@ async fn a_repeated_id_is_200_and_its_receipt_is_readable() {
         &ReceiptConfig::default(),
     );
     let app = router(
-        verifier,
-        queue.clone(),
+        api(verifier, queue.clone(), receipts),
         Arc::new(MemoryRosterStore::new()),
-        receipts,
-        Tenants::unlimited(),
         metrics,
     );
     let publisher = token(&["publisher"]);

@@ -6,7 +6,7 @@
 //!   [`Progress`](crate::receipts::Progress) it adds to the receipt, at the same point, so
 //!   the work log's "runs once" covers usage too — and `bytesSent` (frame bytes × frames
 //!   delivered): one [`UsageStore::add`] per unit, never one per recipient.
-//! - The publish API counts `publishesAccepted`/`publishesRefused` ([`count_publishes`]).
+//! - The publish API counts `publishesAccepted`/`publishesRefused` ([`count_publish`]).
 //! - Connections: on `serve` a sampler ([`sample_connections`]) adds each tenant's live
 //!   connections once a minute; on AWS `$connect`/`$disconnect` call [`connection_opened`]
 //!   and [`connection_closed`] (an approximation, see there).
@@ -32,7 +32,7 @@ pub use config::{
 };
 pub use connections::{connection_closed, connection_opened, sample_connections, SAMPLE_EVERY};
 pub use memory::MemoryUsageStore;
-pub use publishes::count_publishes;
+pub use publishes::count_publish;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

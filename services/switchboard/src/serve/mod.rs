@@ -40,7 +40,7 @@ use switchboard_core::publisher::{Publisher, PublisherConfig, PublisherPorts};
 use switchboard_core::receipts::Receipts;
 use switchboard_core::roster::{MemoryRosterStore, RosterStore};
 use switchboard_core::tenants::{share_of, Tenants};
-use switchboard_core::usage::{count_publishes, sample_connections, Usage, UsageApi};
+use switchboard_core::usage::{sample_connections, Usage, UsageApi};
 use switchboard_core::worklog::{MemoryWorkLog, MAX_MEMORY_UNITS};
 use tokio::sync::watch;
 
@@ -285,6 +285,7 @@ impl Server {
             queue: queue.clone(),
             receipts: settings.receipts.clone(),
             tenants: settings.tenants.clone(),
+            usage: Some(settings.usage.clone()),
         }
         .router()
         .merge(
@@ -294,8 +295,7 @@ impl Server {
             }
             .router(),
         );
-        let publish = count_publishes(publish, usage_api.verifier.clone(), usage_api.usage.clone())
-            .merge(usage_api.router());
+        let publish = publish.merge(usage_api.router());
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .map_err(|source| StartError::Listen {
