@@ -276,7 +276,9 @@ mod tests {
         metrics.catch_up_usage_errors(3);
         metrics.catch_up_usage_errors(5);
         assert!(
-            metrics.render().contains("switchboard_usage_errors_total 5"),
+            metrics
+                .render()
+                .contains("switchboard_usage_errors_total 5"),
             "{}",
             metrics.render()
         );
