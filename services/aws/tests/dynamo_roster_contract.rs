@@ -6,6 +6,7 @@
 //! Needs `DYNAMODB_ENDPOINT` (a DynamoDB Local on 127.0.0.1): `scripts/test.sh` starts one
 //! (via `scripts/dynamodb-local.sh`). Without it these tests fail; they never skip.
 
+#[allow(dead_code, unused_macros)] // shared by the contract test files; this one uses its client
 mod local_dynamo;
 use local_dynamo::client;
 

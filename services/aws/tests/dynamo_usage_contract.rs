@@ -3,44 +3,36 @@
 //! suite, each check on a fresh history table made by `create_history_table`, plus usage
 //! beside a receipt in one table.
 
+#[macro_use]
+#[allow(dead_code)] // shared by the contract test files; this one uses part of it
 mod local_dynamo;
-use local_dynamo::client;
+
+use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use switchboard_aws::dynamo::DynamoUsageStore;
-use switchboard_aws::{create_history_table, delete_table, DynamoReceiptStore};
-use switchboard_core::receipts::{Created, Receipt, ReceiptKey, ReceiptStore};
+use switchboard_aws::{delete_table, DynamoReceiptStore};
+use switchboard_core::receipts::ReceiptStore;
 use switchboard_core::usage::{contract, Counts, UsageStore};
-use switchboard_model::{Target, TenantId};
+use switchboard_model::TenantId;
 use time::OffsetDateTime;
 
 async fn fresh_store() -> (Client, DynamoUsageStore) {
-    let client = client().await;
-    let table = format!("usage-test-{}", uuid::Uuid::new_v4().simple());
-    create_history_table(&client, &table).await.unwrap();
+    let (client, table) = local_dynamo::history_table("usage").await;
     (
         client.clone(),
         DynamoUsageStore::new(client, table, contract::RETENTION),
     )
 }
 
-macro_rules! contract_test {
-    ($name:ident) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            let (client, store) = fresh_store().await;
-            contract::$name(&store).await;
-            delete_table(&client, store.table_name()).await.unwrap();
-        }
-    };
-}
-
-contract_test!(adds_sum_and_peaks_rise);
-contract_test!(ranges_are_half_open);
-contract_test!(tenants_are_apart);
-contract_test!(concurrent_adds_lose_nothing);
-contract_test!(old_minutes_are_gone);
-contract_test!(live_counters_add);
+contract_tests!(fresh_store:
+    adds_sum_and_peaks_rise,
+    ranges_are_half_open,
+    tenants_are_apart,
+    concurrent_adds_lose_nothing,
+    old_minutes_are_gone,
+    live_counters_add,
+);
 
 /// Usage and receipts share the table without seeing each other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,16 +41,8 @@ async fn usage_lives_beside_receipts() {
     let receipts = DynamoReceiptStore::new(client.clone(), usage.table_name());
     let acme = TenantId::parse("acme").unwrap();
     let now = OffsetDateTime::now_utc();
-    let key = ReceiptKey::new(Some(acme.clone()), "m-1");
-    let receipt = Receipt::queued(
-        key.clone(),
-        &Target::Tenant {
-            tenant: acme.clone(),
-        },
-        now,
-        std::time::Duration::from_secs(60),
-    );
-    assert_eq!(receipts.create(&receipt).await.unwrap(), Created::New);
+    let (key, _) =
+        local_dynamo::create_receipt(&receipts, &acme, "m-1", now, Duration::from_secs(60)).await;
     let counts = Counts {
         delivered: 2,
         ..Counts::default()

@@ -4,43 +4,33 @@
 //! the table shows: an expired `done` item TTL has not deleted yet does not block a claim,
 //! and work-log items live beside receipts of the same message without touching them.
 
+#[macro_use]
+#[allow(dead_code)] // shared by the contract test files; this one uses part of it
 mod local_dynamo;
-use local_dynamo::client;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
-use switchboard_aws::{create_history_table, delete_table, DynamoReceiptStore, DynamoWorkLog};
-use switchboard_core::receipts::{Created, Receipt, ReceiptKey, ReceiptStore};
+use switchboard_aws::{delete_table, DynamoReceiptStore, DynamoWorkLog};
+use switchboard_core::receipts::ReceiptStore;
 use switchboard_core::worklog::{contract, Begun, UnitKey, WorkLog};
-use switchboard_model::{Target, TenantId};
+use switchboard_model::TenantId;
 use time::{Duration, OffsetDateTime};
 
 async fn fresh_log() -> (Client, DynamoWorkLog) {
-    let client = client().await;
-    let table = format!("worklog-test-{}", uuid::Uuid::new_v4().simple());
-    create_history_table(&client, &table).await.unwrap();
+    let (client, table) = local_dynamo::history_table("worklog").await;
     (client.clone(), DynamoWorkLog::new(client, table))
 }
 
-macro_rules! contract_test {
-    ($name:ident) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            let (client, log) = fresh_log().await;
-            contract::$name(&log).await;
-            delete_table(&client, log.table_name()).await.unwrap();
-        }
-    };
-}
-
-contract_test!(a_unit_is_claimed_once_then_done);
-contract_test!(a_passed_lease_is_claimed_again);
-contract_test!(abandon_gives_back_only_its_own_claim);
-contract_test!(units_of_other_messages_and_tenants_are_separate);
-contract_test!(a_done_unit_is_forgotten_after_it_expires);
+contract_tests!(fresh_log:
+    a_unit_is_claimed_once_then_done,
+    a_passed_lease_is_claimed_again,
+    abandon_gives_back_only_its_own_claim,
+    units_of_other_messages_and_tenants_are_separate,
+    a_done_unit_is_forgotten_after_it_expires,
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_begins_claim_exactly_once() {
@@ -126,16 +116,14 @@ async fn work_log_items_live_beside_receipts() {
     let receipts = DynamoReceiptStore::new(client.clone(), log.table_name());
     let acme = TenantId::parse("acme").unwrap();
     let now = now();
-    let key = ReceiptKey::new(Some(acme.clone()), "m-1");
-    let receipt = Receipt::queued(
-        key.clone(),
-        &Target::Tenant {
-            tenant: acme.clone(),
-        },
+    let (key, receipt) = local_dynamo::create_receipt(
+        &receipts,
+        &acme,
+        "m-1",
         now,
         std::time::Duration::from_secs(600),
-    );
-    assert_eq!(receipts.create(&receipt).await.unwrap(), Created::New);
+    )
+    .await;
     let unit = UnitKey::message(Some(acme), "m-1");
     assert_eq!(
         log.begin(&unit, now + Duration::minutes(5), now)
