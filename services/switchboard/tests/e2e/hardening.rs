@@ -9,7 +9,9 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::MaybeTlsStream;
 
-use super::harness::{eventually, serve_refused, token, Backend, Client, Socket, TestServer};
+use super::harness::{
+    eventually, serve_refused, token, Backend, Client, DeadRoster, Socket, TestServer,
+};
 
 // ---- hole 2: dev mode is explicit, loopback only -------------------------------------
 
@@ -453,25 +455,8 @@ async fn idle_connections_close_with_1001_and_active_ones_stay() {
 
 /// A server whose roster is unreachable: every message stays queued (or dead-letters).
 async fn server_with_dead_roster(args: &[&str], envs: &[(&str, &str)]) -> TestServer {
-    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let endpoint = format!("http://127.0.0.1:{dead_port}");
-    let mut all_args = vec!["--roster", "dynamodb"];
-    all_args.extend_from_slice(args);
-    let mut all_envs = vec![
-        ("DYNAMODB_ENDPOINT", endpoint.as_str()),
-        ("ROSTER_TABLE", "unreachable"),
-        // Receipts would live on the same unreachable DynamoDB and refuse every publish.
-        ("RECEIPT_TTL_SECS", "0"),
-        ("AWS_ACCESS_KEY_ID", "local"),
-        ("AWS_SECRET_ACCESS_KEY", "local"),
-        ("AWS_REGION", "us-east-1"),
-    ];
-    all_envs.extend_from_slice(envs);
-    TestServer::start_with(Backend::Memory, &all_args, &all_envs).await
+    let dead = DeadRoster::unreachable();
+    TestServer::start_with(Backend::Memory, &dead.args(args), &dead.envs(envs)).await
 }
 
 fn to_acme(id: &str) -> Value {

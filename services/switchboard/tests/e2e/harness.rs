@@ -4,11 +4,13 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::{SinkExt, StreamExt};
-use serde_json::Value;
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
 use switchboard_core::auth::mint_hs256;
 use switchboard_model::{TenantId, UserId};
 use tokio::net::TcpStream;
@@ -318,6 +320,107 @@ pub fn token(tenant: &str, user: &str, roles: &[&str]) -> String {
         &roles,
         Duration::from_secs(600),
     )
+}
+
+/// The test signing keys (`core/src/auth/testdata`): `rsa-1` signs RS256, `ec-1` ES256.
+const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../core/src/auth/testdata");
+
+/// An issuers file (`JWT_ISSUERS_FILE`) in a fresh temporary folder that also holds the
+/// public key of each test key as its own JWKS file, `rsa-1.json` and `ec-1.json`:
+/// `issuers(folder)` gives the file's `issuers` list, its `jwksFile`s naming those.
+pub fn issuers_file(issuers: impl FnOnce(&Path) -> Value) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("switchboard-e2e-issuers-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let jwks: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{TESTDATA}/jwks.json")).unwrap())
+            .unwrap();
+    for kid in ["rsa-1", "ec-1"] {
+        let key = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kid"] == kid)
+            .unwrap();
+        std::fs::write(
+            dir.join(format!("{kid}.json")),
+            json!({ "keys": [key] }).to_string(),
+        )
+        .unwrap();
+    }
+    let file = dir.join("issuers.json");
+    std::fs::write(&file, json!({ "issuers": issuers(&dir) }).to_string()).unwrap();
+    file
+}
+
+/// A token of `claims` signed with test key `kid` (`rsa-1`: RS256, else `ec-1`: ES256).
+pub fn signed_token(kid: &str, claims: &Value) -> String {
+    let (alg, pem) = if kid == "rsa-1" {
+        (Algorithm::RS256, "rsa1_private.pem")
+    } else {
+        (Algorithm::ES256, "ec1_private.pem")
+    };
+    let pem = std::fs::read(format!("{TESTDATA}/{pem}")).unwrap();
+    let key = match alg {
+        Algorithm::RS256 => EncodingKey::from_rsa_pem(&pem).unwrap(),
+        _ => EncodingKey::from_ec_pem(&pem).unwrap(),
+    };
+    let mut header = Header::new(alg);
+    header.kid = Some(kid.into());
+    encode(&header, claims, &key).unwrap()
+}
+
+/// `exp` for a token valid `ttl_secs` from now.
+pub fn expires_in(ttl_secs: u64) -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + ttl_secs
+}
+
+/// A DynamoDB roster nobody answers (a port that was free): every roster call fails at once,
+/// so every message fails (and dead-letters at its last receive).
+pub struct DeadRoster {
+    endpoint: String,
+}
+
+impl DeadRoster {
+    pub fn unreachable() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Self {
+            endpoint: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// Its flags, then `args`.
+    pub fn args<'a>(&self, args: &[&'a str]) -> Vec<&'a str> {
+        let mut all = vec!["--roster", "dynamodb"];
+        all.extend_from_slice(args);
+        all
+    }
+
+    /// Its variables, then `envs`.
+    pub fn envs<'a>(&'a self, envs: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        let mut all = vec![
+            ("DYNAMODB_ENDPOINT", self.endpoint.as_str()),
+            ("ROSTER_TABLE", "unreachable"),
+            // Receipts would live on the same unreachable DynamoDB and refuse every publish.
+            ("RECEIPT_TTL_SECS", "0"),
+            ("AWS_ACCESS_KEY_ID", "local"),
+            ("AWS_SECRET_ACCESS_KEY", "local"),
+            ("AWS_REGION", "us-east-1"),
+            // The real binary: a refused connection fails the message at once, without the
+            // SDK's backoff (in this process the SDK reads only the process environment).
+            ("AWS_MAX_ATTEMPTS", "1"),
+        ];
+        all.extend_from_slice(envs);
+        all
+    }
 }
 
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;

@@ -4,106 +4,49 @@
 //! are made by a roster that cannot be reached.
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
-use super::harness::{eventually, Backend, TestServer};
+use super::harness::{eventually, expires_in, signed_token, Backend, DeadRoster, TestServer};
 
-const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../core/src/auth/testdata");
 const TENANT_IDP: &str = "https://tenant-idp.example";
 const OPS_IDP: &str = "https://ops-idp.example";
 
-/// The issuers file (and one JWKS file per issuer) in a fresh temporary folder.
+/// The issuers file: `tenant-idp` with the RSA test key, `ops-idp` with the EC one.
 fn issuers_file() -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("switchboard-e2e-issuers-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let jwks: Value =
-        serde_json::from_str(&std::fs::read_to_string(format!("{TESTDATA}/jwks.json")).unwrap())
-            .unwrap();
-    let key = |kid: &str| {
-        let key = jwks["keys"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|k| k["kid"] == kid)
-            .unwrap()
-            .clone();
-        json!({ "keys": [key] }).to_string()
-    };
-    std::fs::write(dir.join("tenant.json"), key("rsa-1")).unwrap();
-    std::fs::write(dir.join("ops.json"), key("ec-1")).unwrap();
-    let file = dir.join("issuers.json");
-    std::fs::write(
-        &file,
-        json!({"issuers": [
-            {"issuer": TENANT_IDP, "jwksFile": dir.join("tenant.json"),
+    super::harness::issuers_file(|dir| {
+        json!([
+            {"issuer": TENANT_IDP, "jwksFile": dir.join("rsa-1.json"),
              "tenants": ["acme", "globex"]},
-            {"issuer": OPS_IDP, "jwksFile": dir.join("ops.json"), "tenants": "*",
+            {"issuer": OPS_IDP, "jwksFile": dir.join("ec-1.json"), "tenants": "*",
              "globalAdmin": true, "allowSharedTenants": true}
-        ]})
-        .to_string(),
-    )
-    .unwrap();
-    file
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+        ])
+    })
 }
 
 /// A token of `tenant-idp` (RSA key `rsa-1`).
 fn tenant_token(tenant: &str, roles: &[&str]) -> String {
-    let mut header = Header::new(Algorithm::RS256);
-    header.kid = Some("rsa-1".into());
     let claims = json!({"iss": TENANT_IDP, "sub": "alice", "tenant": tenant, "roles": roles,
-                        "exp": now() + 300});
-    let pem = std::fs::read(format!("{TESTDATA}/rsa1_private.pem")).unwrap();
-    encode(&header, &claims, &EncodingKey::from_rsa_pem(&pem).unwrap()).unwrap()
+                        "exp": expires_in(300)});
+    signed_token("rsa-1", &claims)
 }
 
 /// A token of `ops-idp` (EC key `ec-1`), a global admin.
 fn ops_admin_token() -> String {
-    let mut header = Header::new(Algorithm::ES256);
-    header.kid = Some("ec-1".into());
     let claims = json!({"iss": OPS_IDP, "sub": "root", "tenant": "ops", "roles": ["admin"],
-                        "exp": now() + 300});
-    let pem = std::fs::read(format!("{TESTDATA}/ec1_private.pem")).unwrap();
-    encode(&header, &claims, &EncodingKey::from_ec_pem(&pem).unwrap()).unwrap()
+                        "exp": expires_in(300)});
+    signed_token("ec-1", &claims)
 }
 
 /// `serve` with the issuers file and a roster nobody answers: every message dead-letters
 /// on its first failure.
 async fn server_with_dead_roster(issuers: &str) -> TestServer {
-    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let endpoint = format!("http://127.0.0.1:{dead_port}");
+    let dead = DeadRoster::unreachable();
     TestServer::start_raw(
         Backend::Memory,
-        &[
-            "--roster",
-            "dynamodb",
-            "--visibility-timeout",
-            "10ms",
-            "--max-receives",
-            "1",
-        ],
-        &[
-            ("JWT_ISSUERS_FILE", issuers),
-            ("DYNAMODB_ENDPOINT", endpoint.as_str()),
-            ("ROSTER_TABLE", "unreachable"),
-            // Receipts would live on the same unreachable DynamoDB and refuse every publish.
-            ("RECEIPT_TTL_SECS", "0"),
-            ("SCAN_SEGMENTS", "1"),
-        ],
+        &dead.args(&["--visibility-timeout", "10ms", "--max-receives", "1"]),
+        &dead.envs(&[("JWT_ISSUERS_FILE", issuers), ("SCAN_SEGMENTS", "1")]),
     )
     .await
 }

@@ -4,15 +4,14 @@
 //! process only, and `Host` is read strictly.
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use super::harness::{serve_refused, token, Backend, Client, TestServer, SECRET};
+use super::harness::{
+    expires_in, serve_refused, signed_token, token, Backend, Client, TestServer, SECRET,
+};
 
-const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../core/src/auth/testdata");
 const ACME_IDP: &str = "https://acme-idp.example";
 const SUPPORT_IDP: &str = "https://support-idp.example";
 
@@ -20,64 +19,24 @@ const SUPPORT_IDP: &str = "https://support-idp.example";
 /// `support-idp` (EC `ec-1`, `support_tenants`), with `extra` merged into support-idp's
 /// entry.
 fn issuers_file(support_tenants: Value, extra: Value) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("switchboard-e2e-edges-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let jwks: Value =
-        serde_json::from_str(&std::fs::read_to_string(format!("{TESTDATA}/jwks.json")).unwrap())
-            .unwrap();
-    for kid in ["rsa-1", "ec-1"] {
-        let key = jwks["keys"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|k| k["kid"] == kid)
-            .unwrap();
-        std::fs::write(
-            dir.join(format!("{kid}.json")),
-            json!({ "keys": [key] }).to_string(),
-        )
-        .unwrap();
-    }
-    let mut support = json!({"issuer": SUPPORT_IDP, "jwksFile": dir.join("ec-1.json"),
-                             "tenants": support_tenants});
-    for (key, value) in extra.as_object().unwrap() {
-        support[key] = value.clone();
-    }
-    let file = dir.join("issuers.json");
-    std::fs::write(
-        &file,
-        json!({"issuers": [
+    super::harness::issuers_file(|dir| {
+        let mut support = json!({"issuer": SUPPORT_IDP, "jwksFile": dir.join("ec-1.json"),
+                                 "tenants": support_tenants});
+        for (key, value) in extra.as_object().unwrap() {
+            support[key] = value.clone();
+        }
+        json!([
             {"issuer": ACME_IDP, "jwksFile": dir.join("rsa-1.json"), "tenants": ["acme"]},
             support
-        ]})
-        .to_string(),
-    )
-    .unwrap();
-    file
+        ])
+    })
 }
 
 /// A token of `iss` for acme/alice: acme-idp signs RS256 with `rsa-1`, support-idp ES256
 /// with `ec-1`.
 fn idp_token(iss: &str, ttl_secs: u64) -> String {
-    let exp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + ttl_secs;
-    let claims = json!({"iss": iss, "sub": "alice", "tenant": "acme", "exp": exp});
-    let (alg, kid, pem) = if iss == ACME_IDP {
-        (Algorithm::RS256, "rsa-1", "rsa1_private.pem")
-    } else {
-        (Algorithm::ES256, "ec-1", "ec1_private.pem")
-    };
-    let pem = std::fs::read(format!("{TESTDATA}/{pem}")).unwrap();
-    let key = match alg {
-        Algorithm::RS256 => EncodingKey::from_rsa_pem(&pem).unwrap(),
-        _ => EncodingKey::from_ec_pem(&pem).unwrap(),
-    };
-    let mut header = Header::new(alg);
-    header.kid = Some(kid.into());
-    encode(&header, &claims, &key).unwrap()
+    let claims = json!({"iss": iss, "sub": "alice", "tenant": "acme", "exp": expires_in(ttl_secs)});
+    signed_token(if iss == ACME_IDP { "rsa-1" } else { "ec-1" }, &claims)
 }
 
 /// `serve` with support-idp vouching for any tenant, acme included, on purpose

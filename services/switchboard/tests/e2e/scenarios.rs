@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::harness::{eventually, token, Backend, Client, TestServer};
+use super::harness::{eventually, token, Backend, Client, DeadRoster, TestServer};
 
 fn ids_of(frames: &[Value]) -> BTreeSet<String> {
     frames
@@ -423,28 +423,8 @@ pub async fn graceful_shutdown_closes_sockets_with_1001(backend: Backend) {
 /// visibility timeout, then moved to the dead letters after 5 receives; an admin sees it
 /// and can redrive it.
 pub async fn failing_roster_redelivers_then_dead_letters() {
-    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let server = TestServer::start_with(
-        Backend::Memory,
-        &["--roster", "dynamodb"],
-        &[
-            (
-                "DYNAMODB_ENDPOINT",
-                &format!("http://127.0.0.1:{dead_port}"),
-            ),
-            ("ROSTER_TABLE", "unreachable"),
-            // Receipts would live on the same unreachable DynamoDB and refuse the publish.
-            ("RECEIPT_TTL_SECS", "0"),
-            ("AWS_ACCESS_KEY_ID", "local"),
-            ("AWS_SECRET_ACCESS_KEY", "local"),
-            ("AWS_REGION", "us-east-1"),
-        ],
-    )
-    .await;
+    let dead = DeadRoster::unreachable();
+    let server = TestServer::start_with(Backend::Memory, &dead.args(&[]), &dead.envs(&[])).await;
     let admin = token("acme", "root", &["admin"]);
     let publisher = token("acme", "backend", &["publisher"]);
     let (status, body) = server

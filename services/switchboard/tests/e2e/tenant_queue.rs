@@ -12,31 +12,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::harness::{eventually, token, Backend, TestServer};
+use super::harness::{eventually, token, Backend, DeadRoster, TestServer};
 
 /// The real binary with an unreachable DynamoDB roster, `args` and `envs`.
 fn server_with_dead_roster(args: &[&str], envs: &[(&str, &str)]) -> TestServer {
-    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let endpoint = format!("http://127.0.0.1:{dead_port}");
-    let mut all_args = vec!["--roster", "dynamodb"];
-    all_args.extend_from_slice(args);
-    let mut all_envs = vec![
-        ("DYNAMODB_ENDPOINT", endpoint.as_str()),
-        ("ROSTER_TABLE", "unreachable"),
-        // Receipts would live on the same unreachable DynamoDB and refuse every publish.
-        ("RECEIPT_TTL_SECS", "0"),
-        ("AWS_ACCESS_KEY_ID", "local"),
-        ("AWS_SECRET_ACCESS_KEY", "local"),
-        ("AWS_REGION", "us-east-1"),
-        // A refused connection fails the message at once, without the SDK's backoff.
-        ("AWS_MAX_ATTEMPTS", "1"),
-    ];
-    all_envs.extend_from_slice(envs);
-    TestServer::start_process(Backend::Memory, &all_args, &all_envs)
+    let dead = DeadRoster::unreachable();
+    TestServer::start_process(Backend::Memory, &dead.args(args), &dead.envs(envs))
 }
 
 /// Dead-letters at once: one receive, redelivery after 10 ms.

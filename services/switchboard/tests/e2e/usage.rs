@@ -7,76 +7,37 @@
 //! tenant, and acme's own issuer whose admins administer acme only.
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures::StreamExt;
-use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::harness::{eventually, serve_refused, Backend, Client, TestServer, SECRET};
+use super::harness::{
+    eventually, expires_in, serve_refused, signed_token, Backend, Client, TestServer, SECRET,
+};
 
-const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../core/src/auth/testdata");
 /// Global admins, any tenant (ES256, `ec-1`).
 const OPS_IDP: &str = "https://ops-idp.example";
 /// acme's own issuer: its admins administer acme only (RS256, `rsa-1`).
 const ACME_IDP: &str = "https://acme-idp.example";
 
 fn issuers_file() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("switchboard-e2e-usage-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let jwks: Value =
-        serde_json::from_str(&std::fs::read_to_string(format!("{TESTDATA}/jwks.json")).unwrap())
-            .unwrap();
-    for kid in ["rsa-1", "ec-1"] {
-        let key = jwks["keys"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|k| k["kid"] == kid)
-            .unwrap();
-        std::fs::write(
-            dir.join(format!("{kid}.json")),
-            json!({ "keys": [key] }).to_string(),
-        )
-        .unwrap();
-    }
-    let file = dir.join("issuers.json");
-    std::fs::write(
-        &file,
-        json!({"issuers": [
+    super::harness::issuers_file(|dir| {
+        json!([
             {"issuer": OPS_IDP, "jwksFile": dir.join("ec-1.json"), "tenants": "*",
              "globalAdmin": true, "allowSharedTenants": true},
             {"issuer": ACME_IDP, "jwksFile": dir.join("rsa-1.json"), "tenants": ["acme"]},
-        ]})
-        .to_string(),
-    )
-    .unwrap();
-    file
+        ])
+    })
 }
 
 fn idp_token(iss: &str, tenant: &str, user: &str, roles: &[&str]) -> String {
-    let exp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600;
-    let claims = json!({"iss": iss, "sub": user, "tenant": tenant, "roles": roles, "exp": exp});
-    let (alg, kid, pem) = if iss == ACME_IDP {
-        (Algorithm::RS256, "rsa-1", "rsa1_private.pem")
-    } else {
-        (Algorithm::ES256, "ec-1", "ec1_private.pem")
-    };
-    let pem = std::fs::read(format!("{TESTDATA}/{pem}")).unwrap();
-    let key = match alg {
-        Algorithm::RS256 => EncodingKey::from_rsa_pem(&pem).unwrap(),
-        _ => EncodingKey::from_ec_pem(&pem).unwrap(),
-    };
-    let mut header = Header::new(alg);
-    header.kid = Some(kid.into());
-    encode(&header, &claims, &key).unwrap()
+    let claims = json!({"iss": iss, "sub": user, "tenant": tenant, "roles": roles,
+                        "exp": expires_in(600)});
+    signed_token(if iss == ACME_IDP { "rsa-1" } else { "ec-1" }, &claims)
 }
 
 fn ops(tenant: &str, user: &str, roles: &[&str]) -> String {
