@@ -7,11 +7,17 @@
 //! ([`Metrics::publish_request`]: `Requests`, `Accepted`, `ClientErrors`, `ServerErrors`,
 //! `Latency`). The one dimension is `Target`, the target *type* (`users`, `tenant`, …):
 //! always a `&'static str` from the code (the publisher's report kind, or the publish API's
-//! body mapped through [`target_type`]), never the tenant or other caller-chosen text: each
-//! dimension value is a separate billed metric, so the set must stay small. Each
-//! document declares two dimension sets, `[["Target"], []]`, so every metric exists per
-//! target type and in total (what the alarms use). The namespace is `METRICS_NAMESPACE`
-//! (the stack sets `Switchboard/<stack name>`), default [`DEFAULT_NAMESPACE`].
+//! body mapped through [`target_type`]), never caller-chosen text: each dimension value
+//! is a separate billed metric, so the set must stay small. Each document declares two
+//! dimension sets, `[["Target"], []]`, so every metric exists per target type and in total
+//! (what the alarms use). The namespace is `METRICS_NAMESPACE` (the stack sets
+//! `Switchboard/<stack name>`), default [`DEFAULT_NAMESPACE`].
+//!
+//! The tenant is no dimension by default. `METRICS_TENANTS` opts in a short list (at most
+//! [`MAX_METRICS_TENANTS`] tenant ids, comma-separated): a document whose message or
+//! request belongs to a listed tenant also declares `["Target","Tenant"]` and carries a
+//! `Tenant` member, the listed id. Any other tenant's document is unchanged, so the
+//! dimension's values are the list, never text a caller chose.
 //!
 //! A small writer rather than a crate: `metrics_cloudwatch_embedded` aggregates through the
 //! process-global `metrics` recorder and flushes per invocation (global state shared by
@@ -28,6 +34,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Map, Value};
 use switchboard_core::config::{optional, ConfigError};
 use switchboard_core::publisher::{MessageReport, Outcome};
+use switchboard_model::TenantId;
 
 /// The variable naming the namespace.
 pub const NAMESPACE_VAR: &str = "METRICS_NAMESPACE";
@@ -35,6 +42,12 @@ pub const NAMESPACE_VAR: &str = "METRICS_NAMESPACE";
 pub const DEFAULT_NAMESPACE: &str = "Switchboard";
 /// The dimension every document declares.
 pub const TARGET_DIMENSION: &str = "Target";
+/// The variable listing the tenants that get a dimension of their own.
+pub const TENANTS_VAR: &str = "METRICS_TENANTS";
+/// The most tenants `METRICS_TENANTS` may list (each adds metrics × target types).
+pub const MAX_METRICS_TENANTS: usize = 20;
+/// The dimension a listed tenant's documents add (with [`TARGET_DIMENSION`]).
+pub const TENANT_DIMENSION: &str = "Tenant";
 /// Longest namespace CloudWatch accepts.
 const MAX_NAMESPACE_CHARS: usize = 255;
 
@@ -54,12 +67,15 @@ impl Unit {
     }
 }
 
-/// One EMF document: a namespace, one `Target` dimension, metrics and plain properties.
+/// One EMF document: a namespace, the `Target` dimension (and `Tenant` for a listed
+/// tenant), metrics and plain properties.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Document {
     namespace: Arc<str>,
     timestamp_ms: u64,
     target: &'static str,
+    /// Only ever a tenant from `METRICS_TENANTS` ([`Metrics::document`] checks).
+    tenant: Option<TenantId>,
     metrics: Vec<(&'static str, Unit, f64)>,
     properties: Map<String, Value>,
 }
@@ -74,6 +90,7 @@ impl Document {
             namespace,
             timestamp_ms,
             target,
+            tenant: None,
             metrics: Vec::new(),
             properties: Map::new(),
         }
@@ -92,7 +109,7 @@ impl Document {
         self
     }
 
-    /// The document as a JSON object: `_aws` metadata, the dimension, the metric values
+    /// The document as a JSON object: `_aws` metadata, the dimensions, the metric values
     /// and the properties as root members.
     pub fn to_json(&self) -> Value {
         let definitions: Vec<Value> = self
@@ -100,14 +117,19 @@ impl Document {
             .iter()
             .map(|(name, unit, _)| json!({"Name": name, "Unit": unit.as_str()}))
             .collect();
+        let mut dimensions = vec![json!([TARGET_DIMENSION]), json!([])];
         let mut root = self.properties.clone();
+        if let Some(tenant) = &self.tenant {
+            dimensions.insert(1, json!([TARGET_DIMENSION, TENANT_DIMENSION]));
+            root.insert(TENANT_DIMENSION.to_string(), json!(tenant.as_str()));
+        }
         root.insert(
             "_aws".to_string(),
             json!({
                 "Timestamp": self.timestamp_ms,
                 "CloudWatchMetrics": [{
                     "Namespace": &*self.namespace,
-                    "Dimensions": [[TARGET_DIMENSION], []],
+                    "Dimensions": dimensions,
                     "Metrics": definitions,
                 }],
             }),
@@ -196,12 +218,15 @@ pub fn target_type(text: &str) -> &'static str {
 pub struct Metrics {
     namespace: Arc<str>,
     sink: Arc<dyn LineSink>,
+    /// `METRICS_TENANTS`: at most [`MAX_METRICS_TENANTS`], distinct.
+    tenants: Arc<[TenantId]>,
 }
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Metrics")
             .field("namespace", &self.namespace)
+            .field("tenants", &self.tenants)
             .finish_non_exhaustive()
     }
 }
@@ -225,25 +250,65 @@ impl Metrics {
         Ok(Self {
             namespace: namespace.into(),
             sink,
+            tenants: Arc::new([]),
         })
     }
 
-    /// `METRICS_NAMESPACE` (default [`DEFAULT_NAMESPACE`]), writing to standard output.
+    /// The same writer, with a `Tenant` dimension for `tenants` (`METRICS_TENANTS`'s
+    /// text: comma-separated tenant ids, blanks ignored, at most [`MAX_METRICS_TENANTS`]).
+    pub fn with_tenants(mut self, tenants: &str) -> Result<Self, ConfigError> {
+        let invalid = |reason: String| ConfigError::Invalid {
+            name: TENANTS_VAR,
+            value: tenants.to_string(),
+            reason,
+        };
+        let mut list: Vec<TenantId> = Vec::new();
+        for text in tenants.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            let tenant =
+                TenantId::parse(text).map_err(|e| invalid(format!("tenant id {text:?} {e}")))?;
+            if !list.contains(&tenant) {
+                list.push(tenant);
+            }
+        }
+        if list.len() > MAX_METRICS_TENANTS {
+            return Err(invalid(format!(
+                "lists {} tenants; at most {MAX_METRICS_TENANTS} (each is billed as metrics \
+                 of its own)",
+                list.len()
+            )));
+        }
+        self.tenants = list.into();
+        Ok(self)
+    }
+
+    /// `METRICS_NAMESPACE` (default [`DEFAULT_NAMESPACE`]) and `METRICS_TENANTS` (default
+    /// none), writing to standard output.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let namespace: Option<String> = optional(&lookup, NAMESPACE_VAR)?;
         Self::new(
             namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE),
             Arc::new(StdoutSink),
-        )
+        )?
+        .with_tenants(&lookup(TENANTS_VAR).unwrap_or_default())
     }
 
     pub fn namespace(&self) -> &str {
         &self.namespace
     }
 
-    /// A new document in this namespace, stamped now.
-    pub fn document(&self, target: &'static str) -> Document {
-        Document::new(self.namespace.clone(), SystemTime::now(), target)
+    /// The tenants with a dimension of their own (`METRICS_TENANTS`).
+    pub fn tenants(&self) -> &[TenantId] {
+        &self.tenants
+    }
+
+    /// A new document in this namespace, stamped now, with the `Tenant` dimension when
+    /// `tenant` is listed in `METRICS_TENANTS` (and only then).
+    pub fn document(&self, target: &'static str, tenant: Option<&str>) -> Document {
+        let mut document = Document::new(self.namespace.clone(), SystemTime::now(), target);
+        document.tenant = tenant
+            .and_then(|tenant| self.tenants.iter().find(|t| t.as_str() == tenant))
+            .cloned();
+        document
     }
 
     pub fn emit(&self, document: &Document) {
@@ -256,7 +321,7 @@ impl Metrics {
         // `report.target` is a `&'static str` the core chose from its own fixed set (a
         // target kind, `legacy`, `invalid`, …), never text from the message.
         let document = self
-            .document(report.target)
+            .document(report.target, report.tenant.as_ref().map(TenantId::as_str))
             // A work item (a page, retry or remainder of a message) is not a new message.
             .metric(
                 "Messages",
@@ -306,11 +371,17 @@ impl Metrics {
         self.emit(&document);
     }
 
-    /// One document for one publish API request.
-    pub fn publish_request(&self, target: &'static str, status: u16, latency: Duration) {
+    /// One document for one publish API request; `tenant` is the tenant its body names.
+    pub fn publish_request(
+        &self,
+        target: &'static str,
+        tenant: Option<&str>,
+        status: u16,
+        latency: Duration,
+    ) {
         let flag = |on: bool| if on { 1.0 } else { 0.0 };
         let document = self
-            .document(target)
+            .document(target, tenant)
             .metric("Requests", Unit::Count, 1.0)
             .metric("Accepted", Unit::Count, flag((200..300).contains(&status)))
             .metric(
@@ -431,159 +502,4 @@ const VALID_UNITS: [&str; 27] = [
 ];
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn metrics() -> (Metrics, Arc<MemorySink>) {
-        let sink = Arc::new(MemorySink::new());
-        (
-            Metrics::new("Switchboard/Test", sink.clone()).unwrap(),
-            sink,
-        )
-    }
-
-    fn report() -> MessageReport {
-        MessageReport {
-            message_id: "q-1".into(),
-            id: "m-1".into(),
-            target: "tenant",
-            matched: 10,
-            delivered: 7,
-            gone: 2,
-            failed: 1,
-            retries: 3,
-            throttled: 2,
-            deferred: 0,
-            skipped: 0,
-            expired_tokens: 4,
-            work_item: false,
-            receipt_errors: 0,
-            work_log_errors: 1,
-            hops: 3,
-            runaway: true,
-            duration: Duration::from_micros(12_500),
-            outcome: Outcome::Retry,
-            error: None,
-        }
-    }
-
-    #[test]
-    fn a_message_report_is_one_valid_emf_line_dimensioned_by_target_type() {
-        let (metrics, sink) = metrics();
-        metrics.message_report(&report());
-        let lines = sink.lines();
-        assert_eq!(lines.len(), 1);
-        assert!(!lines[0].contains('\n'));
-        let doc = parse_document(&lines[0]).unwrap();
-        let directive = &doc["_aws"]["CloudWatchMetrics"][0];
-        assert_eq!(directive["Namespace"], "Switchboard/Test");
-        assert_eq!(directive["Dimensions"], json!([["Target"], []]));
-        assert_eq!(doc["Target"], "tenant");
-        for (name, value) in [
-            ("Messages", 1.0),
-            ("Matched", 10.0),
-            ("Delivered", 7.0),
-            ("Gone", 2.0),
-            ("Failed", 1.0),
-            ("Retries", 3.0),
-            ("Throttled", 2.0),
-            ("ExpiredTokens", 4.0),
-            ("Duplicates", 0.0),
-            ("RunawayChains", 1.0),
-            ("WorkLogErrors", 1.0),
-            ("FanoutDuration", 12.5),
-        ] {
-            assert_eq!(doc[name].as_f64(), Some(value), "{name}");
-        }
-        assert_eq!(doc["outcome"], "retry");
-        assert_eq!(doc["id"], "m-1");
-        let units: Vec<&str> = directive["Metrics"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["Unit"].as_str().unwrap())
-            .collect();
-        assert_eq!(units.iter().filter(|u| **u == "Milliseconds").count(), 1);
-    }
-
-    #[test]
-    fn the_timestamp_is_epoch_milliseconds() {
-        let at = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
-        let doc = Document::new("N".into(), at, "users").to_json();
-        assert_eq!(doc["_aws"]["Timestamp"], 1_700_000_000_123_u64);
-    }
-
-    #[test]
-    fn publish_requests_count_by_status_class() {
-        let (metrics, sink) = metrics();
-        metrics.publish_request("users", 202, Duration::from_millis(4));
-        metrics.publish_request("invalid", 400, Duration::from_millis(1));
-        metrics.publish_request("tenant", 503, Duration::from_millis(2));
-        let docs: Vec<Value> = sink
-            .lines()
-            .iter()
-            .map(|l| parse_document(l).unwrap())
-            .collect();
-        let row = |d: &Value| {
-            (
-                d["Target"].as_str().unwrap().to_string(),
-                d["Accepted"].as_f64().unwrap(),
-                d["ClientErrors"].as_f64().unwrap(),
-                d["ServerErrors"].as_f64().unwrap(),
-            )
-        };
-        assert_eq!(row(&docs[0]), ("users".into(), 1.0, 0.0, 0.0));
-        assert_eq!(row(&docs[1]), ("invalid".into(), 0.0, 1.0, 0.0));
-        assert_eq!(row(&docs[2]), ("tenant".into(), 0.0, 0.0, 1.0));
-        assert_eq!(docs[0]["Latency"].as_f64(), Some(4.0));
-        assert_eq!(docs[2]["status"], 503);
-    }
-
-    #[test]
-    fn unknown_target_text_never_becomes_a_dimension_value() {
-        assert_eq!(target_type("broadcast"), "broadcast");
-        assert_eq!(target_type("acme-tenant-42"), "invalid");
-        assert_eq!(target_type(""), "invalid");
-    }
-
-    #[test]
-    fn namespace_comes_from_the_environment_and_is_validated() {
-        let none = Metrics::from_lookup(|_| None).unwrap();
-        assert_eq!(none.namespace(), DEFAULT_NAMESPACE);
-        let set = Metrics::from_lookup(|k| (k == NAMESPACE_VAR).then(|| "Switchboard/Prod".into()))
-            .unwrap();
-        assert_eq!(set.namespace(), "Switchboard/Prod");
-        let err =
-            Metrics::from_lookup(|k| (k == NAMESPACE_VAR).then(|| ":bad".into())).unwrap_err();
-        assert!(err.to_string().contains(NAMESPACE_VAR));
-        assert!(Metrics::new(&"x".repeat(256), Arc::new(MemorySink::new())).is_err());
-    }
-
-    #[test]
-    fn the_parser_rejects_documents_cloudwatch_would_reject() {
-        let valid = json!({
-            "_aws": {"Timestamp": 1, "CloudWatchMetrics": [{
-                "Namespace": "N", "Dimensions": [["Target"]],
-                "Metrics": [{"Name": "Delivered", "Unit": "Count"}]}]},
-            "Target": "users", "Delivered": 1
-        });
-        assert!(parse_document(&valid.to_string()).is_ok());
-        let broken = |pointer: &str, value: Value| {
-            let mut doc = valid.clone();
-            *doc.pointer_mut(pointer).unwrap() = value;
-            parse_document(&doc.to_string())
-        };
-        assert!(
-            broken("/Target", json!(3)).is_err(),
-            "dimension not a string"
-        );
-        assert!(
-            broken("/Delivered", json!("1")).is_err(),
-            "metric not a number"
-        );
-        assert!(broken("/_aws/Timestamp", json!("now")).is_err());
-        assert!(broken("/_aws/CloudWatchMetrics/0/Metrics/0/Unit", json!("Parsecs")).is_err());
-        assert!(broken("/_aws/CloudWatchMetrics/0/Namespace", json!("")).is_err());
-        assert!(parse_document("not json").is_err());
-    }
-}
+mod tests;

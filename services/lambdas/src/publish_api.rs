@@ -4,7 +4,7 @@
 //!
 //! Every request also becomes one EMF document ([`Metrics::publish_request`]): its status
 //! class, its latency, and the target type read from the body (`invalid` when the body has
-//! none that is known), never the tenant.
+//! none that is known); the tenant the body names only if `METRICS_TENANTS` lists it.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -47,7 +47,8 @@ pub enum StartupError {
 }
 
 /// Builds the function's router from the environment: a JWT key source, `QUEUE_URL`,
-/// the roster table (`ROSTER_TABLE`, `DYNAMODB_ENDPOINT`), `METRICS_NAMESPACE`, and the
+/// the roster table (`ROSTER_TABLE`, `DYNAMODB_ENDPOINT`), `METRICS_NAMESPACE` and
+/// `METRICS_TENANTS`, and the
 /// receipts (`RECEIPT_TTL_SECS`, in `HISTORY_TABLE`), the tenant settings (`TENANTS_FILE`).
 pub async fn build(lookup: impl Fn(&str) -> Option<String>) -> Result<axum::Router, StartupError> {
     let queue_url = queue_url(&lookup)?;
@@ -106,7 +107,9 @@ pub fn router(api: PublishApi, roster: Arc<dyn RosterStore>, metrics: Metrics) -
         .merge(presence.router())
 }
 
-/// Just the target type of an envelope; everything else is the core's business.
+/// Just the target type and tenant of an envelope; everything else (checking them
+/// included) is the core's business, so a body the core refuses for another reason still
+/// names its target type.
 #[derive(Deserialize)]
 struct TargetOnly {
     target: TypeOnly,
@@ -116,6 +119,10 @@ struct TargetOnly {
 struct TypeOnly {
     #[serde(rename = "type")]
     kind: String,
+    /// Any JSON: a tenant that is not text is no tenant here, and no reason to lose the
+    /// target type.
+    #[serde(default)]
+    tenant: serde_json::Value,
 }
 
 /// Times the request and emits its document. The body is already in memory in Lambda
@@ -133,26 +140,29 @@ async fn record(State(metrics): State<Metrics>, request: Request, next: Next) ->
         .size_hint()
         .upper()
         .is_some_and(|n| n <= MAX_BODY_BYTES as u64);
-    let (target, body) = if within_limit {
+    let (target, tenant, body) = if within_limit {
         match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
             Ok(bytes) => {
-                let target = serde_json::from_slice::<TargetOnly>(&bytes)
-                    .map(|t| target_type(&t.target.kind))
-                    .unwrap_or("invalid");
-                (target, Body::from(bytes))
+                let (target, tenant) = match serde_json::from_slice::<TargetOnly>(&bytes) {
+                    Ok(TargetOnly { target }) => (target_type(&target.kind), target.tenant),
+                    Err(_) => ("invalid", serde_json::Value::Null),
+                };
+                (target, tenant, Body::from(bytes))
             }
             Err(_) => {
                 // The size hint promised less: the body is gone, answer as the core would.
                 let response =
                     ApiError::TooLarge(format!("body over {MAX_BODY_BYTES} bytes")).into_response();
-                metrics.publish_request("invalid", response.status().as_u16(), started.elapsed());
+                let status = response.status().as_u16();
+                metrics.publish_request("invalid", None, status, started.elapsed());
                 return response;
             }
         }
     } else {
-        ("invalid", body)
+        ("invalid", serde_json::Value::Null, body)
     };
     let response = next.run(Request::from_parts(parts, body)).await;
-    metrics.publish_request(target, response.status().as_u16(), started.elapsed());
+    let status = response.status().as_u16();
+    metrics.publish_request(target, tenant.as_str(), status, started.elapsed());
     response
 }

@@ -65,8 +65,19 @@ async fn send_with_metrics(
     queue: Arc<RecordingQueue>,
     request: lambda_http::Request,
 ) -> (u16, Value, Vec<Value>) {
+    send_with_tenant_metrics(queue, request, "").await
+}
+
+/// As [`send_with_metrics`], with `METRICS_TENANTS` set to `tenants`.
+async fn send_with_tenant_metrics(
+    queue: Arc<RecordingQueue>,
+    request: lambda_http::Request,
+    tenants: &str,
+) -> (u16, Value, Vec<Value>) {
     let sink = Arc::new(MemorySink::new());
-    let metrics = Metrics::new("Switchboard/Test", sink.clone()).unwrap();
+    let metrics = Metrics::new("Switchboard/Test", sink.clone())
+        .and_then(|m| m.with_tenants(tenants))
+        .unwrap();
     let verifier = Arc::new(
         Verifier::new(AuthConfig::with_hs256_secret(SECRET))
             .await
@@ -134,6 +145,20 @@ async fn token_without_publish_role_is_403() {
     let (status, _) = send(queue.clone(), request(&token(&["reader"]))).await;
     assert_eq!(status, 403);
     assert!(queue.enqueued().is_empty());
+}
+
+#[tokio::test]
+async fn a_request_of_a_listed_tenant_is_dimensioned_by_tenant_too() {
+    let queue = Arc::new(RecordingQueue::new());
+    let publish = || request(&token(&["publisher"]));
+    let (status, _, docs) = send_with_tenant_metrics(queue.clone(), publish(), "acme").await;
+    assert_eq!(status, 202);
+    let dimensions = &docs[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"];
+    assert_eq!(dimensions, &json!([["Target"], ["Target", "Tenant"], []]));
+    assert_eq!(docs[0]["Tenant"], "acme");
+    assert_eq!(docs[0]["Target"], "users");
+    let (_, _, docs) = send_with_tenant_metrics(queue.clone(), publish(), "big-co").await;
+    assert!(docs[0].get("Tenant").is_none(), "acme is not listed");
 }
 
 #[tokio::test]

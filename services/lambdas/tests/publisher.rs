@@ -200,6 +200,30 @@ async fn each_message_is_one_emf_document_dimensioned_by_target_type() {
 }
 
 #[tokio::test]
+async fn a_listed_tenant_s_messages_are_dimensioned_by_tenant_too() {
+    let mut h = harness().await;
+    h.metrics = h.metrics.clone().with_tenants("acme").unwrap();
+    h.handle(&sqs_event()).await;
+    let docs = h.emf_documents();
+    let by_target = |t: &str| docs.iter().find(|d| d["Target"] == t).unwrap();
+    let acme = by_target("connections");
+    assert_eq!(acme["Tenant"], "acme");
+    assert_eq!(
+        acme["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+        json!([["Target"], ["Target", "Tenant"], []])
+    );
+    let invalid = by_target("invalid");
+    assert!(
+        invalid.get("Tenant").is_none(),
+        "an invalid body has no tenant"
+    );
+    assert_eq!(
+        invalid["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+        json!([["Target"], []])
+    );
+}
+
+#[tokio::test]
 async fn failures_and_retries_reach_the_emf_document() {
     let h = harness().await;
     h.pusher.always_fail(CONNECTION, PushError::Throttled);

@@ -368,6 +368,7 @@ impl Publisher {
                     let mut report =
                         MessageReport::new(message, item.id.clone(), item.target_type.as_str());
                     report.work_item = true;
+                    report.tenant = item.tenant.clone();
                     report.hops = item.hops;
                     let track = self.track(&item, None);
                     if item.hops > self.config.max_hops() {
@@ -413,6 +414,7 @@ impl Publisher {
             .clone()
             .unwrap_or_else(|| message.message_id.clone());
         let mut report = MessageReport::new(message, id.clone(), envelope.target.kind());
+        report.tenant = envelope.target.tenant().cloned();
         let track = self.receipts.is_some().then(|| Track {
             key: ReceiptKey::of(&envelope.target, &id),
             target: Some(&envelope.target),

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use switchboard_model::TenantId;
+
 use crate::queue::InboundMessage;
 
 /// How a message ended.
@@ -46,6 +48,8 @@ pub struct MessageReport {
     pub id: String,
     /// `users`, `tenant`, `connections`, `broadcast`, `legacy` or `invalid`.
     pub target: &'static str,
+    /// The message's tenant; `None` for a broadcast, a legacy body or an invalid one.
+    pub tenant: Option<TenantId>,
     pub matched: usize,
     pub delivered: usize,
     pub gone: usize,
@@ -82,6 +86,7 @@ impl MessageReport {
             message_id: message.message_id.clone(),
             id,
             target,
+            tenant: None,
             matched: 0,
             delivered: 0,
             gone: 0,
