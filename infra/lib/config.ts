@@ -9,6 +9,7 @@
 import * as path from 'path';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Node } from 'constructs';
+import { badTenantId } from './tenants';
 
 /** The six Rust binaries of `services/lambdas`, as `cargo lambda build` names their folders. */
 export const FUNCTION_NAMES = ['authorizer', 'connect', 'disconnect', 'default', 'publisher', 'publish-api'] as const;
@@ -102,6 +103,12 @@ export interface SwitchboardConfig {
   readonly goneGraceSecs: number;
   /** CloudWatch namespace of the EMF metrics (default `Switchboard/<stack name>`). */
   readonly metricsNamespace?: string;
+  /**
+   * METRICS_TENANTS for the publisher and publish-api (docs/design.md: Metrics): tenant ids
+   * (at most {@link MAX_METRICS_TENANTS}) whose EMF documents add a `Tenant` dimension. Each
+   * is billed as custom metrics of its own (infra/README.md: Metrics); empty by default.
+   */
+  readonly metricsTenants: readonly string[];
   /** Alarm when the queue's oldest message is older than this many seconds (default 300). */
   readonly queueAgeAlarmSecs: number;
   /**
@@ -143,6 +150,30 @@ export function fanoutRate(config: Pick<SwitchboardConfig, 'postBudgetPerSecond'
  * integration timeout (not adjustable; see `defaultTimeoutSecs`).
  */
 export const DEFAULT_TIMEOUT_MAX_SECS = 28;
+
+/** Most tenants `metricsTenants` may list (the Rust side's MAX_METRICS_TENANTS, services/lambdas/src/emf.rs). */
+export const MAX_METRICS_TENANTS = 20;
+
+/**
+ * `metricsTenants`: a comma-separated list of tenant ids, blanks and repeats dropped, each
+ * checked as TenantId::parse does and ASCII (a CloudWatch dimension value), at most
+ * {@link MAX_METRICS_TENANTS}.
+ */
+function metricsTenants(raw: string | undefined): string[] {
+  const list = [...new Set((raw ?? '').split(',').map((t) => t.trim()).filter((t) => t !== ''))];
+  for (const id of list) {
+    const bad = badTenantId(id);
+    if (bad) throw new Error(`context metricsTenants: tenant id '${id}' ${bad}`);
+    // CloudWatch dimension values are ASCII (the Rust side checks the same).
+    if (!/^[\x00-\x7f]*$/.test(id)) throw new Error(`context metricsTenants: tenant id '${id}' must be ASCII (a CloudWatch dimension value)`);
+  }
+  if (list.length > MAX_METRICS_TENANTS) {
+    throw new Error(
+      `context metricsTenants: lists ${list.length} tenants; at most ${MAX_METRICS_TENANTS} (each is billed as custom metrics of its own)`,
+    );
+  }
+  return list;
+}
 
 /** `<repo>/target/lambda`, resolved from this file so it does not depend on the cwd. */
 export const DEFAULT_LAMBDA_DIR = path.resolve(__dirname, '..', '..', 'target', 'lambda');
@@ -237,6 +268,7 @@ export function configFromContext(node: Node): SwitchboardConfig {
     fanoutShardSize: int(node, 'fanoutShardSize', 1000, 1, 100000),
     goneGraceSecs: int(node, 'goneGraceSecs', 30, 0, 3600),
     metricsNamespace: str(node, 'metricsNamespace') || undefined,
+    metricsTenants: metricsTenants(str(node, 'metricsTenants')),
     queueAgeAlarmSecs: int(node, 'queueAgeAlarmSecs', 300, 60, 86400),
     jwtIssuersFile: issuersFile ? path.resolve(issuersFile) : undefined,
     tenantsFile: tenantsFile ? path.resolve(tenantsFile) : undefined,

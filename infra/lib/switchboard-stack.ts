@@ -232,7 +232,11 @@ export class SwitchboardStack extends cdk.Stack {
       fns[name] = this.rustFunction(name, config, logLevel.valueAsString);
     }
     this.functions = fns;
-    for (const fn of [fns.publisher, fns['publish-api']]) fn.addEnvironment('METRICS_NAMESPACE', this.metricsNamespace);
+    for (const fn of [fns.publisher, fns['publish-api']]) {
+      fn.addEnvironment('METRICS_NAMESPACE', this.metricsNamespace);
+      // Opt-in only: each listed tenant is billed as custom metrics of its own.
+      if (config.metricsTenants.length > 0) fn.addEnvironment('METRICS_TENANTS', config.metricsTenants.join(','));
+    }
 
     // Every function that verifies tokens: the authorizer ($connect), publish-api (bearer
     // tokens), default (in-band `refresh`, docs/design.md: Identity per issuer).

@@ -37,7 +37,7 @@ export const SETTINGS_KEYS: string[] = [...Object.keys(SETTINGS_RULES.counts), '
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Why `id` is not a tenant id (TenantId::parse), or undefined. */
-function badTenantId(id: string): string | undefined {
+export function badTenantId(id: string): string | undefined {
   const chars = [...id];
   if (chars.length === 0) return 'must not be empty';
   if (chars.length > MAX_ID_CHARS) return `must be at most ${MAX_ID_CHARS} characters (got ${chars.length})`;

@@ -428,6 +428,33 @@ describe('functions', () => {
     const filters = Object.values(json.Resources as Resources).filter((r) => r.Type === 'AWS::Logs::MetricFilter');
     for (const f of filters) expect(f.Properties.MetricTransformations[0].MetricNamespace).toBe('Acme/Notifications');
   });
+
+  test('METRICS_TENANTS reaches the publisher and publish-api only when metricsTenants is set', () => {
+    const varsOf = (context: Record<string, unknown>) => {
+      const s = build(context).stack;
+      const json = Template.fromStack(s).toJSON();
+      return (name: FunctionName) =>
+        json.Resources[s.resolve((s.functions[name].node.defaultChild as cdk.CfnElement).logicalId)].Properties.Environment.Variables;
+    };
+    const unset = varsOf({});
+    for (const name of FUNCTION_NAMES) expect(unset(name).METRICS_TENANTS).toBeUndefined();
+    const set = varsOf({ metricsTenants: ' acme, big-co ,acme,' });
+    expect(set('publisher').METRICS_TENANTS).toBe('acme,big-co');
+    expect(set('publish-api').METRICS_TENANTS).toBe('acme,big-co');
+    for (const name of FUNCTION_NAMES.filter((n) => n !== 'publisher' && n !== 'publish-api')) {
+      expect(set(name).METRICS_TENANTS).toBeUndefined();
+    }
+  });
+
+  test('metricsTenants are checked at synth: tenant ids, at most 20', () => {
+    expect(() => build({ metricsTenants: 'acme,*' })).toThrow(/context metricsTenants: tenant id '\*' '\*' is reserved/);
+    expect(() => build({ metricsTenants: 'a#b' })).toThrow(/context metricsTenants: tenant id 'a#b' must not contain '#'/);
+    expect(() => build({ metricsTenants: 'café' })).toThrow(/context metricsTenants: tenant id 'café' must be ASCII/);
+    expect(() => build({ metricsTenants: 'x'.repeat(129) })).toThrow(/context metricsTenants: .* at most 128 characters/);
+    const list = (n: number) => Array.from({ length: n }, (_, i) => `t${i}`).join(',');
+    expect(() => build({ metricsTenants: list(20) })).not.toThrow();
+    expect(() => build({ metricsTenants: list(21) })).toThrow(/context metricsTenants: lists 21 tenants; at most 20/);
+  });
 });
 
 describe('rate budget (docs/design.md: Fan-out at any size): one budget gives maxConcurrency and FANOUT_RATE', () => {

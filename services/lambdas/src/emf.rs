@@ -256,6 +256,8 @@ impl Metrics {
 
     /// The same writer, with a `Tenant` dimension for `tenants` (`METRICS_TENANTS`'s
     /// text: comma-separated tenant ids, blanks ignored, at most [`MAX_METRICS_TENANTS`]).
+    /// An id must also be ASCII, as CloudWatch requires of a dimension value
+    /// (<https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_Dimension.html>).
     pub fn with_tenants(mut self, tenants: &str) -> Result<Self, ConfigError> {
         let invalid = |reason: String| ConfigError::Invalid {
             name: TENANTS_VAR,
@@ -266,6 +268,10 @@ impl Metrics {
         for text in tenants.split(',').map(str::trim).filter(|t| !t.is_empty()) {
             let tenant =
                 TenantId::parse(text).map_err(|e| invalid(format!("tenant id {text:?} {e}")))?;
+            if !text.is_ascii() {
+                let reason = "must be ASCII (a CloudWatch dimension value)";
+                return Err(invalid(format!("tenant id {text:?} {reason}")));
+            }
             if !list.contains(&tenant) {
                 list.push(tenant);
             }
