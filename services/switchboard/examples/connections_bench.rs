@@ -17,43 +17,21 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+#[allow(dead_code)] // shared by the benchmark commands; each uses part of it
+mod support;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures::{stream, SinkExt, StreamExt};
 use serde_json::json;
-use switchboard_core::auth::mint_hs256;
-use switchboard_model::{TenantId, UserId};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
-const SECRET: &str = "connections-benchmark-secret-0123456789abcdef";
+use support::{connect, raise_open_files, rss_kib, Server, Socket};
 
-fn token(user: &str, roles: &[String]) -> String {
-    mint_hs256(
-        SECRET.as_bytes(),
-        &TenantId::parse("bench").unwrap(),
-        &UserId::parse(user).unwrap(),
-        roles,
-        Duration::from_secs(3600),
-    )
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap()
-}
-
-fn client_config() -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(4096)
-        .write_buffer_size(0)
+/// This benchmark's users are all of tenant `bench`.
+fn token(user: &str, roles: &[&str]) -> String {
+    support::token("bench", user, roles)
 }
 
 #[tokio::main]
@@ -66,63 +44,21 @@ async fn main() {
         .nth(2)
         .and_then(|a| a.parse().ok())
         .unwrap_or(300);
-    let binary = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .and_then(|examples| examples.parent())
-        .map(|release| release.join("switchboard"))
-        .unwrap();
-    let mut child = Command::new(&binary)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--management-listen",
-            "127.0.0.1:0",
-        ])
-        .env("JWT_HS256_SECRET", SECRET)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot start {}: {e} (build it with --release)",
-                binary.display()
-            )
-        });
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let addr = loop {
-        let line = lines.next().expect("server output").unwrap();
-        if let Some(rest) = line.strip_prefix("switchboard listening on http://") {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    let pid = child.id();
-    let url = format!("ws://{addr}/main");
+    let files = raise_open_files();
+    let server = Server::start(&[]);
+    let pid = server.pid();
+    let url = server.ws_url();
 
     // One connection first, so the baseline includes the runtime's warm-up allocations.
-    let (mut target, _) = tokio_tungstenite::connect_async_with_config(
-        format!("{url}?token={}", token("target", &[])),
-        Some(client_config()),
-        false,
-    )
-    .await
-    .unwrap();
+    let mut target = connect(&server.ws(&token("target", &[]))).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = rss_kib(pid);
 
     let started = Instant::now();
     let idle: Vec<_> = stream::iter(0..n)
         .map(|i| {
-            let url = format!("{url}?token={}", token(&format!("idle-{}", i % 1000), &[]));
-            async move {
-                tokio_tungstenite::connect_async_with_config(url, Some(client_config()), false)
-                    .await
-                    .map(|(socket, _)| socket)
-            }
+            let url = server.ws(&token(&format!("idle-{}", i % 1000), &[]));
+            async move { connect(&url).await }
         })
         .buffer_unordered(256)
         .collect()
@@ -134,9 +70,9 @@ async fn main() {
     let per_connection = (after.saturating_sub(before)) as f64 * 1024.0 / connected.max(1) as f64;
 
     // Latency: publish to the one target user, wait for its frame.
-    let publisher = token("backend", &["publisher".to_string()]);
+    let publisher = token("backend", &["publisher"]);
     let http = reqwest::Client::new();
-    let publish_url = format!("http://{addr}/v1/messages");
+    let publish_url = server.publish_url();
     let mut latencies = Vec::with_capacity(messages);
     for i in 0..messages {
         let id = format!("lat-{i}");
@@ -163,7 +99,7 @@ async fn main() {
     let pct = |p: f64| latencies[((latencies.len() as f64 * p).ceil() as usize).saturating_sub(1)];
 
     println!(
-        "connections benchmark: {connected}/{n} idle connections opened in {:.2} s",
+        "connections benchmark: {connected}/{n} idle connections opened in {:.2} s (open-files limit {files:?})",
         connect_time.as_secs_f64()
     );
     println!("server RSS: {before} KiB before, {after} KiB after => {:.1} KiB per connection (goal <= 9 KiB)", per_connection / 1024.0);
@@ -175,8 +111,6 @@ async fn main() {
     );
     if std::env::args().nth(3).as_deref() == Some("broadcast") {
         broadcast(pid, &http, &publish_url, &publisher, idle, &mut target).await;
-        let _ = child.kill();
-        let _ = child.wait();
         return;
     }
     if std::env::args().nth(3).as_deref() == Some("resume") {
@@ -186,8 +120,6 @@ async fn main() {
         let _ = target.send(Message::Close(None)).await;
     }
     drop(idle);
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 /// With `resume` as the third argument: a client receives one message (its cursor), goes
@@ -279,9 +211,6 @@ fn cpu_micros(pid: u32) -> (u64, u64) {
         system * 1_000_000 / per_second,
     )
 }
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn broadcast(
     pid: u32,

@@ -20,133 +20,24 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[allow(dead_code)] // shared by the benchmark commands; each uses part of it
+mod support;
+
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{stream, StreamExt};
 use serde_json::json;
-use switchboard_core::auth::mint_hs256;
-use switchboard_model::{TenantId, UserId};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
-const SECRET: &str = "isolation-benchmark-secret-0123456789abcdef";
+use support::{connect, raise_open_files, token, Server, Socket};
+
 /// A quiet message not seen within this long counts as this late.
 const LATE: Duration = Duration::from_secs(10);
 /// How long the loud tenant publishes before the quiet one is measured.
 const WARM_UP: Duration = Duration::from_secs(3);
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-fn token(tenant: &str, user: &str, roles: &[&str]) -> String {
-    let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
-    mint_hs256(
-        SECRET.as_bytes(),
-        &TenantId::parse(tenant).unwrap(),
-        &UserId::parse(user).unwrap(),
-        &roles,
-        Duration::from_secs(3600),
-    )
-}
-
-/// Raises this process's open-files limit to its hard limit (every socket takes one).
-fn raise_open_files() -> Option<u64> {
-    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
-    let limit = getrlimit(Resource::Nofile);
-    let _ = setrlimit(
-        Resource::Nofile,
-        Rlimit {
-            current: limit.maximum,
-            maximum: limit.maximum,
-        },
-    );
-    getrlimit(Resource::Nofile).current
-}
-
-fn binary() -> PathBuf {
-    std::env::var_os("SWITCHBOARD_BIN")
-        .map(PathBuf::from)
-        .or_else(|| {
-            let exe = std::env::current_exe().ok()?;
-            Some(exe.parent()?.parent()?.join("switchboard"))
-        })
-        .unwrap()
-}
-
-/// A running `switchboard serve`, killed when dropped.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Server {
-    fn start(fairness: bool) -> Self {
-        let binary = binary();
-        let mut child = Command::new(&binary)
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--management-listen",
-                "127.0.0.1:0",
-            ])
-            .env("JWT_HS256_SECRET", SECRET)
-            .env("RUST_LOG", "error")
-            .env("QUEUE_FAIRNESS", fairness.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start {}: {e} (cargo build --release --bin switchboard, or set SWITCHBOARD_BIN)",
-                    binary.display()
-                )
-            });
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let addr = loop {
-            let line = lines.next().expect("server output").unwrap();
-            if let Some(rest) = line.strip_prefix("switchboard listening on http://") {
-                break rest.split_whitespace().next().unwrap().to_string();
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        Self { child, addr }
-    }
-
-    fn ws(&self, token: &str) -> String {
-        format!("ws://{}/main?token={token}", self.addr)
-    }
-
-    fn publish_url(&self) -> String {
-        format!("http://{}/v1/messages", self.addr)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn client_config() -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(4096)
-        .write_buffer_size(0)
-}
-
-async fn connect(url: String) -> Option<Socket> {
-    tokio_tungstenite::connect_async_with_config(url, Some(client_config()), false)
-        .await
-        .ok()
-        .map(|(socket, _)| socket)
-}
 
 /// The loud tenant's sockets, each read (and its frames counted) by its own task.
 struct Loud {
@@ -158,7 +49,10 @@ struct Loud {
 impl Loud {
     async fn connect(server: &Server, n: usize) -> Self {
         let sockets: Vec<Socket> = stream::iter(0..n)
-            .map(|i| connect(server.ws(&token("loud", &format!("a-{}", i % 1000), &[]))))
+            .map(|i| {
+                let url = server.ws(&token("loud", &format!("a-{}", i % 1000), &[]));
+                async move { connect(&url).await.ok() }
+            })
             .buffer_unordered(256)
             .filter_map(|socket| async move { socket })
             .collect()
@@ -253,7 +147,9 @@ async fn measure(
     messages: usize,
     interval: Duration,
 ) -> (Vec<Duration>, usize) {
-    let mut socket = connect(server.ws(&token("quiet", "b", &[]))).await.unwrap();
+    let mut socket = connect(&server.ws(&token("quiet", "b", &[])))
+        .await
+        .unwrap();
     let (arrived_tx, mut arrived) = tokio::sync::mpsc::channel::<(String, Instant)>(messages + 1);
     let reader = tokio::spawn(async move {
         while let Some(Ok(message)) = socket.next().await {
@@ -358,7 +254,7 @@ async fn main() {
 
     let mut phases = Vec::new();
     {
-        let server = Server::start(true);
+        let server = Server::start(&[("QUEUE_FAIRNESS", "true")]);
         let started = Instant::now();
         let loud = Loud::connect(&server, n).await;
         println!(
@@ -376,7 +272,7 @@ async fn main() {
         phases.push(under_load(&server, &loud, "2 loud draining (fair)", messages, interval).await);
     }
     {
-        let server = Server::start(false);
+        let server = Server::start(&[("QUEUE_FAIRNESS", "false")]);
         let loud = Loud::connect(&server, n).await;
         phases.push(
             under_load(

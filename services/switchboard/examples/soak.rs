@@ -37,23 +37,22 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[allow(dead_code)] // shared by the benchmark commands; each uses part of it
+mod support;
+
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::{stream, StreamExt};
 use serde_json::json;
-use switchboard_core::auth::mint_hs256;
-use switchboard_model::{TenantId, UserId};
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
-const SECRET: &str = "soak-benchmark-secret-0123456789abcdefghij";
+use support::{client_config, raise_open_files, rss_kib, token, Server, Socket};
+
 /// Connections per tenant.
 const TENANT_SIZE: usize = 100;
 /// Every `STALLED_EVERY`th connection never reads.
@@ -71,29 +70,8 @@ const WARM_UP_SECS: u64 = 10;
 /// Longest wait, after the last publish, for the queue to drain and frames to arrive.
 const SETTLE: Duration = Duration::from_secs(60);
 
-fn token(tenant: &str, user: &str, roles: &[&str]) -> String {
-    let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
-    mint_hs256(
-        SECRET.as_bytes(),
-        &TenantId::parse(tenant).unwrap(),
-        &UserId::parse(user).unwrap(),
-        &roles,
-        Duration::from_secs(6 * 3600),
-    )
-}
-
 fn tenant_name(t: usize) -> String {
     format!("soak-{t:03}")
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap()
 }
 
 fn arg(n: usize, default: u64) -> u64 {
@@ -144,20 +122,8 @@ struct Seen {
 /// An accepted message: its tenant and the connections it names (`None`: the whole tenant).
 type Accepted = (usize, Option<Vec<usize>>);
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-fn client_config() -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(4096)
-        .write_buffer_size(0)
-}
-
 async fn connect(url: &str) -> Socket {
-    tokio_tungstenite::connect_async_with_config(url, Some(client_config()), false)
-        .await
-        .unwrap()
-        .0
+    support::connect(url).await.unwrap()
 }
 
 /// A client socket with a small receive buffer, for a client that will not read.
@@ -188,53 +154,15 @@ async fn main() {
     let history_ttl = std::env::var("HISTORY_TTL_SECS").unwrap_or_else(|_| "0".into());
     // Receipts likewise: one per accepted message, kept `RECEIPT_TTL_SECS` up to 100,000.
     let receipt_ttl = std::env::var("RECEIPT_TTL_SECS").unwrap_or_else(|_| "0".into());
-    let binary = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .and_then(|examples| examples.parent())
-        .map(|release| release.join("switchboard"))
-        .unwrap();
-    let mut child = Command::new(&binary)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--management-listen",
-            "127.0.0.1:0",
-        ])
-        .env("JWT_HS256_SECRET", SECRET)
-        .env("HISTORY_TTL_SECS", &history_ttl)
-        .env("RECEIPT_TTL_SECS", &receipt_ttl)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot start {}: {e} (build it with --release)",
-                binary.display()
-            )
-        });
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let addr = loop {
-        let line = lines.next().expect("server output").unwrap();
-        if let Some(rest) = line.strip_prefix("switchboard listening on http://") {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    // `/metrics` is on the management listener (the next line).
-    let management_addr = loop {
-        let line = lines.next().expect("server output").unwrap();
-        if let Some(rest) = line.strip_prefix("switchboard management API on http://") {
-            break rest.split('/').next().unwrap().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    let pid = child.id();
-    let ws = format!("ws://{addr}/main");
+    raise_open_files();
+    let server = Server::start(&[
+        ("HISTORY_TTL_SECS", &history_ttl),
+        ("RECEIPT_TTL_SECS", &receipt_ttl),
+    ]);
+    let pid = server.pid();
+    let ws = server.ws_url();
     let http = reqwest::Client::new();
-    let metrics_url = format!("http://{management_addr}/metrics");
+    let metrics_url = format!("http://{}/metrics", server.management_addr);
     println!(
         "soak: {connections} connections ({} never reading) over {tenants} tenants, {rate} messages/s for {seconds} s, {payload}-byte payloads, HISTORY_TTL_SECS={history_ttl}, RECEIPT_TTL_SECS={receipt_ttl}; server pid {pid}",
         connections / STALLED_EVERY
@@ -287,7 +215,7 @@ async fn main() {
     for i in (0..connections).filter(|&i| stalled(i)) {
         let s = slot(i);
         let url = format!("{ws}?token={}", token(&tenant_name(s.tenant), &s.user, &[]));
-        let addr = addr.clone();
+        let addr = server.addr.clone();
         let stop = stop.clone();
         let opened = stalled_opened.clone();
         // Spread the churn: each starts its cycle at a different moment.
@@ -333,7 +261,7 @@ async fn main() {
             .map(|t| token(&tenant_name(t), "publisher", &["publisher"]))
             .collect(),
     );
-    let publish_url = Arc::new(format!("http://{addr}/v1/messages"));
+    let publish_url = Arc::new(server.publish_url());
     let filler: Arc<str> = "x".repeat(payload).into();
     let accepted: Arc<Mutex<Vec<Accepted>>> = Arc::default();
     let expired_sent = Arc::new(AtomicU64::new(0));
@@ -466,7 +394,7 @@ async fn main() {
     let mut next: Option<String> = None;
     loop {
         let mut request = http
-            .get(format!("http://{addr}/v1/dead-letters"))
+            .get(format!("http://{}/v1/dead-letters", server.addr))
             .query(&[("limit", "1000")]);
         if let Some(cursor) = &next {
             request = request.query(&[("next", cursor.as_str())]);
@@ -572,6 +500,4 @@ async fn main() {
     println!(
         "server RSS: {rss_start} KiB at start (connected, idle), {warm} KiB after {WARM_UP_SECS} s of traffic, {rss_end} KiB at end => {change:+.1}% since warm-up (goal: within 10%)"
     );
-    let _ = child.kill();
-    let _ = child.wait();
 }
