@@ -27,7 +27,7 @@ use futures::{stream, SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-use support::{connect, raise_open_files, rss_kib, Server, Socket};
+use support::{connect, publish, raise_open_files, rss_kib, Server, Socket};
 
 /// This benchmark's users are all of tenant `bench`.
 fn token(user: &str, roles: &[&str]) -> String {
@@ -78,15 +78,8 @@ async fn main() {
         let id = format!("lat-{i}");
         let envelope = json!({"id": id, "target": {"type":"users","tenant":"bench","users":["target"]}, "data": i});
         let sent = Instant::now();
-        let status = http
-            .post(&publish_url)
-            .bearer_auth(&publisher)
-            .json(&envelope)
-            .send()
-            .await
-            .unwrap()
-            .status();
-        assert_eq!(status.as_u16(), 202);
+        let status = publish(&http, &publish_url, &publisher, &envelope).await;
+        assert_eq!(status, 202);
         loop {
             match target.next().await.unwrap().unwrap() {
                 Message::Text(text) if text.as_str().contains(&format!("\"{id}\"")) => break,
@@ -243,15 +236,8 @@ async fn broadcast(
     let started = Instant::now();
     for i in 0..MESSAGES {
         let envelope = json!({"id": format!("bc-{i}"), "target": {"type":"tenant","tenant":"bench"}, "data": {"n": i, "text": "a tenant-wide notification"}});
-        let status = http
-            .post(publish_url)
-            .bearer_auth(publisher)
-            .json(&envelope)
-            .send()
-            .await
-            .unwrap()
-            .status();
-        assert_eq!(status.as_u16(), 202);
+        let status = publish(http, publish_url, publisher, &envelope).await;
+        assert_eq!(status, 202);
     }
     let mut target_frames = 0;
     while target_frames < MESSAGES {

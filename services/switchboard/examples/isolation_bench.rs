@@ -32,7 +32,7 @@ use futures::{stream, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-use support::{connect, raise_open_files, token, Server, Socket};
+use support::{connect, publish, raise_open_files, token, Server, Socket};
 
 /// A quiet message not seen within this long counts as this late.
 const LATE: Duration = Duration::from_secs(10);
@@ -173,15 +173,8 @@ async fn measure(
         let envelope =
             json!({"id": id, "target": {"type":"users","tenant":"quiet","users":["b"]}, "data": i});
         sent.insert(id, Instant::now());
-        let status = http
-            .post(&url)
-            .bearer_auth(&publisher)
-            .json(&envelope)
-            .send()
-            .await
-            .unwrap()
-            .status();
-        assert_eq!(status.as_u16(), 202, "the quiet tenant's publish");
+        let status = publish(&http, &url, &publisher, &envelope).await;
+        assert_eq!(status, 202, "the quiet tenant's publish");
         while let Ok((id, at)) = arrived.try_recv() {
             if let Some(start) = sent.remove(&id) {
                 latencies.push(at - start);

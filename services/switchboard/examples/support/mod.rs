@@ -1,6 +1,6 @@
 //! What the benchmark commands share: the release `switchboard serve` they start (in its
 //! own process, killed when dropped), tokens for it, client sockets with small buffers, the
-//! server's resident memory and this process's open-files limit.
+//! server's resident memory, a publish, and this process's open-files limit.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -144,6 +144,23 @@ pub async fn connect(url: &str) -> Result<Socket, tokio_tungstenite::tungstenite
     tokio_tungstenite::connect_async_with_config(url, Some(client_config()), false)
         .await
         .map(|(socket, _)| socket)
+}
+
+/// `POST` of `envelope` to the publish API at `url` as `token`: the status.
+pub async fn publish(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    envelope: &serde_json::Value,
+) -> u16 {
+    http.post(url)
+        .bearer_auth(token)
+        .json(envelope)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
 }
 
 /// The resident memory of process `pid`, KiB (`VmRSS`).

@@ -10,7 +10,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::MaybeTlsStream;
 
 use super::harness::{
-    eventually, serve_refused, token, Backend, Client, DeadRoster, Socket, TestServer,
+    dead_letter_ids, eventually, serve_refused, token, Backend, Client, DeadRoster, Socket,
+    TestServer,
 };
 
 // ---- hole 2: dev mode is explicit, loopback only -------------------------------------
@@ -544,26 +545,15 @@ async fn dead_letters_are_capped_and_paginated() {
             )
         }
     };
-    let ids = |page: &Value| -> Vec<String> {
-        page["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|letter| {
-                let body: Value = serde_json::from_str(letter["body"].as_str().unwrap()).unwrap();
-                body["id"].as_str().unwrap().to_string()
-            })
-            .collect()
-    };
     let (status, first) = page("?limit=2".into()).await;
     assert_eq!(status, 200, "{first}");
-    assert_eq!(ids(&first), ["dl-2", "dl-3"]);
+    assert_eq!(dead_letter_ids(&first), ["dl-2", "dl-3"]);
     let next = first["next"].as_str().unwrap().to_string();
     let (_, second) = page(format!("?limit=2&next={next}")).await;
-    assert_eq!(ids(&second), ["dl-4"]);
+    assert_eq!(dead_letter_ids(&second), ["dl-4"]);
     assert!(second["next"].is_null());
     let (_, all) = page(String::new()).await;
-    assert_eq!(ids(&all), ["dl-2", "dl-3", "dl-4"]);
+    assert_eq!(dead_letter_ids(&all), ["dl-2", "dl-3", "dl-4"]);
     for bad in ["?limit=0", "?limit=1001", "?limit=x", "?next=abc"] {
         assert_eq!(page(bad.into()).await.0, 400, "{bad}");
     }

@@ -379,6 +379,19 @@ pub fn expires_in(ttl_secs: u64) -> u64 {
         + ttl_secs
 }
 
+/// The envelope `id`s of a `GET /v1/dead-letters` page, in its order.
+pub fn dead_letter_ids(page: &Value) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|letter| {
+            let body: Value = serde_json::from_str(letter["body"].as_str().unwrap()).unwrap();
+            body["id"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
 /// A DynamoDB roster nobody answers (a port that was free): every roster call fails at once,
 /// so every message fails (and dead-letters at its last receive).
 pub struct DeadRoster {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::harness::{eventually, token, Backend, DeadRoster, TestServer};
+use super::harness::{dead_letter_ids, eventually, token, Backend, DeadRoster, TestServer};
 
 /// The real binary with an unreachable DynamoDB roster, `args` and `envs`.
 fn server_with_dead_roster(args: &[&str], envs: &[(&str, &str)]) -> TestServer {
@@ -70,16 +70,10 @@ async fn list(
         .unwrap();
     assert_eq!(response.status(), 200);
     let page: Value = response.json().await.unwrap();
-    let ids = page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|letter| {
-            let body: Value = serde_json::from_str(letter["body"].as_str().unwrap()).unwrap();
-            body["id"].as_str().unwrap().to_string()
-        })
-        .collect();
-    (ids, page["next"].as_str().map(str::to_string))
+    (
+        dead_letter_ids(&page),
+        page["next"].as_str().map(str::to_string),
+    )
 }
 
 /// B's one dead letter, then A's `a_count`: B's is still listed, A holds `a_kept`.
