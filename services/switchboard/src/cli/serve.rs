@@ -8,14 +8,13 @@ use std::time::Duration;
 use clap::{Args, CommandFactory, Parser};
 use switchboard_core::auth::{AuthConfig, DevMint, KeySource, ShortSecret, DEV_ISSUER};
 use switchboard_core::config::ConnectConfig;
-use switchboard_core::history::{HistoryConfig, HistoryStore, MemoryHistoryStore};
+use switchboard_core::history::HistoryConfig;
 use switchboard_core::publisher::PublisherConfig;
-use switchboard_core::receipts::{MemoryReceiptStore, ReceiptConfig, ReceiptStore, Receipts};
-use switchboard_core::roster::RosterStore;
+use switchboard_core::receipts::ReceiptConfig;
 use switchboard_core::tenants::{share_of, Tenants};
-use switchboard_core::usage::{
-    MemoryUsageStore, Usage, UsageConfig, UsageStore, MAX_MEMORY_USAGE_BUCKETS,
-};
+use switchboard_core::usage::UsageConfig;
+
+mod stores;
 
 use super::{CliError, Env};
 use crate::serve::host::Host;
@@ -298,14 +297,20 @@ async fn start(args: ServeArgs, env: &Env) -> Result<Started, CliError> {
     let connect =
         ConnectConfig::from_lookup(lookup).map_err(|e| CliError::Config(e.to_string()))?;
     let (auth, dev) = auth_settings(&args, env)?;
-    let roster = build_roster(&args, env).await?;
-    let history_config =
-        HistoryConfig::from_lookup(lookup).map_err(|e| CliError::Config(e.to_string()))?;
-    let history = build_history(&args, &history_config, env).await?;
-    let receipt_config =
-        ReceiptConfig::from_lookup(lookup).map_err(|e| CliError::Config(e.to_string()))?;
-    let receipts = build_receipts(&args, &receipt_config, &history_config, env).await?;
-    let usage = build_usage(&args, lookup, &history_config, env).await?;
+    let config_error = |e: switchboard_core::config::ConfigError| CliError::Config(e.to_string());
+    let history_config = HistoryConfig::from_lookup(lookup).map_err(config_error)?;
+    let receipt_config = ReceiptConfig::from_lookup(lookup).map_err(config_error)?;
+    let usage_config = UsageConfig::from_lookup(lookup).map_err(config_error)?;
+    let stores = stores::build(
+        &args,
+        env,
+        stores::StoreConfigs {
+            history: &history_config,
+            receipts: &receipt_config,
+            usage: &usage_config,
+        },
+    )
+    .await?;
     let management_credentials = management_credentials(&args, env)?;
     let tenants = Tenants::from_lookup(|name| match name {
         "TENANTS_FILE" => args.tenants_file.clone(),
@@ -317,10 +322,10 @@ async fn start(args: ServeArgs, env: &Env) -> Result<Started, CliError> {
         management_listen: args.management_listen,
         management_credentials: management_credentials.clone(),
         stage: args.stage.clone(),
-        roster,
-        history,
+        roster: stores.roster,
+        history: stores.history,
         history_config,
-        receipts,
+        receipts: stores.receipts,
         auth,
         dev: dev.clone(),
         connect,
@@ -361,7 +366,7 @@ async fn start(args: ServeArgs, env: &Env) -> Result<Started, CliError> {
                 .unwrap_or(usize::MAX),
         },
         tenants,
-        usage,
+        usage: stores.usage,
     };
     let server = Server::start(settings)
         .await
@@ -519,144 +524,6 @@ fn auth_settings(args: &ServeArgs, env: &Env) -> Result<(AuthConfig, Option<DevM
         _ => DevMint::beside(auth, secret).map_err(|e| CliError::Config(e.to_string()))?,
     };
     Ok((auth, Some(dev)))
-}
-
-/// The history store: in memory, or the `HISTORY_TABLE` table beside a DynamoDB roster
-/// (made on demand against DynamoDB Local, or with `--create-table`).
-async fn build_history(
-    args: &ServeArgs,
-    config: &HistoryConfig,
-    env: &Env,
-) -> Result<Arc<dyn HistoryStore>, CliError> {
-    match args.roster {
-        RosterKind::Memory => Ok(Arc::new(
-            MemoryHistoryStore::from_config(config)
-                .with_tenant_share(share_of(config.max_bytes, args.share_percent)),
-        )),
-        RosterKind::Dynamodb => {
-            let dynamo = switchboard_aws::DynamoConfig::from_lookup(|name: &str| env.get(name))
-                .map_err(|e| CliError::Config(e.to_string()))?;
-            let client = switchboard_aws::dynamodb_client(&dynamo).await;
-            if config.enabled() && (args.create_table || dynamo.endpoint.is_some()) {
-                if let Err(e) = switchboard_aws::create_history_table(&client, &config.table).await
-                {
-                    if args.create_table {
-                        return Err(CliError::Failed(format!(
-                            "creating table {}: {e}",
-                            config.table
-                        )));
-                    }
-                    tracing::warn!(table = %config.table, error = %e, "could not ensure the history table exists");
-                }
-            }
-            Ok(Arc::new(switchboard_aws::DynamoHistoryStore::new(
-                client,
-                config.table.clone(),
-            )))
-        }
-    }
-}
-
-/// Usage per tenant per minute (`USAGE_RETENTION_DAYS`): in memory (bounded, a tenant's
-/// share of [`MAX_MEMORY_USAGE_BUCKETS`]), or the history table beside a DynamoDB roster
-/// (made there by `build_history`/`build_receipts`; docs/design.md: Usage).
-async fn build_usage(
-    args: &ServeArgs,
-    lookup: impl Fn(&str) -> Option<String>,
-    history: &HistoryConfig,
-    env: &Env,
-) -> Result<Usage, CliError> {
-    let config = UsageConfig::from_lookup(lookup).map_err(|e| CliError::Config(e.to_string()))?;
-    let store: Arc<dyn UsageStore> = match args.roster {
-        RosterKind::Memory => Arc::new(MemoryUsageStore::new(
-            MAX_MEMORY_USAGE_BUCKETS,
-            share_of(MAX_MEMORY_USAGE_BUCKETS, args.share_percent),
-            config.retention,
-        )),
-        RosterKind::Dynamodb => {
-            let dynamo = switchboard_aws::DynamoConfig::from_lookup(|name: &str| env.get(name))
-                .map_err(|e| CliError::Config(e.to_string()))?;
-            let client = switchboard_aws::dynamodb_client(&dynamo).await;
-            Arc::new(switchboard_aws::dynamo::DynamoUsageStore::new(
-                client,
-                history.table.clone(),
-                config.retention,
-            ))
-        }
-    };
-    Ok(Usage::new(store, &config))
-}
-
-/// The receipt store (`None` with `RECEIPT_TTL_SECS=0`): in memory (bounded), or the
-/// history table beside a DynamoDB roster, like history (docs/design.md: Receipts).
-async fn build_receipts(
-    args: &ServeArgs,
-    config: &ReceiptConfig,
-    history: &HistoryConfig,
-    env: &Env,
-) -> Result<Option<Receipts>, CliError> {
-    if !config.enabled() {
-        return Ok(None);
-    }
-    let store: Arc<dyn ReceiptStore> = match args.roster {
-        RosterKind::Memory => Arc::new(MemoryReceiptStore::shared(
-            config.capacity,
-            share_of(config.capacity, args.share_percent),
-        )),
-        RosterKind::Dynamodb => {
-            let dynamo = switchboard_aws::DynamoConfig::from_lookup(|name: &str| env.get(name))
-                .map_err(|e| CliError::Config(e.to_string()))?;
-            let client = switchboard_aws::dynamodb_client(&dynamo).await;
-            // With history on, `build_history` made the table already.
-            if !history.enabled() && (args.create_table || dynamo.endpoint.is_some()) {
-                if let Err(e) = switchboard_aws::create_history_table(&client, &history.table).await
-                {
-                    if args.create_table {
-                        return Err(CliError::Failed(format!(
-                            "creating table {}: {e}",
-                            history.table
-                        )));
-                    }
-                    tracing::warn!(table = %history.table, error = %e, "could not ensure the history table exists for receipts");
-                }
-            }
-            Arc::new(switchboard_aws::DynamoReceiptStore::new(
-                client,
-                history.table.clone(),
-            ))
-        }
-    };
-    Ok(Receipts::new(store, config))
-}
-
-async fn build_roster(args: &ServeArgs, env: &Env) -> Result<Arc<dyn RosterStore>, CliError> {
-    match args.roster {
-        RosterKind::Memory => Ok(serve::memory_roster()),
-        RosterKind::Dynamodb => {
-            let config = switchboard_aws::DynamoConfig::from_lookup(|name: &str| env.get(name))
-                .map_err(|e| CliError::Config(e.to_string()))?;
-            let store = switchboard_aws::DynamoRosterStore::from_config(&config).await;
-            // Against an endpoint override (DynamoDB Local) the table is made on demand;
-            // against AWS it is infra/'s job unless asked for.
-            if args.create_table || config.endpoint.is_some() {
-                match switchboard_aws::create_table(store.client(), &config.table).await {
-                    Ok(()) => {}
-                    Err(e) if args.create_table => {
-                        return Err(CliError::Failed(format!(
-                            "creating table {}: {e}",
-                            config.table
-                        )))
-                    }
-                    // Not asked for: serve anyway; lookups fail (and messages are retried,
-                    // then dead-lettered) until the table can be reached.
-                    Err(e) => {
-                        tracing::warn!(table = %config.table, error = %e, "could not ensure the roster table exists")
-                    }
-                }
-            }
-            Ok(Arc::new(store))
-        }
-    }
 }
 
 fn print_dev_banner(addr: SocketAddr, stage: &str, dev: &DevMint) {
