@@ -257,6 +257,19 @@ pub fn claims(
     }
 }
 
+/// An HS256 token signed with `secret` for user `user` of `tenant` holding `roles`, valid
+/// for `ttl` (tests and benchmarks).
+pub fn token(secret: &[u8], tenant: &str, user: &str, roles: &[&str], ttl: Duration) -> String {
+    let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+    crate::auth::mint_hs256(
+        secret,
+        &switchboard_model::TenantId::parse(tenant).unwrap(),
+        &switchboard_model::UserId::parse(user).unwrap(),
+        &roles,
+        ttl,
+    )
+}
+
 /// Connection records for a sharding check: `size` connections spread over `tenants`
 /// tenants and a few users each.
 pub fn spread_records(size: usize, tenants: usize) -> Vec<crate::roster::ConnectionRecord> {

@@ -7,8 +7,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use switchboard_core::auth::mint_hs256;
-use switchboard_model::{TenantId, UserId};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// The HS256 secret of the servers these commands start.
@@ -19,12 +17,11 @@ pub type Socket =
 
 /// A token of `tenant`/`user` with `roles`, valid for six hours.
 pub fn token(tenant: &str, user: &str, roles: &[&str]) -> String {
-    let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
-    mint_hs256(
+    switchboard_core::testkit::token(
         SECRET.as_bytes(),
-        &TenantId::parse(tenant).unwrap(),
-        &UserId::parse(user).unwrap(),
-        &roles,
+        tenant,
+        user,
+        roles,
         Duration::from_secs(6 * 3600),
     )
 }

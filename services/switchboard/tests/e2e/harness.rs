@@ -11,8 +11,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures::{SinkExt, StreamExt};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
-use switchboard_core::auth::mint_hs256;
-use switchboard_model::{TenantId, UserId};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
@@ -312,12 +310,11 @@ impl TestServer {
 }
 
 pub fn token(tenant: &str, user: &str, roles: &[&str]) -> String {
-    let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
-    mint_hs256(
+    switchboard_core::testkit::token(
         SECRET.as_bytes(),
-        &TenantId::parse(tenant).unwrap(),
-        &UserId::parse(user).unwrap(),
-        &roles,
+        tenant,
+        user,
+        roles,
         Duration::from_secs(600),
     )
 }
