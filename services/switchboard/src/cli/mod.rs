@@ -4,6 +4,7 @@
 mod keys;
 mod publish;
 pub mod serve;
+pub mod settings;
 mod token;
 
 use std::collections::HashMap;
