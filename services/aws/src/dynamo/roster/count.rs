@@ -12,10 +12,8 @@ use switchboard_core::roster::RosterError;
 use switchboard_model::{TenantId, UserId};
 use time::OffsetDateTime;
 
-use super::{
-    tenant_key, unavailable, user_key, DynamoRosterStore, LookupStats, BY_USER_INDEX, GSI1PK, PK,
-    TTL_ATTRIBUTE,
-};
+use super::super::{tenant_key, unavailable, user_key, BY_USER_INDEX, GSI1PK, PK, TTL_ATTRIBUTE};
+use super::{DynamoRosterStore, LookupStats};
 
 /// Requests one count may make, whatever the pages hold (each page reads at least one
 /// item, so a count ends anyway; this bounds a partition full of expired items).
