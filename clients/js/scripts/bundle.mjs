@@ -1,6 +1,7 @@
 // The library as one ESM file for the switchboard binary's demo page, which serves it with
-// include_str! (so the binary builds without Node). `write` regenerates the committed copy;
-// `check` fails when the committed copy differs from a fresh bundle. Both print the size
+// include_str! (so the binary builds without Node). `write` (`npm run bundle`) regenerates
+// the committed copy; `check` (in `npm test`) fails when it differs from a fresh bundle.
+// `npm run build` never writes it: building changes no tracked file. Both print the size
 // of the minified + gzipped bundle (the goal is at most 5 KB).
 //
 //   node scripts/bundle.mjs write|check
@@ -13,7 +14,7 @@ import { gzipSync } from "node:zlib";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const committed = join(root, "../../services/switchboard/src/serve/switchboard-client.js");
 const header =
-  "// Generated from clients/js/src by `npm run build` in clients/js: do not edit.\n" +
+  "// Generated from clients/js/src by `npm run bundle` in clients/js: do not edit.\n" +
   "// The switchboard binary serves it to the demo page (include_str!).\n";
 
 async function bundle(minify) {
@@ -49,7 +50,7 @@ if (mode === "write") {
     // missing: reported below
   }
   if (current !== fresh) {
-    console.error(`bundle: ${where} is stale or missing: run \`npm run build\` in clients/js and commit it`);
+    console.error(`bundle: ${where} is stale or missing: run \`npm run bundle\` in clients/js and commit it`);
     process.exit(1);
   }
   console.log(`bundle: ${where} is up to date`);

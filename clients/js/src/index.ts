@@ -1,5 +1,5 @@
 /**
- * `@switchboard/client`: a WebSocket client for Switchboard that reconnects, keeps the
+ * `switchboard-client`: a WebSocket client for Switchboard that reconnects, keeps the
  * socket alive, renews its token, resumes from the last cursor and hands out each message
  * id once. ESM, no runtime dependencies; browsers and Node (pass a `WebSocket`).
  */

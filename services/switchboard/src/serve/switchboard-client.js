@@ -1,4 +1,4 @@
-// Generated from clients/js/src by `npm run build` in clients/js: do not edit.
+// Generated from clients/js/src by `npm run bundle` in clients/js: do not edit.
 // The switchboard binary serves it to the demo page (include_str!).
 // src/backoff.ts
 function backoffDelay(attempt, baseMs, maxMs, random = Math.random) {
