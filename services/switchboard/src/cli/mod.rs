@@ -26,6 +26,10 @@ pub struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the whole service on this machine.
+    #[command(
+        after_help = "`switchboard serve --help` lists every environment setting with its default and meaning.",
+        after_long_help = settings::help()
+    )]
     Serve(serve::ServeArgs),
     /// Print a signed token: HS256 with JWT_HS256_SECRET, or ES256 with --key.
     Token(token::TokenArgs),

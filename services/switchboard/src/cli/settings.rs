@@ -57,12 +57,12 @@ pub const SETTINGS: &[Setting] = &[
         meaning: "roster table name. Two `serve` processes may share one table without harm but are not a cluster: each delivers only to its own sockets (a message published to one never reaches the other's clients) and never removes the other's connections — connection ids start with a random 4-character tag per process, and only ids with its own tag are treated as gone (others are skipped and counted in `switchboard_foreign_connections_skipped_total`). Run one `serve` per table, or deploy to AWS for more",
     },
     Setting {
-        names: "`DYNAMODB_ENDPOINT`",
+        names: "`DYNAMODB_ENDPOINT` / `AWS_ENDPOINT_URL_DYNAMODB`",
         default: "AWS default",
-        meaning: "endpoint override (DynamoDB Local); `AWS_ENDPOINT_URL_DYNAMODB` works too",
+        meaning: "endpoint override (DynamoDB Local); `DYNAMODB_ENDPOINT` wins when both are set",
     },
     Setting {
-        names: "`FANOUT_CONCURRENCY`",
+        names: "`FANOUT_CONCURRENCY` / `--fanout-concurrency`",
         default: "`64`",
         meaning: "posts in flight per message",
     },
@@ -137,12 +137,12 @@ pub const SETTINGS: &[Setting] = &[
         meaning: "how long usage per tenant per minute is kept, and the longest `from`–`to` range of `GET /v1/tenants/{t}/usage` (1–400). Memory (at most 200,000 minute buckets, a tenant's `TENANT_SHARE_PERCENT` of them) or, with `--roster dynamodb` and on AWS, the history table (docs/design.md: Usage)",
     },
     Setting {
-        names: "`LEGACY_BROADCAST`",
+        names: "`LEGACY_BROADCAST` / `--legacy-broadcast`",
         default: "`false`",
         meaning: "SQS bodies that are not JSON objects (plain text, arrays, numbers) go verbatim to every connection; a JSON object that is not a valid envelope is dead-lettered",
     },
     Setting {
-        names: "`CONNECTION_TTL_SECS`",
+        names: "`CONNECTION_TTL_SECS` / `--connection-ttl-secs`",
         default: "`7500`",
         meaning: "roster item lifetime (`expiresAt`), 1 s to 1 year; locally a socket is closed (1001) at 2 h, as API Gateway does, or at this lifetime if shorter",
     },
@@ -278,6 +278,52 @@ pub const SETTINGS: &[Setting] = &[
     },
 ];
 
+/// README.md's configuration table, exactly: a header row and one row per setting.
+pub fn markdown_table() -> String {
+    let mut table = String::from("| variable | default | meaning |\n|---|---|---|\n");
+    for setting in SETTINGS {
+        table.push_str(&format!(
+            "| {} | {} | {} |\n",
+            setting.names, setting.default, setting.meaning
+        ));
+    }
+    table
+}
+
+/// Width of [`help`]'s lines (the meanings are wrapped to it).
+const HELP_WIDTH: usize = 80;
+/// Indent of a meaning under its names.
+const HELP_INDENT: &str = "      ";
+
+/// The settings as plain text, for `switchboard serve --help`: per setting its names and
+/// default on one line, its meaning wrapped below.
+pub fn help() -> String {
+    let mut text = String::from(
+        "Environment settings (README.md: Configuration); a flag given overrides its variable:\n",
+    );
+    for setting in SETTINGS {
+        text.push_str(&format!(
+            "\n  {}  (default: {})\n",
+            plain(setting.names),
+            plain(setting.default)
+        ));
+        let mut line = String::new();
+        for word in plain(setting.meaning).split_whitespace() {
+            let width = HELP_INDENT.len() + line.chars().count() + 1 + word.chars().count();
+            if !line.is_empty() && width > HELP_WIDTH {
+                text.push_str(&format!("{HELP_INDENT}{line}\n"));
+                line.clear();
+            }
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+        text.push_str(&format!("{HELP_INDENT}{line}\n"));
+    }
+    text
+}
+
 /// The code spans of a cell: `` `A` / `--a`, `B` `` → `["A", "--a", "B"]`.
 fn code_spans(cell: &str) -> impl Iterator<Item = &str> {
     cell.split('`').skip(1).step_by(2)
@@ -333,36 +379,53 @@ fn plain(markdown: &str) -> String {
 /// `RECEIPT_TTL_SECS` or `--listen`) as plain text, e.g. `86400`; for a row naming several
 /// settings with as many defaults (`TENANT_CLAIM`, `ROLES_CLAIM` | `tenant`, `roles`), its own.
 pub fn default_of(variable: &str) -> Option<&'static str> {
-    static PLAIN: OnceLock<Vec<Vec<(Vec<&'static str>, String)>>> = OnceLock::new();
-    let rows = PLAIN.get_or_init(|| {
-        SETTINGS
-            .iter()
-            .map(|setting| {
-                let groups = parts(setting.names);
-                let defaults = parts(setting.default);
-                groups
-                    .iter()
-                    .enumerate()
-                    .map(|(i, group)| {
+    /// Per group of names (`A` / `--a`), its names and plain default.
+    static DEFAULTS: OnceLock<Vec<(Vec<&'static str>, String)>> = OnceLock::new();
+    DEFAULTS
+        .get_or_init(|| {
+            SETTINGS
+                .iter()
+                .flat_map(|setting| {
+                    let groups = parts(setting.names);
+                    let defaults = parts(setting.default);
+                    let own = defaults.len() == groups.len();
+                    groups.into_iter().enumerate().map(move |(i, group)| {
                         let default = match defaults.get(i) {
-                            Some(own) if defaults.len() == groups.len() => own,
+                            Some(default) if own => default,
                             _ => setting.default,
                         };
                         (code_spans(group).collect(), plain(default))
                     })
-                    .collect()
-            })
-            .collect()
-    });
-    rows.iter()
-        .flatten()
+                })
+                .collect()
+        })
+        .iter()
         .find(|(names, _)| names.contains(&variable))
         .map(|(_, default)| default.as_str())
 }
 
 #[cfg(test)]
 mod tests {
+    use std::cell::RefCell;
+    use std::collections::BTreeSet;
+
+    use clap::CommandFactory;
+
     use super::*;
+
+    const BEGIN: &str = "<!-- settings:begin -->\n";
+    const END: &str = "<!-- settings:end -->";
+
+    /// What README.md holds between the markers: the table between blank lines (so that
+    /// markdown sees the comments and the table as separate blocks).
+    fn readme_block() -> String {
+        format!("\n{}\n", markdown_table())
+    }
+
+    /// Every variable and flag some row names.
+    fn named() -> BTreeSet<&'static str> {
+        SETTINGS.iter().flat_map(|s| code_spans(s.names)).collect()
+    }
 
     #[test]
     fn default_of_finds_variables_and_flags_as_plain_text() {
@@ -375,5 +438,139 @@ mod tests {
         assert_eq!(default_of("ROLES_CLAIM"), Some("roles"));
         assert_eq!(default_of("--drain-timeout"), Some("10s"));
         assert_eq!(default_of("NOT_A_SETTING"), None);
+    }
+
+    #[test]
+    fn help_is_plain_text_naming_every_setting() {
+        let help = help();
+        for setting in SETTINGS {
+            assert!(help.contains(&plain(setting.names)), "{}", setting.names);
+        }
+        assert!(!help.contains('`'), "{help}");
+        assert!(help.contains("per-tenant limits (below)"), "link text kept");
+        let meanings = help.lines().filter(|line| line.starts_with(HELP_INDENT));
+        for line in meanings {
+            assert!(line.chars().count() <= HELP_WIDTH, "wrapped: {line}");
+        }
+    }
+
+    /// README.md's block between the markers is [`markdown_table`]; `UPDATE_README=1`
+    /// rewrites it instead of failing.
+    #[test]
+    fn readme_configuration_table_is_this_table() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
+        let readme = std::fs::read_to_string(&path).expect("README.md");
+        let begin = readme
+            .find(BEGIN)
+            .expect("README.md has <!-- settings:begin -->")
+            + BEGIN.len();
+        let end = begin
+            + readme[begin..]
+                .find(END)
+                .expect("README.md has <!-- settings:end -->");
+        let table = readme_block();
+        if readme[begin..end] == table {
+            return;
+        }
+        if std::env::var_os("UPDATE_README").is_some() {
+            let updated = format!("{}{table}{}", &readme[..begin], &readme[end..]);
+            std::fs::write(&path, updated).expect("README.md written");
+            return;
+        }
+        let ours = table.lines().chain(std::iter::repeat("(nothing)"));
+        let (line, (readme_line, ours)) = readme[begin..end]
+            .lines()
+            .chain(std::iter::repeat("(nothing)"))
+            .zip(ours)
+            .enumerate()
+            .find(|(_, (theirs, ours))| theirs != ours)
+            .expect("a differing line");
+        panic!(
+            "README.md's configuration table differs from services/switchboard/src/cli/settings.rs \
+             at README.md line {}:\n  README.md:   {readme_line}\n  settings.rs: {ours}\n\
+             Edit SETTINGS in settings.rs (not README.md), then run \
+             `UPDATE_README=1 cargo test -p switchboard --lib cli::settings` to rewrite README.md's block.",
+            readme[..begin].lines().count() + line + 1
+        );
+    }
+
+    /// Every variable and flag of `serve` is in the table: clap's `env`s (in a row's
+    /// names) and flags (anywhere in the table), and every variable the configuration
+    /// structs read at start-up (asked of a lookup that records the names).
+    #[test]
+    fn every_serve_setting_is_in_the_table() {
+        let named = named();
+        let table = markdown_table();
+        let cli = super::super::Cli::command();
+        let serve = cli.find_subcommand("serve").expect("serve command");
+        let mut missing = BTreeSet::new();
+        for arg in serve.get_arguments() {
+            if let Some(variable) = arg.get_env().and_then(|v| v.to_str()) {
+                if !named.contains(variable) {
+                    missing.insert(variable.to_string());
+                }
+            }
+            if let Some(long) = arg.get_long().filter(|long| *long != "help") {
+                let flag = format!("`--{long}`");
+                if !table.contains(&flag) {
+                    missing.insert(flag);
+                }
+            }
+        }
+        for variable in read_at_start() {
+            if !named.contains(variable.as_str()) {
+                missing.insert(variable);
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "serve reads settings the table does not name: {missing:?}; add a row (with its \
+             default and meaning) to SETTINGS in services/switchboard/src/cli/settings.rs"
+        );
+    }
+
+    /// The variables `serve`'s start-up asks for: the configuration structs' lookups, and the
+    /// variables named in cli/serve.rs and cli/serve/stores.rs (`env.get("…")`, constants).
+    fn read_at_start() -> BTreeSet<String> {
+        use switchboard_core::auth::{AuthConfig, ShortSecret};
+        use switchboard_core::config::ConnectConfig;
+        use switchboard_core::history::HistoryConfig;
+        use switchboard_core::publisher::PublisherConfig;
+        use switchboard_core::receipts::ReceiptConfig;
+        use switchboard_core::tenants::Tenants;
+        use switchboard_core::usage::UsageConfig;
+
+        let asked = RefCell::new(BTreeSet::new());
+        let record = |name: &str| {
+            asked.borrow_mut().insert(name.to_string());
+            None
+        };
+        let _ = PublisherConfig::from_lookup(record);
+        let _ = ConnectConfig::from_lookup(record);
+        let _ = AuthConfig::from_lookup_with(record, ShortSecret::Refuse);
+        let _ = HistoryConfig::from_lookup(record);
+        let _ = ReceiptConfig::from_lookup(record);
+        let _ = UsageConfig::from_lookup(record);
+        let _ = Tenants::from_lookup(record);
+        let _ = switchboard_aws::DynamoConfig::from_lookup(record);
+        let mut asked = asked.into_inner();
+        for source in [include_str!("serve.rs"), include_str!("serve/stores.rs")] {
+            asked.extend(
+                source
+                    .split('"')
+                    .skip(1)
+                    .step_by(2)
+                    .filter(|literal| {
+                        literal.len() > 3
+                            && literal.contains('_')
+                            && literal
+                                .chars()
+                                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+                    })
+                    .map(str::to_string),
+            );
+        }
+        assert!(asked.contains("RECEIPT_TTL_SECS") && asked.contains("MANAGEMENT_ACCESS_KEY_ID"));
+        asked
     }
 }

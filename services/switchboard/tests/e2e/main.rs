@@ -9,6 +9,7 @@ mod cli;
 mod client_frames;
 mod hardening;
 mod harness;
+mod help;
 mod history;
 mod history_bounds;
 mod identity;
