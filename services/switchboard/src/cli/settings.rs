@@ -1,7 +1,7 @@
 //! The environment settings of `switchboard serve`: ONE table, the source of both README.md's
 //! "Configuration" table (between `<!-- settings:begin -->` and `<!-- settings:end -->`) and
 //! the list `switchboard serve --help` prints. To change a row, edit [`SETTINGS`] here, then
-//! run `UPDATE_README=1 cargo test -p switchboard cli::settings` to rewrite README's block;
+//! run `UPDATE_README=1 cargo test -p switchboard --lib cli::settings` to rewrite README's block;
 //! without it that test fails while the two disagree. Cells are markdown, as README shows them.
 
 use std::sync::OnceLock;
