@@ -29,6 +29,11 @@
 // policy: logging is `logs:CreateLogStream`/`logs:PutLogEvents` on the function's own
 // log group (whose ARN attribute ends in `:*`, the log-stream part, a CloudFormation
 // attribute rather than a literal wildcard in our policy).
+//
+// Here: parameters, tables, queues, the two APIs, environment wiring and outputs. Beside it:
+// functions.ts (each function, its role and log group), permissions.ts (the IAM statements),
+// alarms.ts and connect-alarms.ts (alarms, the topic), dashboard.ts, nag.ts (the cdk-nag
+// findings accepted), names.ts (names the parts share).
 
 import * as cdk from 'aws-cdk-lib';
 import { Validations } from 'aws-cdk-lib';
@@ -37,7 +42,6 @@ import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import { WebSocketLambdaAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration, WebSocketLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
-import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -45,20 +49,20 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
-import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
-import * as fs from 'fs';
-import * as path from 'path';
 import { Construct } from 'constructs';
+import { createAlarms, createAlarmTopic } from './alarms';
 import { fanoutRate, FUNCTION_NAMES, FunctionName, SwitchboardConfig } from './config';
-import { addConnectAlarms } from './connect-alarms';
-import { bootstrapArchitecture, ElfArchitecture } from './elf';
+import { createDashboard } from './dashboard';
+import { rustFunction } from './functions';
 import { ISSUERS_FILE_PATH, stageIssuersFile } from './issuers';
+import { nagAcknowledgments } from './nag';
+import { STAGE_NAME, USER_INDEX } from './names';
+import { grantLeastPrivilege } from './permissions';
 import { stageTenantsFile, TENANTS_FILE_PATH, TENANTS_FUNCTIONS } from './tenants';
 
-/** The WebSocket stage; part of every client URL and of CALLBACK_URL. */
-export const STAGE_NAME = 'main';
-/** The roster's user index (docs/design.md: Roster). */
-export const USER_INDEX = 'byUser';
+export { AUTH_FAILURE_MESSAGES } from './alarms';
+export { STAGE_NAME, TARGET_TYPES, USAGE_KEY_PATTERN, USER_INDEX } from './names';
+
 /** The HTTP publish API's routes, all served by `publish-api` (docs/design.md: Publish API; Presence; Usage). */
 export const PUBLISH_API_ROUTES: ReadonlyArray<readonly [apigwv2.HttpMethod, string]> = [
   [apigwv2.HttpMethod.POST, '/v1/messages'],
@@ -67,41 +71,10 @@ export const PUBLISH_API_ROUTES: ReadonlyArray<readonly [apigwv2.HttpMethod, str
   [apigwv2.HttpMethod.GET, '/v1/tenants/{tenant}/users/{user}/presence'],
   [apigwv2.HttpMethod.GET, '/v1/tenants/{tenant}/usage'],
 ];
-/**
- * The partition keys of usage items in the history table (docs/design.md: Usage): `U#<tenant|*>`. The
- * functions that touch the history table for usage only are limited to them (`dynamodb:LeadingKeys`).
- */
-export const USAGE_KEY_PATTERN = 'U#*';
-/** The target types the EMF documents name in their `Target` dimension. */
-export const TARGET_TYPES = ['users', 'tenant', 'connections', 'broadcast'] as const;
-
-/**
- * Log lines (the `message` of the functions' JSON logs) that mean the JWT key source is
- * unusable: the function cannot verify any token. Counted by a metric filter, alarmed on;
- * a rejected token is not among them (the test checks each text against the Rust sources).
- */
-export const AUTH_FAILURE_MESSAGES: Record<'authorizer' | 'default' | 'publish-api', string[]> = {
-  // `telemetry::start("<function>", …)` logs "<function> configuration invalid" for any
-  // start-up failure, unusable keys included. `default` verifies `refresh` tokens.
-  authorizer: ['authorizer configuration invalid', 'JWKS fetch failed'],
-  default: ['default configuration invalid', 'JWKS fetch failed'],
-  'publish-api': ['publish-api configuration invalid', 'JWKS fetch failed'],
-};
 
 export interface SwitchboardStackProps extends cdk.StackProps {
   readonly config: SwitchboardConfig;
 }
-
-/** Per-function settings that differ; everything else is shared. */
-const FUNCTION_SETTINGS: Record<FunctionName, { memory: number; timeoutSecs?: number; description: string }> = {
-  authorizer: { memory: 256, timeoutSecs: 10, description: 'Switchboard: verifies the JWT on $connect (REQUEST authorizer)' },
-  connect: { memory: 256, timeoutSecs: 10, description: 'Switchboard: $connect, writes the roster item and counts usage' },
-  disconnect: { memory: 256, timeoutSecs: 10, description: 'Switchboard: $disconnect, deletes the roster item and counts usage' },
-  // Timeout: `defaultTimeoutSecs` (≤ 28 s: the `$default` integration times out at 29 s).
-  default: { memory: 256, description: 'Switchboard: $default, answers ping / whoami / resume / refresh / unknown_action' },
-  publisher: { memory: 512, description: 'Switchboard: SQS-triggered fan-out to the connections' },
-  'publish-api': { memory: 256, timeoutSecs: 15, description: 'Switchboard: POST /v1/messages (validates and enqueues), receipts, presence and usage reads' },
-};
 
 export class SwitchboardStack extends cdk.Stack {
   readonly table: dynamodb.Table;
@@ -182,8 +155,6 @@ export class SwitchboardStack extends cdk.Stack {
       sortKey: { name: 'GSI1SK', type: dynamodb.AttributeType.STRING },
       projectionType: dynamodb.ProjectionType.ALL,
     });
-    const tableArn = this.table.tableArn;
-    const userIndexArn = `${tableArn}/index/${USER_INDEX}`;
 
     // ---- History table (docs/design.md: History and resume) ------------------------------------------------------
     // A reconnect buffer: `PK` = the stream (`S#<tenant>#U#<user>`, `S#<tenant>`, `S#*`),
@@ -204,7 +175,6 @@ export class SwitchboardStack extends cdk.Stack {
       removalPolicy: cdk.RemovalPolicy.DESTROY,
       deletionProtection: false,
     });
-    const historyArn = this.historyTable.tableArn;
 
     // ---- Queues (docs/design.md: Publisher) --------------------------------------------------------------
     this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
@@ -229,7 +199,7 @@ export class SwitchboardStack extends cdk.Stack {
     // ---- Functions -----------------------------------------------------------------------
     const fns = {} as Record<FunctionName, lambda.Function>;
     for (const name of FUNCTION_NAMES) {
-      fns[name] = this.rustFunction(name, config, logLevel.valueAsString);
+      fns[name] = rustFunction(this, name, config, logLevel.valueAsString);
     }
     this.functions = fns;
     for (const fn of [fns.publisher, fns['publish-api']]) {
@@ -412,143 +382,12 @@ export class SwitchboardStack extends cdk.Stack {
       },
     });
 
-    // ---- Least-privilege IAM (docs/design.md: AWS deployment) ------------------------------------------------------
-    fns.connect.addToRolePolicy(
-      new iam.PolicyStatement({ sid: 'RosterPut', actions: ['dynamodb:PutItem'], resources: [tableArn] }),
-    );
-    // Connection caps (tenant settings only): `$connect` counts the tenant's connections
-    // (Query, Select=COUNT, on the table) and the user's (on byUser) before its PutItem.
-    if (config.tenantsFile) {
-      fns.connect.addToRolePolicy(
-        new iam.PolicyStatement({ sid: 'RosterCount', actions: ['dynamodb:Query'], resources: [tableArn] }),
-      );
-      fns.connect.addToRolePolicy(
-        new iam.PolicyStatement({ sid: 'RosterCountByUser', actions: ['dynamodb:Query'], resources: [userIndexArn] }),
-      );
-    }
-    fns.disconnect.addToRolePolicy(
-      new iam.PolicyStatement({ sid: 'RosterDelete', actions: ['dynamodb:DeleteItem'], resources: [tableArn] }),
-    );
-    // Usage (docs/design.md: Usage), on usage keys only: `$connect` adds 1 to the tenant's live counter (UpdateItem
-    // ADD) and raises the minute's peak (a conditional UpdateItem); `$disconnect` takes 1 off and adds the
-    // connection's minutes (UpdateItem ADD). Two UpdateItems each.
-    const onUsageKeys = { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [USAGE_KEY_PATTERN] } };
-    for (const fn of [fns.connect, fns.disconnect]) {
-      fn.addToRolePolicy(
-        new iam.PolicyStatement({ sid: 'UsageCount', actions: ['dynamodb:UpdateItem'], resources: [historyArn], conditions: onUsageKeys }),
-      );
-    }
-    fns.publisher.addToRolePolicy(
-      new iam.PolicyStatement({
-        sid: 'RosterRead',
-        actions: ['dynamodb:Query', 'dynamodb:Scan', 'dynamodb:BatchGetItem', 'dynamodb:DeleteItem'],
-        resources: [tableArn],
-      }),
-    );
-    fns.publisher.addToRolePolicy(
-      new iam.PolicyStatement({ sid: 'RosterQueryByUser', actions: ['dynamodb:Query'], resources: [userIndexArn] }),
-    );
-    const manageConnectionsArn = this.formatArn({
-      service: 'execute-api',
-      resource: this.webSocketApi.apiId,
-      resourceName: `${STAGE_NAME}/POST/@connections/*`,
-    });
-    fns.publisher.addToRolePolicy(
-      new iam.PolicyStatement({
-        sid: 'PostToConnections',
-        actions: ['execute-api:ManageConnections'],
-        resources: [manageConnectionsArn],
-      }),
-    );
-    // DeleteConnection: the publisher ends connections whose token expired.
-    const deleteConnectionsArn = this.formatArn({
-      service: 'execute-api',
-      resource: this.webSocketApi.apiId,
-      resourceName: `${STAGE_NAME}/DELETE/@connections/*`,
-    });
-    fns.publisher.addToRolePolicy(
-      new iam.PolicyStatement({
-        sid: 'CloseExpiredConnections',
-        actions: ['execute-api:ManageConnections'],
-        resources: [deleteConnectionsArn],
-      }),
-    );
-    fns.publisher.addToRolePolicy(
-      new iam.PolicyStatement({ sid: 'ContinueFanout', actions: ['sqs:SendMessage'], resources: [this.queue.queueArn] }),
-    );
-    fns.publisher.addToRolePolicy(
-      new iam.PolicyStatement({
-        sid: 'DeadLetter',
-        actions: ['sqs:SendMessage'],
-        resources: [this.deadLetterQueue.queueArn],
-      }),
-    );
-    fns.publisher.addToRolePolicy(
-      new iam.PolicyStatement({ sid: 'HistoryWrite', actions: ['dynamodb:BatchWriteItem'], resources: [historyArn] }),
-    );
-    // Receipts: one UpdateItem (ADD) per page, creating the receipt of a body sent straight to SQS. Usage (docs/design.md:
-    // Usage) uses it too: one UpdateItem (ADD) per tenant per unit of work (matched, delivered, gone, bytesSent).
-    fns.publisher.addToRolePolicy(
-      new iam.PolicyStatement({ sid: 'ReceiptUpdate', actions: ['dynamodb:UpdateItem'], resources: [historyArn] }),
-    );
-    // The work log (docs/design.md, "Fan-out at any size"): a conditional PutItem claims a unit (GetItem reads the
-    // claim it lost to), PutItem marks it done, a conditional DeleteItem gives a claim back.
-    fns.publisher.addToRolePolicy(
-      new iam.PolicyStatement({
-        sid: 'WorkLog',
-        actions: ['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:DeleteItem'],
-        resources: [historyArn],
-      }),
-    );
-    fns['publish-api'].addToRolePolicy(
-      new iam.PolicyStatement({ sid: 'Enqueue', actions: ['sqs:SendMessage'], resources: [this.queue.queueArn] }),
-    );
-    // Receipts: the conditional PutItem of idempotent publish, GetItem for GET /v1/messages/{id}, the conditional
-    // DeleteItem that takes a receipt back when the enqueue failed.
-    fns['publish-api'].addToRolePolicy(
-      new iam.PolicyStatement({
-        sid: 'Receipts',
-        actions: ['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:DeleteItem'],
-        resources: [historyArn],
-      }),
-    );
-    // Presence (docs/design.md: Presence): Query only, never Scan.
-    fns['publish-api'].addToRolePolicy(
-      new iam.PolicyStatement({ sid: 'PresenceQuery', actions: ['dynamodb:Query'], resources: [tableArn] }),
-    );
-    fns['publish-api'].addToRolePolicy(
-      new iam.PolicyStatement({ sid: 'PresenceQueryByUser', actions: ['dynamodb:Query'], resources: [userIndexArn] }),
-    );
-    // Usage (docs/design.md: Usage), on usage keys only: one UpdateItem (ADD) per counted publish; GET …/usage is one
-    // consistent Query on `U#<tenant>` (every page).
-    fns['publish-api'].addToRolePolicy(
-      new iam.PolicyStatement({ sid: 'UsageCount', actions: ['dynamodb:UpdateItem'], resources: [historyArn], conditions: onUsageKeys }),
-    );
-    fns['publish-api'].addToRolePolicy(
-      new iam.PolicyStatement({ sid: 'UsageRead', actions: ['dynamodb:Query'], resources: [historyArn], conditions: onUsageKeys }),
-    );
-    // default: `resume` reads the caller's streams and posts the missed frames to it.
-    fns.default.addToRolePolicy(
-      new iam.PolicyStatement({ sid: 'HistoryRead', actions: ['dynamodb:Query'], resources: [historyArn] }),
-    );
-    // default: a `refresh` moves the caller's `tokenExpiresAt` (UpdateItem, conditional on
-    // the item existing).
-    fns.default.addToRolePolicy(
-      new iam.PolicyStatement({ sid: 'RosterTokenExpiry', actions: ['dynamodb:UpdateItem'], resources: [tableArn] }),
-    );
-    fns.default.addToRolePolicy(
-      new iam.PolicyStatement({
-        sid: 'PostToCaller',
-        actions: ['execute-api:ManageConnections'],
-        resources: [manageConnectionsArn],
-      }),
-    );
-    // authorizer: logging only.
+    grantLeastPrivilege(this, config);
 
     // ---- Alarms, one topic, dashboard -----------------------------------------------------------
-    this.alarmTopic = this.createAlarmTopic(config);
-    this.createAlarms(config);
-    this.dashboard = this.createDashboard(config);
+    this.alarmTopic = createAlarmTopic(this, config);
+    createAlarms(this, config);
+    this.dashboard = createDashboard(this, config);
 
     // ---- Outputs -------------------------------------------------------------------------------
     new cdk.CfnOutput(this, 'WebSocketUrl', {
@@ -573,65 +412,7 @@ export class SwitchboardStack extends cdk.Stack {
     new cdk.CfnOutput(this, 'DashboardName', { description: 'CloudWatch dashboard', value: this.dashboard.dashboardName });
     new cdk.CfnOutput(this, 'MetricsNamespace', { description: 'CloudWatch namespace of the EMF metrics', value: this.metricsNamespace });
 
-    this.nagAcknowledgments(config);
-  }
-
-  /** One Rust function from its `cargo lambda` zip, with its own role and log group. */
-  private rustFunction(name: FunctionName, config: SwitchboardConfig, rustLog: string): lambda.Function {
-    const zip = path.join(config.lambdaDir, name, 'bootstrap.zip');
-    if (!fs.existsSync(zip)) {
-      throw new Error(
-        `missing ${zip}: build the functions first with ` +
-          '`cargo lambda build --release --output-format zip` (add --arm64 with -c architecture=arm64), ' +
-          'or point -c lambdaDir=<dir> at a folder holding <name>/bootstrap.zip',
-      );
-    }
-    const expected: ElfArchitecture = config.architecture === lambda.Architecture.ARM_64 ? 'arm64' : 'x86_64';
-    const built = bootstrapArchitecture(zip);
-    if (built !== expected) {
-      throw new Error(
-        `${zip} holds a bootstrap built for ${built}, but the stack deploys ${expected} functions: ` +
-          (expected === 'arm64'
-            ? 'build with `cargo lambda build --release --arm64 --output-format zip`'
-            : 'build with `cargo lambda build --release --x86-64 --output-format zip`') +
-          ` or synthesize with -c architecture=${built}`,
-      );
-    }
-    const id = pascal(name);
-    const settings = FUNCTION_SETTINGS[name];
-    // Recursive loop detection: the publisher sends continuation, retry and remainder work
-    // items to the queue that triggers it, and the SDK forwards the invocation's trace
-    // header on each SendMessage, so Lambda counts the hops and, with the default
-    // `RecursiveLoop: Terminate`, stops the chain after about 16 ("Use Lambda recursive
-    // loop detection to prevent infinite loops",
-    // https://docs.aws.amazon.com/lambda/latest/dg/invocation-recursion.html): a fan-out of
-    // more than ~16 pages would be cut off. The publisher alone opts out (`Allow`, CloudFormation
-    // AWS::Lambda::Function.RecursiveLoop) and bounds its chains itself: every work item
-    // carries a hop count and is dead-lettered past a bound derived from the configuration
-    // (docs/design.md). Every other function keeps Lambda's default.
-
-    const logGroup = new logs.LogGroup(this, `${id}Logs`, { retention: logs.RetentionDays.ONE_MONTH });
-    const role = new iam.Role(this, `${id}Role`, {
-      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-      description: `Switchboard ${name} function`,
-    });
-    logGroup.grantWrite(role);
-    return new lambda.Function(this, `${id}Function`, {
-      description: settings.description,
-      runtime: lambda.Runtime.PROVIDED_AL2023,
-      architecture: config.architecture,
-      handler: 'bootstrap',
-      code: lambda.Code.fromAsset(zip),
-      memorySize: settings.memory,
-      timeout: cdk.Duration.seconds(
-        name === 'default' ? config.defaultTimeoutSecs : (settings.timeoutSecs ?? config.publisherTimeoutSecs),
-      ),
-      role,
-      logGroup,
-      environment: { RUST_LOG: rustLog },
-      tracing: config.tracing ? lambda.Tracing.ACTIVE : undefined,
-      recursiveLoop: name === 'publisher' ? lambda.RecursiveLoop.ALLOW : undefined,
-    });
+    nagAcknowledgments(this, config);
   }
 
   /**
@@ -655,17 +436,6 @@ export class SwitchboardStack extends cdk.Stack {
         "API Gateway's account-wide logging role must be able to write to any access-log group of any API in the region; the AWS managed policy is the documented one for it.",
     });
     return account;
-  }
-
-  /** The stack's own topic (or the one given by `alarmTopicArn`), with an optional e-mail subscriber. */
-  private createAlarmTopic(config: SwitchboardConfig): sns.ITopic {
-    if (config.alarmTopicArn) {
-      if (config.alarmEmail) throw new Error('context alarmEmail subscribes to the stack\'s own topic: drop it or alarmTopicArn');
-      return sns.Topic.fromTopicArn(this, 'AlarmTopic', config.alarmTopicArn);
-    }
-    const topic = new sns.Topic(this, 'AlarmTopic', { displayName: `${this.stackName} alarms`, enforceSSL: true });
-    if (config.alarmEmail) topic.addSubscription(new subscriptions.EmailSubscription(config.alarmEmail));
-    return topic;
   }
 
   /** An EMF metric summed over every target type (the documents' empty dimension set). */
@@ -713,254 +483,4 @@ export class SwitchboardStack extends cdk.Stack {
       JWT_AUDIENCE: cdk.Fn.conditionIf(hasAudience.logicalId, audience.valueAsString, cdk.Aws.NO_VALUE).toString(),
     };
   }
-
-  /**
-   * Alarms that mean trouble, each to the one topic. Not the authorizer's `Errors`: every
-   * rejected token is one (its `Unauthorized` is an error by design), so anyone could page
-   * the operator; a metric filter on the log lines that mean "no key to verify with" instead,
-   * and the alarms of lib/connect-alarms.ts for an authorizer or integration that is down.
-   */
-  private createAlarms(config: SwitchboardConfig): void {
-    const fns = this.functions;
-    const alarm = (id: string, props: Omit<cloudwatch.AlarmProps, 'evaluationPeriods'> & { evaluationPeriods?: number }) => {
-      const a = new cloudwatch.Alarm(this, id, {
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-        ...props,
-        evaluationPeriods: props.evaluationPeriods ?? 1,
-      });
-      a.addAlarmAction(new cwActions.SnsAction(this.alarmTopic));
-      this.alarms.push(a);
-      return a;
-    };
-    alarm('DeadLetterQueueDepth', {
-      alarmDescription: 'Switchboard: messages in the dead-letter queue (malformed bodies or 5 failed receives)',
-      metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: cdk.Duration.minutes(1), statistic: cloudwatch.Stats.MAXIMUM }),
-      threshold: 0,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-    });
-    alarm('QueueOldestMessageAge', {
-      alarmDescription: `Switchboard: the oldest queued message waits more than ${config.queueAgeAlarmSecs} s (publishers behind or failing)`,
-      metric: this.queue.metricApproximateAgeOfOldestMessage({ period: cdk.Duration.minutes(1), statistic: cloudwatch.Stats.MAXIMUM }),
-      threshold: config.queueAgeAlarmSecs,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-      evaluationPeriods: 5,
-      datapointsToAlarm: 3,
-    });
-    for (const name of ['connect', 'disconnect', 'default', 'publisher', 'publish-api'] as const) {
-      alarm(`${pascal(name)}Errors`, {
-        alarmDescription: `Switchboard: ${name} function errors (failed invocations)`,
-        metric: fns[name].metricErrors({ period: cdk.Duration.minutes(5), statistic: cloudwatch.Stats.SUM }),
-        threshold: 0,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-      });
-    }
-    const timeoutMs = config.publisherTimeoutSecs * 1000;
-    alarm('PublisherDurationNearTimeout', {
-      alarmDescription: `Switchboard: a publisher invocation ran longer than 80% of its ${config.publisherTimeoutSecs} s timeout`,
-      metric: fns.publisher.metricDuration({ period: cdk.Duration.minutes(5), statistic: cloudwatch.Stats.MAXIMUM }),
-      threshold: Math.floor(timeoutMs * 0.8),
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-    });
-    alarm('PublisherThrottles', {
-      alarmDescription: 'Switchboard: publisher invocations throttled by Lambda (account concurrency exhausted)',
-      metric: fns.publisher.metricThrottles({ period: cdk.Duration.minutes(5), statistic: cloudwatch.Stats.SUM }),
-      threshold: 0,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-    });
-    alarm('PublisherPostsThrottled', {
-      alarmDescription:
-        "Switchboard: PostToConnection answered 429 in 3 of 5 minutes: the account's API Gateway quota is exhausted (every client's $connect suffers too); lower postBudgetPerSecond or raise the quota",
-      metric: this.emfMetric('Throttled'),
-      threshold: 0,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-      evaluationPeriods: 5,
-      datapointsToAlarm: 3,
-    });
-    alarm('PublishApi5xx', {
-      alarmDescription: 'Switchboard: the publish API answered 5xx (enqueue failures, function errors or timeouts)',
-      metric: this.httpApi.metricServerError({ period: cdk.Duration.minutes(5), statistic: cloudwatch.Stats.SUM }),
-      threshold: 0,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-    });
-    // Key source unusable: a metric filter on the exact log messages, on every verifier.
-    for (const name of ['authorizer', 'default', 'publish-api'] as const) {
-      new logs.MetricFilter(this, `${pascal(name)}AuthConfigFailures`, {
-        logGroup: fns[name].logGroup as logs.ILogGroup,
-        metricNamespace: this.metricsNamespace,
-        metricName: 'AuthConfigFailures',
-        metricValue: '1',
-        filterPattern: logs.FilterPattern.any(
-          ...AUTH_FAILURE_MESSAGES[name].map((m) => logs.FilterPattern.stringValue('$.fields.message', '=', m)),
-        ),
-      });
-    }
-    alarm('AuthConfigFailures', {
-      alarmDescription:
-        'Switchboard: the authorizer, the $default route or the publish API cannot load its JWT keys (configuration invalid, keys unusable, or JWKS fetch failed); tokens cannot be verified',
-      metric: this.emfMetric('AuthConfigFailures', { period: cdk.Duration.minutes(5) }),
-      threshold: 0,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-    });
-    addConnectAlarms(this, {
-      authorizer: fns.authorizer,
-      webSocketApiId: this.webSocketApi.apiId,
-      stageName: STAGE_NAME,
-      metricsNamespace: this.metricsNamespace,
-      alarm,
-    });
-  }
-
-  /** One page: publisher EMF metrics, the queues, both APIs, the functions, the alarms. */
-  private createDashboard(config: SwitchboardConfig): cloudwatch.Dashboard {
-    const fns = this.functions;
-    const dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
-      dashboardName: `${this.stackName}-${cdk.Aws.REGION}`,
-      defaultInterval: cdk.Duration.hours(3),
-    });
-    const byTarget = (metric: string) =>
-      TARGET_TYPES.map((t) => this.emfMetric(metric, { dimensionsMap: { Target: t }, label: t }));
-    const ws = (metricName: string, statistic: string = cloudwatch.Stats.SUM) =>
-      new cloudwatch.Metric({
-        namespace: 'AWS/ApiGateway',
-        metricName,
-        dimensionsMap: { ApiId: this.webSocketApi.apiId, Stage: STAGE_NAME },
-        period: cdk.Duration.minutes(1),
-        statistic,
-      });
-    const graph = (title: string, left: cloudwatch.IMetric[], extra: Partial<cloudwatch.GraphWidgetProps> = {}) =>
-      new cloudwatch.GraphWidget({ title, left, width: 8, height: 6, ...extra });
-    dashboard.addWidgets(
-      new cloudwatch.TextWidget({
-        markdown: `# ${this.stackName}\nFan-out budget ${config.postBudgetPerSecond} posts/s = ${config.publisherMaxConcurrency} publishers × FANOUT_RATE ${fanoutRate(config)}. EMF namespace \`${this.metricsNamespace}\`.`,
-        width: 24,
-        height: 2,
-      }),
-    );
-    dashboard.addWidgets(
-      graph('Posts per minute', ['Delivered', 'Gone', 'Failed', 'Throttled', 'Retries'].map((m) => this.emfMetric(m, { label: m }))),
-      graph('Delivered by target type', byTarget('Delivered')),
-      graph('Fan-out duration per message (ms)', [
-        this.emfMetric('FanoutDuration', { statistic: cloudwatch.Stats.p(50), label: 'p50' }),
-        this.emfMetric('FanoutDuration', { statistic: cloudwatch.Stats.p(99), label: 'p99' }),
-        this.emfMetric('FanoutDuration', { statistic: cloudwatch.Stats.MAXIMUM, label: 'max' }),
-      ]),
-    );
-    dashboard.addWidgets(
-      graph('Queue depth', [
-        this.queue.metricApproximateNumberOfMessagesVisible({ period: cdk.Duration.minutes(1), label: 'queue visible' }),
-        this.queue.metricApproximateNumberOfMessagesNotVisible({ period: cdk.Duration.minutes(1), label: 'queue in flight' }),
-        this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: cdk.Duration.minutes(1), label: 'DLQ' }),
-      ]),
-      graph(
-        'Oldest queued message (s)',
-        [this.queue.metricApproximateAgeOfOldestMessage({ period: cdk.Duration.minutes(1), statistic: cloudwatch.Stats.MAXIMUM })],
-        { leftAnnotations: [{ value: config.queueAgeAlarmSecs, label: 'alarm' }] },
-      ),
-      graph(
-        'Publisher duration (ms) and concurrency',
-        [fns.publisher.metricDuration({ period: cdk.Duration.minutes(1), statistic: cloudwatch.Stats.MAXIMUM, label: 'max duration' })],
-        {
-          right: [fns.publisher.metric('ConcurrentExecutions', { period: cdk.Duration.minutes(1), statistic: cloudwatch.Stats.MAXIMUM })],
-          leftAnnotations: [{ value: config.publisherTimeoutSecs * 1000, label: 'timeout' }],
-          rightAnnotations: [{ value: config.publisherMaxConcurrency, label: 'maxConcurrency' }],
-        },
-      ),
-    );
-    dashboard.addWidgets(
-      graph('Publish API (EMF)', ['Requests', 'Accepted', 'ClientErrors', 'ServerErrors'].map((m) => this.emfMetric(m, { label: m }))),
-      graph('Publish API (API Gateway)', [
-        this.httpApi.metricCount({ period: cdk.Duration.minutes(1), label: 'requests' }),
-        this.httpApi.metricClientError({ period: cdk.Duration.minutes(1), label: '4xx' }),
-        this.httpApi.metricServerError({ period: cdk.Duration.minutes(1), label: '5xx' }),
-      ], { right: [this.httpApi.metricLatency({ period: cdk.Duration.minutes(1), statistic: cloudwatch.Stats.p(99), label: 'p99 latency' })] }),
-      graph('WebSocket API', [
-        ws('ConnectCount'),
-        ws('MessageCount'),
-        ws('ClientError'),
-        ws('ExecutionError'),
-        ws('IntegrationError'),
-      ]),
-    );
-    dashboard.addWidgets(
-      graph(
-        'Function errors',
-        FUNCTION_NAMES.map((n) => fns[n].metricErrors({ period: cdk.Duration.minutes(1), label: n })),
-        { width: 12 },
-      ),
-      graph(
-        'Function throttles',
-        FUNCTION_NAMES.map((n) => fns[n].metricThrottles({ period: cdk.Duration.minutes(1), label: n })),
-        { width: 12 },
-      ),
-    );
-    dashboard.addWidgets(new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 24, height: 4 }));
-    return dashboard;
-  }
-
-  /**
-   * Every cdk-nag finding we accept, with its reason, acknowledged on the one resource it
-   * is about (cdk-nag v3 uses CDK's own `Validations.of(construct).acknowledge`).
-   */
-  private nagAcknowledgments(config: SwitchboardConfig): void {
-    if (config.tracing) {
-      for (const name of FUNCTION_NAMES) {
-        Validations.of(this.functions[name].role!).acknowledge({
-          id: 'AwsSolutions::AwsSolutions-IAM5[Resource::*]',
-          reason:
-            'X-Ray active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permissions, so Resource must be * (the statement CDK adds with Tracing.ACTIVE; opt out with -c tracing=false).',
-        });
-      }
-    }
-    if (!config.webSocketAccessLogs) {
-      Validations.of(this.webSocketStage).acknowledge({
-        id: 'AwsSolutions::AwsSolutions-APIG1',
-        reason:
-          "WebSocket access logs need the account-wide API Gateway CloudWatch Logs role, which a fresh account lacks; they are off by default so the first deploy succeeds, and on with -c webSocketAccessLogs=true after the one-time step in infra/README.md. Lambda logs every connect, disconnect and message meanwhile.",
-      });
-    }
-    Validations.of(this.historyTable).acknowledge({
-      id: 'AwsSolutions::AwsSolutions-DDB3',
-      reason:
-        'The history table is a reconnect buffer (docs/design.md: History and resume): every item expires after HISTORY_TTL_SECS (default 5 minutes) and was already delivered, and the delivery receipts beside it (docs/design.md: Receipts) are reports that expire after RECEIPT_TTL_SECS (default a day); a point-in-time restore could only bring back expired or stale items, so continuous backups would cost money for nothing. The usage buckets beside them (docs/design.md: Usage, kept USAGE_RETENTION_DAYS) are best-effort counts that may undercount by design; whoever bills from them reads them out through GET …/usage.',
-    });
-    const routes = this.webSocketApi.node.findAll().filter((c): c is apigwv2.CfnRoute => c instanceof apigwv2.CfnRoute);
-    for (const route of routes) {
-      const key = this.resolve(route.routeKey);
-      if (key === '$disconnect' || key === '$default') {
-        Validations.of(route).acknowledge({
-          id: 'AwsSolutions::AwsSolutions-APIG4',
-          reason:
-            'WebSocket APIs authorize only on $connect (API Gateway allows an authorizer on no other route); $disconnect and $default run on connections that $connect already authorized, with the identity the authorizer returned.',
-        });
-      }
-    }
-    const httpRoutes = this.httpApi.node.findAll().filter((c): c is apigwv2.CfnRoute => c instanceof apigwv2.CfnRoute);
-    for (const route of httpRoutes) {
-      Validations.of(route).acknowledge({
-        id: 'AwsSolutions::AwsSolutions-APIG4',
-        reason:
-          'The publish API (POST /v1/messages, GET /v1/messages/{id}, GET …/presence, GET …/usage) is authorized by the publish-api function itself (docs/design.md: Publish API; Presence; Usage): it verifies the bearer JWT with the same code as the WebSocket authorizer and also enforces role and tenant rules, answering 401/403 as JSON.',
-      });
-    }
-    const apiLogicalId = this.resolve((this.webSocketApi.node.defaultChild as apigwv2.CfnApi).logicalId);
-    for (const name of ['publisher', 'default'] as const) {
-      Validations.of(this.functions[name].role!).acknowledge({
-        id: `AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<${apiLogicalId}>/${STAGE_NAME}/POST/@connections/*]`,
-        reason:
-          'Posting to a WebSocket client needs execute-api:ManageConnections on arn:…:<this API id>/main/POST/@connections/<connectionId>; connection ids are unknown in advance, so the last path segment is a wildcard (API, stage and method are fixed).',
-      });
-    }
-    Validations.of(this.functions.publisher.role!).acknowledge({
-      id: `AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<${apiLogicalId}>/${STAGE_NAME}/DELETE/@connections/*]`,
-      reason:
-        'Closing a connection whose token expired needs execute-api:ManageConnections on arn:…:<this API id>/main/DELETE/@connections/<connectionId>; connection ids are unknown in advance, so the last path segment is a wildcard (API, stage and method are fixed).',
-    });
-  }
-}
-
-function pascal(name: string): string {
-  return name
-    .split('-')
-    .map((p) => p.charAt(0).toUpperCase() + p.slice(1))
-    .join('');
 }

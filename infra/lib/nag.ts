@@ -1,0 +1,68 @@
+// The cdk-nag findings the stack accepts, each with its reason, on the one resource it is
+// about.
+
+import { Validations } from 'aws-cdk-lib';
+import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
+import { FUNCTION_NAMES, SwitchboardConfig } from './config';
+import { STAGE_NAME } from './names';
+import type { SwitchboardStack } from './switchboard-stack';
+
+/**
+ * Every cdk-nag finding we accept, with its reason, acknowledged on the one resource it
+ * is about (cdk-nag v3 uses CDK's own `Validations.of(construct).acknowledge`).
+ */
+export function nagAcknowledgments(stack: SwitchboardStack, config: SwitchboardConfig): void {
+  if (config.tracing) {
+    for (const name of FUNCTION_NAMES) {
+      Validations.of(stack.functions[name].role!).acknowledge({
+        id: 'AwsSolutions::AwsSolutions-IAM5[Resource::*]',
+        reason:
+          'X-Ray active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permissions, so Resource must be * (the statement CDK adds with Tracing.ACTIVE; opt out with -c tracing=false).',
+      });
+    }
+  }
+  if (!config.webSocketAccessLogs) {
+    Validations.of(stack.webSocketStage).acknowledge({
+      id: 'AwsSolutions::AwsSolutions-APIG1',
+      reason:
+        "WebSocket access logs need the account-wide API Gateway CloudWatch Logs role, which a fresh account lacks; they are off by default so the first deploy succeeds, and on with -c webSocketAccessLogs=true after the one-time step in infra/README.md. Lambda logs every connect, disconnect and message meanwhile.",
+    });
+  }
+  Validations.of(stack.historyTable).acknowledge({
+    id: 'AwsSolutions::AwsSolutions-DDB3',
+    reason:
+      'The history table is a reconnect buffer (docs/design.md: History and resume): every item expires after HISTORY_TTL_SECS (default 5 minutes) and was already delivered, and the delivery receipts beside it (docs/design.md: Receipts) are reports that expire after RECEIPT_TTL_SECS (default a day); a point-in-time restore could only bring back expired or stale items, so continuous backups would cost money for nothing. The usage buckets beside them (docs/design.md: Usage, kept USAGE_RETENTION_DAYS) are best-effort counts that may undercount by design; whoever bills from them reads them out through GET …/usage.',
+  });
+  const routes = stack.webSocketApi.node.findAll().filter((c): c is apigwv2.CfnRoute => c instanceof apigwv2.CfnRoute);
+  for (const route of routes) {
+    const key = stack.resolve(route.routeKey);
+    if (key === '$disconnect' || key === '$default') {
+      Validations.of(route).acknowledge({
+        id: 'AwsSolutions::AwsSolutions-APIG4',
+        reason:
+          'WebSocket APIs authorize only on $connect (API Gateway allows an authorizer on no other route); $disconnect and $default run on connections that $connect already authorized, with the identity the authorizer returned.',
+      });
+    }
+  }
+  const httpRoutes = stack.httpApi.node.findAll().filter((c): c is apigwv2.CfnRoute => c instanceof apigwv2.CfnRoute);
+  for (const route of httpRoutes) {
+    Validations.of(route).acknowledge({
+      id: 'AwsSolutions::AwsSolutions-APIG4',
+      reason:
+        'The publish API (POST /v1/messages, GET /v1/messages/{id}, GET …/presence, GET …/usage) is authorized by the publish-api function itself (docs/design.md: Publish API; Presence; Usage): it verifies the bearer JWT with the same code as the WebSocket authorizer and also enforces role and tenant rules, answering 401/403 as JSON.',
+    });
+  }
+  const apiLogicalId = stack.resolve((stack.webSocketApi.node.defaultChild as apigwv2.CfnApi).logicalId);
+  for (const name of ['publisher', 'default'] as const) {
+    Validations.of(stack.functions[name].role!).acknowledge({
+      id: `AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<${apiLogicalId}>/${STAGE_NAME}/POST/@connections/*]`,
+      reason:
+        'Posting to a WebSocket client needs execute-api:ManageConnections on arn:…:<this API id>/main/POST/@connections/<connectionId>; connection ids are unknown in advance, so the last path segment is a wildcard (API, stage and method are fixed).',
+    });
+  }
+  Validations.of(stack.functions.publisher.role!).acknowledge({
+    id: `AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<${apiLogicalId}>/${STAGE_NAME}/DELETE/@connections/*]`,
+    reason:
+      'Closing a connection whose token expired needs execute-api:ManageConnections on arn:…:<this API id>/main/DELETE/@connections/<connectionId>; connection ids are unknown in advance, so the last path segment is a wildcard (API, stage and method are fixed).',
+  });
+}

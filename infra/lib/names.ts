@@ -1,0 +1,14 @@
+// Fixed names the stack's parts share: the WebSocket stage, the roster's user index, the
+// usage keys of the history table, the target types of the EMF metrics.
+
+/** The WebSocket stage; part of every client URL and of CALLBACK_URL. */
+export const STAGE_NAME = 'main';
+/** The roster's user index (docs/design.md: Roster). */
+export const USER_INDEX = 'byUser';
+/**
+ * The partition keys of usage items in the history table (docs/design.md: Usage): `U#<tenant|*>`. The
+ * functions that touch the history table for usage only are limited to them (`dynamodb:LeadingKeys`).
+ */
+export const USAGE_KEY_PATTERN = 'U#*';
+/** The target types the EMF documents name in their `Target` dimension. */
+export const TARGET_TYPES = ['users', 'tenant', 'connections', 'broadcast'] as const;
