@@ -61,13 +61,7 @@ mod usage;
 pub mod work;
 
 #[cfg(test)]
-mod once_tests;
-#[cfg(test)]
-mod receipt_tests;
-#[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod usage_tests;
 
 pub use config::{
     PublisherConfig, RetryPolicy, DEADLINE_MARGIN, DEADLINE_SPARE, POST_ATTEMPT_TIMEOUT,

@@ -2,26 +2,11 @@
 //! holds after waits for the rate limiter (`docs/design.md`, "Fan-out at any size").
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
-
-use serde_json::json;
-use switchboard_model::TenantId;
 
 use super::*;
-use crate::queue::InboundMessage;
-use crate::testkit::{run_to_completion, ScriptedPusher};
-
-use super::tests::{connect_many, rig_with, test_config, Rig};
 
 fn rig(config: PublisherConfig) -> Rig {
     rig_with(ScriptedPusher::new(), config)
-}
-
-fn config(shard_size: usize) -> PublisherConfig {
-    PublisherConfig {
-        shard_size,
-        ..test_config()
-    }
 }
 
 /// Posts per connection so far: every one must be 1.
@@ -33,16 +18,8 @@ fn posts_per_connection(rig: &Rig) -> std::collections::BTreeMap<String, usize> 
     counts
 }
 
-fn inbound(id: &str, body: String) -> InboundMessage {
-    InboundMessage {
-        message_id: id.to_string(),
-        body,
-        receive_count: 1,
-    }
-}
-
 fn tenant_message() -> InboundMessage {
-    inbound(
+    message(
         "q-1",
         json!({"id":"m-1","target":{"type":"tenant","tenant":"acme"},"data":1}).to_string(),
     )
@@ -52,10 +29,10 @@ fn tenant_message() -> InboundMessage {
 async fn a_redelivered_broadcast_starts_nothing_again() {
     let rig = rig(PublisherConfig {
         scan_segments: 4,
-        ..config(5)
+        ..sharded(5)
     });
     connect_many(&rig, "acme", 30).await;
-    let broadcast = inbound(
+    let broadcast = message(
         "q-b",
         json!({"id":"b-1","target":{"type":"broadcast"},"data":1}).to_string(),
     );
@@ -73,7 +50,7 @@ async fn a_redelivered_broadcast_starts_nothing_again() {
 
 #[tokio::test]
 async fn copies_of_a_page_run_once() {
-    let rig = rig(config(10));
+    let rig = rig(sharded(10));
     connect_many(&rig, "acme", 25).await;
     let first = rig.publisher.handle_batch(&[tenant_message()]).await;
     assert_eq!(first.reports[0].outcome, Outcome::Delivered);
@@ -83,12 +60,12 @@ async fn copies_of_a_page_run_once() {
     // Two copies in one batch (one claims, one finds the claim), then a third later.
     let copies = rig
         .publisher
-        .handle_batch(&[inbound("w-1", body.clone()), inbound("w-1", body.clone())])
+        .handle_batch(&[message("w-1", body.clone()), message("w-1", body.clone())])
         .await;
     let mut outcomes: Vec<_> = copies.reports.iter().map(|r| r.outcome).collect();
     outcomes.sort_by_key(|o| o.as_str());
     assert_eq!(outcomes, [Outcome::Delivered, Outcome::Duplicate]);
-    let again = rig.publisher.handle_batch(&[inbound("w-1", body)]).await;
+    let again = rig.publish("w-1", body).await;
     assert_eq!(again.reports[0].outcome, Outcome::Duplicate);
     // The one continuation the page enqueued once.
     assert_eq!(rig.work.drain().len(), 1);
@@ -99,10 +76,10 @@ async fn copies_of_a_page_run_once() {
 async fn a_unit_redelivered_for_a_retry_runs_again() {
     let rig = rig(PublisherConfig {
         deadline_margin: Duration::from_secs(5),
-        ..config(10)
+        ..sharded(10)
     });
     connect_many(&rig, "acme", 3).await;
-    let users = inbound(
+    let users = message(
         "q-2",
         json!({"id":"m-2","target":{"type":"users","tenant":"acme","users":["u1"]},"data":2})
             .to_string(),
@@ -124,7 +101,7 @@ async fn a_unit_redelivered_for_a_retry_runs_again() {
 async fn an_item_past_the_hop_bound_is_dead_lettered_as_a_runaway() {
     let rig = rig(PublisherConfig {
         max_connections: 3,
-        ..config(1)
+        ..sharded(1)
     });
     let bound = rig.publisher.config().max_hops();
     assert_eq!(bound, 26);
@@ -149,7 +126,7 @@ async fn an_item_past_the_hop_bound_is_dead_lettered_as_a_runaway() {
 
 #[tokio::test]
 async fn a_long_chain_within_the_bound_completes() {
-    let rig = rig(config(1));
+    let rig = rig(sharded(1));
     connect_many(&rig, "acme", 40).await;
     let reports = run_to_completion(&rig.publisher, &rig.work, vec![tenant_message()], 100).await;
     assert_eq!(reports.len(), 40);
@@ -165,7 +142,7 @@ async fn no_post_starts_after_a_limiter_wait_that_reached_the_margin() {
     let rig = rig(PublisherConfig {
         fanout_rate: 10,
         deadline_margin: Duration::from_millis(100),
-        ..config(100)
+        ..sharded(100)
     });
     connect_many(&rig, "acme", 20).await;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(350);
@@ -185,7 +162,7 @@ async fn no_post_starts_after_a_limiter_wait_that_reached_the_margin() {
 
 #[tokio::test]
 async fn a_retry_item_the_queue_refuses_is_dead_lettered_and_the_page_succeeds() {
-    let rig = rig(config(10));
+    let rig = rig(sharded(10));
     connect_many(&rig, "acme", 3).await;
     rig.pusher.always_fail(
         "acme-00001",

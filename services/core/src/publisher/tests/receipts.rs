@@ -1,62 +1,16 @@
 //! The publisher's receipt bookkeeping, on the memory stores and a scripted pusher.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use async_trait::async_trait;
-use serde_json::{json, Value};
-use switchboard_model::TenantId;
-use time::OffsetDateTime;
 
 use super::*;
-use crate::pusher::PushError;
-use crate::receipts::{
-    Created, MemoryReceiptStore, Progress, Receipt, ReceiptConfig, ReceiptError, ReceiptKey,
-    ReceiptStatus, ReceiptStore, Seed,
-};
-use crate::roster::{ConnectionRecord, MemoryRosterStore, RosterStore};
-use crate::testkit::{run_to_completion, spread_records, RecordingQueue, ScriptedPusher};
-
-struct Rig {
-    roster: Arc<MemoryRosterStore>,
-    pusher: Arc<ScriptedPusher>,
-    dlq: Arc<RecordingQueue>,
-    work: Arc<RecordingQueue>,
-    receipts: Arc<MemoryReceiptStore>,
-    publisher: Publisher,
-}
+use crate::receipts::{Created, Progress, ReceiptError, ReceiptStatus, Seed};
+use crate::testkit::spread_records;
 
 fn rig(config: PublisherConfig) -> Rig {
-    rig_on(config, None)
+    rig_with(ScriptedPusher::new(), config).with_receipts(None)
 }
 
-fn rig_on(config: PublisherConfig, store: Option<Arc<dyn ReceiptStore>>) -> Rig {
-    let roster = Arc::new(MemoryRosterStore::new());
-    let pusher = Arc::new(ScriptedPusher::new());
-    let dlq = Arc::new(RecordingQueue::new());
-    let work = Arc::new(RecordingQueue::new());
-    let receipts = Arc::new(MemoryReceiptStore::new(1_000));
-    let store = store.unwrap_or_else(|| receipts.clone());
-    let publisher = Publisher::new(
-        PublisherPorts {
-            roster: roster.clone(),
-            pusher: pusher.clone(),
-            dead_letters: dlq.clone(),
-            work_queue: work.clone(),
-        },
-        config,
-    )
-    .with_receipts(Receipts::new(store, &ReceiptConfig::default()));
-    Rig {
-        roster,
-        pusher,
-        dlq,
-        work,
-        receipts,
-        publisher,
-    }
-}
-
+/// Fewer, faster retries than [`test_config`].
 fn config() -> PublisherConfig {
     PublisherConfig {
         retry: RetryPolicy {
@@ -64,41 +18,12 @@ fn config() -> PublisherConfig {
             base_delay: Duration::from_millis(1),
             max_delay: Duration::from_millis(2),
         },
-        gone_grace: Duration::ZERO,
-        retry_item_delay: Duration::ZERO,
-        ..PublisherConfig::default()
-    }
-}
-
-fn message(id: &str, body: Value) -> InboundMessage {
-    InboundMessage {
-        message_id: id.to_string(),
-        body: body.to_string(),
-        receive_count: 1,
+        ..test_config()
     }
 }
 
 fn acme(id: &str) -> ReceiptKey {
     ReceiptKey::new(Some(TenantId::parse("acme").unwrap()), id)
-}
-
-impl Rig {
-    async fn connect(&self, user: &str, connection: &str) {
-        let record = ConnectionRecord::from_raw(
-            connection,
-            "acme",
-            user,
-            vec![],
-            OffsetDateTime::now_utc(),
-            7_500,
-        )
-        .unwrap();
-        self.roster.put(&record).await.unwrap();
-    }
-
-    async fn receipt(&self, key: &ReceiptKey) -> Receipt {
-        self.receipts.get(key).await.unwrap().expect("a receipt")
-    }
 }
 
 fn counts(r: &Receipt) -> (i64, i64, i64, i64) {
@@ -108,14 +33,14 @@ fn counts(r: &Receipt) -> (i64, i64, i64, i64) {
 #[tokio::test]
 async fn a_message_with_a_gone_connection_is_delivered_with_its_counts() {
     let rig = rig(config());
-    rig.connect("alice", "c-alice-1").await;
-    rig.connect("alice", "c-alice-2").await;
-    rig.connect("bob", "c-bob-1").await;
-    rig.connect("carol", "c-carol-1").await;
+    rig.connect("acme", "alice", "c-alice-1").await;
+    rig.connect("acme", "alice", "c-alice-2").await;
+    rig.connect("acme", "bob", "c-bob-1").await;
+    rig.connect("acme", "carol", "c-carol-1").await;
     rig.pusher.always_fail("c-carol-1", PushError::Gone);
     // Sent straight to the queue: the publisher creates the receipt.
     let body = json!({"id":"m-1","target":{"type":"users","tenant":"acme","users":["alice","bob","carol"]},"data":1});
-    rig.publisher.handle_batch(&[message("q-1", body)]).await;
+    rig.publish("q-1", body).await;
     let receipt = rig.receipt(&acme("m-1")).await;
     assert_eq!(receipt.status(), ReceiptStatus::Delivered);
     assert_eq!(counts(&receipt), (4, 3, 1, 0));
@@ -128,7 +53,7 @@ async fn a_message_with_a_gone_connection_is_delivered_with_its_counts() {
 #[tokio::test]
 async fn a_receipt_created_by_the_publish_api_is_updated_in_place() {
     let rig = rig(config());
-    rig.connect("alice", "c-alice-1").await;
+    rig.connect("acme", "alice", "c-alice-1").await;
     let target = switchboard_model::Target::Users {
         tenant: TenantId::parse("acme").unwrap(),
         users: vec![switchboard_model::UserId::parse("alice").unwrap()],
@@ -138,7 +63,7 @@ async fn a_receipt_created_by_the_publish_api_is_updated_in_place() {
     assert_eq!(rig.receipts.create(&queued).await.unwrap(), Created::New);
     let body =
         json!({"id":"m-2","target":{"type":"users","tenant":"acme","users":["alice"]},"data":1});
-    rig.publisher.handle_batch(&[message("q-2", body)]).await;
+    rig.publish("q-2", body).await;
     let receipt = rig.receipt(&acme("m-2")).await;
     assert_eq!(receipt.status(), ReceiptStatus::Delivered);
     assert_eq!(counts(&receipt), (1, 1, 0, 0));
@@ -152,13 +77,13 @@ async fn a_receipt_created_by_the_publish_api_is_updated_in_place() {
 #[tokio::test]
 async fn persistent_failures_are_partial_then_dead() {
     let rig = rig(config());
-    rig.connect("alice", "c-ok").await;
-    rig.connect("alice", "c-broken").await;
+    rig.connect("acme", "alice", "c-ok").await;
+    rig.connect("acme", "alice", "c-broken").await;
     rig.pusher
         .always_fail("c-broken", PushError::Transient("503".into()));
     let body =
         json!({"id":"m-3","target":{"type":"users","tenant":"acme","users":["alice"]},"data":1});
-    rig.publisher.handle_batch(&[message("q-3", body)]).await;
+    rig.publish("q-3", body).await;
     let first = rig.receipt(&acme("m-3")).await;
     assert_eq!(first.status(), ReceiptStatus::Partial, "{first:?}");
     assert_eq!(counts(&first), (2, 1, 0, 1));
@@ -197,13 +122,13 @@ async fn persistent_failures_are_partial_then_dead() {
 #[tokio::test]
 async fn a_retry_that_gets_through_is_delivered() {
     let rig = rig(config());
-    rig.connect("alice", "c-flaky").await;
+    rig.connect("acme", "alice", "c-flaky").await;
     let flaky = Err(PushError::Transient("503".into()));
     rig.pusher
         .script("c-flaky", vec![flaky.clone(), flaky, Ok(())]);
     let body =
         json!({"id":"m-4","target":{"type":"users","tenant":"acme","users":["alice"]},"data":1});
-    rig.publisher.handle_batch(&[message("q-4", body)]).await;
+    rig.publish("q-4", body).await;
     assert_eq!(
         rig.receipt(&acme("m-4")).await.status(),
         ReceiptStatus::Partial
@@ -230,9 +155,9 @@ fn rig_items(rig: &Rig) -> Vec<InboundMessage> {
 #[tokio::test]
 async fn an_expired_message_is_expired() {
     let rig = rig(config());
-    rig.connect("alice", "c-alice-1").await;
+    rig.connect("acme", "alice", "c-alice-1").await;
     let body = json!({"id":"m-5","target":{"type":"tenant","tenant":"acme"},"data":1,"expiresAt":"2020-01-01T00:00:00Z"});
-    rig.publisher.handle_batch(&[message("q-5", body)]).await;
+    rig.publish("q-5", body).await;
     let receipt = rig.receipt(&acme("m-5")).await;
     assert_eq!(receipt.status(), ReceiptStatus::Expired);
     assert!(rig.pusher.delivered().is_empty());
@@ -294,15 +219,9 @@ impl ReceiptStore for Broken {
 
 #[tokio::test]
 async fn a_failing_receipt_store_never_changes_delivery() {
-    let rig = rig_on(
-        PublisherConfig {
-            shard_size: 2,
-            ..config()
-        },
-        Some(Arc::new(Broken)),
-    );
+    let rig = rig_with(ScriptedPusher::new(), sharded(2)).with_receipts(Some(Arc::new(Broken)));
     for n in 0..5 {
-        rig.connect("alice", &format!("c-{n}")).await;
+        rig.connect("acme", "alice", &format!("c-{n}")).await;
     }
     let body = json!({"id":"m-8","target":{"type":"tenant","tenant":"acme"},"data":1});
     let reports =
