@@ -12,8 +12,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 say() { printf '\n== %s\n' "$*"; }
 
-command -v java >/dev/null 2>&1 || { echo "java is required for DynamoDB Local (install a JDK 17+)" >&2; exit 1; }
-command -v npm >/dev/null 2>&1 || { echo "npm is required (Node.js 20+)" >&2; exit 1; }
+# Every missing or too-old tool at once, with what to install (README.md, "Prerequisites").
+# shellcheck source=scripts/prerequisites.sh
+source scripts/prerequisites.sh
 
 # shellcheck source=scripts/dynamodb-local.sh
 source scripts/dynamodb-local.sh
@@ -26,6 +27,9 @@ echo "DYNAMODB_ENDPOINT=$DYNAMODB_ENDPOINT"
 
 say "Rust tests (cargo test --workspace)"
 cargo test --workspace --all-targets
+
+say "Newcomer check (README.md \"Try it\", run as written)"
+bash scripts/newcomer-check.sh
 
 say "Smoke test of a deployment (scripts/smoke-aws.sh against switchboard serve)"
 bash scripts/smoke-serve.sh
