@@ -4,21 +4,26 @@
 //!   in-process queue and the publisher (see `serve/`).
 //! - `token`: mints a token with the configured HS256 secret.
 //! - `publish`: sends an envelope to a publish API URL or an SQS queue URL.
+//!
+//! A refusal to start prints two lines and exits 78; a failure after start exits 1
+//! (`cli::refusal`).
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use switchboard::cli;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::parse_or_exit() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     cli::init_logging();
     match cli.run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("switchboard: {error}");
-            ExitCode::FAILURE
+            error.exit_code()
         }
     }
 }

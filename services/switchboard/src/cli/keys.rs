@@ -23,7 +23,7 @@ use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use serde_json::{json, Value};
 
-use super::CliError;
+use super::{CliError, Refusal};
 
 /// File name of the private key in `--out`.
 pub const PRIVATE_KEY_FILE: &str = "private-key.pem";
@@ -75,9 +75,18 @@ pub enum KeyError {
 impl From<KeyError> for CliError {
     fn from(error: KeyError) -> Self {
         match error {
-            KeyError::Generation | KeyError::Signing(_) => CliError::Failed(error.to_string()),
-            KeyError::Io { .. } | KeyError::Exists(_) => CliError::Input(error.to_string()),
-            KeyError::NotPem(_) | KeyError::Rejected(_) => CliError::Input(error.to_string()),
+            KeyError::Exists(_) => Refusal::new(
+                "--out",
+                error.to_string(),
+                "pass --force to replace the key, or choose another folder",
+            )
+            .into(),
+            KeyError::NotPem(_) | KeyError::Rejected(_) => {
+                Refusal::new("--key", error.to_string(), "see switchboard token --help").into()
+            }
+            KeyError::Generation | KeyError::Signing(_) | KeyError::Io { .. } => {
+                CliError::Failed(error.to_string())
+            }
         }
     }
 }

@@ -3,14 +3,17 @@
 
 mod keys;
 mod publish;
+pub mod refusal;
 pub mod serve;
 pub mod settings;
 mod token;
 
 use std::collections::HashMap;
+use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+pub use refusal::Refusal;
 
 #[derive(Parser)]
 #[command(
@@ -42,12 +45,22 @@ enum Command {
 /// Why a command failed: a message for the operator.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
+    /// A refusal to start: a setting, flag or variable, has a value the command cannot use
+    /// (exit code [`refusal::EXIT_CODE`]).
     #[error("{0}")]
-    Config(String),
-    #[error("{0}")]
-    Input(String),
+    Config(#[from] Refusal),
+    /// A failure after start (exit code 1).
     #[error("{0}")]
     Failed(String),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            CliError::Config(_) => ExitCode::from(refusal::EXIT_CODE),
+            CliError::Failed(_) => ExitCode::FAILURE,
+        }
+    }
 }
 
 /// Human logs on stderr, filtered by RUST_LOG (default info).
@@ -79,6 +92,25 @@ impl Env {
 }
 
 impl Cli {
+    /// This process's command line, or the exit code once clap's help or version (exit 0)
+    /// or a refusal (its error, in the refusals' shape) is printed.
+    pub fn parse_or_exit() -> Result<Self, ExitCode> {
+        let argv: Vec<String> = std::env::args_os()
+            .map(|arg| arg.to_string_lossy().into_owned())
+            .collect();
+        Self::try_parse_from(&argv).map_err(|error| match error.kind() {
+            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                let _ = error.print();
+                ExitCode::SUCCESS
+            }
+            _ => {
+                let error = CliError::from(refusal::from_clap(&error, &Self::command(), &argv));
+                eprintln!("switchboard: {error}");
+                error.exit_code()
+            }
+        })
+    }
+
     pub async fn run(self) -> Result<(), CliError> {
         match self.command {
             Command::Serve(args) => serve::serve_command(args).await,

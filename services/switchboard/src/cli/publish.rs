@@ -5,7 +5,9 @@ use serde_json::{json, Value};
 use switchboard_core::queue::MessageQueue;
 use switchboard_model::Envelope;
 
-use super::CliError;
+use super::{CliError, Refusal};
+
+const HELP: &str = "see switchboard publish --help";
 
 #[derive(Args)]
 pub struct PublishArgs {
@@ -48,10 +50,10 @@ pub struct PublishArgs {
 fn build_envelope(args: &PublishArgs) -> Result<Envelope, CliError> {
     let value: Value = if let Some(text) = &args.envelope {
         serde_json::from_str(text)
-            .map_err(|e| CliError::Input(format!("--envelope: not JSON ({e})")))?
+            .map_err(|e| Refusal::new("--envelope", format!("not JSON ({e})"), HELP))?
     } else {
         let data: Value = serde_json::from_str(&args.data)
-            .map_err(|e| CliError::Input(format!("--data: not JSON ({e})")))?;
+            .map_err(|e| Refusal::new("--data", format!("not JSON ({e})"), HELP))?;
         let target = match (&args.tenant, args.broadcast) {
             (_, true) => json!({"type": "broadcast"}),
             (Some(tenant), false) if !args.users.is_empty() => {
@@ -61,10 +63,14 @@ fn build_envelope(args: &PublishArgs) -> Result<Envelope, CliError> {
                 json!({"type": "connections", "tenant": tenant, "connectionIds": args.connections})
             }
             (Some(tenant), false) => json!({"type": "tenant", "tenant": tenant}),
-            (None, false) => return Err(CliError::Input(
-                "give a target: --tenant [--user U | --connection C]..., --broadcast or --envelope"
-                    .into(),
-            )),
+            (None, false) => {
+                return Err(Refusal::new(
+                    "--tenant, --broadcast, --envelope",
+                    "no target given",
+                    "give --tenant [--user U | --connection C]..., --broadcast or --envelope",
+                )
+                .into())
+            }
         };
         let mut envelope = json!({"target": target, "data": data});
         if let Some(id) = &args.id {
@@ -72,14 +78,23 @@ fn build_envelope(args: &PublishArgs) -> Result<Envelope, CliError> {
         }
         envelope
     };
-    Envelope::from_value(value).map_err(|e| CliError::Input(format!("invalid envelope: {e}")))
+    let setting = match args.envelope {
+        Some(_) => "--envelope",
+        None => "--tenant, --user, --connection, --data, --id",
+    };
+    Envelope::from_value(value)
+        .map_err(|e| Refusal::new(setting, format!("not a valid envelope: {e}"), HELP).into())
 }
 
 pub async fn publish_command(args: PublishArgs) -> Result<(), CliError> {
     let mut envelope = build_envelope(&args)?;
     if let Some(url) = &args.url {
         let token = args.token.as_deref().ok_or_else(|| {
-            CliError::Input("--token (or SWITCHBOARD_TOKEN) is required with --url".into())
+            Refusal::new(
+                "--token (SWITCHBOARD_TOKEN)",
+                "is required with --url",
+                "mint one: switchboard token --tenant <tenant> --user <user> --role publisher",
+            )
         })?;
         let response = reqwest::Client::new()
             .post(url)
@@ -99,7 +114,7 @@ pub async fn publish_command(args: PublishArgs) -> Result<(), CliError> {
     let queue_url = args
         .queue_url
         .clone()
-        .ok_or_else(|| CliError::Input("give --url or --queue-url".into()))?;
+        .ok_or_else(|| Refusal::new("--url, --queue-url (QUEUE_URL)", "neither is given", HELP))?;
     let id = envelope
         .id
         .clone()

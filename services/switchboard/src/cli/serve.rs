@@ -16,6 +16,7 @@ use switchboard_core::usage::UsageConfig;
 
 mod stores;
 
+use super::refusal::{self, Refusal};
 use super::{CliError, Env};
 use crate::serve::host::Host;
 use crate::serve::ListenerLimits;
@@ -240,7 +241,8 @@ pub async fn start_in_process(
             argv.push(format!("{flag}={value}"));
         }
     }
-    let parsed = ServeOnly::try_parse_from(argv).map_err(|e| CliError::Input(e.to_string()))?;
+    let parsed = ServeOnly::try_parse_from(&argv)
+        .map_err(|e| super::refusal::from_clap(&e, &ServeOnly::command(), &argv))?;
     Ok(start(parsed.args, &env).await?.server)
 }
 
@@ -281,10 +283,20 @@ impl Started {
 /// Validates the flags and variables, builds the stores and starts the server.
 async fn start(args: ServeArgs, env: &Env) -> Result<Started, CliError> {
     if !valid_stage(&args.stage) {
-        return Err(CliError::Config(format!(
-            "--stage {:?}: letters, digits, '-' and '_' only",
-            args.stage
-        )));
+        return Err(Refusal::new(
+            "--stage (SWITCHBOARD_STAGE)",
+            format!("{:?} is not a stage name", args.stage),
+            "use 1 to 128 letters, digits, '-' and '_' (default: main)",
+        )
+        .into());
+    }
+    if args.listen == args.management_listen && args.listen.port() != 0 {
+        return Err(Refusal::new(
+            "--management-listen (SWITCHBOARD_MANAGEMENT_LISTEN)",
+            format!("{} is also --listen", args.management_listen),
+            "give the management API its own port, or 0 (any free port; the address is printed)",
+        )
+        .into());
     }
     let lookup = |name: &str| match name {
         "FANOUT_CONCURRENCY" => args.fanout_concurrency.clone(),
@@ -292,15 +304,12 @@ async fn start(args: ServeArgs, env: &Env) -> Result<Started, CliError> {
         "CONNECTION_TTL_SECS" => args.connection_ttl_secs.clone(),
         other => env.get(other),
     };
-    let publisher =
-        PublisherConfig::from_lookup(lookup).map_err(|e| CliError::Config(e.to_string()))?;
-    let connect =
-        ConnectConfig::from_lookup(lookup).map_err(|e| CliError::Config(e.to_string()))?;
+    let publisher = PublisherConfig::from_lookup(lookup).map_err(Refusal::from)?;
+    let connect = ConnectConfig::from_lookup(lookup).map_err(Refusal::from)?;
     let (auth, dev) = auth_settings(&args, env)?;
-    let config_error = |e: switchboard_core::config::ConfigError| CliError::Config(e.to_string());
-    let history_config = HistoryConfig::from_lookup(lookup).map_err(config_error)?;
-    let receipt_config = ReceiptConfig::from_lookup(lookup).map_err(config_error)?;
-    let usage_config = UsageConfig::from_lookup(lookup).map_err(config_error)?;
+    let history_config = HistoryConfig::from_lookup(lookup).map_err(Refusal::from)?;
+    let receipt_config = ReceiptConfig::from_lookup(lookup).map_err(Refusal::from)?;
+    let usage_config = UsageConfig::from_lookup(lookup).map_err(Refusal::from)?;
     let stores = stores::build(
         &args,
         env,
@@ -316,7 +325,8 @@ async fn start(args: ServeArgs, env: &Env) -> Result<Started, CliError> {
         "TENANTS_FILE" => args.tenants_file.clone(),
         _ => None,
     })
-    .map_err(|e| CliError::Config(e.to_string()))?;
+    .map_err(Refusal::from)?;
+    let key_source = refusal::key_source_variable(&auth.keys);
     let settings = ServeSettings {
         listen: args.listen,
         management_listen: args.management_listen,
@@ -370,7 +380,7 @@ async fn start(args: ServeArgs, env: &Env) -> Result<Started, CliError> {
     };
     let server = Server::start(settings)
         .await
-        .map_err(|e| CliError::Config(e.to_string()))?;
+        .map_err(|e| refusal::not_started(e, (args.listen, args.management_listen), key_source))?;
     Ok(Started {
         server,
         stage: args.stage,
@@ -389,45 +399,52 @@ const MIN_SECRET_BYTES: usize = 32;
 fn management_credentials(
     args: &ServeArgs,
     env: &Env,
-) -> Result<Option<ManagementCredentials>, CliError> {
+) -> Result<Option<ManagementCredentials>, Refusal> {
     const ID: &str = "MANAGEMENT_ACCESS_KEY_ID";
     const SECRET: &str = "MANAGEMENT_SECRET_ACCESS_KEY";
     const INSECURE: &str = "--management-insecure (SWITCHBOARD_MANAGEMENT_INSECURE)";
     const HOSTS: &str = "--management-host (SWITCHBOARD_MANAGEMENT_HOSTS)";
-    let config = |message: String| CliError::Config(message);
+    const LISTEN: &str = "--management-listen (SWITCHBOARD_MANAGEMENT_LISTEN)";
+    let both_or_neither =
+        format!("set both {ID} and {SECRET} (requests are SigV4-signed), or neither");
     let access_key_id = env.get(ID).map(|v| v.trim().to_string());
     let secret = env.get(SECRET);
     if access_key_id.as_deref() == Some("") {
-        return Err(config(format!(
-            "{ID} is set but empty: set it (and {SECRET}) to sign management requests, or unset both"
-        )));
+        return Err(Refusal::new(ID, "is set but empty", both_or_neither));
     }
     if secret.as_deref().is_some_and(|s| s.trim().is_empty()) {
-        return Err(config(format!(
-            "{SECRET} is set but empty: set it (and {ID}) to sign management requests, or unset both"
-        )));
+        return Err(Refusal::new(SECRET, "is set but empty", both_or_neither));
     }
     let listen = args.management_listen;
     let credentials = match (access_key_id, secret) {
         (Some(access_key_id), Some(secret_access_key)) => {
             if secret_access_key.len() < MIN_SECRET_BYTES {
-                return Err(config(format!(
-                    "{SECRET} is shorter than {MIN_SECRET_BYTES} bytes: use {MIN_SECRET_BYTES}+ \
-                     random bytes (e.g. `openssl rand -hex 32`)"
-                )));
+                return Err(Refusal::new(
+                    SECRET,
+                    format!("is shorter than {MIN_SECRET_BYTES} bytes"),
+                    format!("use {MIN_SECRET_BYTES}+ random bytes (e.g. `openssl rand -hex 32`)"),
+                ));
             }
-            let hosts = management_hosts(&args.management_hosts)
-                .map_err(|e| config(format!("{HOSTS}: {e}")))?;
+            let hosts = management_hosts(&args.management_hosts).map_err(|e| {
+                Refusal::new(
+                    HOSTS,
+                    e,
+                    "give host or host:port names, separated by commas",
+                )
+            })?;
             if listen.ip().is_unspecified() && hosts.is_empty() {
-                return Err(config(format!(
-                    "--management-listen {listen} answers on every address: set {HOSTS} to \
-                     the host[:port] names clients sign management requests for"
-                )));
+                return Err(Refusal::new(
+                    HOSTS,
+                    format!("is unset while {LISTEN} {listen} answers on every address"),
+                    "set it to the host[:port] names clients sign management requests for",
+                ));
             }
             if args.management_insecure {
-                return Err(config(format!(
-                    "{INSECURE} with {ID} set: requests are signed; drop one or the other"
-                )));
+                return Err(Refusal::new(
+                    INSECURE,
+                    format!("is given with {ID} set: requests are signed"),
+                    format!("drop {INSECURE}, or unset {ID} and {SECRET}"),
+                ));
             }
             Some(ManagementCredentials {
                 access_key_id,
@@ -437,30 +454,41 @@ fn management_credentials(
         }
         (None, None) => None,
         (Some(_), None) => {
-            return Err(config(format!(
-                "{ID} is set without {SECRET}: set both, or neither"
-            )))
+            return Err(Refusal::new(
+                SECRET,
+                format!("is not set while {ID} is"),
+                both_or_neither,
+            ))
         }
         (None, Some(_)) => {
-            return Err(config(format!(
-                "{SECRET} is set without {ID}: set both, or neither"
-            )))
+            return Err(Refusal::new(
+                ID,
+                format!("is not set while {SECRET} is"),
+                both_or_neither,
+            ))
         }
     };
     if credentials.is_none() {
         if !args.management_hosts.is_empty() {
-            return Err(config(format!(
-                "{HOSTS} names the hosts signed requests are for: it needs {ID} and {SECRET}"
-            )));
+            return Err(Refusal::new(
+                HOSTS,
+                format!("names the hosts signed requests are for, and {ID} / {SECRET} are unset"),
+                format!("set {ID} and {SECRET}, or drop {HOSTS}"),
+            ));
         }
         if !listen.ip().is_loopback() {
             if !args.management_insecure {
-                return Err(config(format!(
-                    "--management-listen {listen} is not loopback and {ID} / {SECRET} are unset: \
-                     whoever reaches it could post to, read and close every connection. Set both \
-                     (requests are then SigV4-signed), listen on loopback, or pass {INSECURE} to \
-                     serve it without authentication"
-                )));
+                return Err(Refusal::new(
+                    LISTEN,
+                    format!(
+                        "{listen} is not loopback and {ID} / {SECRET} are unset: whoever \
+                         reaches it could post to, read and close every connection"
+                    ),
+                    format!(
+                        "set both (requests are then SigV4-signed), listen on loopback, or \
+                         pass {INSECURE} to serve it without authentication"
+                    ),
+                ));
             }
             tracing::warn!(
                 %listen,
@@ -497,23 +525,25 @@ fn auth_settings(args: &ServeArgs, env: &Env) -> Result<(AuthConfig, Option<DevM
         ShortSecret::Refuse
     };
     let auth = AuthConfig::from_lookup_with(|name: &str| env.get(name), short_secret)
-        .map_err(|e| CliError::Config(e.to_string()))?;
+        .map_err(Refusal::from)?;
     if !args.dev {
         if !auth.has_key_source() {
-            return Err(CliError::Config(
-                "no JWT key source: set JWT_HS256_SECRET (32+ random bytes), JWT_JWKS_FILE or JWT_JWKS_URL; \
-                 or run `switchboard serve --dev` for a local trial with a random secret"
-                    .into(),
-            ));
+            return Err(Refusal::no_key_source().into());
         }
         return Ok((auth, None));
     }
     if !args.listen.ip().is_loopback() {
-        return Err(CliError::Config(format!(
-            "--dev mints admin tokens for anyone who asks: it only runs on a loopback --listen \
-             (127.0.0.1 or [::1]), not {}",
-            args.listen
-        )));
+        return Err(Refusal::new(
+            "--dev",
+            format!(
+                "mints admin tokens for anyone who asks: it only runs on a loopback --listen, \
+                 not {}",
+                args.listen
+            ),
+            "listen on 127.0.0.1 or [::1] (e.g. --listen 127.0.0.1:8080), or drop --dev and \
+             set a JWT key source",
+        )
+        .into());
     }
     let secret: [u8; 32] = rand::random();
     let secret = hex::encode(secret).into_bytes();
@@ -521,7 +551,7 @@ fn auth_settings(args: &ServeArgs, env: &Env) -> Result<(AuthConfig, Option<DevM
     // instances would make `/dev/token` a global-admin mint for all of them.
     let (auth, dev) = match &auth.keys {
         KeySource::None => DevMint::sole_key(auth, secret),
-        _ => DevMint::beside(auth, secret).map_err(|e| CliError::Config(e.to_string()))?,
+        _ => DevMint::beside(auth, secret).map_err(Refusal::from)?,
     };
     Ok((auth, Some(dev)))
 }
@@ -550,11 +580,12 @@ DEV MODE (--dev): tokens are verified with this HS256 secret (random for this pr
   export JWT_HS256_SECRET={secret}
 Mint a token (same shell):
   export TOKEN=$({exe} token --tenant demo --user alice --role publisher)
-Connect:   wscat -c \"ws://{addr}/{stage}?token=$TOKEN\"
+Connect:   npx --yes wscat -c \"ws://{addr}/{stage}?token=$TOKEN\"
 Publish:   curl -i http://{addr}/v1/messages -H \"authorization: Bearer $TOKEN\" \\
              -H 'content-type: application/json' \\
              -d '{{\"target\":{{\"type\":\"users\",\"tenant\":\"demo\",\"users\":[\"alice\"]}},\"data\":{{\"hello\":\"world\"}}}}'
 Demo page: http://{addr}/ (and POST /dev/token), from this machine only.
+Walkthrough: README.md, \"Try it\".
 Never use dev mode in production: configure a key source and drop --dev.
 {rule}"
     );

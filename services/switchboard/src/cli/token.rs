@@ -10,16 +10,9 @@ use clap::Args;
 use switchboard_core::auth::{mint_claims, mint_hs256_with, AuthConfig, MintOptions, ShortSecret};
 use switchboard_model::{TenantId, UserId};
 
-use super::keys::SigningKey;
-use super::{CliError, Env};
-
-/// The variables naming a verification key source: ignored when `--key` signs.
-const KEY_SOURCE_VARS: [&str; 4] = [
-    "JWT_HS256_SECRET",
-    "JWT_JWKS_FILE",
-    "JWT_JWKS_URL",
-    "JWT_ISSUERS_FILE",
-];
+use super::keys::{KeyError, SigningKey};
+use super::refusal::KEY_SOURCES;
+use super::{CliError, Env, Refusal};
 
 #[derive(Args)]
 pub struct TokenArgs {
@@ -45,15 +38,15 @@ pub struct TokenArgs {
 
 pub fn token_command(args: TokenArgs) -> Result<(), CliError> {
     let tenant = TenantId::parse(args.tenant.clone())
-        .map_err(|e| CliError::Input(format!("--tenant: {e}")))?;
-    let user =
-        UserId::parse(args.user.clone()).map_err(|e| CliError::Input(format!("--user: {e}")))?;
+        .map_err(|e| Refusal::new("--tenant", e.to_string(), "see switchboard token --help"))?;
+    let user = UserId::parse(args.user.clone())
+        .map_err(|e| Refusal::new("--user", e.to_string(), "see switchboard token --help"))?;
     let token = match &args.key {
         Some(path) => {
             // The key signs: the environment's key sources neither conflict nor matter.
             let config = AuthConfig::from_lookup_with(
                 |name: &str| {
-                    if KEY_SOURCE_VARS.contains(&name) {
+                    if KEY_SOURCES.contains(&name) {
                         None
                     } else {
                         Env::Process.get(name)
@@ -61,9 +54,18 @@ pub fn token_command(args: TokenArgs) -> Result<(), CliError> {
                 },
                 ShortSecret::Warn,
             )
-            .map_err(|e| CliError::Config(e.to_string()))?;
-            let key = SigningKey::read(path)
-                .map_err(|e| CliError::Input(format!("--key {}: {e}", path.display())))?;
+            .map_err(Refusal::from)?;
+            let key = SigningKey::read(path).map_err(|e| {
+                let problem = match e {
+                    KeyError::Io { .. } => e.to_string(),
+                    _ => format!("{}: {e}", path.display()),
+                };
+                Refusal::new(
+                    "--key",
+                    problem,
+                    "give the private-key.pem `switchboard keys generate` wrote",
+                )
+            })?;
             let kid = args.kid.clone().unwrap_or_else(|| key.thumbprint());
             let claims = mint_claims(
                 &MintOptions::from_config(&config),
@@ -81,11 +83,13 @@ pub fn token_command(args: TokenArgs) -> Result<(), CliError> {
                 |name: &str| Env::Process.get(name),
                 ShortSecret::Warn,
             )
-            .map_err(|e| CliError::Config(e.to_string()))?;
+            .map_err(Refusal::from)?;
             let secret = config.hs256_secret().ok_or_else(|| {
-                CliError::Config(
-                    "JWT_HS256_SECRET is not set: `switchboard token` signs with it (dev mode prints it at start-up), or with --key <private key file>"
-                        .into(),
+                Refusal::new(
+                    "JWT_HS256_SECRET",
+                    "is not set, and `switchboard token` signs with it",
+                    "export the secret the server verifies with (`switchboard serve --dev` \
+                     prints one at start-up), or sign with --key <private key file>",
                 )
             })?;
             mint_hs256_with(

@@ -1,22 +1,17 @@
 //! The `token` and `publish` commands, run as processes.
 
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use axum::routing::post;
 use axum::Router;
 use serde_json::{json, Value};
 
-use super::harness::{Backend, Client, TestServer, SECRET};
+use super::harness::{
+    assert_refused, command_refused, run_switchboard, Backend, Client, TestServer, SECRET,
+};
 
 pub fn switchboard(args: &[&str], envs: &[(&str, &str)]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(envs.iter().copied())
-        .output()
-        .expect("switchboard runs");
+    let output = run_switchboard(args, envs);
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).trim().to_string(),
@@ -90,17 +85,17 @@ async fn token_and_publish_commands_reach_a_client() {
     assert!(!ok);
     assert!(stderr.contains("403"), "{stderr}");
     // Invalid input never leaves the machine.
-    let (ok, _, stderr) = switchboard(
+    let (status, stderr) = command_refused(
         &[
             "publish", "--url", &url, "--token", &backend, "--tenant", "a#b",
         ],
         &[],
     );
-    assert!(!ok);
+    assert_refused(status, &stderr, "--tenant");
     assert!(stderr.contains("target.tenant"), "{stderr}");
     // Without a secret, `token` says what is missing.
-    let (ok, _, stderr) = switchboard(&["token", "--tenant", "acme", "--user", "alice"], &[]);
-    assert!(!ok);
+    let (status, stderr) = command_refused(&["token", "--tenant", "acme", "--user", "alice"], &[]);
+    assert_refused(status, &stderr, "JWT_HS256_SECRET");
     assert!(stderr.contains("JWT_HS256_SECRET"), "{stderr}");
 }
 

@@ -10,8 +10,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::MaybeTlsStream;
 
 use super::harness::{
-    dead_letter_ids, eventually, serve_refused, token, Backend, Client, DeadRoster, Socket,
-    TestServer,
+    assert_refused, dead_letter_ids, eventually, serve_refused, token, Backend, Client, DeadRoster,
+    Socket, TestServer,
 };
 
 // ---- hole 2: dev mode is explicit, loopback only -------------------------------------
@@ -19,8 +19,14 @@ use super::harness::{
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_without_a_key_source_refuses_to_start_naming_the_variables() {
     let (status, stderr) = serve_refused(&["--listen", "127.0.0.1:0"], &[]);
-    assert!(!status.success(), "{stderr}");
-    for var in ["JWT_HS256_SECRET", "JWT_JWKS_FILE", "JWT_JWKS_URL", "--dev"] {
+    assert_refused(status, &stderr, "JWT_HS256_SECRET");
+    for var in [
+        "JWT_HS256_SECRET",
+        "JWT_JWKS_FILE",
+        "JWT_JWKS_URL",
+        "JWT_ISSUERS_FILE",
+        "--dev",
+    ] {
         assert!(stderr.contains(var), "{var} not named: {stderr}");
     }
 }
@@ -28,21 +34,21 @@ async fn serve_without_a_key_source_refuses_to_start_naming_the_variables() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_jwks_url_is_an_error_not_dev_mode() {
     let (status, stderr) = serve_refused(&["--listen", "127.0.0.1:0"], &[("JWT_JWKS_URL", "")]);
-    assert!(!status.success(), "{stderr}");
+    assert_refused(status, &stderr, "JWT_JWKS_URL");
     assert!(stderr.contains("JWT_JWKS_URL"), "{stderr}");
     // Even with --dev: a half-written configuration never falls back to a random secret.
     let (status, stderr) = serve_refused(
         &["--dev", "--listen", "127.0.0.1:0"],
         &[("JWT_JWKS_URL", "")],
     );
-    assert!(!status.success(), "{stderr}");
+    assert_refused(status, &stderr, "JWT_JWKS_URL");
     assert!(stderr.contains("JWT_JWKS_URL"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_mode_refuses_a_non_loopback_listen() {
     let (status, stderr) = serve_refused(&["--dev", "--listen", "0.0.0.0:0"], &[]);
-    assert!(!status.success(), "{stderr}");
+    assert_refused(status, &stderr, "--dev");
     assert!(
         stderr.contains("--dev") && stderr.contains("loopback"),
         "{stderr}"
@@ -53,7 +59,7 @@ async fn dev_mode_refuses_a_non_loopback_listen() {
 async fn short_hs256_secret_is_refused_without_dev_and_accepted_with_it() {
     let short = [("JWT_HS256_SECRET", "only-16-bytes-xx")];
     let (status, stderr) = serve_refused(&["--listen", "127.0.0.1:0"], &short);
-    assert!(!status.success(), "{stderr}");
+    assert_refused(status, &stderr, "JWT_HS256_SECRET");
     assert!(
         stderr.contains("JWT_HS256_SECRET") && stderr.contains("32"),
         "{stderr}"
@@ -758,14 +764,14 @@ async fn out_of_range_durations_are_refused_at_start_up() {
         ],
         &secret,
     );
-    assert!(!status.success(), "{stderr}");
+    assert_refused(status, &stderr, "--visibility-timeout");
     assert!(stderr.contains("--visibility-timeout"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     let (status, stderr) = serve_refused(
         &["--listen", "127.0.0.1:0"],
         &[secret[0], ("CONNECTION_TTL_SECS", "9223372036854775807")],
     );
-    assert!(!status.success(), "{stderr}");
+    assert_refused(status, &stderr, "CONNECTION_TTL_SECS");
     assert!(stderr.contains("CONNECTION_TTL_SECS"), "{stderr}");
 }
 

@@ -86,6 +86,34 @@ pub fn serve_command(args: &[&str], envs: &[(&str, &str)]) -> Command {
     command
 }
 
+/// Both listeners on port 0, for a process started with exactly these flags.
+pub const LISTEN: [&str; 4] = [
+    "--listen",
+    "127.0.0.1:0",
+    "--management-listen",
+    "127.0.0.1:0",
+];
+
+/// `switchboard <args>` (any command) with a clean environment plus `envs`, run to its end.
+pub fn run_switchboard(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(envs.iter().copied())
+        .output()
+        .expect("switchboard runs")
+}
+
+/// Runs `switchboard <args>` expecting it to refuse to start: its exit status and stderr.
+pub fn command_refused(args: &[&str], envs: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
+    let output = run_switchboard(args, envs);
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 /// Runs `serve` expecting it to refuse to start: its exit status and stderr.
 pub fn serve_refused(args: &[&str], envs: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
     let mut command = serve_command(args, envs);
@@ -107,6 +135,38 @@ pub fn serve_refused(args: &[&str], envs: &[(&str, &str)]) -> (std::process::Exi
         output.status,
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// Asserts a start-up refusal (docs/design.md: The one-machine binary): exit code 78 and,
+/// as the last two lines of stderr (logs may precede them),
+/// `switchboard: configuration error: <setting>: <problem>` then `  fix: <what to do>`, the
+/// first naming `setting`.
+#[track_caller]
+pub fn assert_refused(status: std::process::ExitStatus, stderr: &str, setting: &str) {
+    assert_eq!(
+        status.code(),
+        Some(78),
+        "not a refusal's exit code: {stderr}"
+    );
+    let lines: Vec<&str> = stderr.trim_end().lines().collect();
+    let [.., first, fix] = lines.as_slice() else {
+        panic!("fewer than two lines: {stderr}");
+    };
+    let refusal = first
+        .strip_prefix("switchboard: configuration error: ")
+        .unwrap_or_else(|| panic!("not a refusal's first line: {first:?} in {stderr}"));
+    let (named, problem) = refusal
+        .split_once(": ")
+        .unwrap_or_else(|| panic!("no `<setting>: <problem>`: {first:?}"));
+    assert!(
+        named.contains(setting),
+        "{setting} not named as the setting: {first:?}"
+    );
+    assert!(!problem.trim().is_empty(), "no problem: {first:?}");
+    let fix = fix
+        .strip_prefix("  fix: ")
+        .unwrap_or_else(|| panic!("not a refusal's fix line: {fix:?} in {stderr}"));
+    assert!(!fix.trim().is_empty(), "no fix: {stderr}");
 }
 
 /// The flags every test server gets unless the test gives them: port 0 for both listeners

@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use super::harness::{
-    expires_in, serve_refused, signed_token, token, Backend, Client, TestServer, SECRET,
+    assert_refused, expires_in, serve_refused, signed_token, token, Backend, Client, TestServer,
+    LISTEN, SECRET,
 };
 
 const ACME_IDP: &str = "https://acme-idp.example";
@@ -47,20 +48,13 @@ async fn sharing_server() -> TestServer {
     TestServer::start_raw(Backend::Memory, &[], &[("JWT_ISSUERS_FILE", &path)]).await
 }
 
-const LISTEN: [&str; 4] = [
-    "--listen",
-    "127.0.0.1:0",
-    "--management-listen",
-    "127.0.0.1:0",
-];
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overlapping_issuers_refuse_to_start_naming_the_file_the_issuers_and_the_tenant() {
     for tenants in [json!(["globex", "acme"]), json!("*")] {
         let file = issuers_file(tenants.clone(), json!({}));
         let path = file.display().to_string();
         let (status, stderr) = serve_refused(&LISTEN, &[("JWT_ISSUERS_FILE", &path)]);
-        assert!(!status.success(), "{tenants}: {stderr}");
+        assert_refused(status, &stderr, "JWT_ISSUERS_FILE");
         for needle in [
             "JWT_ISSUERS_FILE",
             path.as_str(),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 
 use super::cli::switchboard;
-use super::harness::{Backend, Client, TestServer, SECRET};
+use super::harness::{assert_refused, command_refused, Backend, Client, TestServer, SECRET};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("switchboard-e2e-{name}-{}", uuid::Uuid::new_v4()));
@@ -60,8 +60,9 @@ async fn generated_keys_sign_tokens_a_jwks_server_accepts() {
 
     // A second `generate` into the same folder refuses and leaves the key alone.
     let before = std::fs::read(ours.join("private-key.pem")).unwrap();
-    let (ok, _, stderr) = switchboard(&["keys", "generate", "--out", ours.to_str().unwrap()], &[]);
-    assert!(!ok);
+    let (status, stderr) =
+        command_refused(&["keys", "generate", "--out", ours.to_str().unwrap()], &[]);
+    assert_refused(status, &stderr, "--out");
     assert!(stderr.contains("--force"), "{stderr}");
     assert_eq!(std::fs::read(ours.join("private-key.pem")).unwrap(), before);
 
@@ -148,8 +149,8 @@ fn token_with_a_missing_or_foreign_key_file_says_why() {
         let path = dir.join(file);
         let args = ["token", "--key", path.to_str().unwrap()];
         let args = [&args[..], &["--tenant", "acme", "--user", "a"]].concat();
-        let (ok, _, stderr) = switchboard(&args, &[]);
-        assert!(!ok, "{file}");
+        let (status, stderr) = command_refused(&args, &[]);
+        assert_refused(status, &stderr, "--key");
         assert!(stderr.contains(says), "{file}: {stderr}");
     }
     std::fs::remove_dir_all(&dir).unwrap();

@@ -18,6 +18,7 @@ mod keys;
 mod listeners;
 mod management;
 mod receipts;
+mod refusals;
 mod scenarios;
 mod tenant_limits;
 mod tenant_queue;

@@ -13,7 +13,7 @@ use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use serde_json::{json, Value};
 
-use super::harness::{serve_refused, token, Backend, Client, TestServer, SECRET};
+use super::harness::{assert_refused, serve_refused, token, Backend, Client, TestServer, SECRET};
 
 const KEY: &str = "AKIDSWITCHBOARDE2E";
 const MANAGEMENT_SECRET: &str = "a-management-secret-of-at-least-32-bytes";
@@ -25,8 +25,15 @@ fn keys() -> [(&'static str, &'static str); 2] {
     ]
 }
 
-/// A start-up that must fail: what it is, its flags, its variables, the variable named.
-type Refusal<'a> = (&'a str, &'a [&'a str], Vec<(&'a str, &'a str)>, &'a str);
+/// A start-up that must fail: what it is, its flags, its variables, the variable named, the
+/// setting refused.
+type Refusal<'a> = (
+    &'a str,
+    &'a [&'a str],
+    Vec<(&'a str, &'a str)>,
+    &'a str,
+    &'a str,
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn management_misconfigurations_refuse_to_start_naming_the_variable() {
@@ -57,17 +64,20 @@ async fn management_misconfigurations_refuse_to_start_naming_the_variable() {
             &loopback,
             vec![("MANAGEMENT_ACCESS_KEY_ID", ""), keys()[1]],
             "MANAGEMENT_ACCESS_KEY_ID",
+            "MANAGEMENT_ACCESS_KEY_ID",
         ),
         (
             "blank key id",
             &loopback,
             vec![("MANAGEMENT_ACCESS_KEY_ID", "  "), keys()[1]],
             "MANAGEMENT_ACCESS_KEY_ID",
+            "MANAGEMENT_ACCESS_KEY_ID",
         ),
         (
             "empty secret",
             &loopback,
             vec![keys()[0], ("MANAGEMENT_SECRET_ACCESS_KEY", "")],
+            "MANAGEMENT_SECRET_ACCESS_KEY",
             "MANAGEMENT_SECRET_ACCESS_KEY",
         ),
         (
@@ -78,11 +88,13 @@ async fn management_misconfigurations_refuse_to_start_naming_the_variable() {
                 ("MANAGEMENT_SECRET_ACCESS_KEY", ""),
             ],
             "MANAGEMENT_ACCESS_KEY_ID",
+            "MANAGEMENT_ACCESS_KEY_ID",
         ),
         (
             "short secret",
             &loopback,
             vec![keys()[0], ("MANAGEMENT_SECRET_ACCESS_KEY", short)],
+            "MANAGEMENT_SECRET_ACCESS_KEY",
             "MANAGEMENT_SECRET_ACCESS_KEY",
         ),
         (
@@ -90,31 +102,35 @@ async fn management_misconfigurations_refuse_to_start_naming_the_variable() {
             &loopback,
             vec![keys()[1]],
             "MANAGEMENT_ACCESS_KEY_ID",
+            "MANAGEMENT_ACCESS_KEY_ID",
         ),
         (
             "non-loopback without keys",
             &exposed,
             vec![],
             "SWITCHBOARD_MANAGEMENT_INSECURE",
+            "--management-listen",
         ),
         (
             "non-loopback without keys, --dev",
             &exposed_dev,
             vec![],
             "SWITCHBOARD_MANAGEMENT_INSECURE",
+            "--management-listen",
         ),
         (
             "any-address listen with keys but no host names",
             &exposed,
             keys().to_vec(),
             "SWITCHBOARD_MANAGEMENT_HOSTS",
+            "SWITCHBOARD_MANAGEMENT_HOSTS",
         ),
     ];
-    for (case, args, vars, variable) in cases {
+    for (case, args, vars, variable, setting) in cases {
         let mut envs = vec![("JWT_HS256_SECRET", SECRET)];
         envs.extend(vars);
         let (status, stderr) = serve_refused(args, &envs);
-        assert!(!status.success(), "{case}: {stderr}");
+        assert_refused(status, &stderr, setting);
         assert!(
             stderr.contains(variable),
             "{case}: {variable} not named: {stderr}"
@@ -138,7 +154,7 @@ async fn management_misconfigurations_refuse_to_start_naming_the_variable() {
             ("MANAGEMENT_ACCESS_KEY_ID", ""),
         ],
     );
-    assert!(!status.success(), "{stderr}");
+    assert_refused(status, &stderr, "MANAGEMENT_ACCESS_KEY_ID");
     assert!(stderr.contains("MANAGEMENT_ACCESS_KEY_ID"), "{stderr}");
 }
 

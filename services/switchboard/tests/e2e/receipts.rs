@@ -4,7 +4,7 @@
 //! A sharded tenant message of 2,500 sockets. Partial/dead receipts need posts that fail on
 //! purpose, which `serve`'s in-process pusher never does (a socket that cannot take a frame
 //! is closed and gone): they are in `services/lambdas/tests/publisher_sharding.rs` (fake
-//! management and SQS endpoints) and the core's `publisher::receipt_tests` (scripted
+//! management and SQS endpoints) and the core's `publisher::tests::receipts` (scripted
 //! pusher).
 
 use std::time::Duration;
@@ -148,7 +148,7 @@ async fn an_invalid_receipt_ttl_refuses_to_start_naming_it() {
             ("RECEIPT_TTL_SECS", "a day"),
         ],
     );
-    assert!(!status.success(), "{stderr}");
+    super::harness::assert_refused(status, &stderr, "RECEIPT_TTL_SECS");
     assert!(stderr.contains("RECEIPT_TTL_SECS"), "{stderr}");
 }
 

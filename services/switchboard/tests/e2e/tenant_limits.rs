@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Value};
 
-use super::harness::{serve_refused, token, Backend, Client, TestServer};
+use super::harness::{assert_refused, serve_refused, token, Backend, Client, TestServer};
 
 /// A settings file in a fresh folder (removed by the test when done).
 fn settings_file(text: &str) -> PathBuf {
@@ -280,7 +280,7 @@ fn a_bad_settings_file_refuses_start_up_naming_the_key() {
                 ("TENANTS_FILE", file.as_str()),
             ],
         );
-        assert!(!status.success());
+        assert_refused(status, &stderr, "TENANTS_FILE");
         assert!(stderr.contains("TENANTS_FILE"), "{stderr}");
         assert!(stderr.contains(named), "{stderr}");
         let _ = std::fs::remove_dir_all(path.parent().unwrap());

@@ -16,7 +16,8 @@ use time::OffsetDateTime;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::harness::{
-    eventually, expires_in, serve_refused, signed_token, Backend, Client, TestServer, SECRET,
+    assert_refused, eventually, expires_in, serve_refused, signed_token, Backend, Client,
+    TestServer, SECRET,
 };
 
 /// Global admins, any tenant (ES256, `ec-1`).
@@ -327,7 +328,7 @@ async fn a_bad_usage_retention_refuses_to_start() {
             ],
             &[("JWT_HS256_SECRET", SECRET), ("USAGE_RETENTION_DAYS", days)],
         );
-        assert!(!status.success(), "{days}");
+        assert_refused(status, &stderr, "USAGE_RETENTION_DAYS");
         assert!(stderr.contains("USAGE_RETENTION_DAYS"), "{days}: {stderr}");
     }
 }

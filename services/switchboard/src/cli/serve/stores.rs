@@ -16,7 +16,7 @@ use switchboard_core::tenants::share_of;
 use switchboard_core::usage::{MemoryUsageStore, Usage, UsageConfig, MAX_MEMORY_USAGE_BUCKETS};
 
 use super::ServeArgs;
-use crate::cli::{CliError, Env};
+use crate::cli::{CliError, Env, Refusal};
 use crate::serve::{self, RosterKind};
 
 /// What the stores are configured with.
@@ -66,7 +66,7 @@ pub async fn build(
         },
         RosterKind::Dynamodb => {
             let dynamo = switchboard_aws::DynamoConfig::from_lookup(|name: &str| env.get(name))
-                .map_err(|e| CliError::Config(e.to_string()))?;
+                .map_err(Refusal::from)?;
             let client = switchboard_aws::dynamodb_client(&dynamo).await;
             let history_table = configs.history.table.clone();
             if args.create_table || dynamo.endpoint.is_some() {
