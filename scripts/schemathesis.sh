@@ -18,19 +18,15 @@ cargo build --bin switchboard
 bin=target/debug/switchboard
 export JWT_HS256_SECRET="schemathesis-contract-check-secret-0123456789"
 export RUST_LOG=warn
-log=$(mktemp)
-"$bin" serve --listen 127.0.0.1:0 --management-listen 127.0.0.1:0 >"$log" 2>&1 &
-server=$!
+work=$(mktemp -d)
+# shellcheck source=scripts/serve-start.sh
+source scripts/serve-start.sh
 client=
-client_log=$(mktemp)
-trap 'kill $server ${client:-} 2>/dev/null || true; rm -f "$log" "$client_log"' EXIT
-for _ in $(seq 1 100); do
-    addr=$(sed -n 's/^switchboard listening on http:\/\/\([^ ]*\).*/\1/p' "$log")
-    management=$(sed -n 's/^switchboard management API on http:\/\/\([^/ ]*\).*/\1/p' "$log")
-    [ -n "$addr" ] && [ -n "$management" ] && break
-    sleep 0.1
-done
-[ -n "${addr:-}" ] || { echo "schemathesis: server did not start" >&2; cat "$log" >&2; exit 1; }
+client_log="$work/client.log"
+trap 'serve_stop; kill ${client:-} 2>/dev/null || true; rm -rf "$work"' EXIT
+serve_start "$work" || exit 1
+addr="${SERVE_HTTP#http://}"
+management="${SERVE_MANAGEMENT#http://}"
 admin=$("$bin" token --tenant acme --user contract-admin --role admin --ttl 1h)
 
 # A live connection for the presence answers to list: alice of acme, held open (reading

@@ -13,12 +13,10 @@ cd "$root"
 cargo build --bin switchboard
 bin="$root/target/debug/switchboard"
 work="$(mktemp -d)"
-server_pid=""
+# shellcheck source=scripts/serve-start.sh
+source scripts/serve-start.sh
 cleanup() {
-    if [ -n "$server_pid" ]; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
+    serve_stop
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -28,26 +26,9 @@ export JWT_ISSUER="https://smoke.switchboard.test"
 export JWT_AUDIENCE="switchboard-smoke"
 
 JWT_JWKS_FILE="$work/keys/jwks.json" FANOUT_SHARD_SIZE=1 RUST_LOG="${RUST_LOG:-warn}" \
-    "$bin" serve --listen 127.0.0.1:0 --management-listen 127.0.0.1:0 >"$work/serve.out" 2>"$work/serve.err" &
-server_pid=$!
-
-ws_url=""
-for _ in $(seq 1 200); do
-    ws_url="$(sed -n 's/^switchboard listening on http:\/\/[^ ]* (WebSocket \(ws:\/\/[^)]*\))$/\1/p' "$work/serve.out")"
-    [ -n "$ws_url" ] && break
-    if ! kill -0 "$server_pid" 2>/dev/null; then
-        echo "smoke-serve: serve exited:" >&2
-        cat "$work/serve.err" >&2
-        exit 1
-    fi
-    sleep 0.1
-done
-if [ -z "$ws_url" ]; then
-    echo "smoke-serve: serve printed no address within 20 s" >&2
-    exit 1
-fi
-http_base="http://${ws_url#ws://}"
-http_base="${http_base%/*}"
+    serve_start "$work"
+ws_url="$SERVE_WS"
+http_base="$SERVE_HTTP"
 echo "smoke-serve: switchboard serve at $http_base (WebSocket $ws_url)" >&2
 
 status=0
@@ -57,7 +38,7 @@ SMOKE_KEY="$work/keys/private-key.pem" SWITCHBOARD_BIN="$bin" \
 # N - 1 continuation work items (counted with the publishes in switchboard_enqueued_total).
 fanout="${SMOKE_FANOUT_CONNECTIONS:-40}"
 # `/metrics` is on the management listener.
-management_base="$(sed -n 's/^switchboard management API on \(http:\/\/[^/ ]*\).*/\1/p' "$work/serve.out")"
+management_base="$SERVE_MANAGEMENT"
 enqueued="$(curl -sf "$management_base/metrics" | awk '/^switchboard_enqueued_total /{print $2}')"
 if [ "$status" -eq 0 ] && [ "${enqueued%.*}" -lt $((fanout - 1 + 4)) ]; then
     echo "smoke-serve: only ${enqueued} queue messages: the fan-out did not run page by page" >&2

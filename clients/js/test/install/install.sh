@@ -27,12 +27,10 @@ snapshot() {
 before="$(snapshot)"
 
 work="$(mktemp -d)"
-server_pid=""
+# shellcheck source=scripts/serve-start.sh
+source scripts/serve-start.sh
 cleanup() {
-    if [ -n "$server_pid" ]; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
+    serve_stop
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -63,26 +61,9 @@ cargo build --quiet --bin switchboard
 bin="$root/target/debug/switchboard"
 JWT_HS256_SECRET="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export JWT_HS256_SECRET
-RUST_LOG=warn "$bin" serve --listen 127.0.0.1:0 --management-listen 127.0.0.1:0 \
-    >"$work/serve.out" 2>"$work/serve.err" &
-server_pid=$!
-ws_url=""
-for _ in $(seq 1 200); do
-    ws_url="$(sed -n 's/^switchboard listening on http:\/\/[^ ]* (WebSocket \(ws:\/\/[^)]*\))$/\1/p' "$work/serve.out")"
-    [ -n "$ws_url" ] && break
-    if ! kill -0 "$server_pid" 2>/dev/null; then
-        say "serve exited:"
-        cat "$work/serve.err" >&2
-        exit 1
-    fi
-    sleep 0.1
-done
-if [ -z "$ws_url" ]; then
-    say "serve printed no address within 20 s"
-    exit 1
-fi
-http_base="http://${ws_url#ws://}"
-http_base="${http_base%/*}"
+RUST_LOG=warn serve_start "$work"
+ws_url="$SERVE_WS"
+http_base="$SERVE_HTTP"
 token="$("$bin" token --tenant demo --user alice --role publisher)"
 
 # install_and_run <label> <folder to npm install>
