@@ -158,12 +158,13 @@ export class SwitchboardStack extends cdk.Stack {
 
     // ---- History table (docs/design.md: History and resume) ------------------------------------------------------
     // A reconnect buffer: `PK` = the stream (`S#<tenant>#U#<user>`, `S#<tenant>`, `S#*`),
-    // `SK` = the cursor; every item expires after HISTORY_TTL_SECS (TTL `expiresAt`, and
-    // the code filters expired items itself since TTL deletes lazily). No index: resume
-    // is one Query per stream. No point-in-time recovery: a restore would bring back a
-    // few minutes of already-delivered messages, past their retention (the cdk-nag
-    // acknowledgment says so). Nothing in it outlives HISTORY_TTL_SECS, so a stack
-    // deletion deletes it.
+    // `SK` = the cursor; every history item expires after HISTORY_TTL_SECS (TTL `expiresAt`,
+    // and the code filters expired items itself since TTL deletes lazily). No index: resume
+    // is one Query per stream. Beside them: delivery receipts (docs/design.md: Receipts),
+    // which expire after RECEIPT_TTL_SECS (default a day), and usage buckets (`U#<tenant>`,
+    // docs/design.md: Usage), kept USAGE_RETENTION_DAYS. No point-in-time recovery: a
+    // restore would bring back expired or stale items (the cdk-nag acknowledgment says so).
+    // Every item expires, so a stack deletion deletes the table.
     this.historyTable = new dynamodb.Table(this, 'History', {
       tableName: config.historyTableName,
       partitionKey: { name: 'PK', type: dynamodb.AttributeType.STRING },

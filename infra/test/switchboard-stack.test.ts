@@ -17,7 +17,7 @@ let resources: Resources;
 beforeAll(() => ({ built, template, resources } = underTest()));
 
 describe('resources', () => {
-  test('exactly the resources docs/design.md: AWS deployment (and §10, §11) asks for', () => {
+  test('exactly the resources docs/design.md: AWS deployment (with History and resume, Receipts, Usage) asks for', () => {
     const expected: Record<string, number> = {
       'AWS::DynamoDB::Table': 2, // roster, history
       'AWS::SQS::Queue': 2,

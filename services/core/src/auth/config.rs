@@ -1,4 +1,4 @@
-//! [`AuthConfig`]: the identity settings of docs/design.md: Identity/§9, parsed once from a lookup function.
+//! [`AuthConfig`]: the identity settings of docs/design.md: Identity, parsed once from a lookup function.
 //!
 //! Key sources are exclusive: exactly one of `JWT_HS256_SECRET`, `JWT_JWKS_FILE`,
 //! `JWT_JWKS_URL` may be set. When none is set, [`AuthConfig::from_lookup`] still succeeds
