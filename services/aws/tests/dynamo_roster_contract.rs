@@ -22,8 +22,8 @@ use switchboard_aws::dynamo::{
 };
 use switchboard_aws::DynamoRosterStore;
 use switchboard_core::roster::{contract, ConnectionRecord, PageScope, RosterError, RosterStore};
+use switchboard_core::testkit::record;
 use switchboard_model::{ConnectionId, TenantId, UserId};
-use time::OffsetDateTime;
 
 /// A store on a new table with a random name.
 struct Fixture {
@@ -120,18 +120,6 @@ contract_test!(list_all_returns_every_item_once);
 contract_test!(invalid_ids_are_refused_before_any_write);
 contract_test!(expired_records_are_not_returned);
 contract_test!(token_expiry_is_kept_and_moved_only_on_existing_connections);
-
-fn record(tenant: &str, user: &str, connection: &str) -> ConnectionRecord {
-    ConnectionRecord::from_raw(
-        connection,
-        tenant,
-        user,
-        vec![],
-        OffsetDateTime::now_utc(),
-        7_500,
-    )
-    .unwrap()
-}
 
 fn t(id: &str) -> TenantId {
     TenantId::parse(id).unwrap()

@@ -20,10 +20,9 @@ use switchboard_aws::config::{dynamodb_client, DynamoConfig, LocalDefaults};
 use switchboard_aws::{create_table, load_sdk_config, ApiGatewayPusher, DynamoRosterStore};
 use switchboard_core::publisher::{Publisher, PublisherConfig, PublisherPorts};
 use switchboard_core::queue::InboundMessage;
-use switchboard_core::roster::{ConnectionRecord, RosterStore};
+use switchboard_core::roster::RosterStore;
 use switchboard_core::testkit::{run_to_completion, RecordingQueue};
 use switchboard_model::TenantId;
-use time::OffsetDateTime;
 
 type Posts = Arc<Mutex<Vec<(String, Value)>>>;
 
@@ -98,9 +97,7 @@ async fn publisher_delivers_every_target_through_dynamodb_and_the_management_api
         ("globex", "dave", "globexDave1"),
     ];
     for (tenant, user, id) in connections {
-        let record =
-            ConnectionRecord::from_raw(id, tenant, user, vec![], OffsetDateTime::now_utc(), 7_500)
-                .unwrap();
+        let record = switchboard_core::testkit::record(tenant, user, id);
         store.put(&record).await.unwrap();
     }
     let (endpoint, posts) = management_endpoint().await;

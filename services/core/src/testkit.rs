@@ -270,20 +270,30 @@ pub fn token(secret: &[u8], tenant: &str, user: &str, roles: &[&str], ttl: Durat
     )
 }
 
+/// A live connection record connected now, without roles, with the default lifetime: what
+/// most tests put in a roster.
+pub fn record(tenant: &str, user: &str, connection: &str) -> crate::roster::ConnectionRecord {
+    crate::roster::ConnectionRecord::from_raw(
+        connection,
+        tenant,
+        user,
+        vec![],
+        time::OffsetDateTime::now_utc(),
+        crate::roster::DEFAULT_CONNECTION_TTL_SECS,
+    )
+    .expect("test ids are valid")
+}
+
 /// Connection records for a sharding check: `size` connections spread over `tenants`
 /// tenants and a few users each.
 pub fn spread_records(size: usize, tenants: usize) -> Vec<crate::roster::ConnectionRecord> {
     (0..size)
         .map(|i| {
-            crate::roster::ConnectionRecord::from_raw(
-                &format!("conn-{i:06}"),
+            record(
                 &format!("tenant-{}", i % tenants.max(1)),
                 &format!("user-{}", i % 37),
-                vec![],
-                time::OffsetDateTime::now_utc(),
-                crate::roster::DEFAULT_CONNECTION_TTL_SECS,
+                &format!("conn-{i:06}"),
             )
-            .expect("generated ids are valid")
         })
         .collect()
 }

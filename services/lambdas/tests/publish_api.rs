@@ -11,7 +11,7 @@ use switchboard_core::auth::{mint_hs256, AuthConfig, Verifier};
 use switchboard_core::publish_api::PublishApi;
 use switchboard_core::queue::MessageQueue;
 use switchboard_core::receipts::Receipts;
-use switchboard_core::roster::{ConnectionRecord, MemoryRosterStore, RosterStore};
+use switchboard_core::roster::{MemoryRosterStore, RosterStore};
 use switchboard_core::tenants::Tenants;
 use switchboard_core::testkit::RecordingQueue;
 use switchboard_lambdas::emf::{parse_document, MemorySink, Metrics};
@@ -85,17 +85,9 @@ async fn send_with_tenant_metrics(
     );
     let roster = Arc::new(MemoryRosterStore::new());
     roster
-        .put(
-            &ConnectionRecord::from_raw(
-                "bobConn1",
-                "acme",
-                "bob",
-                vec![],
-                time::OffsetDateTime::now_utc(),
-                7_500,
-            )
-            .unwrap(),
-        )
+        .put(&switchboard_core::testkit::record(
+            "acme", "bob", "bobConn1",
+        ))
         .await
         .unwrap();
     let response = router(api(verifier, queue, None), roster, metrics)

@@ -299,15 +299,7 @@ async fn concurrent_connects_pass_the_cap_by_at_most_those_in_flight_minus_one()
     // Fill to one below the cap first (one count at a time would wait at the gate: write
     // these directly).
     for i in 0..CAP - 1 {
-        let record = ConnectionRecord::from_raw(
-            &format!("pre-{i}"),
-            "acme",
-            "alice",
-            vec![],
-            time::OffsetDateTime::now_utc(),
-            7_500,
-        )
-        .unwrap();
+        let record = switchboard_core::testkit::record("acme", "alice", &format!("pre-{i}"));
         roster.put(&record).await.unwrap();
     }
     let shared = Arc::new(deps(&roster, tenants(settings.clone())));

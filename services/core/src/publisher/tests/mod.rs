@@ -113,15 +113,7 @@ impl Rig {
     }
 
     async fn connect(&self, tenant: &str, user: &str, connection: &str) {
-        let record = ConnectionRecord::from_raw(
-            connection,
-            tenant,
-            user,
-            vec![],
-            OffsetDateTime::now_utc(),
-            7_500,
-        )
-        .unwrap();
+        let record = crate::testkit::record(tenant, user, connection);
         self.roster.put(&record).await.unwrap();
     }
 
