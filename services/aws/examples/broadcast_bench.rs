@@ -7,10 +7,10 @@
 //!   own tokio runtime, so the CPU and memory figures of the workers are their own. It
 //!   enforces ONE token bucket for all posts (10,000/s, burst 1,000: API Gateway's account
 //!   quota), answers `429` with `x-amzn-ErrorType: LimitExceededException` beyond it (the
-//!   SDK's `LimitExceededException`, which `ApiGatewayPusher` maps to
-//!   `PushError::Throttled`), takes 20 ms per accepted post, and counts the accepted posts
+//!   SDK's `LimitExceededException`, which `ApiGatewayPoster` maps to
+//!   `PostError::Throttled`), takes 20 ms per accepted post, and counts the accepted posts
 //!   per connection id (duplicates).
-//! - The workers run in this process: N `Publisher`s, each with its own `ApiGatewayPusher`
+//! - The workers run in this process: N `Publisher`s, each with its own `ApiGatewayPoster`
 //!   (own HTTP client) and its own `FANOUT_RATE` = floor(budget / N) token bucket, as N
 //!   Lambda invocations would (`infra/README.md`, "Rate budget"). They share one in-memory
 //!   roster (standing in for DynamoDB) and one in-process queue (standing in for SQS: batches
@@ -38,7 +38,7 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::Router;
 use serde::{Deserialize, Serialize};
-use switchboard_aws::{load_sdk_config, ApiGatewayPusher, LocalDefaults};
+use switchboard_aws::{load_sdk_config, ApiGatewayPoster, LocalDefaults};
 use switchboard_core::publisher::{Publisher, PublisherConfig, PublisherPorts, MAX_WORK_ATTEMPTS};
 use switchboard_core::queue::{InboundMessage, MessageQueue, QueueError};
 use switchboard_core::roster::{ConnectionRecord, MemoryRosterStore, RosterStore};
@@ -489,7 +489,7 @@ async fn run(
             Publisher::new(
                 PublisherPorts {
                     roster: roster.clone(),
-                    pusher: Arc::new(ApiGatewayPusher::new(&sdk, &endpoint.url)),
+                    poster: Arc::new(ApiGatewayPoster::new(&sdk, &endpoint.url)),
                     dead_letters: dead_letters.clone(),
                     work_queue: queue.clone(),
                 },

@@ -21,7 +21,7 @@ use aws_sdk_apigatewaymanagement::primitives::Blob;
 use axum::routing::post;
 use axum::Router;
 use futures::{stream, StreamExt};
-use switchboard_aws::{load_sdk_config, ApiGatewayPusher, LocalDefaults};
+use switchboard_aws::{load_sdk_config, ApiGatewayPoster, LocalDefaults};
 use switchboard_core::publisher::{Publisher, PublisherConfig, PublisherPorts};
 use switchboard_core::queue::InboundMessage;
 use switchboard_core::roster::{ConnectionRecord, MemoryRosterStore, RosterStore};
@@ -76,7 +76,7 @@ async fn main() {
         credentials: true,
     })
     .await;
-    let pusher = Arc::new(ApiGatewayPusher::new(&sdk, &endpoint));
+    let poster = Arc::new(ApiGatewayPoster::new(&sdk, &endpoint));
     let roster = Arc::new(MemoryRosterStore::new());
     let ids: Vec<String> = (0..connections).map(|i| format!("conn{i:06}")).collect();
     for (i, id) in ids.iter().enumerate() {
@@ -97,7 +97,7 @@ async fn main() {
     );
 
     // Warm the client's connection pool so no variant pays for it.
-    let client = pusher.client().clone();
+    let client = poster.client().clone();
     stream::iter(0..IN_FLIGHT)
         .for_each_concurrent(IN_FLIGHT, |_| {
             let client = client.clone();
@@ -118,7 +118,7 @@ async fn main() {
     let publisher = Publisher::new(
         PublisherPorts {
             roster: roster.clone(),
-            pusher: pusher.clone(),
+            poster: poster.clone(),
             dead_letters: dead_letters.clone(),
             work_queue: work_queue.clone(),
         },

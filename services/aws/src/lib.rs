@@ -6,14 +6,14 @@
 //!   [`DynamoHistoryStore`] (the `HistoryStore` port, `create_history_table`),
 //!   [`DynamoReceiptStore`] (receipts) and [`DynamoWorkLog`] (the `WorkLog` port: which
 //!   units of delivery work ran), both on the history table.
-//! - [`pusher`]: [`ApiGatewayPusher`] (the `ConnectionPusher` port on `PostToConnection`).
+//! - [`poster`]: [`ApiGatewayPoster`] (the `ConnectionPoster` port on `PostToConnection`).
 //! - [`sqs`]: [`SqsQueue`] (the `MessageQueue` and `DeadLetterSink` ports on SQS).
 //! - [`config`]: [`DynamoConfig::from_lookup`] and client construction with endpoint
 //!   overrides (`DYNAMODB_ENDPOINT`, DynamoDB Local's dummy credentials).
 
 pub mod config;
 pub mod dynamo;
-pub mod pusher;
+pub mod poster;
 pub mod sqs;
 
 pub use config::{dynamodb_client, load_sdk_config, DynamoConfig, LocalDefaults};
@@ -21,5 +21,5 @@ pub use dynamo::{
     create_history_table, create_table, delete_table, DynamoHistoryStore, DynamoReceiptStore,
     DynamoRosterStore, DynamoWorkLog, LookupStats,
 };
-pub use pusher::ApiGatewayPusher;
+pub use poster::ApiGatewayPoster;
 pub use sqs::SqsQueue;

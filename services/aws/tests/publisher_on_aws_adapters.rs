@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The core publisher on the AWS adapters: `DynamoRosterStore` on DynamoDB Local and
-//! `ApiGatewayPusher` posting to a local management endpoint (API Gateway's
+//! `ApiGatewayPoster` posting to a local management endpoint (API Gateway's
 //! `@connections` wire format on 127.0.0.1). Every target type reaches exactly its
 //! connections; the same user id in two tenants never crosses; a 410 removes the item.
 //!
@@ -17,7 +17,7 @@ use axum::routing::post;
 use axum::Router;
 use serde_json::{json, Value};
 use switchboard_aws::config::{dynamodb_client, DynamoConfig, LocalDefaults};
-use switchboard_aws::{create_table, load_sdk_config, ApiGatewayPusher, DynamoRosterStore};
+use switchboard_aws::{create_table, load_sdk_config, ApiGatewayPoster, DynamoRosterStore};
 use switchboard_core::publisher::{Publisher, PublisherConfig, PublisherPorts};
 use switchboard_core::queue::InboundMessage;
 use switchboard_core::roster::RosterStore;
@@ -111,7 +111,7 @@ async fn publisher_delivers_every_target_through_dynamodb_and_the_management_api
     let publisher = Publisher::new(
         PublisherPorts {
             roster: store.clone(),
-            pusher: Arc::new(ApiGatewayPusher::new(&sdk, &endpoint)),
+            poster: Arc::new(ApiGatewayPoster::new(&sdk, &endpoint)),
             dead_letters: dead_letters.clone(),
             work_queue: work.clone(),
         },

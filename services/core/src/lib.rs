@@ -4,7 +4,7 @@
 //!
 //! - [`auth`]: JWT/JWKS verification, token extraction, claim mapping, dev token minting.
 //! - [`roster`]: the `RosterStore` port, the connection record and the in-memory adapter.
-//! - [`pusher`]: the `ConnectionPusher` port and its error kinds.
+//! - [`poster`]: the `ConnectionPoster` port and its error kinds.
 //! - [`queue`]: the `MessageQueue` and `DeadLetterSink` ports.
 //! - [`config`]: typed configuration from a lookup function, errors naming the variable.
 //! - [`history`]: the `HistoryStore` port, cursors, the memory adapter, `resume`.
@@ -15,17 +15,17 @@
 //! - [`usage`]: usage per tenant per minute: the `UsageStore` port, memory adapter, API.
 //! - [`worklog`]: the `WorkLog` port (which units of delivery work ran), memory adapter.
 //! - [`publisher`]: target resolution, bounded fan-out with retries, batch results.
-//! - [`testkit`] (tests and the `testkit` feature): scripted pusher, recording queues.
+//! - [`testkit`] (tests and the `testkit` feature): scripted poster, recording queues.
 
 pub mod auth;
 pub mod config;
 pub mod connection;
 pub mod history;
 pub mod http;
+pub mod poster;
 pub mod presence;
 pub mod publish_api;
 pub mod publisher;
-pub mod pusher;
 pub mod queue;
 pub mod receipts;
 pub mod roster;

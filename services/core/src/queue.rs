@@ -148,13 +148,13 @@ mod tests {
 
         use crate::publisher::{Publisher, PublisherConfig, PublisherPorts};
         use crate::roster::MemoryRosterStore;
-        use crate::testkit::{RecordingQueue, ScriptedPusher};
+        use crate::testkit::{RecordingQueue, ScriptedPoster};
 
         let dlq = Arc::new(RecordingQueue::new());
         let publisher = Publisher::new(
             PublisherPorts {
                 roster: Arc::new(MemoryRosterStore::new()),
-                pusher: Arc::new(ScriptedPusher::new()),
+                poster: Arc::new(ScriptedPoster::new()),
                 dead_letters: dlq.clone(),
                 work_queue: Arc::new(RecordingQueue::new()),
             },

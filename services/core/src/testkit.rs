@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failed expectation is the test failing
 //! Test doubles for the ports, shared by this crate's tests and (with the `testkit`
-//! feature) by other crates' tests: a scripted pusher that records deliveries and measures
+//! feature) by other crates' tests: a scripted poster that records deliveries and measures
 //! concurrency, and recording queue / dead-letter sinks.
 
 use std::collections::{HashMap, VecDeque};
@@ -11,16 +11,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use switchboard_model::ConnectionId;
 
+use crate::poster::{ConnectionPoster, Frame, PostError};
 use crate::publisher::{MessageReport, Publisher};
-use crate::pusher::{ConnectionPusher, Frame, PushError};
 use crate::queue::{DeadLetter, DeadLetterSink, InboundMessage, MessageQueue, QueueError};
 
-/// A pusher whose answers are scripted per connection (default: success), which records
+/// A poster whose answers are scripted per connection (default: success), which records
 /// every delivered frame and the highest number of posts in flight.
 #[derive(Default)]
-pub struct ScriptedPusher {
-    scripts: Mutex<HashMap<String, VecDeque<Result<(), PushError>>>>,
-    always: Mutex<HashMap<String, PushError>>,
+pub struct ScriptedPoster {
+    scripts: Mutex<HashMap<String, VecDeque<Result<(), PostError>>>>,
+    always: Mutex<HashMap<String, PostError>>,
     delivered: Mutex<Vec<(String, String)>>,
     closed: Mutex<Vec<String>>,
     attempts: AtomicUsize,
@@ -29,7 +29,7 @@ pub struct ScriptedPusher {
     latency: Duration,
 }
 
-impl ScriptedPusher {
+impl ScriptedPoster {
     pub fn new() -> Self {
         Self::default()
     }
@@ -43,14 +43,14 @@ impl ScriptedPusher {
     }
 
     /// The next posts to `connection` answer these results, in order, then succeed.
-    pub fn script(&self, connection: &str, results: Vec<Result<(), PushError>>) {
+    pub fn script(&self, connection: &str, results: Vec<Result<(), PostError>>) {
         if let Ok(mut scripts) = self.scripts.lock() {
             scripts.insert(connection.to_string(), results.into());
         }
     }
 
     /// Every post to `connection` answers `error`.
-    pub fn always_fail(&self, connection: &str, error: PushError) {
+    pub fn always_fail(&self, connection: &str, error: PostError) {
         if let Ok(mut always) = self.always.lock() {
             always.insert(connection.to_string(), error);
         }
@@ -85,8 +85,8 @@ impl ScriptedPusher {
 }
 
 #[async_trait]
-impl ConnectionPusher for ScriptedPusher {
-    async fn push(&self, connection: &ConnectionId, frame: &Frame) -> Result<(), PushError> {
+impl ConnectionPoster for ScriptedPoster {
+    async fn post(&self, connection: &ConnectionId, frame: &Frame) -> Result<(), PostError> {
         self.attempts.fetch_add(1, Ordering::SeqCst);
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(now, Ordering::SeqCst);
@@ -117,7 +117,7 @@ impl ConnectionPusher for ScriptedPusher {
         result
     }
 
-    async fn close(&self, connection: &ConnectionId) -> Result<(), PushError> {
+    async fn close(&self, connection: &ConnectionId) -> Result<(), PostError> {
         if let Ok(mut closed) = self.closed.lock() {
             closed.push(connection.to_string());
         }
@@ -330,12 +330,12 @@ pub async fn check_sharded_fanout(
         ),
     ];
     for (envelope, expected) in cases {
-        let pusher = Arc::new(ScriptedPusher::new());
+        let poster = Arc::new(ScriptedPoster::new());
         let work = Arc::new(RecordingQueue::new());
         let publisher = Publisher::new(
             PublisherPorts {
                 roster: roster.clone(),
-                pusher: pusher.clone(),
+                poster: poster.clone(),
                 dead_letters: Arc::new(RecordingQueue::new()),
                 work_queue: work.clone(),
             },
@@ -359,7 +359,7 @@ pub async fn check_sharded_fanout(
             );
         }
         let mut got: BTreeMap<String, usize> = BTreeMap::new();
-        for (connection, _) in pusher.delivered() {
+        for (connection, _) in poster.delivered() {
             *got.entry(connection).or_default() += 1;
         }
         let want: BTreeMap<String, usize> = expected

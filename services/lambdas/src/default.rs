@@ -22,15 +22,15 @@
 
 use std::sync::Arc;
 
-use switchboard_aws::pusher::DEFAULT_POST_TIMEOUT;
+use switchboard_aws::poster::DEFAULT_POST_TIMEOUT;
 use switchboard_aws::{
-    load_sdk_config, ApiGatewayPusher, DynamoConfig, DynamoRosterStore, LocalDefaults,
+    load_sdk_config, ApiGatewayPoster, DynamoConfig, DynamoRosterStore, LocalDefaults,
 };
 use switchboard_core::auth::{AuthConfig, Verifier};
 use switchboard_core::config::required;
 use switchboard_core::connection::{self, ActionDeps};
 use switchboard_core::history::{post_within_budget, HistoryConfig, ResumeLimits};
-use switchboard_core::pusher::ConnectionPusher;
+use switchboard_core::poster::ConnectionPoster;
 use switchboard_model::ServerReply;
 use tokio::time::Instant;
 
@@ -42,7 +42,7 @@ use crate::websocket::{claims, connection_id, RouteError, WebsocketEvent, Websoc
 #[derive(Clone)]
 pub struct DefaultDeps {
     pub actions: ActionDeps,
-    pub pusher: Arc<dyn ConnectionPusher>,
+    pub poster: Arc<dyn ConnectionPoster>,
     /// The resume's time budget and retries ([`ResumeLimits::default`]: 25 s, 5 s per post).
     pub resume: ResumeLimits,
 }
@@ -71,8 +71,8 @@ pub async fn build(lookup: impl Fn(&str) -> Option<String>) -> Result<DefaultDep
             history_config,
             verifier: Some(Arc::new(verifier)),
         },
-        pusher: Arc::new(ApiGatewayPusher::new(&sdk, &callback_url)),
-        // No post starts unless the pusher's whole per-attempt timeout still fits.
+        poster: Arc::new(ApiGatewayPoster::new(&sdk, &callback_url)),
+        // No post starts unless the poster's whole per-attempt timeout still fits.
         resume: ResumeLimits {
             attempt_timeout: DEFAULT_POST_TIMEOUT,
             ..ResumeLimits::default()
@@ -108,7 +108,7 @@ pub async fn handle_until(
     // the history read: posted one at a time.
     let frames = outcome.missed;
     let posted = post_within_budget(
-        deps.pusher.as_ref(),
+        deps.poster.as_ref(),
         &connection,
         &frames,
         &deps.resume,

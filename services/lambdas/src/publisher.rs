@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use switchboard_aws::config::{dynamodb_client_from, with_store_timeouts};
 use switchboard_aws::{
-    load_sdk_config, ApiGatewayPusher, DynamoConfig, DynamoHistoryStore, DynamoReceiptStore,
+    load_sdk_config, ApiGatewayPoster, DynamoConfig, DynamoHistoryStore, DynamoReceiptStore,
     DynamoRosterStore, DynamoWorkLog, LocalDefaults, SqsQueue,
 };
 use switchboard_core::config::{required, ConfigError};
@@ -71,7 +71,7 @@ pub async fn build(
     // Tenant settings: a tenant's `historyTtlSecs` (docs/design.md: Tenants).
     let tenants = Tenants::from_lookup(&lookup)?;
     // Every SQS and DynamoDB call is bounded, so settling fits the deadline margin
-    // (docs/design.md: Time budget); the pusher sets its own per-attempt timeout.
+    // (docs/design.md: Time budget); the poster sets its own per-attempt timeout.
     let sdk = with_store_timeouts(&load_sdk_config(LocalDefaults::NONE).await);
     let dynamo_sdk = with_store_timeouts(&load_sdk_config(dynamo.local).await);
     let client = dynamodb_client_from(&dynamo_sdk, dynamo.endpoint.as_deref());
@@ -88,7 +88,7 @@ pub async fn build(
     let work_log = DynamoWorkLog::new(client, history.table.clone());
     let ports = PublisherPorts {
         roster: Arc::new(roster),
-        pusher: Arc::new(ApiGatewayPusher::new(&sdk, &settings.callback_url)),
+        poster: Arc::new(ApiGatewayPoster::new(&sdk, &settings.callback_url)),
         dead_letters: Arc::new(SqsQueue::from_sdk_config(&sdk, settings.dlq_url.clone())),
         work_queue: Arc::new(SqsQueue::from_sdk_config(&sdk, settings.queue_url.clone())),
     };

@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! `$default` `resume` as on AWS: a real-shaped `$default` event (the fixture), history in
 //! DynamoDB Local (`DYNAMODB_ENDPOINT`, a fresh table), the missed frames posted to the
-//! caller through the real `ApiGatewayPusher` against a fake management endpoint, and the
+//! caller through the real `ApiGatewayPoster` against a fake management endpoint, and the
 //! `resumed` frame as the route response body. Also the start-up of `default::build`, and
 //! the resume's time budget (a slow management endpoint ends in `complete: false` before
 //! API Gateway's 29 s integration timeout) and retries (a 429 mid-resume).
@@ -22,7 +22,7 @@ use axum::routing::post;
 use axum::Router;
 use serde_json::{json, Value};
 use switchboard_aws::config::{dynamodb_client, DynamoConfig, LocalDefaults};
-use switchboard_aws::{create_history_table, delete_table, ApiGatewayPusher, DynamoHistoryStore};
+use switchboard_aws::{create_history_table, delete_table, ApiGatewayPoster, DynamoHistoryStore};
 use switchboard_core::connection::ActionDeps;
 use switchboard_core::history::{
     Cursor, HistoryConfig, HistoryEntry, HistoryStore, ResumeLimits, Stream,
@@ -195,7 +195,7 @@ fn deps(store: DynamoHistoryStore, addr: SocketAddr, limits: ResumeLimits) -> De
             history_config: HistoryConfig::default(),
             verifier: None,
         },
-        pusher: Arc::new(ApiGatewayPusher::with_timeout(
+        poster: Arc::new(ApiGatewayPoster::with_timeout(
             &sdk,
             &format!("http://{addr}/main"),
             limits.attempt_timeout,
@@ -294,7 +294,7 @@ async fn resume_posts_the_missed_frames_in_order_then_answers_resumed() {
 /// Done-when of issue 20: a management endpoint slow enough that 500 frames would take
 /// 40 s (80 ms a post) ends with `resumed` `complete: false` before API Gateway's 29 s
 /// integration timeout, with the default budget (25 s, no post started with less than the
-/// pusher's 5 s attempt timeout left). What was posted is a prefix, in order.
+/// poster's 5 s attempt timeout left). What was posted is a prefix, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_management_api_ends_the_resume_incomplete_before_29_s() {
     let (store, cleanup) = history_table().await;

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use aws_lambda_events::sqs::SqsEvent;
 use serde_json::{json, Value};
+use switchboard_core::poster::PostError;
 use switchboard_core::publisher::{Publisher, PublisherConfig, PublisherPorts, RetryPolicy};
-use switchboard_core::pusher::PushError;
 use switchboard_core::roster::{ConnectionRecord, MemoryRosterStore, RosterStore};
-use switchboard_core::testkit::{RecordingQueue, ScriptedPusher};
+use switchboard_core::testkit::{RecordingQueue, ScriptedPoster};
 use switchboard_lambdas::emf::{parse_document, MemorySink, Metrics};
 use switchboard_lambdas::publisher::{self, inbound_message, PublisherSettings};
 use switchboard_model::{ConnectionId, TenantId, UserId};
@@ -29,7 +29,7 @@ fn sqs_event() -> SqsEvent {
 }
 
 struct Harness {
-    pusher: Arc<ScriptedPusher>,
+    poster: Arc<ScriptedPoster>,
     dlq: Arc<RecordingQueue>,
     work: Arc<RecordingQueue>,
     publisher: Publisher,
@@ -73,7 +73,7 @@ async fn harness_with_token_expiry(token_expires_at: Option<i64>) -> Harness {
         )
         .await
         .unwrap();
-    let pusher = Arc::new(ScriptedPusher::new());
+    let poster = Arc::new(ScriptedPoster::new());
     let dlq = Arc::new(RecordingQueue::new());
     let config = PublisherConfig {
         retry: RetryPolicy {
@@ -87,7 +87,7 @@ async fn harness_with_token_expiry(token_expires_at: Option<i64>) -> Harness {
     let publisher = Publisher::new(
         PublisherPorts {
             roster,
-            pusher: pusher.clone(),
+            poster: poster.clone(),
             dead_letters: dlq.clone(),
             work_queue: work.clone(),
         },
@@ -96,7 +96,7 @@ async fn harness_with_token_expiry(token_expires_at: Option<i64>) -> Harness {
     let emf = Arc::new(MemorySink::new());
     let metrics = Metrics::new("Switchboard/Test", emf.clone()).unwrap();
     Harness {
-        pusher,
+        poster,
         dlq,
         work,
         publisher,
@@ -124,7 +124,7 @@ async fn delivers_the_envelope_and_dead_letters_the_malformed_body() {
         json!({"batchItemFailures": []})
     );
 
-    let delivered = h.pusher.delivered();
+    let delivered = h.poster.delivered();
     assert_eq!(delivered.len(), 1);
     assert_eq!(delivered[0].0, CONNECTION);
     let frame: Value = serde_json::from_str(&delivered[0].1).unwrap();
@@ -142,14 +142,14 @@ async fn delivers_the_envelope_and_dead_letters_the_malformed_body() {
 #[tokio::test]
 async fn a_persistently_failing_post_becomes_a_retry_item_not_a_batch_failure() {
     let h = harness().await;
-    h.pusher
-        .always_fail(CONNECTION, PushError::Transient("503 from the API".into()));
+    h.poster
+        .always_fail(CONNECTION, PostError::Transient("503 from the API".into()));
     let response = h.handle(&sqs_event()).await;
     assert_eq!(
         serde_json::to_value(&response).unwrap(),
         json!({"batchItemFailures": []})
     );
-    assert_eq!(h.pusher.attempts(), 3, "retried up to max_attempts");
+    assert_eq!(h.poster.attempts(), 3, "retried up to max_attempts");
     let retry = h.work.enqueued();
     assert_eq!(retry.len(), 1);
     assert!(retry[0].1.starts_with(r#"{"shard":"#) && retry[0].1.contains(CONNECTION));
@@ -226,7 +226,7 @@ async fn a_listed_tenant_s_messages_are_dimensioned_by_tenant_too() {
 #[tokio::test]
 async fn failures_and_retries_reach_the_emf_document() {
     let h = harness().await;
-    h.pusher.always_fail(CONNECTION, PushError::Throttled);
+    h.poster.always_fail(CONNECTION, PostError::Throttled);
     h.handle(&sqs_event()).await;
     let docs = h.emf_documents();
     let doc = docs.iter().find(|d| d["Target"] == "connections").unwrap();
@@ -319,8 +319,8 @@ async fn a_connection_whose_token_expired_is_closed_not_posted_to() {
         serde_json::to_value(&response).unwrap(),
         json!({"batchItemFailures": []})
     );
-    assert!(h.pusher.delivered().is_empty());
-    assert_eq!(h.pusher.closed(), [CONNECTION]);
+    assert!(h.poster.delivered().is_empty());
+    assert_eq!(h.poster.closed(), [CONNECTION]);
     let documents = h.emf_documents();
     let message = documents
         .iter()

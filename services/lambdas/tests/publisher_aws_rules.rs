@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The Lambda publisher as AWS really behaves (issue 20, "Done when"): the real handler with
-//! real-shaped SQS events, the real `ApiGatewayPusher` against a fake management endpoint
+//! real-shaped SQS events, the real `ApiGatewayPoster` against a fake management endpoint
 //! and the real `SqsQueue` against a fake SQS endpoint (the rig is in `support/`).
 //!
 //! - A chain far longer than Lambda's recursive loop detection allows (~16 hops) completes;

@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The Lambda publisher at any size: real-shaped SQS events (the fixture's record shape),
-//! the real `ApiGatewayPusher` against a fake management endpoint, and the real `SqsQueue`
+//! the real `ApiGatewayPoster` against a fake management endpoint, and the real `SqsQueue`
 //! against a fake SQS endpoint that keeps what the publisher sends (continuations, retry
 //! and remainder items, dead letters). Each "invocation" hands the publisher what the
 //! previous ones sent to its queue, as the SQS trigger would. The rig is in `support/`.
@@ -134,7 +134,7 @@ async fn a_persistent_failure_resends_to_that_connection_only_then_dead_letters(
     );
 }
 
-/// Receipts through the Lambda handler, the real pusher and SQS adapters: a sharded tenant
+/// Receipts through the Lambda handler, the real poster and SQS adapters: a sharded tenant
 /// message of 2,500 connections counts every page; a `users` message with a gone
 /// connection is `delivered` with it counted as gone; a failing one is `partial` while its
 /// retries are pending, then `dead`.

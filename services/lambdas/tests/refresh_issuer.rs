@@ -14,7 +14,7 @@ use switchboard_core::config::ConnectConfig;
 use switchboard_core::connection::{connect, ActionDeps};
 use switchboard_core::history::{HistoryConfig, MemoryHistoryStore, ResumeLimits};
 use switchboard_core::roster::MemoryRosterStore;
-use switchboard_core::testkit::ScriptedPusher;
+use switchboard_core::testkit::ScriptedPoster;
 use switchboard_lambdas::authorizer::authorize_json;
 use switchboard_lambdas::default::{self, DefaultDeps};
 use switchboard_lambdas::websocket::{self, WebsocketEvent};
@@ -93,7 +93,7 @@ async fn the_authorizer_context_carries_the_issuer_and_default_refresh_requires_
             history_config: HistoryConfig::default(),
             verifier: Some(verifier),
         },
-        pusher: Arc::new(ScriptedPusher::new()),
+        poster: Arc::new(ScriptedPoster::new()),
         resume: ResumeLimits::default(),
     };
     let refresh = json!({"action": "refresh", "token": token(3_600)}).to_string();

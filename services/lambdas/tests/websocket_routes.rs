@@ -10,7 +10,7 @@ use switchboard_core::connection::ActionDeps;
 use switchboard_core::history::{HistoryConfig, MemoryHistoryStore};
 use switchboard_core::roster::{MemoryRosterStore, RosterStore};
 use switchboard_core::tenants::Tenants;
-use switchboard_core::testkit::ScriptedPusher;
+use switchboard_core::testkit::ScriptedPoster;
 use switchboard_lambdas::connect::{self, ConnectDeps};
 use switchboard_lambdas::disconnect::{self, DisconnectDeps};
 use switchboard_lambdas::websocket::{RouteError, WebsocketEvent};
@@ -192,7 +192,7 @@ fn default_deps() -> default::DefaultDeps {
             history_config: HistoryConfig::default(),
             verifier: None,
         },
-        pusher: Arc::new(ScriptedPusher::new()),
+        poster: Arc::new(ScriptedPoster::new()),
         resume: Default::default(),
     }
 }

@@ -18,8 +18,8 @@ use std::time::Duration;
 use switchboard_model::ConnectionId;
 use tokio::time::Instant;
 
+use crate::poster::{ConnectionPoster, Frame, PostError};
 use crate::publisher::RetryPolicy;
-use crate::pusher::{ConnectionPusher, Frame, PushError};
 
 /// The API Gateway WebSocket integration timeout (not adjustable; see the module docs).
 pub const WEBSOCKET_INTEGRATION_TIMEOUT: Duration = Duration::from_secs(29);
@@ -28,7 +28,7 @@ pub const WEBSOCKET_INTEGRATION_TIMEOUT: Duration = Duration::from_secs(29);
 pub const RESUME_BUDGET: Duration = Duration::from_secs(25);
 const _: () = assert!(RESUME_BUDGET.as_secs() < WEBSOCKET_INTEGRATION_TIMEOUT.as_secs());
 
-/// The longest one post may take by default: `ApiGatewayPusher`'s per-attempt timeout, the
+/// The longest one post may take by default: `ApiGatewayPoster`'s per-attempt timeout, the
 /// one the publisher's time budget counts on too.
 pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = crate::publisher::POST_ATTEMPT_TIMEOUT;
 
@@ -37,7 +37,7 @@ pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = crate::publisher::POST_ATTEMPT_TIM
 pub struct ResumeLimits {
     /// Time from the invocation's start by which posting has ended ([`RESUME_BUDGET`]).
     pub budget: Duration,
-    /// The longest one post may take (the pusher's per-attempt timeout): no attempt starts
+    /// The longest one post may take (the poster's per-attempt timeout): no attempt starts
     /// with less than this left.
     pub attempt_timeout: Duration,
     pub retry: RetryPolicy,
@@ -72,7 +72,7 @@ pub enum ResumeStop {
     /// The caller is gone (410): nobody is left to answer.
     Gone,
     /// A post failed for good: a non-retryable error, or the last retry's.
-    Failed(PushError),
+    Failed(PostError),
 }
 
 /// What [`post_within_budget`] did.
@@ -105,7 +105,7 @@ impl ResumePosted {
 /// timeout or a transient failure, and stops when the next attempt (or the wait before a
 /// retry) would end past [`ResumeLimits::last_start`].
 pub async fn post_within_budget(
-    pusher: &dyn ConnectionPusher,
+    poster: &dyn ConnectionPoster,
     connection: &ConnectionId,
     frames: &[Arc<str>],
     limits: &ResumeLimits,
@@ -127,12 +127,12 @@ pub async fn post_within_budget(
                 posted.stopped = Some(ResumeStop::OutOfTime);
                 return posted;
             }
-            match pusher.push(connection, &frame).await {
+            match poster.post(connection, &frame).await {
                 Ok(()) => {
                     posted.count += 1;
                     break;
                 }
-                Err(PushError::Gone) => {
+                Err(PostError::Gone) => {
                     posted.stopped = Some(ResumeStop::Gone);
                     return posted;
                 }
@@ -160,7 +160,7 @@ pub async fn post_within_budget(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testkit::ScriptedPusher;
+    use crate::testkit::ScriptedPoster;
 
     const CONN: &str = "conn-1";
 
@@ -176,14 +176,14 @@ mod tests {
 
     /// Posts `n` frames to [`CONN`] from now on.
     async fn post(
-        pusher: &ScriptedPusher,
+        poster: &ScriptedPoster,
         n: usize,
         limits: &ResumeLimits,
         deadline: Option<Instant>,
     ) -> ResumePosted {
         let connection = ConnectionId::parse(CONN).unwrap();
         post_within_budget(
-            pusher,
+            poster,
             &connection,
             &frames(n),
             limits,
@@ -226,20 +226,20 @@ mod tests {
 
     #[tokio::test]
     async fn posts_everything_in_order_when_time_allows() {
-        let pusher = ScriptedPusher::new();
-        let posted = post(&pusher, 3, &ResumeLimits::default(), None).await;
+        let poster = ScriptedPoster::new();
+        let posted = post(&poster, 3, &ResumeLimits::default(), None).await;
         assert_eq!(posted.count, 3);
         assert_eq!(posted.stopped, None);
         assert_eq!(posted.incomplete_reply(), None);
-        let sent: Vec<String> = pusher.delivered().into_iter().map(|(_, f)| f).collect();
+        let sent: Vec<String> = poster.delivered().into_iter().map(|(_, f)| f).collect();
         assert_eq!(sent, texts(&frames(3)));
     }
 
     #[tokio::test]
     async fn stops_when_no_attempt_fits_and_answers_the_gap() {
-        let pusher = ScriptedPusher::with_latency(Duration::from_millis(20));
+        let poster = ScriptedPoster::with_latency(Duration::from_millis(20));
         let started = Instant::now();
-        let posted = post(&pusher, 100, &limits(300, 100), None).await;
+        let posted = post(&poster, 100, &limits(300, 100), None).await;
         assert!(
             started.elapsed() <= Duration::from_millis(300),
             "{:?}",
@@ -251,7 +251,7 @@ mod tests {
             posted.count
         );
         assert_eq!(posted.stopped, Some(ResumeStop::OutOfTime));
-        let sent: Vec<String> = pusher.delivered().into_iter().map(|(_, f)| f).collect();
+        let sent: Vec<String> = poster.delivered().into_iter().map(|(_, f)| f).collect();
         assert_eq!(sent, texts(&frames(posted.count)), "a prefix, in order");
         let reply: serde_json::Value =
             serde_json::from_str(&posted.incomplete_reply().unwrap()).unwrap();
@@ -260,51 +260,51 @@ mod tests {
             serde_json::json!({"type":"resumed","count":posted.count,"complete":false})
         );
         let soon = Instant::now() + Duration::from_millis(50);
-        let none = post(&pusher, 1, &limits(300, 100), Some(soon)).await;
+        let none = post(&poster, 1, &limits(300, 100), Some(soon)).await;
         assert_eq!(none.count, 0, "a deadline nearer than one attempt");
     }
 
     #[tokio::test]
     async fn retries_throttling_and_failures_then_gives_up_or_stops() {
-        let pusher = ScriptedPusher::new();
-        pusher.script(
+        let poster = ScriptedPoster::new();
+        poster.script(
             CONN,
             vec![
                 Ok(()),
-                Err(PushError::Throttled),
-                Err(PushError::Transient("502".into())),
-                Err(PushError::Timeout),
+                Err(PostError::Throttled),
+                Err(PostError::Transient("502".into())),
+                Err(PostError::Timeout),
                 Ok(()),
             ],
         );
-        let posted = post(&pusher, 3, &limits(10_000, 100), None).await;
+        let posted = post(&poster, 3, &limits(10_000, 100), None).await;
         assert_eq!((posted.count, posted.retries), (3, 3));
         assert_eq!(posted.stopped, None);
-        let sent: Vec<String> = pusher.delivered().into_iter().map(|(_, f)| f).collect();
+        let sent: Vec<String> = poster.delivered().into_iter().map(|(_, f)| f).collect();
         assert_eq!(sent, texts(&frames(3)), "each once, in order");
 
-        let throttled = ScriptedPusher::new();
-        throttled.always_fail(CONN, PushError::Throttled);
+        let throttled = ScriptedPoster::new();
+        throttled.always_fail(CONN, PostError::Throttled);
         let posted = post(&throttled, 2, &limits(10_000, 100), None).await;
         assert_eq!(throttled.attempts(), 5, "max_attempts, then no more");
         assert_eq!(posted.count, 0);
         assert_eq!(
             posted.stopped,
-            Some(ResumeStop::Failed(PushError::Throttled))
+            Some(ResumeStop::Failed(PostError::Throttled))
         );
         assert!(posted.incomplete_reply().is_some(), "a gap, not an error");
 
         for (error, stop) in [
-            (PushError::Gone, ResumeStop::Gone),
+            (PostError::Gone, ResumeStop::Gone),
             (
-                PushError::Fatal("403".into()),
-                ResumeStop::Failed(PushError::Fatal("403".into())),
+                PostError::Fatal("403".into()),
+                ResumeStop::Failed(PostError::Fatal("403".into())),
             ),
         ] {
-            let pusher = ScriptedPusher::new();
-            pusher.script(CONN, vec![Ok(()), Err(error)]);
-            let posted = post(&pusher, 3, &limits(10_000, 100), None).await;
-            assert_eq!((posted.count, pusher.attempts()), (1, 2), "not retried");
+            let poster = ScriptedPoster::new();
+            poster.script(CONN, vec![Ok(()), Err(error)]);
+            let posted = post(&poster, 3, &limits(10_000, 100), None).await;
+            assert_eq!((posted.count, poster.attempts()), (1, 2), "not retried");
             let gone = stop == ResumeStop::Gone;
             assert_eq!(posted.stopped, Some(stop));
             assert_eq!(

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::work::Recipient;
 use super::Publisher;
-use crate::pusher::{Frame, PushError};
+use crate::poster::{Frame, PostError};
 use crate::roster::token_expired;
 
 /// What happened to the posts of one list of connections.
@@ -21,9 +21,9 @@ pub(super) struct Delivery {
     pub retries: u32,
     pub throttled: u32,
     /// Still failing after the in-process retries, retrying may help: a retry work item.
-    pub failed: Vec<(Recipient, PushError)>,
+    pub failed: Vec<(Recipient, PostError)>,
     /// Retrying cannot help (413, other 4xx): dead-lettered at once.
-    pub fatal: Vec<(Recipient, PushError)>,
+    pub fatal: Vec<(Recipient, PostError)>,
     /// Not posted because the deadline came near.
     pub unstarted: Vec<Recipient>,
 }
@@ -32,7 +32,7 @@ pub(super) struct Delivery {
 enum PostResult {
     Delivered,
     Gone,
-    Failed(PushError),
+    Failed(PostError),
     Unstarted,
 }
 
@@ -116,23 +116,23 @@ impl Publisher {
             if !self.wait_for_limiter(deadline).await {
                 post.result = match last_error {
                     None => PostResult::Unstarted,
-                    Some(PushError::Gone) => PostResult::Gone,
+                    Some(PostError::Gone) => PostResult::Gone,
                     Some(error) => PostResult::Failed(error),
                 };
                 return post;
             }
-            let result = self.pusher.push(&post.recipient.connection_id, frame).await;
+            let result = self.poster.post(&post.recipient.connection_id, frame).await;
             let error = match result {
                 Ok(()) => {
                     post.result = PostResult::Delivered;
                     return post;
                 }
-                Err(PushError::Throttled) => {
+                Err(PostError::Throttled) => {
                     post.throttled += 1;
-                    PushError::Throttled
+                    PostError::Throttled
                 }
                 // Past the grace period a 410 means the connection is gone for good.
-                Err(PushError::Gone) if !young => {
+                Err(PostError::Gone) if !young => {
                     self.remove_gone(&post.recipient).await;
                     post.result = PostResult::Gone;
                     return post;
@@ -141,14 +141,14 @@ impl Publisher {
             };
             // A young connection's 410 is API Gateway still completing its handshake:
             // worth another try, and never a roster delete.
-            let retryable = error.is_retryable() || error == PushError::Gone;
+            let retryable = error.is_retryable() || error == PostError::Gone;
             let delay = policy.delay(post.retries + 1);
             if !retryable
                 || post.retries + 1 >= policy.max_attempts
                 || self.out_of_time(deadline, delay)
             {
                 post.result = match error {
-                    PushError::Gone => PostResult::Gone,
+                    PostError::Gone => PostResult::Gone,
                     error => PostResult::Failed(error),
                 };
                 return post;
@@ -181,7 +181,7 @@ impl Publisher {
                 if !self.wait_for_limiter(deadline).await {
                     return;
                 }
-                match self.pusher.close(&recipient.connection_id).await {
+                match self.poster.close(&recipient.connection_id).await {
                     Ok(()) => {
                         tracing::info!(
                             connection_id = %recipient.connection_id,

@@ -1,5 +1,5 @@
 //! The publisher: takes SQS-shaped batches, resolves each message's target through the
-//! roster, fans the frame out through the [`ConnectionPusher`] with bounded concurrency and
+//! roster, fans the frame out through the [`ConnectionPoster`] with bounded concurrency and
 //! retries, and reports which messages must be redelivered (`batchItemFailures`).
 //!
 //! Where it lives: `intake` turns a queue body into its first unit of work (parse, expiry,
@@ -40,7 +40,7 @@
 //!   message is recorded in its streams before anything is posted, and its frame carries
 //!   the cursor; if recording fails the message is redelivered.
 //! - A connection whose token expired (`tokenExpiresAt` plus `JWT_LEEWAY_SECS`) is not
-//!   posted to: it is closed through the pusher (`DeleteConnection`) and removed from the
+//!   posted to: it is closed through the poster (`DeleteConnection`) and removed from the
 //!   roster, and counted as `expired_tokens` (docs/design.md: Identity per issuer).
 //! - With receipts on ([`Publisher::with_receipts`]), each unit of work adds its counts to
 //!   the message's receipt when it finishes, work items are counted as pending before they
@@ -80,7 +80,7 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::history::{HistoryConfig, HistoryStore};
-use crate::pusher::{ConnectionPusher, Frame};
+use crate::poster::{ConnectionPoster, Frame};
 use crate::queue::{DeadLetterSink, InboundMessage, MessageQueue};
 use crate::receipts::{Progress, Receipts};
 use crate::roster::RosterStore;
@@ -92,7 +92,7 @@ use settle::Settling;
 #[derive(Clone)]
 pub struct PublisherPorts {
     pub roster: Arc<dyn RosterStore>,
-    pub pusher: Arc<dyn ConnectionPusher>,
+    pub poster: Arc<dyn ConnectionPoster>,
     pub dead_letters: Arc<dyn DeadLetterSink>,
     /// Where work items go: the queue the publisher itself drains (`QUEUE_URL`).
     pub work_queue: Arc<dyn MessageQueue>,
@@ -102,7 +102,7 @@ pub struct PublisherPorts {
 #[derive(Clone)]
 pub struct Publisher {
     roster: Arc<dyn RosterStore>,
-    pusher: Arc<dyn ConnectionPusher>,
+    poster: Arc<dyn ConnectionPoster>,
     dead_letters: Arc<dyn DeadLetterSink>,
     work_queue: Arc<dyn MessageQueue>,
     limiter: Option<Arc<DefaultDirectRateLimiter>>,
@@ -138,7 +138,7 @@ impl Publisher {
         });
         Self {
             roster: ports.roster,
-            pusher: ports.pusher,
+            poster: ports.poster,
             dead_letters: ports.dead_letters,
             work_queue: ports.work_queue,
             limiter,

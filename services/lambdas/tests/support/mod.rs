@@ -1,5 +1,5 @@
 //! The rig of the Lambda publisher tests: the real `publisher::handle` with real-shaped SQS
-//! events (the fixture's record shape), the real `ApiGatewayPusher` against a fake
+//! events (the fixture's record shape), the real `ApiGatewayPoster` against a fake
 //! management endpoint ([`Gateway`]) and the real `SqsQueue` against a fake SQS endpoint
 //! ([`Sqs`]) that keeps what the publisher sends (continuations, retry and remainder items,
 //! dead letters). Each "invocation" hands the publisher what the previous ones sent to its
@@ -27,7 +27,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use serde_json::{json, Value};
-use switchboard_aws::{ApiGatewayPusher, SqsQueue};
+use switchboard_aws::{ApiGatewayPoster, SqsQueue};
 use switchboard_core::publisher::{
     Publisher, PublisherConfig, PublisherPorts, RetryPolicy, WorkItem,
 };
@@ -286,12 +286,12 @@ pub struct Rig {
 pub const QUEUE: &str = "/123456789012/envelopes";
 pub const DLQ: &str = "/123456789012/dead-letters";
 
-/// A rig whose pusher gives each post attempt 2 s.
+/// A rig whose poster gives each post attempt 2 s.
 pub async fn rig(config: PublisherConfig) -> Rig {
     rig_with_post_timeout(config, Duration::from_secs(2)).await
 }
 
-/// A rig whose pusher gives each post attempt `post_timeout`.
+/// A rig whose poster gives each post attempt `post_timeout`.
 pub async fn rig_with_post_timeout(config: PublisherConfig, post_timeout: Duration) -> Rig {
     let gateway = Gateway::default();
     let gateway_addr = serve(
@@ -307,7 +307,7 @@ pub async fn rig_with_post_timeout(config: PublisherConfig, post_timeout: Durati
     let publisher = Publisher::new(
         PublisherPorts {
             roster: roster.clone(),
-            pusher: Arc::new(ApiGatewayPusher::with_timeout(
+            poster: Arc::new(ApiGatewayPoster::with_timeout(
                 &sdk(None),
                 &format!("http://{gateway_addr}/main"),
                 post_timeout,

@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::json;
-use switchboard_core::pusher::PushError;
+use switchboard_core::poster::PostError;
 use switchboard_model::{ConnectionId, MAX_FRAME_BYTES};
 use time::format_description::well_known::Rfc3339;
 
@@ -141,7 +141,7 @@ pub async fn post_frame(
     // connection that is gone, answered 410.
     match live.send(frame) {
         Ok(()) => StatusCode::OK.into_response(),
-        Err(PushError::Gone) => gone(),
+        Err(PostError::Gone) => gone(),
         Err(_) => aws_error(
             StatusCode::TOO_MANY_REQUESTS,
             "LimitExceededException",

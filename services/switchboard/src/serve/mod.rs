@@ -52,7 +52,7 @@ pub use sigv4::ManagementCredentials;
 
 use local_queue::LocalQueue;
 use metrics::Metrics;
-use registry::{InstanceTag, LocalPusher, Registry};
+use registry::{InstanceTag, LocalPoster, Registry};
 
 /// Where the roster lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -238,7 +238,7 @@ impl Server {
         let publisher = Publisher::new(
             PublisherPorts {
                 roster: settings.roster.clone(),
-                pusher: Arc::new(LocalPusher::new(
+                poster: Arc::new(LocalPoster::new(
                     registry.clone(),
                     instance.clone(),
                     metrics.foreign_skipped.clone(),

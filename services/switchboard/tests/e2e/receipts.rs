@@ -2,10 +2,10 @@
 //! status through `GET /v1/messages/{id}`, one `202` among 20 concurrent publishes of one
 //! id, the tenant rules of the read, expiry, and (DynamoDB roster) a gone connection.
 //! A sharded tenant message of 2,500 sockets. Partial/dead receipts need posts that fail on
-//! purpose, which `serve`'s in-process pusher never does (a socket that cannot take a frame
+//! purpose, which `serve`'s in-process poster never does (a socket that cannot take a frame
 //! is closed and gone): they are in `services/lambdas/tests/publisher_sharding.rs` (fake
 //! management and SQS endpoints) and the core's `publisher::tests::receipts` (scripted
-//! pusher).
+//! poster).
 
 use std::time::Duration;
 

@@ -7,7 +7,7 @@ use super::*;
 async fn gone_connections_are_removed_and_counted() {
     let rig = rig();
     rig.populate().await;
-    rig.pusher.always_fail("acme-alice-2", PushError::Gone);
+    rig.poster.always_fail("acme-alice-2", PostError::Gone);
     let outcome = rig
         .publish(
             "s",
@@ -39,12 +39,12 @@ async fn gone_connections_are_removed_and_counted() {
 async fn throttling_burst_is_retried_with_backoff_and_delivered() {
     let rig = rig();
     rig.populate().await;
-    rig.pusher.script(
+    rig.poster.script(
         "acme-bob-1",
         vec![
-            Err(PushError::Throttled),
-            Err(PushError::Throttled),
-            Err(PushError::Throttled),
+            Err(PostError::Throttled),
+            Err(PostError::Throttled),
+            Err(PostError::Throttled),
         ],
     );
     let started = std::time::Instant::now();
@@ -57,7 +57,7 @@ async fn throttling_burst_is_retried_with_backoff_and_delivered() {
     assert!(outcome.failed_message_ids.is_empty());
     let report = &outcome.reports[0];
     assert_eq!((report.delivered, report.retries), (1, 3));
-    assert_eq!(rig.pusher.attempts(), 4);
+    assert_eq!(rig.poster.attempts(), 4);
     assert!(started.elapsed() < Duration::from_secs(2));
 }
 
@@ -65,11 +65,11 @@ async fn throttling_burst_is_retried_with_backoff_and_delivered() {
 async fn timeouts_and_5xx_are_retried() {
     let rig = rig();
     rig.populate().await;
-    rig.pusher.script(
+    rig.poster.script(
         "acme-bob-1",
         vec![
-            Err(PushError::Timeout),
-            Err(PushError::Transient("502".into())),
+            Err(PostError::Timeout),
+            Err(PostError::Transient("502".into())),
         ],
     );
     let outcome = rig
@@ -80,13 +80,13 @@ async fn timeouts_and_5xx_are_retried() {
         .await;
     assert!(outcome.failed_message_ids.is_empty());
     assert_eq!(outcome.reports[0].retries, 2);
-    assert_eq!(rig.pusher.delivered_to(), vec!["acme-bob-1"]);
+    assert_eq!(rig.poster.delivered_to(), vec!["acme-bob-1"]);
 }
 
 #[tokio::test]
 async fn concurrency_never_exceeds_the_bound() {
     let rig = rig_with(
-        ScriptedPusher::with_latency(Duration::from_millis(5)),
+        ScriptedPoster::with_latency(Duration::from_millis(5)),
         PublisherConfig {
             fanout_concurrency: 7,
             ..test_config()
@@ -104,7 +104,7 @@ async fn concurrency_never_exceeds_the_bound() {
         .await;
     assert_eq!(outcome.reports[0].delivered, 100);
     assert_eq!(
-        rig.pusher.max_in_flight(),
+        rig.poster.max_in_flight(),
         7,
         "bounded, and the bound is used"
     );
@@ -113,7 +113,7 @@ async fn concurrency_never_exceeds_the_bound() {
 #[tokio::test]
 async fn a_410_within_the_grace_period_keeps_the_roster_item() {
     let rig = rig_with(
-        ScriptedPusher::new(),
+        ScriptedPoster::new(),
         PublisherConfig {
             gone_grace: Duration::from_secs(30),
             ..test_config()
@@ -127,8 +127,8 @@ async fn a_410_within_the_grace_period_keeps_the_roster_item() {
     let old = ConnectionRecord::from_raw("old", "acme", "alice", vec![], old_time, 7_500).unwrap();
     rig.roster.put(&young).await.unwrap();
     rig.roster.put(&old).await.unwrap();
-    rig.pusher.always_fail("young", PushError::Gone);
-    rig.pusher.always_fail("old", PushError::Gone);
+    rig.poster.always_fail("young", PostError::Gone);
+    rig.poster.always_fail("old", PostError::Gone);
     let outcome = rig
         .publish(
             "s",
@@ -155,8 +155,8 @@ async fn a_410_within_the_grace_period_keeps_the_roster_item() {
 async fn a_413_is_dead_lettered_at_once_without_retries() {
     let rig = rig();
     rig.populate().await;
-    rig.pusher
-        .always_fail("acme-bob-1", PushError::PayloadTooLarge);
+    rig.poster
+        .always_fail("acme-bob-1", PostError::PayloadTooLarge);
     let outcome = rig
         .publish(
             "s",
@@ -167,7 +167,7 @@ async fn a_413_is_dead_lettered_at_once_without_retries() {
     assert!(outcome.failed_message_ids.is_empty());
     assert_eq!(report.outcome, Outcome::DeadLettered);
     assert_eq!((report.delivered, report.failed, report.retries), (2, 1, 0));
-    assert_eq!(rig.pusher.attempts(), 3, "no retry of the 413");
+    assert_eq!(rig.poster.attempts(), 3, "no retry of the 413");
     assert!(rig.work.enqueued().is_empty(), "no retry item");
     let letters = rig.dlq.letters();
     assert_eq!(letters.len(), 1);
@@ -178,7 +178,7 @@ async fn a_413_is_dead_lettered_at_once_without_retries() {
 #[tokio::test]
 async fn the_rate_limit_spaces_posts_across_messages() {
     let rig = rig_with(
-        ScriptedPusher::new(),
+        ScriptedPoster::new(),
         PublisherConfig {
             fanout_rate: 40,
             ..test_config()
@@ -200,7 +200,7 @@ async fn the_rate_limit_spaces_posts_across_messages() {
         ])
         .await;
     // 60 posts at 40/s with a burst of 4 (a tenth of a second): at least 1.4 s.
-    assert_eq!(rig.pusher.delivered().len(), 60);
+    assert_eq!(rig.poster.delivered().len(), 60);
     assert!(
         started.elapsed() >= Duration::from_millis(1_300),
         "{:?}",
@@ -242,8 +242,8 @@ async fn connections_with_expired_tokens_are_skipped_closed_and_removed() {
             "{target}"
         );
         assert_eq!(report.outcome, Outcome::Delivered);
-        assert_eq!(rig.pusher.delivered_to(), ["bob-1", "carol-1", "dave-1"]);
-        assert_eq!(rig.pusher.closed(), ["alice-1"]);
+        assert_eq!(rig.poster.delivered_to(), ["bob-1", "carol-1", "dave-1"]);
+        assert_eq!(rig.poster.closed(), ["alice-1"]);
         let left = rig
             .roster
             .list_tenant(&TenantId::parse("acme").unwrap())
@@ -285,13 +285,13 @@ async fn a_retry_item_skips_a_token_that_expired_since() {
         }])
         .await;
     assert_eq!((reports[0].delivered, reports[0].expired_tokens), (0, 1));
-    assert_eq!(rig.pusher.closed(), ["alice-1"]);
+    assert_eq!(rig.poster.closed(), ["alice-1"]);
 }
 
 #[tokio::test]
 async fn the_leeway_comes_from_the_config() {
     let rig = rig_with(
-        ScriptedPusher::new(),
+        ScriptedPoster::new(),
         PublisherConfig {
             token_leeway_secs: 0,
             ..test_config()

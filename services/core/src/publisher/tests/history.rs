@@ -44,7 +44,7 @@ async fn messages_are_recorded_once_per_stream_and_frames_carry_the_cursor() {
         ["to-acme"]
     );
     assert_eq!(stream_ids(&store, Stream::Global).await, ["to-all"]);
-    for (connection, frame) in rig.pusher.delivered() {
+    for (connection, frame) in rig.poster.delivered() {
         let frame: Value = serde_json::from_str(&frame).unwrap();
         let keys: Vec<&String> = frame.as_object().unwrap().keys().collect();
         if frame["id"] == "to-conn" {
@@ -56,7 +56,7 @@ async fn messages_are_recorded_once_per_stream_and_frames_carry_the_cursor() {
     }
     // Every recipient of one message got the same cursor (pages included).
     let all: std::collections::BTreeSet<String> = rig
-        .pusher
+        .poster
         .delivered()
         .iter()
         .filter(|(_, f)| f.contains("\"to-all\""))
@@ -84,7 +84,7 @@ async fn nothing_is_recorded_with_history_off() {
     )])
     .await;
     assert!(stream_ids(&store, Stream::Global).await.is_empty());
-    assert!(!rig.pusher.delivered()[0].1.contains("cursor"));
+    assert!(!rig.poster.delivered()[0].1.contains("cursor"));
 }
 
 /// A tenant's `historyTtlSecs` sets its entries' `expiresAt` (what both stores keep
@@ -163,7 +163,7 @@ async fn a_message_that_cannot_be_recorded_is_redelivered_before_any_post() {
         )
         .await;
     assert_eq!(outcome.failed_message_ids, ["m"]);
-    assert!(rig.pusher.delivered().is_empty());
+    assert!(rig.poster.delivered().is_empty());
 }
 
 #[tokio::test]

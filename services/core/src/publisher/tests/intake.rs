@@ -42,12 +42,12 @@ async fn each_target_reaches_exactly_its_connections() {
                 json!({"id":"m-1","target":target,"data":{"n":1}}),
             )])
             .await;
-        assert_eq!(rig.pusher.delivered_to(), expected, "target {target}");
+        assert_eq!(rig.poster.delivered_to(), expected, "target {target}");
         let matched: usize = reports.iter().map(|r| r.matched).sum();
         let delivered: usize = reports.iter().map(|r| r.delivered).sum();
         assert_eq!((matched, delivered), (expected.len(), expected.len()));
         assert!(reports.iter().all(|r| r.id == "m-1"));
-        for (_, frame) in rig.pusher.delivered() {
+        for (_, frame) in rig.poster.delivered() {
             assert_eq!(
                 serde_json::from_str::<Value>(&frame).unwrap(),
                 json!({"id":"m-1","data":{"n":1}})
@@ -65,7 +65,7 @@ async fn id_defaults_to_the_queue_message_id() {
         json!({"target":{"type":"users","tenant":"acme","users":["bob"]},"data":1}),
     )
     .await;
-    let frames = rig.pusher.delivered();
+    let frames = rig.poster.delivered();
     assert_eq!(
         serde_json::from_str::<Value>(&frames[0].1).unwrap(),
         json!({"id":"sqs-77","data":1})
@@ -98,7 +98,7 @@ async fn malformed_bodies_reach_the_dead_letters_and_are_acknowledged() {
         .iter()
         .any(|l| l.message_id == "m1" && l.error.contains("target.users")));
     assert!(letters.iter().all(|l| bodies.contains(&l.body)));
-    assert!(rig.pusher.delivered().is_empty());
+    assert!(rig.poster.delivered().is_empty());
 }
 
 #[tokio::test]
@@ -125,7 +125,7 @@ async fn oversized_frames_are_dead_lettered() {
     assert!(outcome.failed_message_ids.is_empty());
     assert_eq!(outcome.reports[0].outcome, Outcome::DeadLettered);
     assert_eq!(rig.dlq.letters().len(), 1);
-    assert!(rig.pusher.delivered().is_empty());
+    assert!(rig.poster.delivered().is_empty());
 }
 
 #[tokio::test]
@@ -136,14 +136,14 @@ async fn expired_messages_are_dropped_and_counted() {
             json!({"target":{"type":"tenant","tenant":"acme"},"data":1,"expiresAt":"2001-01-01T00:00:00Z"})).await;
     assert!(outcome.failed_message_ids.is_empty());
     assert_eq!(outcome.reports[0].outcome, Outcome::Expired);
-    assert!(rig.pusher.delivered().is_empty());
+    assert!(rig.poster.delivered().is_empty());
     assert!(rig.dlq.letters().is_empty());
 }
 
 #[tokio::test]
 async fn legacy_body_goes_verbatim_to_everyone_when_enabled() {
     let rig = rig_with(
-        ScriptedPusher::new(),
+        ScriptedPoster::new(),
         PublisherConfig {
             legacy_broadcast: true,
             ..test_config()
@@ -156,7 +156,7 @@ async fn legacy_body_goes_verbatim_to_everyone_when_enabled() {
         receive_count: 1,
     }])
     .await;
-    let delivered = rig.pusher.delivered();
+    let delivered = rig.poster.delivered();
     assert_eq!(delivered.len(), 5);
     assert!(delivered
         .iter()
@@ -177,7 +177,7 @@ async fn same_user_id_in_two_tenants_never_crosses() {
         json!({"target":{"type":"users","tenant":"globex","users":["alice"]},"data":1}),
     )
     .await;
-    assert_eq!(rig.pusher.delivered_to(), vec!["globex-alice-1"]);
+    assert_eq!(rig.poster.delivered_to(), vec!["globex-alice-1"]);
     let _ = UserId::parse("alice").unwrap();
 }
 

@@ -1,4 +1,4 @@
-//! The publisher's tests, by subject, on one rig: the memory roster, a scripted pusher,
+//! The publisher's tests, by subject, on one rig: the memory roster, a scripted poster,
 //! recording queues for the dead letters and the work items, and (when asked) a memory
 //! receipt store.
 
@@ -19,16 +19,16 @@ use switchboard_model::{TenantId, UserId, MAX_FRAME_BYTES};
 use time::OffsetDateTime;
 
 use super::*;
-use crate::pusher::PushError;
+use crate::poster::PostError;
 use crate::queue::InboundMessage;
 use crate::receipts::{MemoryReceiptStore, Receipt, ReceiptConfig, ReceiptKey, ReceiptStore};
 use crate::roster::PageScope;
 use crate::roster::{ConnectionRecord, MemoryRosterStore, RosterStore};
-use crate::testkit::{run_to_completion, RecordingQueue, ScriptedPusher};
+use crate::testkit::{run_to_completion, RecordingQueue, ScriptedPoster};
 
 struct Rig {
     roster: Arc<MemoryRosterStore>,
-    pusher: Arc<ScriptedPusher>,
+    poster: Arc<ScriptedPoster>,
     dlq: Arc<RecordingQueue>,
     work: Arc<RecordingQueue>,
     /// The receipt store [`Rig::with_receipts`] wires in by default (unused before).
@@ -44,16 +44,16 @@ fn fast_retry() -> RetryPolicy {
     }
 }
 
-/// A rig posting through `pusher`, receipts off.
-fn rig_with(pusher: ScriptedPusher, config: PublisherConfig) -> Rig {
+/// A rig posting through `poster`, receipts off.
+fn rig_with(poster: ScriptedPoster, config: PublisherConfig) -> Rig {
     let roster = Arc::new(MemoryRosterStore::new());
-    let pusher = Arc::new(pusher);
+    let poster = Arc::new(poster);
     let dlq = Arc::new(RecordingQueue::new());
     let work = Arc::new(RecordingQueue::new());
     let publisher = Publisher::new(
         PublisherPorts {
             roster: roster.clone(),
-            pusher: pusher.clone(),
+            poster: poster.clone(),
             dead_letters: dlq.clone(),
             work_queue: work.clone(),
         },
@@ -61,7 +61,7 @@ fn rig_with(pusher: ScriptedPusher, config: PublisherConfig) -> Rig {
     );
     Rig {
         roster,
-        pusher,
+        poster,
         dlq,
         work,
         receipts: Arc::new(MemoryReceiptStore::new(1_000)),
@@ -88,7 +88,7 @@ fn sharded(shard_size: usize) -> PublisherConfig {
 }
 
 fn rig() -> Rig {
-    rig_with(ScriptedPusher::new(), test_config())
+    rig_with(ScriptedPoster::new(), test_config())
 }
 
 impl Rig {

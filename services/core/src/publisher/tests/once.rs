@@ -6,13 +6,13 @@ use std::sync::atomic::Ordering;
 use super::*;
 
 fn rig(config: PublisherConfig) -> Rig {
-    rig_with(ScriptedPusher::new(), config)
+    rig_with(ScriptedPoster::new(), config)
 }
 
 /// Posts per connection so far: every one must be 1.
 fn posts_per_connection(rig: &Rig) -> std::collections::BTreeMap<String, usize> {
     let mut counts = std::collections::BTreeMap::new();
-    for connection in rig.pusher.delivered_to() {
+    for connection in rig.poster.delivered_to() {
         *counts.entry(connection).or_insert(0) += 1;
     }
     counts
@@ -69,7 +69,7 @@ async fn copies_of_a_page_run_once() {
     assert_eq!(again.reports[0].outcome, Outcome::Duplicate);
     // The one continuation the page enqueued once.
     assert_eq!(rig.work.drain().len(), 1);
-    assert_eq!(rig.pusher.delivered().len(), 20);
+    assert_eq!(rig.poster.delivered().len(), 20);
 }
 
 #[tokio::test]
@@ -91,7 +91,7 @@ async fn a_unit_redelivered_for_a_retry_runs_again() {
         .handle_batch_until(std::slice::from_ref(&users), Some(soon))
         .await;
     assert_eq!(retry.reports[0].outcome, Outcome::Retry);
-    assert!(rig.pusher.delivered().is_empty());
+    assert!(rig.poster.delivered().is_empty());
     let again = rig.publisher.handle_batch(&[users]).await;
     assert_eq!(again.reports[0].outcome, Outcome::Delivered);
     assert_eq!(again.reports[0].delivered, 1);
@@ -108,7 +108,7 @@ async fn an_item_past_the_hop_bound_is_dead_lettered_as_a_runaway() {
     connect_many(&rig, "acme", 40).await;
     let reports = run_to_completion(&rig.publisher, &rig.work, vec![tenant_message()], 100).await;
     // Hops 0..=26 each delivered one page; hop 27 was stopped.
-    assert_eq!(rig.pusher.delivered().len(), 27);
+    assert_eq!(rig.poster.delivered().len(), 27);
     let runaway: Vec<_> = reports.iter().filter(|r| r.runaway).collect();
     assert_eq!(runaway.len(), 1);
     assert_eq!(runaway[0].hops, 27);
@@ -151,7 +151,7 @@ async fn no_post_starts_after_a_limiter_wait_that_reached_the_margin() {
         .handle_batch_until(&[tenant_message()], Some(deadline))
         .await;
     assert!(tokio::time::Instant::now() < deadline, "returned in time");
-    let posted = rig.pusher.delivered().len();
+    let posted = rig.poster.delivered().len();
     // 10 per second with a burst of 1: one at once, then one every 100 ms; the posts whose
     // wait ended inside the margin did not start.
     assert!((1..=4).contains(&posted), "{posted} posted");
@@ -164,9 +164,9 @@ async fn no_post_starts_after_a_limiter_wait_that_reached_the_margin() {
 async fn a_retry_item_the_queue_refuses_is_dead_lettered_and_the_page_succeeds() {
     let rig = rig(sharded(10));
     connect_many(&rig, "acme", 3).await;
-    rig.pusher.always_fail(
+    rig.poster.always_fail(
         "acme-00001",
-        crate::pusher::PushError::Transient("500".into()),
+        crate::poster::PostError::Transient("500".into()),
     );
     rig.work.fail.store(true, Ordering::SeqCst);
     let outcome = rig.publisher.handle_batch(&[tenant_message()]).await;

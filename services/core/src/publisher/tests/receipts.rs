@@ -1,4 +1,4 @@
-//! The publisher's receipt bookkeeping, on the memory stores and a scripted pusher.
+//! The publisher's receipt bookkeeping, on the memory stores and a scripted poster.
 
 use async_trait::async_trait;
 
@@ -7,7 +7,7 @@ use crate::receipts::{Created, Progress, ReceiptError, ReceiptStatus, Seed};
 use crate::testkit::spread_records;
 
 fn rig(config: PublisherConfig) -> Rig {
-    rig_with(ScriptedPusher::new(), config).with_receipts(None)
+    rig_with(ScriptedPoster::new(), config).with_receipts(None)
 }
 
 /// Fewer, faster retries than [`test_config`].
@@ -37,7 +37,7 @@ async fn a_message_with_a_gone_connection_is_delivered_with_its_counts() {
     rig.connect("acme", "alice", "c-alice-2").await;
     rig.connect("acme", "bob", "c-bob-1").await;
     rig.connect("acme", "carol", "c-carol-1").await;
-    rig.pusher.always_fail("c-carol-1", PushError::Gone);
+    rig.poster.always_fail("c-carol-1", PostError::Gone);
     // Sent straight to the queue: the publisher creates the receipt.
     let body = json!({"id":"m-1","target":{"type":"users","tenant":"acme","users":["alice","bob","carol"]},"data":1});
     rig.publish("q-1", body).await;
@@ -79,8 +79,8 @@ async fn persistent_failures_are_partial_then_dead() {
     let rig = rig(config());
     rig.connect("acme", "alice", "c-ok").await;
     rig.connect("acme", "alice", "c-broken").await;
-    rig.pusher
-        .always_fail("c-broken", PushError::Transient("503".into()));
+    rig.poster
+        .always_fail("c-broken", PostError::Transient("503".into()));
     let body =
         json!({"id":"m-3","target":{"type":"users","tenant":"acme","users":["alice"]},"data":1});
     rig.publish("q-3", body).await;
@@ -123,8 +123,8 @@ async fn persistent_failures_are_partial_then_dead() {
 async fn a_retry_that_gets_through_is_delivered() {
     let rig = rig(config());
     rig.connect("acme", "alice", "c-flaky").await;
-    let flaky = Err(PushError::Transient("503".into()));
-    rig.pusher
+    let flaky = Err(PostError::Transient("503".into()));
+    rig.poster
         .script("c-flaky", vec![flaky.clone(), flaky, Ok(())]);
     let body =
         json!({"id":"m-4","target":{"type":"users","tenant":"acme","users":["alice"]},"data":1});
@@ -160,7 +160,7 @@ async fn an_expired_message_is_expired() {
     rig.publish("q-5", body).await;
     let receipt = rig.receipt(&acme("m-5")).await;
     assert_eq!(receipt.status(), ReceiptStatus::Expired);
-    assert!(rig.pusher.delivered().is_empty());
+    assert!(rig.poster.delivered().is_empty());
 }
 
 #[tokio::test]
@@ -190,7 +190,7 @@ async fn a_sharded_tenant_message_and_a_broadcast_count_every_page() {
     let all = rig.receipt(&ReceiptKey::new(None, "all")).await;
     assert_eq!(all.status(), ReceiptStatus::Delivered, "{all:?}");
     assert_eq!(counts(&all), (2_500, 2_500, 0, 0));
-    assert_eq!(rig.pusher.delivered().len(), 5_000);
+    assert_eq!(rig.poster.delivered().len(), 5_000);
 }
 
 /// A receipt store that always fails.
@@ -219,14 +219,14 @@ impl ReceiptStore for Broken {
 
 #[tokio::test]
 async fn a_failing_receipt_store_never_changes_delivery() {
-    let rig = rig_with(ScriptedPusher::new(), sharded(2)).with_receipts(Some(Arc::new(Broken)));
+    let rig = rig_with(ScriptedPoster::new(), sharded(2)).with_receipts(Some(Arc::new(Broken)));
     for n in 0..5 {
         rig.connect("acme", "alice", &format!("c-{n}")).await;
     }
     let body = json!({"id":"m-8","target":{"type":"tenant","tenant":"acme"},"data":1});
     let reports =
         run_to_completion(&rig.publisher, &rig.work, vec![message("q-8", body)], 100).await;
-    assert_eq!(rig.pusher.delivered().len(), 5, "each connection once");
+    assert_eq!(rig.poster.delivered().len(), 5, "each connection once");
     assert!(reports.iter().all(|r| r.outcome == Outcome::Delivered));
     assert!(reports.iter().all(|r| r.receipt_errors > 0));
 }

@@ -7,8 +7,8 @@ use super::*;
 async fn persistent_5xx_is_retried_for_that_connection_only_then_dead_lettered() {
     let rig = rig();
     rig.populate().await;
-    rig.pusher
-        .always_fail("globex-carol-1", PushError::Transient("500".into()));
+    rig.poster
+        .always_fail("globex-carol-1", PostError::Transient("500".into()));
     let outcome = rig
         .publisher
         .handle_batch(&[
@@ -46,7 +46,7 @@ async fn persistent_5xx_is_retried_for_that_connection_only_then_dead_lettered()
         }
     );
     // Attempts 2..=5 re-send to that connection only, then it is dead-lettered.
-    let before = rig.pusher.delivered().len();
+    let before = rig.poster.delivered().len();
     let reports = rig
         .run(vec![InboundMessage {
             message_id: "retry".into(),
@@ -55,9 +55,9 @@ async fn persistent_5xx_is_retried_for_that_connection_only_then_dead_lettered()
         }])
         .await;
     assert_eq!(reports.len(), 4, "attempts 2, 3, 4 and 5");
-    assert_eq!(rig.pusher.delivered().len(), before, "nobody else re-sent");
+    assert_eq!(rig.poster.delivered().len(), before, "nobody else re-sent");
     // First run: acme 3, globex alice 1 + carol 5, alice 1; then 4 retry items × 5 tries.
-    assert_eq!(rig.pusher.attempts(), 10 + 4 * 5);
+    assert_eq!(rig.poster.attempts(), 10 + 4 * 5);
     let letters = rig.dlq.letters();
     assert_eq!(letters.len(), 1);
     assert!(
@@ -80,7 +80,7 @@ fn item_connected_at(item: &WorkItem) -> OffsetDateTime {
 
 #[tokio::test]
 async fn a_continuation_that_cannot_be_enqueued_posts_nothing_and_is_redelivered() {
-    let rig = rig_with(ScriptedPusher::new(), sharded(10));
+    let rig = rig_with(ScriptedPoster::new(), sharded(10));
     connect_many(&rig, "acme", 25).await;
     rig.work
         .fail
@@ -92,13 +92,13 @@ async fn a_continuation_that_cannot_be_enqueued_posts_nothing_and_is_redelivered
         )
         .await;
     assert_eq!(outcome.failed_message_ids, ["s"]);
-    assert!(rig.pusher.delivered().is_empty());
+    assert!(rig.poster.delivered().is_empty());
 }
 
 #[tokio::test]
 async fn a_deadline_too_short_for_the_page_continues_the_rest_as_a_remainder() {
     let rig = rig_with(
-        ScriptedPusher::with_latency(Duration::from_millis(40)),
+        ScriptedPoster::with_latency(Duration::from_millis(40)),
         PublisherConfig {
             fanout_concurrency: 2,
             deadline_margin: Duration::from_millis(50),
@@ -123,7 +123,7 @@ async fn a_deadline_too_short_for_the_page_continues_the_rest_as_a_remainder() {
     );
     assert!(outcome.failed_message_ids.is_empty(), "a page succeeds");
     let report = &outcome.reports[0];
-    let posted = rig.pusher.delivered().len();
+    let posted = rig.poster.delivered().len();
     assert!(posted > 0 && posted < 60, "{posted}");
     assert_eq!(report.deferred, 60 - posted);
     assert_eq!(report.outcome, Outcome::Deferred);
@@ -140,7 +140,7 @@ async fn a_deadline_too_short_for_the_page_continues_the_rest_as_a_remainder() {
             .collect(),
     )
     .await;
-    let to = rig.pusher.delivered_to();
+    let to = rig.poster.delivered_to();
     let unique: std::collections::BTreeSet<_> = to.iter().collect();
     assert_eq!((to.len(), unique.len()), (60, 60));
 }
@@ -148,7 +148,7 @@ async fn a_deadline_too_short_for_the_page_continues_the_rest_as_a_remainder() {
 #[tokio::test]
 async fn a_users_message_out_of_time_is_redelivered_whole() {
     let rig = rig_with(
-        ScriptedPusher::new(),
+        ScriptedPoster::new(),
         PublisherConfig {
             deadline_margin: Duration::from_secs(5),
             ..test_config()
@@ -166,6 +166,6 @@ async fn a_users_message_out_of_time_is_redelivered_whole() {
         )
         .await;
     assert_eq!(outcome.failed_message_ids, ["s"]);
-    assert!(rig.pusher.delivered().is_empty());
+    assert!(rig.poster.delivered().is_empty());
     assert!(rig.work.enqueued().is_empty());
 }

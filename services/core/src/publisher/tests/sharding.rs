@@ -5,7 +5,7 @@ use super::*;
 
 #[tokio::test]
 async fn a_tenant_is_delivered_one_page_per_work_item_continuation_first() {
-    let rig = rig_with(ScriptedPusher::new(), sharded(10));
+    let rig = rig_with(ScriptedPoster::new(), sharded(10));
     connect_many(&rig, "acme", 25).await;
     connect_many(&rig, "globex", 5).await;
     let outcome = rig
@@ -15,7 +15,7 @@ async fn a_tenant_is_delivered_one_page_per_work_item_continuation_first() {
         )
         .await;
     assert_eq!(outcome.reports[0].matched, 10);
-    assert_eq!(rig.pusher.delivered().len(), 10, "one page only");
+    assert_eq!(rig.poster.delivered().len(), 10, "one page only");
     let continuation = rig.work.drain();
     assert_eq!(continuation.len(), 1);
     let Some(Ok(item)) = WorkItem::from_body(&continuation[0].1) else {
@@ -33,7 +33,7 @@ async fn a_tenant_is_delivered_one_page_per_work_item_continuation_first() {
         reports.iter().map(|r| r.matched).collect::<Vec<_>>(),
         [10, 5]
     );
-    let to = rig.pusher.delivered_to();
+    let to = rig.poster.delivered_to();
     assert_eq!(to.len(), 25);
     assert!(to.iter().all(|c| c.starts_with("acme-")));
     let unique: std::collections::BTreeSet<_> = to.iter().collect();
@@ -43,7 +43,7 @@ async fn a_tenant_is_delivered_one_page_per_work_item_continuation_first() {
 #[tokio::test]
 async fn a_broadcast_starts_one_chain_per_segment() {
     let rig = rig_with(
-        ScriptedPusher::new(),
+        ScriptedPoster::new(),
         PublisherConfig {
             scan_segments: 3,
             ..sharded(4)
@@ -83,7 +83,7 @@ async fn a_broadcast_starts_one_chain_per_segment() {
             .collect(),
     )
     .await;
-    assert_eq!(rig.pusher.delivered().len(), 40);
+    assert_eq!(rig.poster.delivered().len(), 40);
 }
 
 mod sharding_property {

@@ -36,12 +36,12 @@ async fn usage_counts_what_the_receipt_counts_once_per_unit_of_work() {
     let config = UsageConfig::default();
     let store = Arc::new(MemoryUsageStore::new(1_000, 1_000, config.retention));
     let rig = counted(
-        rig_with(ScriptedPusher::new(), sharded(10)),
+        rig_with(ScriptedPoster::new(), sharded(10)),
         Usage::new(store.clone(), &config),
     );
     connect_many(&rig, "acme", 25).await;
-    rig.pusher.always_fail("acme-00003", PushError::Gone);
-    rig.pusher.always_fail("acme-00017", PushError::Gone);
+    rig.poster.always_fail("acme-00003", PostError::Gone);
+    rig.poster.always_fail("acme-00017", PostError::Gone);
     let published = message(
         "q-1",
         json!({"id":"m-1","target":{"type":"tenant","tenant":"acme"},"data":"hello"}).to_string(),
@@ -85,7 +85,7 @@ async fn usage_counts_what_the_receipt_counts_once_per_unit_of_work() {
         (25, 23, 2),
         "usage equals the receipt"
     );
-    let frames = rig.pusher.delivered();
+    let frames = rig.poster.delivered();
     assert_eq!(frames.len(), 23);
     let bytes: usize = frames.iter().map(|(_, frame)| frame.len()).sum();
     assert_eq!(usage.bytes_sent, bytes as u64);
@@ -129,6 +129,6 @@ async fn a_usage_store_failure_never_fails_delivery() {
         .await;
     assert!(outcome.failed_message_ids.is_empty());
     assert_eq!(outcome.reports[0].outcome, Outcome::Delivered);
-    assert_eq!(rig.pusher.delivered().len(), 3);
+    assert_eq!(rig.poster.delivered().len(), 3);
     assert_eq!(usage.errors(), 1, "one write per unit, counted");
 }

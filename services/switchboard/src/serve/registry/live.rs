@@ -18,7 +18,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use axum::body::Bytes;
 use axum::extract::ws::Utf8Bytes;
-use switchboard_core::pusher::PushError;
+use switchboard_core::poster::PostError;
 use switchboard_model::close::CLOSE_POLICY_VIOLATION;
 use switchboard_model::Claims;
 use time::OffsetDateTime;
@@ -112,11 +112,11 @@ impl LiveConnection {
     }
 
     /// Queues a frame without waiting. A full outbox closes the socket (1008) and, like a
-    /// socket that is closing or closed, answers [`PushError::Gone`].
-    pub fn send(&self, frame: Outgoing) -> Result<(), PushError> {
+    /// socket that is closing or closed, answers [`PostError::Gone`].
+    pub fn send(&self, frame: Outgoing) -> Result<(), PostError> {
         let mut outbox = self.outbox();
         if outbox.close.is_some() {
-            return Err(PushError::Gone);
+            return Err(PostError::Gone);
         }
         if outbox.frames.len() >= OUTBOX_FRAMES {
             outbox.close = Some(CloseRequest {
@@ -130,7 +130,7 @@ impl LiveConnection {
                 user = %self.claims.user,
                 "outbox full: closing a client that does not read"
             );
-            return Err(PushError::Gone);
+            return Err(PostError::Gone);
         }
         outbox.frames.push_back(frame);
         drop(outbox);

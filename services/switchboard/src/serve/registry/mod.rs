@@ -1,4 +1,4 @@
-//! The live sockets of this process, by connection id, and the `ConnectionPusher` that
+//! The live sockets of this process, by connection id, and the `ConnectionPoster` that
 //! posts to them (what API Gateway's connection table and `PostToConnection` are in AWS).
 //! Each socket is a [`LiveConnection`] (its outbox and close request: `live.rs`).
 //!
@@ -18,7 +18,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
-use switchboard_core::pusher::{ConnectionPusher, Frame, PushError};
+use switchboard_core::poster::{ConnectionPoster, Frame, PostError};
 use switchboard_model::close::CLOSE_TOKEN_EXPIRED;
 use switchboard_model::{Claims, ConnectionId, TenantId, UserId, MAX_FRAME_BYTES};
 
@@ -237,13 +237,13 @@ impl InstanceTag {
 }
 
 /// Posts frames to this process's sockets.
-pub struct LocalPusher {
+pub struct LocalPoster {
     registry: Arc<Registry>,
     instance: InstanceTag,
     foreign_skipped: prometheus_client::metrics::counter::Counter,
 }
 
-impl LocalPusher {
+impl LocalPoster {
     pub fn new(
         registry: Arc<Registry>,
         instance: InstanceTag,
@@ -258,14 +258,14 @@ impl LocalPusher {
 }
 
 #[async_trait]
-impl ConnectionPusher for LocalPusher {
-    async fn push(&self, connection: &ConnectionId, frame: &Frame) -> Result<(), PushError> {
+impl ConnectionPoster for LocalPoster {
+    async fn post(&self, connection: &ConnectionId, frame: &Frame) -> Result<(), PostError> {
         if frame.len() > MAX_FRAME_BYTES {
-            return Err(PushError::PayloadTooLarge);
+            return Err(PostError::PayloadTooLarge);
         }
         match self.registry.get(connection) {
             Some(live) => live.send(Outgoing::Text(frame.to_ws_text())),
-            None if self.instance.owns(connection) => Err(PushError::Gone),
+            None if self.instance.owns(connection) => Err(PostError::Gone),
             None => {
                 // Another process's socket (a shared roster table): not ours to deliver to,
                 // and never ours to remove. Each process serves only its own sockets.
@@ -276,7 +276,7 @@ impl ConnectionPusher for LocalPusher {
         }
     }
 
-    async fn close(&self, connection: &ConnectionId) -> Result<(), PushError> {
+    async fn close(&self, connection: &ConnectionId) -> Result<(), PostError> {
         // Another instance's socket, or one already closed: nothing of ours to end.
         if let Some(live) = self.registry.get(connection) {
             live.close(CLOSE_TOKEN_EXPIRED, "token expired");

@@ -196,7 +196,7 @@ fn registered() -> (Registry, ConnectionId, Arc<LiveConnection>) {
 #[tokio::test]
 async fn only_own_ids_are_reported_gone() {
     let tag = InstanceTag("Abcd".into());
-    let pusher = LocalPusher::new(
+    let poster = LocalPoster::new(
         Arc::new(Registry::new(ConnectionLimits::default())),
         tag.clone(),
         Default::default(),
@@ -204,25 +204,25 @@ async fn only_own_ids_are_reported_gone() {
     let frame = Frame::from("x");
     let own = ConnectionId::parse("Abcd000000000000").unwrap();
     let foreign = ConnectionId::parse("Wxyz000000000000").unwrap();
-    assert_eq!(pusher.push(&own, &frame).await, Err(PushError::Gone));
-    assert_eq!(pusher.push(&foreign, &frame).await, Ok(()));
-    assert_eq!(pusher.foreign_skipped.get(), 1);
+    assert_eq!(poster.post(&own, &frame).await, Err(PostError::Gone));
+    assert_eq!(poster.post(&foreign, &frame).await, Ok(()));
+    assert_eq!(poster.foreign_skipped.get(), 1);
     assert_eq!(InstanceTag::random().as_str().len(), 4);
 }
 
 #[tokio::test]
 async fn a_full_outbox_closes_with_1008_and_reports_gone_without_waiting() {
     let (registry, id, live) = registered();
-    let pusher = LocalPusher::new(
+    let poster = LocalPoster::new(
         Arc::new(registry),
         InstanceTag("AAAA".into()),
         Default::default(),
     );
     let frame = Frame::from("x");
     for _ in 0..OUTBOX_FRAMES {
-        assert_eq!(pusher.push(&id, &frame).await, Ok(()));
+        assert_eq!(poster.post(&id, &frame).await, Ok(()));
     }
-    assert_eq!(pusher.push(&id, &frame).await, Err(PushError::Gone));
+    assert_eq!(poster.post(&id, &frame).await, Err(PostError::Gone));
     assert_eq!(
         live.close_request(),
         Some(CloseRequest {
@@ -231,18 +231,18 @@ async fn a_full_outbox_closes_with_1008_and_reports_gone_without_waiting() {
         })
     );
     // Closing: later posts are gone at once too.
-    assert_eq!(pusher.push(&id, &frame).await, Err(PushError::Gone));
+    assert_eq!(poster.post(&id, &frame).await, Err(PostError::Gone));
 }
 
 #[tokio::test]
 async fn close_ends_an_expired_token_connection_with_4001() {
     let (registry, id, live) = registered();
-    let pusher = LocalPusher::new(
+    let poster = LocalPoster::new(
         Arc::new(registry),
         InstanceTag("AAAA".into()),
         Default::default(),
     );
-    assert_eq!(pusher.close(&id).await, Ok(()));
+    assert_eq!(poster.close(&id).await, Ok(()));
     assert!(matches!(
         live.next(),
         Next::Close(CloseRequest {
@@ -252,7 +252,7 @@ async fn close_ends_an_expired_token_connection_with_4001() {
     ));
     // Unknown here (closed already, or another instance's): nothing to do.
     let absent = ConnectionId::parse("Wxyz000000000000").unwrap();
-    assert_eq!(pusher.close(&absent).await, Ok(()));
+    assert_eq!(poster.close(&absent).await, Ok(()));
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! `ApiGatewayPusher` against a real HTTP endpoint on 127.0.0.1 that answers like API
+//! `ApiGatewayPoster` against a real HTTP endpoint on 127.0.0.1 that answers like API
 //! Gateway's management API: each connection id scripts one answer, and every mapping to
-//! `PushError` is checked, with the SDK's retries off (one request per push).
+//! `PostError` is checked, with the SDK's retries off (one request per push).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -16,8 +16,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use switchboard_aws::ApiGatewayPusher;
-use switchboard_core::pusher::{ConnectionPusher, Frame, PushError};
+use switchboard_aws::ApiGatewayPoster;
+use switchboard_core::poster::{ConnectionPoster, Frame, PostError};
 use switchboard_model::ConnectionId;
 
 /// (stage, connection id) → bodies received.
@@ -125,14 +125,14 @@ fn c(id: &str) -> ConnectionId {
     ConnectionId::parse(id).unwrap()
 }
 
-async fn pusher() -> (ApiGatewayPusher, Seen) {
+async fn poster() -> (ApiGatewayPoster, Seen) {
     let (addr, seen) = spawn_gateway().await;
-    let pusher = ApiGatewayPusher::with_timeout(
+    let poster = ApiGatewayPoster::with_timeout(
         &sdk(),
         &format!("http://{addr}/main"),
         Duration::from_millis(500),
     );
-    (pusher, seen)
+    (poster, seen)
 }
 
 fn attempts(seen: &Seen, id: &str) -> usize {
@@ -145,9 +145,9 @@ fn attempts(seen: &Seen, id: &str) -> usize {
 
 #[tokio::test]
 async fn successful_post_sends_the_frame_to_the_stage_path() {
-    let (pusher, seen) = pusher().await;
-    pusher
-        .push(
+    let (poster, seen) = poster().await;
+    poster
+        .post(
             &c("L0SM9cOFvHcCIhw="),
             &Frame::from(r#"{"id":"m-1","data":{"n":1}}"#),
         )
@@ -170,28 +170,28 @@ async fn successful_post_sends_the_frame_to_the_stage_path() {
 
 #[tokio::test]
 async fn gone_maps_to_gone() {
-    let (pusher, seen) = pusher().await;
+    let (poster, seen) = poster().await;
     assert_eq!(
-        pusher.push(&c("gone"), &Frame::from("x")).await,
-        Err(PushError::Gone)
+        poster.post(&c("gone"), &Frame::from("x")).await,
+        Err(PostError::Gone)
     );
     assert_eq!(
-        pusher.push(&c("gone-bare"), &Frame::from("x")).await,
-        Err(PushError::Gone)
+        poster.post(&c("gone-bare"), &Frame::from("x")).await,
+        Err(PostError::Gone)
     );
     assert_eq!(attempts(&seen, "gone"), 1);
 }
 
 #[tokio::test]
 async fn throttling_maps_to_throttled_without_sdk_retries() {
-    let (pusher, seen) = pusher().await;
+    let (poster, seen) = poster().await;
     assert_eq!(
-        pusher.push(&c("limit"), &Frame::from("x")).await,
-        Err(PushError::Throttled)
+        poster.post(&c("limit"), &Frame::from("x")).await,
+        Err(PostError::Throttled)
     );
     assert_eq!(
-        pusher.push(&c("throttled-bare"), &Frame::from("x")).await,
-        Err(PushError::Throttled)
+        poster.post(&c("throttled-bare"), &Frame::from("x")).await,
+        Err(PostError::Throttled)
     );
     assert_eq!(attempts(&seen, "limit"), 1, "the SDK must not retry");
     assert_eq!(
@@ -203,24 +203,24 @@ async fn throttling_maps_to_throttled_without_sdk_retries() {
 
 #[tokio::test]
 async fn payload_too_large_maps_to_payload_too_large() {
-    let (pusher, _) = pusher().await;
+    let (poster, _) = poster().await;
     assert_eq!(
-        pusher.push(&c("too-big"), &Frame::from("x")).await,
-        Err(PushError::PayloadTooLarge)
+        poster.post(&c("too-big"), &Frame::from("x")).await,
+        Err(PostError::PayloadTooLarge)
     );
     assert_eq!(
-        pusher.push(&c("too-big-bare"), &Frame::from("x")).await,
-        Err(PushError::PayloadTooLarge)
+        poster.post(&c("too-big-bare"), &Frame::from("x")).await,
+        Err(PostError::PayloadTooLarge)
     );
 }
 
 #[tokio::test]
 async fn server_errors_map_to_transient_without_sdk_retries() {
-    let (pusher, seen) = pusher().await;
+    let (poster, seen) = poster().await;
     for id in ["broken", "bad-gateway", "unavailable"] {
-        let result = pusher.push(&c(id), &Frame::from("x")).await;
+        let result = poster.post(&c(id), &Frame::from("x")).await;
         assert!(
-            matches!(result, Err(PushError::Transient(_))),
+            matches!(result, Err(PostError::Transient(_))),
             "{id}: {result:?}"
         );
         assert_eq!(attempts(&seen, id), 1, "{id}: the SDK must not retry");
@@ -229,11 +229,11 @@ async fn server_errors_map_to_transient_without_sdk_retries() {
 
 #[tokio::test]
 async fn forbidden_and_bad_requests_are_fatal() {
-    let (pusher, _) = pusher().await;
+    let (poster, _) = poster().await;
     for id in ["forbidden", "bad-request"] {
-        let result = pusher.push(&c(id), &Frame::from("x")).await;
+        let result = poster.post(&c(id), &Frame::from("x")).await;
         assert!(
-            matches!(result, Err(PushError::Fatal(_))),
+            matches!(result, Err(PostError::Fatal(_))),
             "{id}: {result:?}"
         );
     }
@@ -241,11 +241,11 @@ async fn forbidden_and_bad_requests_are_fatal() {
 
 #[tokio::test]
 async fn a_slow_answer_is_a_timeout() {
-    let (pusher, seen) = pusher().await;
+    let (poster, seen) = poster().await;
     let started = std::time::Instant::now();
     assert_eq!(
-        pusher.push(&c("slow"), &Frame::from("x")).await,
-        Err(PushError::Timeout)
+        poster.post(&c("slow"), &Frame::from("x")).await,
+        Err(PostError::Timeout)
     );
     assert!(
         started.elapsed() < Duration::from_secs(2),
@@ -260,19 +260,19 @@ async fn a_refused_connection_is_transient() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
-    let pusher = ApiGatewayPusher::with_timeout(
+    let poster = ApiGatewayPoster::with_timeout(
         &sdk(),
         &format!("http://{addr}/main"),
         Duration::from_millis(500),
     );
-    let result = pusher.push(&c("anyone"), &Frame::from("x")).await;
-    assert!(matches!(result, Err(PushError::Transient(_))), "{result:?}");
+    let result = poster.post(&c("anyone"), &Frame::from("x")).await;
+    assert!(matches!(result, Err(PostError::Transient(_))), "{result:?}");
 }
 
 #[tokio::test]
-async fn default_pusher_uses_a_five_second_attempt_timeout_and_no_retries() {
-    let pusher = ApiGatewayPusher::new(&sdk(), "http://127.0.0.1:9/main");
-    let config = pusher.client().config();
+async fn default_poster_uses_a_five_second_attempt_timeout_and_no_retries() {
+    let poster = ApiGatewayPoster::new(&sdk(), "http://127.0.0.1:9/main");
+    let config = poster.client().config();
     assert_eq!(
         config
             .timeout_config()
@@ -286,20 +286,20 @@ async fn default_pusher_uses_a_five_second_attempt_timeout_and_no_retries() {
 /// closed, the other failures map like a post's.
 #[tokio::test]
 async fn close_deletes_the_connection_and_maps_failures() {
-    let (pusher, seen) = pusher().await;
-    pusher.close(&c("expired-1")).await.unwrap();
-    pusher.close(&c("gone")).await.unwrap();
+    let (poster, seen) = poster().await;
+    poster.close(&c("expired-1")).await.unwrap();
+    poster.close(&c("gone")).await.unwrap();
     assert_eq!(
-        pusher.close(&c("limit")).await.unwrap_err(),
-        PushError::Throttled
+        poster.close(&c("limit")).await.unwrap_err(),
+        PostError::Throttled
     );
     assert!(matches!(
-        pusher.close(&c("broken")).await.unwrap_err(),
-        PushError::Transient(_)
+        poster.close(&c("broken")).await.unwrap_err(),
+        PostError::Transient(_)
     ));
     assert!(matches!(
-        pusher.close(&c("forbidden")).await.unwrap_err(),
-        PushError::Fatal(_)
+        poster.close(&c("forbidden")).await.unwrap_err(),
+        PostError::Fatal(_)
     ));
     let deletes = seen.deletes.lock().unwrap().clone();
     assert_eq!(

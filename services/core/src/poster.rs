@@ -1,4 +1,4 @@
-//! The `ConnectionPusher` port: sends one frame to one live connection (API Gateway's
+//! The `ConnectionPoster` port: sends one frame to one live connection (API Gateway's
 //! `PostToConnection`, or the local server's socket table).
 
 use async_trait::async_trait;
@@ -45,7 +45,7 @@ impl From<&str> for Frame {
 /// Why a post to a connection failed, as the publisher needs to tell the cases apart.
 /// Adapters map their transport's errors here by error kind, never by matching strings.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PushError {
+pub enum PostError {
     /// The connection no longer exists (HTTP 410): remove it from the roster.
     #[error("connection gone")]
     Gone,
@@ -66,25 +66,25 @@ pub enum PushError {
     Fatal(String),
 }
 
-impl PushError {
+impl PostError {
     /// Whether trying the same post again may succeed.
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            PushError::Throttled | PushError::Timeout | PushError::Transient(_)
+            PostError::Throttled | PostError::Timeout | PostError::Transient(_)
         )
     }
 }
 
 /// Sends frames to connections.
 #[async_trait]
-pub trait ConnectionPusher: Send + Sync {
+pub trait ConnectionPoster: Send + Sync {
     /// Posts one text frame to one connection.
-    async fn push(&self, connection: &ConnectionId, frame: &Frame) -> Result<(), PushError>;
+    async fn post(&self, connection: &ConnectionId, frame: &Frame) -> Result<(), PostError>;
     /// Ends one connection whose token expired: API Gateway's `DeleteConnection`; the local
     /// server closes the socket with 4001 (`token expired`). A connection already gone is
     /// not an error.
-    async fn close(&self, connection: &ConnectionId) -> Result<(), PushError>;
+    async fn close(&self, connection: &ConnectionId) -> Result<(), PostError>;
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! `ApiGatewayPusher`: the `ConnectionPusher` port on API Gateway's management API
+//! `ApiGatewayPoster`: the `ConnectionPoster` port on API Gateway's management API
 //! (`PostToConnection`), or on anything wire-compatible with it (the `switchboard`
 //! binary's local `@connections`).
 
@@ -15,11 +15,11 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::retry::{ErrorKind, RetryConfig};
 use aws_smithy_types::timeout::TimeoutConfig;
-use switchboard_core::pusher::{ConnectionPusher, Frame, PushError};
+use switchboard_core::poster::{ConnectionPoster, Frame, PostError};
 use switchboard_model::ConnectionId;
 
 /// Default time one `PostToConnection` attempt may take before it counts as
-/// [`PushError::Timeout`]: the publisher's time budget counts on it
+/// [`PostError::Timeout`]: the publisher's time budget counts on it
 /// ([`switchboard_core::publisher::POST_ATTEMPT_TIMEOUT`]).
 pub const DEFAULT_POST_TIMEOUT: Duration = switchboard_core::publisher::POST_ATTEMPT_TIMEOUT;
 /// Default time to establish the HTTP connection.
@@ -27,25 +27,25 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Posts frames with `PostToConnection`.
 ///
-/// The client built by [`ApiGatewayPusher::new`] has the SDK's own retries **disabled**:
+/// The client built by [`ApiGatewayPoster::new`] has the SDK's own retries **disabled**:
 /// the core publisher retries throttled, failed and timed-out posts itself, with
 /// exponential backoff and jitter, and counts them; SDK retries underneath would multiply
 /// attempts and hide them from its accounting. Each attempt is bounded by an operation
 /// attempt timeout (default 5 s).
 #[derive(Debug, Clone)]
-pub struct ApiGatewayPusher {
+pub struct ApiGatewayPoster {
     client: Client,
 }
 
-impl ApiGatewayPusher {
-    /// A pusher for the management API at `endpoint`: its base URL including the stage,
+impl ApiGatewayPoster {
+    /// A poster for the management API at `endpoint`: its base URL including the stage,
     /// e.g. `https://abc123.execute-api.eu-west-1.amazonaws.com/main` or
     /// `http://127.0.0.1:8080/main`. Region and credentials come from `sdk`.
     pub fn new(sdk: &SdkConfig, endpoint: &str) -> Self {
         Self::with_timeout(sdk, endpoint, DEFAULT_POST_TIMEOUT)
     }
 
-    /// Like [`ApiGatewayPusher::new`] with another per-attempt timeout.
+    /// Like [`ApiGatewayPoster::new`] with another per-attempt timeout.
     pub fn with_timeout(sdk: &SdkConfig, endpoint: &str, attempt_timeout: Duration) -> Self {
         let config = aws_sdk_apigatewaymanagement::config::Builder::from(sdk)
             .endpoint_url(endpoint.trim_end_matches('/'))
@@ -73,8 +73,8 @@ impl ApiGatewayPusher {
 }
 
 #[async_trait]
-impl ConnectionPusher for ApiGatewayPusher {
-    async fn push(&self, connection: &ConnectionId, frame: &Frame) -> Result<(), PushError> {
+impl ConnectionPoster for ApiGatewayPoster {
+    async fn post(&self, connection: &ConnectionId, frame: &Frame) -> Result<(), PostError> {
         self.client
             .post_to_connection()
             .connection_id(connection.as_str())
@@ -86,7 +86,7 @@ impl ConnectionPusher for ApiGatewayPusher {
     }
 
     /// `DeleteConnection`; a connection already gone (410) counts as closed.
-    async fn close(&self, connection: &ConnectionId) -> Result<(), PushError> {
+    async fn close(&self, connection: &ConnectionId) -> Result<(), PostError> {
         match self
             .client
             .delete_connection()
@@ -95,7 +95,7 @@ impl ConnectionPusher for ApiGatewayPusher {
             .await
             .map_err(map_delete_error)
         {
-            Ok(_) | Err(PushError::Gone) => Ok(()),
+            Ok(_) | Err(PostError::Gone) => Ok(()),
             Err(error) => Err(error),
         }
     }
@@ -137,19 +137,19 @@ management_exception!(DeleteConnectionError, |_: &DeleteConnectionError| false);
 
 /// Maps a management call's failure by error kind: the modelled exceptions first, then
 /// the HTTP status of any other answer, then the kind of transport failure.
-fn map_management_error<E: ManagementException>(error: SdkError<E, HttpResponse>) -> PushError {
+fn map_management_error<E: ManagementException>(error: SdkError<E, HttpResponse>) -> PostError {
     let detail = || DisplayErrorContext(&error).to_string();
     match &error {
         SdkError::ServiceError(service) => {
             let err = service.err();
             if err.is_gone() {
-                PushError::Gone
+                PostError::Gone
             } else if err.is_throttled() {
-                PushError::Throttled
+                PostError::Throttled
             } else if err.is_payload_too_large() {
-                PushError::PayloadTooLarge
+                PostError::PayloadTooLarge
             } else if err.is_forbidden() {
-                PushError::Fatal(detail())
+                PostError::Fatal(detail())
             } else {
                 from_status(service.raw().status().as_u16(), detail())
             }
@@ -159,18 +159,18 @@ fn map_management_error<E: ManagementException>(error: SdkError<E, HttpResponse>
 }
 
 /// Maps a `DeleteConnection` failure ([`map_management_error`]).
-pub fn map_delete_error(error: SdkError<DeleteConnectionError, HttpResponse>) -> PushError {
+pub fn map_delete_error(error: SdkError<DeleteConnectionError, HttpResponse>) -> PostError {
     map_management_error(error)
 }
 
 /// Maps a `PostToConnection` failure ([`map_management_error`]).
-pub fn map_post_error(error: SdkError<PostToConnectionError, HttpResponse>) -> PushError {
+pub fn map_post_error(error: SdkError<PostToConnectionError, HttpResponse>) -> PostError {
     map_management_error(error)
 }
 
 /// Any failure but a modelled service error: the HTTP status of an unmodelled answer,
 /// else the kind of transport failure.
-fn map_transport_error<E>(error: &SdkError<E, HttpResponse>) -> PushError
+fn map_transport_error<E>(error: &SdkError<E, HttpResponse>) -> PostError
 where
     E: std::error::Error + 'static,
 {
@@ -180,35 +180,35 @@ where
         SdkError::ResponseError(response) => {
             from_status(response.raw().status().as_u16(), detail())
         }
-        SdkError::TimeoutError(_) => PushError::Timeout,
+        SdkError::TimeoutError(_) => PostError::Timeout,
         SdkError::DispatchFailure(failure) => {
             if failure.is_timeout() {
-                PushError::Timeout
+                PostError::Timeout
             } else if failure.is_io() {
-                PushError::Transient(detail())
+                PostError::Transient(detail())
             } else if failure.is_user() {
-                PushError::Fatal(detail())
+                PostError::Fatal(detail())
             } else {
                 match failure.as_other() {
-                    Some(ErrorKind::ThrottlingError) => PushError::Throttled,
-                    Some(ErrorKind::ClientError) => PushError::Fatal(detail()),
-                    _ => PushError::Transient(detail()),
+                    Some(ErrorKind::ThrottlingError) => PostError::Throttled,
+                    Some(ErrorKind::ClientError) => PostError::Fatal(detail()),
+                    _ => PostError::Transient(detail()),
                 }
             }
         }
         // Construction failures (invalid input or configuration) and anything new.
-        _ => PushError::Fatal(detail()),
+        _ => PostError::Fatal(detail()),
     }
 }
 
 /// The publisher's view of an HTTP status from the management API.
-pub fn from_status(status: u16, detail: String) -> PushError {
+pub fn from_status(status: u16, detail: String) -> PostError {
     match status {
-        410 => PushError::Gone,
-        429 => PushError::Throttled,
-        413 => PushError::PayloadTooLarge,
-        500..=599 => PushError::Transient(detail),
-        _ => PushError::Fatal(detail),
+        410 => PostError::Gone,
+        429 => PostError::Throttled,
+        413 => PostError::PayloadTooLarge,
+        500..=599 => PostError::Transient(detail),
+        _ => PostError::Fatal(detail),
     }
 }
 
@@ -217,15 +217,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn statuses_map_to_push_errors() {
-        assert_eq!(from_status(410, String::new()), PushError::Gone);
-        assert_eq!(from_status(429, String::new()), PushError::Throttled);
-        assert_eq!(from_status(413, String::new()), PushError::PayloadTooLarge);
+    fn statuses_map_to_post_errors() {
+        assert_eq!(from_status(410, String::new()), PostError::Gone);
+        assert_eq!(from_status(429, String::new()), PostError::Throttled);
+        assert_eq!(from_status(413, String::new()), PostError::PayloadTooLarge);
         assert!(matches!(
             from_status(502, "x".into()),
-            PushError::Transient(_)
+            PostError::Transient(_)
         ));
-        assert!(matches!(from_status(403, "x".into()), PushError::Fatal(_)));
-        assert!(matches!(from_status(400, "x".into()), PushError::Fatal(_)));
+        assert!(matches!(from_status(403, "x".into()), PostError::Fatal(_)));
+        assert!(matches!(from_status(400, "x".into()), PostError::Fatal(_)));
     }
 }
