@@ -9,6 +9,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::ids::{ConnectionId, TenantId, UserId};
+use crate::push::Push;
 
 /// Largest frame (`{"id":…,"data":…}` as sent to a client) Switchboard delivers: 128 KiB,
 /// API Gateway's WebSocket message limit.
@@ -74,6 +75,10 @@ pub struct Envelope {
         with = "time::serde::rfc3339::option"
     )]
     pub expires_at: Option<OffsetDateTime>,
+    /// What users of a `users` or `tenant` target with no live connection are shown as a
+    /// Web Push notification (docs/design.md: Web Push).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push: Option<Push>,
 }
 
 /// Why a body is not a valid envelope: the field at fault and what is wrong with it.
@@ -102,7 +107,7 @@ pub fn within_frame_limit(frame: &str) -> Result<&str, FrameTooLarge> {
 }
 
 impl EnvelopeError {
-    fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
+    pub(crate) fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
         Self {
             field: field.into(),
             problem: problem.into(),
@@ -132,11 +137,11 @@ impl Envelope {
         };
         if let Some(unknown) = map
             .keys()
-            .find(|k| !matches!(k.as_str(), "id" | "target" | "data" | "expiresAt"))
+            .find(|k| !matches!(k.as_str(), "id" | "target" | "data" | "expiresAt" | "push"))
         {
             return Err(EnvelopeError::new(
                 unknown.clone(),
-                "unknown field (expected id, target, data, expiresAt)",
+                "unknown field (expected id, target, data, expiresAt, push)",
             ));
         }
         let id = match map.remove("id") {
@@ -166,11 +171,16 @@ impl Envelope {
                 ))
             }
         };
+        let push = match map.remove("push") {
+            None | Some(Value::Null) => None,
+            Some(value) => Some(parse_push(value, &target, id.as_deref())?),
+        };
         Ok(Envelope {
             id,
             target,
             data,
             expires_at,
+            push,
         })
     }
 
@@ -199,6 +209,20 @@ impl Envelope {
             data: &self.data,
         }
         .to_json()
+    }
+}
+
+/// The `push` of a message to `target`: only `users` and `tenant` targets name users.
+fn parse_push(value: Value, target: &Target, id: Option<&str>) -> Result<Push, EnvelopeError> {
+    match target {
+        Target::Users { tenant, .. } | Target::Tenant { tenant } => Push::parse(value, tenant, id),
+        Target::Connections { .. } | Target::Broadcast => Err(EnvelopeError::new(
+            "push",
+            format!(
+                "not allowed for {} targets (only users and tenant targets reach users)",
+                target.kind()
+            ),
+        )),
     }
 }
 
@@ -331,6 +355,9 @@ mod tests {
             json!({"target":{"type":"tenant","tenant":"acme"},"data":[1,2,3]}),
             json!({"target":{"type":"connections","tenant":"acme","connectionIds":["abc=","def="]},"data":"hi"}),
             json!({"target":{"type":"broadcast"},"data":null}),
+            json!({"id":"m-2","target":{"type":"users","tenant":"acme","users":["alice"]},"data":1,
+                   "push":{"title":"New message","url":"/inbox","when":"always"}}),
+            json!({"target":{"type":"tenant","tenant":"acme"},"data":1,"push":{"body":"b"}}),
         ];
         for example in examples {
             let envelope = parse(example.clone()).unwrap();
@@ -408,6 +435,19 @@ mod tests {
             (
                 json!({"target":{"type":"broadcast"},"data":1,"extra":true}),
                 "extra",
+            ),
+            (
+                json!({"target":{"type":"broadcast"},"data":1,"push":{"title":"t"}}),
+                "push",
+            ),
+            (
+                json!({"target":{"type":"connections","tenant":"a","connectionIds":["c"]},
+                       "data":1,"push":{"title":"t"}}),
+                "push",
+            ),
+            (
+                json!({"target":{"type":"tenant","tenant":"a"},"data":1,"push":{"title":"t","when":"x"}}),
+                "push.when",
             ),
         ];
         for (case, field) in cases {

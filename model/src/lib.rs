@@ -6,6 +6,8 @@
 //!   whose errors name the offending field.
 //! - [`frame`]: what travels on a client's WebSocket: delivered frames, client actions and
 //!   the server's replies to them.
+//! - [`push`]: the envelope's optional `push` object (Web Push for users with no live
+//!   connection) and the notification payload it renders.
 //! - [`claims`]: who a verified token says the caller is.
 //! - [`close`]: the close codes a server ends a client's WebSocket with.
 
@@ -14,6 +16,7 @@ pub mod close;
 pub mod envelope;
 pub mod frame;
 pub mod ids;
+pub mod push;
 
 pub use claims::{AdminScope, Claims, Role};
 pub use envelope::{
@@ -22,3 +25,4 @@ pub use envelope::{
 };
 pub use frame::{ClientAction, DeliveredFrame, ServerReply};
 pub use ids::{ConnectionId, IdError, TenantId, UserId};
+pub use push::Push;
