@@ -9,6 +9,7 @@
 import * as path from 'path';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Node } from 'constructs';
+import { PushSettings, pushFromContext } from './push';
 import { badTenantId } from './tenants';
 
 /** The six Rust binaries of `services/lambdas`, as `cargo lambda build` names their folders. */
@@ -123,6 +124,12 @@ export interface SwitchboardConfig {
    * that enforce tenant settings (lib/tenants.ts). Unset: no tenant limits.
    */
   readonly tenantsFile?: string;
+  /**
+   * Web Push (docs/design.md: Web Push; lib/push.ts): on when `vapidPublicKey`, `vapidSubject`
+   * and `vapidPrivateKeySecret` (a Secrets Manager secret) are set; undefined (push off) when
+   * none is.
+   */
+  readonly push?: PushSettings;
   /** Defaults of the CloudFormation parameters. */
   readonly parameterDefaults: {
     readonly jwtJwksUrl?: string;
@@ -272,6 +279,10 @@ export function configFromContext(node: Node): SwitchboardConfig {
     queueAgeAlarmSecs: int(node, 'queueAgeAlarmSecs', 300, 60, 86400),
     jwtIssuersFile: issuersFile ? path.resolve(issuersFile) : undefined,
     tenantsFile: tenantsFile ? path.resolve(tenantsFile) : undefined,
+    push: pushFromContext(
+      (key) => str(node, key),
+      (key, dflt, min, max) => int(node, key, dflt, min, max),
+    ),
     parameterDefaults: {
       jwtJwksUrl: str(node, 'jwtJwksUrl') || undefined,
       jwtIssuer: str(node, 'jwtIssuer') ?? '',

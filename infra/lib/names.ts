@@ -1,5 +1,5 @@
 // Fixed names the stack's parts share: the WebSocket stage, the roster's user index, the
-// usage keys of the history table, the target types of the EMF metrics.
+// usage and device keys of the history table, the target types of the EMF metrics.
 
 /** The WebSocket stage; part of every client URL and of CALLBACK_URL. */
 export const STAGE_NAME = 'main';
@@ -10,5 +10,10 @@ export const USER_INDEX = 'byUser';
  * functions that touch the history table for usage only are limited to them (`dynamodb:LeadingKeys`).
  */
 export const USAGE_KEY_PATTERN = 'U#*';
+/**
+ * The partition keys of device items in the history table (docs/design.md: Web Push): `D#<tenant>`. The device
+ * grants of default, publish-api and the publisher are limited to them (`dynamodb:LeadingKeys`).
+ */
+export const DEVICE_KEY_PATTERN = 'D#*';
 /** The target types the EMF documents name in their `Target` dimension. */
 export const TARGET_TYPES = ['users', 'tenant', 'connections', 'broadcast'] as const;

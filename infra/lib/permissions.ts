@@ -3,7 +3,8 @@
 
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { SwitchboardConfig } from './config';
-import { STAGE_NAME, USAGE_KEY_PATTERN, USER_INDEX } from './names';
+import { DEVICE_KEY_PATTERN, STAGE_NAME, USAGE_KEY_PATTERN, USER_INDEX } from './names';
+import { DEVICE_FUNCTIONS } from './push';
 import type { SwitchboardStack } from './switchboard-stack';
 
 /** Every function's statements (the authorizer's role only logs). */
@@ -142,5 +143,31 @@ export function grantLeastPrivilege(stack: SwitchboardStack, config: Switchboard
       resources: [manageConnectionsArn],
     }),
   );
+  // Web Push (docs/design.md: Web Push), only while push is on, on device items only (`D#<tenant>` keys): default
+  // (`push_subscribe`/`push_unsubscribe`) and publish-api (`/v1/push/subscriptions`) register and remove devices
+  // (Query the user's devices, PutItem the new one, DeleteItem the oldest past PUSH_MAX_DEVICES_PER_USER or the one
+  // removed); the publisher reads them (Query: a user's devices, a tenant's pages) and deletes the ones the push
+  // service says are gone (404/410).
+  if (config.push) {
+    const onDeviceKeys = { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [DEVICE_KEY_PATTERN] } };
+    for (const name of DEVICE_FUNCTIONS) {
+      fns[name].addToRolePolicy(
+        new iam.PolicyStatement({
+          sid: 'Devices',
+          actions: ['dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:DeleteItem'],
+          resources: [historyArn],
+          conditions: onDeviceKeys,
+        }),
+      );
+    }
+    fns.publisher.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'Devices',
+        actions: ['dynamodb:Query', 'dynamodb:DeleteItem'],
+        resources: [historyArn],
+        conditions: onDeviceKeys,
+      }),
+    );
+  }
   // authorizer: logging only.
 }

@@ -58,18 +58,24 @@ import { ISSUERS_FILE_PATH, stageIssuersFile } from './issuers';
 import { nagAcknowledgments } from './nag';
 import { STAGE_NAME, USER_INDEX } from './names';
 import { grantLeastPrivilege } from './permissions';
+import { addPushEnvironment } from './push';
 import { stageTenantsFile, TENANTS_FILE_PATH, TENANTS_FUNCTIONS } from './tenants';
 
 export { AUTH_FAILURE_MESSAGES } from './alarms';
 export { STAGE_NAME, TARGET_TYPES, USAGE_KEY_PATTERN, USER_INDEX } from './names';
 
-/** The HTTP publish API's routes, all served by `publish-api` (docs/design.md: Publish API; Presence; Usage). */
+/** The HTTP publish API's routes, all served by `publish-api` (docs/design.md: Publish API; Presence; Usage; Web Push). */
 export const PUBLISH_API_ROUTES: ReadonlyArray<readonly [apigwv2.HttpMethod, string]> = [
   [apigwv2.HttpMethod.POST, '/v1/messages'],
   [apigwv2.HttpMethod.GET, '/v1/messages/{id}'],
   [apigwv2.HttpMethod.GET, '/v1/tenants/{tenant}/presence'],
   [apigwv2.HttpMethod.GET, '/v1/tenants/{tenant}/users/{user}/presence'],
   [apigwv2.HttpMethod.GET, '/v1/tenants/{tenant}/usage'],
+  // Web Push (docs/design.md: Web Push): devices registered with the user's own token, the
+  // VAPID public key (no token). Always routed: with push off they answer so themselves.
+  [apigwv2.HttpMethod.POST, '/v1/push/subscriptions'],
+  [apigwv2.HttpMethod.DELETE, '/v1/push/subscriptions/{id}'],
+  [apigwv2.HttpMethod.GET, '/v1/push/vapid-public-key'],
 ];
 
 export interface SwitchboardStackProps extends cdk.StackProps {
@@ -235,6 +241,9 @@ export class SwitchboardStack extends cdk.Stack {
     for (const fn of [fns.publisher, fns['publish-api'], fns.connect, fns.disconnect]) {
       fn.addEnvironment('USAGE_RETENTION_DAYS', String(config.usageRetentionDays));
     }
+    // Web Push (docs/design.md: Web Push; lib/push.ts): the publisher sends, default and publish-api register
+    // devices (on the history table); nothing is set while push is off.
+    if (config.push) addPushEnvironment(fns, config.push);
     fns.default.addEnvironment('RESUME_MAX', String(config.resumeMax));
     fns.connect.addEnvironment('CONNECTION_TTL_SECS', String(config.connectionTtlSecs));
     // Tenant settings (docs/design.md: Tenants): TENANTS_FILE shipped as a layer (`tenantsFile`

@@ -124,7 +124,7 @@ describe('WebSocket API', () => {
 describe('HTTP publish API (docs/design.md: Publish API; Presence)', () => {
   const httpApiId = () => logicalId(built.stack.httpApi);
 
-  test('POST /v1/messages, GET /v1/messages/{id}, the two presence GETs and the usage GET → publish-api (one integration), and no other route', () => {
+  test('POST /v1/messages, GET /v1/messages/{id}, the two presence GETs, the usage GET and the Web Push routes → publish-api (one integration), and no other route', () => {
     template.hasResourceProperties('AWS::ApiGatewayV2::Api', { ProtocolType: 'HTTP' });
     const routes = Object.values(resources).filter((r) => r.Type === 'AWS::ApiGatewayV2::Route' && r.Properties.ApiId.Ref === httpApiId());
     expect(routes.map((r) => r.Properties.RouteKey).sort()).toEqual(
@@ -134,6 +134,9 @@ describe('HTTP publish API (docs/design.md: Publish API; Presence)', () => {
         'GET /v1/tenants/{tenant}/users/{user}/presence',
         'GET /v1/tenants/{tenant}/usage',
         'POST /v1/messages',
+        'POST /v1/push/subscriptions',
+        'DELETE /v1/push/subscriptions/{id}',
+        'GET /v1/push/vapid-public-key',
       ].sort(),
     );
     const integrations = Object.entries(resources).filter(([, r]) => r.Type === 'AWS::ApiGatewayV2::Integration' && r.Properties.ApiId.Ref === httpApiId());
@@ -346,6 +349,9 @@ describe('least-privilege IAM (docs/design.md: AWS deployment)', () => {
         `${fnId('publish-api')} ${logicalId(built.stack.httpApi)} /*/*/v1/tenants/{tenant}/presence`,
         `${fnId('publish-api')} ${logicalId(built.stack.httpApi)} /*/*/v1/tenants/{tenant}/users/{user}/presence`,
         `${fnId('publish-api')} ${logicalId(built.stack.httpApi)} /*/*/v1/tenants/{tenant}/usage`,
+        `${fnId('publish-api')} ${logicalId(built.stack.httpApi)} /*/*/v1/push/subscriptions`,
+        `${fnId('publish-api')} ${logicalId(built.stack.httpApi)} /*/*/v1/push/subscriptions/{id}`,
+        `${fnId('publish-api')} ${logicalId(built.stack.httpApi)} /*/*/v1/push/vapid-public-key`,
       ].sort(),
     );
   });

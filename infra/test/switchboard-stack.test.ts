@@ -28,12 +28,14 @@ describe('resources', () => {
       'AWS::IAM::Policy': 6,
       'AWS::Logs::LogGroup': 7, // one per function, the HTTP API's access log (WebSocket access logs are opt-in)
       'AWS::ApiGatewayV2::Api': 2,
-      'AWS::ApiGatewayV2::Route': 8, // $connect, $disconnect, $default; POST /v1/messages, GET /v1/messages/{id}, 2 × GET …/presence, GET …/usage
+      // $connect, $disconnect, $default; POST /v1/messages, GET /v1/messages/{id}, 2 × GET …/presence, GET …/usage,
+      // POST /v1/push/subscriptions, DELETE /v1/push/subscriptions/{id}, GET /v1/push/vapid-public-key
+      'AWS::ApiGatewayV2::Route': 11,
       'AWS::ApiGatewayV2::Integration': 4,
       'AWS::ApiGatewayV2::Authorizer': 1,
       'AWS::ApiGatewayV2::Stage': 2,
       'AWS::ApiGatewayV2::RouteResponse': 1,
-      'AWS::Lambda::Permission': 9, // one per WebSocket route and authorizer, one per HTTP route
+      'AWS::Lambda::Permission': 12, // one per WebSocket route and authorizer, one per HTTP route
       'AWS::CloudWatch::Alarm': 16,
       'AWS::Logs::MetricFilter': 3 + AUTHORIZER_FAILURE_PATTERNS.length, // key-source failures; authorizer timeouts/crashes
       'AWS::SNS::Topic': 1,
