@@ -21,11 +21,14 @@
  *   `refresh_unavailable`, every later renewal too).
  * - Dedupe: a message id is handed out at most once within the last `dedupeWindow` ids.
  * - Browsers: the `online` event ends a backoff wait at once.
+ * - Requests over the socket (`client.push`, src/push.ts) go out on the open socket (or the
+ *   next one to open) and wait for their answer frame, an error frame or `timeoutMs`.
  * - `close()` ends everything: no timers, no sockets, no events after it.
  */
 import { backoffDelay } from "./backoff.js";
 import { RecentIds } from "./dedupe.js";
 import { tokenExpiry } from "./jwt.js";
+import { apiUrlOf, createPush, PushError, type PushClient } from "./push.js";
 
 /** `connecting` (first attempt), `open`, `reconnecting` (lost; retrying), `closed` (by `close()`). */
 export type ClientState = "connecting" | "open" | "reconnecting" | "closed";
@@ -86,6 +89,13 @@ export interface ClientOptions {
   dedupeWindow?: number;
   /** Resume from this cursor on the first connection (e.g. `client.cursor` saved earlier). */
   since?: string;
+  /**
+   * The HTTP API's base URL (`client.push` reads the VAPID key there). Default: `url`'s host
+   * with `http:`/`https:` (as `serve` answers both); on AWS the HTTP API's own endpoint.
+   */
+  apiUrl?: string;
+  /** A `fetch`; default `globalThis.fetch`. */
+  fetch?: typeof fetch;
 }
 
 export interface Client {
@@ -94,6 +104,8 @@ export interface Client {
   readonly state: ClientState;
   /** The newest cursor delivered so far. */
   readonly cursor: string | undefined;
+  /** Web Push: register this browser as a device of the user (src/push.ts). */
+  readonly push: PushClient;
 }
 
 /**
@@ -115,7 +127,17 @@ export const RESUME_BUFFER_LIMIT = 10_000;
 export const REFRESH_BEFORE_MS = 60_000;
 
 type Timer = ReturnType<typeof setTimeout>;
-type Request = "resume" | "refresh";
+type Request = "resume" | "refresh" | Call;
+
+/** A request sent for someone else (`client.push`): settled by `answer`, an error or a timeout. */
+interface Call {
+  frame: object;
+  answer: string;
+  conn: Conn | undefined;
+  timer: Timer | undefined;
+  resolve(frame: Record<string, unknown>): void;
+  reject(error: PushError): void;
+}
 
 interface Conn {
   ws: SocketLike;
@@ -151,6 +173,7 @@ export function createClient(options: ClientOptions): Client {
     gap: new Set(),
   };
   const live = new Set<Conn>();
+  const calls = new Set<Call>();
 
   let state: ClientState | undefined;
   let cursor = options.since;
@@ -326,6 +349,7 @@ export function createClient(options: ClientOptions): Client {
       });
     }
     setState("open");
+    for (const call of calls) if (!call.conn) dispatch(conn, call);
     keepAlive(conn);
     after(conn, "lifetime", lifetimeMs, () => replace());
     scheduleRefresh(conn, tokenExpiry(conn.token));
@@ -383,6 +407,36 @@ export function createClient(options: ClientOptions): Client {
     });
   }
 
+  function call(frame: object, answer: string): Promise<Record<string, unknown>> {
+    return new Promise((resolve, reject) => {
+      if (closed) {
+        reject(new PushError("closed", "the client is closed"));
+        return;
+      }
+      const pending: Call = { frame, answer, conn: undefined, timer: undefined, resolve, reject };
+      pending.timer = setTimeout(() => {
+        finish(pending, new PushError("timeout", `no ${answer} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      calls.add(pending);
+      if (current?.open) dispatch(current, pending);
+    });
+  }
+
+  function dispatch(conn: Conn, pending: Call): void {
+    pending.conn = conn;
+    conn.waiting.push(pending);
+    send(conn, pending.frame);
+  }
+
+  /** Settles `pending` with `outcome` (an error or the answer frame). */
+  function finish(pending: Call, outcome: PushError | Record<string, unknown>): void {
+    if (!calls.delete(pending)) return;
+    clearTimeout(pending.timer);
+    if (pending.conn) take(pending.conn, pending);
+    if (outcome instanceof PushError) pending.reject(outcome);
+    else pending.resolve(outcome);
+  }
+
   function take(conn: Conn, request: Request): boolean {
     const index = conn.waiting.indexOf(request);
     if (index >= 0) conn.waiting.splice(index, 1);
@@ -421,7 +475,10 @@ export function createClient(options: ClientOptions): Client {
         conn.token = conn.renewal;
         scheduleRefresh(conn, typeof frame.exp === "number" ? frame.exp : tokenExpiry(conn.token));
       }
-    } else if (frame.type === "error") {
+    } else if (frame.type !== "error") {
+      const pending = conn.waiting.find((r): r is Call => typeof r === "object" && r.answer === frame.type);
+      if (pending) finish(pending, frame);
+    } else {
       const request = frame.error === "invalid_cursor" ? (take(conn, "resume") ? "resume" : undefined) : conn.waiting.shift();
       if (request === "resume") {
         // unknown_action: the server keeps no history. Anything else: the cursor is unusable.
@@ -437,6 +494,9 @@ export function createClient(options: ClientOptions): Client {
           refreshSupported = false;
         }
         replace(conn.renewal);
+      } else if (typeof request === "object") {
+        const code = typeof frame.error === "string" ? frame.error : "error";
+        finish(request, new PushError(code, typeof frame.message === "string" ? frame.message : code));
       }
     }
   }
@@ -454,6 +514,9 @@ export function createClient(options: ClientOptions): Client {
       // already closed
     }
     release(conn);
+    for (const pending of calls) {
+      if (pending.conn === conn) finish(pending, new PushError("connection_lost", "the socket closed before the answer"));
+    }
     if (closed) return;
     if (conn.open && Date.now() - conn.openedAt >= STABLE_MS) attempt = 0;
     if (conn === current) {
@@ -499,6 +562,7 @@ export function createClient(options: ClientOptions): Client {
       closed = true;
       clearTimeout(retryTimer);
       events.removeEventListener?.("online", online);
+      for (const pending of calls) finish(pending, new PushError("closed", "the client is closed"));
       for (const conn of [...live]) lost(conn);
       current = undefined;
       setState("closed");
@@ -509,5 +573,11 @@ export function createClient(options: ClientOptions): Client {
     get cursor() {
       return cursor;
     },
+    push: createPush({
+      call,
+      apiUrl: () => options.apiUrl ?? apiUrlOf(options.url),
+      fetch: options.fetch,
+      timeoutMs,
+    }),
   };
 }

@@ -1,7 +1,8 @@
 /**
  * `switchboard-client`: a WebSocket client for Switchboard that reconnects, keeps the
  * socket alive, renews its token, resumes from the last cursor and hands out each message
- * id once. ESM, no runtime dependencies; browsers and Node (pass a `WebSocket`).
+ * id once; `client.push` registers the browser for Web Push. ESM, no runtime dependencies;
+ * browsers and Node (pass a `WebSocket`).
  */
 export {
   createClient,
@@ -20,6 +21,14 @@ export type {
   SocketLike,
   WebSocketConstructor,
 } from "./client.js";
+export { apiUrlOf, PushError } from "./push.js";
+export type {
+  PushClient,
+  PushManagerLike,
+  PushRegistration,
+  PushSubscribeOptions,
+  PushSubscriptionLike,
+} from "./push.js";
 export { backoffDelay } from "./backoff.js";
 export { RecentIds } from "./dedupe.js";
 export { tokenExpiry } from "./jwt.js";

@@ -28,17 +28,113 @@ var RecentIds = class {
 };
 
 // src/jwt.ts
+function decodeBase64Url(text) {
+  const base64 = text.replace(/-/g, "+").replace(/_/g, "/");
+  return atob(base64 + "=".repeat((4 - base64.length % 4) % 4));
+}
 function tokenExpiry(token) {
   const payload = token.split(".")[1];
   if (!payload) return void 0;
   try {
-    const base64 = payload.replace(/-/g, "+").replace(/_/g, "/");
-    const claims = JSON.parse(atob(base64 + "=".repeat((4 - base64.length % 4) % 4)));
+    const claims = JSON.parse(decodeBase64Url(payload));
     const exp = claims?.exp;
     return typeof exp === "number" && Number.isFinite(exp) ? exp : void 0;
   } catch {
     return void 0;
   }
+}
+
+// src/push.ts
+var PushError = class extends Error {
+  constructor(code, message) {
+    super(message);
+    this.code = code;
+    this.name = "PushError";
+  }
+};
+function apiUrlOf(socketUrl) {
+  const url = new URL(socketUrl);
+  return `${url.protocol === "wss:" ? "https:" : "http:"}//${url.host}`;
+}
+function keyBytes(key) {
+  let binary;
+  try {
+    binary = decodeBase64Url(key);
+  } catch {
+    binary = "";
+  }
+  if (binary.length !== 65 || binary.charCodeAt(0) !== 4) {
+    throw new PushError("key_unavailable", "the VAPID public key is not a base64url uncompressed P-256 point");
+  }
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
+function sameKey(key, bytes) {
+  if (!key || key.byteLength !== bytes.length) return false;
+  const other = new Uint8Array(key);
+  return bytes.every((b, i) => b === other[i]);
+}
+function createPush(deps) {
+  let registered;
+  async function fetchKey(apiUrl) {
+    const fetcher = deps.fetch ?? globalThis.fetch;
+    if (!fetcher) throw new PushError("key_unavailable", "no fetch: pass options.vapidPublicKey or the client's fetch");
+    const url = `${apiUrl.replace(/\/+$/, "")}/v1/push/vapid-public-key`;
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), deps.timeoutMs);
+    try {
+      const res = await fetcher(url, { signal: abort.signal });
+      if (res.status === 404) throw new PushError("not_configured", `Web Push is not configured on this server (404 from ${url})`);
+      if (!res.ok) throw new PushError("key_unavailable", `${url} answered ${res.status}`);
+      const body = await res.json();
+      if (typeof body?.publicKey !== "string") throw new PushError("key_unavailable", `${url} sent no publicKey`);
+      return body.publicKey;
+    } catch (error) {
+      if (error instanceof PushError) throw error;
+      const why = abort.signal.aborted ? `no answer within ${deps.timeoutMs} ms` : String(error);
+      throw new PushError("key_unavailable", `${url}: ${why}`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  function manager(registration) {
+    const found = registration?.pushManager;
+    if (!found) throw new PushError("unsupported", "this browser has no PushManager (Web Push)");
+    return found;
+  }
+  return {
+    async subscribe(registration, options = {}) {
+      const pushManager = manager(registration);
+      const key = keyBytes(options.vapidPublicKey ?? await fetchKey(options.apiUrl ?? deps.apiUrl()));
+      let subscription = await pushManager.getSubscription();
+      if (subscription && !sameKey(subscription.options?.applicationServerKey, key)) {
+        await subscription.unsubscribe();
+        subscription = null;
+      }
+      subscription ?? (subscription = await pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key }));
+      const answer = await deps.call({ action: "push_subscribe", subscription: subscription.toJSON() }, "push_subscribed");
+      if (typeof answer.id !== "string") throw new PushError("invalid_answer", "push_subscribed carried no id");
+      registered = { id: answer.id, subscription };
+      return answer.id;
+    },
+    async unsubscribe(registration) {
+      const mine = registered;
+      registered = void 0;
+      let failure;
+      if (mine) {
+        try {
+          await deps.call({ action: "push_unsubscribe", id: mine.id }, "push_unsubscribed");
+        } catch (error) {
+          if (!(error instanceof PushError && error.code === "unknown_device")) failure = error;
+        }
+      }
+      const subscription = mine?.subscription ?? (registration ? await manager(registration).getSubscription() : null);
+      const ended = subscription ? await subscription.unsubscribe() : false;
+      if (failure !== void 0) throw failure;
+      return ended;
+    }
+  };
 }
 
 // src/client.ts
@@ -67,6 +163,7 @@ function createClient(options) {
     gap: /* @__PURE__ */ new Set()
   };
   const live = /* @__PURE__ */ new Set();
+  const calls = /* @__PURE__ */ new Set();
   let state;
   let cursor = options.since;
   let current;
@@ -220,6 +317,7 @@ function createClient(options) {
       });
     }
     setState("open");
+    for (const call2 of calls) if (!call2.conn) dispatch(conn, call2);
     keepAlive(conn);
     after(conn, "lifetime", lifetimeMs, () => replace());
     scheduleRefresh(conn, tokenExpiry(conn.token));
@@ -270,6 +368,32 @@ function createClient(options) {
       replace(token);
     });
   }
+  function call(frame, answer) {
+    return new Promise((resolve, reject) => {
+      if (closed) {
+        reject(new PushError("closed", "the client is closed"));
+        return;
+      }
+      const pending = { frame, answer, conn: void 0, timer: void 0, resolve, reject };
+      pending.timer = setTimeout(() => {
+        finish(pending, new PushError("timeout", `no ${answer} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      calls.add(pending);
+      if (current?.open) dispatch(current, pending);
+    });
+  }
+  function dispatch(conn, pending) {
+    pending.conn = conn;
+    conn.waiting.push(pending);
+    send(conn, pending.frame);
+  }
+  function finish(pending, outcome) {
+    if (!calls.delete(pending)) return;
+    clearTimeout(pending.timer);
+    if (pending.conn) take(pending.conn, pending);
+    if (outcome instanceof PushError) pending.reject(outcome);
+    else pending.resolve(outcome);
+  }
   function take(conn, request) {
     const index = conn.waiting.indexOf(request);
     if (index >= 0) conn.waiting.splice(index, 1);
@@ -306,7 +430,10 @@ function createClient(options) {
         conn.token = conn.renewal;
         scheduleRefresh(conn, typeof frame.exp === "number" ? frame.exp : tokenExpiry(conn.token));
       }
-    } else if (frame.type === "error") {
+    } else if (frame.type !== "error") {
+      const pending = conn.waiting.find((r) => typeof r === "object" && r.answer === frame.type);
+      if (pending) finish(pending, frame);
+    } else {
       const request = frame.error === "invalid_cursor" ? take(conn, "resume") ? "resume" : void 0 : conn.waiting.shift();
       if (request === "resume") {
         if (frame.error !== "unknown_action") {
@@ -320,6 +447,9 @@ function createClient(options) {
           refreshSupported = false;
         }
         replace(conn.renewal);
+      } else if (typeof request === "object") {
+        const code = typeof frame.error === "string" ? frame.error : "error";
+        finish(request, new PushError(code, typeof frame.message === "string" ? frame.message : code));
       }
     }
   }
@@ -335,6 +465,9 @@ function createClient(options) {
     } catch {
     }
     release(conn);
+    for (const pending of calls) {
+      if (pending.conn === conn) finish(pending, new PushError("connection_lost", "the socket closed before the answer"));
+    }
     if (closed) return;
     if (conn.open && Date.now() - conn.openedAt >= STABLE_MS) attempt = 0;
     if (conn === current) {
@@ -371,6 +504,7 @@ function createClient(options) {
       closed = true;
       clearTimeout(retryTimer);
       events.removeEventListener?.("online", online);
+      for (const pending of calls) finish(pending, new PushError("closed", "the client is closed"));
       for (const conn of [...live]) lost(conn);
       current = void 0;
       setState("closed");
@@ -380,16 +514,24 @@ function createClient(options) {
     },
     get cursor() {
       return cursor;
-    }
+    },
+    push: createPush({
+      call,
+      apiUrl: () => options.apiUrl ?? apiUrlOf(options.url),
+      fetch: options.fetch,
+      timeoutMs
+    })
   };
 }
 export {
   BASE_BACKOFF_MS,
   MAX_URL_CHARS,
   OVERLAP_MS,
+  PushError,
   REFRESH_BEFORE_MS,
   RecentIds,
   STABLE_MS,
+  apiUrlOf,
   backoffDelay,
   createClient,
   tokenExpiry
