@@ -3,17 +3,19 @@
 //
 // Push is on when `vapidPublicKey`, `vapidSubject` and `vapidPrivateKeySecret` are all set,
 // off when none is (a partial set stops synthesis, naming what is missing). The private key
-// never passes through the context or the template: the publisher's VAPID_PRIVATE_KEY is a
+// never passes through the context or the template: VAPID_PRIVATE_KEY is a
 // CloudFormation dynamic reference (`{{resolve:secretsmanager:…}}`) to a Secrets Manager
 // secret, which CloudFormation resolves when it creates or updates the function. The
 // functions' roles need no `secretsmanager:GetSecretValue`; the deploying principal does.
 //
-// Who gets what: the publisher sends (all three VAPID variables, the per-service
-// concurrency and the timeout); `default` (socket `push_subscribe`/`push_unsubscribe`) and
-// `publish-api` (`/v1/push/…`) register devices (the public key and subject, the per-user
-// bound and the device TTL), never the private key. Devices live on the history table
-// (`PK` = `D#<tenant>`), which both already name as HISTORY_TABLE; their grants are in
-// permissions.ts, on `D#…` keys only.
+// Who gets what: the publisher sends (the per-service concurrency and the timeout);
+// `default` (socket `push_subscribe`/`push_unsubscribe`) and `publish-api` (`/v1/push/…`,
+// the VAPID public key) register devices (the per-user bound and the device TTL). All three
+// get the three VAPID variables: the Rust side reads them as one setting (all three or none,
+// the public key checked against the private one, `PushConfig::from_lookup`), so a function
+// given only the public half would refuse to start. Only the publisher signs with the key.
+// Devices live on the history table (`PK` = `D#<tenant>`), which all three already name as
+// HISTORY_TABLE; their grants are in permissions.ts, on `D#…` keys only.
 //
 // Egress: no function is in a VPC, so the publisher reaches the push services (FCM,
 // Mozilla autopush, Apple, …) over the internet through Lambda's own networking. Placed in a
@@ -117,13 +119,14 @@ export function privateKeyReference(push: PushSettings): string {
   return cdk.SecretValue.secretsManager(push.privateKeySecret, { jsonField: push.privateKeyField }).unsafeUnwrap();
 }
 
-/** Sets the Web Push environment of the publisher and of the functions that register devices. */
+/** Sets the Web Push environment of the publisher and of the functions that register devices (see above). */
 export function addPushEnvironment(fns: Record<FunctionName, lambda.Function>, push: PushSettings): void {
+  const privateKey = privateKeyReference(push);
   for (const fn of [fns.publisher, ...DEVICE_FUNCTIONS.map((n) => fns[n])]) {
     fn.addEnvironment('VAPID_PUBLIC_KEY', push.publicKey);
     fn.addEnvironment('VAPID_SUBJECT', push.subject);
+    fn.addEnvironment('VAPID_PRIVATE_KEY', privateKey);
   }
-  fns.publisher.addEnvironment('VAPID_PRIVATE_KEY', privateKeyReference(push));
   fns.publisher.addEnvironment('PUSH_CONCURRENCY_PER_SERVICE', String(push.concurrencyPerService));
   fns.publisher.addEnvironment('PUSH_TIMEOUT_SECS', String(push.timeoutSecs));
   for (const name of DEVICE_FUNCTIONS) {

@@ -1,6 +1,6 @@
 // Web Push on AWS (docs/design.md: Web Push; lib/push.ts): off by default; with the VAPID
-// context, the publisher's private key is a Secrets Manager dynamic reference (never the
-// key), the registering functions get the public settings and device grants on `D#…` keys.
+// context, VAPID_PRIVATE_KEY is a Secrets Manager dynamic reference (never the key) on the
+// publisher and the functions that register devices, which also get device grants on `D#…` keys.
 import { Template } from 'aws-cdk-lib/assertions';
 import * as crypto from 'crypto';
 import { FUNCTION_NAMES, FunctionName } from '../lib/config';
@@ -72,11 +72,11 @@ describe('Web Push on (vapidPublicKey, vapidSubject, vapidPrivateKeySecret)', ()
     });
   });
 
-  test('the template never holds the private key: only the publisher has the variable, and only as a reference', () => {
+  test('the template never holds the private key: the publisher, default and publish-api have the variable, only as a reference', () => {
     const text = JSON.stringify(json);
     expect(text).not.toContain(keys.privateKey);
     const holders = FUNCTION_NAMES.filter((n) => 'VAPID_PRIVATE_KEY' in envOf(built, json, n));
-    expect(holders).toEqual(['publisher']);
+    expect(holders.sort()).toEqual(['default', 'publish-api', 'publisher']);
     for (const match of text.matchAll(/"VAPID_PRIVATE_KEY":("[^"]*"|\{[^}]*\})/g)) {
       expect(match[1]).toMatch(/^"\{\{resolve:secretsmanager:[^"]+\}\}"$/);
     }
@@ -88,7 +88,7 @@ describe('Web Push on (vapidPublicKey, vapidSubject, vapidPrivateKeySecret)', ()
     expect(envOf(b, t, 'publisher').VAPID_PRIVATE_KEY).toBe('{{resolve:secretsmanager:switchboard/vapid:SecretString:::}}');
   });
 
-  test('default and publish-api register devices: the public key, subject and device settings, never the private key', () => {
+  test('default and publish-api register devices: the VAPID settings (all three: one setting on the Rust side) and the device settings', () => {
     const b = build({ ...PUSH_CONTEXT, pushMaxDevicesPerUser: '5', pushDeviceTtlDays: '30' });
     const t = Template.fromStack(b.stack).toJSON();
     for (const name of ['default', 'publish-api'] as const) {
@@ -100,7 +100,8 @@ describe('Web Push on (vapidPublicKey, vapidSubject, vapidPrivateKeySecret)', ()
         PUSH_DEVICE_TTL_DAYS: '30',
         HISTORY_TABLE: { Ref: b.stack.resolve((b.stack.historyTable.node.defaultChild as any).logicalId) },
       });
-      expect(env.VAPID_PRIVATE_KEY).toBeUndefined();
+      expect(env.VAPID_PRIVATE_KEY).toBe('{{resolve:secretsmanager:switchboard/vapid:SecretString:privateKey::}}');
+      expect(env.PUSH_CONCURRENCY_PER_SERVICE).toBeUndefined();
     }
     for (const name of ['authorizer', 'connect', 'disconnect'] as const) {
       expect(Object.keys(envOf(b, t, name)).filter((n) => n.startsWith('VAPID_') || n.startsWith('PUSH_'))).toEqual([]);
