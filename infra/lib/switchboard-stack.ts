@@ -13,6 +13,8 @@
 //                                                               written by publish-api, publisher, connect, disconnect)
 //                                                               DLQ (5 receives) ◀┘ (malformed bodies at once)
 //   publisher ─SendMessage (continuation / retry work items, docs/design.md: Fan-out at any size)─▶ SQS queue
+//   publisher ─https, VAPID-signed (Web Push, lib/push.ts; over the internet: no VPC)─▶ push services
+//   clients ─push_subscribe / POST /v1/push/subscriptions─▶ default / publish-api ─▶ history (D#<tenant> device items)
 //
 // Operations: alarms to one SNS topic (output `AlarmTopicArn`), a CloudWatch dashboard,
 // EMF metrics from the publisher and the publish API (namespace METRICS_NAMESPACE), stage
@@ -33,7 +35,7 @@
 // Here: parameters, tables, queues, the two APIs, environment wiring and outputs. Beside it:
 // functions.ts (each function, its role and log group), permissions.ts (the IAM statements),
 // alarms.ts and connect-alarms.ts (alarms, the topic), dashboard.ts, nag.ts (the cdk-nag
-// findings accepted), names.ts (names the parts share).
+// findings accepted), names.ts (names the parts share), push.ts (Web Push context and environment).
 
 import * as cdk from 'aws-cdk-lib';
 import { Validations } from 'aws-cdk-lib';
