@@ -6,11 +6,13 @@
 //! [`contract`] is the behaviour suite every adapter must pass. [`Subscription`] is a
 //! validated `PushSubscription` as a browser's `PushManager.subscribe` answers it.
 
+#[cfg(any(test, feature = "testkit"))]
+pub mod contract;
 mod memory;
 mod subscription;
 
-pub use memory::MemoryDeviceStore;
-pub use subscription::{EndpointPolicy, Subscription, SubscriptionError};
+pub use memory::{MemoryDeviceStore, MAX_MEMORY_DEVICES};
+pub use subscription::{EndpointPolicy, Subscription, SubscriptionError, SubscriptionKeys};
 
 use async_trait::async_trait;
 use switchboard_model::{TenantId, UserId};
