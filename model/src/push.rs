@@ -5,7 +5,7 @@
 //! the notification JSON the service worker receives, the one rendering both the parse-time
 //! size check and the publisher use.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::envelope::EnvelopeError;
@@ -35,8 +35,8 @@ pub enum When {
     Always,
 }
 
-/// How urgent the notification is (RFC 8030 §5.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+/// How urgent a notification is (RFC 8030 §5.3, the `Urgency` header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Urgency {
     VeryLow,
@@ -44,6 +44,18 @@ pub enum Urgency {
     #[default]
     Normal,
     High,
+}
+
+impl Urgency {
+    /// The header value (and the envelope's word).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Urgency::VeryLow => "very-low",
+            Urgency::Low => "low",
+            Urgency::Normal => "normal",
+            Urgency::High => "high",
+        }
+    }
 }
 
 /// A validated `push` object. Absent options stay absent (so the envelope round-trips);
@@ -172,10 +184,10 @@ impl Push {
 }
 
 const URGENCIES: &[(&str, Urgency)] = &[
-    ("very-low", Urgency::VeryLow),
-    ("low", Urgency::Low),
-    ("normal", Urgency::Normal),
-    ("high", Urgency::High),
+    (Urgency::VeryLow.as_str(), Urgency::VeryLow),
+    (Urgency::Low.as_str(), Urgency::Low),
+    (Urgency::Normal.as_str(), Urgency::Normal),
+    (Urgency::High.as_str(), Urgency::High),
 ];
 const WHENS: &[(&str, When)] = &[("offline", When::Offline), ("always", When::Always)];
 
