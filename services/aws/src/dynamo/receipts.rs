@@ -1,7 +1,8 @@
 //! `DynamoReceiptStore`: the receipt port on the history table (`HISTORY_TABLE`):
 //! `PK` = `R#<tenant|*>#<id>`, `SK` = `receipt`, beside the history streams (`S#…`) that
 //! never share a key with it. Attributes: `id`, `tenant` (absent for a broadcast), `target`
-//! (JSON text), the counts `matched`, `delivered`, `gone`, `failed`, `pending` (numbers),
+//! (JSON text), the counts `matched`, `delivered`, `gone`, `failed`, `pushed`, `pushFailed`,
+//! `devicesPruned`, `pending` (numbers; a count an older receipt lacks reads 0),
 //! `started` (bool), `terminal` (`dead`/`expired`), `acceptedAt`, `updatedAt` (RFC 3339),
 //! `expiresAt` (the table's TTL attribute).
 //!
@@ -38,6 +39,9 @@ const MATCHED: &str = "matched";
 const DELIVERED: &str = "delivered";
 const GONE: &str = "gone";
 const FAILED: &str = "failed";
+const PUSHED: &str = "pushed";
+const PUSH_FAILED: &str = "pushFailed";
+const DEVICES_PRUNED: &str = "devicesPruned";
 const PENDING: &str = "pending";
 const STARTED: &str = "started";
 const TERMINAL: &str = "terminal";
@@ -101,6 +105,9 @@ fn item(receipt: &Receipt) -> HashMap<String, AttributeValue> {
         (DELIVERED, receipt.delivered),
         (GONE, receipt.gone),
         (FAILED, receipt.failed),
+        (PUSHED, receipt.pushed),
+        (PUSH_FAILED, receipt.push_failed),
+        (DEVICES_PRUNED, receipt.devices_pruned),
         (PENDING, receipt.pending),
     ] {
         item.insert(name.into(), number(value));
@@ -139,6 +146,9 @@ fn receipt(item: &HashMap<String, AttributeValue>) -> Option<Receipt> {
             delivered: count(DELIVERED),
             gone: count(GONE),
             failed: count(FAILED),
+            pushed: count(PUSHED),
+            push_failed: count(PUSH_FAILED),
+            devices_pruned: count(DEVICES_PRUNED),
             pending: count(PENDING),
             started: item
                 .get(STARTED)
@@ -244,6 +254,9 @@ impl ReceiptStore for DynamoReceiptStore {
             .expression_attribute_names("#delivered", DELIVERED)
             .expression_attribute_names("#gone", GONE)
             .expression_attribute_names("#failed", FAILED)
+            .expression_attribute_names("#pushed", PUSHED)
+            .expression_attribute_names("#pushFailed", PUSH_FAILED)
+            .expression_attribute_names("#pruned", DEVICES_PRUNED)
             .expression_attribute_names("#pending", PENDING)
             .expression_attribute_values(":id", AttributeValue::S(key.id.clone()))
             .expression_attribute_values(":now", time_text(seed.now))
@@ -252,6 +265,9 @@ impl ReceiptStore for DynamoReceiptStore {
             .expression_attribute_values(":d", number(progress.delivered))
             .expression_attribute_values(":g", number(progress.gone))
             .expression_attribute_values(":f", number(progress.failed))
+            .expression_attribute_values(":pu", number(progress.pushed))
+            .expression_attribute_values(":pf", number(progress.push_failed))
+            .expression_attribute_values(":dp", number(progress.devices_pruned))
             .expression_attribute_values(":p", number(progress.pending));
         if let Some(tenant) = &key.tenant {
             set.push("#tenant = if_not_exists(#tenant, :tenant)");
@@ -281,7 +297,8 @@ impl ReceiptStore for DynamoReceiptStore {
                 );
         }
         let expression = format!(
-            "SET {} ADD #matched :m, #delivered :d, #gone :g, #failed :f, #pending :p",
+            "SET {} ADD #matched :m, #delivered :d, #gone :g, #failed :f, #pending :p, \
+             #pushed :pu, #pushFailed :pf, #pruned :dp",
             set.join(", ")
         );
         let output = request
@@ -326,5 +343,27 @@ impl ReceiptStore for DynamoReceiptStore {
             }
             Err(e) => Err(error("DeleteItem", e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_receipt_stored_before_web_push_reads_zero_push_counts() {
+        let now = OffsetDateTime::now_utc();
+        let mut stored = item(&Receipt::from_seed(
+            ReceiptKey::new(Some(TenantId::parse("acme").unwrap()), "m-1"),
+            &Seed::new(None, now, std::time::Duration::from_secs(60)),
+        ));
+        stored.insert(PUSHED.into(), number(4));
+        let read = receipt(&stored).unwrap();
+        assert_eq!(read.pushed, 4, "the counts are read back");
+        for name in [PUSHED, PUSH_FAILED, DEVICES_PRUNED] {
+            stored.remove(name);
+        }
+        let old = receipt(&stored).unwrap();
+        assert_eq!((old.pushed, old.push_failed, old.devices_pruned), (0, 0, 0));
     }
 }

@@ -129,6 +129,9 @@ pub async fn records_add_atomically(store: &dyn ReceiptStore) {
         matched: 100,
         delivered: 99,
         gone: 1,
+        pushed: 3,
+        push_failed: 2,
+        devices_pruned: 1,
         pending: -1,
         ..Progress::default()
     };
@@ -149,6 +152,11 @@ pub async fn records_add_atomically(store: &dyn ReceiptStore) {
             done.pending
         ),
         (2_510, 2_485, 25, 0, 0)
+    );
+    assert_eq!(
+        (done.pushed, done.push_failed, done.devices_pruned),
+        (75, 50, 25),
+        "the push counts add up too"
     );
     assert_eq!(done.status(), ReceiptStatus::Delivered);
     assert!(done.updated_at >= done.accepted_at);

@@ -78,6 +78,8 @@ pub enum ReceiptStatus {
     Dead,
     /// Its `expiresAt` passed before it was delivered.
     Expired,
+    /// Done, and it reached nobody: no connection matched and no device was pushed to.
+    Unmatched,
 }
 
 impl ReceiptStatus {
@@ -89,6 +91,7 @@ impl ReceiptStatus {
             ReceiptStatus::Partial => "partial",
             ReceiptStatus::Dead => "dead",
             ReceiptStatus::Expired => "expired",
+            ReceiptStatus::Unmatched => "unmatched",
         }
     }
 }
@@ -130,6 +133,13 @@ pub struct Receipt {
     /// Posts failing now: added when a post fails after its retries, taken back when a
     /// retry item gets it through.
     pub failed: i64,
+    /// Web Push notifications the push services accepted (docs/design.md: Web Push).
+    pub pushed: i64,
+    /// Sends that failed for good (refused, too large, or still failing after the last
+    /// attempt): a push is best-effort.
+    pub push_failed: i64,
+    /// Devices deleted because their push service answered 404 or 410.
+    pub devices_pruned: i64,
     /// Work items enqueued and not yet finished.
     pub pending: i64,
     /// Whether the publisher has finished the message itself (its first unit of work).
@@ -156,6 +166,9 @@ impl Receipt {
             delivered: 0,
             gone: 0,
             failed: 0,
+            pushed: 0,
+            push_failed: 0,
+            devices_pruned: 0,
             pending: 0,
             started: false,
             terminal: None,
@@ -171,6 +184,9 @@ impl Receipt {
         self.delivered += progress.delivered;
         self.gone += progress.gone;
         self.failed += progress.failed;
+        self.pushed += progress.pushed;
+        self.push_failed += progress.push_failed;
+        self.devices_pruned += progress.devices_pruned;
         self.pending += progress.pending;
         self.started |= progress.started;
         if progress.terminal.is_some() {
@@ -180,7 +196,8 @@ impl Receipt {
     }
 
     /// The status the counts say: a terminal mark wins; then failing posts make it
-    /// `partial`; `delivered` once the message and every work item are done; `queued`
+    /// `partial`; once the message and every work item are done, `unmatched` when it
+    /// reached nobody (no connection matched, nothing pushed), else `delivered`; `queued`
     /// until the publisher first touches it; `delivering` otherwise.
     pub fn status(&self) -> ReceiptStatus {
         match self.terminal {
@@ -190,6 +207,8 @@ impl Receipt {
         }
         if self.failed > 0 {
             ReceiptStatus::Partial
+        } else if self.started && self.pending <= 0 && self.matched <= 0 && self.pushed <= 0 {
+            ReceiptStatus::Unmatched
         } else if self.started && self.pending <= 0 {
             ReceiptStatus::Delivered
         } else if !self.started
@@ -210,7 +229,8 @@ impl Receipt {
     }
 
     /// The JSON the API answers: `{"id","tenant","target","status","matched","delivered",
-    /// "gone","failed","acceptedAt","updatedAt"}`; `tenant` is `null` for a broadcast.
+    /// "gone","failed","pushed","pushFailed","devicesPruned","acceptedAt","updatedAt"}`;
+    /// `tenant` is `null` for a broadcast.
     pub fn to_json(&self) -> Value {
         let at = |t: OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
         json!({
@@ -222,6 +242,9 @@ impl Receipt {
             "delivered": self.delivered.max(0),
             "gone": self.gone.max(0),
             "failed": self.failed.max(0),
+            "pushed": self.pushed.max(0),
+            "pushFailed": self.push_failed.max(0),
+            "devicesPruned": self.devices_pruned.max(0),
             "acceptedAt": at(self.accepted_at),
             "updatedAt": at(self.updated_at),
         })
@@ -235,6 +258,9 @@ pub struct Progress {
     pub delivered: i64,
     pub gone: i64,
     pub failed: i64,
+    pub pushed: i64,
+    pub push_failed: i64,
+    pub devices_pruned: i64,
     pub pending: i64,
     /// Marks the message itself as processed.
     pub started: bool,
@@ -401,6 +427,49 @@ mod tests {
         assert_eq!(r.status(), ReceiptStatus::Dead);
         assert_eq!(r.to_json()["matched"], 110);
         assert_eq!(r.to_json()["delivered"], 110);
+    }
+
+    #[test]
+    fn a_message_that_reached_nobody_is_unmatched() {
+        let now = OffsetDateTime::now_utc();
+        let mut r = receipt();
+        r.apply(&Progress::pending(1), now);
+        let first = Progress {
+            started: true,
+            ..Progress::default()
+        };
+        r.apply(&first, now);
+        assert_eq!(
+            r.status(),
+            ReceiptStatus::Delivering,
+            "a page is outstanding"
+        );
+        r.apply(&Progress::pending(-1), now);
+        assert_eq!(r.status(), ReceiptStatus::Unmatched);
+        assert_eq!(r.to_json()["status"], "unmatched");
+        r.apply(
+            &Progress {
+                pushed: 2,
+                devices_pruned: 1,
+                push_failed: 1,
+                ..Progress::default()
+            },
+            now,
+        );
+        assert_eq!(
+            r.status(),
+            ReceiptStatus::Delivered,
+            "a push reached someone"
+        );
+        let json = r.to_json();
+        assert_eq!(
+            (
+                json["pushed"].clone(),
+                json["pushFailed"].clone(),
+                json["devicesPruned"].clone()
+            ),
+            (json!(2), json!(1), json!(1))
+        );
     }
 
     #[test]
