@@ -13,6 +13,7 @@ mod subscription;
 
 pub use memory::{MemoryDeviceStore, MAX_MEMORY_DEVICES};
 pub use subscription::{EndpointPolicy, Subscription, SubscriptionError, SubscriptionKeys};
+pub(crate) use subscription::classify;
 
 use async_trait::async_trait;
 use switchboard_model::{TenantId, UserId};

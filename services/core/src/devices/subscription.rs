@@ -246,8 +246,8 @@ fn check_endpoint(endpoint: &str, policy: EndpointPolicy) -> Result<(), Subscrip
 }
 
 /// `Ok(false)` for a public address, `Ok(true)` for loopback, `Err` for every other
-/// non-public range.
-fn classify(ip: IpAddr) -> Result<bool, String> {
+/// non-public range (also the push client's check of every address it connects to).
+pub(crate) fn classify(ip: IpAddr) -> Result<bool, String> {
     let ip = match ip {
         // An IPv4 address written as IPv6 (`::ffff:10.0.0.1`) is that IPv4 address.
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
