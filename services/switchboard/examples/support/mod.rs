@@ -65,6 +65,11 @@ impl Server {
     /// Starts it with this process's environment plus `envs`, the secret of [`token`] and
     /// `RUST_LOG=error`, and waits for it to print its addresses.
     pub fn start(envs: &[(&str, &str)]) -> Self {
+        Self::start_args(&[], envs)
+    }
+
+    /// As [`Server::start`], with `serve`'s flags `args` (e.g. `--dev`) after the listeners.
+    pub fn start_args(args: &[&str], envs: &[(&str, &str)]) -> Self {
         let binary = binary();
         let mut child = Command::new(&binary)
             .args([
@@ -74,6 +79,7 @@ impl Server {
                 "--management-listen",
                 "127.0.0.1:0",
             ])
+            .args(args)
             .env("JWT_HS256_SECRET", SECRET)
             .env("RUST_LOG", "error")
             .envs(envs.iter().copied())
