@@ -28,6 +28,9 @@ echo "DYNAMODB_ENDPOINT=$DYNAMODB_ENDPOINT"
 say "Rust tests (cargo test --workspace)"
 cargo test --workspace --all-targets
 
+say "Web Push against implementations nobody here wrote (http_ece, cryptography)"
+bash scripts/webpush-check.sh
+
 say "Newcomer check (README.md \"Try it\", run as written)"
 bash scripts/newcomer-check.sh
 

@@ -7,6 +7,7 @@ pub mod refusal;
 pub mod serve;
 pub mod settings;
 mod token;
+mod vapid;
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -40,6 +41,8 @@ enum Command {
     Keys(keys::KeysArgs),
     /// Send an envelope to a publish API URL or an SQS queue URL.
     Publish(publish::PublishArgs),
+    /// Print a fresh VAPID key pair for Web Push (`export $(switchboard vapid-keys)`).
+    VapidKeys(vapid::VapidKeysArgs),
 }
 
 /// Why a command failed: a message for the operator.
@@ -117,6 +120,7 @@ impl Cli {
             Command::Token(args) => token::token_command(args),
             Command::Keys(args) => keys::keys_command(args),
             Command::Publish(args) => publish::publish_command(args).await,
+            Command::VapidKeys(args) => vapid::vapid_keys_command(args),
         }
     }
 }
