@@ -4,8 +4,9 @@
 //! - [`dynamo`]: [`DynamoRosterStore`] (the `RosterStore` port on one DynamoDB table: key
 //!   layout, item mapping, lookups with [`LookupStats`], `create_table`) and
 //!   [`DynamoHistoryStore`] (the `HistoryStore` port, `create_history_table`),
-//!   [`DynamoReceiptStore`] (receipts) and [`DynamoWorkLog`] (the `WorkLog` port: which
-//!   units of delivery work ran), both on the history table.
+//!   [`DynamoReceiptStore`] (receipts), [`DynamoWorkLog`] (the `WorkLog` port: which
+//!   units of delivery work ran) and [`DynamoDeviceStore`] (Web Push devices), all on the
+//!   history table.
 //! - [`poster`]: [`ApiGatewayPoster`] (the `ConnectionPoster` port on `PostToConnection`).
 //! - [`sqs`]: [`SqsQueue`] (the `MessageQueue` and `DeadLetterSink` ports on SQS).
 //! - [`config`]: [`DynamoConfig::from_lookup`] and client construction with endpoint
@@ -18,8 +19,8 @@ pub mod sqs;
 
 pub use config::{dynamodb_client, load_sdk_config, DynamoConfig, LocalDefaults};
 pub use dynamo::{
-    create_history_table, create_table, delete_table, DynamoHistoryStore, DynamoReceiptStore,
-    DynamoRosterStore, DynamoWorkLog, LookupStats,
+    create_history_table, create_table, delete_table, DynamoDeviceStore, DynamoHistoryStore,
+    DynamoReceiptStore, DynamoRosterStore, DynamoWorkLog, LookupStats,
 };
 pub use poster::ApiGatewayPoster;
 pub use sqs::SqsQueue;

@@ -1,10 +1,12 @@
 //! The DynamoDB adapters, and what they share: the roster on its own table (`roster.rs`:
 //! [`DynamoRosterStore`], with the key layout and item mapping in `item.rs` and counts in
-//! `count.rs`), and on the history table the history, receipts, usage and work log
-//! (`history.rs`, `receipts.rs`, `usage.rs`, `worklog.rs`); tables are made in `table.rs`.
-//! Shared here: batch writes with retried unprocessed items, their backoff, and the
-//! mapping of SDK failures.
+//! `count.rs`), and on the history table the history, receipts, usage, work log and Web
+//! Push devices (`history.rs`, `receipts.rs`, `usage.rs`, `worklog.rs`, `devices.rs`);
+//! tables are made in `table.rs`. Shared here: batch writes with retried unprocessed items,
+//! their backoff, the mapping of SDK failures, and page continuations (`continuation.rs`).
 
+mod continuation;
+mod devices;
 mod history;
 mod item;
 mod receipts;
@@ -23,6 +25,7 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use switchboard_core::publisher::RetryPolicy;
 use switchboard_core::roster::RosterError;
 
+pub use devices::{DynamoDeviceStore, DEVICE_PREFIX};
 pub use history::DynamoHistoryStore;
 pub use item::{
     connection_key, item_to_record, parse_connection_key, parse_tenant_key, parse_user_key,
@@ -100,6 +103,27 @@ const BATCH_BACKOFF: RetryPolicy = RetryPolicy {
 /// The wait before retry `attempt` (1-based) of a batch call.
 pub(crate) fn backoff(attempt: u32) -> Duration {
     BATCH_BACKOFF.delay(attempt)
+}
+
+/// Logs an item a lookup skipped because it is not a valid `what`: its key and why. One odd
+/// item written by another tool never fails the lookup for the others.
+pub(crate) fn log_skipped(
+    item: &HashMap<String, AttributeValue>,
+    what: &str,
+    error: &dyn std::fmt::Display,
+) {
+    let key = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default()
+    };
+    tracing::warn!(
+        pk = key(PK),
+        sk = key(SK),
+        %error,
+        "skipped an item that is not a valid {what}"
+    );
 }
 
 /// Any SDK failure means the roster could not be read or written: the caller retries the

@@ -7,7 +7,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use switchboard_core::roster::{ConnectionRecord, PageScope, RosterError};
 use time::OffsetDateTime;
 
-use super::super::{item_to_record, parse_connection_key, parse_tenant_key, PK, SK};
+use super::super::continuation::Continuation;
+use super::super::{item_to_record, log_skipped, parse_connection_key, parse_tenant_key};
 use super::LookupStats;
 
 /// The record an item holds, or `None` (logged) when it is not a valid connection record:
@@ -16,43 +17,23 @@ pub(super) fn readable(item: &HashMap<String, AttributeValue>) -> Option<Connect
     match item_to_record(item) {
         Ok(record) => Some(record),
         Err(error) => {
-            let key = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
-            tracing::warn!(
-                pk = key(PK).unwrap_or_default(),
-                sk = key(SK).unwrap_or_default(),
-                %error,
-                "skipped a roster item that is not a valid connection record"
-            );
+            log_skipped(item, "connection record", &error);
             None
         }
     }
 }
 
-/// Where a DynamoDB page ends: the `LastEvaluatedKey` of the table (`PK`, `SK`), carried as
-/// JSON so a work item can hold it.
-#[derive(serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct DynamoContinuation {
-    pk: String,
-    sk: String,
-}
+/// The roster's page continuations ([`Continuation`], JSON so a work item can hold it),
+/// checked to be keys of this table and, for a tenant scope, of that tenant.
+pub(super) struct DynamoContinuation;
 
 impl DynamoContinuation {
     pub(super) fn from_last_key(
         key: &HashMap<String, AttributeValue>,
     ) -> Result<String, RosterError> {
-        let part = |name: &str| {
-            key.get(name)
-                .and_then(|v| v.as_s().ok())
-                .cloned()
-                .ok_or_else(|| RosterError::Unavailable(format!("LastEvaluatedKey without {name}")))
-        };
-        let continuation = Self {
-            pk: part(PK)?,
-            sk: part(SK)?,
-        };
-        serde_json::to_string(&continuation)
-            .map_err(|e| RosterError::Unavailable(format!("LastEvaluatedKey: {e}")))
+        Continuation::from_key(key)
+            .map(|continuation| continuation.encode())
+            .map_err(RosterError::Unavailable)
     }
 
     /// The `ExclusiveStartKey` for `text`, checked to be a key of this table and, for a
@@ -62,7 +43,7 @@ impl DynamoContinuation {
         scope: &PageScope,
     ) -> Result<HashMap<String, AttributeValue>, RosterError> {
         let invalid = |why: String| RosterError::InvalidContinuation(why);
-        let continuation: Self = serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let continuation = Continuation::decode(text).map_err(invalid)?;
         let tenant = parse_tenant_key(&continuation.pk).map_err(|e| invalid(e.to_string()))?;
         parse_connection_key(&continuation.sk).map_err(|e| invalid(e.to_string()))?;
         if let PageScope::Tenant(scope_tenant) = scope {
@@ -70,10 +51,7 @@ impl DynamoContinuation {
                 return Err(invalid("continuation of another tenant".into()));
             }
         }
-        Ok(HashMap::from([
-            (PK.to_string(), AttributeValue::S(continuation.pk)),
-            (SK.to_string(), AttributeValue::S(continuation.sk)),
-        ]))
+        Ok(continuation.start_key())
     }
 }
 
