@@ -41,6 +41,16 @@ export function createDashboard(stack: SwitchboardStack, config: SwitchboardConf
       stack.emfMetric('FanoutDuration', { statistic: cloudwatch.Stats.MAXIMUM, label: 'max' }),
     ]),
   );
+  // Web Push (docs/design.md: Web Push), with push on: sends accepted by push services, failed after their
+  // retries, devices deleted on 404/410 (the publisher's EMF documents).
+  if (config.push) {
+    dashboard.addWidgets(
+      graph('Web Push per minute', ['Pushed', 'PushFailed', 'DevicesPruned'].map((m) => stack.emfMetric(m, { label: m })), {
+        width: 12,
+      }),
+      graph('Pushed by target type', byTarget('Pushed'), { width: 12 }),
+    );
+  }
   dashboard.addWidgets(
     graph('Queue depth', [
       stack.queue.metricApproximateNumberOfMessagesVisible({ period: cdk.Duration.minutes(1), label: 'queue visible' }),

@@ -146,6 +146,15 @@ describe('Web Push on (vapidPublicKey, vapidSubject, vapidPrivateKeySecret)', ()
     for (const name of FUNCTION_NAMES) expect(json.Resources[id(built, name)].Properties.VpcConfig).toBeUndefined();
   });
 
+  test('the dashboard shows the publisher\'s Web Push metrics (only with push on)', () => {
+    const body = (t: any) =>
+      JSON.stringify(Object.values(t.Resources as Record<string, any>).find((r) => r.Type === 'AWS::CloudWatch::Dashboard')!.Properties.DashboardBody);
+    for (const metric of ['Pushed', 'PushFailed', 'DevicesPruned']) {
+      expect(body(json)).toContain(`\\"${metric}\\"`);
+      expect(body(underTest().template.toJSON())).not.toContain(`\\"${metric}\\"`);
+    }
+  });
+
   test('cdk-nag: no new finding', () => {
     const report = validationReport(built.assembly.directory);
     expect(report.violations).toEqual([]);
