@@ -4,12 +4,16 @@
 //! secret with the device's `p256dh` key, mixed with its `auth` secret, gives the content
 //! key and nonce (HKDF-SHA-256); the body is the header (`salt`, record size 4096, key id =
 //! our ephemeral public key) followed by the plaintext, the last-record delimiter `0x02`,
-//! sealed with AES-128-GCM. ECDH is `p256`'s; HKDF, AES-GCM and randomness are `ring`'s.
+//! sealed with AES-128-GCM. ECDH, HKDF, AES-GCM and randomness are `ring`'s; `p256` gives
+//! the fixed-key agreement of the RFC 8291 example (tests) and VAPID's keys.
 
+#[cfg(test)]
 use p256::elliptic_curve::sec1::ToEncodedPoint;
-use p256::{PublicKey, SecretKey};
+#[cfg(test)]
+use p256::PublicKey;
+use p256::SecretKey;
 use ring::rand::{SecureRandom, SystemRandom};
-use ring::{aead, hkdf};
+use ring::{aead, agreement, hkdf};
 
 /// Largest plaintext one notification may carry: a push service takes 4,096 bytes of
 /// body, less the 86-byte header, the 16-byte tag and the 1-byte delimiter.
@@ -40,18 +44,37 @@ pub enum EncryptError {
 }
 
 /// Encrypts `plaintext` for the device whose subscription keys are `p256dh` (65 bytes)
-/// and `auth` (16 bytes): the whole request body, `Content-Encoding: aes128gcm`.
+/// and `auth` (16 bytes): the whole request body, `Content-Encoding: aes128gcm`. The
+/// ephemeral key pair and the agreement are `ring`'s (constant-time, fast even unoptimized).
 pub fn encrypt(plaintext: &[u8], p256dh: &[u8], auth: &[u8]) -> Result<Vec<u8>, EncryptError> {
+    check_inputs(plaintext, p256dh, auth)?;
+    let random = SystemRandom::new();
     let mut salt = [0u8; SALT_BYTES];
-    SystemRandom::new()
-        .fill(&mut salt)
+    random.fill(&mut salt).map_err(|_| EncryptError::Random)?;
+    let ephemeral = agreement::EphemeralPrivateKey::generate(&agreement::ECDH_P256, &random)
         .map_err(|_| EncryptError::Random)?;
-    let ephemeral = random_secret_key().ok_or(EncryptError::Random)?;
-    encrypt_with(plaintext, p256dh, auth, &salt, &ephemeral)
+    let server_public = ephemeral
+        .compute_public_key()
+        .map_err(|_| EncryptError::Crypto)?;
+    let device_key = agreement::UnparsedPublicKey::new(&agreement::ECDH_P256, p256dh);
+    // ring checks the device key is a point on the curve.
+    let shared =
+        agreement::agree_ephemeral(ephemeral, &device_key, |s: &[u8]| <[u8; 32]>::try_from(s))
+            .map_err(|_| EncryptError::InvalidP256dh)?
+            .map_err(|_| EncryptError::Crypto)?;
+    seal(
+        plaintext,
+        p256dh,
+        auth,
+        &salt,
+        server_public.as_ref(),
+        &shared,
+    )
 }
 
-/// [`encrypt`] with the salt and the application server's key pair given (tests: the
-/// RFC 8291 example).
+/// [`encrypt`] with the salt and the application server's private key given: the
+/// RFC 8291 example's fixed inputs (ring takes no given private key for an agreement).
+#[cfg(test)]
 pub(crate) fn encrypt_with(
     plaintext: &[u8],
     p256dh: &[u8],
@@ -59,25 +82,49 @@ pub(crate) fn encrypt_with(
     salt: &[u8; SALT_BYTES],
     ephemeral: &SecretKey,
 ) -> Result<Vec<u8>, EncryptError> {
+    check_inputs(plaintext, p256dh, auth)?;
+    let device_key = PublicKey::from_sec1_bytes(p256dh).map_err(|_| EncryptError::InvalidP256dh)?;
+    let server_public = ephemeral.public_key().to_encoded_point(false);
+    let shared = p256::ecdh::diffie_hellman(ephemeral.to_nonzero_scalar(), device_key.as_affine());
+    let shared: [u8; 32] = (*shared.raw_secret_bytes()).into();
+    seal(
+        plaintext,
+        p256dh,
+        auth,
+        salt,
+        server_public.as_bytes(),
+        &shared,
+    )
+}
+
+fn check_inputs(plaintext: &[u8], p256dh: &[u8], auth: &[u8]) -> Result<(), EncryptError> {
     if plaintext.len() > MAX_PLAINTEXT_BYTES {
         return Err(EncryptError::TooLarge(plaintext.len()));
     }
     if p256dh.len() != POINT_BYTES || p256dh[0] != 0x04 {
         return Err(EncryptError::InvalidP256dh);
     }
-    let device_key = PublicKey::from_sec1_bytes(p256dh).map_err(|_| EncryptError::InvalidP256dh)?;
     if auth.len() != AUTH_BYTES {
         return Err(EncryptError::InvalidAuth);
     }
-    let server_public = ephemeral.public_key().to_encoded_point(false);
-    let server_public = server_public.as_bytes();
-    let shared = p256::ecdh::diffie_hellman(ephemeral.to_nonzero_scalar(), device_key.as_affine());
+    Ok(())
+}
 
+/// The body from the ECDH secret `shared` between our key `server_public` and the
+/// device's `p256dh`: key derivation (RFC 8291 §3.4, RFC 8188 §2.2–2.3), header, record.
+fn seal(
+    plaintext: &[u8],
+    p256dh: &[u8],
+    auth: &[u8],
+    salt: &[u8; SALT_BYTES],
+    server_public: &[u8],
+    shared: &[u8; 32],
+) -> Result<Vec<u8>, EncryptError> {
     // RFC 8291 §3.4: IKM from the shared secret and the auth secret, bound to both keys.
     let mut ikm = [0u8; 32];
     hkdf_sha256(
         auth,
-        shared.raw_secret_bytes(),
+        shared,
         &[b"WebPush: info\0", p256dh, server_public],
         &mut ikm,
     )?;
