@@ -12,8 +12,8 @@ mod memory;
 mod subscription;
 
 pub use memory::{MemoryDeviceStore, MAX_MEMORY_DEVICES};
-pub use subscription::{EndpointPolicy, Subscription, SubscriptionError, SubscriptionKeys};
 pub(crate) use subscription::classify;
+pub use subscription::{EndpointPolicy, Subscription, SubscriptionError, SubscriptionKeys};
 
 use async_trait::async_trait;
 use switchboard_model::{TenantId, UserId};
