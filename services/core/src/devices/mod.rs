@@ -111,8 +111,9 @@ pub struct DevicePage {
 #[async_trait]
 pub trait DeviceStore: Send + Sync {
     /// Adds or replaces (same tenant, user and id) one device, then removes the user's
-    /// oldest devices (by `registered_at`) until at most `max_per_user` remain. Answers the
-    /// ids it removed.
+    /// oldest devices (by `registered_at`, never the one just put) until at most
+    /// `max_per_user` live ones remain. Answers the ids of the live devices it removed
+    /// (expired ones go too, unreported).
     async fn put(&self, device: &Device, max_per_user: usize)
         -> Result<Vec<DeviceId>, DeviceError>;
     /// Removes one device of one user: `Ok(false)` when it was not there (another user's
