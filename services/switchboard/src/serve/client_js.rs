@@ -11,12 +11,18 @@ const CLIENT_JS: &str = include_str!("switchboard-client.js");
 
 /// The client library as an ES module.
 pub async fn get() -> impl IntoResponse {
+    script(CLIENT_JS)
+}
+
+/// A JavaScript file (the library, the demo's service worker), `no-cache` so a rebuilt
+/// binary's copy is picked up at once.
+pub fn script(text: &'static str) -> impl IntoResponse {
     (
         [
             (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        CLIENT_JS,
+        text,
     )
 }
 
