@@ -37,6 +37,17 @@ pub enum ClientAction {
     Refresh {
         token: String,
     },
+    /// `{"action":"push_subscribe","subscription":{…}}` (docs/design.md: Web Push): register
+    /// the browser's `PushSubscription` as a device of the connection's user. The
+    /// subscription is validated by the caller (`Null` when absent).
+    PushSubscribe {
+        subscription: Value,
+    },
+    /// `{"action":"push_unsubscribe","id":"<device id>"}`: remove one of the user's devices
+    /// (an absent or non-string `id` is the empty string, refused by the caller).
+    PushUnsubscribe {
+        id: String,
+    },
     Unknown,
 }
 
@@ -49,6 +60,10 @@ impl ClientAction {
             #[serde(default)]
             since: Option<Value>,
             token: Option<String>,
+            #[serde(default)]
+            subscription: Option<Value>,
+            #[serde(default)]
+            id: Option<Value>,
         }
         match serde_json::from_str::<Raw>(text) {
             Ok(raw) if raw.action == "ping" => ClientAction::Ping,
@@ -65,6 +80,15 @@ impl ClientAction {
                 token: Some(token),
                 ..
             }) if action == "refresh" => ClientAction::Refresh { token },
+            Ok(raw) if raw.action == "push_subscribe" => ClientAction::PushSubscribe {
+                subscription: raw.subscription.unwrap_or(Value::Null),
+            },
+            Ok(raw) if raw.action == "push_unsubscribe" => ClientAction::PushUnsubscribe {
+                id: match raw.id {
+                    Some(Value::String(id)) => id,
+                    _ => String::new(),
+                },
+            },
             _ => ClientAction::Unknown,
         }
     }
@@ -90,6 +114,21 @@ pub enum ServerReply {
     Error {
         error: String,
     },
+    /// An error that says what was wrong: `{"type":"error","error":code,"message":…}` (the
+    /// message names the field at fault, `subscription.keys.auth: …`).
+    #[serde(rename = "error")]
+    Refused {
+        error: String,
+        message: String,
+    },
+    /// After a `push_subscribe`: the device's id (pass it to `push_unsubscribe`).
+    #[serde(rename = "push_subscribed")]
+    PushSubscribed {
+        id: String,
+    },
+    /// After a `push_unsubscribe` that removed the device.
+    #[serde(rename = "push_unsubscribed")]
+    PushUnsubscribed,
     /// After a `resume`: how many recorded messages were sent, and whether that is all of
     /// them (false: `since` is past retention or more than the limit were missed).
     Resumed {
@@ -199,6 +238,46 @@ mod tests {
         assert_eq!(
             frame.to_json(),
             r#"{"id":"m","cursor":"0001733000000000-00000001aabbcc","data":{"n":1}}"#
+        );
+    }
+
+    #[test]
+    fn push_actions_and_replies_have_their_shapes() {
+        assert_eq!(
+            ClientAction::parse(r#"{"action":"push_subscribe","subscription":{"endpoint":"e"}}"#),
+            ClientAction::PushSubscribe {
+                subscription: json!({"endpoint":"e"})
+            }
+        );
+        assert_eq!(
+            ClientAction::parse(r#"{"action":"push_subscribe"}"#),
+            ClientAction::PushSubscribe {
+                subscription: Value::Null
+            }
+        );
+        assert_eq!(
+            ClientAction::parse(r#"{"action":"push_unsubscribe","id":"abc"}"#),
+            ClientAction::PushUnsubscribe { id: "abc".into() }
+        );
+        assert_eq!(
+            ClientAction::parse(r#"{"action":"push_unsubscribe","id":7}"#),
+            ClientAction::PushUnsubscribe { id: String::new() }
+        );
+        let shape = |reply: ServerReply| serde_json::from_str::<Value>(&reply.to_json()).unwrap();
+        assert_eq!(
+            shape(ServerReply::PushSubscribed { id: "d1".into() }),
+            json!({"type":"push_subscribed","id":"d1"})
+        );
+        assert_eq!(
+            shape(ServerReply::PushUnsubscribed),
+            json!({"type":"push_unsubscribed"})
+        );
+        assert_eq!(
+            shape(ServerReply::Refused {
+                error: "bad_request".into(),
+                message: "id: required".into()
+            }),
+            json!({"type":"error","error":"bad_request","message":"id: required"})
         );
     }
 

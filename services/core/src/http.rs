@@ -165,6 +165,22 @@ pub fn is_length_limit(error: &axum::Error) -> bool {
     false
 }
 
+/// Reads a request body of at most `max` bytes: 413 `payload_too_large` beyond it, and
+/// `invalid("body: …")` when it fails to arrive.
+pub async fn read_body(
+    body: axum::body::Body,
+    max: usize,
+    invalid: impl FnOnce(String) -> ApiError,
+) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(body, max).await.map_err(|error| {
+        if is_length_limit(&error) {
+            ApiError::TooLarge(format!("body over {max} bytes"))
+        } else {
+            invalid(format!("body: {error}"))
+        }
+    })
+}
+
 /// Verifies the `Authorization: Bearer` token of a request.
 pub async fn authenticate(verifier: &Verifier, headers: &HeaderMap) -> Result<Claims, ApiError> {
     let header = headers

@@ -3,7 +3,8 @@
 //!
 //! The same router runs in the `publish-api` Lambda (through `lambda_http`, enqueuing to
 //! SQS) and in `switchboard serve` (enqueuing in-process). Checks, in order: a valid bearer
-//! token (401), a body within limits (413), a valid envelope (400, naming the field), the
+//! token (401), a body within limits (413), a valid envelope (400, naming the field; a
+//! `push` object where Web Push is not configured is refused the same way), the
 //! caller's right to the target (403), the frame's size, counting the widest cursor the
 //! publisher may add (413), the target tenant's settings (docs/design.md: Tenants —
 //! suspended or a target type not allowed 403, `maxPayloadBytes` 413, `publishesPerSecond`
@@ -34,7 +35,7 @@ use switchboard_model::{Claims, Envelope, Role, Target, TenantId};
 use time::OffsetDateTime;
 
 use crate::auth::Verifier;
-use crate::http::is_length_limit;
+use crate::http::read_body;
 pub use crate::http::{authenticate, ApiError};
 use crate::queue::{MessageQueue, QueueError};
 use crate::receipts::{Created, Receipt, ReceiptKey, Receipts};
@@ -43,6 +44,10 @@ use crate::usage::{count_publish, Usage};
 
 /// Largest request body read; anything larger is refused with 413 before parsing.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Why an envelope with `push` is refused where push is off.
+pub const PUSH_NOT_CONFIGURED: &str =
+    "Web Push is not configured (set VAPID_PUBLIC_KEY, VAPID_PRIVATE_KEY and VAPID_SUBJECT)";
 
 /// What the publish API needs.
 #[derive(Clone)]
@@ -55,6 +60,9 @@ pub struct PublishApi {
     pub tenants: Tenants,
     /// Where publishes accepted and refused are counted per tenant (docs/design.md: Usage).
     pub usage: Option<Usage>,
+    /// Whether Web Push is configured (VAPID keys set): without it an envelope with `push`
+    /// is refused (400 naming `push`).
+    pub push_enabled: bool,
 }
 
 impl PublishApi {
@@ -122,17 +130,14 @@ async fn accept(
     // The token first: an unauthenticated caller never makes the server buffer a body.
     let claims = authenticate(&api.verifier, headers).await?;
     *counted = Some(Some(claims.tenant.clone()));
-    let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|error| {
-            if is_length_limit(&error) {
-                ApiError::TooLarge(format!("body over {MAX_BODY_BYTES} bytes"))
-            } else {
-                ApiError::InvalidEnvelope(format!("body: {error}"))
-            }
-        })?;
+    let body = read_body(body, MAX_BODY_BYTES, ApiError::InvalidEnvelope).await?;
     let mut envelope =
         Envelope::parse(&body).map_err(|e| ApiError::InvalidEnvelope(e.to_string()))?;
+    if envelope.push.is_some() && !api.push_enabled {
+        return Err(ApiError::InvalidEnvelope(format!(
+            "push: {PUSH_NOT_CONFIGURED}"
+        )));
+    }
     authorize(&claims, &envelope.target)?;
     *counted = Some(envelope.target.tenant().cloned());
     let id = envelope

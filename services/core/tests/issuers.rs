@@ -125,6 +125,7 @@ async fn spawn_app() -> App {
         receipts: None,
         tenants: Default::default(),
         usage: None,
+        push_enabled: false,
     }
     .router();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -308,6 +309,7 @@ async fn refresh_with_another_issuers_token_for_the_same_user_is_refused() {
         history: Arc::new(MemoryHistoryStore::new(10)),
         history_config: HistoryConfig::default(),
         verifier: Some(app.verifier.clone()),
+        push: None,
     };
     let refresh = |token: String| json!({"action": "refresh", "token": token}).to_string();
 

@@ -194,6 +194,7 @@ fn deps(store: DynamoHistoryStore, addr: SocketAddr, limits: ResumeLimits) -> De
             history: Arc::new(store),
             history_config: HistoryConfig::default(),
             verifier: None,
+            push: None,
         },
         poster: Arc::new(ApiGatewayPoster::with_timeout(
             &sdk,

@@ -58,6 +58,7 @@ async fn the_publish_api_sends_each_message_with_its_tenant_as_group() {
         receipts: None,
         tenants: Tenants::unlimited(),
         usage: None,
+        push_enabled: false,
     };
     let app = router(api, Arc::new(MemoryRosterStore::new()), metrics);
     for tenant in ["acme", "globex"] {

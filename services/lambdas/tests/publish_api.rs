@@ -33,6 +33,7 @@ fn api(
         receipts,
         tenants: Tenants::unlimited(),
         usage: None,
+        push_enabled: false,
     }
 }
 

@@ -92,6 +92,7 @@ async fn the_authorizer_context_carries_the_issuer_and_default_refresh_requires_
             history: Arc::new(MemoryHistoryStore::new(10)),
             history_config: HistoryConfig::default(),
             verifier: Some(verifier),
+            push: None,
         },
         poster: Arc::new(ScriptedPoster::new()),
         resume: ResumeLimits::default(),

@@ -191,6 +191,7 @@ fn default_deps() -> default::DefaultDeps {
             history: Arc::new(MemoryHistoryStore::new(10)),
             history_config: HistoryConfig::default(),
             verifier: None,
+            push: None,
         },
         poster: Arc::new(ScriptedPoster::new()),
         resume: Default::default(),

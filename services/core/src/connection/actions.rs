@@ -1,15 +1,18 @@
 //! `$default`: the reply to each client frame (docs/design.md: Client actions) — `ping`,
-//! `whoami`, `refresh` (in `refresh.rs`) and `resume` (missed frames from the history).
+//! `whoami`, `refresh` (in `refresh.rs`), `resume` (missed frames from the history) and
+//! `push_subscribe` / `push_unsubscribe` (in `push.rs`).
 
 use std::sync::Arc;
 
 use switchboard_model::{Claims, ClientAction, ConnectionId, ServerReply};
 use time::OffsetDateTime;
 
+use super::push;
 use super::refresh::{refresh, REFRESH_UNAVAILABLE};
 use crate::auth::Verifier;
 use crate::history::{resume, HistoryConfig, HistoryStore, ResumeError};
 use crate::roster::RosterStore;
+use crate::webpush::WebPush;
 
 /// The reply to one client frame without a verifier (docs/design.md: The one-machine binary): `ping`, `whoami`, and
 /// `unknown_action`. A `refresh` gets the error [`REFRESH_UNAVAILABLE`] here (nothing can
@@ -29,9 +32,12 @@ fn sync_reply(action: ClientAction, connection_id: &ConnectionId, claims: &Claim
         ClientAction::Refresh { .. } => ServerReply::Error {
             error: REFRESH_UNAVAILABLE.into(),
         },
-        // `resume` needs the history store: `handle_client_frame` answers it. Here (no
-        // store) it is an action this caller does not offer.
-        ClientAction::Resume { .. } | ClientAction::Unknown => ServerReply::Error {
+        // `resume` and the push actions need stores: `handle_client_frame` answers them.
+        // Here (no store) they are actions this caller does not offer.
+        ClientAction::Resume { .. }
+        | ClientAction::PushSubscribe { .. }
+        | ClientAction::PushUnsubscribe { .. }
+        | ClientAction::Unknown => ServerReply::Error {
             error: "unknown_action".into(),
         },
     }
@@ -47,6 +53,9 @@ pub struct ActionDeps {
     /// Verifies `refresh` tokens; `None` where the edge cannot (the client then gets
     /// [`REFRESH_UNAVAILABLE`]).
     pub verifier: Option<Arc<Verifier>>,
+    /// Where `push_subscribe` keeps devices; `None` where push is off (the client then
+    /// gets `push_unavailable`).
+    pub push: Option<WebPush>,
 }
 
 /// What one client frame led to.
@@ -134,6 +143,20 @@ pub async fn handle_client_frame(
                     .to_json()]
                 }
             }
+        }
+        ClientAction::PushSubscribe { subscription } => {
+            vec![
+                push::subscribe(deps.push.as_ref(), &subscription, connection_id, claims)
+                    .await
+                    .to_json(),
+            ]
+        }
+        ClientAction::PushUnsubscribe { id } => {
+            vec![
+                push::unsubscribe(deps.push.as_ref(), &id, connection_id, claims)
+                    .await
+                    .to_json(),
+            ]
         }
         action => vec![sync_reply(action, connection_id, claims).to_json()],
     };

@@ -92,6 +92,7 @@ async fn deps_with(claims: &Claims, v: &Arc<Verifier>) -> (ActionDeps, Arc<Memor
         history: Arc::new(crate::history::MemoryHistoryStore::new(10)),
         history_config: HistoryConfig::default(),
         verifier: Some(v.clone()),
+        push: None,
     };
     (deps, roster)
 }
@@ -266,6 +267,7 @@ async fn handle_frame_serves_the_other_actions_like_reply_to() {
         history: Arc::new(crate::history::MemoryHistoryStore::new(10)),
         history_config: HistoryConfig::default(),
         verifier: None,
+        push: None,
     };
     let outcome = handle_client_frame(&without_verifier, &refresh("a.b.c"), &c1(), &current).await;
     assert_eq!(
