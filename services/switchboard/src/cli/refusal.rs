@@ -32,8 +32,9 @@ pub const KEY_SOURCES: [&str; 4] = [
 ];
 
 /// Variables and flags whose values are secrets: a refusal names them, never their value.
-const SECRETS: [&str; 6] = [
+const SECRETS: [&str; 7] = [
     "JWT_HS256_SECRET",
+    "VAPID_PRIVATE_KEY",
     "MANAGEMENT_SECRET_ACCESS_KEY",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",

@@ -14,6 +14,7 @@ use switchboard_core::receipts::ReceiptConfig;
 use switchboard_core::tenants::{share_of, Tenants};
 use switchboard_core::usage::UsageConfig;
 
+mod push;
 mod stores;
 
 use super::refusal::{self, Refusal};
@@ -310,6 +311,7 @@ async fn start(args: ServeArgs, env: &Env) -> Result<Started, CliError> {
     let history_config = HistoryConfig::from_lookup(lookup).map_err(Refusal::from)?;
     let receipt_config = ReceiptConfig::from_lookup(lookup).map_err(Refusal::from)?;
     let usage_config = UsageConfig::from_lookup(lookup).map_err(Refusal::from)?;
+    let push_config = push::config(lookup, args.dev)?;
     let stores = stores::build(
         &args,
         env,
@@ -320,6 +322,7 @@ async fn start(args: ServeArgs, env: &Env) -> Result<Started, CliError> {
         },
     )
     .await?;
+    let push = push::web_push(push_config, stores.devices.clone())?;
     let management_credentials = management_credentials(&args, env)?;
     let tenants = Tenants::from_lookup(|name| match name {
         "TENANTS_FILE" => args.tenants_file.clone(),
@@ -377,6 +380,7 @@ async fn start(args: ServeArgs, env: &Env) -> Result<Started, CliError> {
         },
         tenants,
         usage: stores.usage,
+        push,
     };
     let server = Server::start(settings)
         .await

@@ -137,6 +137,36 @@ pub const SETTINGS: &[Setting] = &[
         meaning: "how long usage per tenant per minute is kept, and the longest `from`–`to` range of `GET /v1/tenants/{t}/usage` (1–400). Memory (at most 200,000 minute buckets, a tenant's `TENANT_SHARE_PERCENT` of them) or, with `--roster dynamodb` and on AWS, the history table (docs/design.md: Usage)",
     },
     Setting {
+        names: "`VAPID_PUBLIC_KEY`, `VAPID_PRIVATE_KEY`, `VAPID_SUBJECT`",
+        default: "unset: Web Push off",
+        meaning: "Web Push (docs/design.md: Web Push): the key pair as `switchboard vapid-keys` prints it (the 65-byte uncompressed P-256 public point and the 32-byte private scalar, base64url) and a `mailto:` or `https:` contact for push services. All three or none: one or two set, a public key that is not the private key's, or another subject is a start-up error naming the variable. Off: a publish with `push` is refused (400) and `/v1/push/*` answers 404",
+    },
+    Setting {
+        names: "`PUSH_MAX_DEVICES_PER_USER`",
+        default: "`10`",
+        meaning: "devices (browser push subscriptions) one user may register (1–100); one more replaces the user's oldest",
+    },
+    Setting {
+        names: "`PUSH_DEVICE_TTL_DAYS`",
+        default: "`60`",
+        meaning: "a device not registered again for this long is gone (1–365). Memory or, with `--roster dynamodb` and on AWS, the history table",
+    },
+    Setting {
+        names: "`PUSH_CONCURRENCY_PER_SERVICE`",
+        default: "`50`",
+        meaning: "pushes in flight to one push service (endpoint origin) (1–1,000)",
+    },
+    Setting {
+        names: "`PUSH_TIMEOUT_SECS`",
+        default: "`10`",
+        meaning: "longest push request, connect to last byte (1–60); a timeout is retried",
+    },
+    Setting {
+        names: "`SSL_CERT_FILE`",
+        default: "unset: the system roots",
+        meaning: "PEM certificates the push client trusts besides the system roots",
+    },
+    Setting {
         names: "`LEGACY_BROADCAST` / `--legacy-broadcast`",
         default: "`false`",
         meaning: "SQS bodies that are not JSON objects (plain text, arrays, numbers) go verbatim to every connection; a JSON object that is not a valid envelope is dead-lettered",
@@ -539,6 +569,7 @@ mod tests {
         use switchboard_core::receipts::ReceiptConfig;
         use switchboard_core::tenants::Tenants;
         use switchboard_core::usage::UsageConfig;
+        use switchboard_core::webpush::PushConfig;
 
         let asked = RefCell::new(BTreeSet::new());
         let record = |name: &str| {
@@ -552,6 +583,7 @@ mod tests {
         let _ = ReceiptConfig::from_lookup(record);
         let _ = UsageConfig::from_lookup(record);
         let _ = Tenants::from_lookup(record);
+        let _ = PushConfig::from_lookup(record);
         let _ = switchboard_aws::DynamoConfig::from_lookup(record);
         let mut asked = asked.into_inner();
         for source in [include_str!("serve.rs"), include_str!("serve/stores.rs")] {

@@ -1,14 +1,15 @@
 //! The stores `serve` runs on, built in one place (docs/design.md: The one-machine binary):
 //! all in memory, each holding at most a tenant's share of its bound; or, with `--roster
 //! dynamodb`, one DynamoDB client for the roster table and the history table (history,
-//! receipts and usage live there, as on AWS). One table policy for both tables: against an
-//! endpoint override (DynamoDB Local) or with `--create-table` they are made if missing — a
-//! failure stops start-up only when `--create-table` asked for it (otherwise lookups fail,
-//! and messages are retried then dead-lettered, until the table can be reached); against AWS
-//! the tables are infra/'s job.
+//! receipts, usage and Web Push devices live there, as on AWS). One table policy for both
+//! tables: against an endpoint override (DynamoDB Local) or with `--create-table` they are
+//! made if missing — a failure stops start-up only when `--create-table` asked for it
+//! (otherwise lookups fail, and messages are retried then dead-lettered, until the table
+//! can be reached); against AWS the tables are infra/'s job.
 
 use std::sync::Arc;
 
+use switchboard_core::devices::{DeviceStore, MemoryDeviceStore, MAX_MEMORY_DEVICES};
 use switchboard_core::history::{HistoryConfig, HistoryStore, MemoryHistoryStore};
 use switchboard_core::receipts::{MemoryReceiptStore, ReceiptConfig, Receipts};
 use switchboard_core::roster::RosterStore;
@@ -33,6 +34,8 @@ pub struct Stores {
     /// `None` with `RECEIPT_TTL_SECS=0`.
     pub receipts: Option<Receipts>,
     pub usage: Usage,
+    /// Web Push devices (used only when push is on).
+    pub devices: Arc<dyn DeviceStore>,
 }
 
 pub async fn build(
@@ -63,6 +66,10 @@ pub async fn build(
                 )),
                 configs.usage,
             ),
+            devices: Arc::new(MemoryDeviceStore::shared(
+                MAX_MEMORY_DEVICES,
+                share(MAX_MEMORY_DEVICES),
+            )),
         },
         RosterKind::Dynamodb => {
             let dynamo = switchboard_aws::DynamoConfig::from_lookup(|name: &str| env.get(name))
@@ -92,6 +99,10 @@ pub async fn build(
                     )),
                     configs.receipts,
                 ),
+                devices: Arc::new(switchboard_aws::DynamoDeviceStore::new(
+                    client.clone(),
+                    history_table.clone(),
+                )),
                 usage: Usage::new(
                     Arc::new(switchboard_aws::dynamo::DynamoUsageStore::new(
                         client,
