@@ -135,11 +135,6 @@ impl PushSender for WebPushSender {
         else {
             return Err(SendError::Fatal("malformed subscription keys".into()));
         };
-        let body =
-            encrypt(notification.payload.as_bytes(), &p256dh, &auth).map_err(|e| match e {
-                EncryptError::TooLarge(_) => SendError::PayloadTooLarge,
-                other => SendError::Fatal(other.to_string()),
-            })?;
         let origin = url.origin().ascii_serialization();
         let authorization = self
             .vapid
@@ -151,6 +146,12 @@ impl PushSender for WebPushSender {
             .await
             .map_err(|_| SendError::Timeout)?
             .map_err(|_| SendError::Transient("sender closed".into()))?;
+        // Encrypted once it is this send's turn: waiting sends hold no body.
+        let body =
+            encrypt(notification.payload.as_bytes(), &p256dh, &auth).map_err(|e| match e {
+                EncryptError::TooLarge(_) => SendError::PayloadTooLarge,
+                other => SendError::Fatal(other.to_string()),
+            })?;
         let mut request = self
             .client
             .post(url)
