@@ -42,6 +42,9 @@ const SECRETS: [&str; 7] = [
     "--token",
 ];
 
+/// Web Push's keys and contact: all three or none.
+const VAPID: [&str; 3] = ["VAPID_PUBLIC_KEY", "VAPID_PRIVATE_KEY", "VAPID_SUBJECT"];
+
 /// Where every setting is listed, with its default and meaning.
 const EVERY_SETTING: &str = "every setting: switchboard serve --help";
 
@@ -136,6 +139,27 @@ impl From<ConfigError> for Refusal {
                 "is required but not set",
                 format!("set {name}; {EVERY_SETTING}"),
             ),
+            // The three VAPID variables are one setting: the fix names all three.
+            ConfigError::Invalid {
+                name,
+                value,
+                reason,
+            } if name.starts_with("VAPID_") => {
+                let problem = if value.trim().is_empty() {
+                    reason
+                } else {
+                    format!("{}: {reason}", shown(name, &value))
+                };
+                Self::new(
+                    name,
+                    problem,
+                    format!(
+                        "set all three of {} (`switchboard vapid-keys` prints a key pair), or \
+                         none of them (Web Push off); {EVERY_SETTING}",
+                        VAPID.join(", ")
+                    ),
+                )
+            }
             ConfigError::Invalid {
                 name,
                 value,
@@ -375,6 +399,25 @@ mod tests {
             reason: "too short".into(),
         });
         assert!(!refusal.to_string().contains("hunter2"), "{refusal}");
+    }
+
+    #[test]
+    fn a_vapid_refusal_names_all_three_and_never_the_private_key() {
+        let missing = Refusal::from(ConfigError::Invalid {
+            name: "VAPID_PRIVATE_KEY",
+            value: String::new(),
+            reason: "must be set when VAPID_PUBLIC_KEY is".into(),
+        });
+        assert_eq!(missing.problem, "must be set when VAPID_PUBLIC_KEY is");
+        for name in VAPID {
+            assert!(missing.fix.contains(name), "{missing}");
+        }
+        let bad = Refusal::from(ConfigError::Invalid {
+            name: "VAPID_PRIVATE_KEY",
+            value: "secret-scalar".into(),
+            reason: "not 32 bytes".into(),
+        });
+        assert!(!bad.to_string().contains("secret-scalar"), "{bad}");
     }
 
     #[test]
