@@ -2,7 +2,7 @@
 # The library installs the way a front-end developer installs it, and building it changes
 # no tracked file:
 # - `npm run build` in clients/js, then `npm pack --dry-run`: the package is publishable
-#   (not private, named switchboard-client) and ships dist/;
+#   (not private, named switchboard-client) and ships dist/ and examples/ (the service worker);
 # - in scratch projects (mktemp), `npm init -y` and `npm install <path>/clients/js ws`, from
 #   this checkout and from a copy of clients/js's tracked files (a fresh clone: no dist/, no
 #   node_modules/, so the install itself builds dist/), then consumer.mjs (`import {
@@ -44,9 +44,9 @@ say "npm pack --dry-run (clients/js)"
 node -e '
 const [pack] = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
 const files = pack.files.map((f) => f.path);
-const want = ["package.json", "dist/index.js", "dist/index.d.ts", "dist/client.js"];
+const want = ["package.json", "dist/index.js", "dist/index.d.ts", "dist/client.js", "examples/service-worker.js"];
 const missing = want.filter((f) => !files.includes(f));
-const extra = files.filter((f) => !/^(package\.json|README\.md|LICENSE|dist\/)/.test(f));
+const extra = files.filter((f) => !/^(package\.json|README\.md|LICENSE|dist\/|examples\/)/.test(f));
 if (pack.name !== "switchboard-client" || missing.length || extra.length) {
   console.error(`install-test: npm pack: name ${pack.name}, missing ${missing}, unexpected ${extra}`);
   process.exit(1);
