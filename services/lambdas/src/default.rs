@@ -1,5 +1,10 @@
-//! `$default`: the client actions (`ping`, `whoami`, `resume`, `refresh`), and the
-//! `unknown_action` error for anything else; the connection stays open whatever was sent.
+//! `$default`: the client actions (`ping`, `whoami`, `resume`, `refresh`, `push_subscribe`,
+//! `push_unsubscribe`), and the `unknown_action` error for anything else; the connection
+//! stays open whatever was sent.
+//!
+//! `push_subscribe` / `push_unsubscribe` (docs/design.md: Web Push) register and remove the
+//! connection's user's devices on the history table, when Web Push is configured
+//! (`VAPID_*`, [`crate::push`]); otherwise they answer `push_unavailable`.
 //!
 //! `refresh` (docs/design.md: Identity per issuer) verifies the new token with the
 //! authorizer's key source; one of the connection's issuer (the authorizer context's
@@ -24,7 +29,8 @@ use std::sync::Arc;
 
 use switchboard_aws::poster::DEFAULT_POST_TIMEOUT;
 use switchboard_aws::{
-    load_sdk_config, ApiGatewayPoster, DynamoConfig, DynamoRosterStore, LocalDefaults,
+    load_sdk_config, ApiGatewayPoster, DynamoConfig, DynamoDeviceStore, DynamoRosterStore,
+    LocalDefaults,
 };
 use switchboard_core::auth::{AuthConfig, Verifier};
 use switchboard_core::config::required;
@@ -51,7 +57,7 @@ pub struct DefaultDeps {
 /// settings as the authorizer (a `refresh` token is verified exactly as a `$connect` one),
 /// the roster table (`ROSTER_TABLE`), `HISTORY_TABLE` (default `SocketHistory`),
 /// `HISTORY_TTL_SECS`, `RESUME_MAX`, `RESUME_MAX_BYTES`, `CALLBACK_URL` (required),
-/// `DYNAMODB_ENDPOINT`.
+/// `DYNAMODB_ENDPOINT`, and Web Push (`VAPID_*`, `PUSH_*`; devices in `HISTORY_TABLE`).
 pub async fn build(lookup: impl Fn(&str) -> Option<String>) -> Result<DefaultDeps, StartupError> {
     let history_config = HistoryConfig::from_lookup(&lookup)?;
     let table = history_config.table.clone();
@@ -62,6 +68,9 @@ pub async fn build(lookup: impl Fn(&str) -> Option<String>) -> Result<DefaultDep
     let dynamo = DynamoConfig::from_lookup(&lookup)?;
     let client = switchboard_aws::dynamodb_client(&dynamo).await;
     let roster = DynamoRosterStore::new(client.clone(), dynamo.table.clone(), dynamo.scan_segments);
+    let push = crate::push::web_push(&lookup, || {
+        Arc::new(DynamoDeviceStore::new(client.clone(), table.clone()))
+    })?;
     let sdk = load_sdk_config(LocalDefaults::NONE).await;
     tracing::info!(history_table = %table, roster_table = %dynamo.table, %callback_url, ?verifier, "default ready");
     Ok(DefaultDeps {
@@ -70,6 +79,7 @@ pub async fn build(lookup: impl Fn(&str) -> Option<String>) -> Result<DefaultDep
             history: Arc::new(switchboard_aws::DynamoHistoryStore::new(client, table)),
             history_config,
             verifier: Some(Arc::new(verifier)),
+            push,
         },
         poster: Arc::new(ApiGatewayPoster::new(&sdk, &callback_url)),
         // No post starts unless the poster's whole per-attempt timeout still fits.

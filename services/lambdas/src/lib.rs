@@ -8,6 +8,8 @@
 //!   `$disconnect`, `$default`, sharing [`websocket`] (event, identity, response).
 //! - [`publisher`]: the SQS-triggered publisher (partial batch responses).
 //! - [`publish_api`]: the HTTP publish API, the core's router under `lambda_http`.
+//! - [`push`]: Web Push from the environment (the publisher sends, `default` and
+//!   `publish-api` register devices).
 //! - [`telemetry`]: JSON logs for every function.
 //! - [`usage`]: the usage store the connection routes count in.
 //! - [`emf`]: CloudWatch Embedded Metric Format documents from the publisher and the
@@ -20,6 +22,7 @@ pub mod disconnect;
 pub mod emf;
 pub mod publish_api;
 pub mod publisher;
+pub mod push;
 pub mod telemetry;
 pub mod usage;
 pub mod websocket;

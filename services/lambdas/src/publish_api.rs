@@ -1,6 +1,7 @@
 //! The HTTP publish API in Lambda: the core's `axum::Router`s for `POST /v1/messages`
-//! (enqueuing to SQS) and the presence endpoints (reading the roster), served by
-//! `lambda_http` (which turns API Gateway HTTP API events into `http::Request`s).
+//! (enqueuing to SQS), the presence endpoints (reading the roster), usage, and the Web Push
+//! device endpoints (`/v1/push/…`, devices on the history table), served by `lambda_http`
+//! (which turns API Gateway HTTP API events into `http::Request`s).
 //!
 //! Every request also becomes one EMF document ([`Metrics::publish_request`]): its status
 //! class, its latency, and the target type read from the body (`invalid` when the body has
@@ -15,17 +16,20 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use switchboard_aws::{
-    load_sdk_config, DynamoConfig, DynamoReceiptStore, DynamoRosterStore, LocalDefaults, SqsQueue,
+    load_sdk_config, DynamoConfig, DynamoDeviceStore, DynamoReceiptStore, DynamoRosterStore,
+    LocalDefaults, SqsQueue,
 };
 use switchboard_core::auth::{AuthConfig, AuthConfigError, AuthError, Verifier};
 use switchboard_core::config::{required, ConfigError};
 use switchboard_core::history::HistoryConfig;
 use switchboard_core::presence::PresenceApi;
 use switchboard_core::publish_api::{ApiError, PublishApi, MAX_BODY_BYTES};
+use switchboard_core::push_api::PushApi;
 use switchboard_core::receipts::{ReceiptConfig, Receipts};
 use switchboard_core::roster::RosterStore;
 use switchboard_core::tenants::Tenants;
 use switchboard_core::usage::{Usage, UsageApi, UsageConfig};
+use switchboard_core::webpush::SenderError;
 
 use crate::emf::{target_type, Metrics};
 
@@ -44,12 +48,15 @@ pub enum StartupError {
     Auth(#[from] AuthConfigError),
     #[error("keys unusable: {0}")]
     Keys(#[from] AuthError),
+    #[error("web push: {0}")]
+    Push(#[from] SenderError),
 }
 
 /// Builds the function's router from the environment: a JWT key source, `QUEUE_URL`,
 /// the roster table (`ROSTER_TABLE`, `DYNAMODB_ENDPOINT`), `METRICS_NAMESPACE` and
 /// `METRICS_TENANTS`, and the
-/// receipts (`RECEIPT_TTL_SECS`, in `HISTORY_TABLE`), the tenant settings (`TENANTS_FILE`).
+/// receipts (`RECEIPT_TTL_SECS`, in `HISTORY_TABLE`), the tenant settings (`TENANTS_FILE`),
+/// Web Push (`VAPID_*`, `PUSH_*`; devices in `HISTORY_TABLE`, [`crate::push`]).
 pub async fn build(lookup: impl Fn(&str) -> Option<String>) -> Result<axum::Router, StartupError> {
     let queue_url = queue_url(&lookup)?;
     let metrics = Metrics::from_lookup(&lookup)?;
@@ -79,11 +86,22 @@ pub async fn build(lookup: impl Fn(&str) -> Option<String>) -> Result<axum::Rout
         )),
         &usage_config,
     );
+    // Web Push (docs/design.md: Web Push): devices registered with the user's own token.
+    let push = crate::push::web_push(&lookup, || {
+        Arc::new(DynamoDeviceStore::new(
+            roster.client().clone(),
+            history.table.clone(),
+        ))
+    })?;
     tracing::info!(%queue_url, table = %dynamo.table, receipt_table = %history.table, receipt_ttl_secs = receipt_config.ttl.as_secs(), metrics_namespace = metrics.namespace(), "publish-api ready");
     let verifier = Arc::new(verifier);
     let usage_api = UsageApi {
         verifier: verifier.clone(),
         usage: usage.clone(),
+    };
+    let push_api = PushApi {
+        verifier: verifier.clone(),
+        push: push.clone(),
     };
     let api = PublishApi {
         verifier,
@@ -91,8 +109,11 @@ pub async fn build(lookup: impl Fn(&str) -> Option<String>) -> Result<axum::Rout
         receipts,
         tenants,
         usage: Some(usage),
+        push_enabled: push.is_some(),
     };
-    Ok(router(api, Arc::new(roster), metrics).merge(usage_api.router()))
+    Ok(router(api, Arc::new(roster), metrics)
+        .merge(usage_api.router())
+        .merge(push_api.router()))
 }
 
 /// The router the function serves: the publish API, with one EMF document per request,

@@ -9,6 +9,10 @@
 
 use std::time::Duration;
 
+#[path = "support/dynamodb_local.rs"]
+mod dynamodb_local;
+use dynamodb_local::endpoint;
+
 use serde_json::{json, Value};
 use switchboard_aws::config::{dynamodb_client, DynamoConfig, LocalDefaults};
 use switchboard_aws::{create_table, delete_table, DynamoRosterStore};
@@ -21,15 +25,6 @@ use time::OffsetDateTime;
 
 const CONNECTION: &str = "TWegAd-1joECJFA=";
 const SECRET: &str = "default-refresh-secret-of-32-bytes";
-
-fn endpoint() -> String {
-    let endpoint = std::env::var("DYNAMODB_ENDPOINT").unwrap_or_default();
-    assert!(
-        endpoint.starts_with("http://127.0.0.1:") || endpoint.starts_with("http://localhost:"),
-        "DYNAMODB_ENDPOINT={endpoint:?}: these tests need DynamoDB Local (scripts/test.sh)"
-    );
-    endpoint
-}
 
 fn fixture(name: &str) -> Value {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));

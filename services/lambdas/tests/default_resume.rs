@@ -15,6 +15,10 @@ use std::time::Duration;
 mod fake_sdk;
 use fake_sdk::sdk;
 
+#[path = "support/dynamodb_local.rs"]
+mod dynamodb_local;
+use dynamodb_local::endpoint;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -125,15 +129,6 @@ fn frame_id(frame: &str) -> String {
         .as_str()
         .unwrap()
         .to_string()
-}
-
-fn endpoint() -> String {
-    let endpoint = std::env::var("DYNAMODB_ENDPOINT").unwrap_or_default();
-    assert!(
-        endpoint.starts_with("http://127.0.0.1:") || endpoint.starts_with("http://localhost:"),
-        "DYNAMODB_ENDPOINT={endpoint:?}: these tests need DynamoDB Local (scripts/test.sh)"
-    );
-    endpoint
 }
 
 fn resume_event(since: &str) -> WebsocketEvent {
