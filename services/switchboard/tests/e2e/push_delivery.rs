@@ -384,6 +384,59 @@ pub async fn tenant_target_pushes_to_every_offline_device(backend: Backend) {
     assert!(pushed.values().all(|n| *n == 1), "each pushed once");
 }
 
+/// Sends never hold back frames: with the push service taking 3 s to answer each push, a
+/// `users` message that pushes to an offline user is followed by a `users` message to an
+/// online user of the same tenant (the same ordering group), and a `tenant` message with
+/// `push` by a `tenant` message without: each later frame arrives within 1.5 s, not after
+/// the earlier message's sends. (Margins of seconds: an ordering check, not a timing
+/// measurement.)
+pub async fn slow_sends_never_hold_back_the_next_frames(backend: Backend) {
+    let rig = PushRig::start(backend, 100).await;
+    rig.push.set_delay(Duration::from_secs(3));
+    let mut online = Client::connect(&rig.server, &token(TENANT, "u0", &[])).await;
+    rig.register_http("u6", &rig.subscriber("u6")).await;
+    let push = json!({"title":"Hello","body":"You have mail"});
+    let users = |id: &str, users: &[&str], push: Option<&Value>| {
+        let mut envelope =
+            json!({"id":id,"target":{"type":"users","tenant":TENANT,"users":users},"data":id});
+        if let Some(push) = push {
+            envelope["push"] = push.clone();
+        }
+        envelope
+    };
+    let tenant = |id: &str, push: Option<&Value>| {
+        let mut envelope = json!({"id":id,"target":{"type":"tenant","tenant":TENANT},"data":id});
+        if let Some(push) = push {
+            envelope["push"] = push.clone();
+        }
+        envelope
+    };
+    for (slow, next) in [
+        (
+            users("slow-users", &["u0", "u6"], Some(&push)),
+            users("next-users", &["u0"], None),
+        ),
+        (
+            tenant("slow-tenant", Some(&push)),
+            tenant("next-tenant", None),
+        ),
+    ] {
+        rig.publish(&slow).await;
+        let started = std::time::Instant::now();
+        rig.publish(&next).await;
+        let id = next["id"].as_str().unwrap();
+        let frames = online.frames_until(id).await;
+        let waited = started.elapsed();
+        assert!(
+            waited < Duration::from_millis(1_500),
+            "the frame of {id} waited {waited:?} behind the sends of {} (held 3 s by the push service); before it: {frames:?}",
+            slow["id"]
+        );
+        rig.settled(slow["id"].as_str().unwrap(), "delivered", 1)
+            .await;
+    }
+}
+
 mod memory {
     use super::super::harness::Backend;
 
@@ -395,6 +448,11 @@ mod memory {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn tenant_target_pushes_to_every_offline_device() {
         super::tenant_target_pushes_to_every_offline_device(Backend::Memory).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn slow_sends_never_hold_back_the_next_frames() {
+        super::slow_sends_never_hold_back_the_next_frames(Backend::Memory).await;
     }
 }
 
@@ -409,5 +467,10 @@ mod dynamodb {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn tenant_target_pushes_to_every_offline_device() {
         super::tenant_target_pushes_to_every_offline_device(Backend::Dynamodb).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn slow_sends_never_hold_back_the_next_frames() {
+        super::slow_sends_never_hold_back_the_next_frames(Backend::Dynamodb).await;
     }
 }
