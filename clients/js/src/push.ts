@@ -44,7 +44,8 @@ export interface PushSubscriptionLike {
 /** The part of a browser `PushManager` used here. */
 export interface PushManagerLike {
   getSubscription(): Promise<PushSubscriptionLike | null>;
-  subscribe(options: { userVisibleOnly: boolean; applicationServerKey: Uint8Array<ArrayBuffer> }): Promise<PushSubscriptionLike>;
+  // An ArrayBuffer, not a Uint8Array: the DOM's BufferSource takes it in every TypeScript version.
+  subscribe(options: { userVisibleOnly: boolean; applicationServerKey: ArrayBuffer }): Promise<PushSubscriptionLike>;
 }
 
 /** A service worker registration (`await navigator.serviceWorker.ready`), or a fake. */
@@ -153,7 +154,7 @@ export function createPush(deps: PushDeps): PushClient {
         await subscription.unsubscribe();
         subscription = null;
       }
-      subscription ??= await pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
+      subscription ??= await pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key.buffer });
       const answer = await deps.call({ action: "push_subscribe", subscription: subscription.toJSON() }, "push_subscribed");
       if (typeof answer.id !== "string") throw new PushError("invalid_answer", "push_subscribed carried no id");
       registered = { id: answer.id, subscription };

@@ -18,7 +18,7 @@ const OTHER_KEY = Buffer.from(OTHER_BYTES).toString("base64url");
 class FakeSubscription {
   constructor(endpoint, key) {
     this.endpoint = endpoint;
-    this.options = { userVisibleOnly: true, applicationServerKey: key.buffer.slice(0) };
+    this.options = { userVisibleOnly: true, applicationServerKey: new Uint8Array(key).buffer };
     this.unsubscribed = false;
   }
   toJSON() {
@@ -101,7 +101,8 @@ test("subscribe fetches the key, subscribes the browser and registers its toJSON
   assert.deepEqual(urls, ["http://127.0.0.1:8080/v1/push/vapid-public-key"]);
   const [options] = registration.pushManager.subscribeCalls;
   assert.equal(options.userVisibleOnly, true);
-  assert.deepEqual([...options.applicationServerKey], [...KEY_BYTES]);
+  assert.ok(options.applicationServerKey instanceof ArrayBuffer);
+  assert.deepEqual([...new Uint8Array(options.applicationServerKey)], [...KEY_BYTES]);
   assert.deepEqual(frame, {
     action: "push_subscribe",
     subscription: { endpoint: "https://push.example/send/1", expirationTime: null, keys: { p256dh: "BPub", auth: "YXV0aA" } },

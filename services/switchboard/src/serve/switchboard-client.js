@@ -112,7 +112,7 @@ function createPush(deps) {
         await subscription.unsubscribe();
         subscription = null;
       }
-      subscription ?? (subscription = await pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key }));
+      subscription ?? (subscription = await pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key.buffer }));
       const answer = await deps.call({ action: "push_subscribe", subscription: subscription.toJSON() }, "push_subscribed");
       if (typeof answer.id !== "string") throw new PushError("invalid_answer", "push_subscribed carried no id");
       registered = { id: answer.id, subscription };
