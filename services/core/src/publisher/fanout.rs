@@ -71,7 +71,7 @@ impl Publisher {
     }
 
     /// Whether no post may start any more: less than the margin left before `deadline`.
-    fn out_of_time(&self, deadline: Option<Instant>, after: Duration) -> bool {
+    pub(super) fn out_of_time(&self, deadline: Option<Instant>, after: Duration) -> bool {
         deadline.is_some_and(|d| Instant::now() + after + self.config.deadline_margin >= d)
     }
 

@@ -4,6 +4,8 @@
 //! resolved into the first unit of [`Work`] (a roster lookup, a tenant's first page, or a
 //! broadcast's scan segments), which `Publisher::run` (in `mod.rs`) then posts.
 
+use std::collections::BTreeSet;
+
 use switchboard_model::{within_frame_limit, Envelope, Target, UserId};
 use time::OffsetDateTime;
 use tokio::time::Instant;
@@ -14,7 +16,7 @@ use super::{Recipient, TargetKind, Work, WorkItem, MAX_WORK_ATTEMPTS};
 use crate::history::{Cursor, HistoryEntry, Stream};
 use crate::queue::InboundMessage;
 use crate::receipts::Progress;
-use crate::roster::PageScope;
+use crate::roster::{token_expired, PageScope};
 use crate::worklog::UnitKey;
 
 /// A published message ready to deliver: its id, frame and cursor, made at `now`, and the
@@ -60,6 +62,7 @@ impl Publisher {
                             deadline,
                             report,
                             track.as_ref(),
+                            None,
                         )
                         .await;
                     self.end(&key, lease, report).await
@@ -150,6 +153,7 @@ impl Publisher {
             now,
             streams,
         } = unit;
+        let cursor_text = cursor.as_ref().map(|c| c.as_str().to_string());
         if let (Some((history, ttl)), Some(cursor)) = (&self.history, cursor) {
             let ttl = self.history_ttls.as_ref().map_or(*ttl, |tenants| {
                 tenants.history_ttl(envelope.target.tenant(), *ttl)
@@ -178,10 +182,12 @@ impl Publisher {
             expires_at: envelope.expires_at,
             attempt: 1,
             hops: 0,
+            push: None,
             work: Work::Connections {
                 connections: Vec::new(),
             },
         };
+        let mut online = BTreeSet::new();
         let work = match &envelope.target {
             Target::Tenant { tenant } => Work::Page {
                 scope: PageScope::Tenant(tenant.clone()),
@@ -199,9 +205,20 @@ impl Publisher {
                 }
             },
             Target::Users { tenant, users } => match self.roster.list_users(tenant, users).await {
-                Ok(records) => Work::Connections {
-                    connections: records.into_iter().map(Recipient::from).collect(),
-                },
+                Ok(records) => {
+                    // Who has a live connection now (one whose token expired is closed, not
+                    // posted to): the push decision per user.
+                    let now = OffsetDateTime::now_utc();
+                    let leeway = self.config.token_leeway_secs;
+                    online.extend(users.iter().filter(|u| {
+                        records.iter().any(|r| {
+                            &r.user == *u && !token_expired(r.token_expires_at, now, leeway)
+                        })
+                    }));
+                    Work::Connections {
+                        connections: records.into_iter().map(Recipient::from).collect(),
+                    }
+                }
                 Err(error) => return lookup_failed(report, error),
             },
             Target::Connections {
@@ -214,9 +231,18 @@ impl Publisher {
                 Err(error) => return lookup_failed(report, error),
             },
         };
+        let plan = self.push_plan(envelope, &item.id, cursor_text.as_deref(), &online);
         let item = item.with_work(work, 1);
-        self.run(message, item, Origin::Message, deadline, report, track)
-            .await
+        self.run(
+            message,
+            item,
+            Origin::Message,
+            deadline,
+            report,
+            track,
+            plan,
+        )
+        .await
     }
 
     /// A raw body of the original broadcast design: delivered verbatim to every
@@ -239,6 +265,7 @@ impl Publisher {
             expires_at: None,
             attempt: 1,
             hops: 0,
+            push: None,
             work: Work::Connections {
                 connections: Vec::new(),
             },
@@ -250,7 +277,7 @@ impl Publisher {
         let report = match self.start_segments(message, &item, None, &mut report).await {
             Ok(work) => {
                 let item = item.with_work(work, 1);
-                self.run(message, item, Origin::Message, deadline, report, None)
+                self.run(message, item, Origin::Message, deadline, report, None, None)
                     .await
             }
             Err(error) => {

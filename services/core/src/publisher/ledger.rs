@@ -91,6 +91,9 @@ impl Progress {
             delivered: as_count(report.delivered),
             gone: as_count(report.gone),
             failed: as_count(failing) - unit.retrying,
+            pushed: as_count(report.pushed),
+            push_failed: as_count(report.push_failed),
+            devices_pruned: as_count(report.devices_pruned),
             pending: if unit.origin == Origin::WorkItem {
                 -1
             } else {
@@ -98,6 +101,21 @@ impl Progress {
             },
             started: unit.origin == Origin::Message,
             terminal: dead.then_some(Terminal::Dead),
+        }
+    }
+}
+
+impl Progress {
+    /// A sends unit (a device page or named devices, always a work item) that ended: its
+    /// push counts.
+    pub(super) fn sent(report: &MessageReport) -> Self {
+        let as_count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        Self {
+            pushed: as_count(report.pushed),
+            push_failed: as_count(report.push_failed),
+            devices_pruned: as_count(report.devices_pruned),
+            pending: -1,
+            ..Self::default()
         }
     }
 }

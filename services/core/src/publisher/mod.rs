@@ -49,12 +49,16 @@
 //!   redelivering the message: receipts are reports.
 //! - With usage on ([`Publisher::with_usage`]), the same counts go to the tenant's minute
 //!   of usage, once per unit, beside the receipt (`docs/design.md`, "Usage").
+//! - With Web Push on ([`Publisher::with_push`]), a `users` or `tenant` message with `push`
+//!   reaches its users with no live connection through their devices (`push.rs`; sends
+//!   run beside the posts and never delay them; docs/design.md: Web Push).
 //! - One structured log line per message or work item (id, target, counts, duration).
 
 mod config;
 mod fanout;
 mod intake;
 mod ledger;
+mod push;
 mod report;
 mod settle;
 mod usage;
@@ -116,6 +120,8 @@ pub struct Publisher {
     work_log: Arc<dyn WorkLog>,
     /// Where each unit's counts go per tenant and minute (`None`: not counted).
     usage: Option<crate::usage::Usage>,
+    /// Where devices are kept and how notifications go out (`None`: push off).
+    push: Option<crate::webpush::WebPush>,
     config: PublisherConfig,
 }
 
@@ -147,6 +153,7 @@ impl Publisher {
             receipts: None,
             work_log: Arc::new(MemoryWorkLog::default()),
             usage: None,
+            push: None,
             config,
         }
     }
@@ -270,7 +277,10 @@ impl Publisher {
     }
 
     /// Runs one unit of delivery work: reads the page (enqueueing its continuation first)
-    /// or takes the named connections, posts, then settles what did not get through.
+    /// or takes the named connections, posts (and, with a push `plan`, sends beside the
+    /// posts), then settles what did not get through. Device pages and sends items go to
+    /// `run_sends` (`push.rs`).
+    #[allow(clippy::too_many_arguments)] // one unit's context, passed down as is
     async fn run(
         &self,
         message: &InboundMessage,
@@ -279,6 +289,7 @@ impl Publisher {
         deadline: Option<Instant>,
         mut report: MessageReport,
         track: Option<&Track<'_>>,
+        plan: Option<push::PushPlan>,
     ) -> MessageReport {
         if item
             .expires_at
@@ -288,6 +299,9 @@ impl Publisher {
                 .await;
             report.outcome = Outcome::Expired;
             return report;
+        }
+        if item.work.sends() {
+            return self.run_sends(message, item, deadline, report, track).await;
         }
         let paged = matches!(item.work, Work::Page { .. });
         let recipients = match &item.work {
@@ -323,6 +337,8 @@ impl Publisher {
                 page.records.into_iter().map(Recipient::from).collect()
             }
             Work::Connections { connections } => connections.clone(),
+            // Run by `run_sends` above.
+            Work::Devices { .. } | Work::Sends { .. } => Vec::new(),
         };
         report.matched = recipients.len();
         let (recipients, expired) = self.split_expired_tokens(recipients);
@@ -333,14 +349,14 @@ impl Publisher {
         let unit = Unit::new(origin, paged, item.attempt, recipients.len());
         // Encoded once per item; every post shares it.
         let frame = Frame::from(item.frame.as_str());
-        let delivery = self.deliver(recipients, &frame, deadline).await;
         let at = Settling {
             message,
             item: &item,
             deadline,
             track,
         };
-        self.settle(&at, delivery, report, unit).await
+        self.deliver_and_push(&at, recipients, &frame, unit, plan, report)
+            .await
     }
 }
 

@@ -59,7 +59,16 @@ pub struct MessageReport {
     pub throttled: u32,
     /// Connections handed to retry or remainder work items.
     pub deferred: usize,
-    /// Roster items skipped because they are not valid connection records.
+    /// Web Push notifications the push services accepted.
+    pub pushed: usize,
+    /// Sends that failed for good (refused, too large, still failing after the last
+    /// attempt, or not enqueued for a retry).
+    pub push_failed: usize,
+    /// Devices deleted because their push service answered 404 or 410.
+    pub devices_pruned: usize,
+    /// Devices handed to retry or remainder sends items.
+    pub deferred_sends: usize,
+    /// Roster (or device) items skipped because they are not valid connection records.
     pub skipped: usize,
     /// Matched connections whose token had expired (`tokenExpiresAt` plus the leeway):
     /// not posted to, disconnected and removed from the roster.
@@ -81,7 +90,8 @@ pub struct MessageReport {
 }
 
 impl MessageReport {
-    pub(super) fn new(message: &InboundMessage, id: String, target: &'static str) -> Self {
+    /// The report of `message` (id `id`, target type `target`) before anything is done.
+    pub fn new(message: &InboundMessage, id: String, target: &'static str) -> Self {
         Self {
             message_id: message.message_id.clone(),
             id,
@@ -94,6 +104,10 @@ impl MessageReport {
             retries: 0,
             throttled: 0,
             deferred: 0,
+            pushed: 0,
+            push_failed: 0,
+            devices_pruned: 0,
+            deferred_sends: 0,
             skipped: 0,
             expired_tokens: 0,
             work_item: false,
@@ -123,6 +137,10 @@ impl MessageReport {
                     retries = self.retries,
                     throttled = self.throttled,
                     deferred = self.deferred,
+                    pushed = self.pushed,
+                    push_failed = self.push_failed,
+                    devices_pruned = self.devices_pruned,
+                    deferred_sends = self.deferred_sends,
                     skipped = self.skipped,
                     expired_tokens = self.expired_tokens,
                     work_item = self.work_item,

@@ -1,5 +1,5 @@
 //! The publisher's usage counts: each unit of work adds to its tenant's minute the very
-//! `matched`/`delivered`/`gone` it adds to the receipt, at the same point (when it settles,
+//! `matched`/`delivered`/`gone`/`pushed` it adds to the receipt, at the same point (when it settles,
 //! not when it is redelivered), so the work log's "runs once" covers usage too.
 
 use time::OffsetDateTime;
@@ -29,6 +29,7 @@ impl Publisher {
             matched: count(done.matched),
             delivered,
             gone: count(done.gone),
+            pushed: count(done.pushed),
             bytes_sent: frame_bytes.saturating_mul(delivered),
             ..Counts::default()
         };

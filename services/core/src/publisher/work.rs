@@ -6,7 +6,12 @@
 //! - [`Work::Page`]: read one roster page of a tenant or scan segment starting at `start`,
 //!   enqueue the continuation, post to the page;
 //! - [`Work::Connections`]: post to these connections (a retry of failed posts, or the
-//!   remainder of a page a publisher had no time left for).
+//!   remainder of a page a publisher had no time left for);
+//! - [`Work::Devices`]: read one page of a tenant's devices, enqueue the continuation, send
+//!   the message's notification ([`WorkItem::push`]) to the devices of users with no live
+//!   connection (docs/design.md: Web Push);
+//! - [`Work::Sends`]: send the notification to these devices (a retry of failed sends, or
+//!   the remainder of a page a publisher had no time left for).
 //!
 //! The publish API never accepts these bodies (they are not envelopes); the publisher
 //! recognises them by their single top-level key `shard`.
@@ -15,7 +20,9 @@ use serde::{Deserialize, Serialize};
 use switchboard_model::{within_frame_limit, ConnectionId, TenantId};
 use time::OffsetDateTime;
 
+use crate::devices::Device;
 use crate::roster::{ConnectionRecord, PageScope};
+use crate::webpush::{Urgency, MAX_PLAINTEXT_BYTES};
 
 /// Largest work-item body the publisher enqueues (SQS's classic 256 KiB message limit):
 /// connection lists are split so every body stays under it.
@@ -26,6 +33,8 @@ pub const MAX_WORK_ATTEMPTS: u32 = 5;
 const MAX_START_BYTES: usize = 4 * 1024;
 /// Most connections one work item may name.
 const MAX_ITEM_CONNECTIONS: usize = 10_000;
+/// Most devices one work item may name.
+const MAX_ITEM_DEVICES: usize = 10_000;
 
 /// Which kind of message a work item delivers (as logged and counted).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +107,37 @@ pub enum Work {
     },
     /// These connections.
     Connections { connections: Vec<Recipient> },
+    /// One page of the message's tenant's devices, from `start` (`None`: the first page).
+    Devices {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        start: Option<String>,
+    },
+    /// These devices.
+    Sends { devices: Vec<Device> },
+}
+
+impl Work {
+    /// Whether this work sends the notification (rather than posting the frame).
+    pub fn sends(&self) -> bool {
+        matches!(self, Work::Devices { .. } | Work::Sends { .. })
+    }
+}
+
+/// The notification of a message with `push`, as every device of it receives it, and
+/// who gets it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Notice {
+    /// The JSON the service worker receives (`Push::payload`).
+    pub payload: String,
+    /// The `TTL` the push service keeps it for (never past the message's `expiresAt`).
+    pub ttl_secs: u32,
+    pub urgency: Urgency,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// `when: always`: users with a live connection get it too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub always: bool,
 }
 
 /// An internal body `{"shard": WorkItem}`.
@@ -127,6 +167,9 @@ pub struct WorkItem {
     /// any size"). Items of an older publisher carry none: 0.
     #[serde(default)]
     pub hops: u32,
+    /// The notification, on items that send it ([`Work::sends`]); none on the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push: Option<Notice>,
     pub work: Work,
 }
 
@@ -199,6 +242,30 @@ impl WorkItem {
                     }
                 }
             }
+            Work::Devices { start } => {
+                if start.as_ref().is_some_and(|s| s.len() > MAX_START_BYTES) {
+                    return invalid("page start too long");
+                }
+            }
+            Work::Sends { devices } => {
+                if devices.len() > MAX_ITEM_DEVICES {
+                    return invalid("too many devices");
+                }
+                if devices
+                    .iter()
+                    .any(|d| Some(&d.tenant) != self.tenant.as_ref())
+                {
+                    return invalid("device of another tenant than the message's");
+                }
+            }
+        }
+        match (&self.push, self.work.sends()) {
+            (None, true) => return invalid("sends without a notification"),
+            (Some(_), true) if self.tenant.is_none() => return invalid("sends without a tenant"),
+            (Some(notice), _) if notice.payload.len() > MAX_PLAINTEXT_BYTES => {
+                return invalid("notification over the Web Push limit")
+            }
+            _ => {}
         }
         Ok(self)
     }
@@ -210,7 +277,7 @@ impl WorkItem {
     }
 
     /// The same message with other work (and attempt), at the same hop: the work a unit
-    /// runs in place.
+    /// runs in place. The notification stays only on work that sends it.
     pub fn with_work(&self, work: Work, attempt: u32) -> Self {
         Self {
             id: self.id.clone(),
@@ -220,7 +287,16 @@ impl WorkItem {
             expires_at: self.expires_at,
             attempt,
             hops: self.hops,
+            push: self.push.clone().filter(|_| work.sends()),
             work,
+        }
+    }
+
+    /// The same message and work, carrying `notice` (for the items that send it).
+    pub fn with_notice(&self, notice: Notice) -> Self {
+        Self {
+            push: Some(notice),
+            ..self.clone()
         }
     }
 
@@ -248,38 +324,48 @@ impl WorkItem {
         recipients: Vec<Recipient>,
         attempt: u32,
     ) -> Vec<(usize, String)> {
-        let empty = self
-            .next_hop(
-                Work::Connections {
-                    connections: Vec::new(),
-                },
-                attempt,
-            )
-            .to_body()
-            .len();
+        self.split_items(recipients, MAX_ITEM_CONNECTIONS, attempt, |connections| {
+            Work::Connections { connections }
+        })
+    }
+
+    /// Bodies of `Sends` items for `devices` (this message's notification, `attempt`, one
+    /// hop further), split so that each stays under [`MAX_WORK_ITEM_BYTES`], each with the
+    /// number of devices it names.
+    pub fn send_items(&self, devices: Vec<Device>, attempt: u32) -> Vec<(usize, String)> {
+        self.split_items(devices, MAX_ITEM_DEVICES, attempt, |devices| Work::Sends {
+            devices,
+        })
+    }
+
+    /// Items of `work(list)` for chunks of `list` (at most `max` each), split so that each
+    /// body stays under [`MAX_WORK_ITEM_BYTES`], each with its chunk's length.
+    fn split_items<T: Serialize>(
+        &self,
+        list: Vec<T>,
+        max: usize,
+        attempt: u32,
+        work: impl Fn(Vec<T>) -> Work,
+    ) -> Vec<(usize, String)> {
+        let body = |chunk: Vec<T>| (chunk.len(), self.next_hop(work(chunk), attempt).to_body());
+        let empty = body(Vec::new()).1.len();
         let budget = MAX_WORK_ITEM_BYTES.saturating_sub(empty).max(1);
         let mut bodies = Vec::new();
-        let mut chunk: Vec<Recipient> = Vec::new();
+        let mut chunk: Vec<T> = Vec::new();
         let mut used = 0;
-        for recipient in recipients {
-            let size = serde_json::to_string(&recipient).map_or(0, |s| s.len()) + 1;
-            if !chunk.is_empty() && (used + size > budget || chunk.len() == MAX_ITEM_CONNECTIONS) {
-                let full = std::mem::take(&mut chunk);
-                bodies.push((full.len(), self.connections_body(full, attempt)));
+        for entry in list {
+            let size = serde_json::to_string(&entry).map_or(0, |s| s.len()) + 1;
+            if !chunk.is_empty() && (used + size > budget || chunk.len() == max) {
+                bodies.push(body(std::mem::take(&mut chunk)));
                 used = 0;
             }
             used += size;
-            chunk.push(recipient);
+            chunk.push(entry);
         }
         if !chunk.is_empty() {
-            bodies.push((chunk.len(), self.connections_body(chunk, attempt)));
+            bodies.push(body(chunk));
         }
         bodies
-    }
-
-    fn connections_body(&self, connections: Vec<Recipient>, attempt: u32) -> String {
-        self.next_hop(Work::Connections { connections }, attempt)
-            .to_body()
     }
 }
 
@@ -296,6 +382,7 @@ mod tests {
             expires_at: None,
             attempt: 1,
             hops: 0,
+            push: None,
             work,
         }
     }
@@ -384,6 +471,76 @@ mod tests {
             WorkItem::from_body(r#"{"shard":{"id":"x"}}"#),
             Some(Err(_))
         ));
+    }
+
+    fn notice() -> Notice {
+        Notice {
+            payload: format!("{{\"id\":\"m-1\",\"body\":\"{}\"}}", "x".repeat(3_900)),
+            ttl_secs: 60,
+            urgency: Urgency::High,
+            topic: Some("m-1".into()),
+            always: false,
+        }
+    }
+
+    fn device(i: usize) -> Device {
+        let endpoint = format!("https://push.example/{i:06}/{}", "e".repeat(300));
+        serde_json::from_value(serde_json::json!({
+            "tenant": "acme", "user": format!("u{i}"),
+            "id": crate::devices::DeviceId::of_endpoint(&endpoint),
+            "subscription": {"endpoint": endpoint,
+                             "keys": {"p256dh": "B".repeat(87), "auth": "A".repeat(22)}},
+            "registeredAt": "2026-01-01T00:00:00Z", "expiresAt": 2_000_000_000,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn only_items_that_send_carry_the_notification_and_they_must() {
+        let page = item(Work::Devices { start: None }).with_notice(notice());
+        assert_eq!(WorkItem::from_body(&page.to_body()), Some(Ok(page.clone())));
+        let roster = page.next_hop(
+            Work::Page {
+                scope: PageScope::Tenant(TenantId::parse("acme").unwrap()),
+                start: None,
+            },
+            1,
+        );
+        assert_eq!(roster.push, None, "a roster page carries none");
+        let bare = item(Work::Sends { devices: vec![] });
+        assert!(matches!(WorkItem::from_body(&bare.to_body()), Some(Err(_))));
+        let mut foreign = page.with_work(
+            Work::Sends {
+                devices: vec![device(1)],
+            },
+            2,
+        );
+        foreign.tenant = Some(TenantId::parse("globex").unwrap());
+        assert!(matches!(
+            WorkItem::from_body(&foreign.to_body()),
+            Some(Err(_))
+        ));
+    }
+
+    #[test]
+    fn device_lists_are_split_under_the_body_limit() {
+        let page = item(Work::Devices { start: None }).with_notice(notice());
+        let bodies = page.send_items((0..1_000).map(device).collect(), 3);
+        assert!(bodies.len() > 1);
+        let mut seen = 0;
+        for (count, body) in &bodies {
+            assert!(body.len() <= MAX_WORK_ITEM_BYTES, "{}", body.len());
+            let Some(Ok(parsed)) = WorkItem::from_body(body) else {
+                panic!("not a work item")
+            };
+            assert_eq!((parsed.attempt, parsed.push.as_ref()), (3, Some(&notice())));
+            let Work::Sends { devices } = parsed.work else {
+                panic!("not a sends item")
+            };
+            assert_eq!(devices.len(), *count);
+            seen += count;
+        }
+        assert_eq!(seen, 1_000);
     }
 
     #[test]

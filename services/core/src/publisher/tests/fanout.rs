@@ -266,6 +266,7 @@ async fn a_retry_item_skips_a_token_that_expired_since() {
         expires_at: None,
         attempt: 2,
         hops: 1,
+        push: None,
         work: Work::Connections {
             connections: vec![Recipient {
                 tenant: TenantId::parse("acme").unwrap(),

@@ -6,6 +6,7 @@ mod fanout;
 mod history;
 mod intake;
 mod once;
+mod push;
 mod receipts;
 mod settle;
 mod sharding;

@@ -74,7 +74,7 @@ async fn persistent_5xx_is_retried_for_that_connection_only_then_dead_lettered()
 fn item_connected_at(item: &WorkItem) -> OffsetDateTime {
     match &item.work {
         Work::Connections { connections } => connections[0].connected_at,
-        Work::Page { .. } => panic!("a page"),
+        other => panic!("not a connections item: {other:?}"),
     }
 }
 
