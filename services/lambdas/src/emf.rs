@@ -3,7 +3,8 @@
 //!
 //! One document per event: the publisher writes one per message
 //! ([`Metrics::message_report`]: `Messages`, `Matched`, `Delivered`, `Gone`, `Failed`,
-//! `Retries`, `Throttled`, `FanoutDuration`), the publish API one per request
+//! `Pushed`, `PushFailed`, `DevicesPruned` (Web Push sends), `Retries`, `Throttled`,
+//! `FanoutDuration`), the publish API one per request
 //! ([`Metrics::publish_request`]: `Requests`, `Accepted`, `ClientErrors`, `ServerErrors`,
 //! `Latency`). The one dimension is `Target`, the target *type* (`users`, `tenant`, …):
 //! always a `&'static str` from the code (the publisher's report kind, or the publish API's
@@ -343,6 +344,9 @@ impl Metrics {
             .metric("Delivered", Unit::Count, count(report.delivered))
             .metric("Gone", Unit::Count, count(report.gone))
             .metric("Failed", Unit::Count, count(report.failed))
+            .metric("Pushed", Unit::Count, count(report.pushed))
+            .metric("PushFailed", Unit::Count, count(report.push_failed))
+            .metric("DevicesPruned", Unit::Count, count(report.devices_pruned))
             .metric("Retries", Unit::Count, f64::from(report.retries))
             .metric("Throttled", Unit::Count, f64::from(report.throttled))
             .metric("Deferred", Unit::Count, count(report.deferred))

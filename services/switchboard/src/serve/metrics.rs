@@ -30,6 +30,7 @@ pub struct Metrics {
     pub usage_errors: Counter,
     pub messages: Family<OutcomeLabel, Counter>,
     pub posts: Family<ResultLabel, Counter>,
+    pub sends: Family<ResultLabel, Counter>,
     pub fanout_seconds: Histogram,
     pub enqueued: Counter,
     pub redeliveries: Counter,
@@ -112,6 +113,12 @@ impl Metrics {
             "posts",
             "Posts to connections, by result (delivered, gone, failed, expired_token: not posted, closed)",
             posts.clone(),
+        );
+        let sends = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "sends",
+            "Web Push sends to devices, by result (pushed: accepted by the push service, failed: for good, pruned: the device was gone (404/410) and is deleted)",
+            sends.clone(),
         );
         let fanout_seconds = Histogram::new([
             0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -210,6 +217,7 @@ impl Metrics {
             usage_errors,
             messages,
             posts,
+            sends,
             fanout_seconds,
             enqueued,
             redeliveries,
@@ -240,18 +248,23 @@ impl Metrics {
                 outcome: report.outcome.as_str(),
             })
             .inc();
-        for (result, count) in [
-            ("delivered", report.delivered),
-            ("gone", report.gone),
-            ("failed", report.failed),
-            ("expired_token", report.expired_tokens),
-        ] {
-            if count > 0 {
-                self.posts
-                    .get_or_create(&ResultLabel { result })
-                    .inc_by(u64::try_from(count).unwrap_or(u64::MAX));
-            }
-        }
+        add_by_result(
+            &self.posts,
+            [
+                ("delivered", report.delivered),
+                ("gone", report.gone),
+                ("failed", report.failed),
+                ("expired_token", report.expired_tokens),
+            ],
+        );
+        add_by_result(
+            &self.sends,
+            [
+                ("pushed", report.pushed),
+                ("failed", report.push_failed),
+                ("pruned", report.devices_pruned),
+            ],
+        );
         self.fanout_seconds.observe(report.duration.as_secs_f64());
     }
 
@@ -265,9 +278,44 @@ impl Metrics {
     }
 }
 
+/// Adds each non-zero count to its `result` of `family`.
+fn add_by_result<const N: usize>(
+    family: &Family<ResultLabel, Counter>,
+    counts: [(&'static str, usize); N],
+) {
+    for (result, count) in counts {
+        if count > 0 {
+            family
+                .get_or_create(&ResultLabel { result })
+                .inc_by(u64::try_from(count).unwrap_or(u64::MAX));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sends_are_counted_by_result() {
+        let message = switchboard_core::queue::InboundMessage {
+            message_id: "q-1".into(),
+            body: String::new(),
+            receive_count: 1,
+        };
+        let mut report = MessageReport::new(&message, "m-1".into(), "users");
+        (report.pushed, report.push_failed, report.devices_pruned) = (4, 1, 2);
+        let metrics = Metrics::new();
+        metrics.record(&report);
+        let text = metrics.render();
+        for line in [
+            r#"switchboard_sends_total{result="pushed"} 4"#,
+            r#"switchboard_sends_total{result="failed"} 1"#,
+            r#"switchboard_sends_total{result="pruned"} 2"#,
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+    }
 
     #[test]
     fn usage_errors_catch_up_with_the_usage_handles_count() {
