@@ -50,8 +50,9 @@
 //! - With usage on ([`Publisher::with_usage`]), the same counts go to the tenant's minute
 //!   of usage, once per unit, beside the receipt (`docs/design.md`, "Usage").
 //! - With Web Push on ([`Publisher::with_push`]), a `users` or `tenant` message with `push`
-//!   reaches its users with no live connection through their devices (`push.rs`; sends
-//!   run beside the posts and never delay them; docs/design.md: Web Push).
+//!   reaches its users with no live connection through their devices (`push.rs`: the
+//!   sends run in device-page and sends items of their own, so no unit that posts waits
+//!   for one; docs/design.md: Web Push).
 //! - One structured log line per message or work item (id, target, counts, duration).
 
 mod config;
@@ -277,9 +278,9 @@ impl Publisher {
     }
 
     /// Runs one unit of delivery work: reads the page (enqueueing its continuation first)
-    /// or takes the named connections, posts (and, with a push `plan`, sends beside the
-    /// posts), then settles what did not get through. Device pages and sends items go to
-    /// `run_sends` (`push.rs`).
+    /// or takes the named connections, posts (and, with a push `plan`, hands the sends to
+    /// work items beside the posts), then settles what did not get through. Device pages
+    /// and sends items go to `run_sends` (`push.rs`).
     #[allow(clippy::too_many_arguments)] // one unit's context, passed down as is
     async fn run(
         &self,
