@@ -20,17 +20,20 @@
 pub mod auth;
 pub mod config;
 pub mod connection;
+pub mod devices;
 pub mod history;
 pub mod http;
 pub mod poster;
 pub mod presence;
 pub mod publish_api;
 pub mod publisher;
+pub mod push_api;
 pub mod queue;
 pub mod receipts;
 pub mod roster;
 pub mod tenants;
 pub mod usage;
+pub mod webpush;
 pub mod worklog;
 
 #[cfg(any(test, feature = "testkit"))]

@@ -1,10 +1,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failed expectation is the test failing
 //! Test doubles for the ports, shared by this crate's tests and (with the `testkit`
 //! feature) by other crates' tests: a scripted poster that records deliveries and measures
-//! concurrency, and recording queue / dead-letter sinks. [`push_service`] is a fake Web Push
-//! service over HTTPS.
+//! concurrency, a scripted push sender ([`ScriptedSender`]), and recording queue /
+//! dead-letter sinks. [`push_service`] is a fake Web Push service over HTTPS.
 
 pub mod push_service;
+mod scripted_sender;
+
+pub use scripted_sender::ScriptedSender;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};

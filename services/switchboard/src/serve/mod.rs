@@ -1,9 +1,9 @@
 //! `switchboard serve`: the whole service on one machine. The public listener holds the
-//! WebSocket endpoint, the publish API, the dead-letter API and `/healthz`; a second
-//! listener (loopback by default) holds the `@connections` management API (optionally
-//! SigV4-checked), `/metrics` (connection counts and rates are for operators, not for
-//! every client) and `/healthz` too. An in-process queue feeds the same publisher the SQS
-//! Lambda runs.
+//! WebSocket endpoint, the publish API (with presence, usage and the Web Push devices), the
+//! dead-letter API and `/healthz`; a second listener (loopback by default) holds the
+//! `@connections` management API (optionally SigV4-checked), `/metrics` (connection counts
+//! and rates are for operators, not for every client) and `/healthz` too. An in-process
+//! queue feeds the same publisher the SQS Lambda runs.
 
 mod admission;
 mod client_js;
@@ -37,10 +37,12 @@ use switchboard_core::history::{HistoryConfig, HistoryStore};
 use switchboard_core::presence::PresenceApi;
 use switchboard_core::publish_api::PublishApi;
 use switchboard_core::publisher::{Publisher, PublisherConfig, PublisherPorts};
+use switchboard_core::push_api::PushApi;
 use switchboard_core::receipts::Receipts;
 use switchboard_core::roster::{MemoryRosterStore, RosterStore};
 use switchboard_core::tenants::{share_of, Tenants};
 use switchboard_core::usage::{sample_connections, Usage, UsageApi};
+use switchboard_core::webpush::WebPush;
 use switchboard_core::worklog::{MemoryWorkLog, MAX_MEMORY_UNITS};
 use tokio::sync::watch;
 
@@ -94,6 +96,8 @@ pub struct ServeSettings {
     pub tenants: Tenants,
     /// Usage per tenant per minute (`USAGE_RETENTION_DAYS`).
     pub usage: Usage,
+    /// Web Push (`VAPID_*`, `PUSH_*`); `None`: push is off.
+    pub push: Option<WebPush>,
 }
 
 /// Per-socket limits (docs/design.md: The one-machine binary).
@@ -177,6 +181,7 @@ fn router(app: Arc<App>, publish: Router) -> Router {
         router = router
             .route("/", get(demo::page))
             .route("/switchboard-client.js", get(client_js::get))
+            .route("/service-worker.js", get(demo::service_worker))
             .route("/dev/token", post(demo::token));
     }
     router.with_state(app).merge(publish).fallback(|| async {
@@ -252,6 +257,7 @@ impl Server {
         .with_history_ttls(settings.tenants.clone())
         .with_receipts(settings.receipts.clone())
         .with_usage(Some(settings.usage.clone()))
+        .with_push(settings.push.clone())
         .with_work_log(Arc::new(MemoryWorkLog::with_share(
             MAX_MEMORY_UNITS,
             share_of(MAX_MEMORY_UNITS, settings.queue.share_percent),
@@ -272,6 +278,7 @@ impl Server {
                 history: settings.history.clone(),
                 history_config: settings.history_config.clone(),
                 verifier: Some(verifier.clone()),
+                push: settings.push.clone(),
             },
             tenants: settings.tenants.clone(),
             usage: settings.usage.clone(),
@@ -286,16 +293,21 @@ impl Server {
             receipts: settings.receipts.clone(),
             tenants: settings.tenants.clone(),
             usage: Some(settings.usage.clone()),
+            push_enabled: settings.push.is_some(),
         }
         .router()
         .merge(
             PresenceApi {
-                verifier,
+                verifier: verifier.clone(),
                 roster: settings.roster.clone(),
             }
             .router(),
         );
-        let publish = publish.merge(usage_api.router());
+        let push_api = PushApi {
+            verifier: verifier.clone(),
+            push: settings.push.clone(),
+        };
+        let publish = publish.merge(usage_api.router()).merge(push_api.router());
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .map_err(|source| StartError::Listen {

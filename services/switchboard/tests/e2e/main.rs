@@ -17,6 +17,9 @@ mod identity_edges;
 mod keys;
 mod listeners;
 mod management;
+mod push_api;
+mod push_crypto;
+mod push_delivery;
 mod receipts;
 mod refusals;
 mod scenarios;
@@ -25,6 +28,7 @@ mod tenant_queue;
 mod tenant_shares;
 mod url_limit;
 mod usage;
+mod vapid_keys;
 
 use history::*;
 use receipts::*;
