@@ -65,7 +65,7 @@ pub struct Counts {
     pub delivered: u64,
     /// Connections found gone when posted to.
     pub gone: u64,
-    /// Web Push notifications sent: 0 until Web Push exists.
+    /// Web Push notifications push services accepted (the receipts' `pushed`).
     pub pushed: u64,
     /// Frame bytes × frames delivered.
     pub bytes_sent: u64,

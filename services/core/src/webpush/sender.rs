@@ -1,13 +1,15 @@
 //! The Web Push HTTP adapter (RFC 8030 §5): one `POST` of the encrypted notification to
 //! the device's endpoint, VAPID-signed.
 //!
-//! - TLS with rustls; trusted: the built-in Mozilla roots plus every certificate in the
-//!   file `SSL_CERT_FILE` names, when set (read once, at construction; an unreadable file
-//!   or one without a certificate is an error).
+//! - TLS with rustls; trusted: the system's roots (the platform store, or the file
+//!   `SSL_CERT_FILE` names instead when set) and the built-in Mozilla roots, plus every
+//!   certificate in `SSL_CERT_FILE` (read once, at construction; an unreadable file or one
+//!   without a certificate is an error).
 //! - At most `PUSH_CONCURRENCY_PER_SERVICE` requests in flight per push service origin (a
 //!   semaphore per origin, idle ones dropped past [`MAX_TRACKED_ORIGINS`]); a send waits
 //!   for its turn at most [`MAX_QUEUE_WAIT`]. Each request, connect to last byte, is bounded
-//!   by `PUSH_TIMEOUT_SECS`. No redirects.
+//!   by `PUSH_TIMEOUT_SECS`. No redirects, and no proxy (`HTTPS_PROXY` and friends are
+//!   ignored: through a proxy the address rule below could not hold).
 //! - Endpoints are URLs a client chose: outside [`EndpointPolicy::AllowLoopback`] the
 //!   client never connects to a loopback, private, link-local, unspecified, multicast or
 //!   CGNAT address — an IP-literal host is checked before the request, a name through a
@@ -75,6 +77,7 @@ impl WebPushSender {
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
             .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
             .user_agent("switchboard")
             .dns_resolver(Arc::new(FilteringResolver {
                 policy: config.endpoint_policy,
