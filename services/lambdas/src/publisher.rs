@@ -4,6 +4,11 @@
 //! source mapping has `ReportBatchItemFailures` on). Work items (continuations, retries)
 //! go back on the function's own queue, `QUEUE_URL`. Every message's report also becomes
 //! one EMF document ([`Metrics::message_report`]).
+//!
+//! Web Push (docs/design.md: Web Push): with `VAPID_*` set, users of a message's `users` or
+//! `tenant` target with no live connection get a push to each of their devices (on the
+//! history table), sent from this function over the internet (it is in no VPC); without
+//! them push is off ([`crate::push`]).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -11,8 +16,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use switchboard_aws::config::{dynamodb_client_from, with_store_timeouts};
 use switchboard_aws::{
-    load_sdk_config, ApiGatewayPoster, DynamoConfig, DynamoHistoryStore, DynamoReceiptStore,
-    DynamoRosterStore, DynamoWorkLog, LocalDefaults, SqsQueue,
+    load_sdk_config, ApiGatewayPoster, DynamoConfig, DynamoDeviceStore, DynamoHistoryStore,
+    DynamoReceiptStore, DynamoRosterStore, DynamoWorkLog, LocalDefaults, SqsQueue,
 };
 use switchboard_core::config::{required, ConfigError};
 use switchboard_core::history::HistoryConfig;
@@ -24,6 +29,7 @@ use switchboard_core::usage::{Usage, UsageConfig};
 use tokio::time::Instant;
 
 use crate::emf::Metrics;
+use crate::publish_api::StartupError;
 
 /// The publisher function's settings (docs/design.md: Configuration), read once at init.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,11 +63,12 @@ impl PublisherSettings {
 }
 
 /// Builds the publisher from the environment: the roster table, the management API at
-/// `CALLBACK_URL`, the dead-letter queue, the work queue, and the EMF metrics writer. A missing or invalid variable
-/// is an error naming it (the function then fails its init).
+/// `CALLBACK_URL`, the dead-letter queue, the work queue, the EMF metrics writer, and Web
+/// Push (`VAPID_*`, `PUSH_*`; off without them). A missing or invalid variable is an error
+/// naming it (the function then fails its init).
 pub async fn build(
     lookup: impl Fn(&str) -> Option<String>,
-) -> Result<(Publisher, Metrics), ConfigError> {
+) -> Result<(Publisher, Metrics), StartupError> {
     let dynamo = DynamoConfig::from_lookup(&lookup)?;
     let settings = PublisherSettings::from_lookup(&lookup)?;
     let metrics = Metrics::from_lookup(&lookup)?;
@@ -85,6 +92,13 @@ pub async fn build(
         history.table.clone(),
         usage.retention,
     );
+    // Devices live in the history table too (docs/design.md: AWS deployment).
+    let push = crate::push::web_push(&lookup, || {
+        Arc::new(DynamoDeviceStore::new(
+            client.clone(),
+            history.table.clone(),
+        ))
+    })?;
     let work_log = DynamoWorkLog::new(client, history.table.clone());
     let ports = PublisherPorts {
         roster: Arc::new(roster),
@@ -109,7 +123,8 @@ pub async fn build(
         .with_receipts(Receipts::new(Arc::new(receipt_store), &receipts))
         .with_history_ttls(tenants)
         .with_usage(Some(Usage::new(Arc::new(usage_store), &usage)))
-        .with_work_log(Arc::new(work_log));
+        .with_work_log(Arc::new(work_log))
+        .with_push(push);
     Ok((publisher, metrics))
 }
 

@@ -38,7 +38,7 @@ fn names(item: &WorkItem) -> Vec<String> {
             .iter()
             .map(|c| c.connection_id.to_string())
             .collect(),
-        Work::Page { .. } => panic!("a page, not connections: {item:?}"),
+        _ => panic!("not connections: {item:?}"),
     }
 }
 

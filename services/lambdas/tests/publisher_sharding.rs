@@ -237,7 +237,7 @@ async fn a_deadline_too_short_for_the_page_returns_in_time_and_continues_the_res
         .iter()
         .map(|item| match &item.work {
             Work::Connections { connections } => connections.len(),
-            Work::Page { .. } => panic!("no further page: the tenant fits one"),
+            other => panic!("no further page: the tenant fits one: {other:?}"),
         })
         .sum();
     assert_eq!(posted + left, 500, "the rest, exactly, continued");

@@ -177,3 +177,138 @@ async fn publish_api_needs_keys_and_its_queue() {
         .await
         .unwrap();
 }
+
+/// A fresh VAPID key pair's variables, and the subject.
+fn vapid_env() -> Vec<(&'static str, String)> {
+    let keys = switchboard_core::webpush::VapidKeyPair::generate().unwrap();
+    vec![
+        ("VAPID_PUBLIC_KEY", keys.public_key),
+        ("VAPID_PRIVATE_KEY", keys.private_key),
+        ("VAPID_SUBJECT", "mailto:ops@example.com".to_string()),
+    ]
+}
+
+/// `base` plus `extra` (owned values).
+fn lookup_with(base: Env, extra: Vec<(&'static str, String)>) -> impl Fn(&str) -> Option<String> {
+    move |k: &str| {
+        extra
+            .iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| v.clone())
+            .or_else(|| lookup(base)(k))
+    }
+}
+
+fn memory_devices() -> std::sync::Arc<dyn switchboard_core::devices::DeviceStore> {
+    std::sync::Arc::new(switchboard_core::devices::MemoryDeviceStore::new(100))
+}
+
+#[test]
+fn web_push_is_off_without_vapid_variables_and_on_with_all_three() {
+    use switchboard_lambdas::push::web_push;
+    assert!(web_push(lookup(&[REGION]), memory_devices)
+        .unwrap()
+        .is_none());
+    let env = vapid_env();
+    let public_key = env[0].1.clone();
+    let push = web_push(
+        lookup_with(&[("PUSH_MAX_DEVICES_PER_USER", "5")], env),
+        memory_devices,
+    )
+    .unwrap()
+    .expect("push on");
+    assert_eq!(push.config.vapid.unwrap().public_key(), public_key);
+    assert_eq!(push.config.max_devices_per_user, 5);
+    assert_eq!(
+        push.config.endpoint_policy,
+        switchboard_core::devices::EndpointPolicy::Public,
+        "no dev mode on AWS: loopback endpoints are refused"
+    );
+}
+
+/// A half-set VAPID configuration (or keys that do not match) stops each function that
+/// uses Web Push at init, naming the variable, and never shows the private key.
+#[tokio::test]
+async fn a_half_set_or_mismatched_vapid_configuration_stops_each_push_function() {
+    let without_private: Vec<_> = vapid_env()
+        .into_iter()
+        .filter(|(n, _)| *n != "VAPID_PRIVATE_KEY")
+        .collect();
+    let mut mismatched = vapid_env();
+    mismatched[0].1 = vapid_env()[0].1.clone();
+    let private_key = mismatched[1].1.clone();
+    for (env, variable) in [
+        (without_private, "VAPID_PRIVATE_KEY"),
+        (mismatched, "VAPID_PUBLIC_KEY"),
+    ] {
+        let errors = [
+            publisher::build(lookup_with(&[REGION, CALLBACK, DLQ, QUEUE], env.clone()))
+                .await
+                .err()
+                .unwrap()
+                .to_string(),
+            default::build(lookup_with(&[REGION, CALLBACK, SECRET], env.clone()))
+                .await
+                .err()
+                .unwrap()
+                .to_string(),
+            publish_api::build(lookup_with(&[REGION, QUEUE, SECRET], env.clone()))
+                .await
+                .err()
+                .unwrap()
+                .to_string(),
+        ];
+        for error in errors {
+            names(&error, variable);
+            assert!(!error.contains(&private_key), "{error}");
+        }
+    }
+}
+
+/// The publish API's router serves the VAPID public key when push is on, 404 when off;
+/// `default` hands the socket actions its device store only when push is on.
+#[tokio::test]
+async fn the_push_routes_and_socket_actions_follow_the_vapid_variables() {
+    use tower::ServiceExt;
+    let get_key = |router: axum::Router| async move {
+        let response = router
+            .oneshot(
+                http::Request::get("/v1/push/vapid-public-key")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
+        )
+    };
+    let off = publish_api::build(lookup(&[REGION, QUEUE, SECRET]))
+        .await
+        .unwrap();
+    assert_eq!(get_key(off).await.0, 404);
+    let env = vapid_env();
+    let public_key = env[0].1.clone();
+    let on = publish_api::build(lookup_with(&[REGION, QUEUE, SECRET], env.clone()))
+        .await
+        .unwrap();
+    let (status, body) = get_key(on).await;
+    assert_eq!(
+        (status, body["publicKey"].as_str()),
+        (200, Some(public_key.as_str()))
+    );
+
+    let deps = default::build(lookup(&[REGION, CALLBACK, SECRET]))
+        .await
+        .unwrap();
+    assert!(deps.actions.push.is_none());
+    let deps = default::build(lookup_with(&[REGION, CALLBACK, SECRET], env))
+        .await
+        .unwrap();
+    assert!(deps.actions.push.is_some());
+}

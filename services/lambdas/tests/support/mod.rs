@@ -35,6 +35,7 @@ use switchboard_core::receipts::{
     MemoryReceiptStore, Receipt, ReceiptConfig, ReceiptKey, ReceiptStore, Receipts,
 };
 use switchboard_core::roster::{ConnectionRecord, MemoryRosterStore, RosterStore};
+use switchboard_core::webpush::WebPush;
 use switchboard_lambdas::emf::{parse_document, MemorySink, Metrics};
 use switchboard_lambdas::publisher;
 use switchboard_model::TenantId;
@@ -293,6 +294,16 @@ pub async fn rig(config: PublisherConfig) -> Rig {
 
 /// A rig whose poster gives each post attempt `post_timeout`.
 pub async fn rig_with_post_timeout(config: PublisherConfig, post_timeout: Duration) -> Rig {
+    rig_with(config, post_timeout, None).await
+}
+
+/// A rig whose publisher sends Web Push with `push` (posts get 2 s each).
+#[allow(dead_code)]
+pub async fn rig_with_push(config: PublisherConfig, push: WebPush) -> Rig {
+    rig_with(config, Duration::from_secs(2), Some(push)).await
+}
+
+async fn rig_with(config: PublisherConfig, post_timeout: Duration, push: Option<WebPush>) -> Rig {
     let gateway = Gateway::default();
     let gateway_addr = serve(
         Router::new()
@@ -323,7 +334,8 @@ pub async fn rig_with_post_timeout(config: PublisherConfig, post_timeout: Durati
         },
         config,
     )
-    .with_receipts(Receipts::new(receipts.clone(), &ReceiptConfig::default()));
+    .with_receipts(Receipts::new(receipts.clone(), &ReceiptConfig::default()))
+    .with_push(push);
     let emf = Arc::new(MemorySink::new());
     Rig {
         roster,
