@@ -437,40 +437,31 @@ pub async fn slow_sends_never_hold_back_the_next_frames(backend: Backend) {
     }
 }
 
-mod memory {
-    use super::super::harness::Backend;
+/// Each scenario on the memory stores and on DynamoDB Local.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::super::harness::Backend::Memory).await;
+                }
+            )*
+        }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn users_split_between_frames_and_pushes() {
-        super::users_split_between_frames_and_pushes(Backend::Memory).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn tenant_target_pushes_to_every_offline_device() {
-        super::tenant_target_pushes_to_every_offline_device(Backend::Memory).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn slow_sends_never_hold_back_the_next_frames() {
-        super::slow_sends_never_hold_back_the_next_frames(Backend::Memory).await;
-    }
+        mod dynamodb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::super::harness::Backend::Dynamodb).await;
+                }
+            )*
+        }
+    };
 }
 
-mod dynamodb {
-    use super::super::harness::Backend;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn users_split_between_frames_and_pushes() {
-        super::users_split_between_frames_and_pushes(Backend::Dynamodb).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn tenant_target_pushes_to_every_offline_device() {
-        super::tenant_target_pushes_to_every_offline_device(Backend::Dynamodb).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn slow_sends_never_hold_back_the_next_frames() {
-        super::slow_sends_never_hold_back_the_next_frames(Backend::Dynamodb).await;
-    }
-}
+on_both_stores!(
+    users_split_between_frames_and_pushes,
+    tenant_target_pushes_to_every_offline_device,
+    slow_sends_never_hold_back_the_next_frames,
+);
