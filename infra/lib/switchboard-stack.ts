@@ -170,7 +170,8 @@ export class SwitchboardStack extends cdk.Stack {
     // and the code filters expired items itself since TTL deletes lazily). No index: resume
     // is one Query per stream. Beside them: delivery receipts (docs/design.md: Receipts),
     // which expire after RECEIPT_TTL_SECS (default a day), and usage buckets (`U#<tenant>`,
-    // docs/design.md: Usage), kept USAGE_RETENTION_DAYS. No point-in-time recovery: a
+    // docs/design.md: Usage), kept USAGE_RETENTION_DAYS, and Web Push devices (`D#<tenant>`, lib/push.ts), kept
+    // PUSH_DEVICE_TTL_DAYS after their last registration. No point-in-time recovery: a
     // restore would bring back expired or stale items (the cdk-nag acknowledgment says so).
     // Every item expires, so a stack deletion deletes the table.
     this.historyTable = new dynamodb.Table(this, 'History', {
