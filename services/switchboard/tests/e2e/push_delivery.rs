@@ -437,6 +437,47 @@ pub async fn slow_sends_never_hold_back_the_next_frames(backend: Backend) {
     }
 }
 
+/// A backlog of sends never holds back a frame: with the push service taking 3 s to answer,
+/// 10 `users` messages push to 100 offline devices (more send work than the queue runs at
+/// once), then a message to an online user of the same tenant: its frame arrives within
+/// 1.5 s, not after a send. (Margins of seconds: an ordering check, not a measurement.)
+pub async fn a_backlog_of_sends_never_holds_back_a_frame(backend: Backend) {
+    let rig = PushRig::start(backend, 100).await;
+    rig.push.set_delay(Duration::from_secs(3));
+    let mut online = Client::connect(&rig.server, &token(TENANT, "u0", &[])).await;
+    let offline: Vec<String> = (0..100).map(|i| format!("o{i:02}")).collect();
+    let subscribers: Vec<Subscriber> = offline.iter().map(|u| rig.subscriber(u)).collect();
+    futures::future::join_all(
+        offline
+            .iter()
+            .zip(&subscribers)
+            .map(|(u, s)| rig.register_http(u, s)),
+    )
+    .await;
+    let push = json!({"title":"Hello","body":"You have mail"});
+    for (i, users) in offline.chunks(10).enumerate() {
+        rig.publish(&users_envelope(
+            &format!("backlog-{i}"),
+            users,
+            push.clone(),
+        ))
+        .await;
+    }
+    rig.push.wait_for_requests(1, Duration::from_secs(10)).await;
+    let started = std::time::Instant::now();
+    rig.publish(
+        &json!({"id":"after","target":{"type":"users","tenant":TENANT,"users":["u0"]},"data":1}),
+    )
+    .await;
+    let frame = online.next_json().await;
+    let waited = started.elapsed();
+    assert_eq!(frame["id"], "after");
+    assert!(
+        waited < Duration::from_millis(1_500),
+        "the frame waited {waited:?} behind sends the push service holds 3 s"
+    );
+}
+
 /// Each scenario on the memory stores and on DynamoDB Local.
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {
@@ -465,3 +506,22 @@ on_both_stores!(
     tenant_target_pushes_to_every_offline_device,
     slow_sends_never_hold_back_the_next_frames,
 );
+
+/// Fails today (the frame waited 6–9 s): send work items fill the in-process queue's batch
+/// slots and a message waits for one (scripts/bench-push.sh: the p99 with push follows the
+/// push service's answer time). Run with `--ignored` once sends no longer hold them.
+mod backlog {
+    use super::super::harness::Backend;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "waiting for sends that never hold the queue's batch slots"]
+    async fn memory() {
+        super::a_backlog_of_sends_never_holds_back_a_frame(Backend::Memory).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "waiting for sends that never hold the queue's batch slots"]
+    async fn dynamodb() {
+        super::a_backlog_of_sends_never_holds_back_a_frame(Backend::Dynamodb).await;
+    }
+}
