@@ -86,6 +86,9 @@ pub struct BodyAddress {
     /// Whether the body is an envelope or a page work item (part of its stream's order);
     /// `false` for retries of failed posts.
     pub ordered: bool,
+    /// Whether the body is a work item that sends Web Push notifications (a device page
+    /// or named devices) rather than posting frames.
+    pub sends: bool,
 }
 
 impl BodyAddress {
@@ -109,6 +112,7 @@ pub fn address(body: &str) -> Option<BodyAddress> {
         return Some(BodyAddress {
             kind: item.target_type,
             ordered: matches!(item.work, Work::Page { .. }),
+            sends: item.work.sends(),
             tenant: item.tenant,
         });
     }
@@ -117,6 +121,7 @@ pub fn address(body: &str) -> Option<BodyAddress> {
         kind: TargetKind::of(envelope.target.kind()),
         tenant: envelope.target.tenant().cloned(),
         ordered: true,
+        sends: false,
     })
 }
 

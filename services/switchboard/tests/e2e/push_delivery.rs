@@ -505,23 +505,5 @@ on_both_stores!(
     users_split_between_frames_and_pushes,
     tenant_target_pushes_to_every_offline_device,
     slow_sends_never_hold_back_the_next_frames,
+    a_backlog_of_sends_never_holds_back_a_frame,
 );
-
-/// Fails today (the frame waited 6–9 s): send work items fill the in-process queue's batch
-/// slots and a message waits for one (scripts/bench-push.sh: the p99 with push follows the
-/// push service's answer time). Run with `--ignored` once sends no longer hold them.
-mod backlog {
-    use super::super::harness::Backend;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "waiting for sends that never hold the queue's batch slots"]
-    async fn memory() {
-        super::a_backlog_of_sends_never_holds_back_a_frame(Backend::Memory).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "waiting for sends that never hold the queue's batch slots"]
-    async fn dynamodb() {
-        super::a_backlog_of_sends_never_holds_back_a_frame(Backend::Dynamodb).await;
-    }
-}

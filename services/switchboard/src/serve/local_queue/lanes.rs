@@ -24,6 +24,9 @@ pub struct Route {
     pub group: String,
     /// The tenant, recorded in a dead letter.
     pub tenant: Option<TenantId>,
+    /// A work item that sends Web Push notifications: run beside the batches that post,
+    /// never in their slots (a slow push service must not hold back frames).
+    pub sends: bool,
 }
 
 impl Route {
@@ -37,12 +40,14 @@ impl Route {
                     unique()
                 },
                 group: address.group().to_string(),
+                sends: address.sends,
                 tenant: address.tenant,
             },
             None => Route {
                 order: unique(),
                 group: unique(),
                 tenant: None,
+                sends: false,
             },
         }
     }

@@ -351,7 +351,10 @@ impl LocalQueue {
     }
 
     /// The consumer: hands batches to `publisher` until `shutdown`, then waits (at most
-    /// `drain`) for the batches in flight.
+    /// `drain`) for the batches in flight. Work items that send Web Push notifications are
+    /// split off each batch and run under their own `concurrent_batches` slots, so sends
+    /// waiting on a slow push service never hold a slot that posts frames (they wait for
+    /// a send slot while held in flight, counted in the queue's depth as before).
     pub async fn run(
         self: Arc<Self>,
         publisher: Publisher,
@@ -360,6 +363,7 @@ impl LocalQueue {
     ) {
         let slots = self.config.concurrent_batches.max(1);
         let permits = Arc::new(Semaphore::new(slots));
+        let send_permits = Arc::new(Semaphore::new(slots));
         loop {
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 break;
@@ -367,23 +371,44 @@ impl LocalQueue {
             let Some(batch) = self.next_batch(&mut shutdown).await else {
                 break;
             };
-            let queue = self.clone();
-            let publisher = publisher.clone();
+            let (sends, posts): (Vec<Queued>, Vec<Queued>) =
+                batch.into_iter().partition(|queued| queued.route.sends);
+            if !sends.is_empty() {
+                let (queue, publisher) = (self.clone(), publisher.clone());
+                let send_permits = send_permits.clone();
+                tokio::spawn(async move {
+                    let Ok(_slot) = send_permits.acquire_owned().await else {
+                        return;
+                    };
+                    queue.hand(&publisher, sends).await;
+                });
+            }
+            if posts.is_empty() {
+                continue;
+            }
+            let (queue, publisher) = (self.clone(), publisher.clone());
             tokio::spawn(async move {
-                let messages: Vec<InboundMessage> =
-                    batch.iter().map(|t| t.message.clone()).collect();
-                let outcome = publisher.handle_batch(&messages).await;
-                queue.settle(batch, &outcome);
+                queue.hand(&publisher, posts).await;
                 drop(permit);
             });
         }
         let all = u32::try_from(slots).unwrap_or(u32::MAX);
-        if tokio::time::timeout(drain, permits.acquire_many(all))
-            .await
-            .is_err()
-        {
+        let drained = tokio::time::timeout(drain, async {
+            let posting = permits.acquire_many(all).await;
+            let sending = send_permits.acquire_many(all).await;
+            (posting, sending)
+        })
+        .await;
+        if drained.is_err() {
             tracing::warn!("shutdown: batches still in flight after the drain bound");
         }
+    }
+
+    /// Hands one batch to the publisher and settles its outcome.
+    async fn hand(&self, publisher: &Publisher, batch: Vec<Queued>) {
+        let messages: Vec<InboundMessage> = batch.iter().map(|t| t.message.clone()).collect();
+        let outcome = publisher.handle_batch(&messages).await;
+        self.settle(batch, &outcome);
     }
 
     /// Enqueues a message: `publish` ones are refused at the capacity and at the tenant's
