@@ -17,6 +17,7 @@ use switchboard_model::{TenantId, UserId};
 use time::OffsetDateTime;
 
 use super::{Device, DeviceError, DeviceId, DevicePage, DeviceStore};
+use crate::tenants::Bounds;
 
 /// Default capacity of [`MemoryDeviceStore`] for `serve` (about 175 MB at the worst, a
 /// few tens of MB with real push services' endpoints).
@@ -147,13 +148,6 @@ impl State {
     }
 }
 
-/// The store's two bounds.
-#[derive(Debug, Clone, Copy)]
-struct Bounds {
-    capacity: usize,
-    share: usize,
-}
-
 /// Devices in this process's memory.
 pub struct MemoryDeviceStore {
     bounds: Bounds,
@@ -168,12 +162,8 @@ impl MemoryDeviceStore {
 
     /// A store of at most `capacity` devices, each tenant at most `tenant_share`.
     pub fn shared(capacity: usize, tenant_share: usize) -> Self {
-        let capacity = capacity.max(1);
         Self {
-            bounds: Bounds {
-                capacity,
-                share: tenant_share.clamp(1, capacity),
-            },
+            bounds: Bounds::new(capacity, tenant_share),
             state: Mutex::new(State::default()),
         }
     }

@@ -16,6 +16,7 @@ use switchboard_model::TenantId;
 use time::OffsetDateTime;
 
 use super::{Created, Progress, Receipt, ReceiptError, ReceiptKey, ReceiptStore, Seed};
+use crate::tenants::Bounds;
 
 /// Writes between two sweeps of expired receipts.
 const SWEEP_EVERY: u64 = 4_096;
@@ -170,13 +171,6 @@ impl State {
     }
 }
 
-/// The store's two bounds.
-#[derive(Debug, Clone, Copy)]
-struct Bounds {
-    capacity: usize,
-    share: usize,
-}
-
 /// Receipts in this process's memory.
 pub struct MemoryReceiptStore {
     bounds: Bounds,
@@ -191,12 +185,8 @@ impl MemoryReceiptStore {
 
     /// A store of at most `capacity` receipts, each tenant (and `*`) at most `tenant_share`.
     pub fn shared(capacity: usize, tenant_share: usize) -> Self {
-        let capacity = capacity.max(1);
         Self {
-            bounds: Bounds {
-                capacity,
-                share: tenant_share.clamp(1, capacity),
-            },
+            bounds: Bounds::new(capacity, tenant_share),
             state: Mutex::new(State::default()),
         }
     }

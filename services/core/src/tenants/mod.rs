@@ -300,6 +300,26 @@ pub fn share_of(capacity: usize, percent: u8) -> usize {
         .clamp(1, capacity.max(1))
 }
 
+/// A shared bound and each tenant's share of it, as the memory stores keep them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// Entries held at most (at least 1).
+    pub capacity: usize,
+    /// Entries one tenant (or `*`) may hold (1 to `capacity`).
+    pub share: usize,
+}
+
+impl Bounds {
+    /// At most `capacity` entries, each tenant at most `tenant_share`.
+    pub fn new(capacity: usize, tenant_share: usize) -> Self {
+        let capacity = capacity.max(1);
+        Self {
+            capacity,
+            share: tenant_share.clamp(1, capacity),
+        }
+    }
+}
+
 fn exceeded(limit: Limit, message: String) -> LimitError {
     LimitError::Exceeded {
         limit,
