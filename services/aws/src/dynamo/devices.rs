@@ -31,7 +31,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_dynamodb::Client;
 use futures::{stream, StreamExt, TryStreamExt};
 use switchboard_core::devices::{
-    Device, DeviceError, DeviceId, DevicePage, DeviceStore, Subscription, SubscriptionKeys,
+    oldest_beyond, Device, DeviceError, DeviceId, DevicePage, DeviceStore, Subscription,
+    SubscriptionKeys,
 };
 use switchboard_core::roster::RosterError;
 use switchboard_model::{TenantId, UserId};
@@ -377,9 +378,7 @@ impl DeviceStore for DynamoDeviceStore {
                 others.push(found);
             }
         }
-        others.sort_by(|a, b| (a.registered_at, &a.id).cmp(&(b.registered_at, &b.id)));
-        let excess = (others.len() + 1).saturating_sub(max_per_user.max(1));
-        let evicted: Vec<DeviceId> = others.into_iter().take(excess).map(|d| d.id).collect();
+        let evicted = oldest_beyond(&others, max_per_user);
         for id in expired.iter().chain(&evicted) {
             self.delete(&device.tenant, device_key(&device.user, id))
                 .await?;

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use switchboard_model::{TenantId, UserId};
 use time::OffsetDateTime;
 
-use super::{Device, DeviceError, DeviceId, DevicePage, DeviceStore};
+use super::{oldest_beyond, Device, DeviceError, DeviceId, DevicePage, DeviceStore};
 use crate::tenants::Bounds;
 
 /// Default capacity of [`MemoryDeviceStore`] for `serve` (about 175 MB at the worst, a
@@ -246,13 +246,14 @@ impl DeviceStore for MemoryDeviceStore {
             state.make_room(&device.tenant, self.bounds, now)?;
         }
         state.insert(device.clone());
-        let evicted = oldest_beyond(
-            state.user(&device.tenant, &device.user),
-            &device.id,
-            max_per_user,
-        );
+        let others = state
+            .user(&device.tenant, &device.user)
+            .into_iter()
+            .flat_map(|devices| devices.values())
+            .filter(|d| d.id != device.id);
+        let evicted = oldest_beyond(others, max_per_user);
         state.remove_where(&device.tenant, &device.user, |d| evicted.contains(&d.id));
-        Ok(evicted.into_iter().collect())
+        Ok(evicted)
     }
 
     async fn remove(
@@ -350,19 +351,5 @@ impl DeviceStore for MemoryDeviceStore {
 
 /// The ids of the user's oldest devices (by registration, then id) beyond `max`, never
 /// `keep` (the device just registered).
-fn oldest_beyond(devices: Option<&UserDevices>, keep: &DeviceId, max: usize) -> BTreeSet<DeviceId> {
-    let Some(devices) = devices else {
-        return BTreeSet::new();
-    };
-    let mut others: Vec<&Device> = devices.values().filter(|d| &d.id != keep).collect();
-    others.sort_by(|a, b| (a.registered_at, &a.id).cmp(&(b.registered_at, &b.id)));
-    let excess = (others.len() + 1).saturating_sub(max);
-    others
-        .into_iter()
-        .take(excess)
-        .map(|d| d.id.clone())
-        .collect()
-}
-
 #[cfg(test)]
 mod tests;

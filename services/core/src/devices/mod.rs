@@ -81,6 +81,23 @@ pub struct Device {
     pub expires_at: i64,
 }
 
+/// Which of `others` (a user's live devices besides the one just registered) must go so
+/// the user keeps at most `max_per_user` devices with it: the oldest first, by
+/// `registered_at` and then id. Every adapter's `put` evicts by this rule.
+pub fn oldest_beyond<'a>(
+    others: impl IntoIterator<Item = &'a Device>,
+    max_per_user: usize,
+) -> Vec<DeviceId> {
+    let mut others: Vec<&Device> = others.into_iter().collect();
+    others.sort_by(|a, b| (a.registered_at, &a.id).cmp(&(b.registered_at, &b.id)));
+    let excess = (others.len() + 1).saturating_sub(max_per_user.max(1));
+    others
+        .into_iter()
+        .take(excess)
+        .map(|d| d.id.clone())
+        .collect()
+}
+
 /// Why a device store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
