@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use switchboard_core::devices::DeviceStore;
-use switchboard_core::webpush::{PushConfig, WebPush, WebPushSender};
+use switchboard_core::webpush::{PushConfig, WebPush};
 
 use crate::publish_api::StartupError;
 
@@ -23,22 +23,5 @@ pub fn web_push(
     devices: impl FnOnce() -> Arc<dyn DeviceStore>,
 ) -> Result<Option<WebPush>, StartupError> {
     let config = PushConfig::from_lookup(&lookup)?;
-    let Some(vapid) = &config.vapid else {
-        tracing::info!("web push off (no VAPID_* variables)");
-        return Ok(None);
-    };
-    let sender = WebPushSender::new(&config)?;
-    tracing::info!(
-        public_key = vapid.public_key(),
-        max_devices_per_user = config.max_devices_per_user,
-        device_ttl_days = config.device_ttl.as_secs() / 86_400,
-        concurrency_per_service = config.concurrency_per_service,
-        timeout_secs = config.timeout.as_secs(),
-        "web push on"
-    );
-    Ok(Some(WebPush {
-        devices: devices(),
-        sender: Arc::new(sender),
-        config,
-    }))
+    Ok(WebPush::from_config(config, devices)?)
 }

@@ -18,7 +18,9 @@ pub use vapid::{VapidError, VapidKeyPair, VapidKeys};
 
 use async_trait::async_trait;
 
-use crate::devices::Device;
+use std::sync::Arc;
+
+use crate::devices::{Device, DeviceStore};
 
 /// How urgent a notification is: the envelope's `push.urgency`, one type from envelope
 /// to header.
@@ -81,7 +83,36 @@ pub trait PushSender: Send + Sync {
 /// out, and the settings. `None` wherever push is off (no VAPID keys configured).
 #[derive(Clone)]
 pub struct WebPush {
-    pub devices: std::sync::Arc<dyn crate::devices::DeviceStore>,
-    pub sender: std::sync::Arc<dyn PushSender>,
+    pub devices: Arc<dyn DeviceStore>,
+    pub sender: Arc<dyn PushSender>,
     pub config: PushConfig,
+}
+
+impl WebPush {
+    /// Web Push with `config`'s keys, the HTTPS sender and the store `devices` gives (asked
+    /// for only when push is on); `None` when no VAPID keys are set. `serve` and the Lambdas
+    /// build it here.
+    pub fn from_config(
+        config: PushConfig,
+        devices: impl FnOnce() -> Arc<dyn DeviceStore>,
+    ) -> Result<Option<Self>, SenderError> {
+        let Some(vapid) = &config.vapid else {
+            tracing::info!("Web Push off (no VAPID_* settings)");
+            return Ok(None);
+        };
+        let sender = WebPushSender::new(&config)?;
+        tracing::info!(
+            public_key = vapid.public_key(),
+            max_devices_per_user = config.max_devices_per_user,
+            device_ttl_days = config.device_ttl.as_secs() / 86_400,
+            concurrency_per_service = config.concurrency_per_service,
+            timeout_secs = config.timeout.as_secs(),
+            "Web Push on"
+        );
+        Ok(Some(Self {
+            devices: devices(),
+            sender: Arc::new(sender),
+            config,
+        }))
+    }
 }

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use switchboard_core::devices::{DeviceStore, EndpointPolicy};
-use switchboard_core::webpush::{PushConfig, WebPush, WebPushSender};
+use switchboard_core::webpush::{PushConfig, WebPush};
 
 use crate::cli::{CliError, Refusal};
 
@@ -27,19 +27,6 @@ pub fn web_push(
     config: PushConfig,
     devices: Arc<dyn DeviceStore>,
 ) -> Result<Option<WebPush>, CliError> {
-    if config.vapid.is_none() {
-        return Ok(None);
-    }
-    let sender = WebPushSender::new(&config)
-        .map_err(|e| CliError::Failed(format!("the Web Push client: {e}")))?;
-    tracing::info!(
-        max_devices_per_user = config.max_devices_per_user,
-        concurrency_per_service = config.concurrency_per_service,
-        "Web Push on"
-    );
-    Ok(Some(WebPush {
-        devices,
-        sender: Arc::new(sender),
-        config,
-    }))
+    WebPush::from_config(config, || devices)
+        .map_err(|e| CliError::Failed(format!("the Web Push client: {e}")))
 }
