@@ -317,21 +317,14 @@ impl Publisher {
                 };
                 report.skipped = page.skipped;
                 if let Some(next) = page.next {
-                    let continuation = item.next_hop(
-                        Work::Page {
-                            scope: scope.clone(),
-                            start: Some(next),
-                        },
-                        1,
-                    );
-                    self.record(track, Progress::pending(1), &mut report).await;
-                    if let Err(error) = self
-                        .enqueue_once_more(&item.id, &continuation.to_body(), None, deadline)
+                    let next = Work::Page {
+                        scope: scope.clone(),
+                        start: Some(next),
+                    };
+                    if !self
+                        .continue_with(&item, next, deadline, track, &mut report)
                         .await
                     {
-                        self.record(track, Progress::pending(-1), &mut report).await;
-                        report.outcome = Outcome::Retry;
-                        report.error = Some(format!("could not enqueue the next page: {error}"));
                         return report;
                     }
                 }
@@ -358,6 +351,34 @@ impl Publisher {
         };
         self.deliver_and_push(&at, recipients, &frame, unit, plan, report)
             .await
+    }
+}
+
+impl Publisher {
+    /// Enqueues the continuation of a paged unit (the next roster or device page, `next`),
+    /// counted pending on the receipt first. `false`, with the report set to `Retry`, when
+    /// the queue refused it: the unit has posted or sent nothing yet and runs again.
+    async fn continue_with(
+        &self,
+        item: &WorkItem,
+        next: Work,
+        deadline: Option<Instant>,
+        track: Option<&Track<'_>>,
+        report: &mut MessageReport,
+    ) -> bool {
+        let continuation = item.next_hop(next, 1);
+        self.record(track, Progress::pending(1), report).await;
+        let body = continuation.to_body();
+        if let Err(error) = self
+            .enqueue_once_more(&item.id, &body, None, deadline)
+            .await
+        {
+            self.record(track, Progress::pending(-1), report).await;
+            report.outcome = Outcome::Retry;
+            report.error = Some(format!("could not enqueue the next page: {error}"));
+            return false;
+        }
+        true
     }
 }
 

@@ -200,15 +200,12 @@ impl Publisher {
                 };
                 report.skipped = page.skipped;
                 if let Some(next) = page.next {
-                    let continuation = item.next_hop(Work::Devices { start: Some(next) }, 1);
-                    self.record(track, Progress::pending(1), &mut report).await;
-                    let body = continuation.to_body();
-                    if let Err(error) = self
-                        .enqueue_once_more(&item.id, &body, None, deadline)
+                    let next = Work::Devices { start: Some(next) };
+                    if !self
+                        .continue_with(&item, next, deadline, track, &mut report)
                         .await
                     {
-                        self.record(track, Progress::pending(-1), &mut report).await;
-                        return retry(report, format!("could not enqueue the next page: {error}"));
+                        return report;
                     }
                 }
                 match self.offline_devices(&item, page.devices).await {
