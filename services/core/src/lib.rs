@@ -14,6 +14,9 @@
 //! - [`receipts`]: the `ReceiptStore` port, receipts and their status, the memory adapter.
 //! - [`usage`]: usage per tenant per minute: the `UsageStore` port, memory adapter, API.
 //! - [`worklog`]: the `WorkLog` port (which units of delivery work ran), memory adapter.
+//! - [`events`]: `user.online`/`user.offline`/`message.settled`: the `EventSink` port,
+//!   presence events with the offline delay.
+//! - [`online`]: the `OnlineStore` port (each user's live connections and version).
 //! - [`publisher`]: target resolution, bounded fan-out with retries, batch results.
 //! - [`testkit`] (tests and the `testkit` feature): scripted poster, recording queues.
 
@@ -21,8 +24,10 @@ pub mod auth;
 pub mod config;
 pub mod connection;
 pub mod devices;
+pub mod events;
 pub mod history;
 pub mod http;
+pub mod online;
 pub mod poster;
 pub mod presence;
 pub mod publish_api;
