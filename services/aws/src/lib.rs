@@ -9,18 +9,21 @@
 //!   history table.
 //! - [`poster`]: [`ApiGatewayPoster`] (the `ConnectionPoster` port on `PostToConnection`).
 //! - [`sqs`]: [`SqsQueue`] (the `MessageQueue` and `DeadLetterSink` ports on SQS).
+//! - [`eventbridge`]: [`EventBridgeSink`] (the `EventSink` port on `PutEvents`).
 //! - [`config`]: [`DynamoConfig::from_lookup`] and client construction with endpoint
 //!   overrides (`DYNAMODB_ENDPOINT`, DynamoDB Local's dummy credentials).
 
 pub mod config;
 pub mod dynamo;
+pub mod eventbridge;
 pub mod poster;
 pub mod sqs;
 
 pub use config::{dynamodb_client, load_sdk_config, DynamoConfig, LocalDefaults};
 pub use dynamo::{
     create_history_table, create_table, delete_table, DynamoDeviceStore, DynamoHistoryStore,
-    DynamoReceiptStore, DynamoRosterStore, DynamoWorkLog, LookupStats,
+    DynamoOnlineStore, DynamoReceiptStore, DynamoRosterStore, DynamoWorkLog, LookupStats,
 };
+pub use eventbridge::EventBridgeSink;
 pub use poster::ApiGatewayPoster;
 pub use sqs::SqsQueue;
