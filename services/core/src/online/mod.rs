@@ -8,10 +8,14 @@
 //! so the same change applied twice (a stream record or queue message delivered again)
 //! changes nothing and answers what the first one did — never a read-then-write.
 //!
-//! [`OnlineStore`] is the port; [`MemoryOnlineStore`] the in-process adapter (the DynamoDB
-//! one, `DynamoOnlineStore`, lives in `switchboard-aws`, items `O#<tenant>` / `<user>` of the
-//! history table). [`contract`] is the behaviour every adapter must show.
+//! [`OnlineStore`] is the port; [`MemoryOnlineStore`] the in-process adapter, bounded (its
+//! module says what it evicts and how versions stay increasing across an eviction; the
+//! DynamoDB one, `DynamoOnlineStore`, lives in `switchboard-aws`, items `O#<tenant>` /
+//! `<user>` of the history table, never evicted). [`contract`] is the behaviour every
+//! adapter must show.
 
+#[cfg(any(test, feature = "testkit"))]
+pub mod contract;
 mod memory;
 
 pub use memory::{MemoryOnlineStore, MAX_MEMORY_ONLINE_USERS};
