@@ -10,6 +10,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import { SwitchboardConfig } from './config';
 import { addConnectAlarms } from './connect-alarms';
+import { addEventsAlarms } from './events';
 import { pascal } from './functions';
 import { STAGE_NAME } from './names';
 import type { SwitchboardStack } from './switchboard-stack';
@@ -70,7 +71,7 @@ export function createAlarms(stack: SwitchboardStack, config: SwitchboardConfig)
     evaluationPeriods: 5,
     datapointsToAlarm: 3,
   });
-  for (const name of ['connect', 'disconnect', 'default', 'publisher', 'publish-api'] as const) {
+  for (const name of ['connect', 'disconnect', 'default', 'publisher', 'publish-api', 'events'] as const) {
     alarm(`${pascal(name)}Errors`, {
       alarmDescription: `Switchboard: ${name} function errors (failed invocations)`,
       metric: fns[name].metricErrors({ period: cdk.Duration.minutes(5), statistic: cloudwatch.Stats.SUM }),
@@ -125,6 +126,7 @@ export function createAlarms(stack: SwitchboardStack, config: SwitchboardConfig)
     threshold: 0,
     comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
   });
+  addEventsAlarms(stack, alarm);
   addConnectAlarms(stack, {
     authorizer: fns.authorizer,
     webSocketApiId: stack.webSocketApi.apiId,

@@ -9,11 +9,12 @@
 import * as path from 'path';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Node } from 'constructs';
+import { EventsSettings, eventsFromContext } from './events';
 import { PushSettings, pushFromContext } from './push';
 import { badTenantId } from './tenants';
 
-/** The six Rust binaries of `services/lambdas`, as `cargo lambda build` names their folders. */
-export const FUNCTION_NAMES = ['authorizer', 'connect', 'disconnect', 'default', 'publisher', 'publish-api'] as const;
+/** The seven Rust binaries of `services/lambdas`, as `cargo lambda build` names their folders. */
+export const FUNCTION_NAMES = ['authorizer', 'connect', 'disconnect', 'default', 'publisher', 'publish-api', 'events'] as const;
 export type FunctionName = (typeof FUNCTION_NAMES)[number];
 
 export interface SwitchboardConfig {
@@ -130,6 +131,11 @@ export interface SwitchboardConfig {
    * none is.
    */
   readonly push?: PushSettings;
+  /**
+   * Events (docs/design.md: Events; lib/events.ts): the `eventsOfflineDelaySecs`,
+   * `eventsArchiveDays`, `eventsMaxConcurrency` and the optional webhook context.
+   */
+  readonly events: EventsSettings;
   /** Defaults of the CloudFormation parameters. */
   readonly parameterDefaults: {
     readonly jwtJwksUrl?: string;
@@ -280,6 +286,10 @@ export function configFromContext(node: Node): SwitchboardConfig {
     jwtIssuersFile: issuersFile ? path.resolve(issuersFile) : undefined,
     tenantsFile: tenantsFile ? path.resolve(tenantsFile) : undefined,
     push: pushFromContext(
+      (key) => str(node, key),
+      (key, dflt, min, max) => int(node, key, dflt, min, max),
+    ),
+    events: eventsFromContext(
       (key) => str(node, key),
       (key, dflt, min, max) => int(node, key, dflt, min, max),
     ),

@@ -3,6 +3,7 @@
 import * as cdk from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { fanoutRate, FUNCTION_NAMES, SwitchboardConfig } from './config';
+import { eventsWidgets } from './events';
 import { STAGE_NAME, TARGET_TYPES } from './names';
 import type { SwitchboardStack } from './switchboard-stack';
 
@@ -51,6 +52,8 @@ export function createDashboard(stack: SwitchboardStack, config: SwitchboardConf
       graph('Pushed by target type', byTarget('Pushed'), { width: 12 }),
     );
   }
+  // Events (docs/design.md: Events; lib/events.ts).
+  dashboard.addWidgets(...eventsWidgets(stack, graph));
   dashboard.addWidgets(
     graph('Queue depth', [
       stack.queue.metricApproximateNumberOfMessagesVisible({ period: cdk.Duration.minutes(1), label: 'queue visible' }),

@@ -9,6 +9,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { FunctionName, SwitchboardConfig } from './config';
 import { bootstrapArchitecture, ElfArchitecture } from './elf';
+import { EVENTS_TIMEOUT_SECS } from './events';
 
 /** Per-function settings that differ; everything else is shared. */
 const FUNCTION_SETTINGS: Record<FunctionName, { memory: number; timeoutSecs?: number; description: string }> = {
@@ -19,6 +20,11 @@ const FUNCTION_SETTINGS: Record<FunctionName, { memory: number; timeoutSecs?: nu
   default: { memory: 256, description: 'Switchboard: $default, answers ping / whoami / resume / refresh / unknown_action' },
   publisher: { memory: 512, description: 'Switchboard: SQS-triggered fan-out to the connections' },
   'publish-api': { memory: 256, timeoutSecs: 15, description: 'Switchboard: POST /v1/messages (validates and enqueues), receipts, presence and usage reads' },
+  events: {
+    memory: 256,
+    timeoutSecs: EVENTS_TIMEOUT_SECS,
+    description: "Switchboard: user.online / user.offline from the roster's stream and the delayed offline checks, to EventBridge",
+  },
 };
 
 /** One Rust function from its `cargo lambda` zip, with its own role and log group. */

@@ -15,5 +15,10 @@ export const USAGE_KEY_PATTERN = 'U#*';
  * grants of default, publish-api and the publisher are limited to them (`dynamodb:LeadingKeys`).
  */
 export const DEVICE_KEY_PATTERN = 'D#*';
+/**
+ * The partition keys of online items in the history table (docs/design.md: Events): `O#<tenant>`. The events
+ * function's grant is limited to them (`dynamodb:LeadingKeys`).
+ */
+export const ONLINE_KEY_PATTERN = 'O#*';
 /** The target types the EMF documents name in their `Target` dimension. */
 export const TARGET_TYPES = ['users', 'tenant', 'connections', 'broadcast'] as const;

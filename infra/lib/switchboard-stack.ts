@@ -15,6 +15,8 @@
 //   publisher ─SendMessage (continuation / retry work items, docs/design.md: Fan-out at any size)─▶ SQS queue
 //   publisher ─https, VAPID-signed (Web Push, lib/push.ts; over the internet: no VPC)─▶ push services
 //   clients ─push_subscribe / POST /v1/push/subscriptions─▶ default / publish-api ─▶ history (D#<tenant> device items)
+//   roster ─stream─▶ events ─▶ history (O#<tenant> online items), events queue (delayed offline checks) ─▶ events;
+//   events, publisher ─PutEvents─▶ EventBridge bus (archive; optional webhook rule) (lib/events.ts)
 //
 // Operations: alarms to one SNS topic (output `AlarmTopicArn`), a CloudWatch dashboard,
 // EMF metrics from the publisher and the publish API (namespace METRICS_NAMESPACE), stage
@@ -35,7 +37,8 @@
 // Here: parameters, tables, queues, the two APIs, environment wiring and outputs. Beside it:
 // functions.ts (each function, its role and log group), permissions.ts (the IAM statements),
 // alarms.ts and connect-alarms.ts (alarms, the topic), dashboard.ts, nag.ts (the cdk-nag
-// findings accepted), names.ts (names the parts share), push.ts (Web Push context and environment).
+// findings accepted), names.ts (names the parts share), push.ts (Web Push context and environment),
+// events.ts (the events function's stream and queue, the EventBridge bus, archive and webhook).
 
 import * as cdk from 'aws-cdk-lib';
 import { Validations } from 'aws-cdk-lib';
@@ -55,6 +58,7 @@ import { Construct } from 'constructs';
 import { createAlarms, createAlarmTopic } from './alarms';
 import { fanoutRate, FUNCTION_NAMES, FunctionName, SwitchboardConfig } from './config';
 import { createDashboard } from './dashboard';
+import { createEvents, EventsResources } from './events';
 import { rustFunction } from './functions';
 import { ISSUERS_FILE_PATH, stageIssuersFile } from './issuers';
 import { nagAcknowledgments } from './nag';
@@ -94,6 +98,8 @@ export class SwitchboardStack extends cdk.Stack {
   readonly webSocketStage: apigwv2.WebSocketStage;
   readonly httpApi: apigwv2.HttpApi;
   readonly functions: Record<FunctionName, lambda.Function>;
+  /** Events (docs/design.md: Events; lib/events.ts): the bus, its archive, the events queue, the stream's mapping. */
+  readonly events: EventsResources;
   readonly alarmTopic: sns.ITopic;
   readonly alarms: cloudwatch.Alarm[] = [];
   readonly dashboard: cloudwatch.Dashboard;
@@ -148,6 +154,8 @@ export class SwitchboardStack extends cdk.Stack {
       sortKey: { name: 'SK', type: dynamodb.AttributeType.STRING },
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
       timeToLiveAttribute: 'expiresAt',
+      // The events function reads every connection's INSERT and REMOVE (TTL deletions included).
+      stream: dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       encryption: dynamodb.TableEncryption.AWS_MANAGED,
       // The roster is rebuilt by reconnecting clients, but keep it on stack deletion
@@ -396,6 +404,7 @@ export class SwitchboardStack extends cdk.Stack {
     });
 
     grantLeastPrivilege(this, config);
+    this.events = createEvents(this, config.events);
 
     // ---- Alarms, one topic, dashboard -----------------------------------------------------------
     this.alarmTopic = createAlarmTopic(this, config);

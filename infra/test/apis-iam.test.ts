@@ -214,7 +214,7 @@ describe('least-privilege IAM (docs/design.md: AWS deployment)', () => {
     ]);
   });
 
-  test('publisher: consume the queue, read/clean the roster, post to this API stage only, continue, dead-letter', () => {
+  test('publisher: consume the queue, read/clean the roster, post to this API stage only, continue, dead-letter, put message.settled on the bus', () => {
     expect(statementsOf('publisher')).toEqual([
       logStatement('publisher'),
       xrayStatement,
@@ -258,6 +258,8 @@ describe('least-privilege IAM (docs/design.md: AWS deployment)', () => {
         Action: ['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:DeleteItem'],
         Resource: { 'Fn::GetAtt': [historyId(), 'Arn'] },
       },
+      // message.settled (docs/design.md: Events), on the stack's bus only.
+      { Sid: 'PutEvents', Effect: 'Allow', Action: ['events:PutEvents'], Resource: { 'Fn::GetAtt': [logicalId(built.stack.events.bus), 'Arn'] } },
     ]);
   });
 
@@ -312,6 +314,7 @@ describe('least-privilege IAM (docs/design.md: AWS deployment)', () => {
         'publisher dynamodb:BatchWriteItem',
         'publisher dynamodb:PutItem,dynamodb:GetItem,dynamodb:DeleteItem',
         'publisher dynamodb:UpdateItem',
+        `events dynamodb:UpdateItem,dynamodb:GetItem if ${JSON.stringify({ 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['O#*'] } })}`,
       ].sort(),
     );
   });
@@ -385,7 +388,7 @@ describe('least-privilege IAM (docs/design.md: AWS deployment)', () => {
       '/main/POST/@connections/*',
       '/main/POST/@connections/*',
     ]);
-    expect(withStar.filter((l) => l === '*')).toHaveLength(6); // the X-Ray statement of each function
+    expect(withStar.filter((l) => l === '*')).toHaveLength(FUNCTION_NAMES.length); // the X-Ray statement of each function
     for (const r of Object.values(resources)) {
       if (r.Type !== 'AWS::IAM::Policy') continue;
       for (const st of r.Properties.PolicyDocument.Statement) {

@@ -23,8 +23,8 @@ describe('alarms (all to one SNS topic)', () => {
   const alarmOn = (metricName: string, extra: Record<string, unknown> = {}) =>
     template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: metricName, AlarmActions: [{ Ref: topicId() }], ...extra });
 
-  test('the sixteen alarms, each notifying the stack topic', () => {
-    expect(alarms()).toHaveLength(16);
+  test('the twenty-one alarms (five about events, lib/events.ts), each notifying the stack topic', () => {
+    expect(alarms()).toHaveLength(21);
     for (const [, a] of alarms()) {
       expect(a.Properties.AlarmActions).toEqual([{ Ref: topicId() }]);
       expect(a.Properties.TreatMissingData).toBe('notBreaching');
@@ -65,7 +65,7 @@ describe('alarms (all to one SNS topic)', () => {
     t.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'ApproximateAgeOfOldestMessage', Threshold: 120 });
   });
 
-  test.each(['connect', 'disconnect', 'default', 'publisher', 'publish-api'] as FunctionName[])('%s errors > 0', (name) => {
+  test.each(['connect', 'disconnect', 'default', 'publisher', 'publish-api', 'events'] as FunctionName[])('%s errors > 0', (name) => {
     alarmOn('Errors', {
       Namespace: 'AWS/Lambda',
       Dimensions: [{ Name: 'FunctionName', Value: { Ref: fnId(name) } }],
@@ -154,7 +154,7 @@ describe('alarms (all to one SNS topic)', () => {
     const all = Object.values(json.Resources as Resources);
     expect(all.filter((r) => r.Type === 'AWS::SNS::Topic')).toHaveLength(0);
     const found = all.filter((r) => r.Type === 'AWS::CloudWatch::Alarm');
-    expect(found).toHaveLength(16);
+    expect(found).toHaveLength(21);
     for (const a of found) expect(a.Properties.AlarmActions).toEqual([topic]);
     expect(json.Outputs.AlarmTopicArn.Value).toBe(topic);
 
@@ -206,6 +206,7 @@ describe('cdk-nag (AwsSolutions)', () => {
         'Switchboard/WebSocketApi/$default-Route/Resource AwsSolutions-APIG4',
         'Switchboard/WebSocketApi/$disconnect-Route/Resource AwsSolutions-APIG4',
         'Switchboard/MainStage AwsSolutions-APIG1',
+        'Switchboard/EventsStreamFailures AwsSolutions-SQS3',
         ...FUNCTION_NAMES.map((n) => `Switchboard/${pascalName(n)}Role AwsSolutions-IAM5[Resource::*]`),
       ].sort(),
     );
@@ -255,6 +256,7 @@ describe('cdk-nag (AwsSolutions)', () => {
         'WebSocketApi/$default-Route/Resource AwsSolutions::AwsSolutions-APIG4',
         'WebSocketApi/$disconnect-Route/Resource AwsSolutions::AwsSolutions-APIG4',
         'MainStage AwsSolutions::AwsSolutions-APIG1',
+        'EventsStreamFailures AwsSolutions::AwsSolutions-SQS3',
         ...FUNCTION_NAMES.map((n) => `${pascalName(n)}Role AwsSolutions::AwsSolutions-IAM5[Resource::*]`),
       ].sort(),
     );

@@ -8,7 +8,7 @@ import { configFromContext, FUNCTION_NAMES, FunctionName } from '../lib/config';
 import { AUTHORIZER_FAILURE_PATTERNS } from '../lib/connect-alarms';
 import { SwitchboardStack } from '../lib/switchboard-stack';
 import { build, Built, fakeLambdaDir, validationReport } from './helpers';
-import { dlqId, fnId, historyId, queueId, Resources, tableId, underTest, wsApiId } from './stack-fixture';
+import { dlqId, fnId, historyId, logicalId, queueId, Resources, tableId, underTest, wsApiId } from './stack-fixture';
 
 let built: Built;
 let template: Template;
@@ -20,13 +20,14 @@ describe('resources', () => {
   test('exactly the resources docs/design.md: AWS deployment (with History and resume, Receipts, Usage) asks for', () => {
     const expected: Record<string, number> = {
       'AWS::DynamoDB::Table': 2, // roster, history
-      'AWS::SQS::Queue': 2,
-      'AWS::SQS::QueuePolicy': 2,
-      'AWS::Lambda::Function': 6,
-      'AWS::Lambda::EventSourceMapping': 1,
-      'AWS::IAM::Role': 6,
-      'AWS::IAM::Policy': 6,
-      'AWS::Logs::LogGroup': 7, // one per function, the HTTP API's access log (WebSocket access logs are opt-in)
+      // the queue and its DLQ; events (lib/events.ts): the offline checks, their DLQ, the stream's failures
+      'AWS::SQS::Queue': 5,
+      'AWS::SQS::QueuePolicy': 5,
+      'AWS::Lambda::Function': 7,
+      'AWS::Lambda::EventSourceMapping': 3, // the queue → publisher; the roster's stream and the events queue → events
+      'AWS::IAM::Role': 7,
+      'AWS::IAM::Policy': 7,
+      'AWS::Logs::LogGroup': 8, // one per function, the HTTP API's access log (WebSocket access logs are opt-in)
       'AWS::ApiGatewayV2::Api': 2,
       // $connect, $disconnect, $default; POST /v1/messages, GET /v1/messages/{id}, 2 × GET …/presence, GET …/usage,
       // POST /v1/push/subscriptions, DELETE /v1/push/subscriptions/{id}, GET /v1/push/vapid-public-key
@@ -36,11 +37,13 @@ describe('resources', () => {
       'AWS::ApiGatewayV2::Stage': 2,
       'AWS::ApiGatewayV2::RouteResponse': 1,
       'AWS::Lambda::Permission': 12, // one per WebSocket route and authorizer, one per HTTP route
-      'AWS::CloudWatch::Alarm': 16,
+      'AWS::CloudWatch::Alarm': 21,
       'AWS::Logs::MetricFilter': 3 + AUTHORIZER_FAILURE_PATTERNS.length, // key-source failures; authorizer timeouts/crashes
       'AWS::SNS::Topic': 1,
       'AWS::SNS::TopicPolicy': 1,
       'AWS::CloudWatch::Dashboard': 1,
+      'AWS::Events::EventBus': 1, // events (docs/design.md: Events): the bus and its archive; no webhook without context
+      'AWS::Events::Archive': 1,
     };
     const counts: Record<string, number> = {};
     for (const r of Object.values(resources)) counts[r.Type] = (counts[r.Type] ?? 0) + 1;
@@ -255,7 +258,7 @@ describe('functions', () => {
     ]);
   });
 
-  test('timeouts: 10 s for the WebSocket hooks, 28 s for default (under the 29 s integration timeout), 15 s publish-api', () => {
+  test('timeouts: 10 s for the WebSocket hooks, 28 s for default (under the 29 s integration timeout), 15 s publish-api, 30 s events', () => {
     const timeout = (n: FunctionName) => resources[fnId(n)].Properties.Timeout;
     expect(FUNCTION_NAMES.map((n) => [n, timeout(n)])).toEqual([
       ['authorizer', 10],
@@ -264,14 +267,15 @@ describe('functions', () => {
       ['default', 28],
       ['publisher', 60],
       ['publish-api', 15],
+      ['events', 30],
     ]);
   });
 
   test('every function has its own asset and its own role', () => {
     const keys = FUNCTION_NAMES.map((n) => resources[fnId(n)].Properties.Code.S3Key);
     const roles = FUNCTION_NAMES.map((n) => resources[fnId(n)].Properties.Role['Fn::GetAtt'][0]);
-    expect(new Set(keys).size).toBe(6);
-    expect(new Set(roles).size).toBe(6);
+    expect(new Set(keys).size).toBe(7);
+    expect(new Set(roles).size).toBe(7);
   });
 
   test('-c tracing=false turns X-Ray off and drops its IAM statement', () => {
@@ -286,7 +290,7 @@ describe('functions', () => {
     const t = build({ architecture: 'arm64' }).stack;
     const json = Template.fromStack(t).toJSON();
     const fns = Object.values(json.Resources as Resources).filter((r) => r.Type === 'AWS::Lambda::Function');
-    expect(fns).toHaveLength(6);
+    expect(fns).toHaveLength(7);
     for (const f of fns) expect(f.Properties.Architectures).toEqual(['arm64']);
   });
 
@@ -355,6 +359,16 @@ describe('functions', () => {
       FANOUT_SHARD_SIZE: '1000',
       GONE_GRACE_SECS: '30',
       FANOUT_RATE: '500',
+      EVENT_BUS_NAME: { Ref: logicalId(built.stack.events.bus) },
+      ...metrics,
+    });
+    // docs/design.md: Events; lib/events.ts.
+    expect(env('events')).toEqual({
+      ...log,
+      HISTORY_TABLE: { Ref: historyId() },
+      EVENT_BUS_NAME: { Ref: logicalId(built.stack.events.bus) },
+      EVENTS_QUEUE_URL: { Ref: logicalId(built.stack.events.queue) },
+      EVENTS_OFFLINE_DELAY_SECS: '3',
       ...metrics,
     });
   });
