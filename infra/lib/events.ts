@@ -236,6 +236,11 @@ export function createEvents(stack: SwitchboardStack, settings: EventsSettings):
   for (const s of statements) fn.addToRolePolicy(s);
   fns.publisher.addToRolePolicy(new iam.PolicyStatement({ sid: 'PutEvents', actions: ['events:PutEvents'], resources: [bus.eventBusArn] }));
 
+  // What rules, replays and consumers need (infra/README.md: Events).
+  new cdk.CfnOutput(stack, 'EventBusName', { description: 'EventBridge bus of the events (EVENT_BUS_NAME): put your rules on it', value: bus.eventBusName });
+  new cdk.CfnOutput(stack, 'EventBusArn', { description: 'EventBridge bus of the events: the Destination of a replay', value: bus.eventBusArn });
+  new cdk.CfnOutput(stack, 'EventArchiveArn', { description: 'Archive of the events: the EventSourceArn of a replay', value: archive.archiveArn });
+
   Validations.of(streamFailures).acknowledge({
     id: 'AwsSolutions::AwsSolutions-SQS3',
     reason:

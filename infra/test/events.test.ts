@@ -144,6 +144,13 @@ describe('the bus and its archive', () => {
     expect(retention('0')).toBe(0); // EventBridge: 0 keeps the events indefinitely
     expect(() => build({ eventsArchiveDays: '-1' })).toThrow(/context eventsArchiveDays/);
   });
+
+  test('outputs: the bus name and ARN, the archive ARN (rules, replays)', () => {
+    const outputs = underTest().template.toJSON().Outputs;
+    expect(outputs.EventBusName.Value).toEqual({ Ref: logicalId(ev().bus) });
+    expect(outputs.EventBusArn.Value).toEqual(arn(logicalId(ev().bus)));
+    expect(outputs.EventArchiveArn.Value).toEqual(arn(logicalId(ev().archive)));
+  });
 });
 
 describe('grants (least privilege)', () => {
