@@ -17,6 +17,7 @@
 //! - [`events`]: `user.online`/`user.offline`/`message.settled`: the `EventSink` port,
 //!   presence events with the offline delay.
 //! - [`online`]: the `OnlineStore` port (each user's live connections and version).
+//! - [`leases`]: the `LeaseStore` port (which `serve` processes sharing a roster are alive).
 //! - [`publisher`]: target resolution, bounded fan-out with retries, batch results.
 //! - [`testkit`] (tests and the `testkit` feature): scripted poster, recording queues.
 
@@ -27,6 +28,7 @@ pub mod devices;
 pub mod events;
 pub mod history;
 pub mod http;
+pub mod leases;
 pub mod online;
 pub mod poster;
 pub mod presence;

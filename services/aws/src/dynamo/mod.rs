@@ -1,8 +1,8 @@
 //! The DynamoDB adapters, and what they share: the roster on its own table (`roster.rs`:
 //! [`DynamoRosterStore`], with the key layout and item mapping in `item.rs` and counts in
 //! `count.rs`), and on the history table the history, receipts, usage, work log, Web
-//! Push devices and online state (`history.rs`, `receipts.rs`, `usage.rs`, `worklog.rs`,
-//! `devices.rs`, `online.rs`);
+//! Push devices, online state and `serve` leases (`history.rs`, `receipts.rs`, `usage.rs`,
+//! `worklog.rs`, `devices.rs`, `online.rs`, `leases.rs`);
 //! tables are made in `table.rs`. Shared here: batch writes with retried unprocessed items,
 //! their backoff, the mapping of SDK failures, and page continuations (`continuation.rs`).
 
@@ -10,6 +10,7 @@ mod continuation;
 mod devices;
 mod history;
 mod item;
+mod leases;
 mod online;
 mod receipts;
 mod roster;
@@ -34,6 +35,7 @@ pub use item::{
     primary_key, record_to_item, tenant_key, user_key, BY_USER_INDEX, GSI1PK, GSI1SK, PK, SK,
     TOKEN_EXPIRES_AT, TTL_ATTRIBUTE,
 };
+pub use leases::{DynamoLeaseStore, LEASE_PK};
 pub use online::{DynamoOnlineStore, ONLINE_PREFIX};
 pub use receipts::{DynamoReceiptStore, RECEIPT_SK};
 pub use roster::{DynamoRosterStore, LookupStats, BATCH_GET_LIMIT, USER_QUERY_CONCURRENCY};
