@@ -45,6 +45,15 @@ pub struct Metrics {
     // Listeners (serve/http_server.rs): open HTTP connections and those refused at accept.
     pub listener_connections: Family<ListenerLabel, Gauge>,
     pub listener_connections_refused: Family<ListenerReasonLabel, Counter>,
+    // Events (serve/webhooks): taken by the sink, by type; deliveries by result; queued.
+    pub events: Family<TypeLabel, Counter>,
+    pub webhook_deliveries: Family<ResultLabel, Counter>,
+    pub webhook_queue_events: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TypeLabel {
+    pub r#type: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -200,8 +209,29 @@ impl Metrics {
             "TCP connections closed at accept, by listener and reason (listener_max: LISTENER_MAX_CONNECTIONS; address_max: LISTENER_MAX_CONNECTIONS_PER_ADDRESS)",
             listener_connections_refused.clone(),
         );
+        let events = Family::<TypeLabel, Counter>::default();
+        registry.register(
+            "events",
+            "Events given to the webhook sink, by type (user.online, user.offline, message.settled)",
+            events.clone(),
+        );
+        let webhook_deliveries = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "webhook_deliveries",
+            "Webhook events by result (delivered: 2xx; retried: an attempt failed, retried later; expired: not delivered within WEBHOOK_RETRY_HOURS; disabled: dropped because the endpoint answered 410; dropped: refused by the full queue or the tenant's share of it)",
+            webhook_deliveries.clone(),
+        );
+        let webhook_queue_events = Gauge::default();
+        registry.register(
+            "webhook_queue_events",
+            "Webhook events waiting or in flight (WEBHOOK_QUEUE_CAPACITY at most)",
+            webhook_queue_events.clone(),
+        );
         Self {
             registry,
+            events,
+            webhook_deliveries,
+            webhook_queue_events,
             listener_connections,
             listener_connections_refused,
             connections_closed,
@@ -239,6 +269,21 @@ impl Metrics {
         self.listener_connections_refused
             .get_or_create(&ListenerReasonLabel { listener, reason })
             .inc();
+    }
+
+    /// Counts an event given to the webhook sink.
+    pub fn count_event(&self, r#type: &'static str) {
+        self.events.get_or_create(&TypeLabel { r#type }).inc();
+    }
+
+    /// Counts `count` webhook events of `result` (delivered, retried, expired, disabled,
+    /// dropped).
+    pub fn count_webhook_delivery(&self, result: &'static str, count: u64) {
+        if count > 0 {
+            self.webhook_deliveries
+                .get_or_create(&ResultLabel { result })
+                .inc_by(count);
+        }
     }
 
     /// Records one processed message.
@@ -315,6 +360,24 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line} in {text}");
         }
+    }
+
+    #[test]
+    fn events_and_webhook_deliveries_are_exported() {
+        let metrics = Metrics::new();
+        metrics.count_event("user.online");
+        metrics.count_webhook_delivery("delivered", 2);
+        metrics.count_webhook_delivery("expired", 0);
+        metrics.webhook_queue_events.set(3);
+        let text = metrics.render();
+        for line in [
+            r#"switchboard_events_total{type="user.online"} 1"#,
+            r#"switchboard_webhook_deliveries_total{result="delivered"} 2"#,
+            "switchboard_webhook_queue_events 3",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        assert!(!text.contains(r#"result="expired""#), "{text}");
     }
 
     #[test]
