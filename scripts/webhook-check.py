@@ -98,6 +98,10 @@ class Recorder:
         while time.monotonic() < deadline:
             with self.lock:
                 for request in self.requests:
+                    check(
+                        not isinstance(request["own"], Exception),
+                        f"a {request['type']} delivery did not verify with standardwebhooks: {request['own']!r}",
+                    )
                     if request["at"] >= since and request["type"] == kind:
                         return request
             time.sleep(0.05)
