@@ -7,6 +7,8 @@
 //! - [`connect`], [`disconnect`], [`default`]: the WebSocket routes `$connect`,
 //!   `$disconnect`, `$default`, sharing [`websocket`] (event, identity, response).
 //! - [`publisher`]: the SQS-triggered publisher (partial batch responses).
+//! - [`events`]: `user.online` / `user.offline` to EventBridge from the roster table's
+//!   stream and the delayed offline checks (partial batch responses).
 //! - [`publish_api`]: the HTTP publish API, the core's router under `lambda_http`.
 //! - [`push`]: Web Push from the environment (the publisher sends, `default` and
 //!   `publish-api` register devices).
@@ -20,6 +22,7 @@ pub mod connect;
 pub mod default;
 pub mod disconnect;
 pub mod emf;
+pub mod events;
 pub mod publish_api;
 pub mod publisher;
 pub mod push;

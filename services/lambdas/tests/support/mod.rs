@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub mod eventbridge;
 pub mod sdk;
 use sdk::sdk;
 

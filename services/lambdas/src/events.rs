@@ -1,0 +1,461 @@
+//! The events function (`docs/design.md`, "Events"): `user.online` and `user.offline` on
+//! AWS, from two inputs, told apart by their records' `eventSource`:
+//!
+//! - `aws:dynamodb`: a batch of the roster table's stream (`NEW_AND_OLD_IMAGES`). `INSERT`
+//!   of a connection → [`PresenceEvents::connected`] (`user.online` to EventBridge);
+//!   `REMOVE` (a `$disconnect`, a sweep, or the Time to Live process) →
+//!   [`PresenceEvents::disconnected`], and when the user has no connection left an
+//!   [`OfflineCheck`] sent to `EVENTS_QUEUE_URL` with `DelaySeconds` =
+//!   `EVENTS_OFFLINE_DELAY_SECS`; `MODIFY` is ignored. An item that is not a connection
+//!   (another writer's) is skipped, logged and counted; it never fails the batch.
+//! - `aws:sqs`: those checks once the delay has passed → [`PresenceEvents::check_offline`]
+//!   (`user.offline` iff nothing changed meanwhile).
+//!
+//! Every step is idempotent (the online store's conditional writes, deterministic event
+//! ids), so a redelivered record or message changes nothing and at most repeats an event
+//! with the same id. One step needs more than the online store for that: an `INSERT`
+//! delivered again after its connection's `REMOVE` was applied (a whole batch retried after
+//! a timeout) would add the connection back. So an `INSERT` counts only while the
+//! connection's roster item still exists ([`RosterCheck`], a consistent read; connection
+//! ids are never reused): a connection that is gone when its `INSERT` is handled (a replay,
+//! or one that lived less than the stream's lag) announces nothing, and its `REMOVE` then
+//! finds nothing to remove. The answer is a partial batch response (`ReportBatchItemFailures` on
+//! both event source mappings): SQS gets the failed messages' `messageId`s; the stream the
+//! `SequenceNumber` of the first record that failed and of every record after it, which
+//! are not attempted (Lambda retries from the lowest sequence number reported, so the
+//! records of a shard stay in order: a user's `REMOVE` never runs before the `INSERT` that
+//! preceded it; <https://docs.aws.amazon.com/lambda/latest/dg/services-ddb-batchfailurereporting.html>).
+//!
+//! One EMF document per invocation (`Target` `stream` or `offline`): `Online`, `Offline`
+//! (events put), `EventsPut`, `EventsFailed` (events EventBridge did not take), `Skipped`
+//! (records that are no connection, checks that do not parse), `ItemFailures` (records or
+//! messages handed back for a retry).
+
+mod stream;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::sqs::SqsEvent;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use switchboard_aws::config::{dynamodb_client_from, validate_endpoint, with_store_timeouts};
+use switchboard_aws::dynamo::{primary_key, DynamoOnlineStore, PK};
+use switchboard_aws::{load_sdk_config, DynamoConfig, EventBridgeSink, LocalDefaults, SqsQueue};
+use switchboard_core::config::{optional, required, ConfigError};
+use switchboard_core::events::presence::PresenceError;
+use switchboard_core::events::{
+    EventError, OfflineCheck, PresenceEvents, DEFAULT_OFFLINE_DELAY_SECS, MAX_OFFLINE_DELAY_SECS,
+};
+use switchboard_core::history::HistoryConfig;
+use switchboard_core::queue::{MessageQueue, QueueError};
+use switchboard_model::{ConnectionId, TenantId};
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+use crate::emf::{Metrics, Unit};
+use crate::publish_api::StartupError;
+
+pub use stream::{StreamChange, StreamRecord, UserIdentity};
+
+/// The `eventSource` of a DynamoDB Streams record.
+pub const STREAM_SOURCE: &str = "aws:dynamodb";
+/// The `eventSource` of an SQS record.
+pub const SQS_SOURCE: &str = "aws:sqs";
+/// A record is only started with at least this much of the invocation left (its steps are
+/// each bounded by the store and `PutEvents` timeouts); the rest are handed back.
+pub const RECORD_BUDGET: Duration = Duration::from_secs(5);
+/// Longest `EVENT_BUS_NAME`: an event bus ARN.
+const MAX_BUS_NAME_CHARS: usize = 1_600;
+
+/// `EVENT_BUS_NAME`: the EventBridge bus events go to (a name or an ARN); `None`: unset,
+/// no events (the publisher's `message.settled`).
+pub fn event_bus_name(
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<String>, ConfigError> {
+    let Some(name) = optional::<String>(lookup, "EVENT_BUS_NAME")? else {
+        return Ok(None);
+    };
+    let valid = name.chars().count() <= MAX_BUS_NAME_CHARS
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/' | ':'));
+    if !valid {
+        return Err(ConfigError::Invalid {
+            name: "EVENT_BUS_NAME",
+            value: name,
+            reason: "an event bus name (A-Z a-z 0-9 . - _ /) or ARN".into(),
+        });
+    }
+    Ok(Some(name))
+}
+
+/// `EVENTS_OFFLINE_DELAY_SECS`: how long a user has had no connection before
+/// `user.offline` (default 3, at most 900: SQS's largest `DelaySeconds`).
+pub fn offline_delay(lookup: &impl Fn(&str) -> Option<String>) -> Result<Duration, ConfigError> {
+    let seconds =
+        optional::<u64>(lookup, "EVENTS_OFFLINE_DELAY_SECS")?.unwrap_or(DEFAULT_OFFLINE_DELAY_SECS);
+    if seconds > MAX_OFFLINE_DELAY_SECS {
+        return Err(ConfigError::Invalid {
+            name: "EVENTS_OFFLINE_DELAY_SECS",
+            value: seconds.to_string(),
+            reason: format!("must be between 0 and {MAX_OFFLINE_DELAY_SECS}"),
+        });
+    }
+    Ok(Duration::from_secs(seconds))
+}
+
+/// The events function's settings, read once at init.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventsSettings {
+    /// `EVENT_BUS_NAME` (required here).
+    pub bus_name: String,
+    /// `EVENTS_QUEUE_URL`: the queue of offline checks, which also triggers this function
+    /// (required).
+    pub queue_url: String,
+    /// `EVENTS_OFFLINE_DELAY_SECS`.
+    pub offline_delay: Duration,
+}
+
+impl EventsSettings {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let bus_name = event_bus_name(&lookup)?.ok_or(ConfigError::Missing("EVENT_BUS_NAME"))?;
+        let queue_url: String = required(&lookup, "EVENTS_QUEUE_URL")?;
+        Ok(Self {
+            bus_name,
+            queue_url: validate_endpoint("EVENTS_QUEUE_URL", &queue_url)?,
+            offline_delay: offline_delay(&lookup)?,
+        })
+    }
+}
+
+/// Whether a connection's roster item exists: one consistent `GetItem` on the roster
+/// table (`ROSTER_TABLE`), key only.
+#[derive(Debug, Clone)]
+pub struct RosterCheck {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl RosterCheck {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub async fn exists(
+        &self,
+        tenant: &TenantId,
+        connection: &ConnectionId,
+    ) -> Result<bool, StepError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(primary_key(tenant, connection)))
+            .projection_expression("#pk")
+            .expression_attribute_names("#pk", PK)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StepError::Roster(format!("GetItem: {}", DisplayErrorContext(&e))))?;
+        Ok(output.item.is_some())
+    }
+}
+
+/// The function's dependencies: the presence steps (the online store on the history
+/// table, EventBridge), the roster check and the queue of offline checks.
+pub struct EventsFunction {
+    pub presence: PresenceEvents,
+    pub roster: RosterCheck,
+    pub checks: Arc<dyn MessageQueue>,
+    pub offline_delay: Duration,
+}
+
+/// Builds the function from the environment: `ROSTER_TABLE`, `HISTORY_TABLE` (the online items),
+/// `EVENT_BUS_NAME`, `EVENTS_QUEUE_URL`, `EVENTS_OFFLINE_DELAY_SECS`, `DYNAMODB_ENDPOINT`,
+/// `METRICS_NAMESPACE`. A missing or invalid variable is an error naming it.
+pub async fn build(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<(EventsFunction, Metrics), StartupError> {
+    let dynamo = DynamoConfig::from_lookup(&lookup)?;
+    let history = HistoryConfig::from_lookup(&lookup)?;
+    let settings = EventsSettings::from_lookup(&lookup)?;
+    let metrics = Metrics::from_lookup(&lookup)?;
+    let sdk = with_store_timeouts(&load_sdk_config(LocalDefaults::NONE).await);
+    let dynamo_sdk = with_store_timeouts(&load_sdk_config(dynamo.local).await);
+    let client = dynamodb_client_from(&dynamo_sdk, dynamo.endpoint.as_deref());
+    tracing::info!(
+        roster_table = %dynamo.table,
+        history_table = %history.table,
+        bus = %settings.bus_name,
+        queue_url = %settings.queue_url,
+        offline_delay_secs = settings.offline_delay.as_secs(),
+        metrics_namespace = metrics.namespace(),
+        "events function ready"
+    );
+    let function = EventsFunction {
+        presence: PresenceEvents::new(
+            Arc::new(DynamoOnlineStore::new(client.clone(), history.table)),
+            Arc::new(EventBridgeSink::from_sdk_config(&sdk, settings.bus_name)),
+        ),
+        roster: RosterCheck::new(client, dynamo.table),
+        checks: Arc::new(SqsQueue::from_sdk_config(&sdk, settings.queue_url)),
+        offline_delay: settings.offline_delay,
+    };
+    Ok((function, metrics))
+}
+
+/// One record or message handed back for a retry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemFailure {
+    pub item_identifier: String,
+}
+
+/// The partial batch response, the same shape for a stream and a queue.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchResponse {
+    pub batch_item_failures: Vec<ItemFailure>,
+}
+
+/// The batch is neither a DynamoDB Streams nor an SQS batch.
+#[derive(Debug, thiserror::Error)]
+#[error("events function input: {0}")]
+pub struct InputError(String);
+
+/// What one invocation did (its EMF document).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub online: u32,
+    pub offline: u32,
+    pub events_put: u32,
+    pub events_failed: u32,
+    pub skipped: u32,
+    pub item_failures: u32,
+}
+
+/// Why one record or message must be retried.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error(transparent)]
+    Presence(#[from] PresenceError),
+    #[error("roster table unavailable: {0}")]
+    Roster(String),
+    #[error("offline check not queued: {0}")]
+    Queue(#[from] QueueError),
+}
+
+impl Counts {
+    fn emitted(&mut self, kind: fn(&mut Self) -> &mut u32) {
+        *kind(self) += 1;
+        self.events_put += 1;
+    }
+
+    fn failed(&mut self, error: &StepError) {
+        if let StepError::Presence(PresenceError::Sink(error)) = error {
+            let lost = match error {
+                EventError::Unavailable { failed, .. } => *failed,
+                EventError::Full { dropped } => *dropped,
+            };
+            self.events_failed += u32::try_from(lost).unwrap_or(u32::MAX);
+        }
+    }
+}
+
+fn left(deadline: Option<Instant>) -> bool {
+    deadline
+        .is_none_or(|deadline| deadline.saturating_duration_since(Instant::now()) >= RECORD_BUDGET)
+}
+
+impl EventsFunction {
+    /// One invocation: dispatches on the records' `eventSource` and writes one EMF
+    /// document. An empty batch answers no failures; any other input is an error.
+    pub async fn handle(
+        &self,
+        metrics: &Metrics,
+        payload: &Value,
+        deadline: Option<Instant>,
+    ) -> Result<BatchResponse, InputError> {
+        let records = payload
+            .get("Records")
+            .and_then(Value::as_array)
+            .ok_or_else(|| InputError("no Records".into()))?;
+        let Some(first) = records.first() else {
+            return Ok(BatchResponse::default());
+        };
+        let mut counts = Counts::default();
+        let (target, failures) = match first.get("eventSource").and_then(Value::as_str) {
+            Some(STREAM_SOURCE) => ("stream", self.stream(records, deadline, &mut counts).await),
+            Some(SQS_SOURCE) => {
+                let batch: SqsEvent = serde_json::from_value(payload.clone())
+                    .map_err(|e| InputError(format!("an SQS batch that does not parse: {e}")))?;
+                ("offline", self.offline(&batch, deadline, &mut counts).await)
+            }
+            other => return Err(InputError(format!("unknown eventSource {other:?}"))),
+        };
+        counts.item_failures = u32::try_from(failures.len()).unwrap_or(u32::MAX);
+        metrics.emit(
+            &metrics
+                .document(target, None)
+                .metric("Online", Unit::Count, f64::from(counts.online))
+                .metric("Offline", Unit::Count, f64::from(counts.offline))
+                .metric("EventsPut", Unit::Count, f64::from(counts.events_put))
+                .metric("EventsFailed", Unit::Count, f64::from(counts.events_failed))
+                .metric("Skipped", Unit::Count, f64::from(counts.skipped))
+                .metric("ItemFailures", Unit::Count, f64::from(counts.item_failures))
+                .property("records", records.len()),
+        );
+        Ok(BatchResponse {
+            batch_item_failures: failures
+                .into_iter()
+                .map(|item_identifier| ItemFailure { item_identifier })
+                .collect(),
+        })
+    }
+
+    /// A stream batch, in order; answers the sequence numbers to hand back: from the first
+    /// record that failed (or found too little time left) to the end.
+    async fn stream(
+        &self,
+        records: &[Value],
+        deadline: Option<Instant>,
+        counts: &mut Counts,
+    ) -> Vec<String> {
+        let mut failures = Vec::new();
+        for raw in records {
+            let Some(sequence) = stream::sequence_number(raw) else {
+                tracing::warn!("skipped a stream record without a SequenceNumber");
+                counts.skipped += 1;
+                continue;
+            };
+            if !failures.is_empty() || !left(deadline) {
+                failures.push(sequence.to_string());
+                continue;
+            }
+            let record: StreamRecord = match serde_json::from_value(raw.clone()) {
+                Ok(record) => record,
+                Err(error) => {
+                    tracing::warn!(sequence, %error, "skipped a stream record that does not parse");
+                    counts.skipped += 1;
+                    continue;
+                }
+            };
+            if let Err(error) = self.apply(&record, counts).await {
+                tracing::warn!(
+                    sequence,
+                    event = %record.event_name,
+                    %error,
+                    "stream record failed: it and the rest of the batch are handed back"
+                );
+                counts.failed(&error);
+                failures.push(sequence.to_string());
+            }
+        }
+        failures
+    }
+
+    /// One stream record.
+    async fn apply(&self, record: &StreamRecord, counts: &mut Counts) -> Result<(), StepError> {
+        let change = &record.dynamodb;
+        let image = match record.event_name.as_str() {
+            "INSERT" => change.new_image.as_ref(),
+            "REMOVE" => change.old_image.as_ref(),
+            _ => return Ok(()),
+        };
+        let connection = match stream::connection(image) {
+            Ok(connection) => connection,
+            Err(error) => {
+                tracing::warn!(
+                    sequence = %change.sequence_number,
+                    event = %record.event_name,
+                    %error,
+                    "skipped a stream record that is not a connection"
+                );
+                counts.skipped += 1;
+                return Ok(());
+            }
+        };
+        let (tenant, user, id) = (
+            &connection.tenant,
+            &connection.user,
+            &connection.connection_id,
+        );
+        if record.event_name == "INSERT" {
+            if !self.roster.exists(tenant, id).await? {
+                tracing::info!(
+                    sequence = %change.sequence_number,
+                    %tenant,
+                    %user,
+                    "skipped an INSERT whose connection is gone (a replay, or a short connection)"
+                );
+                return Ok(());
+            }
+            let at = record.changed_at().unwrap_or_else(OffsetDateTime::now_utc);
+            if self
+                .presence
+                .connected(tenant, user, id, at)
+                .await?
+                .is_some()
+            {
+                counts.emitted(|c| &mut c.online);
+            }
+            return Ok(());
+        }
+        let Some(check) = self.presence.disconnected(tenant, user, id).await? else {
+            return Ok(());
+        };
+        let body = serde_json::to_string(&check).unwrap_or_default();
+        let check_id = format!("offline:{}:{}:{}", check.tenant, check.user, check.version);
+        self.checks
+            .enqueue_delayed(&check_id, &body, self.offline_delay)
+            .await?;
+        tracing::debug!(%tenant, %user, version = check.version, ttl = record.by_ttl(), "offline check queued");
+        Ok(())
+    }
+
+    /// An SQS batch of offline checks; answers the `messageId`s to hand back.
+    async fn offline(
+        &self,
+        batch: &SqsEvent,
+        deadline: Option<Instant>,
+        counts: &mut Counts,
+    ) -> Vec<String> {
+        let mut failures = Vec::new();
+        for message in &batch.records {
+            let id = message.message_id.clone().unwrap_or_default();
+            if !left(deadline) {
+                failures.push(id);
+                continue;
+            }
+            let body = message.body.as_deref().unwrap_or_default();
+            let check: OfflineCheck = match serde_json::from_str(body) {
+                Ok(check) => check,
+                Err(error) => {
+                    tracing::warn!(message_id = %id, %error, "skipped a message that is not an offline check");
+                    counts.skipped += 1;
+                    continue;
+                }
+            };
+            match self
+                .presence
+                .check_offline(&check, OffsetDateTime::now_utc())
+                .await
+            {
+                Ok(Some(_)) => counts.emitted(|c| &mut c.offline),
+                Ok(None) => {}
+                Err(error) => {
+                    let error = StepError::from(error);
+                    tracing::warn!(message_id = %id, %error, "offline check failed: handed back");
+                    counts.failed(&error);
+                    failures.push(id);
+                }
+            }
+        }
+        failures
+    }
+}
