@@ -4,6 +4,7 @@
 //! One document per event: the publisher writes one per message
 //! ([`Metrics::message_report`]: `Messages`, `Matched`, `Delivered`, `Gone`, `Failed`,
 //! `Pushed`, `PushFailed`, `DevicesPruned` (Web Push sends), `Retries`, `Throttled`,
+//! `EventsPut` and `EventsFailed` (`message.settled` emitted, or not, to EventBridge),
 //! `FanoutDuration`), the publish API one per request
 //! ([`Metrics::publish_request`]: `Requests`, `Accepted`, `ClientErrors`, `ServerErrors`,
 //! `Latency`). The one dimension is `Target`, the target *type* (`users`, `tenant`, …):
@@ -371,6 +372,8 @@ impl Metrics {
                 Unit::Count,
                 f64::from(report.work_log_errors),
             )
+            .metric("EventsPut", Unit::Count, f64::from(report.events))
+            .metric("EventsFailed", Unit::Count, f64::from(report.event_errors))
             .metric(
                 "FanoutDuration",
                 Unit::Milliseconds,

@@ -2,11 +2,18 @@
 //! there ([`Unit`], and a named [`Progress`] for each way a unit ends), and the write
 //! itself ([`Publisher::record`]), whose failure is logged and counted, never retried by
 //! redelivering the message: receipts are reports (`docs/design.md`, "Receipts").
+//!
+//! The write that makes a receipt final also emits `message.settled` with the receipt's
+//! JSON when events are on ([`Publisher::with_events`]; `docs/design.md`, "Events").
+
+use std::sync::Arc;
 
 use switchboard_model::Target;
+use time::OffsetDateTime;
 
-use super::{MessageReport, Origin, Publisher, TargetKind, WorkItem};
-use crate::receipts::{Progress, ReceiptKey, Terminal};
+use super::{MessageReport, Origin, Publisher, TargetKind, WorkItem, STORE_OPERATION_TIMEOUT};
+use crate::events::{Event, EventSink};
+use crate::receipts::{Progress, Receipt, ReceiptKey, Terminal};
 
 /// The receipt one unit of work reports to: its key, and the target when known (the
 /// message itself; work items carry only the tenant).
@@ -120,7 +127,26 @@ impl Progress {
     }
 }
 
+impl Progress {
+    /// Whether this progress, recorded into `receipt` (the totals it answered), settled
+    /// the message: the answer is final (the message itself is done, `started`, and no
+    /// work item is outstanding, `pending <= 0`), and this write is one that can make it
+    /// so (it set `started` or lowered `pending`). Any other write (a pending count going
+    /// up, part of a message dead-lettered while the rest runs on) never settles, so of a
+    /// message's writes exactly one settles it when the counts are whole.
+    pub(super) fn settles(&self, receipt: &Receipt) -> bool {
+        receipt.started && receipt.pending <= 0 && (self.started || self.pending < 0)
+    }
+}
+
 impl Publisher {
+    /// Emits `message.settled` to `sink` when a message's receipt becomes final (receipts
+    /// must be on: the event is the receipt). Nothing is emitted by default.
+    pub fn with_events(mut self, sink: Arc<dyn EventSink>) -> Self {
+        self.events = Some(sink);
+        self
+    }
+
     /// The receipt of a published message (none with receipts off).
     pub(super) fn track_message<'a>(&self, target: &'a Target, id: &str) -> Option<Track<'a>> {
         self.receipts.is_some().then(|| Track {
@@ -154,16 +180,52 @@ impl Publisher {
             .record(&track.key, &receipts.seed(track.target), &progress)
             .await
         {
-            Ok(receipt) => tracing::debug!(
-                id = %track.key.id,
-                status = receipt.status().as_str(),
-                pending = receipt.pending,
-                "receipt updated"
-            ),
+            Ok(receipt) => {
+                tracing::debug!(
+                    id = %track.key.id,
+                    status = receipt.status().as_str(),
+                    pending = receipt.pending,
+                    "receipt updated"
+                );
+                if progress.settles(&receipt) {
+                    self.settled(&track.key, &receipt, report).await;
+                }
+            }
             Err(error) => {
                 report.receipt_errors += 1;
                 tracing::warn!(id = %track.key.id, %error, "receipt not updated");
             }
         }
+    }
+}
+
+impl Publisher {
+    /// Emits `message.settled` for the final `receipt` of `key` (events on). A failure or
+    /// a sink that takes longer than a store operation is logged and counted in `report`;
+    /// it never changes what happens to the message.
+    async fn settled(&self, key: &ReceiptKey, receipt: &Receipt, report: &mut MessageReport) {
+        let Some(sink) = &self.events else {
+            return;
+        };
+        let now = OffsetDateTime::now_utc();
+        let event = Event::message_settled(key.tenant.as_ref(), &key.id, receipt.to_json(), now);
+        let event_id = event.id.clone();
+        let error =
+            match tokio::time::timeout(STORE_OPERATION_TIMEOUT, sink.emit(vec![event])).await {
+                Ok(Ok(())) => {
+                    report.events += 1;
+                    return;
+                }
+                Ok(Err(error)) => error.to_string(),
+                Err(_) => format!("no answer within {STORE_OPERATION_TIMEOUT:?}"),
+            };
+        report.event_errors += 1;
+        tracing::warn!(
+            id = %key.id,
+            event = %event_id,
+            status = receipt.status().as_str(),
+            %error,
+            "message.settled not emitted"
+        );
     }
 }

@@ -53,6 +53,10 @@
 //!   reaches its users with no live connection through their devices (`push.rs`: the
 //!   sends run in device-page and sends items of their own, so no unit that posts waits
 //!   for one; docs/design.md: Web Push).
+//! - With events on ([`Publisher::with_events`]; receipts on too), the receipt write that
+//!   makes a message's receipt final emits `message.settled` with the receipt's JSON
+//!   (`ledger.rs`; docs/design.md, "Events"). A failed emission is logged and counted
+//!   (`event_errors`), never changes what happens to the message.
 //! - One structured log line per message or work item (id, target, counts, duration).
 
 mod config;
@@ -123,6 +127,8 @@ pub struct Publisher {
     usage: Option<crate::usage::Usage>,
     /// Where devices are kept and how notifications go out (`None`: push off).
     push: Option<crate::webpush::WebPush>,
+    /// Where `message.settled` goes (`None`: no events).
+    events: Option<Arc<dyn crate::events::EventSink>>,
     config: PublisherConfig,
 }
 
@@ -155,6 +161,7 @@ impl Publisher {
             work_log: Arc::new(MemoryWorkLog::default()),
             usage: None,
             push: None,
+            events: None,
             config,
         }
     }

@@ -77,6 +77,11 @@ pub struct MessageReport {
     pub work_item: bool,
     /// Receipt writes that failed (logged; delivery goes on: receipts are reports).
     pub receipt_errors: u32,
+    /// `message.settled` events emitted (this unit's receipt write made the receipt final).
+    pub events: u32,
+    /// `message.settled` emissions that failed (logged; delivery goes on: events are
+    /// reports).
+    pub event_errors: u32,
     /// Work-log writes that failed after the unit ran (logged: a later copy of it would
     /// run again).
     pub work_log_errors: u32,
@@ -112,6 +117,8 @@ impl MessageReport {
             expired_tokens: 0,
             work_item: false,
             receipt_errors: 0,
+            events: 0,
+            event_errors: 0,
             work_log_errors: 0,
             hops: 0,
             runaway: false,
@@ -145,6 +152,8 @@ impl MessageReport {
                     expired_tokens = self.expired_tokens,
                     work_item = self.work_item,
                     receipt_errors = self.receipt_errors,
+                    events = self.events,
+                    event_errors = self.event_errors,
                     work_log_errors = self.work_log_errors,
                     hops = self.hops,
                     runaway = self.runaway,

@@ -31,6 +31,8 @@ fn report() -> MessageReport {
         expired_tokens: 4,
         work_item: false,
         receipt_errors: 0,
+        events: 1,
+        event_errors: 2,
         work_log_errors: 1,
         hops: 3,
         runaway: true,
@@ -67,6 +69,8 @@ fn a_message_report_is_one_valid_emf_line_dimensioned_by_target_type() {
         ("Duplicates", 0.0),
         ("RunawayChains", 1.0),
         ("WorkLogErrors", 1.0),
+        ("EventsPut", 1.0),
+        ("EventsFailed", 2.0),
         ("FanoutDuration", 12.5),
     ] {
         assert_eq!(doc[name].as_f64(), Some(value), "{name}");
@@ -80,6 +84,35 @@ fn a_message_report_is_one_valid_emf_line_dimensioned_by_target_type() {
         .map(|m| m["Unit"].as_str().unwrap())
         .collect();
     assert_eq!(units.iter().filter(|u| **u == "Milliseconds").count(), 1);
+}
+
+#[test]
+fn settled_events_put_and_failed_are_declared_counts_of_each_report() {
+    let (metrics, sink) = metrics();
+    metrics.message_report(&report());
+    metrics.message_report(&MessageReport {
+        events: 0,
+        event_errors: 0,
+        ..report()
+    });
+    let docs: Vec<Value> = sink
+        .lines()
+        .iter()
+        .map(|l| parse_document(l).unwrap())
+        .collect();
+    for name in ["EventsPut", "EventsFailed"] {
+        let declared = docs[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["Name"] == name)
+            .map(|m| m["Unit"].clone())
+            .collect::<Vec<_>>();
+        assert_eq!(declared, [json!("Count")], "{name}");
+        assert_eq!(docs[1][name].as_f64(), Some(0.0), "{name}");
+    }
+    assert_eq!(docs[0]["EventsPut"].as_f64(), Some(1.0));
+    assert_eq!(docs[0]["EventsFailed"].as_f64(), Some(2.0));
 }
 
 #[test]

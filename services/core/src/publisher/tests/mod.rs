@@ -2,6 +2,7 @@
 //! recording queues for the dead letters and the work items, and (when asked) a memory
 //! receipt store.
 
+mod events;
 mod fanout;
 mod history;
 mod intake;

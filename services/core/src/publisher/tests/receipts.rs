@@ -11,7 +11,7 @@ fn rig(config: PublisherConfig) -> Rig {
 }
 
 /// Fewer, faster retries than [`test_config`].
-fn config() -> PublisherConfig {
+pub(super) fn config() -> PublisherConfig {
     PublisherConfig {
         retry: RetryPolicy {
             max_attempts: 2,
@@ -22,7 +22,7 @@ fn config() -> PublisherConfig {
     }
 }
 
-fn acme(id: &str) -> ReceiptKey {
+pub(super) fn acme(id: &str) -> ReceiptKey {
     ReceiptKey::new(Some(TenantId::parse("acme").unwrap()), id)
 }
 
@@ -139,7 +139,7 @@ async fn a_retry_that_gets_through_is_delivered() {
     assert_eq!(counts(&receipt), (1, 1, 0, 0));
 }
 
-fn rig_items(rig: &Rig) -> Vec<InboundMessage> {
+pub(super) fn rig_items(rig: &Rig) -> Vec<InboundMessage> {
     rig.work
         .drain()
         .into_iter()
