@@ -287,17 +287,24 @@ impl Target {
         tracing::warn!(endpoint = %self.label, dropped, "webhook endpoint answered 410 Gone: disabled until restart, its waiting events dropped");
     }
 
-    /// Drops the waiting events past their deadline.
+    /// Drops the waiting events past their deadline: each id at debug, one warning with
+    /// their count (an endpoint down for hours may expire a whole queue at once).
     fn expire(&self, waiting: &mut VecDeque<Pending>) {
         let now = Instant::now();
+        let before = waiting.len();
         waiting.retain(|pending| {
             let live = now < pending.deadline;
             if !live {
-                self.count("expired");
-                tracing::warn!(id = %pending.id, endpoint = %self.label, "webhook event expired: not delivered within WEBHOOK_RETRY_HOURS");
+                tracing::debug!(id = %pending.id, endpoint = %self.label, "webhook event expired");
             }
             live
         });
+        let expired = before - waiting.len();
+        if expired > 0 {
+            self.metrics
+                .count_webhook_delivery("expired", u64::try_from(expired).unwrap_or(u64::MAX));
+            tracing::warn!(expired, endpoint = %self.label, "webhook events expired: not delivered within WEBHOOK_RETRY_HOURS");
+        }
     }
 }
 
