@@ -32,8 +32,9 @@ pub const KEY_SOURCES: [&str; 4] = [
 ];
 
 /// Variables and flags whose values are secrets: a refusal names them, never their value.
-const SECRETS: [&str; 7] = [
+const SECRETS: [&str; 8] = [
     "JWT_HS256_SECRET",
+    "WEBHOOK_SECRET",
     "VAPID_PRIVATE_KEY",
     "MANAGEMENT_SECRET_ACCESS_KEY",
     "AWS_SECRET_ACCESS_KEY",
@@ -214,6 +215,11 @@ pub fn not_started(
             "choose a free port, or 0 (any free port; the address is printed)",
         ),
         StartError::Auth(AuthError::NoKeySource) => Refusal::no_key_source(),
+        StartError::Webhooks(error) => Refusal::new(
+            "WEBHOOK_URL, WEBHOOK_FILE",
+            error.to_string(),
+            "check SSL_CERT_FILE and the system's certificates, or unset both (events off)",
+        ),
         StartError::Auth(error) => Refusal::new(
             key_source,
             error.to_string(),

@@ -14,6 +14,7 @@ use switchboard_core::receipts::ReceiptConfig;
 use switchboard_core::tenants::{share_of, Tenants};
 use switchboard_core::usage::UsageConfig;
 
+mod events;
 mod push;
 mod stores;
 
@@ -22,8 +23,8 @@ use super::{CliError, Env};
 use crate::serve::host::Host;
 use crate::serve::ListenerLimits;
 use crate::serve::{
-    self, ActionAllowance, ConnectionLimits, ManagementCredentials, QueueConfig, RosterKind,
-    ServeSettings, Server, SocketLimits,
+    self, ActionAllowance, ConnectionLimits, EventSettings, ManagementCredentials, QueueConfig,
+    RosterKind, ServeSettings, Server, SocketLimits,
 };
 
 #[derive(Args)]
@@ -312,6 +313,7 @@ async fn start(args: ServeArgs, env: &Env) -> Result<Started, CliError> {
     let receipt_config = ReceiptConfig::from_lookup(lookup).map_err(Refusal::from)?;
     let usage_config = UsageConfig::from_lookup(lookup).map_err(Refusal::from)?;
     let push_config = push::config(lookup, args.dev)?;
+    let events = events::config(lookup, args.dev, args.tenants_file.as_deref())?;
     let stores = stores::build(
         &args,
         env,
@@ -319,6 +321,7 @@ async fn start(args: ServeArgs, env: &Env) -> Result<Started, CliError> {
             history: &history_config,
             receipts: &receipt_config,
             usage: &usage_config,
+            events: events.is_some(),
         },
     )
     .await?;
@@ -330,6 +333,16 @@ async fn start(args: ServeArgs, env: &Env) -> Result<Started, CliError> {
     })
     .map_err(Refusal::from)?;
     let key_source = refusal::key_source_variable(&auth.keys);
+    let events = match (events, stores.online) {
+        (Some(events), Some(online)) => Some(EventSettings {
+            webhooks: events.webhooks,
+            offline_delay: events.offline_delay,
+            online,
+            leases: stores.leases,
+            max_pending_checks: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+        }),
+        _ => None,
+    };
     let settings = ServeSettings {
         listen: args.listen,
         management_listen: args.management_listen,
@@ -381,6 +394,7 @@ async fn start(args: ServeArgs, env: &Env) -> Result<Started, CliError> {
         tenants,
         usage: stores.usage,
         push,
+        events,
     };
     let server = Server::start(settings)
         .await

@@ -167,6 +167,41 @@ pub const SETTINGS: &[Setting] = &[
         meaning: "PEM certificates the push client trusts besides the system roots",
     },
     Setting {
+        names: "`WEBHOOK_URL`",
+        default: "unset: no global endpoint",
+        meaning: "events (`user.online`, `user.offline`, `message.settled`; docs/design.md: Events) are POSTed here as signed webhooks (Standard Webhooks); `https` only (with `--dev`, `http` to a loopback host too). With `WEBHOOK_SECRET`: both or neither. Events are on iff this or `WEBHOOK_FILE` is set",
+    },
+    Setting {
+        names: "`WEBHOOK_SECRET`",
+        default: "unset: no global endpoint",
+        meaning: "the key deliveries to `WEBHOOK_URL` are signed with: `whsec_` + standard base64 of 24–64 random bytes; a short or malformed secret is a start-up error",
+    },
+    Setting {
+        names: "`WEBHOOK_FILE`",
+        default: "unset: no tenant endpoints",
+        meaning: "a JSON file `{\"tenants\":{\"<tenant>\":{\"url\",\"secret\"}}}`: a tenant's own endpoint, over `WEBHOOK_URL`; validated whole at start (an unknown key, a bad tenant id, a tenant `TENANTS_FILE` does not list when it is set, a bad URL or secret is refused naming the entry, e.g. `tenants.acme.secret`)",
+    },
+    Setting {
+        names: "`WEBHOOK_RETRY_HOURS`",
+        default: "`24`",
+        meaning: "a delivery failing (not 2xx, a timeout) is retried with backoff and jitter until this long after its event was created (1–72), then dropped and counted; `410` disables the endpoint until restart",
+    },
+    Setting {
+        names: "`WEBHOOK_QUEUE_CAPACITY`",
+        default: "`100000`",
+        meaning: "events waiting or in flight, all endpoints together (1–1,000,000; also bounded in bytes), a tenant at most its `TENANT_SHARE_PERCENT`; beyond, events are dropped and counted, never delaying delivery of messages",
+    },
+    Setting {
+        names: "`WEBHOOK_TIMEOUT_SECS`",
+        default: "`10`",
+        meaning: "longest delivery, connect to answer (1–60); a timeout is retried",
+    },
+    Setting {
+        names: "`EVENTS_OFFLINE_DELAY_SECS`",
+        default: "`3`",
+        meaning: "`user.offline` only after a user has had no connection this long, and only if none came back meanwhile (0–900); also the AWS events function's SQS delay. With `--roster dynamodb` the connections of a `serve` that died are removed by another within about 20 s (leases), ending in `user.offline` as usual",
+    },
+    Setting {
         names: "`LEGACY_BROADCAST` / `--legacy-broadcast`",
         default: "`false`",
         meaning: "SQS bodies that are not JSON objects (plain text, arrays, numbers) go verbatim to every connection; a JSON object that is not a valid envelope is dead-lettered",
@@ -210,6 +245,11 @@ pub const SETTINGS: &[Setting] = &[
         names: "`CALLBACK_URL`, `QUEUE_URL`, `DLQ_URL`",
         default: "—",
         meaning: "Lambdas: management API base URL, SQS queue, dead-letter queue",
+    },
+    Setting {
+        names: "`EVENT_BUS_NAME`, `EVENTS_QUEUE_URL`",
+        default: "unset: no events on AWS",
+        meaning: "Lambdas: the EventBridge bus (name or ARN) the events function and the publisher put `user.online`, `user.offline` and `message.settled` on (docs/design.md: Events), and the queue of the events function's delayed offline checks; the events function needs both (and reads `ROSTER_TABLE`, `HISTORY_TABLE`, `EVENTS_OFFLINE_DELAY_SECS`)",
     },
     Setting {
         names: "`SWITCHBOARD_TOKEN` / `switchboard publish --token`",
@@ -585,8 +625,13 @@ mod tests {
         let _ = Tenants::from_lookup(record);
         let _ = PushConfig::from_lookup(record);
         let _ = switchboard_aws::DynamoConfig::from_lookup(record);
+        let _ = crate::serve::webhooks::WebhookConfig::from_lookup(record, false, None);
         let mut asked = asked.into_inner();
-        for source in [include_str!("serve.rs"), include_str!("serve/stores.rs")] {
+        for source in [
+            include_str!("serve.rs"),
+            include_str!("serve/stores.rs"),
+            include_str!("serve/events.rs"),
+        ] {
             asked.extend(
                 source
                     .split('"')
@@ -603,6 +648,7 @@ mod tests {
             );
         }
         assert!(asked.contains("RECEIPT_TTL_SECS") && asked.contains("MANAGEMENT_ACCESS_KEY_ID"));
+        assert!(asked.contains("EVENTS_OFFLINE_DELAY_SECS") && asked.contains("WEBHOOK_FILE"));
         asked
     }
 }

@@ -25,7 +25,7 @@ use switchboard_core::tenants::{Limit, LimitError};
 use switchboard_model::close::{
     CLOSE_GOING_AWAY, CLOSE_MESSAGE_TOO_BIG, CLOSE_POLICY_VIOLATION, CLOSE_TOKEN_EXPIRED,
 };
-use switchboard_model::{ConnectionId, TenantId, MAX_FRAME_BYTES};
+use switchboard_model::{ConnectionId, TenantId, UserId, MAX_FRAME_BYTES};
 use time::OffsetDateTime;
 
 use super::host::Host;
@@ -247,6 +247,10 @@ pub async fn handshake(
         )
             .into_response();
     }
+    // After the roster write, bounded, never refusing the connection.
+    if let Some(events) = &app.events {
+        events.connected(&claims.tenant, &claims.user, &id).await;
+    }
     let mut upgrade = upgrade
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
@@ -259,19 +263,25 @@ pub async fn handshake(
     app.metrics.connections_opened.inc();
     let failed_app = app.clone();
     let failed_id = id.clone();
-    let tenant = claims.tenant;
+    let (tenant, user) = (claims.tenant, claims.user);
     upgrade
         .on_failed_upgrade(move |error| {
             tracing::warn!(%error, "upgrade failed");
-            tokio::spawn(async move { end_connection(&failed_app, &failed_id, &tenant).await });
+            tokio::spawn(
+                async move { end_connection(&failed_app, &failed_id, &tenant, &user).await },
+            );
         })
         .on_upgrade(move |socket| run_socket(app, id, live, socket))
 }
 
-async fn end_connection(app: &App, id: &ConnectionId, tenant: &TenantId) {
+async fn end_connection(app: &App, id: &ConnectionId, tenant: &TenantId, user: &UserId) {
     app.registry.unregister(id);
     if let Err(error) = connection::disconnect(app.roster.as_ref(), tenant, id).await {
         tracing::error!(%error, connection_id = %id, "disconnect failed; the roster TTL will remove the item");
+    }
+    // After the roster delete: the offline timer when the user has no connection left.
+    if let Some(events) = &app.events {
+        events.disconnected(tenant, user, id).await;
     }
     // Counted down once the roster no longer lists it, so the gauge never shows a
     // connection gone that a publisher can still find.
@@ -316,7 +326,7 @@ async fn run_socket(
         Ending::Broken => {}
     }
     drop(socket);
-    end_connection(&app, &id, &live.claims.tenant).await;
+    end_connection(&app, &id, &live.claims.tenant, &live.claims.user).await;
 }
 
 /// Sends our close frame and waits (bounded) for the client's, so the client sees a clean

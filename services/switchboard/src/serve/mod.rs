@@ -9,16 +9,20 @@ mod admission;
 mod client_js;
 mod dead_letters;
 mod demo;
+mod events;
 mod gateway;
 pub(crate) mod host;
 mod http_server;
+mod leases;
 mod local_queue;
 mod management;
 mod metrics;
+mod offline;
 mod open_files;
 mod registry;
 mod sigv4;
 mod tenant_settings;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -46,6 +50,7 @@ use switchboard_core::webpush::WebPush;
 use switchboard_core::worklog::{MemoryWorkLog, MAX_MEMORY_UNITS};
 use tokio::sync::watch;
 
+pub use events::EventSettings;
 pub use http_server::ListenerLimits;
 pub use local_queue::QueueConfig;
 pub use open_files::raise_open_files_limit;
@@ -98,6 +103,8 @@ pub struct ServeSettings {
     pub usage: Usage,
     /// Web Push (`VAPID_*`, `PUSH_*`); `None`: push is off.
     pub push: Option<WebPush>,
+    /// Events (`WEBHOOK_*`, `EVENTS_OFFLINE_DELAY_SECS`); `None`: no endpoint, events off.
+    pub events: Option<EventSettings>,
 }
 
 /// Per-socket limits (docs/design.md: The one-machine binary).
@@ -163,6 +170,8 @@ pub struct App {
     pub tenants: Tenants,
     /// Usage per tenant (its failed writes are reported in `/metrics`).
     pub usage: Usage,
+    /// Presence events after roster writes; `None`: events are off.
+    pub events: Option<Arc<events::Events>>,
 }
 
 /// The memory roster, as `Arc<dyn RosterStore>`.
@@ -209,12 +218,16 @@ async fn render_metrics(
     axum::extract::State(app): axum::extract::State<Arc<App>>,
 ) -> impl IntoResponse {
     app.metrics.catch_up_usage_errors(app.usage.errors());
+    let mut text = app.metrics.render();
+    if let Some(events) = &app.events {
+        events.render_metrics(&mut text);
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        app.metrics.render(),
+        text,
     )
 }
 
@@ -240,6 +253,19 @@ impl Server {
         let instance = InstanceTag::random();
         let registry = Arc::new(Registry::new(settings.connection_limits));
         let queue = Arc::new(LocalQueue::new(settings.queue.clone(), metrics.clone()));
+        let events = match settings.events {
+            Some(events) => Some(
+                events::Events::start(
+                    events,
+                    settings.queue.share_percent,
+                    &metrics,
+                    settings.roster.clone(),
+                    &instance,
+                )
+                .await?,
+            ),
+            None => None,
+        };
         let publisher = Publisher::new(
             PublisherPorts {
                 roster: settings.roster.clone(),
@@ -262,6 +288,10 @@ impl Server {
             MAX_MEMORY_UNITS,
             share_of(MAX_MEMORY_UNITS, settings.queue.share_percent),
         )));
+        let publisher = match &events {
+            Some(events) => publisher.with_events(events.sink()),
+            None => publisher,
+        };
         let app = Arc::new(App {
             stage: settings.stage.clone(),
             registry: registry.clone(),
@@ -282,6 +312,7 @@ impl Server {
             },
             tenants: settings.tenants.clone(),
             usage: settings.usage.clone(),
+            events: events.clone(),
         });
         let usage_api = UsageApi {
             verifier: verifier.clone(),
@@ -390,6 +421,10 @@ impl Server {
                 tracing::warn!("shutdown: sockets still closing after the drain bound");
             }
             let _ = worker.await;
+            // Offline checks of the closed sockets, the lease, then the webhook deliveries.
+            if let Some(events) = &events {
+                events.shutdown(drain, metrics.connections.get()).await;
+            }
             if let Err(error) = serving.await {
                 tracing::error!(%error, "server task failed");
             }
@@ -487,6 +522,9 @@ impl ShutdownSignal {
 pub enum StartError {
     #[error("JWT configuration: {0}")]
     Auth(#[from] switchboard_core::auth::AuthError),
+    /// The webhook sink's HTTP client could not be built.
+    #[error("{0}")]
+    Webhooks(#[from] webhooks::WebhookError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,

@@ -5,12 +5,16 @@
 //! tables: against an endpoint override (DynamoDB Local) or with `--create-table` they are
 //! made if missing — a failure stops start-up only when `--create-table` asked for it
 //! (otherwise lookups fail, and messages are retried then dead-lettered, until the table
-//! can be reached); against AWS the tables are infra/'s job.
+//! can be reached); against AWS the tables are infra/'s job. With events on, also the
+//! online store (memory, or the history table's `O#` items) and, with `--roster dynamodb`,
+//! the lease store (the history table's `L#serve` items).
 
 use std::sync::Arc;
 
 use switchboard_core::devices::{DeviceStore, MemoryDeviceStore, MAX_MEMORY_DEVICES};
 use switchboard_core::history::{HistoryConfig, HistoryStore, MemoryHistoryStore};
+use switchboard_core::leases::LeaseStore;
+use switchboard_core::online::{MemoryOnlineStore, OnlineStore, MAX_MEMORY_ONLINE_USERS};
 use switchboard_core::receipts::{MemoryReceiptStore, ReceiptConfig, Receipts};
 use switchboard_core::roster::RosterStore;
 use switchboard_core::tenants::share_of;
@@ -25,6 +29,8 @@ pub struct StoreConfigs<'a> {
     pub history: &'a HistoryConfig,
     pub receipts: &'a ReceiptConfig,
     pub usage: &'a UsageConfig,
+    /// Events are on (an endpoint is configured): build the online and lease stores.
+    pub events: bool,
 }
 
 /// The stores of one `serve` process.
@@ -36,6 +42,10 @@ pub struct Stores {
     pub usage: Usage,
     /// Web Push devices (used only when push is on).
     pub devices: Arc<dyn DeviceStore>,
+    /// Who is online, per user (`None`: events are off).
+    pub online: Option<Arc<dyn OnlineStore>>,
+    /// Leases of `serve` processes (`--roster dynamodb` with events on).
+    pub leases: Option<Arc<dyn LeaseStore>>,
 }
 
 pub async fn build(
@@ -70,6 +80,13 @@ pub async fn build(
                 MAX_MEMORY_DEVICES,
                 share(MAX_MEMORY_DEVICES),
             )),
+            online: configs.events.then(|| {
+                Arc::new(MemoryOnlineStore::shared(
+                    MAX_MEMORY_ONLINE_USERS,
+                    share(MAX_MEMORY_ONLINE_USERS),
+                )) as Arc<dyn OnlineStore>
+            }),
+            leases: None,
         },
         RosterKind::Dynamodb => {
             let dynamo = switchboard_aws::DynamoConfig::from_lookup(|name: &str| env.get(name))
@@ -103,6 +120,18 @@ pub async fn build(
                     client.clone(),
                     history_table.clone(),
                 )),
+                online: configs.events.then(|| {
+                    Arc::new(switchboard_aws::dynamo::DynamoOnlineStore::new(
+                        client.clone(),
+                        history_table.clone(),
+                    )) as Arc<dyn OnlineStore>
+                }),
+                leases: configs.events.then(|| {
+                    Arc::new(switchboard_aws::dynamo::DynamoLeaseStore::new(
+                        client.clone(),
+                        history_table.clone(),
+                    )) as Arc<dyn LeaseStore>
+                }),
                 usage: Usage::new(
                     Arc::new(switchboard_aws::dynamo::DynamoUsageStore::new(
                         client,

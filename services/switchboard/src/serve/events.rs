@@ -1,0 +1,260 @@
+//! Events on `serve` (docs/design.md, "Events"): the presence steps the gateway runs after
+//! its roster writes, the offline timers, the lease task of `--roster dynamodb`, and the
+//! webhook sink every event leaves through. On iff an endpoint is configured
+//! (`WEBHOOK_URL` or `WEBHOOK_FILE`); otherwise nothing here runs and the online store is
+//! never written.
+//!
+//! A presence step never refuses or delays a connection past [`STEP_TIMEOUT`]: a failure
+//! is logged and counted (`switchboard_presence_errors_total{step}`), and the socket is
+//! served as usual.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+use switchboard_core::events::{EventSink, PresenceEvents};
+use switchboard_core::leases::LeaseStore;
+use switchboard_core::online::OnlineStore;
+use switchboard_core::roster::RosterStore;
+use switchboard_model::{ConnectionId, TenantId, UserId};
+use time::OffsetDateTime;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::leases::LeaseKeeper;
+use super::metrics::Metrics;
+use super::offline::OfflineTimers;
+use super::registry::InstanceTag;
+use super::webhooks::{WebhookConfig, WebhookError, WebhookSink};
+
+/// Longest wait for one presence step (an online-store write and an enqueue): the
+/// publisher's bound on one store operation.
+pub const STEP_TIMEOUT: Duration = switchboard_core::publisher::STORE_OPERATION_TIMEOUT;
+
+/// What `serve` runs events with (built by the CLI when an endpoint is configured).
+pub struct EventSettings {
+    /// `WEBHOOK_*`: the endpoints, retries and queue bounds.
+    pub webhooks: WebhookConfig,
+    /// `EVENTS_OFFLINE_DELAY_SECS`.
+    pub offline_delay: Duration,
+    /// Who is online, per user (memory, or the history table with `--roster dynamodb`).
+    pub online: Arc<dyn OnlineStore>,
+    /// This process's lease (`--roster dynamodb` only): a process that died without
+    /// removing its connections has them removed by another.
+    pub leases: Option<Arc<dyn LeaseStore>>,
+    /// Users waiting for their offline check at most (`MAX_CONNECTIONS`).
+    pub max_pending_checks: usize,
+}
+
+/// A presence step, as counted when it fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Connected,
+    Disconnected,
+    CheckOffline,
+    /// Removing a dead process's connections (the lease sweep).
+    Sweep,
+}
+
+impl Step {
+    fn as_str(self) -> &'static str {
+        match self {
+            Step::Connected => "connected",
+            Step::Disconnected => "disconnected",
+            Step::CheckOffline => "check_offline",
+            Step::Sweep => "sweep",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StepLabel {
+    pub step: &'static str,
+}
+
+/// Failed presence steps, by step (`switchboard_presence_errors_total{step}`), exported
+/// beside the service's metrics while events are on.
+pub struct Failures {
+    registry: Registry,
+    counts: Family<StepLabel, Counter>,
+}
+
+impl Default for Failures {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("switchboard");
+        let counts = Family::<StepLabel, Counter>::default();
+        registry.register(
+            "presence_errors",
+            "Presence steps that failed or timed out, by step (connected, disconnected, \
+             check_offline, sweep); the connection is served as usual, the event may be missing",
+            counts.clone(),
+        );
+        Self { registry, counts }
+    }
+}
+
+impl Failures {
+    pub fn count(&self, step: Step) {
+        self.counts
+            .get_or_create(&StepLabel {
+                step: step.as_str(),
+            })
+            .inc();
+    }
+
+    /// Adds these metrics to `text`, an OpenMetrics exposition (before its `# EOF`).
+    pub fn render_into(&self, text: &mut String) {
+        const EOF: &str = "# EOF\n";
+        if let Some(body) = text.strip_suffix(EOF) {
+            text.truncate(body.len());
+        }
+        let _ = encode_registry(text, &self.registry);
+        let _ = encode_eof(text);
+    }
+}
+
+/// Events of a running server.
+pub struct Events {
+    presence: PresenceEvents,
+    timers: Arc<OfflineTimers>,
+    sink: Arc<WebhookSink>,
+    failures: Arc<Failures>,
+    stop: watch::Sender<bool>,
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    leases: Option<Arc<LeaseKeeper>>,
+}
+
+impl Events {
+    /// Starts the webhook sink, the offline timers and, with a lease store, renews this
+    /// process's lease once (so its connections are never left without one) and starts
+    /// the lease task. `share_percent`: `TENANT_SHARE_PERCENT` (of the webhook queue).
+    pub async fn start(
+        settings: EventSettings,
+        share_percent: u8,
+        metrics: &Arc<Metrics>,
+        roster: Arc<dyn RosterStore>,
+        instance: &InstanceTag,
+    ) -> Result<Arc<Self>, WebhookError> {
+        let failures = Arc::new(Failures::default());
+        tracing::info!("{}", settings.webhooks.summary());
+        let sink = Arc::new(WebhookSink::spawn(
+            settings.webhooks,
+            share_percent,
+            metrics.clone(),
+        )?);
+        let presence = PresenceEvents::new(settings.online, sink.clone());
+        let timers = OfflineTimers::new(
+            presence.clone(),
+            settings.offline_delay,
+            settings.max_pending_checks,
+            failures.clone(),
+        );
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = vec![tokio::spawn(timers.clone().run_until(stopped.clone()))];
+        let leases = match settings.leases {
+            Some(store) => {
+                let keeper = Arc::new(LeaseKeeper {
+                    store,
+                    tag: instance.clone(),
+                    roster,
+                    presence: presence.clone(),
+                    timers: timers.clone(),
+                    failures: failures.clone(),
+                    held: Default::default(),
+                });
+                keeper.renew().await;
+                tasks.push(tokio::spawn(keeper.clone().run_until(stopped)));
+                Some(keeper)
+            }
+            None => None,
+        };
+        tracing::info!(
+            offline_delay_secs = settings.offline_delay.as_secs(),
+            leases = leases.is_some(),
+            "events on: webhooks"
+        );
+        Ok(Arc::new(Self {
+            presence,
+            timers,
+            sink,
+            failures,
+            stop,
+            tasks: std::sync::Mutex::new(tasks),
+            leases,
+        }))
+    }
+
+    /// Adds the presence errors to the `/metrics` exposition `text`.
+    pub fn render_metrics(&self, text: &mut String) {
+        self.failures.render_into(text);
+    }
+
+    /// Where events go, for the publisher's `message.settled`.
+    pub fn sink(&self) -> Arc<dyn EventSink> {
+        self.sink.clone()
+    }
+
+    /// After the roster write of a handshake: `user.online` (bounded; a failure is logged
+    /// and counted).
+    pub async fn connected(&self, tenant: &TenantId, user: &UserId, id: &ConnectionId) {
+        let step = self
+            .presence
+            .connected(tenant, user, id, OffsetDateTime::now_utc());
+        match tokio::time::timeout(STEP_TIMEOUT, step).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => self.failed(Step::Connected, id, &error.to_string()),
+            Err(_) => self.failed(Step::Connected, id, "timed out"),
+        }
+    }
+
+    /// After the roster delete of a connection that ended: the offline timer when the user
+    /// has no connection left (bounded; a failure is logged and counted).
+    pub async fn disconnected(&self, tenant: &TenantId, user: &UserId, id: &ConnectionId) {
+        let step = self.presence.disconnected(tenant, user, id);
+        match tokio::time::timeout(STEP_TIMEOUT, step).await {
+            Ok(Ok(Some(check))) => self.timers.schedule(check).await,
+            Ok(Ok(None)) => {}
+            Ok(Err(error)) => self.failed(Step::Disconnected, id, &error.to_string()),
+            Err(_) => self.failed(Step::Disconnected, id, "timed out"),
+        }
+    }
+
+    fn failed(&self, step: Step, id: &ConnectionId, error: &str) {
+        self.failures.count(step);
+        tracing::warn!(step = step.as_str(), connection_id = %id, %error, "presence step failed");
+    }
+
+    /// At shutdown, once every socket ended (`connections_left` = 0 when all their roster
+    /// items are removed): the timer and lease tasks stop, pending offline checks run at
+    /// once, this process's lease is given up (kept to expire when connections are left,
+    /// so another process removes them), and the webhook sink delivers what it holds —
+    /// all within `drain`.
+    pub async fn shutdown(&self, drain: Duration, connections_left: i64) {
+        let deadline = tokio::time::Instant::now() + drain;
+        let _ = self.stop.send(true);
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        for task in tasks {
+            let _ = tokio::time::timeout_at(deadline, task).await;
+        }
+        self.timers
+            .drain(deadline.saturating_duration_since(tokio::time::Instant::now()))
+            .await;
+        if let Some(leases) = &self.leases {
+            if connections_left == 0 {
+                leases.give_up().await;
+            } else {
+                tracing::warn!(
+                    connections_left,
+                    "shutdown: connections left; the lease is kept to expire"
+                );
+            }
+        }
+        self.sink
+            .shutdown(deadline.saturating_duration_since(tokio::time::Instant::now()))
+            .await;
+    }
+}

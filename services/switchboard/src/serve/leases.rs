@@ -1,0 +1,231 @@
+//! Leases (`--roster dynamodb` with events on; docs/design.md, "Events"): a `serve` that
+//! dies (`kill -9`, a crash, a lost machine) cannot remove its connections, so another
+//! process does. Each process renews its lease (its [`InstanceTag`], the prefix of its
+//! connection ids) every [`RENEW_EVERY`] for [`LEASE_FOR`]; every [`RENEW_EVERY`] it also
+//! lists the expired leases and claims each (a conditional delete: one process wins), and
+//! the winner walks the roster, removing every connection of that tag and running the
+//! presence steps for it — so each user of the dead process ends in one `user.offline`
+//! after the usual delay. At shutdown, with its connections all removed, a process gives
+//! its lease up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchboard_core::events::PresenceEvents;
+use switchboard_core::leases::{Lease, LeaseStore};
+use switchboard_core::roster::{PageScope, RosterStore};
+use time::OffsetDateTime;
+use tokio::sync::{watch, Mutex};
+
+use super::events::{Failures, Step, STEP_TIMEOUT};
+use super::offline::OfflineTimers;
+use super::registry::InstanceTag;
+
+/// How often a process renews its lease and looks for expired ones.
+pub const RENEW_EVERY: Duration = Duration::from_secs(5);
+/// How long a renewal holds: three renewals may fail before another process sweeps.
+pub const LEASE_FOR: Duration = Duration::from_secs(15);
+/// Roster records read per page of a sweep.
+const SWEEP_PAGE: usize = 1000;
+
+/// What one sweep of a dead process's connections did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Swept {
+    pages: usize,
+    seen: usize,
+    removed: usize,
+    checks: usize,
+    failed: usize,
+}
+
+/// This process's lease and the sweeps of others'.
+pub struct LeaseKeeper {
+    pub store: Arc<dyn LeaseStore>,
+    /// This process's instance tag: its lease's name.
+    pub tag: InstanceTag,
+    pub roster: Arc<dyn RosterStore>,
+    pub presence: PresenceEvents,
+    pub timers: Arc<OfflineTimers>,
+    pub failures: Arc<Failures>,
+    /// The `until` of this process's last successful renewal (what giving up deletes;
+    /// `None` at first).
+    pub held: Mutex<Option<i64>>,
+}
+
+fn epoch_ms(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn now_ms() -> i64 {
+    epoch_ms(OffsetDateTime::now_utc())
+}
+
+impl LeaseKeeper {
+    /// Renews this process's lease for [`LEASE_FOR`] (bounded; a failure is logged).
+    pub async fn renew(&self) {
+        let until = now_ms().saturating_add(LEASE_FOR.as_millis() as i64);
+        let renewed =
+            tokio::time::timeout(STEP_TIMEOUT, self.store.renew(self.tag.as_str(), until));
+        match renewed.await {
+            Ok(Ok(())) => *self.held.lock().await = Some(until),
+            Ok(Err(error)) => {
+                tracing::warn!(tag = self.tag.as_str(), %error, "lease renewal failed")
+            }
+            Err(_) => tracing::warn!(tag = self.tag.as_str(), "lease renewal timed out"),
+        }
+    }
+
+    /// The lease task: renew, then sweep the expired leases of others, every
+    /// [`RENEW_EVERY`], until `stop`.
+    pub async fn run_until(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut ticks = tokio::time::interval(RENEW_EVERY);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first tick is at once: start-up renewed already.
+        ticks.tick().await;
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = stop.wait_for(|stop| *stop) => return,
+            }
+            self.renew().await;
+            self.sweep_expired().await;
+        }
+    }
+
+    /// Claims each expired lease of another process and sweeps the ones won.
+    async fn sweep_expired(&self) {
+        let expired = tokio::time::timeout(STEP_TIMEOUT, self.store.expired(now_ms())).await;
+        let expired = match expired {
+            Ok(Ok(expired)) => expired,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "listing expired leases failed");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!("listing expired leases timed out");
+                return;
+            }
+        };
+        for lease in expired {
+            // Our own lease expired (renewals failed): our connections are alive.
+            if lease.tag == self.tag.as_str() {
+                continue;
+            }
+            match tokio::time::timeout(STEP_TIMEOUT, self.store.claim(&lease)).await {
+                Ok(Ok(true)) => self.sweep(&lease).await,
+                Ok(Ok(false)) => {}
+                Ok(Err(error)) => {
+                    tracing::warn!(tag = %lease.tag, %error, "claiming an expired lease failed")
+                }
+                Err(_) => tracing::warn!(tag = %lease.tag, "claiming an expired lease timed out"),
+            }
+        }
+    }
+
+    /// Removes every roster item of `lease`'s process and runs the presence steps for each.
+    /// A sweep that fails part-way puts the lease back, expired, for the next sweep.
+    async fn sweep(&self, lease: &Lease) {
+        let swept = self.walk(&lease.tag).await;
+        let finished = swept.failed == 0;
+        tracing::info!(
+            tag = %lease.tag,
+            pages = swept.pages,
+            seen = swept.seen,
+            removed = swept.removed,
+            offline_checks = swept.checks,
+            failed = swept.failed,
+            "swept the connections of a process whose lease expired"
+        );
+        if !finished {
+            self.failures.count(Step::Sweep);
+            let put_back = self.store.renew(&lease.tag, lease.until_ms);
+            if let Err(error) = tokio::time::timeout(STEP_TIMEOUT, put_back)
+                .await
+                .map_err(|_| "timed out".to_string())
+                .and_then(|put| put.map_err(|e| e.to_string()))
+            {
+                tracing::error!(tag = %lease.tag, %error, "could not put back an unfinished sweep's lease");
+            }
+        }
+    }
+
+    async fn walk(&self, tag: &str) -> Swept {
+        let scope = PageScope::Segment {
+            segment: 0,
+            total: 1,
+        };
+        let mut swept = Swept::default();
+        let mut start: Option<String> = None;
+        loop {
+            let page = self.roster.list_page(&scope, start.as_deref(), SWEEP_PAGE);
+            let page = match tokio::time::timeout(STEP_TIMEOUT, page).await {
+                Ok(Ok(page)) => page,
+                Ok(Err(error)) => {
+                    tracing::warn!(%tag, %error, "sweep: reading the roster failed");
+                    swept.failed += 1;
+                    return swept;
+                }
+                Err(_) => {
+                    tracing::warn!(%tag, "sweep: reading the roster timed out");
+                    swept.failed += 1;
+                    return swept;
+                }
+            };
+            swept.pages += 1;
+            for record in page
+                .records
+                .iter()
+                .filter(|r| r.connection_id.as_str().starts_with(tag))
+            {
+                swept.seen += 1;
+                // Presence first: a sweep that fails after it finds the item again next
+                // time (each step is idempotent); the other order could lose the offline.
+                let step =
+                    self.presence
+                        .disconnected(&record.tenant, &record.user, &record.connection_id);
+                match tokio::time::timeout(STEP_TIMEOUT, step).await {
+                    Ok(Ok(Some(check))) => {
+                        swept.checks += 1;
+                        self.timers.schedule(check).await;
+                    }
+                    Ok(Ok(None)) => {}
+                    _ => {
+                        swept.failed += 1;
+                        continue;
+                    }
+                }
+                let removed = self.roster.remove(&record.tenant, &record.connection_id);
+                match tokio::time::timeout(STEP_TIMEOUT, removed).await {
+                    Ok(Ok(())) => swept.removed += 1,
+                    _ => swept.failed += 1,
+                }
+            }
+            match page.next {
+                Some(next) => start = Some(next),
+                None => return swept,
+            }
+        }
+    }
+
+    /// Deletes this process's lease (shutdown, its connections all removed), so no
+    /// process sweeps a roster with nothing of it.
+    pub async fn give_up(&self) {
+        let Some(until) = *self.held.lock().await else {
+            return;
+        };
+        let lease = Lease {
+            tag: self.tag.as_str().to_string(),
+            until_ms: until,
+        };
+        match tokio::time::timeout(STEP_TIMEOUT, self.store.claim(&lease)).await {
+            Ok(Ok(_)) => tracing::info!(tag = self.tag.as_str(), "lease given up"),
+            Ok(Err(error)) => {
+                tracing::warn!(tag = self.tag.as_str(), %error, "giving up the lease failed; it expires")
+            }
+            Err(_) => tracing::warn!(
+                tag = self.tag.as_str(),
+                "giving up the lease timed out; it expires"
+            ),
+        }
+    }
+}
