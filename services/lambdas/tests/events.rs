@@ -54,9 +54,9 @@ struct Harness {
 
 async fn harness() -> Harness {
     let dynamo = dynamodb_client_from(&sdk(None), Some(&dynamodb_local::endpoint()));
-    let table = format!("events-{}", support::uuid());
+    let table = dynamodb_local::table_name("events");
     create_history_table(&dynamo, &table).await.unwrap();
-    let roster_table = format!("events-roster-{}", support::uuid());
+    let roster_table = dynamodb_local::table_name("events-roster");
     create_table(&dynamo, &roster_table).await.unwrap();
     let (bus, bus_addr) = fake_eventbridge().await;
     let (sqs, sqs_addr) = fake_sqs().await;

@@ -10,3 +10,16 @@ pub fn endpoint() -> String {
     );
     endpoint
 }
+
+/// A table name no other test or test run uses (DynamoDB Local outlives a run, and a failed
+/// test leaves its tables behind): `prefix`, the process id, the time, and a count.
+#[allow(dead_code)]
+pub fn table_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{}-{nanos:x}-{n}", std::process::id())
+}
