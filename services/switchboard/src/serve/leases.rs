@@ -229,3 +229,116 @@ impl LeaseKeeper {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use switchboard_core::events::{EventKind, MemoryEventSink};
+    use switchboard_core::leases::MemoryLeaseStore;
+    use switchboard_core::online::MemoryOnlineStore;
+    use switchboard_core::roster::{ConnectionRecord, MemoryRosterStore};
+    use switchboard_model::{TenantId, UserId};
+
+    use super::*;
+    use crate::serve::gateway::new_connection_id;
+
+    /// A keeper of tag `ours` on memory stores, and what its presence steps emitted.
+    fn keeper(ours: InstanceTag) -> (LeaseKeeper, Arc<MemoryEventSink>) {
+        let sink = Arc::new(MemoryEventSink::new());
+        let presence = PresenceEvents::new(Arc::new(MemoryOnlineStore::new(1000)), sink.clone());
+        let failures = Arc::new(Failures::default());
+        let timers = OfflineTimers::new(
+            presence.clone(),
+            Duration::from_secs(3),
+            100,
+            failures.clone(),
+        );
+        let keeper = LeaseKeeper {
+            store: Arc::new(MemoryLeaseStore::new()),
+            tag: ours,
+            roster: Arc::new(MemoryRosterStore::new()),
+            presence,
+            timers,
+            failures,
+            held: Default::default(),
+        };
+        (keeper, sink)
+    }
+
+    /// Records and announces online `users` connections of the process tagged `tag`.
+    async fn connect(keeper: &LeaseKeeper, tag: &InstanceTag, users: &[&str]) {
+        let tenant = TenantId::parse("acme").unwrap();
+        let now = OffsetDateTime::now_utc();
+        for user in users {
+            let user = UserId::parse(*user).unwrap();
+            let id = new_connection_id(tag);
+            let record =
+                ConnectionRecord::new(id.clone(), tenant.clone(), user.clone(), vec![], now, 3600);
+            keeper.roster.put(&record).await.unwrap();
+            keeper
+                .presence
+                .connected(&tenant, &user, &id, now)
+                .await
+                .unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn an_expired_lease_is_swept_once_and_its_users_wait_for_offline() {
+        let ours = InstanceTag::random();
+        let dead = InstanceTag::random();
+        let (keeper, sink) = keeper(ours.clone());
+        connect(&keeper, &ours, &["alice", "bob"]).await;
+        connect(&keeper, &dead, &["carol", "dave", "alice"]).await;
+        keeper.renew().await;
+        keeper
+            .store
+            .renew(dead.as_str(), now_ms() - 1)
+            .await
+            .unwrap();
+
+        keeper.sweep_expired().await;
+        let left = keeper.roster.list_all().await.unwrap();
+        assert_eq!(left.len(), 2, "only our connections are left: {left:?}");
+        assert!(left.iter().all(|r| ours.owns(&r.connection_id)));
+        // carol and dave have no connection left; alice still has ours.
+        assert_eq!(keeper.timers.len(), 2);
+        assert!(
+            keeper.store.expired(now_ms()).await.unwrap().is_empty(),
+            "claimed"
+        );
+        // A second sweep finds nothing to claim.
+        keeper.sweep_expired().await;
+        assert_eq!(keeper.timers.len(), 2);
+        keeper.timers.drain(Duration::from_secs(1)).await;
+        let offline: Vec<String> = sink
+            .events()
+            .iter()
+            .filter(|e| e.kind == EventKind::UserOffline)
+            .map(|e| e.data["user"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(offline.len(), 2, "{offline:?}");
+        assert!(offline.contains(&"carol".into()) && offline.contains(&"dave".into()));
+    }
+
+    #[tokio::test]
+    async fn our_own_expired_lease_is_never_swept_and_giving_up_deletes_it() {
+        let ours = InstanceTag::random();
+        let (keeper, _) = keeper(ours.clone());
+        connect(&keeper, &ours, &["alice"]).await;
+        keeper
+            .store
+            .renew(ours.as_str(), now_ms() - 1)
+            .await
+            .unwrap();
+        keeper.sweep_expired().await;
+        assert_eq!(keeper.roster.list_all().await.unwrap().len(), 1);
+        keeper.renew().await;
+        keeper.give_up().await;
+        let far = now_ms() + 3_600_000;
+        assert!(
+            keeper.store.expired(far).await.unwrap().is_empty(),
+            "deleted"
+        );
+    }
+}

@@ -288,7 +288,104 @@ impl OfflineTimers {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    use switchboard_core::events::{EventKind, MemoryEventSink};
+    use switchboard_core::online::MemoryOnlineStore;
+    use switchboard_model::ConnectionId;
+
     use super::*;
+
+    const DELAY: Duration = Duration::from_secs(3);
+
+    /// Timers on memory stores holding at most `capacity` users, and what they emitted.
+    fn timers(capacity: usize) -> (Arc<OfflineTimers>, Arc<MemoryEventSink>) {
+        let sink = Arc::new(MemoryEventSink::new());
+        let presence = PresenceEvents::new(Arc::new(MemoryOnlineStore::new(1000)), sink.clone());
+        let failures = Arc::new(Failures::default());
+        (
+            OfflineTimers::new(presence, DELAY, capacity, failures),
+            sink,
+        )
+    }
+
+    fn connection(n: u8) -> ConnectionId {
+        ConnectionId::parse(format!("conn{n:012}")).unwrap()
+    }
+
+    /// Connects and disconnects `user`'s connection `n`, scheduling its offline check.
+    async fn flap(timers: &OfflineTimers, user: &str, n: u8) {
+        let (tenant, user) = key(user);
+        let presence = &timers.presence;
+        let now = OffsetDateTime::now_utc();
+        presence
+            .connected(&tenant, &user, &connection(n), now)
+            .await
+            .unwrap();
+        if let Some(check) = presence
+            .disconnected(&tenant, &user, &connection(n))
+            .await
+            .unwrap()
+        {
+            timers.schedule(check).await;
+        }
+    }
+
+    fn offline(sink: &MemoryEventSink) -> Vec<u64> {
+        sink.events()
+            .iter()
+            .filter(|e| e.kind == EventKind::UserOffline)
+            .map(|e| e.data["version"].as_u64().unwrap())
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn flaps_inside_the_delay_end_in_one_offline_after_the_last() {
+        let (timers, sink) = timers(10);
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(timers.clone().run_until(stopped));
+        for n in 0..100 {
+            flap(&timers, "alice", n).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(timers.len(), 1, "one pending check, however many flaps");
+        tokio::time::sleep(DELAY - Duration::from_millis(100)).await;
+        assert!(offline(&sink).is_empty(), "not before the delay");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(offline(&sink), vec![200], "the version of the last removal");
+        let online = sink
+            .events()
+            .iter()
+            .filter(|e| e.kind == EventKind::UserOnline)
+            .count();
+        assert_eq!(online, 1, "reconnects inside the delay announce nothing");
+        let _ = stop.send(true);
+        task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_set_checks_a_new_user_at_once() {
+        let (timers, sink) = timers(1);
+        flap(&timers, "alice", 1).await;
+        flap(&timers, "bob", 2).await;
+        assert_eq!(timers.len(), 1);
+        assert_eq!(offline(&sink), vec![2], "bob checked at once, not lost");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_runs_pending_checks_at_once_and_later_ones_immediately() {
+        let (timers, sink) = timers(10);
+        flap(&timers, "alice", 1).await;
+        flap(&timers, "bob", 2).await;
+        let started = Instant::now();
+        timers.drain(Duration::from_secs(1)).await;
+        assert_eq!(offline(&sink), vec![2, 2]);
+        assert!(started.elapsed() < DELAY);
+        flap(&timers, "carol", 3).await;
+        assert_eq!(
+            offline(&sink).len(),
+            3,
+            "after the drain a check runs at once"
+        );
+    }
 
     fn key(user: &str) -> UserKey {
         (
