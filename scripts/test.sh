@@ -31,6 +31,9 @@ cargo test --workspace --all-targets
 say "Web Push against implementations nobody here wrote (http_ece, cryptography)"
 bash scripts/webpush-check.sh
 
+say "Webhooks against a library nobody here wrote (standardwebhooks), through README's receiver"
+bash scripts/webhook-check.sh
+
 say "Newcomer check (README.md \"Try it\", run as written)"
 bash scripts/newcomer-check.sh
 
