@@ -27,6 +27,24 @@ pub async fn events_server(
     TestServer::start_with(backend, &["--dev"], &all).await
 }
 
+/// [`events_server`] on the memory roster whose `WEBHOOK_FILE` gives acme and globex
+/// endpoints of their own; every other tenant's events go to `global` (`WEBHOOK_URL`).
+pub async fn tenant_endpoints_server(
+    acme: &Receiver,
+    globex: &Receiver,
+    global: &Receiver,
+) -> TestServer {
+    let file = std::env::temp_dir().join(format!("e2e-webhooks-{}.json", uuid::Uuid::new_v4()));
+    let tenants =
+        json!({"tenants": {"acme": acme.endpoint_json(), "globex": globex.endpoint_json()}});
+    std::fs::write(&file, tenants.to_string()).unwrap();
+    let webhook_file = [("WEBHOOK_FILE", file.to_str().unwrap())];
+    let server = events_server(Backend::Memory, global, &webhook_file).await;
+    // Read whole at start.
+    std::fs::remove_file(file).unwrap();
+    server
+}
+
 /// Closes a client as a browser does: a close frame, then the server's answer (or the
 /// end of the stream).
 pub async fn close(mut client: Client) {
@@ -179,6 +197,75 @@ pub async fn reconnect_flaps_inside_the_delay_announce_no_offline(backend: Backe
     );
 }
 
+/// 50 connections of one user opened at once, then closed at once: the online store
+/// counts each change once, atomically — 50 `user.online` with versions 1..=50 and
+/// `connections` equal to the version, then one `user.offline` at version 100.
+pub async fn concurrent_connects_and_closes_of_one_user_count_each_change(backend: Backend) {
+    const TABS: u64 = 50;
+    let receiver = Receiver::start().await;
+    let server = events_server(backend, &receiver, &[]).await;
+    let dave = token("acme", "dave", &[]);
+    let clients =
+        futures::future::join_all((0..TABS).map(|_| Client::connect(&server, &dave))).await;
+    let online = receiver
+        .wait_count(
+            Duration::from_secs(20),
+            "every tab online",
+            TABS as usize,
+            |e| is_user_event(e, "user.online", "acme", "dave"),
+        )
+        .await;
+    let mut seen: Vec<(u64, u64)> = online
+        .iter()
+        .map(|e| {
+            let data = &e["data"];
+            (
+                data["version"].as_u64().unwrap(),
+                data["connections"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (1..=TABS).map(|v| (v, v)).collect::<Vec<_>>());
+
+    futures::future::join_all(clients.into_iter().map(close)).await;
+    let event = receiver
+        .wait_event(Duration::from_secs(20), "offline", |e| {
+            is_user_event(e, "user.offline", "acme", "dave")
+        })
+        .await;
+    assert_eq!(event["data"], data("acme", "dave", 0, 2 * TABS));
+    tokio::time::sleep(DELAY * 2).await;
+    assert_eq!(receiver.deliveries().len(), TABS as usize + 1);
+}
+
+/// A socket the server ends (`DELETE @connections/{id}` on the management API) ends in
+/// `user.offline` as a client's close does.
+pub async fn a_connection_the_server_ends_goes_offline(backend: Backend) {
+    let receiver = Receiver::start().await;
+    let server = events_server(backend, &receiver, &[]).await;
+    let mut client = Client::connect(&server, &token("acme", "carol", &[])).await;
+    receiver
+        .wait_event(Duration::from_secs(10), "online", |e| {
+            is_user_event(e, "user.online", "acme", "carol")
+        })
+        .await;
+    let path = format!("/main/@connections/{}", client.connection_id);
+    let deleted = reqwest::Client::new()
+        .delete(server.management(&path))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status().as_u16(), 204);
+    assert!(client.close_code().await.is_some());
+    let event = receiver
+        .wait_event(Duration::from_secs(10), "offline", |e| {
+            is_user_event(e, "user.offline", "acme", "carol")
+        })
+        .await;
+    assert_eq!(event["data"], data("acme", "carol", 0, 2));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn online_and_offline_follow_connections_memory_roster() {
     online_and_offline_follow_connections(Backend::Memory).await;
@@ -197,4 +284,24 @@ async fn reconnect_flaps_inside_the_delay_announce_no_offline_memory_roster() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnect_flaps_inside_the_delay_announce_no_offline_dynamodb_roster() {
     reconnect_flaps_inside_the_delay_announce_no_offline(Backend::Dynamodb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_the_server_ends_goes_offline_memory_roster() {
+    a_connection_the_server_ends_goes_offline(Backend::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_the_server_ends_goes_offline_dynamodb_roster() {
+    a_connection_the_server_ends_goes_offline(Backend::Dynamodb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_connects_and_closes_of_one_user_count_each_change_memory_roster() {
+    concurrent_connects_and_closes_of_one_user_count_each_change(Backend::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_connects_and_closes_of_one_user_count_each_change_dynamodb_roster() {
+    concurrent_connects_and_closes_of_one_user_count_each_change(Backend::Dynamodb).await;
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::events_presence::{close, events_server};
+use super::events_presence::{close, events_server, tenant_endpoints_server};
 use super::harness::{token, Backend, Client, TestServer};
 use super::webhook_receiver::{is_settled, is_user_event, Receiver};
 
@@ -125,6 +125,48 @@ pub async fn settled_reports_a_dead_message(backend: Backend) {
     );
 }
 
+/// A broadcast to 400 connections in pages of 10 over 8 scan segments (chains that end at
+/// about the same time): exactly one `message.settled` (one delivery, the receiver answering
+/// 200), `tenant` null, its counts the receipt's.
+pub async fn a_concurrent_broadcast_settles_once(backend: Backend) {
+    const CONNECTIONS: usize = 400;
+    let receiver = Receiver::start().await;
+    let server = events_server(
+        backend,
+        &receiver,
+        &[("FANOUT_SHARD_SIZE", "10"), ("SCAN_SEGMENTS", "8")],
+    )
+    .await;
+    let mut clients = Vec::with_capacity(CONNECTIONS);
+    for chunk in (0..CONNECTIONS).collect::<Vec<_>>().chunks(100) {
+        let tokens: Vec<String> = chunk
+            .iter()
+            .map(|n| token(&format!("t-{}", n % 4), &format!("u-{n}"), &[]))
+            .collect();
+        let server = &server;
+        clients.extend(
+            futures::future::join_all(tokens.iter().map(|t| Client::connect(server, t))).await,
+        );
+    }
+    let admin = token("ops", "root", &["admin"]);
+    let all = json!({"id":"s-broadcast","target":{"type":"broadcast"},"data":1});
+    assert_eq!(server.publish(&admin, &all).await.0, 202);
+    let event = assert_settled(&server, &receiver, &admin, "s-broadcast", "delivered").await;
+    assert!(event["data"]["tenant"].is_null(), "{event}");
+    assert_eq!(
+        (&event["data"]["matched"], &event["data"]["delivered"]),
+        (&json!(CONNECTIONS), &json!(CONNECTIONS))
+    );
+    // Late pages would have settled it again by now.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let settled = receiver
+        .deliveries()
+        .iter()
+        .filter(|d| d.event["type"] == "message.settled")
+        .count();
+    assert_eq!(settled, 1);
+}
+
 /// `WEBHOOK_FILE` gives acme and globex endpoints of their own; initech and broadcasts
 /// use the global one (`WEBHOOK_URL`). Each receiver verifies with its own secret (another
 /// tenant's event there would be refused as unsigned for it) and gets exactly the events of
@@ -134,16 +176,7 @@ async fn each_tenant_gets_its_own_events_only() {
     let acme = Receiver::start().await;
     let globex = Receiver::start().await;
     let global = Receiver::start().await;
-    let file = std::env::temp_dir().join(format!("e2e-webhooks-{}.json", uuid::Uuid::new_v4()));
-    let tenants =
-        json!({"tenants": {"acme": acme.endpoint_json(), "globex": globex.endpoint_json()}});
-    std::fs::write(&file, tenants.to_string()).unwrap();
-    let server = events_server(
-        Backend::Memory,
-        &global,
-        &[("WEBHOOK_FILE", file.to_str().unwrap())],
-    )
-    .await;
+    let server = tenant_endpoints_server(&acme, &globex, &global).await;
 
     let tenants = ["acme", "globex", "initech"];
     let mut clients = Vec::new();
@@ -195,6 +228,8 @@ async fn each_tenant_gets_its_own_events_only() {
         story
     };
     for (receiver, tenant) in routed {
+        // Each answered 200: one delivery per event, none announced twice.
+        assert_eq!(receiver.deliveries().len(), receiver.events().len());
         let mut expected = vec![
             (
                 "message.settled".to_string(),
@@ -213,7 +248,6 @@ async fn each_tenant_gets_its_own_events_only() {
             "the events at {tenant}'s endpoint"
         );
     }
-    let _ = std::fs::remove_file(file);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -234,4 +268,14 @@ async fn settled_reports_a_dead_message_memory_roster() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settled_reports_a_dead_message_dynamodb_roster() {
     settled_reports_a_dead_message(Backend::Dynamodb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrent_broadcast_settles_once_memory_roster() {
+    a_concurrent_broadcast_settles_once(Backend::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrent_broadcast_settles_once_dynamodb_roster() {
+    a_concurrent_broadcast_settles_once(Backend::Dynamodb).await;
 }

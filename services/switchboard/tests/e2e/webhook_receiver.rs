@@ -49,6 +49,8 @@ enum Answer {
     Always(u16),
     /// This status until the instant, then 200.
     Until(u16, Instant),
+    /// Holds each request this long, then answers 503 (a receiver that hangs).
+    Stall(Duration),
 }
 
 struct Shared {
@@ -143,6 +145,12 @@ impl Receiver {
     /// Answers `status` to every verified request from now on.
     pub fn answer(&self, status: u16) {
         *self.shared.answer.lock().unwrap() = Answer::Always(status);
+    }
+
+    /// Holds every verified request for `time`, then answers 503; recorded (as 503) when
+    /// it arrives.
+    pub fn stall(&self, time: Duration) {
+        *self.shared.answer.lock().unwrap() = Answer::Stall(time);
     }
 
     /// Panics if any request failed verification.
@@ -333,13 +341,18 @@ async fn receive(
 ) -> StatusCode {
     match verify(&shared, &method, &headers, &body) {
         Ok(mut delivery) => {
-            let status = match *shared.answer.lock().unwrap() {
-                Answer::Always(status) => status,
-                Answer::Until(status, until) if delivery.at < until => status,
-                Answer::Until(..) => 200,
+            let answer = *shared.answer.lock().unwrap();
+            let (status, stall) = match answer {
+                Answer::Always(status) => (status, None),
+                Answer::Until(status, until) if delivery.at < until => (status, None),
+                Answer::Until(..) => (200, None),
+                Answer::Stall(time) => (503, Some(time)),
             };
             delivery.answered = status;
             shared.deliveries.lock().unwrap().push(delivery);
+            if let Some(time) = stall {
+                tokio::time::sleep(time).await;
+            }
             StatusCode::from_u16(status).unwrap()
         }
         Err(problem) => {
