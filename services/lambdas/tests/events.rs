@@ -456,6 +456,25 @@ async fn a_connection_gone_before_its_insert_is_handled_announces_nothing() {
 }
 
 #[tokio::test]
+async fn records_not_started_for_lack_of_time_are_handed_back() {
+    let mut h = harness().await;
+    let batch = [
+        h.connect(FIXTURE_CONNECTION).await,
+        h.connect("Second0000000A=").await,
+    ];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+    let response = h
+        .function
+        .handle(&h.metrics, &json!({ "Records": batch }), Some(deadline))
+        .await
+        .unwrap();
+    assert_eq!(failures(&response), sequences(&batch));
+    assert!(h.bus.taken().is_empty());
+    assert!(h.online_item().await.is_empty());
+    h.cleanup().await;
+}
+
+#[tokio::test]
 async fn an_unknown_input_is_an_error_and_an_empty_batch_nothing() {
     let h = harness().await;
     let empty = h

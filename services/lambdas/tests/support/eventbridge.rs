@@ -3,11 +3,13 @@
 //! checks each request against the service's limits (at most 10 entries, less than 256 KB
 //! as `switchboard_aws::eventbridge::entry_size` counts), keeps every entry it takes, and
 //! refuses the next [`EventBridge::refuse_entries`] entries with an `ErrorCode`, as the
-//! service does for an entry it could not take (`FailedEntryCount` > 0).
+//! service does for an entry it could not take (`FailedEntryCount` > 0); every answer takes
+//! [`EventBridge::set_latency`].
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -27,6 +29,8 @@ pub struct EventBridge {
     refused: Arc<Mutex<usize>>,
     /// Requests received.
     requests: Arc<Mutex<usize>>,
+    /// How long each answer takes.
+    latency: Arc<Mutex<Duration>>,
 }
 
 impl EventBridge {
@@ -54,6 +58,11 @@ impl EventBridge {
 
     pub fn requests(&self) -> usize {
         *self.requests.lock().unwrap()
+    }
+
+    /// Every answer takes `latency` from now on.
+    pub fn set_latency(&self, latency: Duration) {
+        *self.latency.lock().unwrap() = latency;
     }
 
     pub fn clear(&self) {
@@ -86,6 +95,10 @@ async fn put_events(State(bus): State<EventBridge>, headers: HeaderMap, body: St
         .sum();
     assert!(size < 256 * 1024, "{size} bytes of entries");
     *bus.requests.lock().unwrap() += 1;
+    let latency = *bus.latency.lock().unwrap();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     let mut failed = 0;
     let results: Vec<Value> = entries
         .iter()
