@@ -9,6 +9,9 @@
 //! `tenant` target with no live connection get a push to each of their devices (on the
 //! history table), sent from this function over the internet (it is in no VPC); without
 //! them push is off ([`crate::push`]).
+//!
+//! Events: with `EVENT_BUS_NAME` set, a message whose receipt turns final emits
+//! `message.settled` to that EventBridge bus ([`EventBridgeSink`]; receipts must be on).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,7 +20,7 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMe
 use switchboard_aws::config::{dynamodb_client_from, with_store_timeouts};
 use switchboard_aws::{
     load_sdk_config, ApiGatewayPoster, DynamoConfig, DynamoDeviceStore, DynamoHistoryStore,
-    DynamoReceiptStore, DynamoRosterStore, DynamoWorkLog, LocalDefaults, SqsQueue,
+    DynamoReceiptStore, DynamoRosterStore, DynamoWorkLog, EventBridgeSink, LocalDefaults, SqsQueue,
 };
 use switchboard_core::config::{required, ConfigError};
 use switchboard_core::history::HistoryConfig;
@@ -100,6 +103,8 @@ pub async fn build(
         ))
     })?;
     let work_log = DynamoWorkLog::new(client, history.table.clone());
+    // `message.settled` to EventBridge when `EVENT_BUS_NAME` is set (docs/design.md: Events).
+    let bus_name = crate::events::event_bus_name(&lookup)?;
     let ports = PublisherPorts {
         roster: Arc::new(roster),
         poster: Arc::new(ApiGatewayPoster::new(&sdk, &settings.callback_url)),
@@ -116,6 +121,7 @@ pub async fn build(
         history_table = %history.table,
         history_ttl_secs = history.ttl.as_secs(),
         receipt_ttl_secs = receipts.ttl.as_secs(),
+        event_bus = bus_name.as_deref().unwrap_or("(none: no events)"),
         "publisher ready"
     );
     let publisher = Publisher::new(ports, settings.publisher)
@@ -125,6 +131,12 @@ pub async fn build(
         .with_usage(Some(Usage::new(Arc::new(usage_store), &usage)))
         .with_work_log(Arc::new(work_log))
         .with_push(push);
+    let publisher = match bus_name {
+        Some(bus_name) => {
+            publisher.with_events(Arc::new(EventBridgeSink::from_sdk_config(&sdk, bus_name)))
+        }
+        None => publisher,
+    };
     Ok((publisher, metrics))
 }
 

@@ -2,7 +2,9 @@
 //! Each Lambda's start-up: its dependency builder refuses a missing or invalid variable,
 //! naming it, and builds from a complete environment (no AWS call is made at init).
 
-use switchboard_lambdas::{authorizer, connect, default, disconnect, publish_api, publisher};
+use switchboard_lambdas::{
+    authorizer, connect, default, disconnect, events, publish_api, publisher,
+};
 
 type Env = &'static [(&'static str, &'static str)];
 
@@ -143,6 +145,66 @@ async fn publisher_needs_its_queues_and_checks_the_fan_out_settings() {
     .await
     .unwrap();
     assert_eq!(publisher.config().fanout_rate, 500);
+}
+
+const BUS: (&str, &str) = ("EVENT_BUS_NAME", "switchboard-events");
+const CHECKS: (&str, &str) = (
+    "EVENTS_QUEUE_URL",
+    "https://sqs.eu-west-1.amazonaws.com/123456789012/offline-checks",
+);
+
+#[tokio::test]
+async fn the_events_function_needs_its_bus_and_queue_and_checks_the_delay() {
+    names(
+        events::build(lookup(&[REGION, CHECKS]))
+            .await
+            .err()
+            .unwrap(),
+        "EVENT_BUS_NAME",
+    );
+    names(
+        events::build(lookup(&[REGION, BUS])).await.err().unwrap(),
+        "EVENTS_QUEUE_URL",
+    );
+    let refused: [Env; 6] = [
+        &[REGION, BUS, ("EVENTS_QUEUE_URL", "not a url")],
+        &[REGION, CHECKS, ("EVENT_BUS_NAME", "a bus")],
+        &[REGION, BUS, CHECKS, ("EVENTS_OFFLINE_DELAY_SECS", "901")],
+        &[REGION, BUS, CHECKS, ("EVENTS_OFFLINE_DELAY_SECS", "-1")],
+        &[REGION, BUS, CHECKS, ("EVENTS_OFFLINE_DELAY_SECS", "soon")],
+        &[REGION, BUS, CHECKS, ("ROSTER_TABLE", "a b")],
+    ];
+    for env in refused {
+        let (name, _) = env[env.len() - 1];
+        names(events::build(lookup(env)).await.err().unwrap(), name);
+    }
+    events::build(lookup(&[REGION, BUS, CHECKS])).await.unwrap();
+    let (function, _) = events::build(lookup(&[
+        REGION,
+        BUS,
+        CHECKS,
+        ("EVENTS_OFFLINE_DELAY_SECS", "900"),
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(function.offline_delay.as_secs(), 900);
+    // The publisher's `message.settled` goes to the same bus: a bad name stops it too.
+    names(
+        publisher::build(lookup(&[
+            REGION,
+            CALLBACK,
+            DLQ,
+            QUEUE,
+            ("EVENT_BUS_NAME", "a bus"),
+        ]))
+        .await
+        .err()
+        .unwrap(),
+        "EVENT_BUS_NAME",
+    );
+    publisher::build(lookup(&[REGION, CALLBACK, DLQ, QUEUE, BUS]))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
