@@ -15,10 +15,14 @@
 mod event;
 mod memory;
 pub mod presence;
+#[cfg(test)]
+mod presence_tests;
 
 pub use event::{Event, EventKind};
 pub use memory::MemoryEventSink;
-pub use presence::{OfflineCheck, PresenceEvents, DEFAULT_OFFLINE_DELAY_SECS, MAX_OFFLINE_DELAY_SECS};
+pub use presence::{
+    OfflineCheck, PresenceEvents, DEFAULT_OFFLINE_DELAY_SECS, MAX_OFFLINE_DELAY_SECS,
+};
 
 use async_trait::async_trait;
 

@@ -86,7 +86,14 @@ impl PresenceEvents {
                 version,
             } => (connections, version),
         };
-        let event = Event::user(EventKind::UserOnline, tenant, user, connections, version, now);
+        let event = Event::user(
+            EventKind::UserOnline,
+            tenant,
+            user,
+            connections,
+            version,
+            now,
+        );
         self.sink.emit(vec![event.clone()]).await?;
         Ok(Some(event))
     }

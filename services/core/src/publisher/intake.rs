@@ -93,11 +93,17 @@ impl Publisher {
         let mut report = MessageReport::new(message, id.clone(), envelope.target.kind());
         report.tenant = envelope.target.tenant().cloned();
         let track = self.track_message(&envelope.target, &id);
+        // Claimed first, so a copy delivered again (even one whose `expiresAt` has passed
+        // since) neither marks the receipt again nor settles it twice.
+        let key = UnitKey::message(envelope.target.tenant().cloned(), &id);
+        let Some(lease) = self.begin(&key, deadline, &mut report).await else {
+            return report;
+        };
         if envelope.is_expired(OffsetDateTime::now_utc()) {
             let expired = Progress::expired(Origin::Message);
             self.record(track.as_ref(), expired, &mut report).await;
             report.outcome = Outcome::Expired;
-            return report;
+            return self.end(&key, lease, report).await;
         }
         let now = OffsetDateTime::now_utc();
         let streams = history_streams(&envelope.target);
@@ -115,12 +121,8 @@ impl Publisher {
                     let dead = Progress::dead(Origin::Message);
                     self.record(track.as_ref(), dead, &mut report).await;
                 }
-                return report;
+                return self.end(&key, lease, report).await;
             }
-        };
-        let key = UnitKey::message(envelope.target.tenant().cloned(), &id);
-        let Some(lease) = self.begin(&key, deadline, &mut report).await else {
-            return report;
         };
         let unit = Prepared {
             id,

@@ -366,3 +366,34 @@ fn only_the_write_that_makes_the_receipt_final_settles_it() {
         assert_eq!(progress.settles(&totals), settles, "case {n}: {progress:?}");
     }
 }
+
+#[tokio::test]
+async fn a_copy_of_an_expired_message_settles_nothing_more() {
+    let (rig, sink) = rig_events(ScriptedPoster::new(), config());
+    rig.connect("acme", "alice", "c-alice-1").await;
+    let body = json!({"id":"m-13","target":{"type":"users","tenant":"acme","users":["alice"]},
+        "data":1,"expiresAt":"2020-01-01T00:00:00Z"});
+    rig.publish("q-13", &body).await;
+    let again = rig.publish("q-13", &body).await;
+    assert_eq!(again.reports[0].outcome, Outcome::Duplicate);
+    settled_once(&rig, &sink, &acme("m-13"), ReceiptStatus::Expired).await;
+}
+
+#[tokio::test]
+async fn a_late_copy_of_a_delivered_message_neither_expires_it_nor_settles_it_again() {
+    let (rig, sink) = rig_events(ScriptedPoster::new(), config());
+    rig.connect("acme", "alice", "c-alice-1").await;
+    let expires_at = OffsetDateTime::now_utc() + time::Duration::milliseconds(300);
+    let at = expires_at
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let body = json!({"id":"m-14","target":{"type":"users","tenant":"acme","users":["alice"]},
+        "data":1,"expiresAt":at});
+    let first = rig.publish("q-14", &body).await;
+    assert_eq!(first.reports[0].outcome, Outcome::Delivered);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // The queue delivers it again (its acknowledgement was lost) after `expiresAt`.
+    let again = rig.publish("q-14", &body).await;
+    assert_eq!(again.reports[0].outcome, Outcome::Duplicate);
+    settled_once(&rig, &sink, &acme("m-14"), ReceiptStatus::Delivered).await;
+}
