@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the six Lambda functions (services/lambdas) as x86-64 `bootstrap.zip` files under
+# Builds the seven Lambda functions (services/lambdas) as x86-64 `bootstrap.zip` files under
 # target/lambda/<name>/, the layout the CDK app deploys.
 #
 # Idempotent: when `cargo lambda` is not on PATH, it is installed from PyPI (the
@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-FUNCTIONS=(authorizer connect disconnect default publisher publish-api)
+FUNCTIONS=(authorizer connect disconnect default publisher publish-api events)
 VENV="$PWD/.cache/cargo-lambda-venv"
 
 if ! cargo lambda --version >/dev/null 2>&1; then

@@ -91,22 +91,24 @@ cat > "$TENANTS" <<JSON
 {"defaults": {"maxConnections": 10000, "publishesPerSecond": 100},
  "tenants": {"acme": {"maxConnectionsPerUser": 5, "allowedTargets": ["users"]}}}
 JSON
-step "cdk synth (fake zips, jwtIssuersFile, tenantsFile) + cfn-lint"
-synth "$FAKE" "$WORK/cdk.out.issuers" x86_64 -c "jwtIssuersFile=$ISSUERS" -c "tenantsFile=$TENANTS"
+# ... and the events' own webhook route (an EventBridge connection, API destination and rule).
+step "cdk synth (fake zips, jwtIssuersFile, tenantsFile, events webhook) + cfn-lint"
+synth "$FAKE" "$WORK/cdk.out.issuers" x86_64 -c "jwtIssuersFile=$ISSUERS" -c "tenantsFile=$TENANTS" \
+  -c "eventsWebhookUrl=https://hooks.example.com/switchboard" -c "eventsWebhookApiKeySecret=switchboard/events-webhook"
 cfn_lint "$WORK/cdk.out.issuers/Switchboard.template.json"
 
 # ---- 4. the real zips, when built ----------------------------------------------------------
 REAL="${LAMBDA_DIR:-$ROOT/target/lambda}"  # LAMBDA_DIR overrides, e.g. for an --arm64 build elsewhere
 REAL_ARCH="${LAMBDA_ARCH:-x86_64}"         # LAMBDA_ARCH=arm64 for such a build (synth checks each bootstrap)
 missing=()
-for name in authorizer connect disconnect default publisher publish-api; do
+for name in authorizer connect disconnect default publisher publish-api events; do
   [[ -f "$REAL/$name/bootstrap.zip" ]] || missing+=("$name")
 done
 if (( ${#missing[@]} == 0 )); then
   step "cdk synth (real zips in $REAL) + cfn-lint"
   synth "$REAL" "$WORK/cdk.out.real" "$REAL_ARCH"
   cfn_lint "$WORK/cdk.out.real/Switchboard.template.json"
-elif (( ${#missing[@]} < 6 )); then
+elif (( ${#missing[@]} < 7 )); then
   fail "target/lambda has some zips but not: ${missing[*]} (run: cargo lambda build --release --output-format zip)"
 else
   step "no target/lambda/*/bootstrap.zip: skipping the synth with real zips (cargo lambda build --release --output-format zip)"

@@ -22,7 +22,8 @@ pub mod sqs;
 pub use config::{dynamodb_client, load_sdk_config, DynamoConfig, LocalDefaults};
 pub use dynamo::{
     create_history_table, create_table, delete_table, DynamoDeviceStore, DynamoHistoryStore,
-    DynamoReceiptStore, DynamoRosterStore, DynamoWorkLog, LookupStats,
+    DynamoLeaseStore, DynamoOnlineStore, DynamoReceiptStore, DynamoRosterStore, DynamoWorkLog,
+    LookupStats,
 };
 pub use eventbridge::EventBridgeSink;
 pub use poster::ApiGatewayPoster;

@@ -7,6 +7,12 @@
 
 mod cli;
 mod client_frames;
+mod events_config;
+mod events_isolation;
+mod events_presence;
+mod events_restart;
+mod events_retry;
+mod events_settled;
 mod hardening;
 mod harness;
 mod help;
@@ -29,6 +35,7 @@ mod tenant_shares;
 mod url_limit;
 mod usage;
 mod vapid_keys;
+mod webhook_receiver;
 
 use history::*;
 use receipts::*;
