@@ -1,6 +1,6 @@
 //! A `serve` on the DynamoDB roster killed with `kill -9` (docs/design.md: Events, leases):
-//! its sockets vanish without a disconnect step, yet once a process on the same tables
-//! runs again its lease sweep removes the dead process's connections and each of their
+//! its sockets vanish without a disconnect step, yet a process on the same tables (restarted,
+//! or a peer that was running all along) sweeps its lease removes the dead process's connections and each of their
 //! users gets `user.offline` exactly once. A user who reconnected to the new process in the
 //! meantime is not announced offline. A graceful stop (SIGTERM) is no vanishing: its users'
 //! offline checks run at once, before the process exits.
@@ -17,24 +17,51 @@ use super::webhook_receiver::{is_user_event, Receiver};
 /// within about 20 s plus the offline delay. Waited for generously.
 const SWEPT_WITHIN: Duration = Duration::from_secs(90);
 
+/// Fresh DynamoDB Local tables for processes that share them (`--roster dynamodb`), their
+/// events going to one receiver with the offline delay 1 s.
+struct SharedTables {
+    vars: Vec<(&'static str, String)>,
+}
+
+impl SharedTables {
+    const ARGS: [&'static str; 4] = ["--dev", "--roster", "dynamodb", "--create-table"];
+
+    fn new(receiver: &Receiver) -> Self {
+        let table = format!("e2e-events-{}", uuid::Uuid::new_v4());
+        let mut vars = vec![
+            ("DYNAMODB_ENDPOINT", dynamodb_endpoint()),
+            ("HISTORY_TABLE", format!("{table}-history")),
+            ("ROSTER_TABLE", table),
+            ("AWS_ACCESS_KEY_ID", "local".into()),
+            ("AWS_SECRET_ACCESS_KEY", "local".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("EVENTS_OFFLINE_DELAY_SECS", "1".into()),
+        ];
+        vars.extend(receiver.envs().map(|(k, v)| (k, v.to_string())));
+        Self { vars }
+    }
+
+    fn envs(&self) -> Vec<(&str, &str)> {
+        self.vars.iter().map(|(k, v)| (*k, v.as_str())).collect()
+    }
+}
+
+fn kill_9(server: &mut TestServer) {
+    let status = std::process::Command::new("kill")
+        .args(["-9", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(server.wait_exit(Duration::from_secs(10)).is_some());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_serves_users_go_offline_once_after_a_restart() {
     const USERS: usize = 20;
-    let endpoint = dynamodb_endpoint();
-    let table = format!("e2e-events-{}", uuid::Uuid::new_v4());
-    let history_table = format!("{table}-history");
     let receiver = Receiver::start().await;
-    let mut envs = vec![
-        ("DYNAMODB_ENDPOINT", endpoint.as_str()),
-        ("ROSTER_TABLE", table.as_str()),
-        ("HISTORY_TABLE", history_table.as_str()),
-        ("AWS_ACCESS_KEY_ID", "local"),
-        ("AWS_SECRET_ACCESS_KEY", "local"),
-        ("AWS_REGION", "us-east-1"),
-        ("EVENTS_OFFLINE_DELAY_SECS", "1"),
-    ];
-    envs.extend(receiver.envs());
-    let args = ["--dev", "--roster", "dynamodb", "--create-table"];
+    let shared = SharedTables::new(&receiver);
+    let envs = shared.envs();
+    let args = SharedTables::ARGS;
 
     let mut dying = TestServer::start_process(Backend::Memory, &args, &envs);
     let users: Vec<String> = (0..USERS).map(|n| format!("u-{n}")).collect();
@@ -48,13 +75,7 @@ async fn a_killed_serves_users_go_offline_once_after_a_restart() {
         })
         .await;
 
-    let pid = dying.pid().to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-9", &pid])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    assert!(dying.wait_exit(Duration::from_secs(10)).is_some());
+    kill_9(&mut dying);
     let killed = Instant::now();
     drop(clients);
 
@@ -103,17 +124,84 @@ async fn a_killed_serves_users_go_offline_once_after_a_restart() {
         "split has a live connection: {events:#?}"
     );
     assert_eq!(events.iter().filter(|e| offline(e)).count(), USERS);
+
+    // Versions live in the history table: they go on after the restart.
+    let _again = Client::connect(&restarted, &token("acme", "u-0", &[])).await;
+    let online = receiver
+        .wait_event(Duration::from_secs(10), "u-0 back online", |e| {
+            is_user_event(e, "user.online", "acme", "u-0") && e["data"]["version"] != 1
+        })
+        .await;
+    assert_eq!(
+        online["data"],
+        json!({"tenant":"acme","user":"u-0","connections":1,"version":3})
+    );
+}
+
+/// Two processes on the same tables; one is killed with `kill -9`. The other, still
+/// running, sweeps its lease: the dead one's users go offline once each, and a user with a
+/// connection on the live one too stays online (its count goes from 2 to 1, no event).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_peer_sweeps_a_killed_serves_users() {
+    const USERS: usize = 5;
+    let receiver = Receiver::start().await;
+    let shared = SharedTables::new(&receiver);
+    let envs = shared.envs();
+    let mut dying = TestServer::start_process(Backend::Memory, &SharedTables::ARGS, &envs);
+    let peer = TestServer::start_process(Backend::Memory, &SharedTables::ARGS, &envs);
+    let mut clients = Vec::new();
+    for n in 0..USERS {
+        clients.push(Client::connect(&dying, &token("acme", &format!("u-{n}"), &[])).await);
+    }
+    clients.push(Client::connect(&dying, &token("acme", "both", &[])).await);
+    let _live = Client::connect(&peer, &token("acme", "both", &[])).await;
+    receiver
+        .wait_count(Duration::from_secs(20), "everyone online", USERS + 2, |e| {
+            e["type"] == "user.online"
+        })
+        .await;
+    kill_9(&mut dying);
+    let killed = Instant::now();
+    drop(clients);
+    receiver
+        .wait_count(
+            SWEPT_WITHIN,
+            "the dead process's users offline",
+            USERS,
+            |e| e["type"] == "user.offline",
+        )
+        .await;
+    eprintln!(
+        "{USERS} users offline {:?} after the kill",
+        killed.elapsed()
+    );
+    tokio::time::sleep(Duration::from_secs(5) + DELAY * 3).await;
+    let events = receiver.events();
+    for n in 0..USERS {
+        let user = format!("u-{n}");
+        let offline = events
+            .iter()
+            .filter(|e| is_user_event(e, "user.offline", "acme", &user))
+            .count();
+        assert_eq!(offline, 1, "{user}: {events:#?}");
+    }
+    assert!(
+        !events
+            .iter()
+            .any(|e| is_user_event(e, "user.offline", "acme", "both")),
+        "both has a live connection on the peer: {events:#?}"
+    );
+    assert_eq!(peer.metric("switchboard_connections").await, 1.0);
 }
 
 /// SIGTERM with a 60 s offline delay: the sockets close, and each user's `user.offline`
 /// arrives at once (well before the delay), before the process exits 0.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_graceful_stop_announces_its_users_offline_at_once() {
+async fn a_graceful_stop_announces_its_users_offline_at_once(backend: Backend) {
     const USERS: usize = 3;
     let receiver = Receiver::start().await;
     let mut envs = vec![("EVENTS_OFFLINE_DELAY_SECS", "60")];
     envs.extend(receiver.envs());
-    let mut server = TestServer::start_process(Backend::Memory, &["--dev"], &envs);
+    let mut server = TestServer::start_process(backend, &["--dev"], &envs);
     let mut clients = Vec::new();
     for n in 0..USERS {
         clients.push(Client::connect(&server, &token("acme", &format!("u-{n}"), &[])).await);
@@ -150,4 +238,14 @@ async fn a_graceful_stop_announces_its_users_offline_at_once() {
         );
     }
     assert!(stopped.elapsed() < Duration::from_secs(30));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_announces_its_users_offline_at_once_memory_roster() {
+    a_graceful_stop_announces_its_users_offline_at_once(Backend::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_announces_its_users_offline_at_once_dynamodb_roster() {
+    a_graceful_stop_announces_its_users_offline_at_once(Backend::Dynamodb).await;
 }
