@@ -119,7 +119,14 @@ pub struct EventsSettings {
 }
 
 impl EventsSettings {
+    /// Also requires `ROSTER_TABLE` and `HISTORY_TABLE` to be set (their values are read
+    /// by [`DynamoConfig`] and [`HistoryConfig`]): the other functions fall back to the
+    /// default table names, but this one reads the roster's items and keeps the online
+    /// items, so a stack that forgot either must stop at init, not fail every record.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        for name in ["ROSTER_TABLE", "HISTORY_TABLE"] {
+            let _: String = required(&lookup, name)?;
+        }
         let bus_name = event_bus_name(&lookup)?.ok_or(ConfigError::Missing("EVENT_BUS_NAME"))?;
         let queue_url: String = required(&lookup, "EVENTS_QUEUE_URL")?;
         Ok(Self {

@@ -148,39 +148,75 @@ async fn publisher_needs_its_queues_and_checks_the_fan_out_settings() {
 }
 
 const BUS: (&str, &str) = ("EVENT_BUS_NAME", "switchboard-events");
+const ROSTER: (&str, &str) = ("ROSTER_TABLE", "Roster");
+const HISTORY: (&str, &str) = ("HISTORY_TABLE", "History");
 const CHECKS: (&str, &str) = (
     "EVENTS_QUEUE_URL",
     "https://sqs.eu-west-1.amazonaws.com/123456789012/offline-checks",
 );
 
 #[tokio::test]
-async fn the_events_function_needs_its_bus_and_queue_and_checks_the_delay() {
-    names(
-        events::build(lookup(&[REGION, CHECKS]))
-            .await
-            .err()
-            .unwrap(),
+async fn the_events_function_needs_its_bus_queue_and_tables_and_checks_the_delay() {
+    let complete: Env = &[REGION, ROSTER, HISTORY, BUS, CHECKS];
+    for missing in [
+        "ROSTER_TABLE",
+        "HISTORY_TABLE",
         "EVENT_BUS_NAME",
-    );
-    names(
-        events::build(lookup(&[REGION, BUS])).await.err().unwrap(),
         "EVENTS_QUEUE_URL",
-    );
+    ] {
+        let env: Vec<(&str, &str)> = complete
+            .iter()
+            .copied()
+            .filter(|(name, _)| *name != missing)
+            .collect();
+        let env: Env = Box::leak(env.into_boxed_slice());
+        names(events::build(lookup(env)).await.err().unwrap(), missing);
+    }
     let refused: [Env; 6] = [
-        &[REGION, BUS, ("EVENTS_QUEUE_URL", "not a url")],
-        &[REGION, CHECKS, ("EVENT_BUS_NAME", "a bus")],
-        &[REGION, BUS, CHECKS, ("EVENTS_OFFLINE_DELAY_SECS", "901")],
-        &[REGION, BUS, CHECKS, ("EVENTS_OFFLINE_DELAY_SECS", "-1")],
-        &[REGION, BUS, CHECKS, ("EVENTS_OFFLINE_DELAY_SECS", "soon")],
-        &[REGION, BUS, CHECKS, ("ROSTER_TABLE", "a b")],
+        &[
+            REGION,
+            ROSTER,
+            HISTORY,
+            BUS,
+            ("EVENTS_QUEUE_URL", "not a url"),
+        ],
+        &[REGION, ROSTER, HISTORY, CHECKS, ("EVENT_BUS_NAME", "a bus")],
+        &[
+            REGION,
+            ROSTER,
+            HISTORY,
+            BUS,
+            CHECKS,
+            ("EVENTS_OFFLINE_DELAY_SECS", "901"),
+        ],
+        &[
+            REGION,
+            ROSTER,
+            HISTORY,
+            BUS,
+            CHECKS,
+            ("EVENTS_OFFLINE_DELAY_SECS", "-1"),
+        ],
+        &[
+            REGION,
+            ROSTER,
+            HISTORY,
+            BUS,
+            CHECKS,
+            ("EVENTS_OFFLINE_DELAY_SECS", "soon"),
+        ],
+        &[REGION, HISTORY, BUS, CHECKS, ("ROSTER_TABLE", "a b")],
     ];
     for env in refused {
         let (name, _) = env[env.len() - 1];
         names(events::build(lookup(env)).await.err().unwrap(), name);
     }
-    events::build(lookup(&[REGION, BUS, CHECKS])).await.unwrap();
+    let (function, _) = events::build(lookup(complete)).await.unwrap();
+    assert_eq!(function.offline_delay.as_secs(), 3);
     let (function, _) = events::build(lookup(&[
         REGION,
+        ROSTER,
+        HISTORY,
         BUS,
         CHECKS,
         ("EVENTS_OFFLINE_DELAY_SECS", "900"),
