@@ -249,7 +249,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         names: "`EVENT_BUS_NAME`, `EVENTS_QUEUE_URL`",
         default: "unset: no events on AWS",
-        meaning: "Lambdas: the EventBridge bus (name or ARN) the events function and the publisher put `user.online`, `user.offline` and `message.settled` on (docs/design.md: Events), and the queue of the events function's delayed offline checks; the events function needs both (and reads `ROSTER_TABLE`, `HISTORY_TABLE`, `EVENTS_OFFLINE_DELAY_SECS`)",
+        meaning: "Lambdas: the EventBridge bus (name or ARN) the events function and the publisher put `user.online`, `user.offline` and `message.settled` on (docs/design.md: Events), and the queue of the events function's delayed offline checks; the events function needs both, and `ROSTER_TABLE` and `HISTORY_TABLE` set (no default there); it also reads `EVENTS_OFFLINE_DELAY_SECS`",
     },
     Setting {
         names: "`SWITCHBOARD_TOKEN` / `switchboard publish --token`",
