@@ -293,7 +293,11 @@ mod tests {
         let over = vec![detail_of(MAX_REQUEST_BYTES - 10), detail_of(10)];
         assert_eq!(sizes(&requests(over)), [1, 1]);
         // Too big alone: alone.
-        let huge = vec![detail_of(10), detail_of(MAX_REQUEST_BYTES + 1), detail_of(10)];
+        let huge = vec![
+            detail_of(10),
+            detail_of(MAX_REQUEST_BYTES + 1),
+            detail_of(10),
+        ];
         assert_eq!(sizes(&requests(huge)), [1, 1, 1]);
         assert!(requests(Vec::new()).is_empty());
     }
