@@ -1,7 +1,7 @@
 //! A `serve` on the DynamoDB roster killed with `kill -9` (docs/design.md: Events, leases):
 //! its sockets vanish without a disconnect step, yet a process on the same tables (restarted,
-//! or a peer that was running all along) sweeps its lease removes the dead process's connections and each of their
-//! users gets `user.offline` exactly once. A user who reconnected to the new process in the
+//! or a peer that was running all along) sweeps its lease: it removes the dead process's
+//! connections, and each of their users gets `user.offline` exactly once. A user who reconnected to the new process in the
 //! meantime is not announced offline. A graceful stop (SIGTERM) is no vanishing: its users'
 //! offline checks run at once, before the process exits.
 
@@ -46,13 +46,25 @@ impl SharedTables {
     }
 }
 
-fn kill_9(server: &mut TestServer) {
+/// Waits until `online` users are announced online, then kills `server` with `kill -9`:
+/// when it died.
+async fn kill_9_once_online(
+    server: &mut TestServer,
+    receiver: &Receiver,
+    online: usize,
+) -> Instant {
+    receiver
+        .wait_count(Duration::from_secs(20), "everyone online", online, |e| {
+            e["type"] == "user.online"
+        })
+        .await;
     let status = std::process::Command::new("kill")
         .args(["-9", &server.pid().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     assert!(server.wait_exit(Duration::from_secs(10)).is_some());
+    Instant::now()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -69,14 +81,8 @@ async fn a_killed_serves_users_go_offline_once_after_a_restart() {
     for user in users.iter().chain([&"split".to_string()]) {
         clients.push(Client::connect(&dying, &token("acme", user, &[])).await);
     }
-    receiver
-        .wait_count(Duration::from_secs(20), "everyone online", USERS + 1, |e| {
-            e["type"] == "user.online"
-        })
-        .await;
 
-    kill_9(&mut dying);
-    let killed = Instant::now();
+    let killed = kill_9_once_online(&mut dying, &receiver, USERS + 1).await;
     drop(clients);
 
     let restarted = TestServer::start_process(Backend::Memory, &args, &envs);
@@ -155,13 +161,8 @@ async fn a_live_peer_sweeps_a_killed_serves_users() {
     }
     clients.push(Client::connect(&dying, &token("acme", "both", &[])).await);
     let _live = Client::connect(&peer, &token("acme", "both", &[])).await;
-    receiver
-        .wait_count(Duration::from_secs(20), "everyone online", USERS + 2, |e| {
-            e["type"] == "user.online"
-        })
-        .await;
-    kill_9(&mut dying);
-    let killed = Instant::now();
+
+    let killed = kill_9_once_online(&mut dying, &receiver, USERS + 2).await;
     drop(clients);
     receiver
         .wait_count(
