@@ -73,7 +73,7 @@ async fn a_failing_tenant_endpoint_holds_no_other_tenants_events() {
     acme.answer(500);
     let globex = Receiver::start().await;
     let global = Receiver::start().await;
-    let server = tenant_endpoints_server(&acme, &globex, &global).await;
+    let server = tenant_endpoints_server(&acme, &globex, &global, &[]).await;
     let mut clients = Vec::new();
     for n in 0..USERS {
         let user = format!("u-{n}");
@@ -111,4 +111,50 @@ async fn a_failing_tenant_endpoint_holds_no_other_tenants_events() {
         })
     })
     .await;
+}
+
+/// A queue of 40 events, each tenant at most 25 % (10): acme's endpoint fails, so acme's
+/// 30 online events fill its share and 20 are dropped (counted); globex's 10, beside them,
+/// are all taken and delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_fills_only_its_share_of_the_webhook_queue() {
+    let acme = Receiver::start().await;
+    acme.answer(500);
+    let globex = Receiver::start().await;
+    let global = Receiver::start().await;
+    let server = tenant_endpoints_server(
+        &acme,
+        &globex,
+        &global,
+        &[
+            ("WEBHOOK_QUEUE_CAPACITY", "40"),
+            ("TENANT_SHARE_PERCENT", "25"),
+        ],
+    )
+    .await;
+    let mut clients = Vec::new();
+    for n in 0..30 {
+        clients.push(Client::connect(&server, &token("acme", &format!("u-{n}"), &[])).await);
+    }
+    let dropped = "switchboard_webhook_deliveries_total{result=\"dropped\"}";
+    eventually(
+        Duration::from_secs(10),
+        "acme's overflow dropped",
+        || async { server.metric(dropped).await == 20.0 },
+    )
+    .await;
+    for n in 0..10 {
+        clients.push(Client::connect(&server, &token("globex", &format!("u-{n}"), &[])).await);
+    }
+    globex
+        .wait_count(Duration::from_secs(10), "globex's users online", 10, |e| {
+            e["type"] == "user.online"
+        })
+        .await;
+    assert_eq!(
+        server.metric(dropped).await,
+        20.0,
+        "none of globex's dropped"
+    );
+    assert!(acme.events().is_empty());
 }

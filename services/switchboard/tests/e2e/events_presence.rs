@@ -28,18 +28,21 @@ pub async fn events_server(
 }
 
 /// [`events_server`] on the memory roster whose `WEBHOOK_FILE` gives acme and globex
-/// endpoints of their own; every other tenant's events go to `global` (`WEBHOOK_URL`).
+/// endpoints of their own; every other tenant's events go to `global` (`WEBHOOK_URL`);
+/// plus `envs`.
 pub async fn tenant_endpoints_server(
     acme: &Receiver,
     globex: &Receiver,
     global: &Receiver,
+    envs: &[(&str, &str)],
 ) -> TestServer {
     let file = std::env::temp_dir().join(format!("e2e-webhooks-{}.json", uuid::Uuid::new_v4()));
     let tenants =
         json!({"tenants": {"acme": acme.endpoint_json(), "globex": globex.endpoint_json()}});
     std::fs::write(&file, tenants.to_string()).unwrap();
-    let webhook_file = [("WEBHOOK_FILE", file.to_str().unwrap())];
-    let server = events_server(Backend::Memory, global, &webhook_file).await;
+    let mut all = vec![("WEBHOOK_FILE", file.to_str().unwrap())];
+    all.extend_from_slice(envs);
+    let server = events_server(Backend::Memory, global, &all).await;
     // Read whole at start.
     std::fs::remove_file(file).unwrap();
     server

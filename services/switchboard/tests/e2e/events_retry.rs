@@ -1,7 +1,8 @@
-//! Webhook deliveries retried (docs/design.md: Events): a receiver that answers 500 for
-//! 60 s while several users come and go and a message settles gets, once it answers 200
-//! again, every event — none lost, none invented — with each user's versions strictly
-//! increasing (deduplicated by `webhook-id`, as receivers do).
+//! Webhook deliveries (docs/design.md: Events): a receiver that answers 500 for 60 s while
+//! several users come and go and a message settles gets, once it answers 200 again, every
+//! event — none lost, none invented — with each user's versions strictly increasing
+//! (deduplicated by `webhook-id`, as receivers do). `410` disables the endpoint; a redirect
+//! is never followed; a proxy in the environment is never used.
 
 use std::time::{Duration, Instant};
 
@@ -154,4 +155,59 @@ async fn a_failing_receiver_gets_every_event_once_it_recovers_memory_roster() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_receiver_gets_every_event_once_it_recovers_dynamodb_roster() {
     a_failing_receiver_gets_every_event_once_it_recovers(Backend::Dynamodb).await;
+}
+
+/// A `307` to another receiver is a failure, retried at the same URL: the other receiver
+/// never hears of the event. Once the endpoint answers 200, the event arrives there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_is_not_followed() {
+    let receiver = Receiver::start().await;
+    let elsewhere = Receiver::start().await;
+    receiver.redirect(elsewhere.url());
+    let server = events_server(Backend::Memory, &receiver, &[]).await;
+    let _alice = Client::connect(&server, &token("acme", "alice", &[])).await;
+    eventually(Duration::from_secs(10), "a retry after the 307", || async {
+        receiver.deliveries().len() >= 2
+    })
+    .await;
+    assert!(receiver.deliveries().iter().all(|d| d.answered == 307));
+    receiver.answer(200);
+    receiver
+        .wait_event(Duration::from_secs(330), "alice online", |e| {
+            e["type"] == "user.online"
+        })
+        .await;
+    assert!(
+        elsewhere.deliveries().is_empty(),
+        "the redirect was followed"
+    );
+}
+
+/// The real binary with `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY` (both cases) naming a port
+/// nobody listens on: the deliveries go straight to the endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_in_the_environment_is_not_used() {
+    let receiver = Receiver::start().await;
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    let mut envs = vec![("EVENTS_OFFLINE_DELAY_SECS", "1")];
+    envs.extend(receiver.envs());
+    for name in [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ] {
+        envs.push((name, proxy.as_str()));
+    }
+    let server = super::harness::TestServer::start_process(Backend::Memory, &["--dev"], &envs);
+    let _alice = Client::connect(&server, &token("acme", "alice", &[])).await;
+    receiver
+        .wait_event(Duration::from_secs(10), "alice online", |e| {
+            e["type"] == "user.online"
+        })
+        .await;
 }

@@ -176,7 +176,7 @@ async fn each_tenant_gets_its_own_events_only() {
     let acme = Receiver::start().await;
     let globex = Receiver::start().await;
     let global = Receiver::start().await;
-    let server = tenant_endpoints_server(&acme, &globex, &global).await;
+    let server = tenant_endpoints_server(&acme, &globex, &global, &[]).await;
 
     let tenants = ["acme", "globex", "initech"];
     let mut clients = Vec::new();

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::IntoResponse;
 use base64::Engine;
 use serde_json::Value;
 use standardwebhooks::Webhook;
@@ -43,7 +44,7 @@ impl Delivery {
 }
 
 /// What the receiver answers a verified request.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Answer {
     /// This status, always.
     Always(u16),
@@ -51,6 +52,8 @@ enum Answer {
     Until(u16, Instant),
     /// Holds each request this long, then answers 503 (a receiver that hangs).
     Stall(Duration),
+    /// `307 Temporary Redirect` to this URL.
+    Redirect(String),
 }
 
 struct Shared {
@@ -151,6 +154,11 @@ impl Receiver {
     /// it arrives.
     pub fn stall(&self, time: Duration) {
         *self.shared.answer.lock().unwrap() = Answer::Stall(time);
+    }
+
+    /// Answers every verified request `307` with `location: url`.
+    pub fn redirect(&self, url: &str) {
+        *self.shared.answer.lock().unwrap() = Answer::Redirect(url.to_string());
     }
 
     /// Panics if any request failed verification.
@@ -338,29 +346,34 @@ async fn receive(
     method: Method,
     headers: HeaderMap,
     body: Bytes,
-) -> StatusCode {
+) -> axum::response::Response {
     match verify(&shared, &method, &headers, &body) {
         Ok(mut delivery) => {
-            let answer = *shared.answer.lock().unwrap();
-            let (status, stall) = match answer {
-                Answer::Always(status) => (status, None),
-                Answer::Until(status, until) if delivery.at < until => (status, None),
-                Answer::Until(..) => (200, None),
-                Answer::Stall(time) => (503, Some(time)),
+            let answer = shared.answer.lock().unwrap().clone();
+            let (status, stall, location) = match answer {
+                Answer::Always(status) => (status, None, None),
+                Answer::Until(status, until) if delivery.at < until => (status, None, None),
+                Answer::Until(..) => (200, None, None),
+                Answer::Stall(time) => (503, Some(time), None),
+                Answer::Redirect(url) => (307, None, Some(url)),
             };
             delivery.answered = status;
             shared.deliveries.lock().unwrap().push(delivery);
             if let Some(time) = stall {
                 tokio::time::sleep(time).await;
             }
-            StatusCode::from_u16(status).unwrap()
+            let status = StatusCode::from_u16(status).unwrap();
+            match location {
+                Some(url) => (status, [(axum::http::header::LOCATION, url)]).into_response(),
+                None => status.into_response(),
+            }
         }
         Err(problem) => {
             shared.failures.lock().unwrap().push(format!(
                 "{problem}; headers {headers:?}; body {}",
                 String::from_utf8_lossy(&body)
             ));
-            StatusCode::BAD_REQUEST
+            StatusCode::BAD_REQUEST.into_response()
         }
     }
 }
