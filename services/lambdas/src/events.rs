@@ -19,12 +19,16 @@
 //! connection's roster item still exists ([`RosterCheck`], a consistent read; connection
 //! ids are never reused): a connection that is gone when its `INSERT` is handled (a replay,
 //! or one that lived less than the stream's lag) announces nothing, and its `REMOVE` then
-//! finds nothing to remove. The answer is a partial batch response (`ReportBatchItemFailures` on
-//! both event source mappings): SQS gets the failed messages' `messageId`s; the stream the
-//! `SequenceNumber` of the first record that failed and of every record after it, which
-//! are not attempted (Lambda retries from the lowest sequence number reported, so the
-//! records of a shard stay in order: a user's `REMOVE` never runs before the `INSERT` that
-//! preceded it; <https://docs.aws.amazon.com/lambda/latest/dg/services-ddb-batchfailurereporting.html>).
+//! finds nothing to remove.
+//!
+//! The answer is a partial batch response (`ReportBatchItemFailures` on both event source
+//! mappings): SQS gets the failed messages' `messageId`s; the stream the `SequenceNumber` of
+//! the first record that failed and of every record after it (Lambda retries from the
+//! lowest sequence number reported;
+//! <https://docs.aws.amazon.com/lambda/latest/dg/services-ddb-batchfailurereporting.html>).
+//! A stream batch runs each user's records in order, [`STREAM_USER_CONCURRENCY`] users at
+//! once, and a user's records stop at its first failure: a user's `REMOVE` never runs
+//! before the `INSERT` that preceded it.
 //!
 //! One EMF document per invocation (`Target` `stream` or `offline`): `Online`, `Offline`
 //! (events put), `EventsPut`, `EventsFailed` (events EventBridge did not take), `Skipped`
@@ -33,11 +37,13 @@
 
 mod stream;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::sqs::SqsEvent;
 use aws_smithy_types::error::display::DisplayErrorContext;
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use switchboard_aws::config::{dynamodb_client_from, validate_endpoint, with_store_timeouts};
@@ -50,7 +56,8 @@ use switchboard_core::events::{
 };
 use switchboard_core::history::HistoryConfig;
 use switchboard_core::queue::{MessageQueue, QueueError};
-use switchboard_model::{ConnectionId, TenantId};
+use switchboard_core::roster::ConnectionRecord;
+use switchboard_model::{ConnectionId, TenantId, UserId};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
@@ -66,6 +73,8 @@ pub const SQS_SOURCE: &str = "aws:sqs";
 /// A record is only started with at least this much of the invocation left (its steps are
 /// each bounded by the store and `PutEvents` timeouts); the rest are handed back.
 pub const RECORD_BUDGET: Duration = Duration::from_secs(5);
+/// Users whose stream records run at once within a batch (each user's in order).
+pub const STREAM_USER_CONCURRENCY: usize = 16;
 /// Longest `EVENT_BUS_NAME`: an event bus ARN.
 const MAX_BUS_NAME_CHARS: usize = 1_600;
 
@@ -258,6 +267,15 @@ pub enum StepError {
 }
 
 impl Counts {
+    fn add(&mut self, other: &Counts) {
+        self.online += other.online;
+        self.offline += other.offline;
+        self.events_put += other.events_put;
+        self.events_failed += other.events_failed;
+        self.skipped += other.skipped;
+        self.item_failures += other.item_failures;
+    }
+
     fn emitted(&mut self, kind: fn(&mut Self) -> &mut u32) {
         *kind(self) += 1;
         self.events_put += 1;
@@ -270,6 +288,49 @@ impl Counts {
                 EventError::Full { dropped } => *dropped,
             };
             self.events_failed += u32::try_from(lost).unwrap_or(u32::MAX);
+        }
+    }
+}
+
+/// A connection's `INSERT` or `REMOVE`, at `index` in its batch.
+struct Step {
+    index: usize,
+    record: StreamRecord,
+    connection: ConnectionRecord,
+}
+
+/// The record and its connection when it is an `INSERT` or `REMOVE` of one; `None` for a
+/// `MODIFY`, and for a record that does not parse or holds no connection (skipped: logged,
+/// counted).
+fn relevant(
+    raw: &Value,
+    sequence: &str,
+    counts: &mut Counts,
+) -> Option<(StreamRecord, ConnectionRecord)> {
+    let record: StreamRecord = match serde_json::from_value(raw.clone()) {
+        Ok(record) => record,
+        Err(error) => {
+            tracing::warn!(sequence, %error, "skipped a stream record that does not parse");
+            counts.skipped += 1;
+            return None;
+        }
+    };
+    let image = match record.event_name.as_str() {
+        "INSERT" => record.dynamodb.new_image.as_ref(),
+        "REMOVE" => record.dynamodb.old_image.as_ref(),
+        _ => return None,
+    };
+    match stream::connection(image) {
+        Ok(connection) => Some((record, connection)),
+        Err(error) => {
+            tracing::warn!(
+                sequence,
+                event = %record.event_name,
+                %error,
+                "skipped a stream record that is not a connection"
+            );
+            counts.skipped += 1;
+            None
         }
     }
 }
@@ -325,68 +386,88 @@ impl EventsFunction {
         })
     }
 
-    /// A stream batch, in order; answers the sequence numbers to hand back: from the first
-    /// record that failed (or found too little time left) to the end.
+    /// A stream batch; answers the sequence numbers to hand back: from the first record
+    /// that failed (or found too little time left) to the end of the batch. Each user's
+    /// records run in order, [`STREAM_USER_CONCURRENCY`] users at once (a tenant's records
+    /// share one partition key, so one shard: in order only, a busy tenant would wait on
+    /// one call at a time). A user's records stop at its first failure; other users' later
+    /// records may have run and are handed back all the same (Lambda retries from the
+    /// lowest sequence number reported), which their idempotent steps allow.
     async fn stream(
         &self,
         records: &[Value],
         deadline: Option<Instant>,
         counts: &mut Counts,
     ) -> Vec<String> {
-        let mut failures = Vec::new();
+        let mut sequences = Vec::with_capacity(records.len());
+        let mut users: Vec<Vec<Step>> = Vec::new();
+        let mut slots: HashMap<(TenantId, UserId), usize> = HashMap::new();
         for raw in records {
             let Some(sequence) = stream::sequence_number(raw) else {
                 tracing::warn!("skipped a stream record without a SequenceNumber");
                 counts.skipped += 1;
                 continue;
             };
-            if !failures.is_empty() || !left(deadline) {
-                failures.push(sequence.to_string());
+            let index = sequences.len();
+            sequences.push(sequence.to_string());
+            let Some((record, connection)) = relevant(raw, sequence, counts) else {
                 continue;
-            }
-            let record: StreamRecord = match serde_json::from_value(raw.clone()) {
-                Ok(record) => record,
-                Err(error) => {
-                    tracing::warn!(sequence, %error, "skipped a stream record that does not parse");
-                    counts.skipped += 1;
-                    continue;
-                }
             };
-            if let Err(error) = self.apply(&record, counts).await {
+            let key = (connection.tenant.clone(), connection.user.clone());
+            let slot = *slots.entry(key).or_insert_with(|| {
+                users.push(Vec::new());
+                users.len() - 1
+            });
+            users[slot].push(Step {
+                index,
+                record,
+                connection,
+            });
+        }
+        let outcomes: Vec<(Option<usize>, Counts)> = futures::stream::iter(users)
+            .map(|steps| self.user_steps(steps, deadline))
+            .buffer_unordered(STREAM_USER_CONCURRENCY)
+            .collect()
+            .await;
+        let mut first_failure: Option<usize> = None;
+        for (failed, part) in outcomes {
+            counts.add(&part);
+            first_failure = match (first_failure, failed) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        first_failure.map_or_else(Vec::new, |index| sequences.split_off(index))
+    }
+
+    /// One user's records, in order, until one fails or time runs out: that one's index.
+    async fn user_steps(
+        &self,
+        steps: Vec<Step>,
+        deadline: Option<Instant>,
+    ) -> (Option<usize>, Counts) {
+        let mut counts = Counts::default();
+        for step in steps {
+            if !left(deadline) {
+                return (Some(step.index), counts);
+            }
+            if let Err(error) = self.apply(&step, &mut counts).await {
                 tracing::warn!(
-                    sequence,
-                    event = %record.event_name,
+                    sequence = %step.record.dynamodb.sequence_number,
+                    event = %step.record.event_name,
                     %error,
                     "stream record failed: it and the rest of the batch are handed back"
                 );
                 counts.failed(&error);
-                failures.push(sequence.to_string());
+                return (Some(step.index), counts);
             }
         }
-        failures
+        (None, counts)
     }
 
-    /// One stream record.
-    async fn apply(&self, record: &StreamRecord, counts: &mut Counts) -> Result<(), StepError> {
-        let change = &record.dynamodb;
-        let image = match record.event_name.as_str() {
-            "INSERT" => change.new_image.as_ref(),
-            "REMOVE" => change.old_image.as_ref(),
-            _ => return Ok(()),
-        };
-        let connection = match stream::connection(image) {
-            Ok(connection) => connection,
-            Err(error) => {
-                tracing::warn!(
-                    sequence = %change.sequence_number,
-                    event = %record.event_name,
-                    %error,
-                    "skipped a stream record that is not a connection"
-                );
-                counts.skipped += 1;
-                return Ok(());
-            }
-        };
+    /// One `INSERT` or `REMOVE` of a connection.
+    async fn apply(&self, step: &Step, counts: &mut Counts) -> Result<(), StepError> {
+        let (record, connection) = (&step.record, &step.connection);
         let (tenant, user, id) = (
             &connection.tenant,
             &connection.user,
@@ -395,7 +476,7 @@ impl EventsFunction {
         if record.event_name == "INSERT" {
             if !self.roster.exists(tenant, id).await? {
                 tracing::info!(
-                    sequence = %change.sequence_number,
+                    sequence = %record.dynamodb.sequence_number,
                     %tenant,
                     %user,
                     "skipped an INSERT whose connection is gone (a replay, or a short connection)"

@@ -102,9 +102,15 @@ impl Harness {
     /// Fixture `name` about `connection` (of the same tenant and user), with the next
     /// sequence number.
     fn record(&mut self, name: &str, connection: &str) -> Value {
+        self.record_of(name, USER, connection)
+    }
+
+    /// Fixture `name` about `connection` of `user`, with the next sequence number.
+    fn record_of(&mut self, name: &str, user: &str, connection: &str) -> Value {
         let text = fixture(name)
             .to_string()
-            .replace(FIXTURE_CONNECTION, connection);
+            .replace(FIXTURE_CONNECTION, connection)
+            .replace(USER, user);
         let mut record: Value = serde_json::from_str(&text).unwrap();
         self.next_sequence += 1;
         record["dynamodb"]["SequenceNumber"] = json!(format!("{:021}", self.next_sequence));
@@ -115,17 +121,22 @@ impl Harness {
     /// `connection` connects: its roster item is written, and the stream's INSERT is
     /// answered.
     async fn connect(&mut self, connection: &str) -> Value {
+        self.connect_as(USER, connection).await
+    }
+
+    /// `connection` of `user` connects.
+    async fn connect_as(&mut self, user: &str, connection: &str) -> Value {
         let record = ConnectionRecord::from_raw(
             connection,
             "acme",
-            USER,
+            user,
             vec!["reader".into()],
             OffsetDateTime::now_utc(),
             7_200,
         )
         .unwrap();
         self.roster.put(&record).await.unwrap();
-        self.record("insert", connection)
+        self.record_of("insert", user, connection)
     }
 
     /// `connection`'s roster item is deleted (by `$disconnect`, or by TTL with `fixture`
@@ -452,6 +463,47 @@ async fn a_connection_gone_before_its_insert_is_handled_announces_nothing() {
     assert!(h.bus.taken().is_empty());
     assert!(h.sqs.take(CHECKS).is_empty());
     assert!(h.online_item().await.is_empty());
+    h.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_users_failure_stops_its_later_records_not_another_users() {
+    let mut h = harness().await;
+    let batch = [
+        h.connect(FIXTURE_CONNECTION).await,
+        h.connect_as("bob", "Bob00000000000A=").await,
+        h.connect("Second0000000A=").await,
+    ];
+    h.bus.refuse_matching(Some(USER));
+    let response = h.invoke(&batch).await;
+    // Lambda retries from the first failure: the whole batch is handed back.
+    assert_eq!(failures(&response), sequences(&batch));
+    // Bob's record ran (his users' records do not wait on Alice's); Alice's second record
+    // did not (her first failed).
+    let details = h.bus.details();
+    assert_eq!(details.len(), 1);
+    assert_eq!(details[0]["data"]["user"], "bob");
+    assert_eq!(h.online_item().await["v"], AttributeValue::N("1".into()));
+
+    h.bus.refuse_matching(None);
+    assert_eq!(h.invoke(&batch).await, ok());
+    let bob: Vec<Value> = h
+        .bus
+        .details()
+        .into_iter()
+        .filter(|d| d["data"]["user"] == "bob")
+        .map(|d| d["id"].clone())
+        .collect();
+    assert_eq!(bob.len(), 2);
+    assert_eq!(bob[0], bob[1], "Bob's event again, the same id");
+    let alice: Vec<(String, u64, u64)> = h
+        .bus
+        .details()
+        .iter()
+        .filter(|d| d["data"]["user"] == USER)
+        .map(summary)
+        .collect();
+    assert_eq!(alice, [online(1, 1), online(2, 2)]);
     h.cleanup().await;
 }
 

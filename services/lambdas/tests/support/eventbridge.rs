@@ -31,6 +31,8 @@ pub struct EventBridge {
     requests: Arc<Mutex<usize>>,
     /// How long each answer takes.
     latency: Arc<Mutex<Duration>>,
+    /// Entries whose `Detail` holds this text are refused, every time.
+    refuse_matching: Arc<Mutex<Option<String>>>,
 }
 
 impl EventBridge {
@@ -50,6 +52,11 @@ impl EventBridge {
     /// Refuses the next `entries` entries (each with `ErrorCode` `InternalFailure`).
     pub fn refuse_entries(&self, entries: usize) {
         *self.refuse.lock().unwrap() = entries;
+    }
+
+    /// Refuses every entry whose `Detail` holds `text` (`None`: none).
+    pub fn refuse_matching(&self, text: Option<&str>) {
+        *self.refuse_matching.lock().unwrap() = text.map(str::to_string);
     }
 
     pub fn refused(&self) -> usize {
@@ -104,8 +111,21 @@ async fn put_events(State(bus): State<EventBridge>, headers: HeaderMap, body: St
         .iter()
         .map(|entry| {
             let mut refuse = bus.refuse.lock().unwrap();
-            if *refuse > 0 {
-                *refuse -= 1;
+            let matching = bus
+                .refuse_matching
+                .lock()
+                .unwrap()
+                .as_ref()
+                .is_some_and(|text| {
+                    entry["Detail"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .contains(text.as_str())
+                });
+            if matching || *refuse > 0 {
+                if !matching {
+                    *refuse -= 1;
+                }
                 *bus.refused.lock().unwrap() += 1;
                 failed += 1;
                 json!({"ErrorCode": "InternalFailure", "ErrorMessage": "scripted refusal"})
