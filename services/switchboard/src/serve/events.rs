@@ -258,3 +258,112 @@ impl Events {
             .await;
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use async_trait::async_trait;
+    use switchboard_core::online::{Added, Marked, OnlineError, Removed};
+    use switchboard_core::roster::MemoryRosterStore;
+
+    use super::*;
+    use crate::serve::webhooks::sign::Secret;
+    use crate::serve::webhooks::Endpoint;
+
+    /// An online store that fails every step, or never answers.
+    struct Broken {
+        hangs: bool,
+    }
+
+    impl Broken {
+        async fn fail<T>(&self) -> Result<T, OnlineError> {
+            if self.hangs {
+                std::future::pending::<()>().await;
+            }
+            Err(OnlineError::Unavailable("down".into()))
+        }
+    }
+
+    #[async_trait]
+    impl OnlineStore for Broken {
+        async fn add(
+            &self,
+            _: &TenantId,
+            _: &UserId,
+            _: &ConnectionId,
+        ) -> Result<Added, OnlineError> {
+            self.fail().await
+        }
+        async fn remove(
+            &self,
+            _: &TenantId,
+            _: &UserId,
+            _: &ConnectionId,
+        ) -> Result<Removed, OnlineError> {
+            self.fail().await
+        }
+        async fn mark_offline(
+            &self,
+            _: &TenantId,
+            _: &UserId,
+            _: u64,
+        ) -> Result<Marked, OnlineError> {
+            self.fail().await
+        }
+    }
+
+    async fn events(online: Broken, metrics: &Arc<Metrics>) -> Arc<Events> {
+        let secret = format!("whsec_{}", "A".repeat(44));
+        let settings = EventSettings {
+            webhooks: WebhookConfig {
+                global: Some(Endpoint {
+                    url: "http://127.0.0.1:9/hooks".parse().unwrap(),
+                    secret: Secret::parse(&secret).unwrap(),
+                }),
+                tenants: BTreeMap::new(),
+                retry_window: Duration::from_secs(3600),
+                capacity: 10,
+                timeout: Duration::from_secs(1),
+            },
+            offline_delay: Duration::from_secs(3),
+            online: Arc::new(online),
+            leases: None,
+            max_pending_checks: 10,
+        };
+        let roster = Arc::new(MemoryRosterStore::new());
+        Events::start(settings, 25, metrics, roster, &InstanceTag::random())
+            .await
+            .unwrap()
+    }
+
+    fn ids() -> (TenantId, UserId, ConnectionId) {
+        (
+            TenantId::parse("acme").unwrap(),
+            UserId::parse("alice").unwrap(),
+            ConnectionId::parse("conn000000000001").unwrap(),
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_or_hanging_online_store_is_counted_and_bounded() {
+        for hangs in [false, true] {
+            let metrics = Arc::new(Metrics::new());
+            let events = events(Broken { hangs }, &metrics).await;
+            let (tenant, user, id) = ids();
+            let started = tokio::time::Instant::now();
+            events.connected(&tenant, &user, &id).await;
+            events.disconnected(&tenant, &user, &id).await;
+            assert!(started.elapsed() <= STEP_TIMEOUT * 2, "bounded: {hangs}");
+            let mut text = metrics.render();
+            events.render_metrics(&mut text);
+            for step in ["connected", "disconnected"] {
+                let line = format!("switchboard_presence_errors_total{{step=\"{step}\"}} 1");
+                assert!(text.contains(&line), "{line} in {text}");
+            }
+            assert!(text.ends_with("# EOF\n") && text.matches("# EOF").count() == 1);
+            events.shutdown(Duration::from_secs(1), 0).await;
+        }
+    }
+}

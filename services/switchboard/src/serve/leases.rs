@@ -75,24 +75,39 @@ impl LeaseKeeper {
         }
     }
 
-    /// The lease task: renew, then sweep the expired leases of others, every
-    /// [`RENEW_EVERY`], until `stop`.
-    pub async fn run_until(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+    /// The lease task until `stop`: renewals every [`RENEW_EVERY`], and sweeps of the
+    /// expired leases of others every [`RENEW_EVERY`] — apart, so a long sweep never delays
+    /// a renewal.
+    pub async fn run_until(self: Arc<Self>, stop: watch::Receiver<bool>) {
+        let renewing = self.every(stop.clone(), || self.renew());
+        let sweeping = self.every(stop, || self.sweep_expired());
+        tokio::join!(renewing, sweeping);
+    }
+
+    /// Runs `work` every [`RENEW_EVERY`] (the first after one period: start-up renewed
+    /// already) until `stop`.
+    async fn every<F: std::future::Future<Output = ()>>(
+        &self,
+        mut stop: watch::Receiver<bool>,
+        work: impl Fn() -> F,
+    ) {
         let mut ticks = tokio::time::interval(RENEW_EVERY);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // The first tick is at once: start-up renewed already.
         ticks.tick().await;
         loop {
             tokio::select! {
                 _ = ticks.tick() => {}
                 _ = stop.wait_for(|stop| *stop) => return,
             }
-            self.renew().await;
-            self.sweep_expired().await;
+            tokio::select! {
+                () = work() => {}
+                _ = stop.wait_for(|stop| *stop) => return,
+            }
         }
     }
 
-    /// Claims each expired lease of another process and sweeps the ones won.
+    /// Claims each expired lease of another process and sweeps the ones won, in one walk
+    /// of the roster.
     async fn sweep_expired(&self) {
         let expired = tokio::time::timeout(STEP_TIMEOUT, self.store.expired(now_ms())).await;
         let expired = match expired {
@@ -106,13 +121,14 @@ impl LeaseKeeper {
                 return;
             }
         };
+        let mut won = Vec::new();
         for lease in expired {
             // Our own lease expired (renewals failed): our connections are alive.
             if lease.tag == self.tag.as_str() {
                 continue;
             }
             match tokio::time::timeout(STEP_TIMEOUT, self.store.claim(&lease)).await {
-                Ok(Ok(true)) => self.sweep(&lease).await,
+                Ok(Ok(true)) => won.push(lease),
                 Ok(Ok(false)) => {}
                 Ok(Err(error)) => {
                     tracing::warn!(tag = %lease.tag, %error, "claiming an expired lease failed")
@@ -120,24 +136,30 @@ impl LeaseKeeper {
                 Err(_) => tracing::warn!(tag = %lease.tag, "claiming an expired lease timed out"),
             }
         }
+        if !won.is_empty() {
+            self.sweep(&won).await;
+        }
     }
 
-    /// Removes every roster item of `lease`'s process and runs the presence steps for each.
-    /// A sweep that fails part-way puts the lease back, expired, for the next sweep.
-    async fn sweep(&self, lease: &Lease) {
-        let swept = self.walk(&lease.tag).await;
-        let finished = swept.failed == 0;
+    /// Removes every roster item of the processes of `leases` and runs the presence steps
+    /// for each. A sweep that fails part-way puts the leases back, expired, for the next.
+    async fn sweep(&self, leases: &[Lease]) {
+        let tags: Vec<&str> = leases.iter().map(|lease| lease.tag.as_str()).collect();
+        let swept = self.walk(&tags).await;
         tracing::info!(
-            tag = %lease.tag,
+            tags = ?tags,
             pages = swept.pages,
             seen = swept.seen,
             removed = swept.removed,
             offline_checks = swept.checks,
             failed = swept.failed,
-            "swept the connections of a process whose lease expired"
+            "swept the connections of processes whose lease expired"
         );
-        if !finished {
-            self.failures.count(Step::Sweep);
+        if swept.failed == 0 {
+            return;
+        }
+        self.failures.count(Step::Sweep);
+        for lease in leases {
             let put_back = self.store.renew(&lease.tag, lease.until_ms);
             if let Err(error) = tokio::time::timeout(STEP_TIMEOUT, put_back)
                 .await
@@ -149,7 +171,7 @@ impl LeaseKeeper {
         }
     }
 
-    async fn walk(&self, tag: &str) -> Swept {
+    async fn walk(&self, tags: &[&str]) -> Swept {
         let scope = PageScope::Segment {
             segment: 0,
             total: 1,
@@ -161,22 +183,21 @@ impl LeaseKeeper {
             let page = match tokio::time::timeout(STEP_TIMEOUT, page).await {
                 Ok(Ok(page)) => page,
                 Ok(Err(error)) => {
-                    tracing::warn!(%tag, %error, "sweep: reading the roster failed");
+                    tracing::warn!(%error, "sweep: reading the roster failed");
                     swept.failed += 1;
                     return swept;
                 }
                 Err(_) => {
-                    tracing::warn!(%tag, "sweep: reading the roster timed out");
+                    tracing::warn!("sweep: reading the roster timed out");
                     swept.failed += 1;
                     return swept;
                 }
             };
             swept.pages += 1;
-            for record in page
-                .records
-                .iter()
-                .filter(|r| r.connection_id.as_str().starts_with(tag))
-            {
+            for record in page.records.iter().filter(|r| {
+                tags.iter()
+                    .any(|tag| r.connection_id.as_str().starts_with(tag))
+            }) {
                 swept.seen += 1;
                 // Presence first: a sweep that fails after it finds the item again next
                 // time (each step is idempotent); the other order could lose the offline.
