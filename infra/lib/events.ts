@@ -204,6 +204,7 @@ export function createEvents(stack: SwitchboardStack, settings: EventsSettings):
   });
 
   // ---- Environment -------------------------------------------------------------------------
+  fn.addEnvironment('ROSTER_TABLE', stack.table.tableName);
   fn.addEnvironment('HISTORY_TABLE', stack.historyTable.tableName);
   fn.addEnvironment('EVENT_BUS_NAME', bus.eventBusName);
   fn.addEnvironment('EVENTS_QUEUE_URL', queue.queueUrl);
@@ -223,6 +224,9 @@ export function createEvents(stack: SwitchboardStack, settings: EventsSettings):
       resources: [stack.historyTable.tableArn],
       conditions: onOnlineKeys,
     }),
+    // An INSERT counts only while its roster item exists (a consistent GetItem), so a stream
+    // batch delivered again never adds a closed connection back (docs/design.md: Events).
+    new iam.PolicyStatement({ sid: 'RosterItems', actions: ['dynamodb:GetItem'], resources: [stack.table.tableArn] }),
     // What Lambda's poller needs, on this one stream (the DynamoDB developer guide's policy).
     new iam.PolicyStatement({
       sid: 'RosterStream',

@@ -57,6 +57,7 @@ describe('the events function', () => {
     expect(p).toMatchObject({ Runtime: 'provided.al2023', Handler: 'bootstrap', Timeout: 30, MemorySize: 256 });
     expect(p.Environment.Variables).toEqual({
       RUST_LOG: { Ref: 'LogLevel' },
+      ROSTER_TABLE: { Ref: tableId() },
       HISTORY_TABLE: { Ref: historyId() },
       EVENT_BUS_NAME: { Ref: logicalId(ev().bus) },
       EVENTS_QUEUE_URL: { Ref: logicalId(ev().queue) },
@@ -154,7 +155,7 @@ describe('the bus and its archive', () => {
 });
 
 describe('grants (least privilege)', () => {
-  test('events: online items only (O#…), the roster stream, its two queues, PutEvents on the bus', () => {
+  test('events: online items only (O#…), roster items read (GetItem), the roster stream, its two queues, PutEvents on the bus', () => {
     expect(statementsOf('events')).toEqual([
       logStatement('events'),
       xrayStatement,
@@ -170,6 +171,7 @@ describe('grants (least privilege)', () => {
         Resource: arn(historyId()),
         Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['O#*'] } },
       },
+      { Sid: 'RosterItems', Effect: 'Allow', Action: ['dynamodb:GetItem'], Resource: arn(tableId()) },
       {
         Sid: 'RosterStream',
         Effect: 'Allow',

@@ -365,6 +365,7 @@ describe('functions', () => {
     // docs/design.md: Events; lib/events.ts.
     expect(env('events')).toEqual({
       ...log,
+      ROSTER_TABLE: { Ref: tableId() },
       HISTORY_TABLE: { Ref: historyId() },
       EVENT_BUS_NAME: { Ref: logicalId(built.stack.events.bus) },
       EVENTS_QUEUE_URL: { Ref: logicalId(built.stack.events.queue) },
