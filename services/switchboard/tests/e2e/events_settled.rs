@@ -167,6 +167,29 @@ pub async fn a_concurrent_broadcast_settles_once(backend: Backend) {
     assert_eq!(settled, 1);
 }
 
+/// With receipts off (`RECEIPT_TTL_SECS=0`) there is no `message.settled`; presence events
+/// still come.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_receipts_nothing_settles() {
+    let receiver = Receiver::start().await;
+    let server = events_server(Backend::Memory, &receiver, &[("RECEIPT_TTL_SECS", "0")]).await;
+    let mut alice = Client::connect(&server, &token("acme", "alice", &[])).await;
+    let publisher = token("acme", "backend", &["publisher"]);
+    let hello = json!({"id":"no-receipt","target":{"type":"users","tenant":"acme","users":["alice"]},"data":1});
+    assert_eq!(server.publish(&publisher, &hello).await.0, 202);
+    assert_eq!(alice.next_json().await["id"], "no-receipt");
+    close(alice).await;
+    let events = receiver
+        .wait_until(WITHIN, "alice offline", |events| {
+            events.iter().any(|e| e["type"] == "user.offline")
+        })
+        .await;
+    assert!(
+        !events.iter().any(|e| e["type"] == "message.settled"),
+        "{events:#?}"
+    );
+}
+
 /// `WEBHOOK_FILE` gives acme and globex endpoints of their own; initech and broadcasts
 /// use the global one (`WEBHOOK_URL`). Each receiver verifies with its own secret (another
 /// tenant's event there would be refused as unsigned for it) and gets exactly the events of
