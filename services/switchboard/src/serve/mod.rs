@@ -249,6 +249,30 @@ impl Server {
                 .await
                 .map_err(StartError::Auth)?,
         );
+        // Bound first: a process that cannot listen starts nothing (no sink, no lease).
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| StartError::Listen {
+                addr: settings.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Listen {
+            addr: settings.listen,
+            source,
+        })?;
+        let management_listener = tokio::net::TcpListener::bind(settings.management_listen)
+            .await
+            .map_err(|source| StartError::Listen {
+                addr: settings.management_listen,
+                source,
+            })?;
+        let management_addr =
+            management_listener
+                .local_addr()
+                .map_err(|source| StartError::Listen {
+                    addr: settings.management_listen,
+                    source,
+                })?;
         let metrics = Arc::new(Metrics::new());
         let instance = InstanceTag::random();
         let registry = Arc::new(Registry::new(settings.connection_limits));
@@ -339,29 +363,6 @@ impl Server {
             push: settings.push.clone(),
         };
         let publish = publish.merge(usage_api.router()).merge(push_api.router());
-        let listener = tokio::net::TcpListener::bind(settings.listen)
-            .await
-            .map_err(|source| StartError::Listen {
-                addr: settings.listen,
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Listen {
-            addr: settings.listen,
-            source,
-        })?;
-        let management_listener = tokio::net::TcpListener::bind(settings.management_listen)
-            .await
-            .map_err(|source| StartError::Listen {
-                addr: settings.management_listen,
-                source,
-            })?;
-        let management_addr =
-            management_listener
-                .local_addr()
-                .map_err(|source| StartError::Listen {
-                    addr: settings.management_listen,
-                    source,
-                })?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let drain = settings.drain_timeout;
         let worker = tokio::spawn(queue.clone().run(publisher, shutdown_rx.clone(), drain));
