@@ -8,6 +8,11 @@
 //! of the events, and the receiver's drop, fails the test if there is one. Its answer is
 //! scriptable (e.g. 500 until an instant, then 200), and the `wait_*` helpers poll the
 //! events accepted so far with a timeout.
+//!
+//! Each receiver listens at a path of its own (`/hooks/<random>`): a request to any other
+//! path is answered 404 and not judged. Tests run in parallel and a port is reused once a
+//! receiver stops, so a server of a finished test still retrying its events (signed with
+//! that test's secret) may reach a newer test's receiver; it must not fail that test.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -57,6 +62,8 @@ enum Answer {
 }
 
 struct Shared {
+    /// This receiver's path; requests elsewhere are strays (404).
+    path: String,
     webhook: Webhook,
     answer: Mutex<Answer>,
     deliveries: Mutex<Vec<Delivery>>,
@@ -97,7 +104,9 @@ impl Receiver {
     }
 
     pub async fn start_with_secret(secret: String) -> Self {
+        let path = format!("/hooks/{:016x}", rand::random::<u64>());
         let shared = Arc::new(Shared {
+            path: path.clone(),
             webhook: Webhook::new(&secret).expect("a whsec_ secret"),
             answer: Mutex::new(Answer::Always(200)),
             deliveries: Mutex::default(),
@@ -112,7 +121,7 @@ impl Receiver {
             axum::serve(listener, app).await.unwrap();
         });
         Self {
-            url: format!("http://{addr}/hooks"),
+            url: format!("http://{addr}{path}"),
             secret,
             shared,
             task,
@@ -343,10 +352,14 @@ fn verify(
 
 async fn receive(
     State(shared): State<Arc<Shared>>,
+    uri: axum::http::Uri,
     method: Method,
     headers: HeaderMap,
     body: Bytes,
 ) -> axum::response::Response {
+    if uri.path() != shared.path {
+        return StatusCode::NOT_FOUND.into_response();
+    }
     match verify(&shared, &method, &headers, &body) {
         Ok(mut delivery) => {
             let answer = shared.answer.lock().unwrap().clone();
