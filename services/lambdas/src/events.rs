@@ -51,9 +51,7 @@ use switchboard_aws::dynamo::{primary_key, DynamoOnlineStore, PK};
 use switchboard_aws::{load_sdk_config, DynamoConfig, EventBridgeSink, LocalDefaults, SqsQueue};
 use switchboard_core::config::{optional, required, ConfigError};
 use switchboard_core::events::presence::PresenceError;
-use switchboard_core::events::{
-    EventError, OfflineCheck, PresenceEvents, DEFAULT_OFFLINE_DELAY_SECS, MAX_OFFLINE_DELAY_SECS,
-};
+use switchboard_core::events::{offline_delay, EventError, OfflineCheck, PresenceEvents};
 use switchboard_core::history::HistoryConfig;
 use switchboard_core::queue::{MessageQueue, QueueError};
 use switchboard_core::roster::ConnectionRecord;
@@ -98,21 +96,6 @@ pub fn event_bus_name(
         });
     }
     Ok(Some(name))
-}
-
-/// `EVENTS_OFFLINE_DELAY_SECS`: how long a user has had no connection before
-/// `user.offline` (default 3, at most 900: SQS's largest `DelaySeconds`).
-pub fn offline_delay(lookup: &impl Fn(&str) -> Option<String>) -> Result<Duration, ConfigError> {
-    let seconds =
-        optional::<u64>(lookup, "EVENTS_OFFLINE_DELAY_SECS")?.unwrap_or(DEFAULT_OFFLINE_DELAY_SECS);
-    if seconds > MAX_OFFLINE_DELAY_SECS {
-        return Err(ConfigError::Invalid {
-            name: "EVENTS_OFFLINE_DELAY_SECS",
-            value: seconds.to_string(),
-            reason: format!("must be between 0 and {MAX_OFFLINE_DELAY_SECS}"),
-        });
-    }
-    Ok(Duration::from_secs(seconds))
 }
 
 /// The events function's settings, read once at init.

@@ -21,7 +21,7 @@ mod presence_tests;
 pub use event::{Event, EventKind};
 pub use memory::MemoryEventSink;
 pub use presence::{
-    OfflineCheck, PresenceEvents, DEFAULT_OFFLINE_DELAY_SECS, MAX_OFFLINE_DELAY_SECS,
+    offline_delay, OfflineCheck, PresenceEvents, DEFAULT_OFFLINE_DELAY_SECS, MAX_OFFLINE_DELAY_SECS,
 };
 
 use async_trait::async_trait;

@@ -16,12 +16,14 @@
 //! again (same id) or nothing.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use switchboard_model::{ConnectionId, TenantId, UserId};
 use time::OffsetDateTime;
 
 use super::{Event, EventError, EventKind, EventSink};
+use crate::config::{optional, ConfigError};
 use crate::online::{Added, Marked, OnlineError, OnlineStore, Removed, Reported};
 
 /// `EVENTS_OFFLINE_DELAY_SECS` default: a user is offline after 3 s without a connection.
@@ -29,6 +31,23 @@ pub const DEFAULT_OFFLINE_DELAY_SECS: u64 = 3;
 /// Its largest value: SQS's largest `DelaySeconds` (15 minutes), which carries the check
 /// on AWS.
 pub const MAX_OFFLINE_DELAY_SECS: u64 = 900;
+
+/// The variable of the offline delay.
+const OFFLINE_DELAY_VAR: &str = "EVENTS_OFFLINE_DELAY_SECS";
+
+/// `EVENTS_OFFLINE_DELAY_SECS` (default 3, 0..=900): how long a user has had no connection
+/// before `user.offline`. Read by `serve` and the AWS events function.
+pub fn offline_delay(lookup: &impl Fn(&str) -> Option<String>) -> Result<Duration, ConfigError> {
+    let secs = optional::<u64>(lookup, OFFLINE_DELAY_VAR)?.unwrap_or(DEFAULT_OFFLINE_DELAY_SECS);
+    if secs > MAX_OFFLINE_DELAY_SECS {
+        return Err(ConfigError::Invalid {
+            name: OFFLINE_DELAY_VAR,
+            value: secs.to_string(),
+            reason: format!("must be between 0 and {MAX_OFFLINE_DELAY_SECS}"),
+        });
+    }
+    Ok(Duration::from_secs(secs))
+}
 
 /// An offline check to run once the delay has passed: announce `user.offline` if the user
 /// is still at `version` with no connection. The body of the delayed SQS message on AWS.
@@ -152,5 +171,28 @@ impl PresenceEvents {
             }
             Marked::Stale => Ok(None),
         }
+    }
+}
+
+#[cfg(test)]
+mod delay_tests {
+    use super::*;
+
+    fn delay(value: &str) -> Result<Duration, ConfigError> {
+        let value = value.to_string();
+        offline_delay(&move |name: &str| (name == OFFLINE_DELAY_VAR).then(|| value.clone()))
+    }
+
+    #[test]
+    fn the_offline_delay_is_0_to_900_seconds_default_3() {
+        assert_eq!(
+            offline_delay(&|_: &str| None).unwrap(),
+            Duration::from_secs(3)
+        );
+        assert_eq!(delay("0").unwrap(), Duration::ZERO);
+        assert_eq!(delay("900").unwrap(), Duration::from_secs(900));
+        assert!(delay("901").is_err());
+        assert!(delay("-1").is_err());
+        assert!(delay("soon").is_err());
     }
 }

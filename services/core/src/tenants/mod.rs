@@ -15,6 +15,7 @@
 mod rate;
 mod settings;
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
@@ -138,6 +139,15 @@ impl Tenants {
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
+    }
+
+    /// The tenants `TENANTS_FILE` lists, when the settings come from it (`None` without a
+    /// file: every tenant gets the defaults).
+    pub fn listed(&self) -> Option<HashSet<TenantId>> {
+        self.inner
+            .source
+            .is_some()
+            .then(|| self.table().tenants.keys().cloned().collect())
     }
 
     /// The settings of `tenant` (its entry, or the defaults).

@@ -313,7 +313,12 @@ async fn start(args: ServeArgs, env: &Env) -> Result<Started, CliError> {
     let receipt_config = ReceiptConfig::from_lookup(lookup).map_err(Refusal::from)?;
     let usage_config = UsageConfig::from_lookup(lookup).map_err(Refusal::from)?;
     let push_config = push::config(lookup, args.dev)?;
-    let events = events::config(lookup, args.dev, args.tenants_file.as_deref())?;
+    let tenants = Tenants::from_lookup(|name| match name {
+        "TENANTS_FILE" => args.tenants_file.clone(),
+        _ => None,
+    })
+    .map_err(Refusal::from)?;
+    let events = events::config(lookup, args.dev, &tenants)?;
     let stores = stores::build(
         &args,
         env,
@@ -327,11 +332,6 @@ async fn start(args: ServeArgs, env: &Env) -> Result<Started, CliError> {
     .await?;
     let push = push::web_push(push_config, stores.devices.clone())?;
     let management_credentials = management::credentials(&args, env)?;
-    let tenants = Tenants::from_lookup(|name| match name {
-        "TENANTS_FILE" => args.tenants_file.clone(),
-        _ => None,
-    })
-    .map_err(Refusal::from)?;
     let key_source = refusal::key_source_variable(&auth.keys);
     let events = match (events, stores.online) {
         (Some(events), Some(online)) => Some(EventSettings {

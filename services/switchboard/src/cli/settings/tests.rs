@@ -150,6 +150,7 @@ fn read_at_start() -> BTreeSet<String> {
     let _ = PushConfig::from_lookup(record);
     let _ = switchboard_aws::DynamoConfig::from_lookup(record);
     let _ = crate::serve::webhooks::WebhookConfig::from_lookup(record, false, None);
+    let _ = switchboard_core::events::offline_delay(&record);
     let mut asked = asked.into_inner();
     for source in [
         include_str!("../serve.rs"),
