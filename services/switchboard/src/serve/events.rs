@@ -11,11 +11,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus_client::encoding::text::{encode_eof, encode_registry};
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::registry::Registry;
 use switchboard_core::events::{EventSink, PresenceEvents};
 use switchboard_core::leases::LeaseStore;
 use switchboard_core::online::OnlineStore;
@@ -61,7 +56,7 @@ pub enum Step {
 }
 
 impl Step {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Step::Connected => "connected",
             Step::Disconnected => "disconnected",
@@ -71,58 +66,12 @@ impl Step {
     }
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StepLabel {
-    pub step: &'static str,
-}
-
-/// Failed presence steps, by step (`switchboard_presence_errors_total{step}`), exported
-/// beside the service's metrics while events are on.
-pub struct Failures {
-    registry: Registry,
-    counts: Family<StepLabel, Counter>,
-}
-
-impl Default for Failures {
-    fn default() -> Self {
-        let mut registry = Registry::with_prefix("switchboard");
-        let counts = Family::<StepLabel, Counter>::default();
-        registry.register(
-            "presence_errors",
-            "Presence steps that failed or timed out, by step (connected, disconnected, \
-             check_offline, sweep); the connection is served as usual, the event may be missing",
-            counts.clone(),
-        );
-        Self { registry, counts }
-    }
-}
-
-impl Failures {
-    pub fn count(&self, step: Step) {
-        self.counts
-            .get_or_create(&StepLabel {
-                step: step.as_str(),
-            })
-            .inc();
-    }
-
-    /// Adds these metrics to `text`, an OpenMetrics exposition (before its `# EOF`).
-    pub fn render_into(&self, text: &mut String) {
-        const EOF: &str = "# EOF\n";
-        if let Some(body) = text.strip_suffix(EOF) {
-            text.truncate(body.len());
-        }
-        let _ = encode_registry(text, &self.registry);
-        let _ = encode_eof(text);
-    }
-}
-
 /// Events of a running server.
 pub struct Events {
     presence: PresenceEvents,
     timers: Arc<OfflineTimers>,
     sink: Arc<WebhookSink>,
-    failures: Arc<Failures>,
+    metrics: Arc<Metrics>,
     stop: watch::Sender<bool>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
     leases: Option<Arc<LeaseKeeper>>,
@@ -139,7 +88,6 @@ impl Events {
         roster: Arc<dyn RosterStore>,
         instance: &InstanceTag,
     ) -> Result<Arc<Self>, WebhookError> {
-        let failures = Arc::new(Failures::default());
         tracing::info!("{}", settings.webhooks.summary());
         let sink = Arc::new(WebhookSink::spawn(
             settings.webhooks,
@@ -151,7 +99,7 @@ impl Events {
             presence.clone(),
             settings.offline_delay,
             settings.max_pending_checks,
-            failures.clone(),
+            metrics.clone(),
         );
         let (stop, stopped) = watch::channel(false);
         let mut tasks = vec![tokio::spawn(timers.clone().run_until(stopped.clone()))];
@@ -163,7 +111,7 @@ impl Events {
                     roster,
                     presence: presence.clone(),
                     timers: timers.clone(),
-                    failures: failures.clone(),
+                    metrics: metrics.clone(),
                     held: Default::default(),
                 });
                 keeper.renew().await;
@@ -181,16 +129,11 @@ impl Events {
             presence,
             timers,
             sink,
-            failures,
+            metrics: metrics.clone(),
             stop,
             tasks: std::sync::Mutex::new(tasks),
             leases,
         }))
-    }
-
-    /// Adds the presence errors to the `/metrics` exposition `text`.
-    pub fn render_metrics(&self, text: &mut String) {
-        self.failures.render_into(text);
     }
 
     /// Where events go, for the publisher's `message.settled`.
@@ -224,7 +167,7 @@ impl Events {
     }
 
     fn failed(&self, step: Step, id: &ConnectionId, error: &str) {
-        self.failures.count(step);
+        self.metrics.count_presence_error(step.as_str());
         tracing::warn!(step = step.as_str(), connection_id = %id, %error, "presence step failed");
     }
 
@@ -356,8 +299,7 @@ mod tests {
             events.connected(&tenant, &user, &id).await;
             events.disconnected(&tenant, &user, &id).await;
             assert!(started.elapsed() <= STEP_TIMEOUT * 2, "bounded: {hangs}");
-            let mut text = metrics.render();
-            events.render_metrics(&mut text);
+            let text = metrics.render();
             for step in ["connected", "disconnected"] {
                 let line = format!("switchboard_presence_errors_total{{step=\"{step}\"}} 1");
                 assert!(text.contains(&line), "{line} in {text}");

@@ -17,7 +17,8 @@ use switchboard_core::roster::{PageScope, RosterStore};
 use time::OffsetDateTime;
 use tokio::sync::{watch, Mutex};
 
-use super::events::{Failures, Step, STEP_TIMEOUT};
+use super::events::{Step, STEP_TIMEOUT};
+use super::metrics::Metrics;
 use super::offline::OfflineTimers;
 use super::registry::InstanceTag;
 
@@ -46,7 +47,7 @@ pub struct LeaseKeeper {
     pub roster: Arc<dyn RosterStore>,
     pub presence: PresenceEvents,
     pub timers: Arc<OfflineTimers>,
-    pub failures: Arc<Failures>,
+    pub metrics: Arc<Metrics>,
     /// The `until` of this process's last successful renewal (what giving up deletes;
     /// `None` at first).
     pub held: Mutex<Option<i64>>,
@@ -158,7 +159,7 @@ impl LeaseKeeper {
         if swept.failed == 0 {
             return;
         }
-        self.failures.count(Step::Sweep);
+        self.metrics.count_presence_error(Step::Sweep.as_str());
         for lease in leases {
             let put_back = self.store.renew(&lease.tag, lease.until_ms);
             if let Err(error) = tokio::time::timeout(STEP_TIMEOUT, put_back)
@@ -267,12 +268,12 @@ mod tests {
     fn keeper(ours: InstanceTag) -> (LeaseKeeper, Arc<MemoryEventSink>) {
         let sink = Arc::new(MemoryEventSink::new());
         let presence = PresenceEvents::new(Arc::new(MemoryOnlineStore::new(1000)), sink.clone());
-        let failures = Arc::new(Failures::default());
+        let metrics = Arc::new(Metrics::new());
         let timers = OfflineTimers::new(
             presence.clone(),
             Duration::from_secs(3),
             100,
-            failures.clone(),
+            metrics.clone(),
         );
         let keeper = LeaseKeeper {
             store: Arc::new(MemoryLeaseStore::new()),
@@ -280,7 +281,7 @@ mod tests {
             roster: Arc::new(MemoryRosterStore::new()),
             presence,
             timers,
-            failures,
+            metrics,
             held: Default::default(),
         };
         (keeper, sink)

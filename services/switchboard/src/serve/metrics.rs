@@ -49,6 +49,13 @@ pub struct Metrics {
     pub events: Family<TypeLabel, Counter>,
     pub webhook_deliveries: Family<ResultLabel, Counter>,
     pub webhook_queue_events: Gauge,
+    // Presence steps that failed or timed out (serve/events.rs), by step.
+    pub presence_errors: Family<StepLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StepLabel {
+    pub step: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -227,8 +234,16 @@ impl Metrics {
             "Webhook events waiting or in flight (WEBHOOK_QUEUE_CAPACITY at most)",
             webhook_queue_events.clone(),
         );
+        let presence_errors = Family::<StepLabel, Counter>::default();
+        registry.register(
+            "presence_errors",
+            "Presence steps that failed or timed out, by step (connected, disconnected, \
+             check_offline, sweep); the connection is served as usual, the event may be missing",
+            presence_errors.clone(),
+        );
         Self {
             registry,
+            presence_errors,
             events,
             webhook_deliveries,
             webhook_queue_events,
@@ -284,6 +299,14 @@ impl Metrics {
                 .get_or_create(&ResultLabel { result })
                 .inc_by(count);
         }
+    }
+
+    /// Counts a presence step that failed or timed out (`connected`, `disconnected`,
+    /// `check_offline`, `sweep`).
+    pub fn count_presence_error(&self, step: &'static str) {
+        self.presence_errors
+            .get_or_create(&StepLabel { step })
+            .inc();
     }
 
     /// Records one processed message.

@@ -218,10 +218,7 @@ async fn render_metrics(
     axum::extract::State(app): axum::extract::State<Arc<App>>,
 ) -> impl IntoResponse {
     app.metrics.catch_up_usage_errors(app.usage.errors());
-    let mut text = app.metrics.render();
-    if let Some(events) = &app.events {
-        events.render_metrics(&mut text);
-    }
+    let text = app.metrics.render();
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -21,7 +21,8 @@ use time::OffsetDateTime;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
-use super::events::{Failures, Step, STEP_TIMEOUT};
+use super::events::{Step, STEP_TIMEOUT};
+use super::metrics::Metrics;
 
 /// Checks run at once by the timer task (each a conditional write and an enqueue).
 const CHECK_CONCURRENCY: usize = 32;
@@ -128,7 +129,7 @@ pub struct OfflineTimers {
     wake: Notify,
     /// Set at shutdown once the pending checks ran: a check scheduled later runs at once.
     stopped: AtomicBool,
-    failures: Arc<Failures>,
+    metrics: Arc<Metrics>,
 }
 
 impl OfflineTimers {
@@ -138,7 +139,7 @@ impl OfflineTimers {
         presence: PresenceEvents,
         delay: Duration,
         capacity: usize,
-        failures: Arc<Failures>,
+        metrics: Arc<Metrics>,
     ) -> Arc<Self> {
         Arc::new(Self {
             presence,
@@ -147,7 +148,7 @@ impl OfflineTimers {
             pending: Mutex::new(Pending::default()),
             wake: Notify::new(),
             stopped: AtomicBool::new(false),
-            failures,
+            metrics,
         })
     }
 
@@ -199,7 +200,8 @@ impl OfflineTimers {
             Ok(Err(error)) => error.to_string(),
             Err(_) => format!("timed out after {STEP_TIMEOUT:?}"),
         };
-        self.failures.count(Step::CheckOffline);
+        self.metrics
+            .count_presence_error(Step::CheckOffline.as_str());
         let attempts = attempts + 1;
         if attempts >= MAX_CHECK_ATTEMPTS {
             tracing::error!(
@@ -300,11 +302,8 @@ mod tests {
     fn timers(capacity: usize) -> (Arc<OfflineTimers>, Arc<MemoryEventSink>) {
         let sink = Arc::new(MemoryEventSink::new());
         let presence = PresenceEvents::new(Arc::new(MemoryOnlineStore::new(1000)), sink.clone());
-        let failures = Arc::new(Failures::default());
-        (
-            OfflineTimers::new(presence, DELAY, capacity, failures),
-            sink,
-        )
+        let metrics = Arc::new(Metrics::new());
+        (OfflineTimers::new(presence, DELAY, capacity, metrics), sink)
     }
 
     fn connection(n: u8) -> ConnectionId {
