@@ -146,7 +146,8 @@ impl LeaseKeeper {
     /// for each. A sweep that fails part-way puts the leases back, expired, for the next.
     async fn sweep(&self, leases: &[Lease]) {
         let tags: Vec<&str> = leases.iter().map(|lease| lease.tag.as_str()).collect();
-        let swept = self.walk(&tags).await;
+        let owners: Vec<InstanceTag> = tags.iter().map(|tag| InstanceTag::of_lease(tag)).collect();
+        let swept = self.walk(&owners).await;
         tracing::info!(
             tags = ?tags,
             pages = swept.pages,
@@ -172,7 +173,7 @@ impl LeaseKeeper {
         }
     }
 
-    async fn walk(&self, tags: &[&str]) -> Swept {
+    async fn walk(&self, owners: &[InstanceTag]) -> Swept {
         let scope = PageScope::Segment {
             segment: 0,
             total: 1,
@@ -195,10 +196,11 @@ impl LeaseKeeper {
                 }
             };
             swept.pages += 1;
-            for record in page.records.iter().filter(|r| {
-                tags.iter()
-                    .any(|tag| r.connection_id.as_str().starts_with(tag))
-            }) {
+            for record in page
+                .records
+                .iter()
+                .filter(|r| owners.iter().any(|owner| owner.owns(&r.connection_id)))
+            {
                 swept.seen += 1;
                 // Presence first: a sweep that fails after it finds the item again next
                 // time (each step is idempotent); the other order could lose the offline.

@@ -227,6 +227,11 @@ impl InstanceTag {
         Self(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
     }
 
+    /// The tag a lease names (another process's, for the sweep of its connections).
+    pub fn of_lease(tag: &str) -> Self {
+        Self(tag.to_string())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
