@@ -16,7 +16,7 @@
 //! with the same id. One step needs more than the online store for that: an `INSERT`
 //! delivered again after its connection's `REMOVE` was applied (a whole batch retried after
 //! a timeout) would add the connection back. So an `INSERT` counts only while the
-//! connection's roster item still exists ([`RosterCheck`], a consistent read; connection
+//! connection's roster item still exists ([`DynamoRosterStore::holds`], a consistent read; connection
 //! ids are never reused): a connection that is gone when its `INSERT` is handled (a replay,
 //! or one that lived less than the stream's lag) announces nothing, and its `REMOVE` then
 //! finds nothing to remove.
@@ -42,20 +42,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::sqs::SqsEvent;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use switchboard_aws::config::{dynamodb_client_from, validate_endpoint, with_store_timeouts};
-use switchboard_aws::dynamo::{primary_key, DynamoOnlineStore, PK};
+use switchboard_aws::dynamo::{DynamoOnlineStore, DynamoRosterStore};
 use switchboard_aws::{load_sdk_config, DynamoConfig, EventBridgeSink, LocalDefaults, SqsQueue};
 use switchboard_core::config::{optional, required, ConfigError};
 use switchboard_core::events::presence::PresenceError;
 use switchboard_core::events::{offline_delay, EventError, OfflineCheck, PresenceEvents};
 use switchboard_core::history::HistoryConfig;
 use switchboard_core::queue::{MessageQueue, QueueError};
-use switchboard_core::roster::ConnectionRecord;
-use switchboard_model::{ConnectionId, TenantId, UserId};
+use switchboard_core::roster::{ConnectionRecord, RosterError};
+use switchboard_model::{TenantId, UserId};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
@@ -129,47 +128,13 @@ impl EventsSettings {
     }
 }
 
-/// Whether a connection's roster item exists: one consistent `GetItem` on the roster
-/// table (`ROSTER_TABLE`), key only.
-#[derive(Debug, Clone)]
-pub struct RosterCheck {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
-}
-
-impl RosterCheck {
-    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
-    }
-
-    pub async fn exists(
-        &self,
-        tenant: &TenantId,
-        connection: &ConnectionId,
-    ) -> Result<bool, StepError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(primary_key(tenant, connection)))
-            .projection_expression("#pk")
-            .expression_attribute_names("#pk", PK)
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StepError::Roster(format!("GetItem: {}", DisplayErrorContext(&e))))?;
-        Ok(output.item.is_some())
-    }
-}
-
 /// The function's dependencies: the presence steps (the online store on the history
 /// table, EventBridge), the roster check and the queue of offline checks.
 pub struct EventsFunction {
     pub presence: PresenceEvents,
-    pub roster: RosterCheck,
+    /// The roster table: whether an `INSERT`'s item still exists
+    /// ([`DynamoRosterStore::holds`]).
+    pub roster: DynamoRosterStore,
     pub checks: Arc<dyn MessageQueue>,
     pub offline_delay: Duration,
 }
@@ -201,7 +166,7 @@ pub async fn build(
             Arc::new(DynamoOnlineStore::new(client.clone(), history.table)),
             Arc::new(EventBridgeSink::from_sdk_config(&sdk, settings.bus_name)),
         ),
-        roster: RosterCheck::new(client, dynamo.table),
+        roster: DynamoRosterStore::new(client, dynamo.table, 1),
         checks: Arc::new(SqsQueue::from_sdk_config(&sdk, settings.queue_url)),
         offline_delay: settings.offline_delay,
     };
@@ -243,8 +208,8 @@ pub struct Counts {
 pub enum StepError {
     #[error(transparent)]
     Presence(#[from] PresenceError),
-    #[error("roster table unavailable: {0}")]
-    Roster(String),
+    #[error(transparent)]
+    Roster(#[from] RosterError),
     #[error("offline check not queued: {0}")]
     Queue(#[from] QueueError),
 }
@@ -457,7 +422,7 @@ impl EventsFunction {
             &connection.connection_id,
         );
         if record.event_name == "INSERT" {
-            if !self.roster.exists(tenant, id).await? {
+            if !self.roster.holds(tenant, id).await? {
                 tracing::info!(
                     sequence = %record.dynamodb.sequence_number,
                     %tenant,

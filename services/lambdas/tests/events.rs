@@ -29,7 +29,7 @@ use switchboard_aws::{
 use switchboard_core::events::PresenceEvents;
 use switchboard_core::roster::{ConnectionRecord, RosterStore};
 use switchboard_lambdas::emf::{parse_document, MemorySink, Metrics};
-use switchboard_lambdas::events::{BatchResponse, EventsFunction, RosterCheck};
+use switchboard_lambdas::events::{BatchResponse, EventsFunction};
 use switchboard_model::{ConnectionId, TenantId};
 use time::OffsetDateTime;
 
@@ -66,7 +66,7 @@ async fn harness() -> Harness {
             Arc::new(DynamoOnlineStore::new(dynamo.clone(), table.clone())),
             Arc::new(sink),
         ),
-        roster: RosterCheck::new(dynamo.clone(), roster_table.clone()),
+        roster: DynamoRosterStore::new(dynamo.clone(), roster_table.clone(), 1),
         checks: Arc::new(SqsQueue::from_sdk_config(
             &sdk(Some(format!("http://{sqs_addr}"))),
             format!("http://{sqs_addr}{CHECKS}"),

@@ -130,6 +130,30 @@ impl DynamoRosterStore {
         Ok((records, stats))
     }
 
+    /// Whether the roster holds an item of this connection, expired or not: one strongly
+    /// consistent `GetItem`, key only. The events function asks it for a stream `INSERT`
+    /// (the write is committed before its stream record exists, so a consistent read
+    /// always sees it, unless the connection ended since); lookups that deliver read
+    /// eventually consistent batches instead.
+    pub async fn holds(
+        &self,
+        tenant: &TenantId,
+        connection: &ConnectionId,
+    ) -> Result<bool, RosterError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(primary_key(tenant, connection)))
+            .projection_expression("#pk")
+            .expression_attribute_names("#pk", PK)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("GetItem", e))?;
+        Ok(output.item.is_some())
+    }
+
     /// These connections of the tenant: `BatchGetItem` by primary key, 100 keys a request.
     /// A connection id of another tenant is simply not found (its key names this tenant).
     pub async fn list_connections_with_stats(
