@@ -38,6 +38,8 @@ use switchboard_core::config::{optional, ConfigError};
 use switchboard_core::publisher::{MessageReport, Outcome};
 use switchboard_model::TenantId;
 
+use crate::events::Counts;
+
 /// The variable naming the namespace.
 pub const NAMESPACE_VAR: &str = "METRICS_NAMESPACE";
 /// The namespace when `METRICS_NAMESPACE` is unset.
@@ -381,6 +383,21 @@ impl Metrics {
             )
             .property("id", report.id.as_str())
             .property("outcome", report.outcome.as_str());
+        self.emit(&document);
+    }
+
+    /// One document for one invocation of the events function; `target` is `stream` or
+    /// `offline`, the kind of batch it took.
+    pub fn events_report(&self, target: &'static str, counts: &Counts, records: usize) {
+        let document = self
+            .document(target, None)
+            .metric("Online", Unit::Count, f64::from(counts.online))
+            .metric("Offline", Unit::Count, f64::from(counts.offline))
+            .metric("EventsPut", Unit::Count, f64::from(counts.events_put))
+            .metric("EventsFailed", Unit::Count, f64::from(counts.events_failed))
+            .metric("Skipped", Unit::Count, f64::from(counts.skipped))
+            .metric("ItemFailures", Unit::Count, f64::from(counts.item_failures))
+            .property("records", records);
         self.emit(&document);
     }
 

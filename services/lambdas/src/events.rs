@@ -58,7 +58,7 @@ use switchboard_model::{TenantId, UserId};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
-use crate::emf::{Metrics, Unit};
+use crate::emf::Metrics;
 use crate::publish_api::StartupError;
 
 pub use stream::{StreamChange, StreamRecord, UserIdentity};
@@ -315,17 +315,7 @@ impl EventsFunction {
             other => return Err(InputError(format!("unknown eventSource {other:?}"))),
         };
         counts.item_failures = u32::try_from(failures.len()).unwrap_or(u32::MAX);
-        metrics.emit(
-            &metrics
-                .document(target, None)
-                .metric("Online", Unit::Count, f64::from(counts.online))
-                .metric("Offline", Unit::Count, f64::from(counts.offline))
-                .metric("EventsPut", Unit::Count, f64::from(counts.events_put))
-                .metric("EventsFailed", Unit::Count, f64::from(counts.events_failed))
-                .metric("Skipped", Unit::Count, f64::from(counts.skipped))
-                .metric("ItemFailures", Unit::Count, f64::from(counts.item_failures))
-                .property("records", records.len()),
-        );
+        metrics.events_report(target, &counts, records.len());
         Ok(BatchResponse {
             batch_item_failures: failures
                 .into_iter()

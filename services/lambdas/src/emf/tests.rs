@@ -282,3 +282,70 @@ fn more_than_twenty_metrics_tenants_are_refused() {
     assert!(err.to_string().contains(TENANTS_VAR), "{err}");
     assert!(err.to_string().contains("at most 20"), "{err}");
 }
+
+/// The metric names in one emitted document.
+fn names(line: &str) -> Vec<String> {
+    let doc = parse_document(line).unwrap();
+    doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["Name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The backticked names in the "metrics" cell of `function`'s row of infra/README.md's
+/// Metrics table.
+fn documented(readme: &str, function: &str) -> Vec<String> {
+    let section = &readme[readme.find("## Metrics").unwrap()..];
+    let row = section
+        .lines()
+        .find(|line| line.starts_with(&format!("| {function} |")))
+        .unwrap_or_else(|| panic!("no row for {function} in infra/README.md's Metrics table"));
+    let cell = row.split('|').nth(3).unwrap();
+    cell.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_infra_readme_lists_every_metric_each_function_writes_and_their_count() {
+    let readme = include_str!("../../../../infra/README.md");
+    let (metrics, sink) = metrics();
+    metrics.message_report(&report());
+    metrics.publish_request("users", Some("acme"), 202, Duration::from_millis(3));
+    metrics.events_report("stream", &Counts::default(), 0);
+    let lines = sink.lines();
+    let publisher = names(&lines[0]);
+    let publish_api = names(&lines[1]);
+    let events = names(&lines[2]);
+    assert_eq!(documented(readme, "publisher"), publisher);
+    assert_eq!(documented(readme, "publish-api"), publish_api);
+    assert_eq!(documented(readme, "events"), events);
+    let (p, a, e) = (publisher.len(), publish_api.len(), events.len());
+    let total = format!("{} metrics in all ({p} + {a} + {e};", p + a + e);
+    assert!(
+        readme.contains(&total),
+        "infra/README.md should say: {total}"
+    );
+    // A listed tenant: the publisher's metrics for the 3 target types that carry a tenant,
+    // the publish API's for all 6.
+    let per_tenant = p * 3 + a * 6;
+    for text in [
+        format!("the publisher's\n{p} metrics × 3 target types"),
+        format!(
+            "publish API's {a} metrics × 6 target types, {per_tenant} custom metrics per tenant"
+        ),
+        {
+            let most = per_tenant * 20;
+            format!("at most {},{:03} for 20", most / 1000, most % 1000)
+        },
+    ] {
+        assert!(readme.contains(&text), "infra/README.md should say: {text}");
+    }
+    let root = include_str!("../../../../README.md");
+    let settings = format!("billed as up to {per_tenant} custom metrics");
+    assert!(root.contains(&settings), "README.md should say: {settings}");
+}

@@ -269,7 +269,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         names: "`METRICS_TENANTS`",
         default: "empty",
-        meaning: "Lambdas (publisher, publish-api): at most 20 comma-separated ASCII tenant ids whose EMF documents add the dimension set `[Target, Tenant]`; each listed tenant is billed as up to 75 custom metrics (`infra/README.md`, Metrics)",
+        meaning: "Lambdas (publisher, publish-api): at most 20 comma-separated ASCII tenant ids whose EMF documents add the dimension set `[Target, Tenant]`; each listed tenant is billed as up to 90 custom metrics (`infra/README.md`, Metrics)",
     },
     Setting {
         names: "`QUEUE_CAPACITY` / `--queue-capacity`",
