@@ -11,6 +11,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Node } from 'constructs';
 import { EventsSettings, eventsFromContext } from './events';
 import { PushSettings, pushFromContext } from './push';
+import { Sizing, webSocketSizingFromContext } from './sizing';
 import { badTenantId } from './tenants';
 
 /** The seven Rust binaries of `services/lambdas`, as `cargo lambda build` names their folders. */
@@ -82,12 +83,23 @@ export interface SwitchboardConfig {
    * role, so they are off by default and a first deploy works in a fresh account.
    */
   readonly webSocketAccessLogs: boolean;
-  /** X-Ray active tracing on every function (default on; `-c tracing=false` opts out). */
-  readonly tracing: boolean;
+  /**
+   * X-Ray tracing of every function (infra/README.md: At scale): `active` (default; Lambda samples
+   * 1 request/s + 5 % of the rest itself), `passthrough` (only requests arriving with a sampled
+   * trace header), `off`.
+   */
+  readonly tracing: TracingMode;
   /** Deletion protection on the roster table (default on). */
   readonly tableDeletionProtection: boolean;
-  /** Stage-level throttling of the WebSocket API (every route, `$connect` included). */
+  /**
+   * Stage-level throttling of the WebSocket API (every route, `$connect` included): derived from
+   * `expectedConnections` (lib/sizing.ts) unless `webSocketRateLimit` / `webSocketBurstLimit` set it.
+   */
   readonly webSocketThrottle: Throttle;
+  /** What `expectedConnections` (default 10,000) asks of the stage (lib/sizing.ts). */
+  readonly sizing: Sizing;
+  /** The account's quota of new WebSocket connections per second in this Region (default 500). */
+  readonly newConnectionsPerSecond: number;
   /** Stage-level throttling of the HTTP publish API. */
   readonly publishThrottle: Throttle;
   /**
@@ -146,6 +158,9 @@ export interface SwitchboardConfig {
     readonly logLevel: string;
   };
 }
+
+/** `tracing` context: X-Ray on every function, Lambda's own sampling, only upstream-sampled requests, or none. */
+export type TracingMode = 'active' | 'passthrough' | 'off';
 
 /** Steady-state requests per second and burst of a stage. */
 export interface Throttle {
@@ -215,6 +230,22 @@ function bool(node: Node, key: string, dflt: boolean): boolean {
   throw new Error(`context ${key}: expected true or false, got '${raw}'`);
 }
 
+/** `tracing`: active, passthrough or off; `true` / `false` are kept as aliases of active / off. */
+function tracingMode(raw: string | undefined): TracingMode {
+  switch (raw ?? 'active') {
+    case 'active':
+    case 'true':
+      return 'active';
+    case 'passthrough':
+      return 'passthrough';
+    case 'off':
+    case 'false':
+      return 'off';
+    default:
+      throw new Error(`context tracing: expected active, passthrough or off (true / false: active / off), got '${raw}'`);
+  }
+}
+
 function architecture(raw: string | undefined): lambda.Architecture {
   switch ((raw ?? 'x86_64').toLowerCase()) {
     case 'x86_64':
@@ -265,12 +296,9 @@ export function configFromContext(node: Node): SwitchboardConfig {
     alarmEmail: str(node, 'alarmEmail') || undefined,
     createApiGatewayLogsRole: bool(node, 'createApiGatewayLogsRole', false),
     webSocketAccessLogs: bool(node, 'webSocketAccessLogs', false),
-    tracing: bool(node, 'tracing', true),
+    tracing: tracingMode(str(node, 'tracing')),
     tableDeletionProtection: bool(node, 'tableDeletionProtection', true),
-    webSocketThrottle: {
-      rateLimit: int(node, 'webSocketRateLimit', 1000, 1, 100000),
-      burstLimit: int(node, 'webSocketBurstLimit', 2000, 1, 100000),
-    },
+    ...webSocketStage((key, dflt, min, max) => int(node, key, dflt, min, max)),
     publishThrottle: {
       rateLimit: int(node, 'publishRateLimit', 500, 1, 100000),
       burstLimit: int(node, 'publishBurstLimit', 1000, 1, 100000),
@@ -306,10 +334,19 @@ export function configFromContext(node: Node): SwitchboardConfig {
   return config;
 }
 
+/** The WebSocket stage's throttle, its sizing and the new-connections quota (lib/sizing.ts). */
+function webSocketStage(
+  int: (key: string, dflt: number, min: number, max: number) => number,
+): Pick<SwitchboardConfig, 'webSocketThrottle' | 'sizing' | 'newConnectionsPerSecond'> {
+  const { sizing, rateLimit, burstLimit, newConnectionsPerSecond } = webSocketSizingFromContext(int);
+  return { webSocketThrottle: { rateLimit, burstLimit }, sizing, newConnectionsPerSecond };
+}
+
 /**
  * The budget must leave every publisher at least one post per second, and the budget plus
  * both stages' rate limits must fit in the account's request quota (PostToConnection,
- * `$connect`, client frames and publish calls all draw on it).
+ * `$connect`, client frames and publish calls all draw on it; the WebSocket stage's rate is
+ * sized from `expectedConnections`, lib/sizing.ts).
  */
 export function checkBudget(config: SwitchboardConfig): void {
   if (fanoutRate(config) < 1) {
@@ -320,8 +357,10 @@ export function checkBudget(config: SwitchboardConfig): void {
   const total = config.postBudgetPerSecond + config.webSocketThrottle.rateLimit + config.publishThrottle.rateLimit;
   if (total > config.accountRequestsPerSecond) {
     throw new Error(
-      `postBudgetPerSecond + webSocketRateLimit + publishRateLimit = ${total}/s exceeds the account's API Gateway quota ` +
-        `accountRequestsPerSecond = ${config.accountRequestsPerSecond}/s: lower them, or raise the quota with AWS and set accountRequestsPerSecond`,
+      `postBudgetPerSecond (${config.postBudgetPerSecond}/s) + webSocketRateLimit (${config.webSocketThrottle.rateLimit}/s, ` +
+        `expectedConnections ${config.sizing.expectedConnections}) + publishRateLimit (${config.publishThrottle.rateLimit}/s) = ${total}/s ` +
+        `exceeds the account's API Gateway quota accountRequestsPerSecond = ${config.accountRequestsPerSecond}/s: ` +
+        `lower them, or raise the quota with AWS and set accountRequestsPerSecond`,
     );
   }
   for (const [name, t] of [

@@ -7,7 +7,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as fs from 'fs';
 import * as path from 'path';
-import { FunctionName, SwitchboardConfig } from './config';
+import { FunctionName, SwitchboardConfig, TracingMode } from './config';
 import { bootstrapArchitecture, ElfArchitecture } from './elf';
 import { EVENTS_TIMEOUT_SECS } from './events';
 
@@ -25,6 +25,21 @@ const FUNCTION_SETTINGS: Record<FunctionName, { memory: number; timeoutSecs?: nu
     timeoutSecs: EVENTS_TIMEOUT_SECS,
     description: "Switchboard: user.online / user.offline from the roster's stream and the delayed offline checks, to EventBridge",
   },
+};
+
+/**
+ * X-Ray per `tracing` context (infra/README.md: At scale). `Active`: Lambda samples requests
+ * that arrive without a trace header itself, at a fixed rate (1 request/s + 5 % of the rest;
+ * X-Ray sampling rules do not apply to it); `PassThrough`: only requests that arrive with a
+ * sampled trace header (an SQS message sent from a sampled invocation) are recorded
+ * ("Visualize Lambda function invocations using AWS X-Ray",
+ * https://docs.aws.amazon.com/lambda/latest/dg/services-xray.html). Both need the X-Ray write
+ * statement CDK adds; `off` sets no TracingConfig at all.
+ */
+const TRACING: Record<TracingMode, lambda.Tracing | undefined> = {
+  active: lambda.Tracing.ACTIVE,
+  passthrough: lambda.Tracing.PASS_THROUGH,
+  off: undefined,
 };
 
 /** One Rust function from its `cargo lambda` zip, with its own role and log group. */
@@ -80,7 +95,7 @@ export function rustFunction(stack: cdk.Stack, name: FunctionName, config: Switc
     role,
     logGroup,
     environment: { RUST_LOG: rustLog },
-    tracing: config.tracing ? lambda.Tracing.ACTIVE : undefined,
+    tracing: TRACING[config.tracing],
     recursiveLoop: name === 'publisher' ? lambda.RecursiveLoop.ALLOW : undefined,
   });
 }

@@ -4,6 +4,7 @@
 import { Validations } from 'aws-cdk-lib';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import { FUNCTION_NAMES, SwitchboardConfig } from './config';
+import { PING_ROUTE_KEY } from './keepalive';
 import { STAGE_NAME } from './names';
 import type { SwitchboardStack } from './switchboard-stack';
 
@@ -12,12 +13,12 @@ import type { SwitchboardStack } from './switchboard-stack';
  * is about (cdk-nag v3 uses CDK's own `Validations.of(construct).acknowledge`).
  */
 export function nagAcknowledgments(stack: SwitchboardStack, config: SwitchboardConfig): void {
-  if (config.tracing) {
+  if (config.tracing !== 'off') {
     for (const name of FUNCTION_NAMES) {
       Validations.of(stack.functions[name].role!).acknowledge({
         id: 'AwsSolutions::AwsSolutions-IAM5[Resource::*]',
         reason:
-          'X-Ray active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permissions, so Resource must be * (the statement CDK adds with Tracing.ACTIVE; opt out with -c tracing=false).',
+          'X-Ray tracing (active or passthrough): xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permissions, so Resource must be * (the statement CDK adds with Tracing.ACTIVE and PASS_THROUGH; opt out with -c tracing=off).',
       });
     }
   }
@@ -36,11 +37,11 @@ export function nagAcknowledgments(stack: SwitchboardStack, config: SwitchboardC
   const routes = stack.webSocketApi.node.findAll().filter((c): c is apigwv2.CfnRoute => c instanceof apigwv2.CfnRoute);
   for (const route of routes) {
     const key = stack.resolve(route.routeKey);
-    if (key === '$disconnect' || key === '$default') {
+    if (key === '$disconnect' || key === '$default' || key === PING_ROUTE_KEY) {
       Validations.of(route).acknowledge({
         id: 'AwsSolutions::AwsSolutions-APIG4',
         reason:
-          'WebSocket APIs authorize only on $connect (API Gateway allows an authorizer on no other route); $disconnect and $default run on connections that $connect already authorized, with the identity the authorizer returned.',
+          'WebSocket APIs authorize only on $connect (API Gateway allows an authorizer on no other route); $disconnect, $default and ping run on connections that $connect already authorized, with the identity the authorizer returned (ping is answered by API Gateway itself, lib/keepalive.ts).',
       });
     }
   }

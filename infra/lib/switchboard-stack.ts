@@ -2,6 +2,7 @@
 //
 //   clients ──wss──▶ WebSocket API (stage main) ──$connect──▶ authorizer ─▶ connect ─▶ roster (DynamoDB)
 //                                              ──$disconnect─▶ disconnect ─▶ roster
+//                                              ──ping───────▶ MOCK integration: {"type":"pong"} (lib/keepalive.ts)
 //                                              ──$default───▶ default (ping / whoami inline; resume: Query history,
 //                                                                         post the missed frames to the caller;
 //                                                                         refresh: verify, UpdateItem tokenExpiresAt)
@@ -20,7 +21,8 @@
 //
 // Operations: alarms to one SNS topic (output `AlarmTopicArn`), a CloudWatch dashboard,
 // EMF metrics from the publisher and the publish API (namespace METRICS_NAMESPACE), stage
-// throttling on both APIs, X-Ray active tracing. See infra/README.md for each choice.
+// throttling on both APIs (the WebSocket stage's sized from expected connections, sizing.ts),
+// X-Ray tracing (active, passthrough or off). See infra/README.md for each choice.
 //
 // Lambda code: plain `lambda.Code.fromAsset(<lambdaDir>/<name>/bootstrap.zip)` of the zips
 // `cargo lambda build --release --output-format zip` writes, not `cargo-lambda-cdk`'s
@@ -37,7 +39,8 @@
 // Here: parameters, tables, queues, the two APIs, environment wiring and outputs. Beside it:
 // functions.ts (each function, its role and log group), permissions.ts (the IAM statements),
 // alarms.ts and connect-alarms.ts (alarms, the topic), dashboard.ts, nag.ts (the cdk-nag
-// findings accepted), names.ts (names the parts share), push.ts (Web Push context and environment),
+// findings accepted), names.ts (names the parts share), keepalive.ts (the `ping` route), sizing.ts
+// (the WebSocket stage throttle from expected connections), push.ts (Web Push context and environment),
 // events.ts (the events function's stream and queue, the EventBridge bus, archive and webhook).
 
 import * as cdk from 'aws-cdk-lib';
@@ -63,6 +66,7 @@ import { rustFunction } from './functions';
 import { ISSUERS_FILE_PATH, stageIssuersFile } from './issuers';
 import { nagAcknowledgments } from './nag';
 import { STAGE_NAME, USER_INDEX } from './names';
+import { addPingRoute } from './keepalive';
 import { grantLeastPrivilege } from './permissions';
 import { addPushEnvironment } from './push';
 import { stageTenantsFile, TENANTS_FILE_PATH, TENANTS_FUNCTIONS } from './tenants';
@@ -307,9 +311,13 @@ export class SwitchboardStack extends cdk.Stack {
     const cfnAuthorizers = this.node.findAll().filter((c): c is apigwv2.CfnAuthorizer => c instanceof apigwv2.CfnAuthorizer);
     if (cfnAuthorizers.length !== 1) throw new Error(`expected one WebSocket authorizer, found ${cfnAuthorizers.length}`);
     cfnAuthorizers[0].addPropertyDeletionOverride('IdentitySource');
+    // Keep-alive (lib/keepalive.ts): `{"action":"ping"}` is answered by API Gateway (a MOCK
+    // integration), never by a function.
+    addPingRoute(this.webSocketApi);
 
-    // Stage-level throttling (default route settings): every route, `$connect` included,
-    // so anonymous traffic cannot spend the account's shared request quota.
+    // Stage-level throttling (default route settings): every route, `$connect` and `ping`
+    // included, so anonymous traffic cannot spend the account's shared request quota; sized
+    // from `expectedConnections` (lib/sizing.ts).
     // Access logs need API Gateway's account-level CloudWatch Logs role: off by default so
     // that a first deploy works in a fresh account (see infra/README.md, first deploy).
     this.webSocketStage = new apigwv2.WebSocketStage(this, 'MainStage', {
