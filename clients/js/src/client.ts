@@ -7,8 +7,9 @@
  *   handshake (a 401 shows as a plain failure in browsers), a 4001 close (token expired) or
  *   any other loss leads to a new token and a new socket after a backoff with full jitter;
  *   the backoff resets once a socket has stayed open `STABLE_MS`.
- * - Keep-alive: a `ping` every `keepAliveMs`, well inside API Gateway's 10-minute idle
- *   limit; no answer (any frame) within `timeoutMs` counts as a lost socket.
+ * - Keep-alive: a `ping` every `keepAliveMs` (9 minutes: API Gateway closes a socket after 10
+ *   idle minutes, and only client traffic is relied on to reset that; browsers cannot send
+ *   WebSocket control pings); no answer (any frame) within `timeoutMs` counts as a lost socket.
  * - Planned reconnect: after `lifetimeMs` (before the 2-hour cap), or when the token must be
  *   renewed and the server has no in-band `refresh`, a new socket is opened first; the old
  *   one is closed `OVERLAP_MS` after the new one is open, so nothing is in flight on neither.
@@ -77,7 +78,10 @@ export interface ClientOptions {
   debug?: (message: string) => void;
   /** A WebSocket constructor; default `globalThis.WebSocket` (Node 20 has none: use `ws`). */
   WebSocket?: WebSocketConstructor;
-  /** Interval of keep-alive pings (default 240,000 ms: API Gateway closes after 10 idle minutes). */
+  /**
+   * Interval of keep-alive pings (default 540,000 ms, 9 minutes: API Gateway closes a socket
+   * after 10 idle minutes; a minute of margin). Each ping and its pong is a billed message.
+   */
   keepAliveMs?: number;
   /** Cap of the reconnect backoff (default 30,000 ms). */
   maxBackoffMs?: number;
@@ -162,7 +166,7 @@ export function createClient(options: ClientOptions): Client {
     throw new TypeError("no WebSocket constructor: pass options.WebSocket (e.g. from the ws package)");
   }
   const WS: WebSocketConstructor = found;
-  const keepAliveMs = options.keepAliveMs ?? 240_000;
+  const keepAliveMs = options.keepAliveMs ?? 540_000;
   const maxBackoffMs = options.maxBackoffMs ?? 30_000;
   const lifetimeMs = options.lifetimeMs ?? 6_900_000;
   const timeoutMs = options.timeoutMs ?? 10_000;

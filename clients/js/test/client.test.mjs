@@ -262,12 +262,51 @@ test("keep-alive: a ping every keepAliveMs; no answer within timeoutMs means los
   assert.equal(sockets.length, 2);
 });
 
-test("the default keep-alive is well inside API Gateway's 10-minute idle limit", async (t) => {
-  const { sockets } = setup(t);
+// The keep-alive rule (README: Keep-alive): API Gateway closes a socket after 10 idle minutes;
+// the client pings every 9 minutes by default and a ping unanswered for `timeoutMs` (10 s by
+// default) ends the socket. Tokens here outlive the hour, so no refresh adds traffic.
+const MINUTE = 60_000;
+const KEEP_ALIVE = 9 * MINUTE;
+const TIMEOUT = 10_000;
+
+test("the default keep-alive: one ping every 9 minutes over an hour of answered pings, none early", async (t) => {
+  const { sockets } = setup(t, { token: async () => jwt(startS + 3 * HOUR_S) });
   await settle();
   sockets[0].open();
-  mock.timers.tick(5 * 60_000);
-  assert.ok(sockets[0].actions("ping").length >= 1);
+  let answered = 0;
+  for (let s = 0; s < HOUR_S; s++) {
+    await advance(1000, 1000);
+    // The server answers each ping at once, as the MOCK route and serve do.
+    for (; answered < sockets[0].actions("ping").length; answered++) sockets[0].receive({ type: "pong" });
+  }
+  const expected = [1, 2, 3, 4, 5, 6].map((n) => n * KEEP_ALIVE);
+  assert.deepEqual(sockets[0].sentTimes("ping"), expected, "a ping at 9, 18, … 54 minutes, no other");
+  assert.ok(KEEP_ALIVE < 10 * MINUTE, "inside API Gateway's idle limit");
+  assert.equal(sockets.length, 1, "answered pings keep the one socket");
+  assert.equal(sockets[0].closedWith, undefined);
+});
+
+test("the default keep-alive: a ping unanswered for timeoutMs closes the socket; the next opens within the first backoff window", async (t) => {
+  fixRandom(t, 0.999); // the longest wait of the backoff's first window: 499 ms
+  const { sockets, record } = setup(t, { token: async () => jwt(startS + 3 * HOUR_S) });
+  await settle();
+  sockets[0].open();
+  await advance(KEEP_ALIVE, 1000);
+  assert.deepEqual(sockets[0].sentTimes("ping"), [KEEP_ALIVE]);
+  await advance(TIMEOUT - 1, 1);
+  assert.equal(sockets[0].closedWith, undefined, "open until timeoutMs after the ping");
+  await advance(1, 1);
+  assert.ok(sockets[0].closedWith, "closed at ping + timeoutMs");
+  assert.deepEqual(record.states, ["connecting", "open", "reconnecting"]);
+  // The socket had been stable, so the backoff starts over: a wait in [0, BASE_BACKOFF_MS).
+  const wait = Math.floor(0.999 * BASE_BACKOFF_MS);
+  await advance(wait - 1, 1);
+  assert.equal(sockets.length, 1, `no new socket before ping + timeoutMs + ${wait} ms`);
+  await advance(1, 1);
+  assert.equal(sockets.length, 2, `a new socket at ping + timeoutMs + ${wait} ms`);
+  assert.equal(Date.now() - START, KEEP_ALIVE + TIMEOUT + BASE_BACKOFF_MS - 1);
+  sockets[1].open();
+  assert.equal(record.states.at(-1), "open");
 });
 
 test("messages are delivered with id, data and cursor; each id once", async (t) => {

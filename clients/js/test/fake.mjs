@@ -11,6 +11,7 @@ export function fakeSockets() {
       this.url = url;
       this.protocols = protocols;
       this.sent = [];
+      this.sentAt = []; // Date.now() (fake) of each frame in `sent`
       this.closedWith = undefined;
       this.onopen = this.onmessage = this.onclose = this.onerror = null;
       sockets.push(this);
@@ -18,6 +19,7 @@ export function fakeSockets() {
     send(text) {
       if (this.closedWith) throw new Error("send on a closed socket");
       this.sent.push(JSON.parse(text));
+      this.sentAt.push(Date.now());
     }
     close(code, reason) {
       this.closedWith ??= { code, reason };
@@ -35,6 +37,10 @@ export function fakeSockets() {
     }
     actions(name) {
       return this.sent.filter((f) => f.action === name);
+    }
+    /** When each `name` action was sent, in ms since START. */
+    sentTimes(name) {
+      return this.sentAt.filter((_, i) => this.sent[i].action === name).map((at) => at - START);
     }
   }
   return { WebSocket: FakeSocket, sockets };

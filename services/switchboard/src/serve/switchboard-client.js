@@ -152,7 +152,7 @@ function createClient(options) {
     throw new TypeError("no WebSocket constructor: pass options.WebSocket (e.g. from the ws package)");
   }
   const WS = found;
-  const keepAliveMs = options.keepAliveMs ?? 24e4;
+  const keepAliveMs = options.keepAliveMs ?? 54e4;
   const maxBackoffMs = options.maxBackoffMs ?? 3e4;
   const lifetimeMs = options.lifetimeMs ?? 69e5;
   const timeoutMs = options.timeoutMs ?? 1e4;
