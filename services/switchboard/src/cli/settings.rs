@@ -334,7 +334,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         names: "`IDLE_TIMEOUT_SECS` / `--idle-timeout-secs`",
         default: "`600`",
-        meaning: "a socket without a client frame (message, ping or pong) this long is closed (1001), as API Gateway does",
+        meaning: "a socket without a client message this long is closed (1001), as API Gateway does; WebSocket control ping/pong frames do not count (API Gateway does not see them); the client library sends a `ping` action every 9 minutes",
     },
     Setting {
         names: "`ACTIONS_PER_SECOND` / `--actions-per-second`, `ACTION_BURST` / `--action-burst`",

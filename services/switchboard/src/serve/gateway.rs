@@ -410,11 +410,10 @@ async fn drive(
                 let text = match incoming {
                     Some(Ok(Message::Text(text))) => text,
                     Some(Ok(Message::Binary(_))) => Default::default(),
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
-                        live.touch();
-                        idle.as_mut().reset(tokio::time::Instant::now() + app.limits.idle_timeout);
-                        continue;
-                    }
+                    // API Gateway never sees WebSocket control frames (browsers cannot send
+                    // them either): like it, they neither keep a socket from idling nor count
+                    // as its activity. Only a client message does (the `ping` action).
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     Some(Ok(Message::Close(_))) => return Ending::ClientClosed,
                     Some(Err(error)) if is_too_big(&error) => {
                         return misbehaved(app, id, "message_too_big", CloseRequest {

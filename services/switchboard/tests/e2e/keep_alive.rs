@@ -6,7 +6,9 @@
 
 use std::time::{Duration, Instant};
 
+use futures::{SinkExt, StreamExt};
 use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
 
 use super::harness::{token, Backend, Client, TestServer};
 
@@ -55,4 +57,44 @@ async fn a_ping_every_nine_tenths_of_the_idle_timeout_keeps_the_socket_and_silen
     let (mut kept, last_ping) = pinging.await.unwrap();
     // Then silence: the timeout counts from the last client frame.
     assert_closed_idle(&mut kept, last_ping).await;
+}
+
+/// API Gateway does not see WebSocket control frames, so they do not keep a socket open
+/// there: `serve` holds them to the same rule (a client whose library pings with control
+/// frames only would be closed on AWS and must be here too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_control_pings_do_not_keep_a_socket_from_idling() {
+    let idle_secs = IDLE.as_secs().to_string();
+    let server =
+        TestServer::start_with(Backend::Memory, &[], &[("IDLE_TIMEOUT_SECS", &idle_secs)]).await;
+    let client = Client::connect(&server, &token("acme", "control", &[])).await;
+    let last_message = Instant::now();
+    let (mut sink, mut stream) = client.socket.split();
+    // Control pings at half the timeout, until the socket is closed.
+    let pinging = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(IDLE / 2).await;
+            if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
+                break;
+            }
+        }
+    });
+    // One deadline for the whole wait: the server's pongs to the control pings arrive too.
+    let closed = tokio::time::timeout(IDLE + SLACK, async {
+        loop {
+            match stream.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                other => panic!("no close frame: {other:?}"),
+            }
+        }
+    })
+    .await;
+    pinging.abort();
+    let code = closed.unwrap_or_else(|_| panic!("still open {:?} after its last message", IDLE + SLACK));
+    assert_eq!(code, Some(1001), "closed as idle despite the control pings");
+    let silent_for = last_message.elapsed();
+    let early = IDLE - Duration::from_millis(100);
+    assert!(silent_for >= early, "closed early: {silent_for:?}");
+    assert!(silent_for < IDLE + SLACK, "closed late: {silent_for:?}");
 }

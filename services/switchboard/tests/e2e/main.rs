@@ -7,6 +7,7 @@
 
 mod cli;
 mod client_frames;
+mod cost;
 mod events_config;
 mod events_isolation;
 mod events_presence;
@@ -20,6 +21,7 @@ mod history;
 mod history_bounds;
 mod identity;
 mod identity_edges;
+mod keep_alive;
 mod keys;
 mod listeners;
 mod management;
