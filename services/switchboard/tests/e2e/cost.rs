@@ -70,7 +70,7 @@ fn cost_prints_a_monthly_table_per_service_with_the_floor_and_the_previous_desig
     // The floor: connection-minutes plus a ping and a pong every 9 minutes.
     assert_eq!(dollars(&table, "floor per connection-month"), vec![0.0207]);
     assert!(table.contains("keep-alive share of the total"), "{table}");
-    assert!(table.contains("goal (issue 21)"), "{table}");
+    assert!(table.contains("target: at most $0.025"), "{table}");
 }
 
 #[test]

@@ -9,7 +9,7 @@ use super::prices::Prices;
 
 /// Days in the month the model prices (365 / 12, rounded as AWS's calculator does).
 pub const MONTH_DAYS: f64 = 30.4;
-/// The goal of issue 21: dollars per always-on connection-month.
+/// The target per always-on connection-month, about 1.2 × the floor.
 pub const GOAL_PER_CONNECTION: f64 = 0.025;
 /// The previous design's keep-alive: the client pinged every 4 minutes (`keepAliveMs`
 /// 240,000 in clients/js/src/client.ts before issue 21) and each ping invoked `default`.

@@ -1,6 +1,6 @@
 //! The table `switchboard cost` prints: per AWS service and item, this design's monthly
 //! quantity and dollars beside the previous design's dollars; the totals, per
-//! connection-month, API Gateway's floor, keep-alive's share and the goal.
+//! connection-month, API Gateway's floor, keep-alive's share and the target.
 
 use std::fmt::Write as _;
 
@@ -171,7 +171,7 @@ pub fn render(scenario: &Scenario, prices: &Prices) -> String {
     };
     let _ = writeln!(
         out,
-        "goal (issue 21): at most ${GOAL_PER_CONNECTION:.3} per connection-month: {verdict} (${:.4}, {:.2} × the floor)",
+        "target: at most ${GOAL_PER_CONNECTION:.3} per connection-month: {verdict} (${:.4}, {:.2} × the floor)",
         now.per_connection,
         now.per_connection / floor
     );
