@@ -2,9 +2,11 @@
 //! limit, retries with backoff, `410` cleanup (outside the grace period), and the deadline.
 //! What could not be delivered comes back sorted by what should happen to it next.
 
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use futures::{stream, StreamExt};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
@@ -12,6 +14,36 @@ use super::work::Recipient;
 use super::Publisher;
 use crate::poster::{Frame, PostError};
 use crate::roster::token_expired;
+
+/// The process's post rate (`fanout_rate`): a token bucket, and a fair queue in front of it.
+///
+/// Every post waits here (up to `fanout_concurrency` per message, for every message of the
+/// process). Waiting on the bucket itself, all of them would wake at each token and all but
+/// one would sleep again: 64 wake-ups per post at the default, CPU a small function has
+/// little of, taken from the posts themselves. In the queue (tokio's `Mutex` is FIFO) they
+/// take tokens in turn and only the first sleeps on the bucket.
+pub(super) struct Limiter {
+    bucket: DefaultDirectRateLimiter,
+    turn: tokio::sync::Mutex<()>,
+}
+
+impl Limiter {
+    pub(super) fn new(rate: NonZeroU32) -> Self {
+        // The bucket holds a tenth of a second of posts: several publishers starting at once
+        // must not overshoot their shared budget by a full second's worth each.
+        let burst = NonZeroU32::new(rate.get() / 10).unwrap_or(NonZeroU32::MIN);
+        Self {
+            bucket: RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
+            turn: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Waits for this caller's turn, then for a token.
+    pub(super) async fn until_ready(&self) {
+        let _turn = self.turn.lock().await;
+        self.bucket.until_ready().await;
+    }
+}
 
 /// What happened to the posts of one list of connections.
 #[derive(Debug, Default)]

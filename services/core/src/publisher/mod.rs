@@ -10,7 +10,9 @@
 //!
 //! - Messages of a batch run concurrently; each message's posts run at most
 //!   `fanout_concurrency` at a time, and all posts of the process share one token bucket
-//!   (`fanout_rate` per second) when it is set.
+//!   (`fanout_rate` per second) when it is set. Then posts take its tokens in turn
+//!   (`fanout::Limiter`), and a batch runs its first page item only: the others go back to
+//!   the queue unrun, for a publisher whose bucket is idle (`handback`).
 //! - `tenant` and `broadcast` targets are delivered page by page ([`work`]): a page of at
 //!   most `shard_size` connections per work item; the continuation is enqueued before the
 //!   page is posted; a broadcast runs one chain per scan segment. A publisher holds one
@@ -61,6 +63,7 @@
 
 mod config;
 mod fanout;
+mod handback;
 mod intake;
 mod ledger;
 mod push;
@@ -84,7 +87,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use std::time::Instant as StdInstant;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
@@ -94,6 +96,7 @@ use crate::queue::{DeadLetterSink, InboundMessage, MessageQueue};
 use crate::receipts::{Progress, Receipts};
 use crate::roster::RosterStore;
 use crate::worklog::{Begun, MemoryWorkLog, UnitKey, WorkLog, DEFAULT_LEASE, DONE_RETENTION};
+use fanout::Limiter;
 use ledger::{Track, Unit};
 use settle::Settling;
 
@@ -114,7 +117,7 @@ pub struct Publisher {
     poster: Arc<dyn ConnectionPoster>,
     dead_letters: Arc<dyn DeadLetterSink>,
     work_queue: Arc<dyn MessageQueue>,
-    limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    limiter: Option<Arc<Limiter>>,
     /// Where `users`, `tenant` and `broadcast` messages are recorded, and for how long.
     history: Option<(Arc<dyn HistoryStore>, Duration)>,
     /// Tenant settings whose `historyTtlSecs` replaces that retention per tenant.
@@ -141,14 +144,7 @@ enum Origin {
 
 impl Publisher {
     pub fn new(ports: PublisherPorts, config: PublisherConfig) -> Self {
-        // The bucket holds a tenth of a second of posts: several publishers starting at once
-        // must not overshoot their shared budget by a full second's worth each.
-        let limiter = NonZeroU32::new(config.fanout_rate).map(|rate| {
-            let burst = NonZeroU32::new(rate.get() / 10).unwrap_or(NonZeroU32::MIN);
-            Arc::new(RateLimiter::direct(
-                Quota::per_second(rate).allow_burst(burst),
-            ))
-        });
+        let limiter = NonZeroU32::new(config.fanout_rate).map(|rate| Arc::new(Limiter::new(rate)));
         Self {
             roster: ports.roster,
             poster: ports.poster,
@@ -203,14 +199,23 @@ impl Publisher {
     }
 
     /// Handles one batch; the messages run concurrently. With a `deadline` (a Lambda
-    /// invocation's), no post starts with less than the configured margin left.
+    /// invocation's), no post starts with less than the configured margin left. With a rate
+    /// limit, the page items after the first go back to the queue unrun (`handback.rs`):
+    /// they have no report.
     pub async fn handle_batch_until(
         &self,
         batch: &[InboundMessage],
         deadline: Option<Instant>,
     ) -> BatchOutcome {
-        let reports =
-            futures::future::join_all(batch.iter().map(|m| self.handle_message(m, deadline))).await;
+        let spare = self.spare_pages(batch);
+        let reports = futures::future::join_all(batch.iter().zip(spare).map(|(m, spare)| async {
+            match spare {
+                Some(id) if self.hand_back(m, &id).await => None,
+                _ => Some(self.handle_message(m, deadline).await),
+            }
+        }))
+        .await;
+        let reports: Vec<MessageReport> = reports.into_iter().flatten().collect();
         let failed_message_ids = reports
             .iter()
             .filter(|r| r.outcome == Outcome::Retry)

@@ -307,3 +307,22 @@ async fn the_leeway_comes_from_the_config() {
         .await;
     assert_eq!((reports[0].delivered, reports[0].expired_tokens), (0, 1));
 }
+
+#[tokio::test]
+async fn posts_waiting_for_the_rate_limit_take_tokens_in_turn() {
+    // 40 posts wait at once (as `fanout_concurrency` of them do) on a bucket of 200/s with
+    // a burst of 20: each gets its token in the order it asked, one waiter at a time
+    // sleeping on the bucket rather than all of them waking at each token.
+    let limiter = super::super::fanout::Limiter::new(std::num::NonZeroU32::new(200).unwrap());
+    let granted = std::sync::Mutex::new(Vec::new());
+    futures::future::join_all((0..40).map(|i| {
+        let (limiter, granted) = (&limiter, &granted);
+        async move {
+            limiter.until_ready().await;
+            granted.lock().unwrap().push(i);
+        }
+    }))
+    .await;
+    let granted = granted.into_inner().unwrap();
+    assert_eq!(granted, (0..40).collect::<Vec<_>>());
+}

@@ -4,6 +4,7 @@
 
 mod events;
 mod fanout;
+mod handback;
 mod history;
 mod intake;
 mod once;
@@ -148,4 +149,13 @@ async fn connect_many(rig: &Rig, tenant: &str, count: usize) {
         rig.connect(tenant, &format!("u{}", i % 7), &format!("{tenant}-{i:05}"))
             .await;
     }
+}
+
+/// Posts per connection so far: every one must be 1.
+fn posts_per_connection(rig: &Rig) -> std::collections::BTreeMap<String, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for connection in rig.poster.delivered_to() {
+        *counts.entry(connection).or_insert(0) += 1;
+    }
+    counts
 }

@@ -9,15 +9,6 @@ fn rig(config: PublisherConfig) -> Rig {
     rig_with(ScriptedPoster::new(), config)
 }
 
-/// Posts per connection so far: every one must be 1.
-fn posts_per_connection(rig: &Rig) -> std::collections::BTreeMap<String, usize> {
-    let mut counts = std::collections::BTreeMap::new();
-    for connection in rig.poster.delivered_to() {
-        *counts.entry(connection).or_insert(0) += 1;
-    }
-    counts
-}
-
 fn tenant_message() -> InboundMessage {
     message(
         "q-1",
