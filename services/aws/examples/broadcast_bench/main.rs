@@ -1,7 +1,7 @@
 //! Broadcast benchmark (a command, not a test): one `broadcast` message to every connection
 //! of a large roster, delivered by N publisher workers that drain one shared queue of work
-//! items (docs/design.md: Fan-out at any size), against a fake management endpoint that enforces the account's
-//! PostToConnection quota.
+//! items (docs/design.md: Fan-out at any size), against a fake management endpoint
+//! (`endpoint.rs`) that enforces the account's PostToConnection quota.
 //!
 //! - The endpoint runs in a child process (this binary re-executed with `--endpoint`), on its
 //!   own tokio runtime, so the CPU and memory figures of the workers are their own. It
@@ -15,6 +15,10 @@
 //!   Lambda invocations would (`infra/README.md`, "Rate budget"). They share one in-memory
 //!   roster (standing in for DynamoDB) and one in-process queue (standing in for SQS: batches
 //!   of up to 10, delayed items, redelivery of `batchItemFailures`).
+//! - Figures per run (`timeline.rs`): the posts accepted per second and the workers busy,
+//!   when the first and last post were accepted, each worker's busy time and posts, and the
+//!   page items handed back unrun (`services/core/src/publisher/handback.rs`); the machine's
+//!   load average before each run (figures from a loaded machine read low).
 //! - Run 1: no faults. Run 2: the endpoint answers 500 to one connection, always; the bench
 //!   counts the posts re-sent to everyone else and checks that connection ends in the
 //!   dead-letter queue after `MAX_WORK_ATTEMPTS` work attempts.
@@ -24,36 +28,26 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark command: a broken setup aborts it
 
-use std::collections::{HashMap, VecDeque};
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+mod endpoint;
+mod figures;
+mod queue;
+mod timeline;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use axum::routing::post;
-use axum::Router;
-use serde::{Deserialize, Serialize};
 use switchboard_aws::{load_sdk_config, ApiGatewayPoster, LocalDefaults};
 use switchboard_core::publisher::{Publisher, PublisherConfig, PublisherPorts, MAX_WORK_ATTEMPTS};
-use switchboard_core::queue::{InboundMessage, MessageQueue, QueueError};
 use switchboard_core::roster::{ConnectionRecord, MemoryRosterStore, RosterStore};
 use switchboard_core::testkit::RecordingQueue;
 use time::OffsetDateTime;
 
-/// The account's PostToConnection quota the endpoint enforces, per second.
-const ENDPOINT_RATE: f64 = 10_000.0;
-/// Tokens the endpoint's bucket holds when full (0.1 s of the quota).
-const ENDPOINT_BURST: f64 = 1_000.0;
-/// How long the endpoint takes to answer an accepted post.
-const POST_DELAY: Duration = Duration::from_millis(20);
-/// Most items the shared queue holds (a bound; a broadcast of 1M at 1,000 per page needs
-/// far fewer at once).
-const QUEUE_LIMIT: usize = 100_000;
+use endpoint::{endpoint, EndpointProcess, ENDPOINT_BURST, ENDPOINT_RATE, POST_DELAY};
+use figures::{cpu_secs, load_average, peak_rss_kib};
+use queue::SharedQueue;
+use timeline::{TimedPoster, Timeline};
+
 /// How long an idle worker waits before looking at the queue again.
 const IDLE_POLL: Duration = Duration::from_millis(2);
 /// Redelivery delay of a message reported in `batchItemFailures` (SQS visibility timeout,
@@ -105,271 +99,6 @@ fn main() {
 }
 
 // ---------------------------------------------------------------------------------------
-// The fake management endpoint (child process).
-
-/// What the endpoint saw, as it reports it to the bench.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct EndpointStats {
-    accepted: u64,
-    throttled: u64,
-    refused: u64,
-    distinct: usize,
-    duplicates: u64,
-    max_per_connection: u32,
-    cpu_secs: f64,
-    peak_rss_kib: u64,
-}
-
-struct Bucket {
-    tokens: f64,
-    last: Instant,
-}
-
-struct Endpoint {
-    bucket: Mutex<Bucket>,
-    accepted: Mutex<HashMap<String, u32>>,
-    throttled: AtomicU64,
-    refused: AtomicU64,
-    fail: Option<String>,
-}
-
-impl Endpoint {
-    fn take_token(&self) -> bool {
-        let mut bucket = self.bucket.lock().unwrap();
-        let now = Instant::now();
-        let refill = now.duration_since(bucket.last).as_secs_f64() * ENDPOINT_RATE;
-        bucket.tokens = (bucket.tokens + refill).min(ENDPOINT_BURST);
-        bucket.last = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-
-    fn stats(&self) -> EndpointStats {
-        let accepted = self.accepted.lock().unwrap();
-        EndpointStats {
-            accepted: accepted.values().map(|&n| u64::from(n)).sum(),
-            throttled: self.throttled.load(Ordering::Relaxed),
-            refused: self.refused.load(Ordering::Relaxed),
-            distinct: accepted.len(),
-            duplicates: accepted.values().map(|&n| u64::from(n - 1)).sum(),
-            max_per_connection: accepted.values().copied().max().unwrap_or(0),
-            cpu_secs: cpu_secs(),
-            peak_rss_kib: peak_rss_kib(),
-        }
-    }
-}
-
-async fn post_to_connection(
-    State(endpoint): State<Arc<Endpoint>>,
-    Path(id): Path<String>,
-) -> axum::response::Response {
-    if !endpoint.take_token() {
-        endpoint.throttled.fetch_add(1, Ordering::Relaxed);
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            [("x-amzn-ErrorType", "LimitExceededException")],
-            r#"{"message":"Rate exceeded"}"#,
-        )
-            .into_response();
-    }
-    tokio::time::sleep(POST_DELAY).await;
-    if endpoint.fail.as_deref() == Some(id.as_str()) {
-        endpoint.refused.fetch_add(1, Ordering::Relaxed);
-        return (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            [("x-amzn-ErrorType", "InternalServerErrorException")],
-            r#"{"message":"Internal server error"}"#,
-        )
-            .into_response();
-    }
-    *endpoint.accepted.lock().unwrap().entry(id).or_default() += 1;
-    StatusCode::OK.into_response()
-}
-
-/// Serves the endpoint; prints its URL, then answers each `stats` line on stdin with a JSON
-/// line; exits when stdin closes.
-async fn endpoint(fail: Option<String>) {
-    let state = Arc::new(Endpoint {
-        bucket: Mutex::new(Bucket {
-            tokens: ENDPOINT_BURST,
-            last: Instant::now(),
-        }),
-        accepted: Mutex::new(HashMap::new()),
-        throttled: AtomicU64::new(0),
-        refused: AtomicU64::new(0),
-        fail,
-    });
-    let app = Router::new()
-        .route("/main/@connections/{id}", post(post_to_connection))
-        .with_state(state.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    println!("http://{}/main", listener.local_addr().unwrap());
-    std::io::stdout().flush().unwrap();
-    std::thread::spawn(move || {
-        for line in std::io::stdin().lock().lines() {
-            let Ok(line) = line else { break };
-            if line.trim() == "stats" {
-                println!("{}", serde_json::to_string(&state.stats()).unwrap());
-                std::io::stdout().flush().unwrap();
-            }
-        }
-        std::process::exit(0);
-    });
-    axum::serve(listener, app).await.unwrap();
-}
-
-/// The endpoint child process, seen from the bench.
-struct EndpointProcess {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: BufReader<ChildStdout>,
-    url: String,
-}
-
-impl EndpointProcess {
-    fn start(fail: Option<&str>) -> Self {
-        let exe = std::env::current_exe().unwrap();
-        let mut child = Command::new(exe)
-            .arg("--endpoint")
-            .arg(fail.unwrap_or(""))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut url = String::new();
-        stdout.read_line(&mut url).unwrap();
-        Self {
-            child,
-            stdin,
-            stdout,
-            url: url.trim().to_string(),
-        }
-    }
-
-    fn stats(&mut self) -> EndpointStats {
-        let stdin = self.stdin.as_mut().unwrap();
-        writeln!(stdin, "stats").unwrap();
-        stdin.flush().unwrap();
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).unwrap();
-        serde_json::from_str(&line).unwrap()
-    }
-}
-
-impl Drop for EndpointProcess {
-    fn drop(&mut self) {
-        // Closing stdin ends the child; kill it if it has not gone after a second.
-        self.stdin.take();
-        for _ in 0..100 {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// The shared queue (standing in for SQS).
-
-#[derive(Default)]
-struct QueueState {
-    visible: VecDeque<InboundMessage>,
-    delayed: Vec<(Instant, InboundMessage)>,
-}
-
-/// One in-process queue all workers drain: visible items, delayed items, and a count of
-/// items not yet finished (queued or being handled), which tells the workers when the
-/// broadcast is done.
-#[derive(Default)]
-struct SharedQueue {
-    state: Mutex<QueueState>,
-    outstanding: AtomicUsize,
-    next_id: AtomicUsize,
-    enqueued: AtomicUsize,
-    delayed_enqueued: AtomicUsize,
-}
-
-impl SharedQueue {
-    fn push(
-        &self,
-        body: &str,
-        receive_count: u32,
-        delay: Option<Duration>,
-    ) -> Result<(), QueueError> {
-        let mut state = self.state.lock().unwrap();
-        if state.visible.len() + state.delayed.len() >= QUEUE_LIMIT {
-            return Err(QueueError::Rejected(format!(
-                "queue holds {QUEUE_LIMIT} items"
-            )));
-        }
-        let message = InboundMessage {
-            message_id: format!("sqs-{}", self.next_id.fetch_add(1, Ordering::Relaxed)),
-            body: body.to_string(),
-            receive_count,
-        };
-        self.outstanding.fetch_add(1, Ordering::SeqCst);
-        match delay {
-            Some(delay) => state.delayed.push((Instant::now() + delay, message)),
-            None => state.visible.push_back(message),
-        }
-        Ok(())
-    }
-
-    /// Up to `max` visible items (delayed ones that are due first become visible).
-    fn take(&self, max: usize) -> Vec<InboundMessage> {
-        let mut state = self.state.lock().unwrap();
-        let now = Instant::now();
-        let mut index = 0;
-        while index < state.delayed.len() {
-            if state.delayed[index].0 <= now {
-                let (_, message) = state.delayed.swap_remove(index);
-                state.visible.push_back(message);
-            } else {
-                index += 1;
-            }
-        }
-        let count = max.min(state.visible.len());
-        state.visible.drain(..count).collect()
-    }
-
-    /// `count` taken items are finished (whatever they enqueued is already counted).
-    fn done(&self, count: usize) {
-        self.outstanding.fetch_sub(count, Ordering::SeqCst);
-    }
-
-    fn finished(&self) -> bool {
-        self.outstanding.load(Ordering::SeqCst) == 0
-    }
-}
-
-#[async_trait]
-impl MessageQueue for SharedQueue {
-    async fn enqueue(&self, _id: &str, body: &str) -> Result<(), QueueError> {
-        self.enqueued.fetch_add(1, Ordering::Relaxed);
-        self.push(body, 1, None)
-    }
-
-    async fn enqueue_delayed(
-        &self,
-        _id: &str,
-        body: &str,
-        delay: Duration,
-    ) -> Result<(), QueueError> {
-        self.delayed_enqueued.fetch_add(1, Ordering::Relaxed);
-        self.push(body, 1, Some(delay))
-    }
-}
-
-// ---------------------------------------------------------------------------------------
 // The workers (this process).
 
 /// What one worker's publisher reported, summed.
@@ -384,6 +113,13 @@ struct WorkerTotals {
     largest_page: usize,
     redelivered: usize,
     queue_dead_lettered: usize,
+    /// Time spent handling batches.
+    busy: Duration,
+    /// Most items taken in one batch, and most of them run there (the others were handed
+    /// back: taken items without a report).
+    largest_batch: usize,
+    most_run: usize,
+    handed_back: usize,
 }
 
 impl WorkerTotals {
@@ -397,10 +133,19 @@ impl WorkerTotals {
         self.largest_page = self.largest_page.max(other.largest_page);
         self.redelivered += other.redelivered;
         self.queue_dead_lettered += other.queue_dead_lettered;
+        self.busy += other.busy;
+        self.largest_batch = self.largest_batch.max(other.largest_batch);
+        self.most_run = self.most_run.max(other.most_run);
+        self.handed_back += other.handed_back;
     }
 }
 
-async fn worker(publisher: Publisher, queue: Arc<SharedQueue>, batch_size: usize) -> WorkerTotals {
+async fn worker(
+    publisher: Publisher,
+    queue: Arc<SharedQueue>,
+    batch_size: usize,
+    timeline: Arc<Timeline>,
+) -> WorkerTotals {
     let mut totals = WorkerTotals::default();
     loop {
         let batch = queue.take(batch_size);
@@ -411,9 +156,16 @@ async fn worker(publisher: Publisher, queue: Arc<SharedQueue>, batch_size: usize
             tokio::time::sleep(IDLE_POLL).await;
             continue;
         }
+        timeline.busy(true);
+        let started = Instant::now();
         let outcome = publisher.handle_batch(&batch).await;
+        totals.busy += started.elapsed();
+        timeline.busy(false);
         totals.batches += 1;
         totals.items += batch.len();
+        totals.largest_batch = totals.largest_batch.max(batch.len());
+        totals.most_run = totals.most_run.max(outcome.reports.len());
+        totals.handed_back += batch.len().saturating_sub(outcome.reports.len());
         for report in &outcome.reports {
             totals.delivered += report.delivered;
             totals.throttled += u64::from(report.throttled);
@@ -484,12 +236,18 @@ async fn run(
         shard_size,
         ..PublisherConfig::default()
     };
+    // Bound the run: five times the budget's time plus a minute.
+    let limit = Duration::from_secs_f64(connections as f64 / budget as f64 * 5.0 + 60.0);
+    let timeline = Timeline::new(limit);
     let publishers: Vec<Publisher> = (0..workers)
         .map(|_| {
             Publisher::new(
                 PublisherPorts {
                     roster: roster.clone(),
-                    poster: Arc::new(ApiGatewayPoster::new(&sdk, &endpoint.url)),
+                    poster: Arc::new(TimedPoster {
+                        inner: Arc::new(ApiGatewayPoster::new(&sdk, &endpoint.url)),
+                        timeline: timeline.clone(),
+                    }),
                     dead_letters: dead_letters.clone(),
                     work_queue: queue.clone(),
                 },
@@ -497,7 +255,7 @@ async fn run(
             )
         })
         .collect();
-    println!("\n{title}");
+    println!("\n{title} (load average before: {})", load_average());
     let cpu_before = cpu_secs();
     let started = Instant::now();
     queue
@@ -507,21 +265,24 @@ async fn run(
             None,
         )
         .unwrap();
+    let sampler = timeline.clone().sample();
     let handles: Vec<_> = publishers
         .into_iter()
-        .map(|p| tokio::spawn(worker(p, queue.clone(), batch_size)))
+        .map(|p| tokio::spawn(worker(p, queue.clone(), batch_size, timeline.clone())))
         .collect();
-    // Bound the run: five times the budget's time plus a minute.
-    let limit = Duration::from_secs_f64(connections as f64 / budget as f64 * 5.0 + 60.0);
     let aborts: Vec<_> = handles.iter().map(|h| h.abort_handle()).collect();
     let joined = tokio::time::timeout(limit, futures::future::join_all(handles)).await;
     let elapsed = started.elapsed();
     let cpu = cpu_secs() - cpu_before;
+    sampler.abort();
     let mut totals = WorkerTotals::default();
+    let mut each = Vec::new();
     match joined {
         Ok(results) => {
             for result in results {
-                totals.add(&result.unwrap());
+                let worker = result.unwrap();
+                totals.add(&worker);
+                each.push(worker);
             }
         }
         Err(_) => {
@@ -546,6 +307,23 @@ async fn run(
         "  delivered {} of {connections} connections in {secs:.2} s = {rate:.0} posts/s = {:.2} x budget (goal >= 0.9)",
         stats.distinct,
         rate / budget as f64
+    );
+    timeline.print(elapsed, budget);
+    let busy: Vec<String> = each
+        .iter()
+        .map(|w| format!("{:.1}", w.busy.as_secs_f64()))
+        .collect();
+    let delivered: Vec<String> = each.iter().map(|w| w.delivered.to_string()).collect();
+    println!(
+        "  workers busy {:.0}% of the run (s each: {}); posts each: {} (bucket use {:.0}% of {fanout_rate}/s x {secs:.1} s)",
+        totals.busy.as_secs_f64() / (secs * workers as f64) * 100.0,
+        busy.join(" "),
+        delivered.join(" "),
+        totals.delivered as f64 / (f64::from(fanout_rate) * workers as f64 * secs) * 100.0
+    );
+    println!(
+        "  batches: largest {} item(s), most run in one batch {}; {} item(s) handed back to the queue unrun",
+        totals.largest_batch, totals.most_run, totals.handed_back
     );
     println!(
         "  endpoint: {} accepted, {} answered 429 (all retried: publishers counted {} throttled, {} retries), {} answered 500",
@@ -669,35 +447,4 @@ async fn bench(settings: Settings) {
         failing,
     )
     .await;
-}
-
-// ---------------------------------------------------------------------------------------
-// Process figures from /proc.
-
-/// Peak resident set size (`VmHWM`) of this process, in KiB (0 where /proc is missing).
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status.lines().find_map(|line| {
-                line.strip_prefix("VmHWM:")
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            })
-        })
-        .unwrap_or(0)
-}
-
-/// User + system CPU time of this process, in seconds (clock ticks of 1/100 s).
-fn cpu_secs() -> f64 {
-    std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|stat| {
-            let after = stat.rsplit_once(')')?.1;
-            let fields: Vec<&str> = after.split_whitespace().collect();
-            // Fields 14 and 15 of stat(5); `after` starts at field 3.
-            let user: f64 = fields.get(11)?.parse().ok()?;
-            let system: f64 = fields.get(12)?.parse().ok()?;
-            Some((user + system) / 100.0)
-        })
-        .unwrap_or(0.0)
 }
