@@ -91,7 +91,8 @@ async fn websocket_control_pings_do_not_keep_a_socket_from_idling() {
     })
     .await;
     pinging.abort();
-    let code = closed.unwrap_or_else(|_| panic!("still open {:?} after its last message", IDLE + SLACK));
+    let code =
+        closed.unwrap_or_else(|_| panic!("still open {:?} after its last message", IDLE + SLACK));
     assert_eq!(code, Some(1001), "closed as idle despite the control pings");
     let silent_for = last_message.elapsed();
     let early = IDLE - Duration::from_millis(100);
