@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the seven Lambda functions (services/lambdas) as x86-64 `bootstrap.zip` files under
-# target/lambda/<name>/, the layout the CDK app deploys.
+# target/lambda/<name>/, the layout the CDK app deploys, with the `lambda` profile (root
+# Cargo.toml: size and start-up over build time; infra/README.md "Cold starts").
 #
 # Idempotent: when `cargo lambda` is not on PATH, it is installed from PyPI (the
 # `cargo-lambda` package, which brings zig through the `ziglang` package) into a venv under
@@ -32,11 +33,13 @@ if ! cargo lambda --version >/dev/null 2>&1; then
 fi
 echo "build-lambdas: $(cargo lambda --version)" >&2
 
-cargo lambda build --release --x86-64 --output-format zip -p switchboard-lambdas
+started=$SECONDS
+cargo lambda build --profile lambda --x86-64 --output-format zip -p switchboard-lambdas
+echo "build-lambdas: built in $((SECONDS - started)) s" >&2
 
 missing=0
 for name in "${FUNCTIONS[@]}"; do
-    zip="target/lambda/$name/bootstrap.zip"
+    zip="${CARGO_TARGET_DIR:-target}/lambda/$name/bootstrap.zip"
     if [ -f "$zip" ]; then
         printf '%-12s %10s bytes  %s\n' "$name" "$(stat -c %s "$zip")" "$zip"
     else

@@ -61,21 +61,85 @@ impl LocalDefaults {
     }
 }
 
-/// Loads the shared AWS configuration (environment, profile, instance role...), with the
-/// dummy region/credentials `local` asks for.
+/// Loads the shared AWS configuration, with the dummy region/credentials `local` asks for.
+///
+/// With the `default-chain` feature (the default: `serve`, the CLI, the tests) the AWS
+/// default chains decide (environment, profile, SSO, web identity, instance role...) and the
+/// SDK's default HTTPS client connects. Without it (the Lambda functions,
+/// services/lambdas/Cargo.toml) it is [`environment_sdk_config`]: what Lambda provides and
+/// nothing else linked (infra/README.md "Cold starts").
 pub async fn load_sdk_config(local: LocalDefaults) -> SdkConfig {
+    #[cfg(feature = "default-chain")]
+    return default_chain_sdk_config(local).await;
+    #[cfg(not(feature = "default-chain"))]
+    return environment_sdk_config(local, |name| std::env::var(name).ok());
+}
+
+/// The configuration a Lambda function gets: region from `AWS_REGION` (else
+/// `AWS_DEFAULT_REGION`), credentials from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and
+/// `AWS_SESSION_TOKEN` (how Lambda hands over the execution role's), read when a client
+/// first signs; no profile file, SSO, STS, IMDS or ECS provider. HTTPS on rustls with
+/// `ring`, the TLS stack the functions already link (JWKS, Web Push), not a second one.
+/// `local`'s dummy region and credentials win as in [`load_sdk_config`].
+pub fn environment_sdk_config(
+    local: LocalDefaults,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> SdkConfig {
+    use aws_config::environment::EnvironmentVariableCredentialsProvider;
+    use aws_sdk_dynamodb::config::SharedCredentialsProvider;
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+
+    let region = if local.region {
+        Some(Region::new(LOCAL_REGION))
+    } else {
+        ["AWS_REGION", "AWS_DEFAULT_REGION"]
+            .iter()
+            .find_map(|name| lookup(name).filter(|v| !v.trim().is_empty()))
+            .map(Region::new)
+    };
+    let credentials = if local.credentials {
+        SharedCredentialsProvider::new(local_credentials())
+    } else {
+        SharedCredentialsProvider::new(EnvironmentVariableCredentialsProvider::new())
+    };
+    let https = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(region)
+        .credentials_provider(credentials)
+        .http_client(https)
+        .service_config(EnvironmentServiceConfig)
+        .build()
+}
+
+/// Per-service settings from the environment, as the default loader reads them:
+/// `AWS_ENDPOINT_URL_SQS` (the service id upper-cased, spaces as `_`), else
+/// `AWS_ENDPOINT_URL`.
+#[derive(Debug)]
+struct EnvironmentServiceConfig;
+
+impl aws_types::service_config::LoadServiceConfig for EnvironmentServiceConfig {
+    fn load_config(&self, key: aws_types::service_config::ServiceConfigKey<'_>) -> Option<String> {
+        let service = key.service_id().to_uppercase().replace(' ', "_");
+        let set = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        set(&format!("{}_{service}", key.env())).or_else(|| set(key.env()))
+    }
+}
+
+fn local_credentials() -> Credentials {
+    Credentials::new("local", "local", None, None, "switchboard-local")
+}
+
+#[cfg(feature = "default-chain")]
+async fn default_chain_sdk_config(local: LocalDefaults) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if local.region {
         loader = loader.region(Region::new(LOCAL_REGION));
     }
     if local.credentials {
-        loader = loader.credentials_provider(Credentials::new(
-            "local",
-            "local",
-            None,
-            None,
-            "switchboard-local",
-        ));
+        loader = loader.credentials_provider(local_credentials());
     }
     loader.load().await
 }
@@ -196,6 +260,28 @@ mod tests {
             Some(STORE_ATTEMPT_TIMEOUT)
         );
         assert_eq!(timeouts.operation_timeout(), Some(STORE_OPERATION_TIMEOUT));
+    }
+
+    #[test]
+    fn environment_config_takes_the_region_lambda_sets_and_a_client() {
+        let sdk = environment_sdk_config(
+            LocalDefaults::NONE,
+            lookup(&[("AWS_DEFAULT_REGION", "eu-west-1")]),
+        );
+        assert_eq!(sdk.region().map(|r| r.as_ref()), Some("eu-west-1"));
+        assert!(sdk.credentials_provider().is_some());
+        assert!(
+            sdk.http_client().is_some(),
+            "rustls on ring, not the SDK's default"
+        );
+        let local = environment_sdk_config(
+            LocalDefaults {
+                region: true,
+                credentials: true,
+            },
+            lookup(&[("AWS_REGION", "eu-west-1")]),
+        );
+        assert_eq!(local.region().map(|r| r.as_ref()), Some(LOCAL_REGION));
     }
 
     #[test]
