@@ -73,6 +73,7 @@ both_rosters!(
     graceful_shutdown_closes_sockets_with_1001,
     connections_close_when_their_roster_item_expires,
     sharded_fan_out_reaches_each_connection_once,
+    rate_limited_sharded_fan_out_reaches_each_connection_once,
     resume_after_a_reconnect_gets_exactly_what_was_missed,
     resume_past_retention_is_incomplete,
     concurrent_publishers_and_a_resuming_client_lose_nothing,
