@@ -25,7 +25,12 @@ async fn a_client_on_the_functions_configuration_creates_and_lists_a_table() {
     create_history_table(&client, &table).await.unwrap();
     let tables = client.list_tables().send().await.unwrap();
     assert!(tables.table_names().contains(&table), "{tables:?}");
-    client.delete_table().table_name(&table).send().await.unwrap();
+    client
+        .delete_table()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
 }
 
 /// DynamoDB Local (`DYNAMODB_ENDPOINT`; `scripts/test.sh` starts one): without it the test
