@@ -17,7 +17,7 @@ LAMBDA_DIR="$TARGET/lambda"
 bash scripts/build-lambdas.sh
 VENV="$PWD/.cache/cargo-lambda-venv"
 cargo lambda --version >/dev/null 2>&1 || export PATH="$VENV/bin:$PATH"
-cargo lambda build --profile lambda --x86-64 --output-format zip -p switchboard-lambdas \
+cargo lambda build --profile lambda-release --x86-64 --output-format zip -p switchboard-lambdas \
     --example hello
 
 # The bootstraps, unpacked from the zips Lambda would get.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the seven Lambda functions (services/lambdas) as x86-64 `bootstrap.zip` files under
-# target/lambda/<name>/, the layout the CDK app deploys, with the `lambda` profile (root
+# target/lambda/<name>/, the layout the CDK app deploys, with the `lambda-release` profile (root
 # Cargo.toml: size and start-up over build time; infra/README.md "Cold starts").
 #
 # Idempotent: when `cargo lambda` is not on PATH, it is installed from PyPI (the
@@ -34,7 +34,7 @@ fi
 echo "build-lambdas: $(cargo lambda --version)" >&2
 
 started=$SECONDS
-cargo lambda build --profile lambda --x86-64 --output-format zip -p switchboard-lambdas
+cargo lambda build --profile lambda-release --x86-64 --output-format zip -p switchboard-lambdas
 echo "build-lambdas: built in $((SECONDS - started)) s" >&2
 
 missing=0

@@ -3,7 +3,7 @@
 #   1. npm ci (skipped when infra/node_modules already matches package-lock.json),
 #   2. npm test: tsc + jest (template assertions, least-privilege IAM, cdk-nag) on fake zips,
 #   3. cfn-lint on a template synthesized from fake zips (a bootstrap that is an x86_64 ELF header),
-#   4. if `cargo lambda build --release --output-format zip` has run (target/lambda/*/bootstrap.zip),
+#   4. if `cargo lambda build --profile lambda-release --output-format zip` has run (target/lambda/*/bootstrap.zip),
 #      `cdk synth` with the real zips, offline, and cfn-lint on that template too,
 #   5. scripts/infra-walkthrough.sh: infra/README.md's first-deploy commands, in order, on fake zips.
 # Everything installs under the repository (infra/node_modules, .cache/); a second run is fast.
@@ -109,9 +109,9 @@ if (( ${#missing[@]} == 0 )); then
   synth "$REAL" "$WORK/cdk.out.real" "$REAL_ARCH"
   cfn_lint "$WORK/cdk.out.real/Switchboard.template.json"
 elif (( ${#missing[@]} < 7 )); then
-  fail "target/lambda has some zips but not: ${missing[*]} (run: cargo lambda build --release --output-format zip)"
+  fail "target/lambda has some zips but not: ${missing[*]} (run: cargo lambda build --profile lambda-release --output-format zip)"
 else
-  step "no target/lambda/*/bootstrap.zip: skipping the synth with real zips (cargo lambda build --release --output-format zip)"
+  step "no target/lambda/*/bootstrap.zip: skipping the synth with real zips (cargo lambda build --profile lambda-release --output-format zip)"
 fi
 
 step "infra/README.md's first-deploy walkthrough, in order, on fake zips" && bash "$ROOT/scripts/infra-walkthrough.sh"

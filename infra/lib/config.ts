@@ -21,7 +21,7 @@ export type FunctionName = (typeof FUNCTION_NAMES)[number];
 export interface SwitchboardConfig {
   /**
    * Folder holding `<name>/bootstrap.zip` for each function, as written by
-   * `cargo lambda build --release --output-format zip` (default `<repo>/target/lambda`).
+   * `cargo lambda build --profile lambda-release --output-format zip` (default `<repo>/target/lambda`).
    */
   readonly lambdaDir: string;
   /** `x86_64` (default) or `arm64`; the zips must be built for it (`cargo lambda build --arm64`). */

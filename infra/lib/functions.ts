@@ -48,7 +48,7 @@ export function rustFunction(stack: cdk.Stack, name: FunctionName, config: Switc
   if (!fs.existsSync(zip)) {
     throw new Error(
       `missing ${zip}: build the functions first with ` +
-        '`cargo lambda build --release --output-format zip` (add --arm64 with -c architecture=arm64), ' +
+        '`cargo lambda build --profile lambda-release --output-format zip` (add --arm64 with -c architecture=arm64), ' +
         'or point -c lambdaDir=<dir> at a folder holding <name>/bootstrap.zip',
     );
   }
@@ -58,8 +58,8 @@ export function rustFunction(stack: cdk.Stack, name: FunctionName, config: Switc
     throw new Error(
       `${zip} holds a bootstrap built for ${built}, but the stack deploys ${expected} functions: ` +
         (expected === 'arm64'
-          ? 'build with `cargo lambda build --release --arm64 --output-format zip`'
-          : 'build with `cargo lambda build --release --x86-64 --output-format zip`') +
+          ? 'build with `cargo lambda build --profile lambda-release --arm64 --output-format zip`'
+          : 'build with `cargo lambda build --profile lambda-release --x86-64 --output-format zip`') +
         ` or synthesize with -c architecture=${built}`,
     );
   }

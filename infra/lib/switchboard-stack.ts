@@ -25,7 +25,7 @@
 // X-Ray tracing (active, passthrough or off). See infra/README.md for each choice.
 //
 // Lambda code: plain `lambda.Code.fromAsset(<lambdaDir>/<name>/bootstrap.zip)` of the zips
-// `cargo lambda build --release --output-format zip` writes, not `cargo-lambda-cdk`'s
+// `cargo lambda build --profile lambda-release --output-format zip` writes, not `cargo-lambda-cdk`'s
 // RustFunction: synthesis then needs neither cargo, cargo-lambda, Zig nor Docker, works
 // offline, is fast enough for unit tests, and builds the Rust code exactly once (in CI or
 // by the developer) instead of once per `cdk synth`.

@@ -304,7 +304,7 @@ describe('functions', () => {
     fs.rmSync(path.join(dir, 'publisher'), { recursive: true });
     const app = new cdk.App({ context: { lambdaDir: dir } });
     expect(() => new SwitchboardStack(app, 'S', { config: configFromContext(app.node) })).toThrow(
-      /publisher\/bootstrap\.zip.*cargo lambda build --release --output-format zip/,
+      /publisher\/bootstrap\.zip.*cargo lambda build --profile lambda-release --output-format zip/,
     );
   });
 
