@@ -1,0 +1,1 @@
+// Switchboard console: built by console/scripts/bundle.mjs (placeholder)
