@@ -115,6 +115,8 @@ async fn large_tenant_is_listed_whole() {
     fixture.finish().await;
 }
 contract_test!(count_is_live_connections_up_to_the_bound);
+contract_test!(tally_counts_live_connections_and_users_up_to_the_bound);
+contract_test!(live_tenants_are_named_in_order_up_to_the_limit);
 contract_test!(users_lookup_with_one_hundred_users);
 contract_test!(list_all_returns_every_item_once);
 contract_test!(invalid_ids_are_refused_before_any_write);
@@ -350,6 +352,40 @@ async fn a_corrupt_item_is_skipped_and_counted() {
         .unwrap();
     assert_eq!((page.records.len(), page.skipped), (2, 1));
     assert_eq!(fixture.store.list_all().await.unwrap().len(), 2);
+    fixture.finish().await;
+}
+
+/// A tally reads the tenant's partition only as far as its bound (plus one item, to know
+/// whether it is complete), projecting `user` and `expiresAt`; the roster cannot name its
+/// live tenants without a scan, so it says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tally_reads_only_up_to_its_bound_and_tenants_are_not_listed() {
+    let fixture = Fixture::new().await;
+    let records: Vec<ConnectionRecord> = (0..300)
+        .map(|i| record("big", &format!("u{}", i % 7), &format!("c{i:04}")))
+        .collect();
+    fixture.store.put_batch(&records, 8).await.unwrap();
+    let (tally, stats) = fixture
+        .store
+        .tally_with_stats(&t("big"), 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        (tally.connections, tally.complete),
+        (100, false),
+        "{tally:?}"
+    );
+    assert_eq!((stats.requests, stats.scanned_count), (1, 101), "{stats:?}");
+    let (tally, _) = fixture
+        .store
+        .tally_with_stats(&t("big"), 10_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        (tally.connections, tally.users, tally.complete),
+        (300, 7, true)
+    );
+    assert_eq!(fixture.store.live_tenants(100).await.unwrap(), None);
     fixture.finish().await;
 }
 

@@ -10,7 +10,8 @@
 //! - [`history`]: the `HistoryStore` port, cursors, the memory adapter, `resume`.
 //! - [`connection`]: `$connect`, `$disconnect` and the `$default` client actions.
 //! - [`publish_api`]: `POST /v1/messages` as an `axum::Router` (auth, validation, roles).
-//! - [`presence`]: `GET /v1/tenants/{tenant}/presence` and `.../users/{user}/presence`.
+//! - [`presence`]: `GET /v1/tenants/{tenant}/presence`, `.../presence/summary` and
+//!   `.../users/{user}/presence`; [`overview`]: `GET /v1/tenants` (an admin's tenants).
 //! - [`receipts`]: the `ReceiptStore` port, receipts and their status, the memory adapter.
 //! - [`usage`]: usage per tenant per minute: the `UsageStore` port, memory adapter, API.
 //! - [`worklog`]: the `WorkLog` port (which units of delivery work ran), memory adapter.
@@ -30,6 +31,7 @@ pub mod history;
 pub mod http;
 pub mod leases;
 pub mod online;
+pub mod overview;
 pub mod poster;
 pub mod presence;
 pub mod publish_api;

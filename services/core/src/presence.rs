@@ -5,7 +5,10 @@
 //!   [{"connectionId","user","connectedAt"}], "next": <token|null>}`, one roster page of the
 //!   tenant (`limit` 1–1000, default 1000);
 //! - `GET /v1/tenants/{tenant}/users/{user}/presence` → `{"tenant","user","online",
-//!   "connections":[{"connectionId","connectedAt"}]}` (the `byUser` index).
+//!   "connections":[{"connectionId","connectedAt"}]}` (the `byUser` index);
+//! - `GET /v1/tenants/{tenant}/presence/summary` → `{"tenant","connections","users",
+//!   "complete"}`: the tenant's live connections and distinct users, counted up to
+//!   [`TALLY_UP_TO`] connections (`complete: false` beyond: the counts are lower bounds).
 //!
 //! Checks, in order: a valid bearer token (401), valid ids and parameters (400), the caller
 //! may read that tenant — an admin, or a publisher of that tenant (403); then the read (503
@@ -25,10 +28,12 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::auth::Verifier;
 use crate::http::{authenticate, ApiError};
-use crate::roster::{ConnectionRecord, PageScope, RosterError, RosterStore};
+use crate::roster::{ConnectionRecord, PageScope, RosterError, RosterStore, Tally};
 
 /// Default and largest `limit` of a tenant presence page.
 pub const MAX_PRESENCE_LIMIT: usize = 1_000;
+/// Connections a presence summary counts at most (`complete: false` beyond).
+pub const TALLY_UP_TO: u64 = 10_000;
 
 /// What the presence endpoints need.
 #[derive(Clone)]
@@ -41,6 +46,7 @@ impl PresenceApi {
     pub fn router(self) -> Router {
         Router::new()
             .route("/v1/tenants/{tenant}/presence", get(tenant_presence))
+            .route("/v1/tenants/{tenant}/presence/summary", get(tenant_summary))
             .route(
                 "/v1/tenants/{tenant}/users/{user}/presence",
                 get(user_presence),
@@ -70,7 +76,17 @@ fn tenant_id(raw: String) -> Result<TenantId, ApiError> {
     TenantId::parse(raw).map_err(|e| ApiError::InvalidRequest(format!("tenant: {e}")))
 }
 
-fn unavailable(error: RosterError) -> ApiError {
+/// A tenant's summary as answered: `{"tenant","connections","users","complete"}`.
+pub fn summary_json(tenant: &TenantId, tally: Tally) -> Value {
+    json!({
+        "tenant": tenant,
+        "connections": tally.connections,
+        "users": tally.users,
+        "complete": tally.complete,
+    })
+}
+
+pub(crate) fn unavailable(error: RosterError) -> ApiError {
     match error {
         RosterError::InvalidContinuation(_) => {
             ApiError::InvalidRequest("next: not a token this endpoint issued".into())
@@ -130,6 +146,23 @@ async fn tenant_presence(
         "connections": connections,
         "next": page.next,
     })))
+}
+
+async fn tenant_summary(
+    State(api): State<PresenceApi>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let claims = authenticate(&api.verifier, &headers).await?;
+    let Path(tenant) = path.map_err(|e| ApiError::InvalidRequest(e.body_text()))?;
+    let tenant = tenant_id(tenant)?;
+    may_read_presence(&claims, &tenant)?;
+    let tally = api
+        .roster
+        .tally(&tenant, TALLY_UP_TO)
+        .await
+        .map_err(unavailable)?;
+    Ok(Json(summary_json(&tenant, tally)))
 }
 
 async fn user_presence(

@@ -19,7 +19,9 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use aws_sdk_dynamodb::Client;
 use futures::{stream, StreamExt, TryStreamExt};
-use switchboard_core::roster::{ConnectionRecord, PageScope, RosterError, RosterPage, RosterStore};
+use switchboard_core::roster::{
+    ConnectionRecord, PageScope, RosterError, RosterPage, RosterStore, Tally,
+};
 use switchboard_model::{ConnectionId, TenantId, UserId};
 
 use super::{
@@ -506,6 +508,12 @@ impl RosterStore for DynamoRosterStore {
     ) -> Result<u64, RosterError> {
         Ok(self.count_with_stats(tenant, user, up_to).await?.0)
     }
+
+    async fn tally(&self, tenant: &TenantId, up_to: u64) -> Result<Tally, RosterError> {
+        Ok(self.tally_with_stats(tenant, up_to).await?.0)
+    }
+
+    // `live_tenants`: the default `None`. Tenants are partition keys: naming them is a scan.
 
     async fn list_all(&self) -> Result<Vec<ConnectionRecord>, RosterError> {
         Ok(self.list_all_with_stats().await?.0)

@@ -195,32 +195,45 @@ impl Receipt {
         self.updated_at = now;
     }
 
-    /// The status the counts say: a terminal mark wins; then failing posts make it
-    /// `partial`; once the message and every work item are done, `unmatched` when it
-    /// reached nobody (no connection matched, nothing pushed), else `delivered`; `queued`
-    /// until the publisher first touches it; `delivering` otherwise.
-    pub fn status(&self) -> ReceiptStatus {
+    /// The status the counts say, and whether it is final: a terminal mark wins (final);
+    /// then failing posts make it `partial` (final once nothing is outstanding: no retry
+    /// is left to get them through); once the message and every work item are done,
+    /// `unmatched` when it reached nobody (no connection matched, nothing pushed), else
+    /// `delivered` (both final); `queued` until the publisher first touches it;
+    /// `delivering` otherwise. The one place both are derived.
+    pub fn state(&self) -> (ReceiptStatus, bool) {
         match self.terminal {
-            Some(Terminal::Dead) => return ReceiptStatus::Dead,
-            Some(Terminal::Expired) => return ReceiptStatus::Expired,
+            Some(Terminal::Dead) => return (ReceiptStatus::Dead, true),
+            Some(Terminal::Expired) => return (ReceiptStatus::Expired, true),
             None => {}
         }
+        let done = self.started && self.pending <= 0;
         if self.failed > 0 {
-            ReceiptStatus::Partial
-        } else if self.started && self.pending <= 0 && self.matched <= 0 && self.pushed <= 0 {
-            ReceiptStatus::Unmatched
-        } else if self.started && self.pending <= 0 {
-            ReceiptStatus::Delivered
+            (ReceiptStatus::Partial, done)
+        } else if done && self.matched <= 0 && self.pushed <= 0 {
+            (ReceiptStatus::Unmatched, true)
+        } else if done {
+            (ReceiptStatus::Delivered, true)
         } else if !self.started
             && self.pending == 0
             && self.matched == 0
             && self.delivered == 0
             && self.gone == 0
         {
-            ReceiptStatus::Queued
+            (ReceiptStatus::Queued, false)
         } else {
-            ReceiptStatus::Delivering
+            (ReceiptStatus::Delivering, false)
         }
+    }
+
+    /// The status the counts say ([`Receipt::state`]).
+    pub fn status(&self) -> ReceiptStatus {
+        self.state().0
+    }
+
+    /// Whether nothing more will change the receipt ([`Receipt::state`]).
+    pub fn is_final(&self) -> bool {
+        self.state().1
     }
 
     /// Whether the receipt is past its time at `now`.
@@ -228,16 +241,18 @@ impl Receipt {
         self.expires_at <= now.unix_timestamp()
     }
 
-    /// The JSON the API answers: `{"id","tenant","target","status","matched","delivered",
-    /// "gone","failed","pushed","pushFailed","devicesPruned","acceptedAt","updatedAt"}`;
-    /// `tenant` is `null` for a broadcast.
+    /// The JSON the API answers: `{"id","tenant","target","status","final","matched",
+    /// "delivered","gone","failed","pushed","pushFailed","devicesPruned","acceptedAt",
+    /// "updatedAt"}`; `tenant` is `null` for a broadcast.
     pub fn to_json(&self) -> Value {
         let at = |t: OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
+        let (status, is_final) = self.state();
         json!({
             "id": self.key.id,
             "tenant": self.key.tenant.as_ref().map(TenantId::as_str),
             "target": self.target.clone().unwrap_or(Value::Null),
-            "status": self.status().as_str(),
+            "status": status.as_str(),
+            "final": is_final,
             "matched": self.matched.max(0),
             "delivered": self.delivered.max(0),
             "gone": self.gone.max(0),
@@ -383,9 +398,13 @@ mod tests {
     fn status_follows_the_counts() {
         let now = OffsetDateTime::now_utc();
         let mut r = receipt();
-        assert_eq!(r.status(), ReceiptStatus::Queued);
+        assert_eq!(r.state(), (ReceiptStatus::Queued, false));
         r.apply(&Progress::pending(1), now);
-        assert_eq!(r.status(), ReceiptStatus::Delivering, "a page is enqueued");
+        assert_eq!(
+            r.state(),
+            (ReceiptStatus::Delivering, false),
+            "a page is enqueued"
+        );
         let first = Progress {
             matched: 100,
             delivered: 100,
@@ -406,7 +425,11 @@ mod tests {
             ..Progress::default()
         };
         r.apply(&last, now);
-        assert_eq!(r.status(), ReceiptStatus::Partial);
+        assert_eq!(
+            r.state(),
+            (ReceiptStatus::Partial, false),
+            "a retry item is still pending"
+        );
         r.apply(
             &Progress {
                 pending: -1,
@@ -416,7 +439,8 @@ mod tests {
             },
             now,
         );
-        assert_eq!(r.status(), ReceiptStatus::Delivered);
+        assert_eq!(r.state(), (ReceiptStatus::Delivered, true));
+        assert_eq!(r.to_json()["final"], true);
         r.apply(
             &Progress {
                 terminal: Some(Terminal::Dead),
@@ -424,7 +448,7 @@ mod tests {
             },
             now,
         );
-        assert_eq!(r.status(), ReceiptStatus::Dead);
+        assert_eq!(r.state(), (ReceiptStatus::Dead, true));
         assert_eq!(r.to_json()["matched"], 110);
         assert_eq!(r.to_json()["delivered"], 110);
     }
@@ -445,7 +469,7 @@ mod tests {
             "a page is outstanding"
         );
         r.apply(&Progress::pending(-1), now);
-        assert_eq!(r.status(), ReceiptStatus::Unmatched);
+        assert_eq!(r.state(), (ReceiptStatus::Unmatched, true));
         assert_eq!(r.to_json()["status"], "unmatched");
         r.apply(
             &Progress {
@@ -470,6 +494,37 @@ mod tests {
             ),
             (json!(2), json!(1), json!(1))
         );
+    }
+
+    #[test]
+    fn partial_is_final_once_nothing_is_pending_and_expired_always() {
+        let now = OffsetDateTime::now_utc();
+        let mut r = receipt();
+        r.apply(&Progress::pending(1), now);
+        r.apply(
+            &Progress {
+                started: true,
+                matched: 2,
+                delivered: 1,
+                failed: 1,
+                ..Progress::default()
+            },
+            now,
+        );
+        assert_eq!(r.state(), (ReceiptStatus::Partial, false));
+        r.apply(&Progress::pending(-1), now);
+        assert_eq!(r.state(), (ReceiptStatus::Partial, true));
+        assert_eq!(r.to_json()["final"], true);
+        let mut expired = receipt();
+        assert_eq!(expired.to_json()["final"], false);
+        expired.apply(
+            &Progress {
+                terminal: Some(Terminal::Expired),
+                ..Progress::default()
+            },
+            now,
+        );
+        assert_eq!(expired.state(), (ReceiptStatus::Expired, true));
     }
 
     #[test]

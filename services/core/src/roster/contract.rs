@@ -11,7 +11,8 @@ use switchboard_model::{ConnectionId, TenantId, UserId};
 use time::OffsetDateTime;
 
 use super::{
-    ConnectionRecord, PageScope, RecordError, RosterError, RosterStore, DEFAULT_CONNECTION_TTL_SECS,
+    ConnectionRecord, PageScope, RecordError, RosterError, RosterStore, Tally,
+    DEFAULT_CONNECTION_TTL_SECS,
 };
 
 fn record(tenant: &str, user: &str, connection: &str) -> ConnectionRecord {
@@ -218,6 +219,102 @@ pub async fn count_is_live_connections_up_to_the_bound(store: &dyn RosterStore) 
     store.remove(&t("acme"), &c("a-0")).await.unwrap();
     assert_eq!(store.count(&t("acme"), Some(&alice), 100).await.unwrap(), 2);
     assert_eq!(count("acme", None, 100).await, 6);
+}
+
+/// `tally` answers a tenant's live connections and distinct users: expired items and
+/// other tenants never count; at `up_to` it stops and says the counts are incomplete.
+pub async fn tally_counts_live_connections_and_users_up_to_the_bound(store: &dyn RosterStore) {
+    let old = OffsetDateTime::now_utc() - time::Duration::hours(3);
+    let stale = |user: &str, connection: &str| {
+        ConnectionRecord::from_raw(connection, "acme", user, vec![], old, 60).expect("valid")
+    };
+    let mut records: Vec<ConnectionRecord> = (0..7)
+        .map(|i| record("acme", ["alice", "bob", "carol"][i % 3], &format!("a-{i}")))
+        .collect();
+    records.extend([stale("alice", "old-1"), stale("dave", "old-2")]);
+    records.push(record("globex", "erin", "g-1"));
+    put_all(store, records).await;
+    let tally = |tenant: &'static str, up_to: u64| async move {
+        store.tally(&t(tenant), up_to).await.unwrap()
+    };
+    let full = Tally {
+        connections: 7,
+        users: 3,
+        complete: true,
+    };
+    assert_eq!(
+        tally("acme", 10_000).await,
+        full,
+        "expired items never count"
+    );
+    assert_eq!(
+        tally("acme", 7).await,
+        full,
+        "exactly up_to live is complete"
+    );
+    let part = tally("acme", 5).await;
+    assert_eq!((part.connections, part.complete), (5, false), "{part:?}");
+    assert!((1..=3).contains(&part.users), "{part:?}");
+    assert_eq!(
+        tally("acme", 0).await,
+        Tally {
+            connections: 0,
+            users: 0,
+            complete: false
+        }
+    );
+    assert_eq!(
+        tally("globex", 100).await,
+        Tally {
+            connections: 1,
+            users: 1,
+            complete: true
+        }
+    );
+    assert_eq!(
+        tally("nobody", 100).await,
+        Tally {
+            connections: 0,
+            users: 0,
+            complete: true
+        }
+    );
+    store.remove(&t("acme"), &c("a-0")).await.unwrap();
+    store.remove(&t("acme"), &c("a-3")).await.unwrap();
+    store.remove(&t("acme"), &c("a-6")).await.unwrap();
+    assert_eq!(
+        tally("acme", 100).await,
+        Tally {
+            connections: 4,
+            users: 2,
+            complete: true
+        },
+        "alice's connections are gone"
+    );
+}
+
+/// `live_tenants`, where the store can answer it, names each tenant holding a live
+/// connection once, in name order, at most `limit`; a tenant with only expired items is
+/// left out.
+pub async fn live_tenants_are_named_in_order_up_to_the_limit(store: &dyn RosterStore) {
+    let old = OffsetDateTime::now_utc() - time::Duration::hours(3);
+    let mut records: Vec<ConnectionRecord> = ["globex", "acme", "initech", "acme"]
+        .iter()
+        .enumerate()
+        .map(|(i, tenant)| record(tenant, "u", &format!("l-{i}")))
+        .collect();
+    records
+        .push(ConnectionRecord::from_raw("old-1", "stale", "u", vec![], old, 60).expect("valid"));
+    put_all(store, records).await;
+    let Some(all) = store.live_tenants(100).await.unwrap() else {
+        return;
+    };
+    assert_eq!(all, [t("acme"), t("globex"), t("initech")]);
+    assert_eq!(
+        store.live_tenants(2).await.unwrap(),
+        Some(vec![t("acme"), t("globex")])
+    );
+    assert_eq!(store.live_tenants(0).await.unwrap(), Some(vec![]));
 }
 
 /// A `users` lookup naming 100 users finds each of their connections, and no one else's.
@@ -431,4 +528,6 @@ where
     foreign_continuations_are_refused(&make().await).await;
     token_expiry_is_kept_and_moved_only_on_existing_connections(&make().await).await;
     count_is_live_connections_up_to_the_bound(&make().await).await;
+    tally_counts_live_connections_and_users_up_to_the_bound(&make().await).await;
+    live_tenants_are_named_in_order_up_to_the_limit(&make().await).await;
 }

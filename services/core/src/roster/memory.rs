@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use switchboard_model::{ConnectionId, TenantId, UserId};
 use time::OffsetDateTime;
 
-use super::{ConnectionRecord, PageScope, RosterError, RosterPage, RosterStore};
+use super::{ConnectionRecord, PageScope, RosterError, RosterPage, RosterStore, Tally};
 
 #[derive(Default)]
 struct Tables {
@@ -219,6 +219,36 @@ impl RosterStore for MemoryRosterStore {
                 .count(),
         };
         Ok(u64::try_from(counted).unwrap_or(u64::MAX))
+    }
+
+    async fn tally(&self, tenant: &TenantId, up_to: u64) -> Result<Tally, RosterError> {
+        let tables = self.read()?;
+        let now = OffsetDateTime::now_utc();
+        let wanted = usize::try_from(up_to).unwrap_or(usize::MAX);
+        let mut live = tables
+            .by_tenant
+            .get(tenant)
+            .into_iter()
+            .flat_map(|m| m.values())
+            .filter(|r| !r.is_expired_at(now));
+        let counted = live.by_ref().take(wanted).map(|r| &r.user);
+        let users: Vec<&UserId> = counted.collect();
+        let more = live.next().is_some();
+        Ok(Tally::of(users.into_iter(), more))
+    }
+
+    async fn live_tenants(&self, limit: usize) -> Result<Option<Vec<TenantId>>, RosterError> {
+        let tables = self.read()?;
+        let now = OffsetDateTime::now_utc();
+        Ok(Some(
+            tables
+                .by_tenant
+                .iter()
+                .filter(|(_, connections)| connections.values().any(|r| !r.is_expired_at(now)))
+                .map(|(tenant, _)| tenant.clone())
+                .take(limit)
+                .collect(),
+        ))
     }
 
     async fn list_all(&self) -> Result<Vec<ConnectionRecord>, RosterError> {

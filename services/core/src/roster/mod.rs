@@ -66,6 +66,34 @@ pub struct RosterPage {
     pub skipped: usize,
 }
 
+/// A tenant's live connections and distinct users, as [`RosterStore::tally`] counts them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub connections: u64,
+    pub users: u64,
+    /// `false` when the tenant holds more live connections than were counted: both
+    /// numbers are then lower bounds.
+    pub complete: bool,
+}
+
+impl Tally {
+    /// The tally of `users` (one per live connection, in any order) read so far, `more`
+    /// saying whether live connections were left uncounted.
+    pub fn of<'a>(users: impl Iterator<Item = &'a UserId>, more: bool) -> Self {
+        let mut distinct = std::collections::HashSet::new();
+        let mut connections = 0_u64;
+        for user in users {
+            connections += 1;
+            distinct.insert(user);
+        }
+        Self {
+            connections,
+            users: u64::try_from(distinct.len()).unwrap_or(u64::MAX),
+            complete: !more,
+        }
+    }
+}
+
 /// The roster port: the few verbs the domain needs. Lookups never return expired records
 /// (an item past `expiresAt` is treated as gone even before the store's TTL removes it).
 #[async_trait]
@@ -107,6 +135,37 @@ pub trait RosterStore: Send + Sync {
         user: Option<&UserId>,
         up_to: u64,
     ) -> Result<u64, RosterError>;
+    /// The tenant's live connections and distinct users, counting at most `up_to`
+    /// connections: `complete` is `false` when it holds more (the counts are then lower
+    /// bounds). A bounded read of the tenant's partition, never a scan. The default follows
+    /// [`RosterStore::list_page`]; adapters answer from an index (memory) or a `Query`
+    /// projecting only what a tally needs (DynamoDB).
+    async fn tally(&self, tenant: &TenantId, up_to: u64) -> Result<Tally, RosterError> {
+        let scope = PageScope::Tenant(tenant.clone());
+        let wanted = usize::try_from(up_to).unwrap_or(usize::MAX);
+        let mut users: Vec<UserId> = Vec::new();
+        let mut start: Option<String> = None;
+        loop {
+            let room = wanted.saturating_add(1).saturating_sub(users.len());
+            let page = self
+                .list_page(&scope, start.as_deref(), room.min(1_000))
+                .await?;
+            users.extend(page.records.into_iter().map(|r| r.user));
+            match page.next {
+                Some(next) if users.len() <= wanted => start = Some(next),
+                _ => break,
+            }
+        }
+        let more = users.len() > wanted;
+        Ok(Tally::of(users.iter().take(wanted), more))
+    }
+    /// The tenants holding a live connection, in name order, at most `limit` — when the
+    /// store can list them without a scan. `Ok(None)`: it cannot (DynamoDB: tenants are
+    /// partition keys, listing them is a table scan), the default.
+    async fn live_tenants(&self, limit: usize) -> Result<Option<Vec<TenantId>>, RosterError> {
+        let _ = limit;
+        Ok(None)
+    }
     /// Every live connection of every tenant.
     async fn list_all(&self) -> Result<Vec<ConnectionRecord>, RosterError>;
     /// One page of `scope`, starting after `start` (a previous page's `next`; `None` for
