@@ -160,7 +160,7 @@ async fn main() {
     let (fatal, mut fatal_rx) = mpsc::channel(4);
     let mut api_env = shared.clone();
     api_env.extend(pairs(&[("JWT_HS256_SECRET", &args.secret)]));
-    let api_function = Function::start(
+    let (api_function, api_stopper) = Function::start(
         "publish-api",
         &args.bin_dir.join("publish-api"),
         &api_env,
@@ -173,7 +173,7 @@ async fn main() {
         ("CALLBACK_URL", &callback_url),
         ("DLQ_URL", &dlq_url),
     ]));
-    let publisher = Function::start(
+    let (publisher, publisher_stopper) = Function::start(
         "publisher",
         &args.bin_dir.join("publisher"),
         &publisher_env,
@@ -199,6 +199,8 @@ async fn main() {
         _ = terminate.recv() => None,
         message = fatal_rx.recv() => message,
     };
+    api_stopper.stop().await;
+    publisher_stopper.stop().await;
     let _ = delete_table(&client, &roster_table).await;
     let _ = delete_table(&client, &history_table).await;
     if let Some(message) = failure {

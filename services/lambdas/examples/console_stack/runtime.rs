@@ -60,13 +60,13 @@ pub struct Function {
 
 impl Function {
     /// Starts `binary` with Lambda's environment plus `env`, its logs on the rig's stderr.
-    /// A failed init, a crash or an exit is sent to `fatal`.
+    /// A failed init, a crash or an exit is sent to `fatal`; the [`Stopper`] ends it.
     pub async fn start(
         name: &str,
         binary: &Path,
         env: &[(String, String)],
         fatal: mpsc::Sender<String>,
-    ) -> std::io::Result<Self> {
+    ) -> std::io::Result<(Self, Stopper)> {
         let (invocations, next) = mpsc::channel(QUEUED_INVOCATIONS);
         let api = Arc::new(Api {
             name: name.to_string(),
@@ -112,17 +112,26 @@ impl Function {
             .spawn()
             .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", binary.display())))?;
         let watched = name.to_string();
+        let (stop, stopped) = oneshot::channel::<oneshot::Sender<()>>();
         tokio::spawn(async move {
-            let status = child.wait().await;
-            let _ = fatal
-                .send(format!("function {watched} exited: {status:?}"))
-                .await;
+            tokio::select! {
+                status = child.wait() => {
+                    let _ = fatal
+                        .send(format!("function {watched} exited: {status:?}"))
+                        .await;
+                }
+                Ok(done) = stopped => {
+                    let _ = child.kill().await;
+                    let _ = done.send(());
+                }
+            }
         });
-        Ok(Self {
+        let function = Self {
             invocations,
             count: Default::default(),
             name: name.to_string(),
-        })
+        };
+        Ok((function, Stopper(stop)))
     }
 
     /// Hands `payload` to the function; its answer within `timeout` (from now, the
@@ -146,6 +155,19 @@ impl Function {
             Ok(Ok(answer)) => answer,
             Ok(Err(_)) => Err(InvokeError::Gone),
             Err(_) => Err(InvokeError::Timeout(timeout)),
+        }
+    }
+}
+
+/// Ends a function's process (before the rig's Runtime API goes away under it).
+pub struct Stopper(oneshot::Sender<oneshot::Sender<()>>);
+
+impl Stopper {
+    /// Kills the process and waits until it has exited (at most a second).
+    pub async fn stop(self) {
+        let (done, exited) = oneshot::channel();
+        if self.0.send(done).is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), exited).await;
         }
     }
 }
