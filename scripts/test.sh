@@ -2,8 +2,8 @@
 # Switchboard's one test command: installs what the tests need (idempotently, cached under
 # the git-ignored .cache/ and node_modules/), starts DynamoDB Local on a free port, and runs
 # every suite: the Rust workspace (unit, contract, end-to-end), the TypeScript client, the
-# browser tests (demo page, client library), the infra (CDK) tests and the API contract
-# checks. Stops what it started.
+# operator console, the browser tests (demo page, client library, console, the console on
+# the AWS path), the infra (CDK) tests and the API contract checks. Stops what it started.
 #
 #   bash scripts/test.sh            # everything
 #   SKIP_INFRA=1 SKIP_BROWSER=1 bash scripts/test.sh   # Rust only (still with DynamoDB Local)
@@ -43,8 +43,11 @@ bash scripts/smoke-serve.sh
 say "TypeScript client (clients/js)"
 bash scripts/client-test.sh
 
+say "Operator console (console/): types, unit tests, the committed bundle, its size"
+bash scripts/console-test.sh
+
 if [ -z "${SKIP_BROWSER:-}" ]; then
-    say "Browser tests (demo page, client library)"
+    say "Browser tests (demo page, client library, operator console on serve and on the AWS path)"
     bash scripts/browser-test.sh
 fi
 
