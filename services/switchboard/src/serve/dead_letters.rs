@@ -1,6 +1,7 @@
 //! `GET /v1/dead-letters?limit=&next=&tenant=` (paginated, oldest first) and
-//! `POST /v1/dead-letters/redrive?tenant=` (role `admin`; docs/design.md: Identity per
-//! issuer).
+//! `POST /v1/dead-letters/redrive?tenant=&id=` (role `admin`; docs/design.md: Identity per
+//! issuer): every letter of the scope, or with `id` just that letter (404 `not_found`
+//! when the scope holds no letter of that id).
 //!
 //! Who sees what ([`scope`]), in order:
 //! 1. no valid bearer token: 401;
@@ -45,6 +46,7 @@ pub struct PageQuery {
 #[derive(Deserialize)]
 pub struct RedriveQuery {
     tenant: Option<String>,
+    id: Option<String>,
 }
 
 /// Which dead letters a caller may list and redrive.
@@ -153,9 +155,20 @@ pub async fn redrive(
 ) -> Result<Json<Value>, ApiError> {
     let tenant = query.as_ref().ok().and_then(|q| q.tenant.clone());
     let scope = caller_scope(&app, &headers, tenant.as_deref()).await?;
-    query.map_err(|rejection| ApiError::InvalidRequest(format!("query: {rejection}")))?;
-    let redriven = app.queue.redrive(scope.tenant());
-    tracing::info!(redriven, ?scope, "dead letters redriven");
+    let Query(query) =
+        query.map_err(|rejection| ApiError::InvalidRequest(format!("query: {rejection}")))?;
+    let redriven = match query.id.as_deref() {
+        None => app.queue.redrive(scope.tenant()),
+        Some(id) => match app.queue.redrive_id(id, scope.tenant()) {
+            0 => {
+                return Err(ApiError::NotFound(format!(
+                    "no dead letter {id:?} you may redrive"
+                )))
+            }
+            n => n,
+        },
+    };
+    tracing::info!(redriven, ?scope, id = query.id, "dead letters redriven");
     Ok(Json(json!({ "redriven": redriven })))
 }
 

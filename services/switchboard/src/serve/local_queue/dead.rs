@@ -50,6 +50,9 @@ struct List {
     groups: HashMap<String, VecDeque<u64>>,
     /// (letters held, group) of every group: the largest last.
     sizes: BTreeSet<(usize, String)>,
+    /// Each letter id's positions (no empty entries): a redrive of one letter finds it
+    /// without scanning.
+    ids: HashMap<String, BTreeSet<u64>>,
     next_seq: u64,
 }
 
@@ -70,7 +73,20 @@ impl List {
             self.groups.remove(group);
         }
         self.resize(group, left + 1, left);
-        self.entries.remove(&seq)
+        self.remove_entry(seq)
+    }
+
+    /// Removes the letter at `seq` from the entries and the id index (its group's
+    /// positions are the caller's to update).
+    fn remove_entry(&mut self, seq: u64) -> Option<Arc<DeadEntry>> {
+        let entry = self.entries.remove(&seq)?;
+        if let Some(seqs) = self.ids.get_mut(&entry.id) {
+            seqs.remove(&seq);
+            if seqs.is_empty() {
+                self.ids.remove(&entry.id);
+            }
+        }
+        Some(entry)
     }
 
     fn held(&self, group: &str) -> usize {
@@ -133,6 +149,10 @@ impl DeadLetters {
             .or_default()
             .push_back(entry.seq);
         list.resize(&group, held, held + 1);
+        list.ids
+            .entry(entry.id.clone())
+            .or_default()
+            .insert(entry.seq);
         list.entries.insert(entry.seq, Arc::new(entry));
         self.update_gauge(&list);
         drop(list);
@@ -195,10 +215,46 @@ impl DeadLetters {
                 let seqs = list.groups.remove(group).unwrap_or_default();
                 list.resize(group, seqs.len(), 0);
                 seqs.iter()
-                    .filter_map(|seq| list.entries.remove(seq))
+                    .filter_map(|seq| list.remove_entry(*seq))
                     .collect()
             }
         };
+        self.update_gauge(&list);
+        taken
+    }
+
+    /// Takes out the letters named `id` that belong to `tenant` (any letter: `None`);
+    /// empty when none does.
+    pub fn take_id(&self, id: &str, tenant: Option<&TenantId>) -> Vec<Arc<DeadEntry>> {
+        let mut list = self.list();
+        let seqs: Vec<u64> = list
+            .ids
+            .get(id)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|seq| {
+                list.entries
+                    .get(seq)
+                    .is_some_and(|e| tenant.is_none() || e.tenant.as_ref() == tenant)
+            })
+            .collect();
+        let mut taken = Vec::with_capacity(seqs.len());
+        for seq in seqs {
+            let Some(entry) = list.remove_entry(seq) else {
+                continue;
+            };
+            let group = tenant_group(entry.tenant.as_ref()).to_string();
+            if let Some(positions) = list.groups.get_mut(&group) {
+                positions.retain(|p| *p != seq);
+                let left = positions.len();
+                if left == 0 {
+                    list.groups.remove(&group);
+                }
+                list.resize(&group, left + 1, left);
+            }
+            taken.push(entry);
+        }
         self.update_gauge(&list);
         taken
     }
@@ -275,6 +331,37 @@ mod tests {
         assert_eq!(ids(&all), ["a0", "b0", "a1"]);
         assert_eq!(ids(&list.page(all.next, 1, None)), ["b1"]);
         assert!(list.page(None, 5, Some(&tenant("c"))).items.is_empty());
+    }
+
+    #[test]
+    fn taking_one_letter_by_id_holds_to_the_tenant_and_keeps_the_indexes() {
+        let list = letters(100, 2);
+        list.push(entry(Some("a"), "a0"));
+        list.push(entry(Some("a"), "a1"));
+        list.push(entry(Some("b"), "b0"));
+        list.push(entry(None, "x"));
+        assert!(
+            list.take_id("a1", Some(&tenant("b"))).is_empty(),
+            "another tenant's"
+        );
+        assert!(
+            list.take_id("x", Some(&tenant("a"))).is_empty(),
+            "a tenantless letter"
+        );
+        assert!(list.take_id("nope", None).is_empty());
+        let taken = list.take_id("a0", Some(&tenant("a")));
+        assert_eq!(
+            taken.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+            ["a0"]
+        );
+        assert_eq!(ids(&list.page(None, 10, Some(&tenant("a")))), ["a1"]);
+        assert_eq!(list.take_id("x", None).len(), 1, "a global admin's");
+        assert_eq!(ids(&list.page(None, 10, None)), ["a1", "b0"]);
+        assert_eq!(list.metrics.dead_letters.get(), 2);
+        // The group's share counts what is left: a's second letter does not drop a1.
+        list.push(entry(Some("a"), "a2"));
+        assert_eq!(ids(&list.page(None, 10, Some(&tenant("a")))), ["a1", "a2"]);
+        assert!(list.take_id("a0", None).is_empty(), "taken once");
     }
 
     #[test]

@@ -228,7 +228,16 @@ impl LocalQueue {
     /// Puts the dead letters of `tenant` (all: `None`) back on the queue (receive count
     /// reset). Returns how many went back.
     pub fn redrive(&self, tenant: Option<&TenantId>) -> usize {
-        let letters = self.dead.take(tenant);
+        self.requeue(self.dead.take(tenant))
+    }
+
+    /// Puts the dead letter `id` back on the queue when it belongs to `tenant` (any:
+    /// `None`). Returns how many went back (0: no such letter in that scope).
+    pub fn redrive_id(&self, id: &str, tenant: Option<&TenantId>) -> usize {
+        self.requeue(self.dead.take_id(id, tenant))
+    }
+
+    fn requeue(&self, letters: Vec<Arc<DeadEntry>>) -> usize {
         let count = letters.len();
         let again: Vec<Queued> = letters
             .into_iter()
