@@ -23,7 +23,7 @@ export function Chart({ label, series, data }: ChartProps) {
     const options: uPlot.Options = {
       width: Math.max(300, el.clientWidth),
       height: HEIGHT,
-      series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 2 }))],
+      series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 2, points: { show: false } }))],
       axes: [{}, { size: 50 }],
       scales: { y: { range: (_u, _min, max) => [0, Math.max(1, max)] } },
       legend: { live: false },

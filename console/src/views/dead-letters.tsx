@@ -151,7 +151,7 @@ export function DeadLetters({ session, config }: ViewProps) {
                   {shown.has(letter.id) && <pre class="body">{letter.body}</pre>}
                 </td>
                 <td class="num">{letter.receiveCount}</td>
-                <td>{letter.deadAt}</td>
+                <td class="nowrap">{letter.deadAt}</td>
                 <td class="actions">
                   <button
                     type="button"

@@ -105,8 +105,8 @@ export function Overview({ session, tenants, watched, onWatch }: Props) {
           <thead>
             <tr>
               <th scope="col">Tenant</th>
-              <th scope="col">Connections</th>
-              <th scope="col">Users</th>
+              <th scope="col" class="num">Connections</th>
+              <th scope="col" class="num">Users</th>
             </tr>
           </thead>
           <tbody>
@@ -164,9 +164,10 @@ function TenantChart(props: { api: ViewProps["session"]["api"]; tenants: string[
       <TenantSelect id="chart-tenant" label="Chart tenant" value={tenant} tenants={options} onChange={setTenant} />
       <Alert message={error} quiet />
       {data === undefined && !error && <Loading what="usage" />}
-      {data !== undefined && (
-        <Chart label={`Publishes per minute of ${tenant}`} series={SERIES} data={data} />
+      {data !== undefined && data.slice(1).every((s) => s.every((v) => v === 0)) && (
+        <Empty>No publishes for {tenant === "*" ? "broadcasts" : tenant} in the last 60 minutes.</Empty>
       )}
+      {data !== undefined && <Chart label={`Publishes per minute of ${tenant}`} series={SERIES} data={data} />}
     </div>
   );
 }

@@ -130,7 +130,7 @@ export function Presence({ session, tenants }: ViewProps) {
               <tr key={c.connectionId}>
                 <td class="mono">{c.connectionId}</td>
                 <td>{c.user}</td>
-                <td>{c.connectedAt}</td>
+                <td class="nowrap">{c.connectedAt}</td>
               </tr>
             ))}
           </tbody>

@@ -2,6 +2,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { seg, withQuery } from "../api.ts";
 import type { ViewProps } from "../routes.ts";
+import type { TenantsAnswer } from "../session.ts";
 import { pointCount, RANGES, toSeries, usageWindow, MAX_POINTS, type Bucket, type Range, type Unit, type UsageAnswer } from "../usage.ts";
 import { Chart } from "./chart.tsx";
 import { Alert, Empty, Loading, messageOf, TenantSelect } from "./states.tsx";
@@ -24,6 +25,21 @@ export function Usage({ session, tenants }: ViewProps) {
   const [error, setError] = useState<string | undefined>();
   const seconds = RANGES.find((r) => r.value === range)?.seconds ?? 3_600;
   const tooMany = pointCount(seconds, unit) > MAX_POINTS;
+  const [live, setLive] = useState<string[]>([]);
+
+  // the tenants with live connections now (the list at sign-in may be older)
+  useEffect(() => {
+    let alive = true;
+    if (caller.globalAdmin) {
+      api<TenantsAnswer>("GET", "/v1/tenants").then(
+        (a) => alive && setLive(a.tenants.map((t) => t.tenant)),
+        () => {},
+      );
+    }
+    return () => {
+      alive = false;
+    };
+  }, [api, caller.globalAdmin]);
 
   useEffect(() => {
     let alive = true;
@@ -47,7 +63,7 @@ export function Usage({ session, tenants }: ViewProps) {
     };
   }, [api, tenant, unit, seconds, tooMany]);
 
-  const options = caller.globalAdmin ? [...tenants, "*"] : [caller.tenant];
+  const options = caller.globalAdmin ? [...new Set([...tenants, ...live])].sort().concat("*") : [caller.tenant];
   return (
     <section aria-labelledby="usage-title">
       <h2 id="usage-title">Usage</h2>
@@ -88,7 +104,7 @@ export function Usage({ session, tenants }: ViewProps) {
                   <tr>
                     <th scope="col">Start</th>
                     {COLUMNS.map((c) => (
-                      <th scope="col" key={c}>
+                      <th scope="col" class="num" key={c}>
                         {c}
                       </th>
                     ))}
@@ -97,7 +113,7 @@ export function Usage({ session, tenants }: ViewProps) {
                 <tbody>
                   {answer.buckets.map((b) => (
                     <tr key={b.start}>
-                      <td>{b.start}</td>
+                      <td class="nowrap">{b.start}</td>
                       {COLUMNS.map((c) => (
                         <td class="num" key={c}>
                           {b[c] ?? 0}
