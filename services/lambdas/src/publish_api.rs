@@ -22,6 +22,7 @@ use switchboard_aws::{
 use switchboard_core::auth::{AuthConfig, AuthConfigError, AuthError, Verifier};
 use switchboard_core::config::{required, ConfigError};
 use switchboard_core::history::HistoryConfig;
+use switchboard_core::overview::OverviewApi;
 use switchboard_core::presence::PresenceApi;
 use switchboard_core::publish_api::{ApiError, PublishApi, MAX_BODY_BYTES};
 use switchboard_core::push_api::PushApi;
@@ -117,8 +118,13 @@ pub async fn build(lookup: impl Fn(&str) -> Option<String>) -> Result<axum::Rout
 }
 
 /// The router the function serves: the publish API, with one EMF document per request,
-/// and the presence endpoints.
+/// the presence endpoints and the tenants overview (`GET /v1/tenants`).
 pub fn router(api: PublishApi, roster: Arc<dyn RosterStore>, metrics: Metrics) -> axum::Router {
+    let overview = OverviewApi {
+        verifier: api.verifier.clone(),
+        roster: roster.clone(),
+        tenants: api.tenants.clone(),
+    };
     let presence = PresenceApi {
         verifier: api.verifier.clone(),
         roster,
@@ -126,6 +132,7 @@ pub fn router(api: PublishApi, roster: Arc<dyn RosterStore>, metrics: Metrics) -
     api.router()
         .layer(axum::middleware::from_fn_with_state(metrics, record))
         .merge(presence.router())
+        .merge(overview.router())
 }
 
 /// Just the target type and tenant of an envelope; everything else (checking them
