@@ -58,3 +58,31 @@ test("a failing run does not end the poll, and alive() turns false on stop", asy
   p.stop();
   assert.equal(lastAlive(), false);
 });
+
+test("now() during a run waits for it, then runs once more at once", async (t) => {
+  mock.timers.enable({ apis: ["setTimeout"] });
+  t.after(() => mock.timers.reset());
+  let runs = 0;
+  let running = 0;
+  let overlap = false;
+  const releases = [];
+  const p = poll(async () => {
+    runs += 1;
+    running += 1;
+    overlap ||= running > 1;
+    await new Promise((resolve) => releases.push(resolve));
+    running -= 1;
+  }, 2_000);
+  await settle();
+  p.now();
+  p.now();
+  await settle();
+  assert.equal(runs, 1, "no second run while one is in flight");
+  releases.shift()();
+  await settle();
+  assert.equal(runs, 2, "the asked-for run follows at once, once");
+  releases.shift()();
+  await settle();
+  p.stop();
+  assert.equal(overlap, false);
+});
