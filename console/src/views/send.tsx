@@ -9,7 +9,7 @@ import { buildEnvelope, checkJson, formatJson, targetTypes, type SendForm, type 
 import { followReceipt, isFinal, progressText, type Receipt } from "../receipt.ts";
 import type { ViewProps } from "../routes.ts";
 import { Listen } from "./listen.tsx";
-import { Alert, messageOf, TextField } from "./states.tsx";
+import { Alert, Loading, messageOf, TextField } from "./states.tsx";
 
 const BLANK: SendForm = {
   targetType: "users",
@@ -162,7 +162,9 @@ export function Send({ session, config }: ViewProps) {
         </button>
       </form>
       <Alert message={error} />
+      {busy && <Loading what="the answer to the publish" />}
       {result && <p data-testid="send-result">{result}</p>}
+      {sent && !receipt && !receiptNote && <Loading what="the receipt" />}
       {receipt && (
         <dl class="receipt">
           <dt>Status</dt>
