@@ -50,7 +50,7 @@ export function nagAcknowledgments(stack: SwitchboardStack, config: SwitchboardC
     Validations.of(route).acknowledge({
       id: 'AwsSolutions::AwsSolutions-APIG4',
       reason:
-        'The publish API (POST /v1/messages, GET /v1/messages/{id}, GET …/presence, GET …/usage, POST and DELETE /v1/push/subscriptions) is authorized by the publish-api function itself (docs/design.md: Publish API; Presence; Usage; Web Push): it verifies the bearer JWT with the same code as the WebSocket authorizer and also enforces role and tenant rules (a device is registered for the token\'s own user only), answering 401/403 as JSON. GET /v1/push/vapid-public-key is public by design: it serves the VAPID public key browsers need before they subscribe.',
+        'The publish API (POST /v1/messages, GET /v1/messages/{id}, GET …/presence and …/presence/summary, GET /v1/tenants, GET …/usage, POST and DELETE /v1/push/subscriptions) is authorized by the publish-api function itself (docs/design.md: Publish API; Presence; Usage; Web Push): it verifies the bearer JWT with the same code as the WebSocket authorizer and also enforces role and tenant rules (a device is registered for the token\'s own user only), answering 401/403 as JSON. GET /v1/push/vapid-public-key is public by design: it serves the VAPID public key browsers need before they subscribe.',
     });
   }
   const apiLogicalId = stack.resolve((stack.webSocketApi.node.defaultChild as apigwv2.CfnApi).logicalId);

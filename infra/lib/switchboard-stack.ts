@@ -79,7 +79,10 @@ export const PUBLISH_API_ROUTES: ReadonlyArray<readonly [apigwv2.HttpMethod, str
   [apigwv2.HttpMethod.POST, '/v1/messages'],
   [apigwv2.HttpMethod.GET, '/v1/messages/{id}'],
   [apigwv2.HttpMethod.GET, '/v1/tenants/{tenant}/presence'],
+  [apigwv2.HttpMethod.GET, '/v1/tenants/{tenant}/presence/summary'],
   [apigwv2.HttpMethod.GET, '/v1/tenants/{tenant}/users/{user}/presence'],
+  // The operator console's tenants list (an admin's tenants with their presence summaries).
+  [apigwv2.HttpMethod.GET, '/v1/tenants'],
   [apigwv2.HttpMethod.GET, '/v1/tenants/{tenant}/usage'],
   // Web Push (docs/design.md: Web Push): devices registered with the user's own token, the
   // VAPID public key (no token). Always routed: with push off they answer so themselves.
@@ -430,7 +433,7 @@ export class SwitchboardStack extends cdk.Stack {
     });
     new cdk.CfnOutput(this, 'PresenceUrl', {
       description:
-        'GET <this>/<tenant>/presence, <this>/<tenant>/users/<user>/presence or <this>/<tenant>/usage?from=&to= with Authorization: Bearer <jwt>',
+        'GET <this> (an admin\'s tenants), <this>/<tenant>/presence, <this>/<tenant>/presence/summary, <this>/<tenant>/users/<user>/presence or <this>/<tenant>/usage?from=&to= with Authorization: Bearer <jwt>',
       value: `${this.httpApi.apiEndpoint}/v1/tenants`,
     });
     new cdk.CfnOutput(this, 'QueueUrl', { description: 'SQS queue for envelopes (QUEUE_URL)', value: this.queue.queueUrl });

@@ -124,13 +124,15 @@ describe('WebSocket API', () => {
 describe('HTTP publish API (docs/design.md: Publish API; Presence)', () => {
   const httpApiId = () => logicalId(built.stack.httpApi);
 
-  test('POST /v1/messages, GET /v1/messages/{id}, the two presence GETs, the usage GET and the Web Push routes → publish-api (one integration), and no other route', () => {
+  test('POST /v1/messages, GET /v1/messages/{id}, the three presence GETs, GET /v1/tenants, the usage GET and the Web Push routes → publish-api (one integration), and no other route', () => {
     template.hasResourceProperties('AWS::ApiGatewayV2::Api', { ProtocolType: 'HTTP' });
     const routes = Object.values(resources).filter((r) => r.Type === 'AWS::ApiGatewayV2::Route' && r.Properties.ApiId.Ref === httpApiId());
     expect(routes.map((r) => r.Properties.RouteKey).sort()).toEqual(
       [
         'GET /v1/messages/{id}',
+        'GET /v1/tenants',
         'GET /v1/tenants/{tenant}/presence',
+        'GET /v1/tenants/{tenant}/presence/summary',
         'GET /v1/tenants/{tenant}/users/{user}/presence',
         'GET /v1/tenants/{tenant}/usage',
         'POST /v1/messages',
@@ -349,7 +351,9 @@ describe('least-privilege IAM (docs/design.md: AWS deployment)', () => {
         `${fnId('default')} ${wsApiId()} /*$default`,
         `${fnId('publish-api')} ${logicalId(built.stack.httpApi)} /*/*/v1/messages`,
         `${fnId('publish-api')} ${logicalId(built.stack.httpApi)} /*/*/v1/messages/{id}`,
+        `${fnId('publish-api')} ${logicalId(built.stack.httpApi)} /*/*/v1/tenants`,
         `${fnId('publish-api')} ${logicalId(built.stack.httpApi)} /*/*/v1/tenants/{tenant}/presence`,
+        `${fnId('publish-api')} ${logicalId(built.stack.httpApi)} /*/*/v1/tenants/{tenant}/presence/summary`,
         `${fnId('publish-api')} ${logicalId(built.stack.httpApi)} /*/*/v1/tenants/{tenant}/users/{user}/presence`,
         `${fnId('publish-api')} ${logicalId(built.stack.httpApi)} /*/*/v1/tenants/{tenant}/usage`,
         `${fnId('publish-api')} ${logicalId(built.stack.httpApi)} /*/*/v1/push/subscriptions`,

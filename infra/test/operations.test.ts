@@ -193,7 +193,9 @@ describe('cdk-nag (AwsSolutions)', () => {
       [
         'Switchboard/PublishHttpApi/POST--v1--messages/Resource AwsSolutions-APIG4',
         'Switchboard/PublishHttpApi/GET--v1--messages--{id}/Resource AwsSolutions-APIG4',
+        'Switchboard/PublishHttpApi/GET--v1--tenants/Resource AwsSolutions-APIG4',
         'Switchboard/PublishHttpApi/GET--v1--tenants--{tenant}--presence/Resource AwsSolutions-APIG4',
+        'Switchboard/PublishHttpApi/GET--v1--tenants--{tenant}--presence--summary/Resource AwsSolutions-APIG4',
         'Switchboard/PublishHttpApi/GET--v1--tenants--{tenant}--users--{user}--presence/Resource AwsSolutions-APIG4',
         'Switchboard/PublishHttpApi/GET--v1--tenants--{tenant}--usage/Resource AwsSolutions-APIG4',
         'Switchboard/PublishHttpApi/POST--v1--push--subscriptions/Resource AwsSolutions-APIG4',
@@ -244,7 +246,9 @@ describe('cdk-nag (AwsSolutions)', () => {
       [
         'PublishHttpApi/POST--v1--messages/Resource AwsSolutions::AwsSolutions-APIG4',
         'PublishHttpApi/GET--v1--messages--{id}/Resource AwsSolutions::AwsSolutions-APIG4',
+        'PublishHttpApi/GET--v1--tenants/Resource AwsSolutions::AwsSolutions-APIG4',
         'PublishHttpApi/GET--v1--tenants--{tenant}--presence/Resource AwsSolutions::AwsSolutions-APIG4',
+        'PublishHttpApi/GET--v1--tenants--{tenant}--presence--summary/Resource AwsSolutions::AwsSolutions-APIG4',
         'PublishHttpApi/GET--v1--tenants--{tenant}--users--{user}--presence/Resource AwsSolutions::AwsSolutions-APIG4',
         'PublishHttpApi/GET--v1--tenants--{tenant}--usage/Resource AwsSolutions::AwsSolutions-APIG4',
         'PublishHttpApi/POST--v1--push--subscriptions/Resource AwsSolutions::AwsSolutions-APIG4',

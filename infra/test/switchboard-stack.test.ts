@@ -29,15 +29,15 @@ describe('resources', () => {
       'AWS::IAM::Policy': 7,
       'AWS::Logs::LogGroup': 8, // one per function, the HTTP API's access log (WebSocket access logs are opt-in)
       'AWS::ApiGatewayV2::Api': 2,
-      // $connect, $disconnect, $default, ping; POST /v1/messages, GET /v1/messages/{id}, 2 × GET …/presence, GET …/usage,
-      // POST /v1/push/subscriptions, DELETE /v1/push/subscriptions/{id}, GET /v1/push/vapid-public-key
-      'AWS::ApiGatewayV2::Route': 12,
+      // $connect, $disconnect, $default, ping; POST /v1/messages, GET /v1/messages/{id}, 3 × GET …/presence, GET /v1/tenants,
+      // GET …/usage, POST /v1/push/subscriptions, DELETE /v1/push/subscriptions/{id}, GET /v1/push/vapid-public-key
+      'AWS::ApiGatewayV2::Route': 14,
       'AWS::ApiGatewayV2::Integration': 5, // 3 WebSocket Lambda proxies, ping's MOCK (lib/keepalive.ts), the HTTP API's
       'AWS::ApiGatewayV2::IntegrationResponse': 1, // ping's {"type":"pong"}
       'AWS::ApiGatewayV2::Authorizer': 1,
       'AWS::ApiGatewayV2::Stage': 2,
       'AWS::ApiGatewayV2::RouteResponse': 2, // $default's and ping's
-      'AWS::Lambda::Permission': 12, // one per Lambda WebSocket route and authorizer, one per HTTP route (none for ping)
+      'AWS::Lambda::Permission': 14, // one per Lambda WebSocket route and authorizer, one per HTTP route (none for ping)
       'AWS::CloudWatch::Alarm': 21,
       'AWS::Logs::MetricFilter': 3 + AUTHORIZER_FAILURE_PATTERNS.length, // key-source failures; authorizer timeouts/crashes
       'AWS::SNS::Topic': 1,
