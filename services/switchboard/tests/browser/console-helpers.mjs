@@ -92,23 +92,29 @@ export async function api(base, token, path, { method = "GET", body } = {}) {
   return { status: res.status, body: text ? JSON.parse(text) : null };
 }
 
+/** The browser's console line (text, then the resource's URL) for a fetch answered with
+ *  `status`, of a URL matching `url` when given. */
+export const failedLoad = (status, url = /./) =>
+  new RegExp(`Failed to load resource: the server responded with a status of ${status}\\b.* \\S*${url.source}`);
+
+/** The console's probe of `GET /v1/push/vapid-public-key`: 404 means push is off. */
+export const pushOff = failedLoad(404, /\/v1\/push\/vapid-public-key$/);
+
 /** A new page of `browser` whose JavaScript errors (uncaught, or console errors, CSP
  *  violations included) are collected in `errors`, except console errors matching one of
- *  `allowed` (e.g. the browser's own line for an expected 401 or 403 answer). */
+ *  `allowed` (e.g. the browser's own line for an expected 401 or 403 answer) or `pushOff`.
+ *  A console error is matched as its text, a space and the URL it names. */
 export async function watchedPage(browser, allowed = []) {
   const page = await browser.newPage();
   const errors = [];
   page.on("pageerror", (error) => errors.push(`pageerror: ${error.message}`));
   page.on("console", (message) => {
     if (message.type() !== "error") return;
-    const text = message.text();
-    if (!allowed.some((pattern) => pattern.test(text))) errors.push(`console: ${text}`);
+    const line = `${message.text()} ${message.location().url}`;
+    if (![...allowed, pushOff].some((pattern) => pattern.test(line))) errors.push(`console: ${line}`);
   });
   return { page, errors };
 }
-
-/** The browser's console line for a fetch answered with `status`. */
-export const failedLoad = (status) => new RegExp(`Failed to load resource: the server responded with a status of ${status}\\b`);
 
 /** Opens the console of the server at `base` (its sign-in screen). */
 export async function openConsole(page, base) {
@@ -135,8 +141,11 @@ export async function setField(locator, value) {
   else await locator.fill(value);
 }
 
-/** The option values of a select. */
-export const options = (select) => select.locator("option").evaluateAll((all) => all.map((o) => o.value));
+/** The option values of a select, once it shows. */
+export async function options(select) {
+  await select.waitFor();
+  return select.locator("option").evaluateAll((all) => all.map((o) => o.value));
+}
 
 /** Waits until `locator`'s whole text is `text` (trimmed), within `ms`. */
 export async function showsText(locator, text, ms = 5000) {
