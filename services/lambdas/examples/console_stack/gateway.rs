@@ -1,8 +1,10 @@
-//! The fake API Gateway HTTP API in front of the `publish-api` function: each request
-//! becomes a payload-2.0 event (the shape of tests/fixtures/publish_api_request.json, stage
-//! `$default`, every path routed to the function) and the function's answer
+//! The fake API Gateway HTTP API in front of the `publish-api` function: each request that
+//! matches one of the stack's routes ([`crate::routes`]) becomes a payload-2.0 event (the
+//! shape of tests/fixtures/publish_api_request.json, stage `$default`, `routeKey` and
+//! `pathParameters` of the route) and the function's answer
 //! (`statusCode`, `headers`, `cookies`, `body`) goes back as HTTP. Where API Gateway itself
-//! answers, it answers as API Gateway does: 413 over its 10 MB payload limit, 500
+//! answers, it answers as API Gateway does: 404 `{"message":"Not Found"}` for a request no
+//! route matches, 413 over its 10 MB payload limit, 500
 //! `{"message":"Internal Server Error"}` for a function error or an answer it cannot read,
 //! 503 `{"message":"Service Unavailable"}` after the integration's 30 s, 429 when throttled.
 
@@ -18,6 +20,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
+use crate::routes::Route;
 use crate::runtime::{Function, InvokeError};
 
 /// API Gateway's payload limit.
@@ -27,17 +30,37 @@ const INTEGRATION_TIMEOUT: Duration = Duration::from_secs(30);
 
 static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
 
-/// The HTTP API: every request to the function.
-pub fn router(function: Arc<Function>) -> axum::Router {
-    axum::Router::new().fallback(forward).with_state(function)
+/// The function and the routes that lead to it.
+#[derive(Clone)]
+pub struct HttpApi {
+    pub function: Arc<Function>,
+    pub routes: Arc<Vec<Route>>,
+}
+
+/// The HTTP API: every request that matches a route to the function.
+pub fn router(api: HttpApi) -> axum::Router {
+    axum::Router::new().fallback(forward).with_state(api)
 }
 
 fn gateway_error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(json!({ "message": message }))).into_response()
 }
 
-async fn forward(State(function): State<Arc<Function>>, request: Request) -> Response {
+async fn forward(State(api): State<HttpApi>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
+    let path = parts.uri.path();
+    let Some((route, parameters)) = api
+        .routes
+        .iter()
+        .find_map(|r| Some((r, r.matches(parts.method.as_str(), path)?)))
+    else {
+        return gateway_error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let route_key = route.key();
+    let parameters: Map<String, Value> = parameters
+        .into_iter()
+        .map(|(name, value)| (name, Value::String(value)))
+        .collect();
     let Ok(body) = axum::body::to_bytes(body, MAX_PAYLOAD_BYTES).await else {
         return gateway_error(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large");
     };
@@ -57,15 +80,15 @@ async fn forward(State(function): State<Arc<Function>>, request: Request) -> Res
     }
     headers.insert("x-forwarded-proto".into(), "http".into());
     headers.insert("x-forwarded-for".into(), "127.0.0.1".into());
-    let path = parts.uri.path();
     let query = parts.uri.query().unwrap_or_default();
     let now = time::OffsetDateTime::now_utc();
     let event = json!({
         "version": "2.0",
-        "routeKey": "$default",
+        "routeKey": route_key,
         "rawPath": path,
         "rawQueryString": query,
         "headers": headers,
+        "pathParameters": parameters,
         "requestContext": {
             "accountId": "123456789012",
             "apiId": "rig",
@@ -79,7 +102,7 @@ async fn forward(State(function): State<Arc<Function>>, request: Request) -> Res
                 "userAgent": parts.headers.get("user-agent").and_then(|h| h.to_str().ok()).unwrap_or(""),
             },
             "requestId": format!("rig-{}", NEXT_REQUEST.fetch_add(1, Ordering::Relaxed)),
-            "routeKey": "$default",
+            "routeKey": route_key,
             "stage": "$default",
             "time": now.to_string(),
             "timeEpoch": now.unix_timestamp_nanos() / 1_000_000,
@@ -88,7 +111,7 @@ async fn forward(State(function): State<Arc<Function>>, request: Request) -> Res
         "isBase64Encoded": false,
     });
     let payload = Bytes::from(event.to_string());
-    match function.invoke(payload, INTEGRATION_TIMEOUT).await {
+    match api.function.invoke(payload, INTEGRATION_TIMEOUT).await {
         Ok(answer) => http_response(&answer),
         Err(InvokeError::Throttled) => {
             gateway_error(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests")

@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The AWS path on one machine, for the console's browser test (issue 26): the real
 //! `publish-api` and `publisher` binaries, each run against an emulated Lambda Runtime API
-//! ([`runtime`]), behind a fake API Gateway HTTP API ([`gateway`]), with their tables on
+//! ([`runtime`]), behind a fake API Gateway HTTP API ([`gateway`]: the stack's routes only,
+//! [`routes`]), with their tables on
 //! DynamoDB Local and SQS and the WebSocket API's `@connections` faked ([`rig`]).
 //!
 //!   HTTP client ──► gateway (payload 2.0) ──► publish-api ──SendMessage──► fake SQS
@@ -27,6 +28,7 @@
 
 mod gateway;
 mod rig;
+mod routes;
 mod runtime;
 
 use std::path::PathBuf;
@@ -111,6 +113,7 @@ async fn main() {
         )
         .init();
     let args = args().unwrap_or_else(|e| fail(e));
+    let routes = routes::publish_api_routes().unwrap_or_else(|e| fail(e));
     let endpoint = std::env::var("DYNAMODB_ENDPOINT")
         .unwrap_or_else(|_| fail("DYNAMODB_ENDPOINT (DynamoDB Local) is required"));
 
@@ -186,7 +189,10 @@ async fn main() {
         .await
         .unwrap_or_else(|e| fail(e));
     let api_url = format!("http://{}", api_listener.local_addr().unwrap());
-    let api = gateway::router(Arc::new(api_function));
+    let api = gateway::router(gateway::HttpApi {
+        function: Arc::new(api_function),
+        routes: Arc::new(routes),
+    });
     tokio::spawn(async move { axum::serve(api_listener, api).await });
     tokio::spawn(event_source(rig, publisher, queue_url, dlq_url));
 
