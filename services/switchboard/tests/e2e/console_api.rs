@@ -325,3 +325,42 @@ async fn one_dead_letter_is_redriven_by_its_id() {
     .await;
     let _ = std::fs::remove_dir_all(issuers.parent().unwrap());
 }
+
+/// `serve --roster dynamodb`: the roster cannot name its live tenants without a scan, so a
+/// global admin gets the `TENANTS_FILE` tenants (`"listed":"configured"`) and asks for any
+/// other tenant's summary by name (a `Query`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_dynamodb_roster_the_overview_lists_the_configured_tenants() {
+    let dir = std::env::temp_dir().join(format!("console-api-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("tenants.json");
+    std::fs::write(&file, r#"{"tenants":{"initech":{},"acme":{}}}"#).unwrap();
+    let server = TestServer::start_with(
+        Backend::Dynamodb,
+        &[],
+        &[("TENANTS_FILE", &file.display().to_string())],
+    )
+    .await;
+    let admin = super::harness::token("ops", "root", &["admin"]);
+    let _sockets = [
+        Client::connect(&server, &super::harness::token("acme", "alice", &[])).await,
+        Client::connect(&server, &super::harness::token("acme", "bob", &[])).await,
+        Client::connect(&server, &super::harness::token("globex", "gina", &[])).await,
+    ];
+    let (status, body) = call(&server, "GET", "/v1/tenants", Some(&admin)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["listed"], "configured");
+    assert_eq!(
+        body["tenants"],
+        json!([summary("acme", 2, 2), summary("initech", 0, 0)])
+    );
+    let (status, body) = call(
+        &server,
+        "GET",
+        "/v1/tenants/globex/presence/summary",
+        Some(&admin),
+    )
+    .await;
+    assert_eq!((status, body), (200, summary("globex", 1, 1)));
+    let _ = std::fs::remove_dir_all(dir);
+}
