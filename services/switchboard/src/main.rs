@@ -4,6 +4,8 @@
 //!   in-process queue and the publisher (see `serve/`).
 //! - `token`: mints a token with the configured HS256 secret.
 //! - `publish`: sends an envelope to a publish API URL or an SQS queue URL.
+//! - `console`: the operator console for a deployment on AWS, forwarding to its API
+//!   (`cli/console.rs`).
 //! - `cost`: what a deployment on AWS costs a month, per service (`cli/cost.rs`).
 //!
 //! A refusal to start prints two lines and exits 78; a failure after start exits 1

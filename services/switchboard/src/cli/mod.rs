@@ -1,6 +1,7 @@
 //! Command-line interface: flags mirror the environment variables of docs/design.md:
 //! Configuration. Argument parsing is here; each command has its own module.
 
+mod console;
 mod cost;
 mod keys;
 mod publish;
@@ -42,6 +43,9 @@ enum Command {
     Keys(keys::KeysArgs),
     /// Send an envelope to a publish API URL or an SQS queue URL.
     Publish(publish::PublishArgs),
+    /// The operator console for a deployment on AWS: its page on this machine, its API
+    /// calls forwarded to --api.
+    Console(console::ConsoleArgs),
     /// What a deployment on AWS costs a month, per service, from documented unit prices.
     Cost(cost::CostArgs),
     /// Print a fresh VAPID key pair for Web Push (`export $(switchboard vapid-keys)`).
@@ -123,6 +127,7 @@ impl Cli {
             Command::Token(args) => token::token_command(args),
             Command::Keys(args) => keys::keys_command(args),
             Command::Publish(args) => publish::publish_command(args).await,
+            Command::Console(args) => console::console_command(args).await,
             Command::Cost(args) => cost::cost_command(args),
             Command::VapidKeys(args) => vapid::vapid_keys_command(args),
         }

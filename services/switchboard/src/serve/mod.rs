@@ -12,11 +12,11 @@ mod demo;
 mod events;
 mod gateway;
 pub(crate) mod host;
-mod http_server;
+pub(crate) mod http_server;
 mod leases;
 mod local_queue;
 mod management;
-mod metrics;
+pub(crate) mod metrics;
 mod offline;
 mod open_files;
 mod registry;
@@ -38,6 +38,7 @@ use switchboard_core::auth::{AuthConfig, DevMint, Verifier};
 use switchboard_core::config::ConnectConfig;
 use switchboard_core::connection::ActionDeps;
 use switchboard_core::history::{HistoryConfig, HistoryStore};
+use switchboard_core::overview::OverviewApi;
 use switchboard_core::presence::PresenceApi;
 use switchboard_core::publish_api::PublishApi;
 use switchboard_core::publisher::{Publisher, PublisherConfig, PublisherPorts};
@@ -193,12 +194,20 @@ fn router(app: Arc<App>, publish: Router) -> Router {
             .route("/service-worker.js", get(demo::service_worker))
             .route("/dev/token", post(demo::token));
     }
-    router.with_state(app).merge(publish).fallback(|| async {
-        (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": "not_found", "message": "no such endpoint"})),
-        )
-    })
+    let console = crate::console::router(crate::console::ConsoleConfig::serve(
+        &stage,
+        app.dev.is_some(),
+    ));
+    router
+        .with_state(app)
+        .merge(publish)
+        .merge(console)
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                Json(json!({"error": "not_found", "message": "no such endpoint"})),
+            )
+        })
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -354,6 +363,14 @@ impl Server {
                 roster: settings.roster.clone(),
             }
             .router(),
+        )
+        .merge(
+            OverviewApi {
+                verifier: verifier.clone(),
+                roster: settings.roster.clone(),
+                tenants: settings.tenants.clone(),
+            }
+            .router(),
         );
         let push_api = PushApi {
             verifier: verifier.clone(),
@@ -502,7 +519,7 @@ impl ShutdownSignal {
         }
     }
 
-    async fn wait(self) {
+    pub(crate) async fn wait(self) {
         #[cfg(unix)]
         if let Some((mut term, mut int)) = self.handlers {
             tokio::select! {

@@ -7,6 +7,8 @@
 
 mod cli;
 mod client_frames;
+mod console_api;
+mod console_serving;
 mod cost;
 mod events_config;
 mod events_isolation;
