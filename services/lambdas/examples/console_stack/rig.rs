@@ -27,6 +27,8 @@ use tokio::time::Instant;
 
 use crate::runtime::lock;
 
+/// The dead-letter queue's path, as SQS URLs end (account, then name).
+pub const DLQ_PATH: &str = "/123456789012/switchboard-dead-letters";
 /// Messages the fake SQS holds across its queues (more: refused).
 const MAX_MESSAGES: usize = 10_000;
 /// Posts kept for `GET /_rig/posts` (the oldest dropped past it).
@@ -260,5 +262,5 @@ async fn posts(State(rig): State<Rig>) -> Json<Vec<Value>> {
 }
 
 async fn dead_letters(State(rig): State<Rig>) -> Json<Vec<String>> {
-    Json(rig.bodies(crate::DLQ_PATH))
+    Json(rig.bodies(DLQ_PATH))
 }

@@ -59,12 +59,14 @@ pub struct Function {
 }
 
 impl Function {
-    /// Starts `binary` with Lambda's environment plus `env`, its logs on the rig's stderr.
+    /// Starts `binary` with Lambda's environment plus `env`, its logs (and EMF documents)
+    /// on the rig's stderr when `logs`, else dropped.
     /// A failed init, a crash or an exit is sent to `fatal`; the [`Stopper`] ends it.
     pub async fn start(
         name: &str,
         binary: &Path,
         env: &[(String, String)],
+        logs: bool,
         fatal: mpsc::Sender<String>,
     ) -> std::io::Result<(Self, Stopper)> {
         let (invocations, next) = mpsc::channel(QUEUED_INVOCATIONS);
@@ -86,7 +88,11 @@ impl Function {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let address = listener.local_addr()?.to_string();
         tokio::spawn(async move { axum::serve(listener, router).await });
-        let log = std::io::stderr().as_fd().try_clone_to_owned()?;
+        let log = if logs {
+            Stdio::from(std::io::stderr().as_fd().try_clone_to_owned()?)
+        } else {
+            Stdio::null()
+        };
         let rust_log = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
         let mut child = tokio::process::Command::new(binary)
             .env_clear()
@@ -107,7 +113,7 @@ impl Function {
             ])
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
-            .stdout(Stdio::from(log))
+            .stdout(log)
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", binary.display())))?;
