@@ -1,8 +1,8 @@
 // The operator console (/console) in headless Chromium against `serve` (issue 26): signing in
 // with a pasted admin token and with the dev path; live connection counts on Overview and
 // Presence (2 within 5 s, then 1 after a socket closes); a `users` message sent from the Send
-// form followed to `delivered 1/1` and received by the socket; dead letters listed, shown,
-// redriven one and all; a tenant-scoped admin seeing only its tenant and no broadcast; a
+// form followed to `delivered 1/1` and received by the socket, then in Usage's table and
+// chart; dead letters listed, filtered, shown, redriven one and all; a tenant-scoped admin seeing only its tenant and no broadcast; a
 // publisher token refused; a 401 mid-session back to sign-in. Every page's JavaScript
 // errors (CSP violations included) are collected and must be none.
 import { after, before, describe, test } from "node:test";
@@ -164,6 +164,16 @@ describe("a server with an HS256 secret", () => {
       assert.equal(receipt.status, 200);
       assert.equal(receipt.body.status, "delivered");
       assert.equal(receipt.body.final, true);
+
+      // The publish is in the usage: Usage's table and chart; Overview's chart offers `*`.
+      await view(page, "Usage");
+      await page.getByLabel("Usage tenant", { exact: true }).selectOption("beta");
+      await page.getByLabel("Unit", { exact: true }).selectOption("minute");
+      await page.getByRole("table", { name: "Usage buckets" }).getByRole("row").nth(1).waitFor({ timeout: 5000 });
+      await page.locator(".uplot").first().waitFor();
+      await view(page, "Overview");
+      assert.ok((await options(page.getByLabel("Chart tenant", { exact: true }))).includes("*"), "broadcasts in the chart");
+      await page.locator(".uplot").first().waitFor();
       assert.deepEqual(errors, []);
     } finally {
       await socket.close();
@@ -337,6 +347,7 @@ test("a tenant-scoped admin sees only its tenant and no broadcast; a global admi
       ["connections-acme"],
       "only its own tenant in Overview",
     );
+    assert.deepEqual(await options(page.getByLabel("Chart tenant", { exact: true })), ["acme"], "no broadcasts in its chart");
     await view(page, "Presence");
     const tenant = page.getByLabel("Tenant", { exact: true });
     const fixed = (await tenant.evaluate((e) => e.tagName)) === "SELECT"
