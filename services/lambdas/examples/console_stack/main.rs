@@ -2,8 +2,8 @@
 //! The AWS path on one machine, for the console's browser test (issue 26): the real
 //! `publish-api` and `publisher` binaries, each run against an emulated Lambda Runtime API
 //! ([`runtime`]), behind a fake API Gateway HTTP API ([`gateway`]: the stack's routes only,
-//! [`routes`]), with their tables on
-//! DynamoDB Local and SQS and the WebSocket API's `@connections` faked ([`rig`]).
+//! [`routes`]), with their tables on DynamoDB Local and SQS and the WebSocket API's
+//! `@connections` faked ([`rig`]); [`stack`] wires them.
 //!
 //!   HTTP client ──► gateway (payload 2.0) ──► publish-api ──SendMessage──► fake SQS
 //!   fake SQS ──(SQS event, ≤ 10 bodies, every 50 ms)──► publisher ──► fake @connections

@@ -24,11 +24,13 @@ const QUEUE_PATH: &str = "/123456789012/switchboard-messages";
 const MAX_RECEIVES: u32 = 5;
 /// SQS's batch size for the publisher's event source.
 const BATCH_SIZE: usize = 10;
-/// The publisher function's timeout (its invocation deadline).
-const PUBLISHER_TIMEOUT: Duration = Duration::from_secs(30);
+/// The publisher function's timeout (its invocation deadline; the stack's default
+/// `publisherTimeoutSecs`).
+const PUBLISHER_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often the event source polls the queue.
 const POLL_EVERY: Duration = Duration::from_millis(50);
-/// How long a message stays invisible after a failed receive.
+/// How long a message stays invisible after a failed receive (the stack's visibility
+/// timeout is 6 × the function's; a rig does not make a test wait that long).
 const VISIBILITY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 /// The SQS event the publisher gets is this fixture's shape, records replaced.
 const SQS_FIXTURE: &str = include_str!("../../tests/fixtures/sqs_batch.json");
