@@ -2,9 +2,10 @@
 // with a pasted admin token and with the dev path; live connection counts on Overview and
 // Presence (2 within 5 s, then 1 after a socket closes); a `users` message sent from the Send
 // form followed to `delivered 1/1` and received by the socket, then in Usage's table and
-// chart; dead letters listed, filtered, shown, redriven one and all; a tenant-scoped admin seeing only its tenant and no broadcast; a
-// publisher token refused; a 401 mid-session back to sign-in. Every page's JavaScript
-// errors (CSP violations included) are collected and must be none.
+// chart; dead letters listed, filtered, shown, redriven one and all; a tenant-scoped admin
+// seeing only its tenant and no broadcast; a publisher token refused; a 401 mid-session back
+// to sign-in. Every page's JavaScript errors (CSP violations included) are collected and must
+// be none.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
