@@ -166,6 +166,18 @@ describe("a server with an HS256 secret", () => {
       assert.equal(receipt.body.status, "delivered");
       assert.equal(receipt.body.final, true);
 
+      // Listen on this token: the console's own socket (the client library, bundled) gets a
+      // message to its user, and is gone when unchecked.
+      const listen = page.getByLabel("Listen on this token", { exact: true });
+      const online = async () => (await api(server.base, admin, "/v1/tenants/ops/users/console/presence")).body.online;
+      await listen.check();
+      await until("the console's socket in presence", online, 5000);
+      const target = { type: "users", tenant: "ops", users: ["console"] };
+      assert.equal(await publish(server.base, admin, { id: "to-console", target, data: { back: true } }), 202);
+      await page.getByTestId("live-messages").getByText("to-console").waitFor({ timeout: 5000 });
+      await listen.uncheck();
+      await until("the console's socket closed", async () => !(await online()), 5000);
+
       // The publish is in the usage: Usage's table and chart; Overview's chart offers `*`.
       await view(page, "Usage");
       await page.getByLabel("Usage tenant", { exact: true }).selectOption("beta");
