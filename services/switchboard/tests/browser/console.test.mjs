@@ -2,10 +2,10 @@
 // with a pasted admin token and with the dev path; live connection counts on Overview and
 // Presence (2 within 5 s, then 1 after a socket closes); a `users` message sent from the Send
 // form followed to `delivered 1/1` and received by the socket, then in Usage's table and
-// chart; dead letters listed, filtered, shown, redriven one and all; a tenant-scoped admin
-// seeing only its tenant and no broadcast; a publisher token refused; a 401 mid-session back
-// to sign-in. Every page's JavaScript errors (CSP violations included) are collected and must
-// be none.
+// chart; dead letters listed, filtered, shown, redriven one and all (and a watched tenant on
+// a DynamoDB roster); a tenant-scoped admin seeing only its tenant and no broadcast; a
+// publisher token refused; a 401 mid-session back to sign-in. Every page's JavaScript errors
+// (CSP violations included) are collected and must be none.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -276,6 +276,10 @@ test("dead letters: listed, filtered, body shown, one redriven, then all", { tim
 
     await openConsole(page, base);
     await signIn(page, admin);
+    // A DynamoDB roster lists no tenants (that would be a scan): a global admin watches one.
+    await page.getByLabel("Watch tenant", { exact: true }).fill("acme");
+    await page.getByRole("button", { name: "Watch", exact: true }).click();
+    await showsText(page.getByTestId("connections-acme"), "0");
     await view(page, "Dead letters");
     const table = page.getByRole("table", { name: "Dead letters" });
     const row = (letter) => table.getByRole("row").filter({ hasText: letter.id });
