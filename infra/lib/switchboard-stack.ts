@@ -436,6 +436,10 @@ export class SwitchboardStack extends cdk.Stack {
         'GET <this> (an admin\'s tenants), <this>/<tenant>/presence, <this>/<tenant>/presence/summary, <this>/<tenant>/users/<user>/presence or <this>/<tenant>/usage?from=&to= with Authorization: Bearer <jwt>',
       value: `${this.httpApi.apiEndpoint}/v1/tenants`,
     });
+    new cdk.CfnOutput(this, 'ConsoleCommand', {
+      description: 'The operator console on your machine, forwarding to this stack (README.md: Operate it from a browser)',
+      value: `switchboard console --api ${this.httpApi.apiEndpoint} --websocket ${this.webSocketStage.url}`,
+    });
     new cdk.CfnOutput(this, 'QueueUrl', { description: 'SQS queue for envelopes (QUEUE_URL)', value: this.queue.queueUrl });
     new cdk.CfnOutput(this, 'DeadLetterQueueUrl', { description: 'Dead-letter queue (DLQ_URL)', value: this.deadLetterQueue.queueUrl });
     new cdk.CfnOutput(this, 'CallbackUrl', { description: 'Management API base URL (CALLBACK_URL)', value: callbackUrl });

@@ -162,6 +162,15 @@ describe('HTTP publish API (docs/design.md: Publish API; Presence)', () => {
     expect(outputs.PresenceUrl.Value).toEqual(endpoint('/v1/tenants'));
   });
 
+  test('output: ConsoleCommand runs switchboard console against this HTTP API and WebSocket stage', () => {
+    const value = template.toJSON().Outputs.ConsoleCommand.Value;
+    const [, parts] = value['Fn::Join'];
+    expect(parts[0]).toBe('switchboard console --api ');
+    expect(parts[1]).toEqual({ 'Fn::GetAtt': [httpApiId(), 'ApiEndpoint'] });
+    expect(parts[2]).toBe(' --websocket wss://');
+    expect(JSON.stringify(parts.slice(3))).toContain('execute-api');
+  });
+
   test('on the $default stage with access logs and throttling', () => {
     template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
       StageName: '$default',
