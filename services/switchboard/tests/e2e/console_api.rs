@@ -4,28 +4,14 @@
 //! sockets as they open and close, with presence's role rules; a receipt says when it is
 //! final; one dead letter is redriven by its id.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use super::harness::{
-    eventually, expires_in, signed_token, Backend, Client, DeadRoster, TestServer,
+    eventually, expires_in, signed_token, tenant_and_ops_issuers_file, Backend, Client, DeadRoster,
+    TestServer, OPS_IDP, TENANT_IDP,
 };
-
-const TENANT_IDP: &str = "https://tenant-idp.example";
-const OPS_IDP: &str = "https://ops-idp.example";
-
-fn issuers_file() -> PathBuf {
-    super::harness::issuers_file(|dir| {
-        json!([
-            {"issuer": TENANT_IDP, "jwksFile": dir.join("rsa-1.json"),
-             "tenants": ["acme", "globex"]},
-            {"issuer": OPS_IDP, "jwksFile": dir.join("ec-1.json"), "tenants": "*",
-             "globalAdmin": true, "allowSharedTenants": true}
-        ])
-    })
-}
 
 /// A token of `tenant-idp` for `user` of `tenant` (its admins are tenant-scoped).
 fn tenant_token(tenant: &str, user: &str, roles: &[&str]) -> String {
@@ -72,7 +58,7 @@ async fn tenants_become(server: &TestServer, token: &str, expected: Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenants_and_summaries_follow_sockets_with_presence_role_rules() {
-    let issuers = issuers_file();
+    let issuers = tenant_and_ops_issuers_file();
     let server = TestServer::start_raw(
         Backend::Memory,
         &[],
@@ -219,7 +205,7 @@ async fn a_receipt_says_final_once_nothing_more_will_change_it() {
 /// holds it (404 `not_found` otherwise); the others stay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_dead_letter_is_redriven_by_its_id() {
-    let issuers = issuers_file();
+    let issuers = tenant_and_ops_issuers_file();
     let dead = DeadRoster::unreachable();
     let server = TestServer::start_raw(
         Backend::Memory,

@@ -410,6 +410,24 @@ pub fn issuers_file(issuers: impl FnOnce(&Path) -> Value) -> PathBuf {
     file
 }
 
+/// The issuer of acme's and globex's own admins and users (RS256, `rsa-1`).
+pub const TENANT_IDP: &str = "https://tenant-idp.example";
+/// The operators' issuer: every tenant, global admins (ES256, `ec-1`).
+pub const OPS_IDP: &str = "https://ops-idp.example";
+
+/// An issuers file of [`TENANT_IDP`] (tenants acme and globex) and [`OPS_IDP`] (`*`,
+/// `globalAdmin`, sharing tenants).
+pub fn tenant_and_ops_issuers_file() -> PathBuf {
+    issuers_file(|dir| {
+        json!([
+            {"issuer": TENANT_IDP, "jwksFile": dir.join("rsa-1.json"),
+             "tenants": ["acme", "globex"]},
+            {"issuer": OPS_IDP, "jwksFile": dir.join("ec-1.json"), "tenants": "*",
+             "globalAdmin": true, "allowSharedTenants": true}
+        ])
+    })
+}
+
 /// A token of `claims` signed with test key `kid` (`rsa-1`: RS256, else `ec-1`: ES256).
 pub fn signed_token(kid: &str, claims: &Value) -> String {
     let (alg, pem) = if kid == "rsa-1" {

@@ -3,27 +3,14 @@
 //! and one of global admins (`ops-idp`, EC, any tenant, `globalAdmin: true`). Dead letters
 //! are made by a roster that cannot be reached.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::harness::{eventually, expires_in, signed_token, Backend, DeadRoster, TestServer};
-
-const TENANT_IDP: &str = "https://tenant-idp.example";
-const OPS_IDP: &str = "https://ops-idp.example";
-
-/// The issuers file: `tenant-idp` with the RSA test key, `ops-idp` with the EC one.
-fn issuers_file() -> PathBuf {
-    super::harness::issuers_file(|dir| {
-        json!([
-            {"issuer": TENANT_IDP, "jwksFile": dir.join("rsa-1.json"),
-             "tenants": ["acme", "globex"]},
-            {"issuer": OPS_IDP, "jwksFile": dir.join("ec-1.json"), "tenants": "*",
-             "globalAdmin": true, "allowSharedTenants": true}
-        ])
-    })
-}
+use super::harness::{
+    eventually, expires_in, signed_token, tenant_and_ops_issuers_file, Backend, DeadRoster,
+    TestServer, OPS_IDP, TENANT_IDP,
+};
 
 /// A token of `tenant-idp` (RSA key `rsa-1`).
 fn tenant_token(tenant: &str, roles: &[&str]) -> String {
@@ -100,7 +87,7 @@ fn sorted(mut ids: Vec<String>) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenant_admins_list_and_redrive_only_their_tenants_dead_letters() {
-    let issuers = issuers_file();
+    let issuers = tenant_and_ops_issuers_file();
     let server = server_with_dead_roster(&issuers.display().to_string()).await;
     let acme_admin = tenant_token("acme", &["admin"]);
     let acme_publisher = tenant_token("acme", &["publisher"]);
