@@ -53,6 +53,14 @@ pub(super) async fn console_command(args: ConsoleArgs) -> Result<(), CliError> {
         .into());
     }
     let api = checked_url("--api", &args.api, &["https"], "http")?;
+    if api.path().split('/').any(|segment| segment == "v1") {
+        return Err(Refusal::new(
+            "--api",
+            format!("{:?} already holds /v1", args.api),
+            "give the API's endpoint without /v1/… (the stack's PublishUrl without /v1/messages): the console adds the paths",
+        )
+        .into());
+    }
     let websocket = args
         .websocket
         .as_deref()

@@ -12,9 +12,9 @@
 //! 2. Path: `/console…` (the page) or `/v1/…` without `.`/`..` segments (which would climb
 //!    out of the API's prefix); anything else 404 `not_found`.
 //! 3. Request body at most [`MAX_REQUEST_BYTES`] (else 413 `payload_too_large`).
-//! 4. The API: unreachable → 502 `bad_gateway`; no complete answer within the timeout (30 s; tests shorten it
-//!    with the hidden flag `--api-timeout`)
-//!    → 504 `gateway_timeout`; an answer over [`MAX_ANSWER_BYTES`] → 502 `bad_gateway`.
+//! 4. The API: unreachable → 502 `bad_gateway`; no complete answer within the timeout (30 s;
+//!    tests shorten it with the hidden flag `--api-timeout`) → 504 `gateway_timeout`; an
+//!    answer over [`MAX_ANSWER_BYTES`] → 502 `bad_gateway`.
 //!    Redirects are answered as they are, never followed; proxies from the environment are
 //!    not used.
 

@@ -454,6 +454,7 @@ fn console_refuses_a_public_listen_and_unsafe_urls_naming_the_flag() {
         (vec!["--api", "http://10.0.0.1:8080"], "--api"),
         (vec!["--api", "api.example"], "--api"),
         (vec!["--api", "https://user:pw@api.example"], "--api"),
+        (vec!["--api", "https://api.example/v1/messages"], "--api"),
         (
             vec![
                 "--api",
