@@ -9,79 +9,23 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use serde_json::{json, Value};
 use switchboard_core::auth::{mint_hs256, AuthConfig, Verifier};
 use switchboard_core::publish_api::PublishApi;
-use switchboard_core::roster::{
-    ConnectionRecord, MemoryRosterStore, PageScope, RosterError, RosterPage, RosterStore,
-};
+use switchboard_core::roster::{MemoryRosterStore, RosterStore};
 use switchboard_core::tenants::Tenants;
 use switchboard_core::testkit::{record, RecordingQueue};
 use switchboard_lambdas::emf::{MemorySink, Metrics};
 use switchboard_lambdas::publish_api::router;
-use switchboard_model::{ConnectionId, TenantId, UserId};
+use switchboard_model::{TenantId, UserId};
 use tower::ServiceExt;
 
+#[path = "support/counting_roster.rs"]
+mod counting_roster;
+
+use counting_roster::Roster;
+
 const SECRET: &[u8] = b"lambda-console-routes-secret-of-32b";
-
-/// A memory roster that answers only the port's required verbs: `tally` and
-/// `live_tenants` are the trait's defaults (a paged read; "cannot list tenants").
-struct ScanlessRoster(MemoryRosterStore);
-
-#[async_trait]
-impl RosterStore for ScanlessRoster {
-    async fn put(&self, record: &ConnectionRecord) -> Result<(), RosterError> {
-        self.0.put(record).await
-    }
-    async fn set_token_expiry(
-        &self,
-        tenant: &TenantId,
-        connection: &ConnectionId,
-        at: i64,
-    ) -> Result<bool, RosterError> {
-        self.0.set_token_expiry(tenant, connection, at).await
-    }
-    async fn remove(&self, tenant: &TenantId, c: &ConnectionId) -> Result<(), RosterError> {
-        self.0.remove(tenant, c).await
-    }
-    async fn list_tenant(&self, tenant: &TenantId) -> Result<Vec<ConnectionRecord>, RosterError> {
-        self.0.list_tenant(tenant).await
-    }
-    async fn list_users(
-        &self,
-        tenant: &TenantId,
-        users: &[UserId],
-    ) -> Result<Vec<ConnectionRecord>, RosterError> {
-        self.0.list_users(tenant, users).await
-    }
-    async fn list_connections(
-        &self,
-        tenant: &TenantId,
-        connections: &[ConnectionId],
-    ) -> Result<Vec<ConnectionRecord>, RosterError> {
-        self.0.list_connections(tenant, connections).await
-    }
-    async fn count(
-        &self,
-        tenant: &TenantId,
-        user: Option<&UserId>,
-        up_to: u64,
-    ) -> Result<u64, RosterError> {
-        self.0.count(tenant, user, up_to).await
-    }
-    async fn list_all(&self) -> Result<Vec<ConnectionRecord>, RosterError> {
-        self.0.list_all().await
-    }
-    async fn list_page(
-        &self,
-        scope: &PageScope,
-        start: Option<&str>,
-        limit: usize,
-    ) -> Result<RosterPage, RosterError> {
-        self.0.list_page(scope, start, limit).await
-    }
-}
 
 fn token(tenant: &str, roles: &[&str]) -> String {
     mint_hs256(
@@ -185,7 +129,7 @@ async fn without_a_tenant_listing_the_global_admin_gets_the_configured_tenants()
     let tenants =
         Tenants::from_lookup(|key| (key == "TENANTS_FILE").then(|| file.display().to_string()))
             .unwrap();
-    let roster = Arc::new(ScanlessRoster(MemoryRosterStore::new()));
+    let roster = Arc::new(Roster::default());
     let app = app(roster, tenants).await;
     let (status, body) = get(&app, "/v1/tenants", Some(&token("ops", &["admin"]))).await;
     assert_eq!(status, 200, "{body}");

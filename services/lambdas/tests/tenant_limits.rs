@@ -8,23 +8,25 @@
 //! count below it, so a tenant ends at most `cap + in_flight - 1` (the last test reaches
 //! that bound on purpose and shows it is never passed).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use serde_json::{json, Value};
 use switchboard_core::auth::{mint_hs256, AuthConfig, Verifier};
 use switchboard_core::config::ConnectConfig;
-use switchboard_core::roster::{
-    ConnectionRecord, MemoryRosterStore, PageScope, RosterError, RosterPage, RosterStore,
-};
+use switchboard_core::roster::RosterStore;
 use switchboard_core::tenants::{SettingsTable, Tenants};
 use switchboard_lambdas::authorizer::{authorize_json, Authorizer};
 use switchboard_lambdas::connect::{self, ConnectDeps};
 use switchboard_lambdas::websocket::WebsocketEvent;
 use switchboard_model::{ConnectionId, TenantId, UserId};
 use tokio::sync::Barrier;
+
+#[path = "support/counting_roster.rs"]
+mod counting_roster;
+
+use counting_roster::Roster;
 
 const SECRET: &[u8] = b"lambda-tenant-limits-test-secret-32";
 
@@ -50,80 +52,6 @@ fn connect_event(tenant: &str, user: &str, id: &str) -> WebsocketEvent {
     context["authorizer"]["user"] = json!(user);
     context["authorizer"]["principalId"] = json!(user);
     serde_json::from_value(event).unwrap()
-}
-
-/// A memory roster that counts `count` calls and, with a gate, holds every count until
-/// `gate` callers have counted (so concurrent connects all count before any writes).
-#[derive(Default)]
-struct Roster {
-    inner: MemoryRosterStore,
-    counts: AtomicUsize,
-    gate: Option<Barrier>,
-}
-
-#[async_trait]
-impl RosterStore for Roster {
-    async fn put(&self, record: &ConnectionRecord) -> Result<(), RosterError> {
-        self.inner.put(record).await
-    }
-    async fn set_token_expiry(
-        &self,
-        tenant: &TenantId,
-        connection: &ConnectionId,
-        token_expires_at: i64,
-    ) -> Result<bool, RosterError> {
-        self.inner
-            .set_token_expiry(tenant, connection, token_expires_at)
-            .await
-    }
-    async fn remove(
-        &self,
-        tenant: &TenantId,
-        connection: &ConnectionId,
-    ) -> Result<(), RosterError> {
-        self.inner.remove(tenant, connection).await
-    }
-    async fn list_tenant(&self, tenant: &TenantId) -> Result<Vec<ConnectionRecord>, RosterError> {
-        self.inner.list_tenant(tenant).await
-    }
-    async fn list_users(
-        &self,
-        tenant: &TenantId,
-        users: &[UserId],
-    ) -> Result<Vec<ConnectionRecord>, RosterError> {
-        self.inner.list_users(tenant, users).await
-    }
-    async fn list_connections(
-        &self,
-        tenant: &TenantId,
-        connections: &[ConnectionId],
-    ) -> Result<Vec<ConnectionRecord>, RosterError> {
-        self.inner.list_connections(tenant, connections).await
-    }
-    async fn count(
-        &self,
-        tenant: &TenantId,
-        user: Option<&UserId>,
-        up_to: u64,
-    ) -> Result<u64, RosterError> {
-        self.counts.fetch_add(1, Ordering::SeqCst);
-        let counted = self.inner.count(tenant, user, up_to).await;
-        if let Some(gate) = &self.gate {
-            gate.wait().await;
-        }
-        counted
-    }
-    async fn list_all(&self) -> Result<Vec<ConnectionRecord>, RosterError> {
-        self.inner.list_all().await
-    }
-    async fn list_page(
-        &self,
-        scope: &PageScope,
-        start: Option<&str>,
-        limit: usize,
-    ) -> Result<RosterPage, RosterError> {
-        self.inner.list_page(scope, start, limit).await
-    }
 }
 
 fn deps(roster: &Arc<Roster>, tenants: Tenants) -> ConnectDeps {

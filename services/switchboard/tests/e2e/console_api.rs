@@ -9,23 +9,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::harness::{
-    eventually, expires_in, signed_token, tenant_and_ops_issuers_file, Backend, Client, DeadRoster,
-    TestServer, OPS_IDP, TENANT_IDP,
+    eventually, ops_admin_token, tenant_and_ops_issuers_file, tenant_idp_token, Backend, Client,
+    DeadRoster, TestServer,
 };
-
-/// A token of `tenant-idp` for `user` of `tenant` (its admins are tenant-scoped).
-fn tenant_token(tenant: &str, user: &str, roles: &[&str]) -> String {
-    let claims = json!({"iss": TENANT_IDP, "sub": user, "tenant": tenant, "roles": roles,
-                        "exp": expires_in(300)});
-    signed_token("rsa-1", &claims)
-}
-
-/// A global admin of `ops-idp`.
-fn ops_admin_token() -> String {
-    let claims = json!({"iss": OPS_IDP, "sub": "root", "tenant": "ops", "roles": ["admin"],
-                        "exp": expires_in(300)});
-    signed_token("ec-1", &claims)
-}
 
 /// `method path` as `token` (none: no `Authorization`): the status and the JSON answer.
 async fn call(server: &TestServer, method: &str, path: &str, token: Option<&str>) -> (u16, Value) {
@@ -66,9 +52,9 @@ async fn tenants_and_summaries_follow_sockets_with_presence_role_rules() {
     )
     .await;
     let ops = ops_admin_token();
-    let acme_admin = tenant_token("acme", "ann", &["admin"]);
-    let acme_publisher = tenant_token("acme", "backend", &["publisher"]);
-    let globex_publisher = tenant_token("globex", "backend", &["publisher"]);
+    let acme_admin = tenant_idp_token("acme", "ann", &["admin"]);
+    let acme_publisher = tenant_idp_token("acme", "backend", &["publisher"]);
+    let globex_publisher = tenant_idp_token("globex", "backend", &["publisher"]);
 
     let (status, body) = call(&server, "GET", "/v1/tenants", Some(&ops)).await;
     assert_eq!(status, 200, "{body}");
@@ -78,9 +64,9 @@ async fn tenants_and_summaries_follow_sockets_with_presence_role_rules() {
                "tenants": [], "listed": "all", "truncated": false})
     );
 
-    let alice = Client::connect(&server, &tenant_token("acme", "alice", &[])).await;
-    let mut bob = Client::connect(&server, &tenant_token("acme", "bob", &[])).await;
-    let _gina = Client::connect(&server, &tenant_token("globex", "gina", &[])).await;
+    let alice = Client::connect(&server, &tenant_idp_token("acme", "alice", &[])).await;
+    let mut bob = Client::connect(&server, &tenant_idp_token("acme", "bob", &[])).await;
+    let _gina = Client::connect(&server, &tenant_idp_token("globex", "gina", &[])).await;
     tenants_become(
         &server,
         &ops,
@@ -114,11 +100,11 @@ async fn tenants_and_summaries_follow_sockets_with_presence_role_rules() {
         let (status, body) = call(&server, "GET", path, Some(token)).await;
         assert_eq!((status, body), (200, summary("acme", 2, 2)));
     }
-    let reader = tenant_token("acme", "alice", &[]);
+    let reader = tenant_idp_token("acme", "alice", &[]);
     for token in [
         &globex_publisher,
         &reader,
-        &tenant_token("globex", "g", &["admin"]),
+        &tenant_idp_token("globex", "g", &["admin"]),
     ] {
         assert_eq!(call(&server, "GET", path, Some(token)).await.0, 403);
     }
@@ -217,10 +203,10 @@ async fn one_dead_letter_is_redriven_by_its_id() {
     )
     .await;
     let ops = ops_admin_token();
-    let acme_admin = tenant_token("acme", "ann", &["admin"]);
-    let globex_admin = tenant_token("globex", "gus", &["admin"]);
+    let acme_admin = tenant_idp_token("acme", "ann", &["admin"]);
+    let globex_admin = tenant_idp_token("globex", "gus", &["admin"]);
     for (tenant, id) in [("acme", "a-1"), ("acme", "a-2"), ("globex", "g-1")] {
-        let publisher = tenant_token(tenant, "backend", &["publisher"]);
+        let publisher = tenant_idp_token(tenant, "backend", &["publisher"]);
         let body = json!({"id": id, "target": {"type": "users", "tenant": tenant,
                           "users": ["bob"]}, "data": 1});
         assert_eq!(server.publish(&publisher, &body).await.0, 202);
@@ -265,7 +251,7 @@ async fn one_dead_letter_is_redriven_by_its_id() {
     );
     let (status, _) = call(&server, "POST", &redrive("no-such-letter"), Some(&ops)).await;
     assert_eq!(status, 404);
-    let publisher = tenant_token("acme", "backend", &["publisher"]);
+    let publisher = tenant_idp_token("acme", "backend", &["publisher"]);
     assert_eq!(
         call(&server, "POST", &redrive(&a1), Some(&publisher))
             .await

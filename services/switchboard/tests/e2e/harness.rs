@@ -428,6 +428,20 @@ pub fn tenant_and_ops_issuers_file() -> PathBuf {
     })
 }
 
+/// A token of [`TENANT_IDP`] for `user` of `tenant` (its admins are tenant-scoped).
+pub fn tenant_idp_token(tenant: &str, user: &str, roles: &[&str]) -> String {
+    let claims = json!({"iss": TENANT_IDP, "sub": user, "tenant": tenant, "roles": roles,
+                        "exp": expires_in(300)});
+    signed_token("rsa-1", &claims)
+}
+
+/// A global admin of [`OPS_IDP`] (`root` of tenant `ops`).
+pub fn ops_admin_token() -> String {
+    let claims = json!({"iss": OPS_IDP, "sub": "root", "tenant": "ops", "roles": ["admin"],
+                        "exp": expires_in(300)});
+    signed_token("ec-1", &claims)
+}
+
 /// A token of `claims` signed with test key `kid` (`rsa-1`: RS256, else `ec-1`: ES256).
 pub fn signed_token(kid: &str, claims: &Value) -> String {
     let (alg, pem) = if kid == "rsa-1" {

@@ -8,23 +8,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::harness::{
-    eventually, expires_in, signed_token, tenant_and_ops_issuers_file, Backend, DeadRoster,
-    TestServer, OPS_IDP, TENANT_IDP,
+    eventually, ops_admin_token, tenant_and_ops_issuers_file, tenant_idp_token, Backend,
+    DeadRoster, TestServer,
 };
-
-/// A token of `tenant-idp` (RSA key `rsa-1`).
-fn tenant_token(tenant: &str, roles: &[&str]) -> String {
-    let claims = json!({"iss": TENANT_IDP, "sub": "alice", "tenant": tenant, "roles": roles,
-                        "exp": expires_in(300)});
-    signed_token("rsa-1", &claims)
-}
-
-/// A token of `ops-idp` (EC key `ec-1`), a global admin.
-fn ops_admin_token() -> String {
-    let claims = json!({"iss": OPS_IDP, "sub": "root", "tenant": "ops", "roles": ["admin"],
-                        "exp": expires_in(300)});
-    signed_token("ec-1", &claims)
-}
 
 /// `serve` with the issuers file and a roster nobody answers: every message dead-letters
 /// on its first failure.
@@ -89,9 +75,9 @@ fn sorted(mut ids: Vec<String>) -> Vec<String> {
 async fn tenant_admins_list_and_redrive_only_their_tenants_dead_letters() {
     let issuers = tenant_and_ops_issuers_file();
     let server = server_with_dead_roster(&issuers.display().to_string()).await;
-    let acme_admin = tenant_token("acme", &["admin"]);
-    let acme_publisher = tenant_token("acme", &["publisher"]);
-    let globex_publisher = tenant_token("globex", &["publisher"]);
+    let acme_admin = tenant_idp_token("acme", "alice", &["admin"]);
+    let acme_publisher = tenant_idp_token("acme", "alice", &["publisher"]);
+    let globex_publisher = tenant_idp_token("globex", "alice", &["publisher"]);
     let ops = ops_admin_token();
 
     let users = |tenant: &str, id: &str| {
