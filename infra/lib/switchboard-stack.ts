@@ -234,7 +234,7 @@ export class SwitchboardStack extends cdk.Stack {
     }
 
     // Every function that verifies tokens: the authorizer ($connect), publish-api (bearer
-    // tokens), default (in-band `refresh`, docs/design.md: Identity per issuer).
+    // tokens), default (in-band `refresh`, docs/design.md: Token expiry and refresh).
     for (const fn of [fns.authorizer, fns['publish-api'], fns.default]) {
       for (const [k, v] of Object.entries(identityEnv)) fn.addEnvironment(k, v);
       if (issuersLayer) fn.addLayers(issuersLayer);

@@ -62,7 +62,7 @@ pub struct Claims {
     /// does not carry it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exp: Option<i64>,
-    /// Which trust source vouched for the token (docs/design.md: Identity per issuer): the
+    /// Which trust source vouched for the token (docs/design.md: Token expiry and refresh): the
     /// `issuer` of its `JWT_ISSUERS_FILE` entry, `JWT_ISSUER` with a single key source
     /// (`None` when that is unset), the dev issuer for `serve --dev` tokens. A `refresh`
     /// must come from the same one.

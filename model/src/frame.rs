@@ -31,7 +31,7 @@ pub enum ClientAction {
     Resume {
         since: String,
     },
-    /// `{"action":"refresh","token":"<jwt>"}` (docs/design.md: Identity per issuer): a new token for the same tenant
+    /// `{"action":"refresh","token":"<jwt>"}` (docs/design.md: Token expiry and refresh): a new token for the same tenant
     /// and user extends the connection's life. A `refresh` without a string `token` is
     /// `Unknown`.
     Refresh {

@@ -49,7 +49,7 @@ pub struct AuthorizerContext {
     /// Roles joined by single spaces (`Claims::split_roles` reads them back), at most
     /// [`MAX_CONTEXT_ROLES_BYTES`] (see the module docs).
     pub roles: String,
-    /// The token's `exp`, epoch seconds (the roster's `tokenExpiresAt`, docs/design.md: Identity per issuer).
+    /// The token's `exp`, epoch seconds (the roster's `tokenExpiresAt`, docs/design.md: Token expiry and refresh).
     pub exp: i64,
     /// How far role `admin` reaches: `global` or `tenant` (docs/design.md: Identity per issuer).
     pub admin_scope: String,

@@ -6,7 +6,7 @@
 //! connection's user's devices on the history table, when Web Push is configured
 //! (`VAPID_*`, [`crate::push`]); otherwise they answer `push_unavailable`.
 //!
-//! `refresh` (docs/design.md: Identity per issuer) verifies the new token with the
+//! `refresh` (docs/design.md: Token expiry and refresh) verifies the new token with the
 //! authorizer's key source; one of the connection's issuer (the authorizer context's
 //! `issuer`), tenant and user moves the roster item's `tokenExpiresAt` (an update conditional on the item existing) and answers
 //! `refreshed`; anything else answers an error frame and the old expiry stands.

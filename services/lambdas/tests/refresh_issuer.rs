@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! The issuer of a connection on AWS (docs/design.md: Identity per issuer): the real
+//! The issuer of a connection on AWS (docs/design.md: Token expiry and refresh): the real
 //! authorizer puts the token's issuer in its context, and the real `$default` handler,
 //! reading that context back, accepts a `refresh` from the same issuer only. The roster is
 //! in memory (the refusal happens before any roster write; the DynamoDB path of `refresh`

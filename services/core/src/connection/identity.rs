@@ -1,5 +1,5 @@
 //! Claims rebuilt from the authorizer context the Lambda edge receives, and when a
-//! connection's token runs out (docs/design.md: Identity per issuer).
+//! connection's token runs out (docs/design.md: Token expiry and refresh).
 
 use switchboard_model::{AdminScope, Claims, TenantId, UserId};
 
@@ -25,10 +25,11 @@ pub fn claims_from_context(
     })
 }
 
-/// [`claims_from_context`] plus the two fields the authorizer adds for docs/design.md: Identity per issuer: `exp`
-/// (epoch seconds; a number, or its decimal text — API Gateway may hand context values on
-/// as strings) and `adminScope` (`"global"`; anything else, or absent, is the narrower
-/// tenant scope). An unreadable `exp` is an identity error, an absent one `None`.
+/// [`claims_from_context`] plus the two fields the authorizer adds (docs/design.md: Token
+/// expiry and refresh): `exp` (epoch seconds; a number, or its decimal text — API Gateway
+/// may hand context values on as strings) and `adminScope` (`"global"`; anything else, or
+/// absent, is the narrower tenant scope). An unreadable `exp` is an identity error, an absent
+/// one `None`.
 pub fn claims_from_authorizer_context(
     tenant: Option<&str>,
     user: Option<&str>,

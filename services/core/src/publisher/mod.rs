@@ -43,7 +43,7 @@
 //!   the cursor; if recording fails the message is redelivered.
 //! - A connection whose token expired (`tokenExpiresAt` plus `JWT_LEEWAY_SECS`) is not
 //!   posted to: it is closed through the poster (`DeleteConnection`) and removed from the
-//!   roster, and counted as `expired_tokens` (docs/design.md: Identity per issuer).
+//!   roster, and counted as `expired_tokens` (docs/design.md: Token expiry and refresh).
 //! - With receipts on ([`Publisher::with_receipts`]), each unit of work adds its counts to
 //!   the message's receipt when it finishes, work items are counted as pending before they
 //!   are enqueued, and dead-letter and expiry paths mark it (`docs/design.md`, "Receipts").

@@ -30,7 +30,7 @@ pub struct ConnectionRecord {
     /// Epoch seconds after which the record is dead (the table's TTL attribute).
     pub expires_at: i64,
     /// The connection's token `exp`, epoch seconds (`tokenExpiresAt`, docs/design.md:
-    /// Identity per issuer): past it (plus the leeway) the publisher skips and disconnects
+    /// Token expiry and refresh): past it (plus the leeway) the publisher skips and disconnects
     /// the connection; a `refresh` moves it. `None` for records of older writers: those
     /// stay valid until `expires_at`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -2,7 +2,7 @@
 // against the real server: a refused handshake (401, a bad token) is followed by a new
 // token and a connection; a socket the server ends (CONNECTION_TTL_SECS=3) is replaced;
 // messages arrive once each; close() ends it. Tokens that live 6 s are renewed before they
-// expire without losing a message (in band where the server has `refresh`, docs/design.md: Identity per issuer, else
+// expire without losing a message (in band where the server has `refresh`, docs/design.md: Token expiry and refresh, else
 // by a planned reconnect).
 import { createHmac } from "node:crypto";
 import { test } from "node:test";
