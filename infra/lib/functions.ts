@@ -74,7 +74,7 @@ export function rustFunction(stack: cdk.Stack, name: FunctionName, config: Switc
   // more than ~16 pages would be cut off. The publisher alone opts out (`Allow`, CloudFormation
   // AWS::Lambda::Function.RecursiveLoop) and bounds its chains itself: every work item
   // carries a hop count and is dead-lettered past a bound derived from the configuration
-  // (docs/design.md). Every other function keeps Lambda's default.
+  // (docs/design.md: Fan-out at any size). Every other function keeps Lambda's default.
 
   const logGroup = new logs.LogGroup(stack, `${id}Logs`, { retention: logs.RetentionDays.ONE_MONTH });
   const role = new iam.Role(stack, `${id}Role`, {

@@ -91,7 +91,7 @@ export function grantLeastPrivilege(stack: SwitchboardStack, config: Switchboard
   fns.publisher.addToRolePolicy(
     new iam.PolicyStatement({ sid: 'ReceiptUpdate', actions: ['dynamodb:UpdateItem'], resources: [historyArn] }),
   );
-  // The work log (docs/design.md, "Fan-out at any size"): a conditional PutItem claims a unit (GetItem reads the
+  // The work log (docs/design.md: Fan-out at any size): a conditional PutItem claims a unit (GetItem reads the
   // claim it lost to), PutItem marks it done, a conditional DeleteItem gives a claim back.
   fns.publisher.addToRolePolicy(
     new iam.PolicyStatement({

@@ -1,4 +1,4 @@
-//! The close codes a server sends on a client's WebSocket (docs/design.md: "Close codes").
+//! The close codes a server sends on a client's WebSocket (docs/design.md: The one-machine binary, "Close codes").
 //! One list for both edges: `serve` closes with them, and API Gateway's own closes use the
 //! same standard codes (RFC 6455 §7.4.1); 4000–4999 are ours.
 

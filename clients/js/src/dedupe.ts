@@ -1,7 +1,7 @@
 /**
- * The ids seen most recently, at most `limit` of them: delivery is at least once (docs/design.md: Messages,
- * §10), so a message may arrive twice — from a retried post, from two sockets during a
- * planned reconnect, or again in a resume. Older ids fall out first.
+ * The ids seen most recently, at most `limit` of them: delivery is at least once (docs/design.md: Messages),
+ * so a message may arrive twice — from a retried post, from two sockets during a planned reconnect, or
+ * again in a resume (docs/design.md: History and resume). Older ids fall out first.
  */
 export class RecentIds {
   private readonly ids = new Set<string>();

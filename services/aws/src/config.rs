@@ -145,7 +145,7 @@ async fn default_chain_sdk_config(local: LocalDefaults) -> SdkConfig {
 }
 
 /// `sdk` with the timeouts the publisher's time budget counts on
-/// ([`switchboard_core::publisher::DEADLINE_MARGIN`], docs/design.md "Time budget"): each
+/// ([`switchboard_core::publisher::DEADLINE_MARGIN`], docs/design.md: Fan-out at any size, "Time budget"): each
 /// SQS or DynamoDB attempt at most [`STORE_ATTEMPT_TIMEOUT`], each operation with the SDK's
 /// retries at most [`STORE_OPERATION_TIMEOUT`]. Without them a call that hangs would hold an
 /// invocation past its deadline, and Lambda would return the whole batch. For the clients of

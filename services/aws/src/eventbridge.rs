@@ -1,5 +1,5 @@
-//! `EventBridgeSink`: the [`EventSink`] port on Amazon EventBridge (`docs/design.md`,
-//! "Events"). Each event becomes one `PutEvents` entry on the bus `EVENT_BUS_NAME`:
+//! `EventBridgeSink`: the [`EventSink`] port on Amazon EventBridge (docs/design.md:
+//! Events). Each event becomes one `PutEvents` entry on the bus `EVENT_BUS_NAME`:
 //! `Source` [`EVENT_SOURCE`], `DetailType` the event's type (`user.online`, …), `Detail` the
 //! event's JSON (`{"id","type","timestamp","data"}`), `Time` its timestamp. Users route
 //! them with rules (API destinations, queues, functions).

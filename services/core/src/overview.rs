@@ -1,5 +1,5 @@
-//! The tenants an admin may oversee, each with its presence summary (`docs/design.md`,
-//! "Presence"), as an `axum::Router` merged beside the publish API in both deployments:
+//! The tenants an admin may oversee, each with its presence summary (docs/design.md:
+//! Presence), as an `axum::Router` merged beside the publish API in both deployments:
 //!
 //! - `GET /v1/tenants` → `{"caller":{"tenant","user","globalAdmin"},"tenants":[{"tenant",
 //!   "connections","users","complete"}],"listed":"all"|"configured","truncated"}`.

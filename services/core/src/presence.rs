@@ -1,4 +1,4 @@
-//! Presence (`docs/design.md`, "Presence"), read from the roster — `Query` only, never a
+//! Presence (docs/design.md: Presence), read from the roster — `Query` only, never a
 //! scan — as an `axum::Router` merged beside the publish API in both deployments:
 //!
 //! - `GET /v1/tenants/{tenant}/presence?limit=&next=` → `{"tenant", "connections":

@@ -1,4 +1,4 @@
-//! The events function (`docs/design.md`, "Events"): `user.online` and `user.offline` on
+//! The events function (docs/design.md: Events): `user.online` and `user.offline` on
 //! AWS, from two inputs, told apart by their records' `eventSource`:
 //!
 //! - `aws:dynamodb`: a batch of the roster table's stream (`NEW_AND_OLD_IMAGES`). `INSERT`

@@ -83,7 +83,7 @@ impl FrameOutcome {
     }
 }
 
-/// `$default`: serves one client frame (`docs/design.md`, "Client actions"). `refresh`
+/// `$default`: serves one client frame (docs/design.md: Client actions). `refresh`
 /// must come from the same issuer and name the same tenant and user as `claims` (the
 /// connection's identity), else an error reply and nothing changes. The connection stays open whatever was sent.
 pub async fn handle_client_frame(

@@ -10,9 +10,9 @@
 //! the publisher can skip and disconnect connections whose token expired (AWS, where no
 //! timer holds the socket).
 //!
-//! Here: `$connect` and `$disconnect`. `identity.rs`: claims from the authorizer context and
-//! the token deadline; `actions.rs`: `$default` (client frames); `refresh.rs`: in-band
-//! token refresh; `push.rs`: devices registered and removed over the socket.
+//! Here: `$connect` and `$disconnect`. `identity.rs`: the token deadline; `actions.rs`:
+//! `$default` (client frames); `refresh.rs`: in-band token refresh; `push.rs`: devices
+//! registered and removed over the socket.
 
 mod actions;
 mod identity;
@@ -28,7 +28,7 @@ use crate::config::ConnectConfig;
 use crate::roster::{ConnectionRecord, RosterError, RosterStore};
 
 pub use actions::{handle_client_frame, reply_to, ActionDeps, FrameOutcome};
-pub use identity::{claims_from_authorizer_context, claims_from_context, token_deadline};
+pub use identity::token_deadline;
 pub use push::{DEVICES_UNAVAILABLE, PUSH_BAD_REQUEST, PUSH_UNAVAILABLE, PUSH_UNKNOWN_DEVICE};
 pub use refresh::{
     REFRESH_FAILED, REFRESH_IDENTITY_MISMATCH, REFRESH_INVALID_TOKEN, REFRESH_UNAVAILABLE,

@@ -81,7 +81,7 @@ mod tests {
     use serde_json::json;
     use switchboard_model::{TenantId, UserId};
 
-    use super::super::{claims_from_context, handle_client_frame, ActionDeps};
+    use super::super::{handle_client_frame, ActionDeps};
     use super::*;
     use crate::devices::{DeviceId, DeviceStore, MemoryDeviceStore};
     use crate::push_api::tests::{subscription, web_push, AUTH, P256DH};
@@ -98,7 +98,10 @@ mod tests {
 
     /// The one reply to `frame` from alice of acme, as JSON.
     async fn reply(deps: &ActionDeps, frame: serde_json::Value) -> serde_json::Value {
-        let claims = claims_from_context(Some("acme"), Some("alice"), None).unwrap();
+        let claims = Claims::new(
+            TenantId::parse("acme").unwrap(),
+            UserId::parse("alice").unwrap(),
+        );
         let id = ConnectionId::parse("c-1").unwrap();
         let outcome = handle_client_frame(deps, &frame.to_string(), &id, &claims).await;
         assert_eq!(outcome.frames.len(), 1);

@@ -1,9 +1,9 @@
-//! Connection tests: identity from the authorizer context, `$connect`/`$disconnect`,
-//! and the `$default` client actions (refresh above all).
+//! Connection tests: `$connect`/`$disconnect`, the token deadline and the `$default`
+//! client actions (refresh above all).
 
 use std::sync::Arc;
 
-use switchboard_model::{AdminScope, ServerReply, UserId};
+use switchboard_model::{AdminScope, ServerReply, TenantId, UserId};
 
 use super::*;
 use crate::auth::Verifier;
@@ -14,15 +14,15 @@ fn c1() -> ConnectionId {
     ConnectionId::parse("c-1").unwrap()
 }
 
+/// Alice of acme, tenant-scoped admin and publisher, without expiry.
 fn claims() -> Claims {
-    claims_from_context(Some("acme"), Some("alice"), Some("admin publisher")).unwrap()
-}
-
-#[test]
-fn context_roles_split_and_ids_validated() {
-    assert_eq!(claims().roles, vec!["admin", "publisher"]);
-    assert!(claims_from_context(Some("a#b"), Some("u"), None).is_err());
-    assert!(claims_from_context(None, Some("u"), None).is_err());
+    Claims {
+        roles: vec!["admin".into(), "publisher".into()],
+        ..Claims::new(
+            TenantId::parse("acme").unwrap(),
+            UserId::parse("alice").unwrap(),
+        )
+    }
 }
 
 #[tokio::test]
@@ -285,53 +285,12 @@ async fn handle_frame_serves_the_other_actions_like_reply_to() {
 }
 
 #[test]
-fn authorizer_context_with_exp_and_admin_scope() {
-    use serde_json::json;
-    let c = claims_from_authorizer_context(
-        Some("acme"),
-        Some("alice"),
-        Some("admin"),
-        Some(&json!(1_900_000_000)),
-        Some("global"),
-    )
-    .unwrap();
-    assert_eq!(c.exp, Some(1_900_000_000));
-    assert!(c.is_global_admin());
-    let c = claims_from_authorizer_context(
-        Some("acme"),
-        Some("alice"),
-        Some("admin"),
-        Some(&json!("1900000000")),
-        Some("tenant"),
-    )
-    .unwrap();
-    assert_eq!(c.exp, Some(1_900_000_000));
-    assert!(!c.is_global_admin());
-    let c = claims_from_authorizer_context(Some("acme"), Some("alice"), None, None, None).unwrap();
-    assert_eq!((c.exp, c.admin_scope), (None, AdminScope::Tenant));
-    for bad in [json!("soon"), json!(1.5), json!(true)] {
-        assert!(
-            claims_from_authorizer_context(Some("a"), Some("u"), None, Some(&bad), None).is_err(),
-            "{bad}"
-        );
-    }
-}
-
-#[test]
 fn deadline_is_exp_plus_leeway() {
     let mut c = claims();
     assert_eq!(token_deadline(&c, 30), None);
     c.exp = Some(1_000);
     assert_eq!(token_deadline(&c, 30), Some(1_030));
     assert_eq!(token_deadline(&c, u64::MAX), Some(i64::MAX));
-}
-
-#[test]
-fn context_claims_have_tenant_scoped_admin() {
-    let c = claims();
-    assert_eq!(c.admin_scope, AdminScope::Tenant);
-    assert!(c.may_administer(&c.tenant));
-    assert!(!c.is_global_admin());
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! The event shape (`docs/design.md`, "Events"):
+//! The event shape (docs/design.md: Events):
 //! `{"id","type","timestamp","data":{…}}`, the same as a Standard Webhooks payload and an
 //! EventBridge event's `detail`.
 

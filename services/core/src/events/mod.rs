@@ -1,4 +1,4 @@
-//! Events for the backend (`docs/design.md`, "Events"): `user.online`, `user.offline` and
+//! Events for the backend (docs/design.md: Events): `user.online`, `user.offline` and
 //! `message.settled`, one JSON shape in both deployments.
 //!
 //! - [`Event`]: the shape, with a deterministic `id` (a retry of the same change makes the

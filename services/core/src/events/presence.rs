@@ -1,4 +1,4 @@
-//! `user.online` / `user.offline` from roster changes (`docs/design.md`, "Events").
+//! `user.online` / `user.offline` from roster changes (docs/design.md: Events).
 //!
 //! Both deployments call the same three steps: [`PresenceEvents::connected`] when a
 //! connection is recorded, [`PresenceEvents::disconnected`] when it is removed (answering

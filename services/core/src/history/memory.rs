@@ -1,4 +1,4 @@
-//! In-process history, bounded in bytes and entries (`docs/design.md`, "History and resume").
+//! In-process history, bounded in bytes and entries (docs/design.md: History and resume).
 //!
 //! Each entry is kept once (an `Arc`), whatever the number of streams it is recorded in:
 //! a `users` message to 100 users is one frame and 100 small references. The store holds

@@ -1,4 +1,4 @@
-//! History and recovery (`docs/design.md`, "History and resume"): every `users`, `tenant`
+//! History and recovery (docs/design.md: History and resume): every `users`, `tenant`
 //! and `broadcast` message is recorded, before its fan-out, in the streams of its
 //! recipients — one per user, one per tenant, one global — with a time-ordered
 //! [`Cursor`]. A client that reconnects sends `{"action":"resume","since":<cursor>}` and

@@ -1,5 +1,5 @@
 //! Posting a resume's frames one by one within a time budget, as the AWS `$default` route
-//! does (`docs/design.md`, "History and resume").
+//! does (docs/design.md: History and resume).
 //!
 //! On AWS the missed frames go out through the management API while API Gateway waits for
 //! the route's answer, and an API Gateway WebSocket integration times out after 29 s, a

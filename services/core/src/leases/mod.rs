@@ -1,5 +1,5 @@
-//! Leases: how processes sharing a roster learn that one of them died (`docs/design.md`,
-//! "Events"). A `serve` on the DynamoDB roster with events on renews a lease named after
+//! Leases: how processes sharing a roster learn that one of them died (docs/design.md:
+//! Events). A `serve` on the DynamoDB roster with events on renews a lease named after
 //! its instance tag (the prefix of its connection ids) every few seconds; the others list
 //! the expired leases, and the one that claims an expired lease removes the dead process's
 //! connections, so each of its users still ends in `user.offline`.

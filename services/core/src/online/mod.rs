@@ -1,4 +1,4 @@
-//! Who is online, per user, for the presence events (`docs/design.md`, "Events"): each
+//! Who is online, per user, for the presence events (docs/design.md: Events): each
 //! (tenant, user) has the set of its live connections, a `version` that strictly increases
 //! with every change of that set, and the last status the backend was told (`online` or
 //! `offline`).

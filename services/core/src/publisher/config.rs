@@ -26,7 +26,7 @@ pub const DEFAULT_MAX_CONNECTIONS: u64 = 10_000_000;
 pub const MAX_MAX_CONNECTIONS: u64 = 1_000_000_000;
 
 // The time budget of an invocation with a deadline (a Lambda's), in one place
-// (docs/design.md, "Time budget"). A unit posts until `DEADLINE_MARGIN` is left, then
+// (docs/design.md: Fan-out at any size, "Time budget"). A unit posts until `DEADLINE_MARGIN` is left, then
 // settles: enqueues remainders and retries, dead-letters, writes its receipt and its work
 // log entry. The margin is what the last post may still take plus what settling may take,
 // with a second to spare; every client the publisher calls has timeouts that keep each
@@ -85,7 +85,7 @@ impl RetryPolicy {
     }
 }
 
-/// Settings of the publisher (`docs/design.md`, "Configuration").
+/// Settings of the publisher (docs/design.md: Configuration).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublisherConfig {
     /// Posts in flight per message (`FANOUT_CONCURRENCY`, default 64).
@@ -191,7 +191,7 @@ impl PublisherConfig {
     }
 
     /// The longest chain of work items a message may make before its next item is
-    /// dead-lettered as a runaway (docs/design.md, "Fan-out at any size"):
+    /// dead-lettered as a runaway (docs/design.md: Fan-out at any size):
     ///
     /// `2 × ⌈FANOUT_MAX_CONNECTIONS / FANOUT_SHARD_SIZE⌉ + 2 × MAX_WORK_ATTEMPTS + 10`
     ///

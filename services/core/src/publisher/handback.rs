@@ -1,4 +1,4 @@
-//! One page per batch when the rate is limited (docs/design.md, "Fan-out at any size").
+//! One page per batch when the rate is limited (docs/design.md: Fan-out at any size).
 //!
 //! A publisher process with a `fanout_rate` posts at most that many frames per second, all
 //! its messages together, and each process has a bucket of its own (`infra/README.md`,

@@ -1,10 +1,10 @@
 //! The receipt ledger: which receipt a unit of work reports to ([`Track`]), what it counts
 //! there ([`Unit`], and a named [`Progress`] for each way a unit ends), and the write
 //! itself ([`Publisher::record`]), whose failure is logged and counted, never retried by
-//! redelivering the message: receipts are reports (`docs/design.md`, "Receipts").
+//! redelivering the message: receipts are reports (docs/design.md: Receipts).
 //!
 //! The write that makes a receipt final also emits `message.settled` with the receipt's
-//! JSON when events are on ([`Publisher::with_events`]; `docs/design.md`, "Events").
+//! JSON when events are on ([`Publisher::with_events`]; docs/design.md: Events).
 
 use std::sync::Arc;
 

@@ -34,7 +34,7 @@
 //!   cannot enqueue (after one more try) is dead-lettered instead of redelivering the unit.
 //! - Every work item carries its hop count; one past [`PublisherConfig::max_hops`] is
 //!   dead-lettered as a runaway chain (Lambda's own loop detection is turned off for the
-//!   publisher, which must chain far past 16 hops: docs/design.md, "Fan-out at any size").
+//!   publisher, which must chain far past 16 hops; docs/design.md: Fan-out at any size).
 //! - A malformed body (or one whose frame can never be delivered) goes to the
 //!   [`DeadLetterSink`] at once and is acknowledged; if the sink or the queue fails, the
 //!   message is reported for redelivery rather than lost. Expired messages are dropped.
@@ -46,18 +46,18 @@
 //!   roster, and counted as `expired_tokens` (docs/design.md: Token expiry and refresh).
 //! - With receipts on ([`Publisher::with_receipts`]), each unit of work adds its counts to
 //!   the message's receipt when it finishes, work items are counted as pending before they
-//!   are enqueued, and dead-letter and expiry paths mark it (`docs/design.md`, "Receipts").
+//!   are enqueued, and dead-letter and expiry paths mark it (docs/design.md: Receipts).
 //!   A failed receipt write is logged and counted (`receipt_errors`), never retried by
 //!   redelivering the message: receipts are reports.
 //! - With usage on ([`Publisher::with_usage`]), the same counts go to the tenant's minute
-//!   of usage, once per unit, beside the receipt (`docs/design.md`, "Usage").
+//!   of usage, once per unit, beside the receipt (docs/design.md: Usage).
 //! - With Web Push on ([`Publisher::with_push`]), a `users` or `tenant` message with `push`
 //!   reaches its users with no live connection through their devices (`push.rs`: the
 //!   sends run in device-page and sends items of their own, so no unit that posts waits
 //!   for one; docs/design.md: Web Push).
 //! - With events on ([`Publisher::with_events`]; receipts on too), the receipt write that
 //!   makes a message's receipt final emits `message.settled` with the receipt's JSON
-//!   (`ledger.rs`; docs/design.md, "Events"). A failed emission is logged and counted
+//!   (`ledger.rs`; docs/design.md: Events). A failed emission is logged and counted
 //!   (`event_errors`), never changes what happens to the message.
 //! - One structured log line per message or work item (id, target, counts, duration).
 

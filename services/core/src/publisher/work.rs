@@ -1,5 +1,5 @@
-//! Work items: the publisher's internal queue bodies `{"shard": {...}}` (see `docs/design.md`,
-//! "Fan-out at any size").
+//! Work items: the publisher's internal queue bodies `{"shard": {...}}` (see docs/design.md:
+//! Fan-out at any size).
 //!
 //! A work item carries the rendered frame of one message (its id and, with history, its
 //! cursor are inside the frame) and one unit of delivery work:
@@ -163,8 +163,8 @@ pub struct WorkItem {
     /// How many work items lie between the published message and this one: every item a
     /// unit enqueues (continuation, segment, retry, remainder, dead letter) is one hop
     /// further. Past [`PublisherConfig::max_hops`](super::PublisherConfig::max_hops) the
-    /// item is dead-lettered: a chain that long is a runaway (`docs/design.md`, "Fan-out at
-    /// any size"). Items of an older publisher carry none: 0.
+    /// item is dead-lettered: a chain that long is a runaway (docs/design.md: Fan-out at
+    /// any size). Items of an older publisher carry none: 0.
     #[serde(default)]
     pub hops: u32,
     /// The notification, on items that send it ([`Work::sends`]); none on the others.

@@ -1,4 +1,4 @@
-//! Delivery receipts and idempotent publish (`docs/design.md`, "Receipts").
+//! Delivery receipts and idempotent publish (docs/design.md: Receipts).
 //!
 //! Every accepted message has a [`Receipt`] keyed by its tenant (`*` for a broadcast) and
 //! id. The publish API writes it `queued` with a conditional [`ReceiptStore::create`] — a
@@ -62,7 +62,7 @@ impl ReceiptKey {
     }
 }
 
-/// A receipt's status (`docs/design.md`, "Receipts").
+/// A receipt's status (docs/design.md: Receipts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReceiptStatus {
     /// Accepted, not yet picked up by the publisher.

@@ -1,4 +1,4 @@
-//! Usage per tenant per minute (`docs/design.md`, "Usage"): what each tenant published,
+//! Usage per tenant per minute (docs/design.md: Usage): what each tenant published,
 //! what was delivered to its connections, and how many connections it held, counted in
 //! minute buckets and read through `GET /v1/tenants/{tenant}/usage` ([`UsageApi`]).
 //!

@@ -1,5 +1,5 @@
-//! Which units of delivery work have run (`docs/design.md`, "Fan-out at any size: runs
-//! once"). SQS delivers at least once: a duplicate, a batch returned whole after a timeout,
+//! Which units of delivery work have run (docs/design.md: Fan-out at any size, runs
+//! once). SQS delivers at least once: a duplicate, a batch returned whole after a timeout,
 //! or a redelivery after a crash may bring back a message or work item that already ran.
 //! Before a unit runs the publisher [`WorkLog::begin`]s it; when it has handed on all its
 //! work (continuation, retry and remainder items enqueued, posts made) it

@@ -79,7 +79,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         names: "`FANOUT_MAX_CONNECTIONS`",
         default: "`10000000`",
-        meaning: "the most connections one tenant or broadcast is expected to reach (1–1,000,000,000): a chain of work items longer than `2 × ⌈FANOUT_MAX_CONNECTIONS / FANOUT_SHARD_SIZE⌉ + 20` hops is dead-lettered as a runaway (docs/design.md, \"Fan-out at any size\")",
+        meaning: "the most connections one tenant or broadcast is expected to reach (1–1,000,000,000): a chain of work items longer than `2 × ⌈FANOUT_MAX_CONNECTIONS / FANOUT_SHARD_SIZE⌉ + 20` hops is dead-lettered as a runaway (docs/design.md: Fan-out at any size)",
     },
     Setting {
         names: "`FANOUT_RATE`",

@@ -1,4 +1,4 @@
-//! Events on `serve` (docs/design.md, "Events"): the presence steps the gateway runs after
+//! Events on `serve` (docs/design.md: Events): the presence steps the gateway runs after
 //! its roster writes, the offline timers, the lease task of `--roster dynamodb`, and the
 //! webhook sink every event leaves through. On iff an endpoint is configured
 //! (`WEBHOOK_URL` or `WEBHOOK_FILE`); otherwise nothing here runs and the online store is

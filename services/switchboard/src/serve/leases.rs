@@ -1,4 +1,4 @@
-//! Leases (`--roster dynamodb` with events on; docs/design.md, "Events"): a `serve` that
+//! Leases (`--roster dynamodb` with events on; docs/design.md: Events): a `serve` that
 //! dies (`kill -9`, a crash, a lost machine) cannot remove its connections, so another
 //! process does. Each process renews its lease (its [`InstanceTag`], the prefix of its
 //! connection ids) every [`RENEW_EVERY`] for [`LEASE_FOR`]; every [`RENEW_EVERY`] it also

@@ -1,4 +1,4 @@
-//! Offline timers (docs/design.md, "Events"): a user left with no connection is checked
+//! Offline timers (docs/design.md: Events): a user left with no connection is checked
 //! `EVENTS_OFFLINE_DELAY_SECS` later ([`PresenceEvents::check_offline`]), and announced
 //! `user.offline` only if nothing changed meanwhile.
 //!

@@ -129,7 +129,7 @@ function outOfOrder(messages) {
 }
 
 // `serve`'s in-process queue hands out one message per stream group at a time (docs/design.md:
-// the one-machine binary), and the library holds live frames while a resume is answered and
+// The one-machine binary), and the library holds live frames while a resume is answered and
 // hands them out in cursor order: each stream arrives in cursor order.
 async function checkOrder(t, messages) {
   const late = outOfOrder(messages);

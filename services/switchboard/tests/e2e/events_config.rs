@@ -1,4 +1,4 @@
-//! Event settings at start-up (issue 23; docs/design.md, "Events"), through the real
+//! Event settings at start-up (issue 23; docs/design.md: Events), through the real
 //! binary: a bad `WEBHOOK_*` or `EVENTS_OFFLINE_DELAY_SECS` refuses start-up naming the
 //! setting — and for `WEBHOOK_FILE` the entry — with exit code 78, never echoing a
 //! secret; `serve --dev` accepts a loopback `http` endpoint.

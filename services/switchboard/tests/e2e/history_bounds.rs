@@ -1,7 +1,7 @@
 //! History and `resume` bounded in bytes, on the real binary (memory history): frames
 //! shared by every stream and every resume, the store under `HISTORY_MAX_BYTES`, and a
 //! resume from before what the store can vouch for answered `complete: false`
-//! (`docs/design.md`, "History and resume").
+//! (docs/design.md: History and resume).
 
 use std::time::Duration;
 
@@ -148,7 +148,7 @@ async fn resume_after_a_restart_is_incomplete() {
 
 /// 20 sockets of one user each ask for a 12 MiB history and never read: every resume
 /// sends the store's own frames, so memory grows by the sockets' buffers, not by 20 copies
-/// of the history. The bound (`docs/design.md`): per socket one frame being written and
+/// of the history. The bound (docs/design.md: History and resume): per socket one frame being written and
 /// tungstenite's buffer of about one frame (2 × 128 KiB), plus the shared list of the
 /// resume's frames (16 B each): 20 × ~270 KiB ≈ 5.3 MiB; asserted with room for the
 /// allocator at 24 MiB (before frames were shared: +240 MiB).

@@ -1,5 +1,5 @@
-//! One page per batch when the rate is limited (`handback.rs`; docs/design.md, "Fan-out at
-//! any size"): the other page items of a batch go back to the queue unrun, so an idle
+//! One page per batch when the rate is limited (`handback.rs`; docs/design.md: Fan-out at
+//! any size): the other page items of a batch go back to the queue unrun, so an idle
 //! publisher takes them instead of this one posting them at its own rate.
 
 use std::sync::atomic::Ordering;

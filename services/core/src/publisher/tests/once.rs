@@ -1,5 +1,5 @@
 //! Units of work run once (the work log), chains stop at the hop bound, and the deadline
-//! holds after waits for the rate limiter (`docs/design.md`, "Fan-out at any size").
+//! holds after waits for the rate limiter (docs/design.md: Fan-out at any size).
 
 use std::sync::atomic::Ordering;
 

@@ -1,4 +1,4 @@
-//! The publisher's usage counts (`docs/design.md`, "Usage"): the receipt's counts, once
+//! The publisher's usage counts (docs/design.md: Usage): the receipt's counts, once
 //! per unit of work, whatever the queue delivers again.
 
 use async_trait::async_trait;

@@ -1,4 +1,4 @@
-//! The event settings of `serve` (docs/design.md, "Events"): `EVENTS_OFFLINE_DELAY_SECS`
+//! The event settings of `serve` (docs/design.md: Events): `EVENTS_OFFLINE_DELAY_SECS`
 //! and the `WEBHOOK_*` endpoints, read once at start. Events are on iff an endpoint is
 //! configured (`WEBHOOK_URL` or `WEBHOOK_FILE`); the tenants of `TENANTS_FILE`, when it is
 //! set, are the only ones `WEBHOOK_FILE` may name.

@@ -1,6 +1,6 @@
 //! The management listener's credentials (`MANAGEMENT_ACCESS_KEY_ID`,
-//! `MANAGEMENT_SECRET_ACCESS_KEY`, `--management-host`, `--management-insecure`): docs/design.md,
-//! "The one-machine binary".
+//! `MANAGEMENT_SECRET_ACCESS_KEY`, `--management-host`, `--management-insecure`): docs/design.md:
+//! The one-machine binary.
 
 use super::super::refusal::Refusal;
 use super::super::Env;
