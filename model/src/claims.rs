@@ -1,4 +1,5 @@
-//! Who a verified token says the caller is, and what that lets it do (docs/design.md: Publish API; Identity per issuer).
+//! Who a verified token says the caller is, and what that lets it do (docs/design.md: Publish API;
+//! Identity per issuer).
 //!
 //! Rights are decided here, in pure functions, so every edge (publish API, presence, dead
 //! letters, receipts) asks the same question the same way:

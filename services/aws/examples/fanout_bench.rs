@@ -8,7 +8,10 @@
 //!   (b) a raw driver posting with the same 64 in flight (the ceiling for this client),
 //!   (c) the seed's sequential loop (one post after another).
 //!
-//! cargo run --release -p switchboard-aws --example fanout_bench -- [connections] [delay_ms] [sequential_posts]
+//! ```text
+//! cargo run --release -p switchboard-aws --example fanout_bench -- \
+//!     [connections] [delay_ms] [sequential_posts]
+//! ```
 //! (defaults 2000, 20, 2000)
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -9,10 +9,10 @@
 //! publisher may add (413), the target tenant's settings (docs/design.md: Tenants —
 //! suspended or a target type not allowed 403, `maxPayloadBytes` 413, `publishesPerSecond`
 //! 429 with `Retry-After`; a publish that passes them takes from the tenant's rate, a
-//! repeated one included); then, with receipts on, the receipt is created `queued` with a conditional write — if one of that id already
-//! exists in that tenant, the answer is 200 with it and nothing is enqueued (503 if the
-//! receipt store is unavailable) — and the envelope, with its id fixed, is enqueued (202
-//! `{"id"}`; an enqueue that fails takes its fresh receipt back).
+//! repeated one included); then, with receipts on, the receipt is created `queued` with a
+//! conditional write — if one of that id already exists in that tenant, the answer is 200 with it
+//! and nothing is enqueued (503 if the receipt store is unavailable) — and the envelope, with its
+//! id fixed, is enqueued (202 `{"id"}`; an enqueue that fails takes its fresh receipt back).
 //!
 //! `GET /v1/messages/{id}?tenant=T`: a valid token (401), role publisher or admin (403),
 //! then the receipt of `id` in T — default: the caller's own tenant, or for a global admin
@@ -76,9 +76,9 @@ impl PublishApi {
     }
 }
 
-/// Whether `claims` may publish to `target` (docs/design.md: Publish API; Identity per issuer): `broadcast` needs a global
-/// admin; a tenant's targets need an admin of that tenant (a global admin, or a
-/// tenant-scoped admin of its own tenant) or a publisher of it.
+/// Whether `claims` may publish to `target` (docs/design.md: Publish API; Identity per issuer):
+/// `broadcast` needs a global admin; a tenant's targets need an admin of that tenant (a global
+/// admin, or a tenant-scoped admin of its own tenant) or a publisher of it.
 pub fn authorize(claims: &Claims, target: &Target) -> Result<(), ApiError> {
     if !claims.holds(Role::Admin) && !claims.holds(Role::Publisher) {
         return Err(ApiError::Forbidden(

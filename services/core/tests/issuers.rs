@@ -1,8 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! Identity per issuer (docs/design.md: Identity per issuer) through the real publish API: an issuers file read the
-//! way the processes read it (`JWT_ISSUERS_FILE` through `AuthConfig::from_lookup`), two
-//! issuers whose JWKS are served by local HTTP servers, the router on a port-0 listener,
-//! and RS256/ES256 tokens signed with the test keys.
+//! Identity per issuer (docs/design.md: Identity per issuer) through the real publish API: an
+//! issuers file read the way the processes read it (`JWT_ISSUERS_FILE` through
+//! `AuthConfig::from_lookup`), two issuers whose JWKS are served by local HTTP servers, the router
+//! on a port-0 listener, and RS256/ES256 tokens signed with the test keys.
 //!
 //! Issuers: `acme-idp` (RSA key `acme-1`, tenant `acme`, its `admin` is an admin of acme
 //! only) and `ops-idp` (EC key `ops-1`, any tenant, `globalAdmin: true`,

@@ -1,5 +1,5 @@
-//! `$connect` (docs/design.md: Identity; Roster): the authorizer has already verified the token; this writes
-//! the roster record from the identity in `requestContext.authorizer` and accepts the
+//! `$connect` (docs/design.md: Identity; Roster): the authorizer has already verified the token;
+//! this writes the roster record from the identity in `requestContext.authorizer` and accepts the
 //! handshake, answering `Sec-WebSocket-Protocol: bearer` when the client sent its token
 //! that way (browsers close a socket whose offered subprotocol is not echoed).
 //!

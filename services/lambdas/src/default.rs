@@ -8,8 +8,9 @@
 //!
 //! `refresh` (docs/design.md: Token expiry and refresh) verifies the new token with the
 //! authorizer's key source; one of the connection's issuer (the authorizer context's
-//! `issuer`), tenant and user moves the roster item's `tokenExpiresAt` (an update conditional on the item existing) and answers
-//! `refreshed`; anything else answers an error frame and the old expiry stands.
+//! `issuer`), tenant and user moves the roster item's `tokenExpiresAt` (an update conditional on
+//! the item existing) and answers `refreshed`; anything else answers an error frame and the old
+//! expiry stands.
 //!
 //! The reply travels as the response body: the infra gives the `$default` route a route
 //! response (`RouteResponseSelectionExpression` `$default`), so API Gateway sends the

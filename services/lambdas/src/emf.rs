@@ -27,7 +27,8 @@
 //! derive-macro entries and background sinks. A document here is a plain JSON object
 //! written as one line; the tests parse it back and check it against the specification.
 //!
-//! Specification: <https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html>
+//! Specification:
+//! <https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html>
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

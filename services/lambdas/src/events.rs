@@ -16,9 +16,9 @@
 //! with the same id. One step needs more than the online store for that: an `INSERT`
 //! delivered again after its connection's `REMOVE` was applied (a whole batch retried after
 //! a timeout) would add the connection back. So an `INSERT` counts only while the
-//! connection's roster item still exists ([`DynamoRosterStore::holds`], a consistent read; connection
-//! ids are never reused): a connection that is gone when its `INSERT` is handled (a replay,
-//! or one that lived less than the stream's lag) announces nothing, and its `REMOVE` then
+//! connection's roster item still exists ([`DynamoRosterStore::holds`], a consistent read;
+//! connection ids are never reused): a connection that is gone when its `INSERT` is handled (a
+//! replay, or one that lived less than the stream's lag) announces nothing, and its `REMOVE` then
 //! finds nothing to remove.
 //!
 //! The answer is a partial batch response (`ReportBatchItemFailures` on both event source

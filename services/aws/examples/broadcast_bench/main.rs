@@ -23,7 +23,10 @@
 //!   counts the posts re-sent to everyone else and checks that connection ends in the
 //!   dead-letter queue after `MAX_WORK_ATTEMPTS` work attempts.
 //!
-//! cargo run --release -p switchboard-aws --example broadcast_bench -- [connections] [budget] [workers] [scan_segments] [batch_size] [shard_size]
+//! ```text
+//! cargo run --release -p switchboard-aws --example broadcast_bench -- \
+//!     [connections] [budget] [workers] [scan_segments] [batch_size] [shard_size]
+//! ```
 //! (defaults 100000, 5000, 10, 4, 10, 1000: the stack's defaults)
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark command: a broken setup aborts it

@@ -1,5 +1,5 @@
-//! The roster's item layout (docs/design.md: Roster): key encoding and decoding, and the mapping between
-//! a [`ConnectionRecord`] and a DynamoDB item.
+//! The roster's item layout (docs/design.md: Roster): key encoding and decoding, and the mapping
+//! between a [`ConnectionRecord`] and a DynamoDB item.
 
 use std::collections::HashMap;
 

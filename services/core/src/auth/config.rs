@@ -1,4 +1,5 @@
-//! [`AuthConfig`]: the identity settings of docs/design.md: Identity, parsed once from a lookup function.
+//! [`AuthConfig`]: the identity settings of docs/design.md: Identity, parsed once from a lookup
+//! function.
 //!
 //! Key sources are exclusive: exactly one of `JWT_HS256_SECRET`, `JWT_JWKS_FILE`,
 //! `JWT_JWKS_URL` may be set. When none is set, [`AuthConfig::from_lookup`] still succeeds
@@ -74,7 +75,8 @@ pub enum KeySource {
     JwksFile(PathBuf),
     /// `JWT_JWKS_URL`: fetched, cached, refreshed on an unknown `kid` (rate-limited).
     JwksUrl(String),
-    /// `JWT_ISSUERS_FILE` (docs/design.md: Identity per issuer): keys, audience, tenants and admin scope per issuer.
+    /// `JWT_ISSUERS_FILE` (docs/design.md: Identity per issuer): keys, audience, tenants and admin
+    /// scope per issuer.
     Issuers(IssuersConfig),
 }
 

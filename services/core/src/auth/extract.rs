@@ -1,5 +1,5 @@
-//! Where a token sits in a request (docs/design.md: Identity; Publish API). Pure functions shared by every edge:
-//! the local WebSocket gateway, the Lambda authorizer and the publish API.
+//! Where a token sits in a request (docs/design.md: Identity; Publish API). Pure functions shared
+//! by every edge: the local WebSocket gateway, the Lambda authorizer and the publish API.
 //!
 //! - WebSocket handshake: query parameter `token` (percent-decoded), or the two
 //!   `Sec-WebSocket-Protocol` entries `bearer, <jwt>`; when the client offered `bearer`,

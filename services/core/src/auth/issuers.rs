@@ -1,10 +1,11 @@
-//! `JWT_ISSUERS_FILE` (docs/design.md: Identity per issuer): one trusted identity provider per entry, read and checked
-//! once at start-up.
+//! `JWT_ISSUERS_FILE` (docs/design.md: Identity per issuer): one trusted identity provider per
+//! entry, read and checked once at start-up.
 //!
 //! ```json
 //! {"issuers": [
 //!   {"issuer": "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Acme",
-//!    "jwksUrl": "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Acme/.well-known/jwks.json",
+//!    "jwksUrl":
+//!      "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Acme/.well-known/jwks.json",
 //!    "audience": "7f3c0example", "tenants": ["acme"],
 //!    "tenantClaim": "custom:tenant_id", "rolesClaim": "cognito:groups"},
 //!   {"issuer": "https://login.switchboard.example/", "jwksFile": "ops-jwks.json",

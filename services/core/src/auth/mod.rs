@@ -2,8 +2,9 @@
 //!
 //! - [`config`]: [`AuthConfig`], parsed once from the `JWT_*`, `TENANT_CLAIM` and
 //!   `ROLES_CLAIM` variables through a lookup function.
-//! - [`issuers`]: `JWT_ISSUERS_FILE` (docs/design.md: Identity per issuer), the per-issuer alternative to the single
-//!   key source: keys, audience, allowed tenants, claim names and admin scope per issuer.
+//! - [`issuers`]: `JWT_ISSUERS_FILE` (docs/design.md: Identity per issuer), the per-issuer
+//!   alternative to the single key source: keys, audience, allowed tenants, claim names and admin
+//!   scope per issuer.
 //! - `overlap` (private): refuses two issuers vouching for one tenant unless allowed.
 //! - [`verifier`]: [`Verifier`], built once per process; `verify(token)` checks signature,
 //!   algorithm, `exp`/`nbf`, `iss`/`aud` and maps the claims to a [`Claims`]. With an

@@ -14,9 +14,9 @@ use crate::history::{resume, HistoryConfig, HistoryStore, ResumeError};
 use crate::roster::RosterStore;
 use crate::webpush::WebPush;
 
-/// The reply to one client frame without a verifier (docs/design.md: The one-machine binary): `ping`, `whoami`, and
-/// `unknown_action`. A `refresh` gets the error [`REFRESH_UNAVAILABLE`] here (nothing can
-/// verify it); edges call [`handle_client_frame`].
+/// The reply to one client frame without a verifier (docs/design.md: The one-machine binary):
+/// `ping`, `whoami`, and `unknown_action`. A `refresh` gets the error [`REFRESH_UNAVAILABLE`] here
+/// (nothing can verify it); edges call [`handle_client_frame`].
 pub fn reply_to(text: &str, connection_id: &ConnectionId, claims: &Claims) -> ServerReply {
     sync_reply(ClientAction::parse(text), connection_id, claims)
 }
@@ -85,7 +85,8 @@ impl FrameOutcome {
 
 /// `$default`: serves one client frame (docs/design.md: Client actions). `refresh`
 /// must come from the same issuer and name the same tenant and user as `claims` (the
-/// connection's identity), else an error reply and nothing changes. The connection stays open whatever was sent.
+/// connection's identity), else an error reply and nothing changes. The connection stays open
+/// whatever was sent.
 pub async fn handle_client_frame(
     deps: &ActionDeps,
     text: &str,

@@ -1,11 +1,11 @@
 //! The life of one connection: `$connect` (roster write), `$default` (client actions) and
 //! `$disconnect` (roster delete). The Lambdas and the local server both call these.
 //!
-//! Token expiry (docs/design.md: Token expiry and refresh): [`Claims::exp`] is when the connection's token expires; an
-//! edge ends the connection (4001, `token expired`) at [`token_deadline`] unless the
-//! client refreshed it in band. [`handle_client_frame`] serves every client action including
-//! `refresh`, and returns the new claims (with their `exp`) when a refresh succeeded so
-//! the edge can move its deadline (local gateway). The roster item keeps the token's
+//! Token expiry (docs/design.md: Token expiry and refresh): [`Claims::exp`] is when the
+//! connection's token expires; an edge ends the connection (4001, `token expired`) at
+//! [`token_deadline`] unless the client refreshed it in band. [`handle_client_frame`] serves every
+//! client action including `refresh`, and returns the new claims (with their `exp`) when a refresh
+//! succeeded so the edge can move its deadline (local gateway). The roster item keeps the token's
 //! `exp` as `tokenExpiresAt` ([`connect`] writes it, a successful `refresh` moves it), so
 //! the publisher can skip and disconnect connections whose token expired (AWS, where no
 //! timer holds the socket).

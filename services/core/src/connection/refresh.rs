@@ -12,7 +12,8 @@ pub const REFRESH_INVALID_TOKEN: &str = "invalid_token";
 /// Error code of a `refresh` whose token comes from another issuer or names another tenant
 /// or user.
 pub const REFRESH_IDENTITY_MISMATCH: &str = "identity_mismatch";
-/// Error code of a `refresh` sent to an edge that cannot verify tokens ([`reply_to`](super::reply_to)).
+/// Error code of a `refresh` sent to an edge that cannot verify tokens
+/// ([`reply_to`](super::reply_to)).
 pub const REFRESH_UNAVAILABLE: &str = "refresh_unavailable";
 /// Error code of a valid `refresh` whose new expiry could not be recorded in the roster
 /// (the connection is no longer listed, or the roster failed): the old expiry stands.

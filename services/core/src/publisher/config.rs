@@ -26,9 +26,9 @@ pub const DEFAULT_MAX_CONNECTIONS: u64 = 10_000_000;
 pub const MAX_MAX_CONNECTIONS: u64 = 1_000_000_000;
 
 // The time budget of an invocation with a deadline (a Lambda's), in one place
-// (docs/design.md: Fan-out at any size, "Time budget"). A unit posts until `DEADLINE_MARGIN` is left, then
-// settles: enqueues remainders and retries, dead-letters, writes its receipt and its work
-// log entry. The margin is what the last post may still take plus what settling may take,
+// (docs/design.md: Fan-out at any size, "Time budget"). A unit posts until `DEADLINE_MARGIN` is
+// left, then settles: enqueues remainders and retries, dead-letters, writes its receipt and its
+// work log entry. The margin is what the last post may still take plus what settling may take,
 // with a second to spare; every client the publisher calls has timeouts that keep each
 // call inside it.
 

@@ -1,6 +1,6 @@
 //! The publisher's usage counts: each unit of work adds to its tenant's minute the very
-//! `matched`/`delivered`/`gone`/`pushed` it adds to the receipt, at the same point (when it settles,
-//! not when it is redelivered), so the work log's "runs once" covers usage too.
+//! `matched`/`delivered`/`gone`/`pushed` it adds to the receipt, at the same point (when it
+//! settles, not when it is redelivered), so the work log's "runs once" covers usage too.
 
 use time::OffsetDateTime;
 

@@ -3,9 +3,9 @@
 //! tenant (docs/design.md: Tenants). Room is made in the tenant's own units when it is at
 //! its share, else, when the log is full, in the units of the tenant holding the most:
 //! expired ones are swept, then the finished units that expire first go, claims last — a
-//! copy of a forgotten unit runs again, at least once as SQS itself. Each unit is held as a 128-bit digest of its key, so an entry
-//! is about 40 bytes whatever the ids (about 4 MB at the bound). Every operation holds one
-//! lock, so `begin` is a compare-and-set.
+//! copy of a forgotten unit runs again, at least once as SQS itself. Each unit is held as a 128-bit
+//! digest of its key, so an entry is about 40 bytes whatever the ids (about 4 MB at the bound).
+//! Every operation holds one lock, so `begin` is a compare-and-set.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};

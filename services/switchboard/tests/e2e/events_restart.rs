@@ -1,9 +1,9 @@
 //! A `serve` on the DynamoDB roster killed with `kill -9` (docs/design.md: Events, leases):
 //! its sockets vanish without a disconnect step, yet a process on the same tables (restarted,
 //! or a peer that was running all along) sweeps its lease: it removes the dead process's
-//! connections, and each of their users gets `user.offline` exactly once. A user who reconnected to the new process in the
-//! meantime is not announced offline. A graceful stop (SIGTERM) is no vanishing: its users'
-//! offline checks run at once, before the process exits.
+//! connections, and each of their users gets `user.offline` exactly once. A user who reconnected to
+//! the new process in the meantime is not announced offline. A graceful stop (SIGTERM) is no
+//! vanishing: its users' offline checks run at once, before the process exits.
 
 use std::time::{Duration, Instant};
 

@@ -1,4 +1,5 @@
-//! docs/design.md: The one-machine binary: `switchboard serve` on a real network. Each test drives the real binary.
+//! docs/design.md: The one-machine binary: `switchboard serve` on a real network. Each test drives
+//! the real binary.
 
 use std::time::{Duration, Instant};
 

@@ -148,8 +148,8 @@ async fn resume_after_a_restart_is_incomplete() {
 
 /// 20 sockets of one user each ask for a 12 MiB history and never read: every resume
 /// sends the store's own frames, so memory grows by the sockets' buffers, not by 20 copies
-/// of the history. The bound (docs/design.md: History and resume): per socket one frame being written and
-/// tungstenite's buffer of about one frame (2 × 128 KiB), plus the shared list of the
+/// of the history. The bound (docs/design.md: History and resume): per socket one frame being
+/// written and tungstenite's buffer of about one frame (2 × 128 KiB), plus the shared list of the
 /// resume's frames (16 B each): 20 × ~270 KiB ≈ 5.3 MiB; asserted with room for the
 /// allocator at 24 MiB (before frames were shared: +240 MiB).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

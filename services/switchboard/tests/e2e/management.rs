@@ -280,7 +280,8 @@ async fn a_replayed_signed_request_is_refused() {
 
     // Calls of the official SDK in quick succession are each their own request (another
     // connection, body or second makes another signature). The SDK signs no per-call nonce:
-    // the same call with the same body in the same second is one request (docs/design.md: The one-machine binary).
+    // the same call with the same body in the same second is one request (docs/design.md: The
+    // one-machine binary).
     use aws_sdk_apigatewaymanagement::config::{BehaviorVersion, Credentials, Region};
     let sdk = aws_sdk_apigatewaymanagement::Client::from_conf(
         aws_sdk_apigatewaymanagement::Config::builder()

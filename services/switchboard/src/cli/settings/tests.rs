@@ -1,4 +1,5 @@
-//! The settings table agrees with README.md and `serve --help`, and names every variable `serve` reads.
+//! The settings table agrees with README.md and `serve --help`, and names every variable `serve`
+//! reads.
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;

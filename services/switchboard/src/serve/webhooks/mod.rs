@@ -12,7 +12,7 @@
 //! API for `serve`'s start-up:
 //!
 //! ```ignore
-//! let config = WebhookConfig::from_lookup(lookup, dev, known_tenants)?; // Option: None = events off
+//! let config = WebhookConfig::from_lookup(lookup, dev, known_tenants)?; // None: events off
 //! let sink = Arc::new(WebhookSink::spawn(config, share_percent, metrics.clone())?);
 //! // hand `sink.clone()` (an `Arc<dyn EventSink>`) to PresenceEvents and Publisher::with_events
 //! sink.shutdown(drain_timeout).await; // at shutdown, after the queue drained
