@@ -33,7 +33,10 @@ export interface SwitchboardConfig {
    * the publisher and `default` as HISTORY_TABLE).
    */
   readonly historyTableName?: string;
-  /** HISTORY_TTL_SECS for the publisher and `default` (docs/design.md: History and resume, default 300; 0 turns history off). */
+  /**
+   * HISTORY_TTL_SECS for the publisher and `default`
+   * (docs/design.md: History and resume, default 300; 0 turns history off).
+   */
   readonly historyTtlSecs: number;
   /**
    * RECEIPT_TTL_SECS for the publisher and publish-api (docs/design.md: Receipts, default 86400; 0 turns receipts and
@@ -46,7 +49,10 @@ export interface SwitchboardConfig {
    * lives in the history table.
    */
   readonly usageRetentionDays: number;
-  /** RESUME_MAX for `default`: messages one `resume` sends at most (docs/design.md: History and resume, default 500). */
+  /**
+   * RESUME_MAX for `default`: messages one `resume` sends at most
+   * (docs/design.md: History and resume, default 500).
+   */
   readonly resumeMax: number;
   /**
    * Timeout of the `default` function in seconds (default and at most 28): API Gateway stops

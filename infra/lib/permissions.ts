@@ -86,8 +86,9 @@ export function grantLeastPrivilege(stack: SwitchboardStack, config: Switchboard
   fns.publisher.addToRolePolicy(
     new iam.PolicyStatement({ sid: 'HistoryWrite', actions: ['dynamodb:BatchWriteItem'], resources: [historyArn] }),
   );
-  // Receipts: one UpdateItem (ADD) per page, creating the receipt of a body sent straight to SQS. Usage (docs/design.md:
-  // Usage) uses it too: one UpdateItem (ADD) per tenant per unit of work (matched, delivered, gone, bytesSent).
+  // Receipts: one UpdateItem (ADD) per page, creating the receipt of a body sent straight to SQS. Usage
+  // (docs/design.md: Usage) uses it too: one UpdateItem (ADD) per tenant per unit of work (matched, delivered, gone,
+  // bytesSent).
   fns.publisher.addToRolePolicy(
     new iam.PolicyStatement({ sid: 'ReceiptUpdate', actions: ['dynamodb:UpdateItem'], resources: [historyArn] }),
   );

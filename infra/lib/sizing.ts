@@ -9,7 +9,8 @@
 // is that need × HEADROOM, never below DEFAULT_WEBSOCKET_RATE_LIMIT (the stage's rate before
 // sizing existed, so a small deployment keeps its room for reconnect storms).
 //
-// Quotas (https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-execution-service-websocket-limits-table.html):
+// Quotas
+// (https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-execution-service-websocket-limits-table.html):
 // 10 idle minutes, 2 h per connection, 500 new connections per second per account and Region.
 
 /** The client's keep-alive period: a `ping` every 9 minutes (API Gateway's idle limit is 10). */

@@ -74,7 +74,10 @@ import { stageTenantsFile, TENANTS_FILE_PATH, TENANTS_FUNCTIONS } from './tenant
 export { AUTH_FAILURE_MESSAGES } from './alarms';
 export { STAGE_NAME, TARGET_TYPES, USAGE_KEY_PATTERN, USER_INDEX } from './names';
 
-/** The HTTP publish API's routes, all served by `publish-api` (docs/design.md: Publish API; Presence; Usage; Web Push). */
+/**
+ * The HTTP publish API's routes, all served by `publish-api`
+ * (docs/design.md: Publish API; Presence; Usage; Web Push).
+ */
 export const PUBLISH_API_ROUTES: ReadonlyArray<readonly [apigwv2.HttpMethod, string]> = [
   [apigwv2.HttpMethod.POST, '/v1/messages'],
   [apigwv2.HttpMethod.GET, '/v1/messages/{id}'],
@@ -184,11 +187,15 @@ export class SwitchboardStack extends cdk.Stack {
     // `SK` = the cursor; every history item expires after HISTORY_TTL_SECS (TTL `expiresAt`,
     // and the code filters expired items itself since TTL deletes lazily). No index: resume
     // is one Query per stream. Beside them: delivery receipts (docs/design.md: Receipts),
-    // which expire after RECEIPT_TTL_SECS (default a day), and usage buckets (`U#<tenant>`,
-    // docs/design.md: Usage), kept USAGE_RETENTION_DAYS, and Web Push devices (`D#<tenant>`, lib/push.ts), kept
-    // PUSH_DEVICE_TTL_DAYS after their last registration. No point-in-time recovery: a
-    // restore would bring back expired or stale items (the cdk-nag acknowledgment says so).
-    // Every item expires, so a stack deletion deletes the table.
+    // which expire after RECEIPT_TTL_SECS (default a day); usage buckets (`U#<tenant>`,
+    // docs/design.md: Usage), kept USAGE_RETENTION_DAYS; Web Push devices (`D#<tenant>`,
+    // lib/push.ts), kept PUSH_DEVICE_TTL_DAYS after their last registration; the work log
+    // (`W#…`, docs/design.md: Fan-out at any size), which expires too; and, with events on,
+    // each user's online state (`O#<tenant>`, docs/design.md: Events), one small item per user
+    // without a TTL (a user's version must never start again from 0). No point-in-time
+    // recovery: a restore would bring back expired or stale items (the cdk-nag acknowledgment
+    // says so). Everything here either expires or describes this stack's own connections, so
+    // a stack deletion deletes the table.
     this.historyTable = new dynamodb.Table(this, 'History', {
       tableName: config.historyTableName,
       partitionKey: { name: 'PK', type: dynamodb.AttributeType.STRING },

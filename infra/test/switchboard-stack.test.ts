@@ -29,8 +29,9 @@ describe('resources', () => {
       'AWS::IAM::Policy': 7,
       'AWS::Logs::LogGroup': 8, // one per function, the HTTP API's access log (WebSocket access logs are opt-in)
       'AWS::ApiGatewayV2::Api': 2,
-      // $connect, $disconnect, $default, ping; POST /v1/messages, GET /v1/messages/{id}, 3 × GET …/presence, GET /v1/tenants,
-      // GET …/usage, POST /v1/push/subscriptions, DELETE /v1/push/subscriptions/{id}, GET /v1/push/vapid-public-key
+      // $connect, $disconnect, $default, ping; POST /v1/messages, GET /v1/messages/{id}, 3 × GET …/presence,
+      // GET /v1/tenants, GET …/usage, POST /v1/push/subscriptions, DELETE /v1/push/subscriptions/{id},
+      // GET /v1/push/vapid-public-key
       'AWS::ApiGatewayV2::Route': 14,
       'AWS::ApiGatewayV2::Integration': 5, // 3 WebSocket Lambda proxies, ping's MOCK (lib/keepalive.ts), the HTTP API's
       'AWS::ApiGatewayV2::IntegrationResponse': 1, // ping's {"type":"pong"}

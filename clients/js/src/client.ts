@@ -17,8 +17,8 @@
  *   frames are held until the `resumed` answer and handed out in cursor order. `complete:
  *   false` or a rejected cursor emits `gap`. A server without history answers
  *   `unknown_action`: no gap, and nothing is retried.
- * - Refresh (docs/design.md: Token expiry and refresh): before the token's `exp`, `{"action":"refresh"}` with a new token;
- *   any error or no answer falls back to a planned reconnect (after `unknown_action` or
+ * - Refresh (docs/design.md: Token expiry and refresh): before the token's `exp`, `{"action":"refresh"}` with a new
+ *   token; any error or no answer falls back to a planned reconnect (after `unknown_action` or
  *   `refresh_unavailable`, every later renewal too).
  * - Dedupe: a message id is handed out at most once within the last `dedupeWindow` ids.
  * - Browsers: the `online` event ends a backoff wait at once.
