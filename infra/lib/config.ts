@@ -124,7 +124,7 @@ export interface SwitchboardConfig {
   /** CloudWatch namespace of the EMF metrics (default `Switchboard/<stack name>`). */
   readonly metricsNamespace?: string;
   /**
-   * METRICS_TENANTS for the publisher and publish-api (docs/design.md: Metrics): tenant ids
+   * METRICS_TENANTS for the publisher and publish-api (docs/design.md: Usage): tenant ids
    * (at most {@link MAX_METRICS_TENANTS}) whose EMF documents add a `Tenant` dimension. Each
    * is billed as custom metrics of its own (infra/README.md: Metrics); empty by default.
    */

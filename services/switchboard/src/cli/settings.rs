@@ -284,7 +284,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         names: "`TENANT_SHARE_PERCENT` / `--tenant-share-percent`",
         default: "`25`",
-        meaning: "percent (1–100) of each shared bound of `serve` one tenant (or `*`) may hold, at least one entry: `QUEUE_CAPACITY`, `DEAD_LETTER_CAPACITY`, `MAX_CONNECTIONS`, the memory receipt store, `HISTORY_MAX_BYTES` (docs/design.md: Shares of shared bounds)",
+        meaning: "percent (1–100) of each shared bound of `serve` one tenant (or `*`) may hold, at least one entry: `QUEUE_CAPACITY`, `DEAD_LETTER_CAPACITY`, `MAX_CONNECTIONS`, the memory receipt store, `HISTORY_MAX_BYTES` (docs/design.md: Tenants, \"Shares of shared bounds\")",
     },
     Setting {
         names: "`QUEUE_FAIRNESS` / `--queue-fairness`",

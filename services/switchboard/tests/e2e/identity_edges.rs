@@ -1,5 +1,5 @@
-//! docs/design.md: Identity per issuer and The one-machine binary, at their edges, on the
-//! real start-up path: issuers that would share a tenant's users refuse to start, a
+//! docs/design.md: Identity per issuer; The one-machine binary, at their edges, on the real
+//! start-up path: issuers that would share a tenant's users refuse to start, a
 //! `refresh` is pinned to the connection's issuer, dev tokens are valid on their own
 //! process only, and `Host` is read strictly.
 
