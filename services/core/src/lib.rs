@@ -9,9 +9,12 @@
 //! - [`config`]: typed configuration from a lookup function, errors naming the variable.
 //! - [`history`]: the `HistoryStore` port, cursors, the memory adapter, `resume`.
 //! - [`connection`]: `$connect`, `$disconnect` and the `$default` client actions.
+//! - [`http`]: the HTTP edge's one error type and answer, and bearer-token authentication.
 //! - [`publish_api`]: `POST /v1/messages` as an `axum::Router` (auth, validation, roles).
 //! - [`presence`]: `GET /v1/tenants/{tenant}/presence`, `.../presence/summary` and
 //!   `.../users/{user}/presence`; [`overview`]: `GET /v1/tenants` (an admin's tenants).
+//! - [`tenants`]: tenant settings (`TENANTS_FILE`): suspension, allowed targets, limits,
+//!   rates, and each tenant's share of shared bounds.
 //! - [`receipts`]: the `ReceiptStore` port, receipts and their status, the memory adapter.
 //! - [`usage`]: usage per tenant per minute: the `UsageStore` port, memory adapter, API.
 //! - [`worklog`]: the `WorkLog` port (which units of delivery work ran), memory adapter.
@@ -19,8 +22,13 @@
 //!   presence events with the offline delay.
 //! - [`online`]: the `OnlineStore` port (each user's live connections and version).
 //! - [`leases`]: the `LeaseStore` port (which `serve` processes sharing a roster are alive).
+//! - [`devices`]: the `DeviceStore` port (each user's Web Push devices), memory adapter;
+//!   [`push_api`]: `/v1/push/subscriptions` and the VAPID public key as an `axum::Router`.
+//! - [`webpush`]: the `PushSender` port and its one adapter, `WebPushSender` (VAPID, RFC 8291
+//!   encryption), serving both deployments.
 //! - [`publisher`]: target resolution, bounded fan-out with retries, batch results.
-//! - [`testkit`] (tests and the `testkit` feature): scripted poster, recording queues.
+//! - [`testkit`] (tests and the `testkit` feature): scripted poster and push sender,
+//!   recording queues, a fake Web Push service; each port's suite is its `contract` module.
 
 pub mod auth;
 pub mod config;
