@@ -2,10 +2,11 @@
 // `message.settled` on an EventBridge custom bus.
 //
 //   roster ──stream (NEW_AND_OLD_IMAGES; INSERT, REMOVE)──▶ events λ ──UpdateItem/GetItem O#<tenant>──▶ history
-//                                                            │  └──SendMessage, DelaySeconds = EVENTS_OFFLINE_DELAY_SECS──▶ events queue ─┐
-//                                                            │                        events λ ◀── the offline checks, once due ──────────┘
-//   publisher λ ──PutEvents (message.settled)──▶ bus ◀──PutEvents (user.online, user.offline)──┘
-//   bus ──archive (eventsArchiveDays)        bus ──rule source=switchboard──▶ API destination (optional: eventsWebhookUrl)
+//   events λ ──SendMessage, DelaySeconds = EVENTS_OFFLINE_DELAY_SECS──▶ events queue
+//   events queue ──the offline checks, once due──▶ events λ
+//   events λ ──PutEvents (user.online, user.offline)──▶ bus ◀──PutEvents (message.settled)── publisher λ
+//   bus ──archive (eventsArchiveDays)
+//   bus ──rule source=switchboard──▶ API destination (optional: eventsWebhookUrl)
 //
 // The context read and checked at synth, the bus, its archive, the events queue and the dead
 // letters, the two event source mappings, the environment and grants of the events function

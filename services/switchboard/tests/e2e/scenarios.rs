@@ -515,8 +515,8 @@ pub async fn sharded_fan_out_reaches_each_connection_once(backend: Backend) {
 }
 
 /// The same with a post rate limit (`FANOUT_RATE`): a batch then runs one page item and hands
-/// the others back to the queue (docs/design.md: Fan-out at any size, "One page per batch"), and still every client
-/// gets each message once.
+/// the others back to the queue (docs/design.md: Fan-out at any size, "One page per batch"), and
+/// still every client gets each message once.
 pub async fn rate_limited_sharded_fan_out_reaches_each_connection_once(backend: Backend) {
     sharded_fan_out(backend, &[("FANOUT_RATE", "200")]).await;
 }
