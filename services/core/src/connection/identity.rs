@@ -1,4 +1,4 @@
-//! When a connection's token runs out (docs/design.md: Identity per issuer). The claims
+//! When a connection's token runs out (docs/design.md: Token expiry and refresh). The claims
 //! themselves come from the edge: the Lambda routes read them from the authorizer context
 //! (`switchboard_lambdas::authorizer::AuthorizerContext`), the local gateway verifies the
 //! token itself.
