@@ -28,7 +28,6 @@ use std::collections::{BTreeSet, HashMap};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
-use aws_sdk_dynamodb::Client;
 use futures::{stream, StreamExt, TryStreamExt};
 use switchboard_core::devices::{
     oldest_beyond, Device, DeviceError, DeviceId, DevicePage, DeviceStore, Subscription,
@@ -40,6 +39,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::continuation::Continuation;
+use super::table::table_adapter;
 use super::{log_skipped, unavailable, PK, SK, TTL_ATTRIBUTE, USER_QUERY_CONCURRENCY};
 
 /// The partition key prefix of device items: `D#<tenant>`.
@@ -56,25 +56,12 @@ const MAX_QUERY_PAGES: usize = 8;
 
 type Item = HashMap<String, AttributeValue>;
 
-/// Devices on DynamoDB (the history table). Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct DynamoDeviceStore {
-    client: Client,
-    table: String,
+table_adapter! {
+    /// Devices on DynamoDB (the history table). Cheap to clone.
+    DynamoDeviceStore
 }
 
 impl DynamoDeviceStore {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
-    }
-
-    pub fn table_name(&self) -> &str {
-        &self.table
-    }
-
     /// Every item (devices or not) under `pk` whose `SK` starts with `prefix` (a user's:
     /// `<user>#`), every page.
     async fn query_user(
@@ -84,9 +71,10 @@ impl DynamoDeviceStore {
         consistent: bool,
     ) -> Result<Vec<Item>, DeviceError> {
         let mut pages = self
-            .client
+            .table
+            .client()
             .query()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .key_condition_expression("#pk = :pk AND begins_with(#sk, :user)")
             .expression_attribute_names("#pk", PK)
             .expression_attribute_names("#sk", SK)
@@ -108,9 +96,10 @@ impl DynamoDeviceStore {
 
     async fn delete(&self, tenant: &TenantId, sk: String) -> Result<Option<Item>, DeviceError> {
         let output = self
-            .client
+            .table
+            .client()
             .delete_item()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .key(PK, AttributeValue::S(tenant_key(tenant)))
             .key(SK, AttributeValue::S(sk))
             .return_values(ReturnValue::AllOld)
@@ -135,9 +124,10 @@ impl DynamoDeviceStore {
         for _ in 0..MAX_QUERY_PAGES {
             let limit = i32::try_from(want.saturating_sub(live).max(1)).unwrap_or(i32::MAX);
             let output = self
-                .client
+                .table
+                .client()
                 .query()
-                .table_name(&self.table)
+                .table_name(self.table.name())
                 .key_condition_expression("#pk = :pk")
                 .expression_attribute_names("#pk", PK)
                 .expression_attribute_values(":pk", AttributeValue::S(tenant_key(tenant)))
@@ -355,9 +345,10 @@ impl DeviceStore for DynamoDeviceStore {
         device: &Device,
         max_per_user: usize,
     ) -> Result<Vec<DeviceId>, DeviceError> {
-        self.client
+        self.table
+            .client()
             .put_item()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_item(Some(device_to_item(device)?))
             .send()
             .await

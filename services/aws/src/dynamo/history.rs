@@ -11,12 +11,12 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_dynamodb::Client;
 use switchboard_core::history::{
     Cursor, HistoryEntry, HistoryError, HistoryStore, Stream, StreamRead,
 };
 use time::OffsetDateTime;
 
+use super::table::table_adapter;
 use super::{put_items, unavailable, BATCH_WRITE_LIMIT, PK, SK, TTL_ATTRIBUTE};
 
 const ID: &str = "id";
@@ -25,24 +25,9 @@ const FRAME: &str = "frame";
 /// reports itself incomplete.
 const MAX_PAGES_PER_READ: usize = 20;
 
-/// History on DynamoDB. Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct DynamoHistoryStore {
-    client: Client,
-    table: String,
-}
-
-impl DynamoHistoryStore {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
-    }
-
-    pub fn table_name(&self) -> &str {
-        &self.table
-    }
+table_adapter! {
+    /// History on DynamoDB. Cheap to clone.
+    DynamoHistoryStore
 }
 
 fn history_error(error: switchboard_core::roster::RosterError) -> HistoryError {
@@ -91,7 +76,7 @@ impl HistoryStore for DynamoHistoryStore {
     async fn append(&self, entry: &HistoryEntry, streams: &[Stream]) -> Result<(), HistoryError> {
         for chunk in streams.chunks(BATCH_WRITE_LIMIT) {
             let items = chunk.iter().map(|stream| item(entry, stream)).collect();
-            put_items(&self.client, &self.table, items)
+            put_items(self.table.client(), self.table.name(), items)
                 .await
                 .map_err(history_error)?;
         }
@@ -110,9 +95,10 @@ impl HistoryStore for DynamoHistoryStore {
         let mut start: Option<HashMap<String, AttributeValue>> = None;
         for _ in 0..MAX_PAGES_PER_READ {
             let output = self
-                .client
+                .table
+                .client()
                 .query()
-                .table_name(&self.table)
+                .table_name(self.table.name())
                 .key_condition_expression("#pk = :pk AND #sk > :after")
                 .expression_attribute_names("#pk", PK)
                 .expression_attribute_names("#sk", SK)

@@ -21,10 +21,10 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_dynamodb::Client;
 use switchboard_core::leases::{Lease, LeaseError, LeaseStore};
 
-use super::{log_skipped, unavailable, PK, SK, TTL_ATTRIBUTE};
+use super::table::table_adapter;
+use super::{applied, log_skipped, unavailable, PK, SK, TTL_ATTRIBUTE};
 
 /// The partition key of every lease item.
 pub const LEASE_PK: &str = "L#serve";
@@ -39,24 +39,9 @@ const MAX_QUERY_PAGES: usize = 16;
 
 type Item = HashMap<String, AttributeValue>;
 
-/// Leases on DynamoDB (the history table). Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct DynamoLeaseStore {
-    client: Client,
-    table: String,
-}
-
-impl DynamoLeaseStore {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
-    }
-
-    pub fn table_name(&self) -> &str {
-        &self.table
-    }
+table_adapter! {
+    /// Leases on DynamoDB (the history table). Cheap to clone.
+    DynamoLeaseStore
 }
 
 fn key(tag: &str) -> Item {
@@ -97,9 +82,10 @@ impl LeaseStore for DynamoLeaseStore {
         let mut item = key(tag);
         item.insert(UNTIL.into(), number(until_ms));
         item.insert(TTL_ATTRIBUTE.into(), number(expires_at));
-        self.client
+        self.table
+            .client()
             .put_item()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_item(Some(item))
             .send()
             .await
@@ -112,9 +98,10 @@ impl LeaseStore for DynamoLeaseStore {
         let mut start: Option<Item> = None;
         for _ in 0..MAX_QUERY_PAGES {
             let output = self
-                .client
+                .table
+                .client()
                 .query()
-                .table_name(&self.table)
+                .table_name(self.table.name())
                 .key_condition_expression("#pk = :pk")
                 .expression_attribute_names("#pk", PK)
                 .expression_attribute_values(":pk", AttributeValue::S(LEASE_PK.into()))
@@ -144,23 +131,16 @@ impl LeaseStore for DynamoLeaseStore {
 
     async fn claim(&self, lease: &Lease) -> Result<bool, LeaseError> {
         let deleted = self
-            .client
+            .table
+            .client()
             .delete_item()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_key(Some(key(&lease.tag)))
             .condition_expression("#until = :seen")
             .expression_attribute_names("#until", UNTIL)
             .expression_attribute_values(":seen", number(lease.until_ms))
             .send()
             .await;
-        match deleted {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(failure))
-                if failure.err().is_conditional_check_failed_exception() =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(error("DeleteItem", e)),
-        }
+        applied(deleted).map_err(|e| error("DeleteItem", e))
     }
 }

@@ -2,9 +2,10 @@
 //! [`DynamoRosterStore`], with the key layout and item mapping in `item.rs` and counts in
 //! `count.rs`), and on the history table the history, receipts, usage, work log, Web
 //! Push devices, online state and `serve` leases (`history.rs`, `receipts.rs`, `usage.rs`,
-//! `worklog.rs`, `devices.rs`, `online.rs`, `leases.rs`);
-//! tables are made in `table.rs`. Shared here: batch writes with retried unprocessed items,
-//! their backoff, the mapping of SDK failures, and page continuations (`continuation.rs`).
+//! `worklog.rs`, `devices.rs`, `online.rs`, `leases.rs`); the [`Table`] each adapter holds,
+//! and making tables, in `table.rs`. Shared here: batch writes with retried unprocessed
+//! items, their backoff, whether a conditional write was applied, the mapping of SDK
+//! failures, and page continuations (`continuation.rs`).
 
 mod continuation;
 mod devices;
@@ -22,6 +23,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
 use aws_smithy_types::error::display::DisplayErrorContext;
@@ -39,7 +42,7 @@ pub use leases::{DynamoLeaseStore, LEASE_PK};
 pub use online::{DynamoOnlineStore, ONLINE_PREFIX};
 pub use receipts::{DynamoReceiptStore, RECEIPT_SK};
 pub use roster::{DynamoRosterStore, LookupStats, BATCH_GET_LIMIT, USER_QUERY_CONCURRENCY};
-pub use table::{create_history_table, create_table, delete_table};
+pub use table::{create_history_table, create_table, delete_table, Table};
 pub use usage::{DynamoUsageStore, LIVE_SK};
 pub use worklog::{DynamoWorkLog, CLAIM_RETENTION};
 
@@ -129,6 +132,36 @@ pub(crate) fn log_skipped(
         %error,
         "skipped an item that is not a valid {what}"
     );
+}
+
+/// A write whose `ConditionExpression` can fail.
+pub(crate) trait ConditionalWrite {
+    /// The write was refused because its condition did not hold.
+    fn condition_failed(&self) -> bool;
+}
+
+impl ConditionalWrite for DeleteItemError {
+    fn condition_failed(&self) -> bool {
+        self.is_conditional_check_failed_exception()
+    }
+}
+
+impl ConditionalWrite for UpdateItemError {
+    fn condition_failed(&self) -> bool {
+        self.is_conditional_check_failed_exception()
+    }
+}
+
+/// Whether a conditional write was applied: `Ok(false)` when its condition did not hold,
+/// any other failure as it came.
+pub(crate) fn applied<O, E: ConditionalWrite, R>(
+    sent: Result<O, SdkError<E, R>>,
+) -> Result<bool, SdkError<E, R>> {
+    match sent {
+        Ok(_) => Ok(true),
+        Err(SdkError::ServiceError(failure)) if failure.err().condition_failed() => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// Any SDK failure means the roster could not be read or written: the caller retries the

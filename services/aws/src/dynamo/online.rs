@@ -30,10 +30,10 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
-use aws_sdk_dynamodb::Client;
 use switchboard_core::online::{Added, Marked, OnlineError, OnlineStore, Removed, Reported};
 use switchboard_model::{ConnectionId, TenantId, UserId};
 
+use super::table::table_adapter;
 use super::{unavailable, PK, SK};
 
 /// The partition key prefix of online items: `O#<tenant>`.
@@ -52,31 +52,19 @@ const CONNECTION_PREFIX: &str = "c#";
 
 type Item = HashMap<String, AttributeValue>;
 
-/// Online state on DynamoDB (the history table). Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct DynamoOnlineStore {
-    client: Client,
-    table: String,
+table_adapter! {
+    /// Online state on DynamoDB (the history table). Cheap to clone.
+    DynamoOnlineStore
 }
 
 impl DynamoOnlineStore {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
-    }
-
-    pub fn table_name(&self) -> &str {
-        &self.table
-    }
-
     /// The user's item now (strongly consistent), empty when there is none.
     async fn read(&self, tenant: &TenantId, user: &UserId) -> Result<Item, OnlineError> {
         let output = self
-            .client
+            .table
+            .client()
             .get_item()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_key(Some(key(tenant, user)))
             .consistent_read(true)
             .send()
@@ -150,9 +138,10 @@ impl OnlineStore for DynamoOnlineStore {
     ) -> Result<Added, OnlineError> {
         let attribute = connection_attribute(connection);
         let update = self
-            .client
+            .table
+            .client()
             .update_item()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_key(Some(key(tenant, user)))
             .update_expression(
                 "SET #c = if_not_exists(#v, :zero) + :one, #v = if_not_exists(#v, :zero) + :one, \
@@ -203,9 +192,10 @@ impl OnlineStore for DynamoOnlineStore {
         connection: &ConnectionId,
     ) -> Result<Removed, OnlineError> {
         let update = self
-            .client
+            .table
+            .client()
             .update_item()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_key(Some(key(tenant, user)))
             .update_expression("REMOVE #c SET #v = #v + :one ADD #n :minus")
             .condition_expression("attribute_exists(#c)")
@@ -244,9 +234,10 @@ impl OnlineStore for DynamoOnlineStore {
         version: u64,
     ) -> Result<Marked, OnlineError> {
         let update = self
-            .client
+            .table
+            .client()
             .update_item()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_key(Some(key(tenant, user)))
             .update_expression("SET #st = :offline")
             .condition_expression("#v = :v AND #n = :zero AND #st = :online")

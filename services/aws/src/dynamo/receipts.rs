@@ -19,7 +19,6 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
-use aws_sdk_dynamodb::Client;
 use switchboard_core::receipts::{
     Created, Progress, Receipt, ReceiptError, ReceiptKey, ReceiptStore, Seed, Terminal,
 };
@@ -27,7 +26,8 @@ use switchboard_model::TenantId;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::{unavailable, PK, SK, TTL_ATTRIBUTE};
+use super::table::table_adapter;
+use super::{applied, unavailable, PK, SK, TTL_ATTRIBUTE};
 
 /// The sort key of every receipt item.
 pub const RECEIPT_SK: &str = "receipt";
@@ -48,25 +48,12 @@ const TERMINAL: &str = "terminal";
 const ACCEPTED_AT: &str = "acceptedAt";
 const UPDATED_AT: &str = "updatedAt";
 
-/// Receipts on DynamoDB (the history table). Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct DynamoReceiptStore {
-    client: Client,
-    table: String,
+table_adapter! {
+    /// Receipts on DynamoDB (the history table). Cheap to clone.
+    DynamoReceiptStore
 }
 
 impl DynamoReceiptStore {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
-    }
-
-    pub fn table_name(&self) -> &str {
-        &self.table
-    }
-
     fn key(key: &ReceiptKey) -> HashMap<String, AttributeValue> {
         HashMap::from([
             (PK.to_string(), AttributeValue::S(key.storage_key())),
@@ -175,9 +162,10 @@ impl ReceiptStore for DynamoReceiptStore {
     async fn create(&self, new: &Receipt) -> Result<Created, ReceiptError> {
         let now = OffsetDateTime::now_utc();
         let put = self
-            .client
+            .table
+            .client()
             .put_item()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_item(Some(item(new)))
             .condition_expression("attribute_not_exists(#pk) OR #exp <= :now")
             .expression_attribute_names("#pk", PK)
@@ -214,9 +202,10 @@ impl ReceiptStore for DynamoReceiptStore {
 
     async fn get(&self, key: &ReceiptKey) -> Result<Option<Receipt>, ReceiptError> {
         let output = self
-            .client
+            .table
+            .client()
             .get_item()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_key(Some(Self::key(key)))
             .consistent_read(true)
             .send()
@@ -242,9 +231,10 @@ impl ReceiptStore for DynamoReceiptStore {
             "#upd = :now",
         ];
         let mut request = self
-            .client
+            .table
+            .client()
             .update_item()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_key(Some(Self::key(key)))
             .expression_attribute_names("#id", ID)
             .expression_attribute_names("#acc", ACCEPTED_AT)
@@ -315,9 +305,10 @@ impl ReceiptStore for DynamoReceiptStore {
 
     async fn delete_if_queued(&self, key: &ReceiptKey) -> Result<bool, ReceiptError> {
         let deleted = self
-            .client
+            .table
+            .client()
             .delete_item()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_key(Some(Self::key(key)))
             .condition_expression(
                 "attribute_exists(#pk) AND attribute_not_exists(#started) \
@@ -334,15 +325,7 @@ impl ReceiptStore for DynamoReceiptStore {
             .expression_attribute_values(":zero", number(0))
             .send()
             .await;
-        match deleted {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(failure))
-                if failure.err().is_conditional_check_failed_exception() =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(error("DeleteItem", e)),
-        }
+        applied(deleted).map_err(|e| error("DeleteItem", e))
     }
 }
 

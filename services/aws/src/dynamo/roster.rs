@@ -25,8 +25,8 @@ use switchboard_core::roster::{
 use switchboard_model::{ConnectionId, TenantId, UserId};
 
 use super::{
-    backoff, primary_key, put_items, record_to_item, tenant_key, unavailable, user_key,
-    BATCH_ATTEMPTS, BATCH_WRITE_LIMIT, BY_USER_INDEX, GSI1PK, PK, TOKEN_EXPIRES_AT,
+    applied, backoff, primary_key, put_items, record_to_item, tenant_key, unavailable, user_key,
+    Table, BATCH_ATTEMPTS, BATCH_WRITE_LIMIT, BY_USER_INDEX, GSI1PK, PK, TOKEN_EXPIRES_AT,
 };
 use pages::{keep, readable, DynamoContinuation, PageSet};
 
@@ -61,18 +61,21 @@ impl LookupStats {
 /// The roster on DynamoDB. Cheap to clone (the SDK client is an `Arc` inside).
 #[derive(Debug, Clone)]
 pub struct DynamoRosterStore {
-    client: Client,
-    table: String,
+    table: Table,
     scan_segments: usize,
 }
 
 impl DynamoRosterStore {
-    /// A store on `table`, scanning with `scan_segments` parallel segments (at least 1;
-    /// [`DEFAULT_SCAN_SEGMENTS`](super::DEFAULT_SCAN_SEGMENTS) is the usual choice).
-    pub fn new(client: Client, table: impl Into<String>, scan_segments: usize) -> Self {
+    /// A store on the table `name`, scanning with `scan_segments` parallel segments (at
+    /// least 1; [`DEFAULT_SCAN_SEGMENTS`](super::DEFAULT_SCAN_SEGMENTS) is the usual choice).
+    pub fn new(client: Client, name: impl Into<String>, scan_segments: usize) -> Self {
+        Self::on(Table::new(client, name), scan_segments)
+    }
+
+    /// A store on `table`, scanning with `scan_segments` parallel segments (at least 1).
+    pub fn on(table: Table, scan_segments: usize) -> Self {
         Self {
-            client,
-            table: table.into(),
+            table,
             scan_segments: scan_segments.max(1),
         }
     }
@@ -85,11 +88,11 @@ impl DynamoRosterStore {
     }
 
     pub fn client(&self) -> &Client {
-        &self.client
+        self.table.client()
     }
 
     pub fn table_name(&self) -> &str {
-        &self.table
+        self.table.name()
     }
 
     pub fn scan_segments(&self) -> usize {
@@ -143,9 +146,10 @@ impl DynamoRosterStore {
         connection: &ConnectionId,
     ) -> Result<bool, RosterError> {
         let output = self
-            .client
+            .table
+            .client()
             .get_item()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_key(Some(primary_key(tenant, connection)))
             .projection_expression("#pk")
             .expression_attribute_names("#pk", PK)
@@ -232,9 +236,10 @@ impl DynamoRosterStore {
         let (scanned, count, items, last_key) = match scope {
             PageScope::Tenant(tenant) => {
                 let output = self
-                    .client
+                    .table
+                    .client()
                     .query()
-                    .table_name(&self.table)
+                    .table_name(self.table.name())
                     .key_condition_expression("#k = :v")
                     .expression_attribute_names("#k", PK)
                     .expression_attribute_values(":v", AttributeValue::S(tenant_key(tenant)))
@@ -252,9 +257,10 @@ impl DynamoRosterStore {
             }
             PageScope::Segment { segment, total } => {
                 let output = self
-                    .client
+                    .table
+                    .client()
                     .scan()
-                    .table_name(&self.table)
+                    .table_name(self.table.name())
                     .segment(i32::try_from(*segment).unwrap_or(i32::MAX))
                     .total_segments(i32::try_from(*total).unwrap_or(i32::MAX))
                     .set_exclusive_start_key(start_key)
@@ -309,7 +315,7 @@ impl DynamoRosterStore {
 
     async fn batch_write(&self, chunk: &[ConnectionRecord]) -> Result<(), RosterError> {
         let items = chunk.iter().map(record_to_item).collect();
-        put_items(&self.client, &self.table, items).await
+        put_items(self.table.client(), self.table.name(), items).await
     }
 
     /// One `Query` with `key_name = :v` on the table or an index, every page (the SDK's
@@ -321,9 +327,10 @@ impl DynamoRosterStore {
         key_value: String,
     ) -> Result<(Vec<ConnectionRecord>, LookupStats), RosterError> {
         let mut pages = self
-            .client
+            .table
+            .client()
             .query()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_index_name(index.map(str::to_string))
             .key_condition_expression("#k = :v")
             .expression_attribute_names("#k", key_name)
@@ -345,9 +352,10 @@ impl DynamoRosterStore {
         total: i32,
     ) -> Result<(Vec<ConnectionRecord>, LookupStats), RosterError> {
         let mut pages = self
-            .client
+            .table
+            .client()
             .scan()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .segment(segment)
             .total_segments(total)
             .into_paginator()
@@ -388,16 +396,17 @@ impl DynamoRosterStore {
             }
             attempt += 1;
             let output = self
-                .client
+                .table
+                .client()
                 .batch_get_item()
-                .request_items(self.table.clone(), request)
+                .request_items(self.table.name(), request)
                 .send()
                 .await
                 .map_err(|e| unavailable("BatchGetItem", e))?;
             stats.requests += 1;
             let items = output
                 .responses
-                .and_then(|mut m| m.remove(&self.table))
+                .and_then(|mut m| m.remove(self.table.name()))
                 .unwrap_or_default();
             stats.scanned_count += items.len() as u64;
             stats.count += items.len() as u64;
@@ -409,7 +418,7 @@ impl DynamoRosterStore {
             }
             pending = output
                 .unprocessed_keys
-                .and_then(|mut m| m.remove(&self.table));
+                .and_then(|mut m| m.remove(self.table.name()));
         }
         Ok((records, stats))
     }
@@ -418,9 +427,10 @@ impl DynamoRosterStore {
 #[async_trait]
 impl RosterStore for DynamoRosterStore {
     async fn put(&self, record: &ConnectionRecord) -> Result<(), RosterError> {
-        self.client
+        self.table
+            .client()
             .put_item()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_item(Some(record_to_item(record)))
             .send()
             .await
@@ -437,9 +447,10 @@ impl RosterStore for DynamoRosterStore {
         // The condition keeps UpdateItem from recreating a connection `$disconnect` (or a
         // 410) already deleted: an item of keys and `tokenExpiresAt` alone.
         let result = self
-            .client
+            .table
+            .client()
             .update_item()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_key(Some(primary_key(tenant, connection)))
             .update_expression("SET #t = :t")
             .condition_expression("attribute_exists(#pk)")
@@ -448,17 +459,7 @@ impl RosterStore for DynamoRosterStore {
             .expression_attribute_values(":t", AttributeValue::N(token_expires_at.to_string()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(error) => Err(unavailable("UpdateItem", error)),
-        }
+        applied(result).map_err(|error| unavailable("UpdateItem", error))
     }
 
     async fn remove(
@@ -467,9 +468,10 @@ impl RosterStore for DynamoRosterStore {
         connection: &ConnectionId,
     ) -> Result<(), RosterError> {
         // DeleteItem on an absent key succeeds: removal is idempotent by construction.
-        self.client
+        self.table
+            .client()
             .delete_item()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_key(Some(primary_key(tenant, connection)))
             .send()
             .await

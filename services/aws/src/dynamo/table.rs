@@ -1,7 +1,9 @@
-//! Creating (and deleting) the roster table exactly as `infra/` declares it: `PK`/`SK`,
-//! the `byUser` index on `GSI1PK`/`GSI1SK` projecting all attributes, on-demand billing,
-//! TTL on `expiresAt`; and the history table (`PK`/`SK`, on-demand, TTL on `expiresAt`).
-//! Used by tests, the benchmark and local runs on DynamoDB Local.
+//! A table as the adapters hold it ([`Table`]: the client and the table's name, and
+//! [`table_adapter!`], which declares an adapter on one), and creating (and deleting) the
+//! tables exactly as `infra/` declares them: the roster table with `PK`/`SK`, the `byUser`
+//! index on `GSI1PK`/`GSI1SK` projecting all attributes, on-demand billing, TTL on
+//! `expiresAt`; and the history table (`PK`/`SK`, on-demand, TTL on `expiresAt`). Tables
+//! are made for tests, the benchmarks and local runs on DynamoDB Local.
 
 use std::time::{Duration, Instant};
 
@@ -15,6 +17,60 @@ use aws_smithy_types::error::operation::BuildError;
 use switchboard_core::roster::RosterError;
 
 use super::{unavailable, BY_USER_INDEX, GSI1PK, GSI1SK, PK, SK, TTL_ATTRIBUTE};
+
+/// One DynamoDB table and the client that reaches it: what every adapter on a table holds.
+/// Cheap to clone (the SDK client is an `Arc` inside).
+#[derive(Debug, Clone)]
+pub struct Table {
+    client: Client,
+    name: String,
+}
+
+impl Table {
+    pub fn new(client: Client, name: impl Into<String>) -> Self {
+        Self {
+            client,
+            name: name.into(),
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Declares an adapter that holds one [`Table`] and nothing else: the struct (with the
+/// given docs), `new(client, name)`, `on(table)` and `table_name()`.
+macro_rules! table_adapter {
+    ($(#[$doc:meta])* $adapter:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub struct $adapter {
+            table: $crate::dynamo::Table,
+        }
+
+        impl $adapter {
+            /// The adapter on the table `name`, through `client`.
+            pub fn new(client: aws_sdk_dynamodb::Client, name: impl Into<String>) -> Self {
+                Self::on($crate::dynamo::Table::new(client, name))
+            }
+
+            /// The adapter on `table`.
+            pub fn on(table: $crate::dynamo::Table) -> Self {
+                Self { table }
+            }
+
+            pub fn table_name(&self) -> &str {
+                self.table.name()
+            }
+        }
+    };
+}
+pub(crate) use table_adapter;
 
 /// How long [`create_table`] waits for the table and its index to become `ACTIVE`.
 const ACTIVE_TIMEOUT: Duration = Duration::from_secs(300);

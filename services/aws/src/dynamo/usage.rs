@@ -32,7 +32,7 @@ use switchboard_model::TenantId;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::{unavailable, PK, SK, TTL_ATTRIBUTE};
+use super::{applied, unavailable, Table, PK, SK, TTL_ATTRIBUTE};
 
 /// The sort key of a tenant's live-connection counter.
 pub const LIVE_SK: &str = "live";
@@ -42,23 +42,23 @@ const MINUTE_PREFIX: &str = "M#";
 /// Usage on DynamoDB (the history table). Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct DynamoUsageStore {
-    client: Client,
-    table: String,
+    table: Table,
     retention: Duration,
 }
 
 impl DynamoUsageStore {
-    /// Buckets on `table`, each kept for `retention` (`USAGE_RETENTION_DAYS`).
-    pub fn new(client: Client, table: impl Into<String>, retention: Duration) -> Self {
-        Self {
-            client,
-            table: table.into(),
-            retention,
-        }
+    /// Buckets on the table `name`, each kept for `retention` (`USAGE_RETENTION_DAYS`).
+    pub fn new(client: Client, name: impl Into<String>, retention: Duration) -> Self {
+        Self::on(Table::new(client, name), retention)
+    }
+
+    /// Buckets on `table`, each kept for `retention`.
+    pub fn on(table: Table, retention: Duration) -> Self {
+        Self { table, retention }
     }
 
     pub fn table_name(&self) -> &str {
-        &self.table
+        self.table.name()
     }
 
     fn key(pk: String, sk: String) -> HashMap<String, AttributeValue> {
@@ -133,9 +133,10 @@ impl UsageStore for DynamoUsageStore {
             .collect();
         if !sums.is_empty() {
             let mut request = self
-                .client
+                .table
+                .client()
                 .update_item()
-                .table_name(&self.table)
+                .table_name(self.table.name())
                 .set_key(Some(key.clone()))
                 .expression_attribute_names("#exp", TTL_ATTRIBUTE)
                 .expression_attribute_values(":exp", expires_at.clone());
@@ -157,9 +158,10 @@ impl UsageStore for DynamoUsageStore {
         }
         if counts.peak_connections > 0 {
             let raised = self
-                .client
+                .table
+                .client()
                 .update_item()
-                .table_name(&self.table)
+                .table_name(self.table.name())
                 .set_key(Some(key))
                 .update_expression("SET #peak = :peak, #exp = if_not_exists(#exp, :exp)")
                 .condition_expression("attribute_not_exists(#peak) OR #peak < :peak")
@@ -169,13 +171,8 @@ impl UsageStore for DynamoUsageStore {
                 .expression_attribute_values(":exp", expires_at)
                 .send()
                 .await;
-            match raised {
-                Ok(_) => {}
-                // The stored peak is already as high.
-                Err(SdkError::ServiceError(failure))
-                    if failure.err().is_conditional_check_failed_exception() => {}
-                Err(e) => return Err(error("UpdateItem", e)),
-            }
+            // Not applied: the stored peak is already as high.
+            applied(raised).map_err(|e| error("UpdateItem", e))?;
         }
         Ok(())
     }
@@ -190,9 +187,10 @@ impl UsageStore for DynamoUsageStore {
             return Ok(Vec::new());
         };
         let mut pages = self
-            .client
+            .table
+            .client()
             .query()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .consistent_read(true)
             .key_condition_expression("#pk = :pk AND #sk BETWEEN :first AND :last")
             .expression_attribute_names("#pk", PK)
@@ -225,9 +223,10 @@ impl UsageStore for DynamoUsageStore {
 
     async fn add_live(&self, tenant: &TenantId, delta: i64) -> Result<i64, UsageError> {
         let output = self
-            .client
+            .table
+            .client()
             .update_item()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_key(Some(Self::key(
                 storage_key(Some(tenant)),
                 LIVE_SK.to_string(),

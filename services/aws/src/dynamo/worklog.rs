@@ -10,7 +10,8 @@
 //!   `attribute_not_exists(PK) OR (state = running AND leaseUntil <= now) OR (state = done
 //!   AND expiresAt <= now)`. TTL deletes lazily, so an expired `done` item may still be
 //!   there and must not block a claim ("Items that have expired and not been deleted will
-//!   still show up in reads", <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ttl-expired-items.html>).
+//!   still show up in reads",
+//!   <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ttl-expired-items.html>).
 //!   A failed condition hands back the item that failed it
 //!   (`ReturnValuesOnConditionCheckFailure = ALL_OLD`,
 //!   <https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_PutItem.html>);
@@ -28,11 +29,11 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
-use aws_sdk_dynamodb::Client;
 use switchboard_core::worklog::{Begun, UnitKey, WorkLog, WorkLogError};
 use time::OffsetDateTime;
 
-use super::{unavailable, PK, SK, TTL_ATTRIBUTE};
+use super::table::table_adapter;
+use super::{applied, unavailable, PK, SK, TTL_ATTRIBUTE};
 
 /// How long past its lease an unfinished claim stays in the table before TTL removes it
 /// (after its lease it no longer blocks anything; this only bounds the table's garbage).
@@ -47,34 +48,22 @@ const DONE: &str = "done";
 /// could be read (abandoned in between).
 const BEGIN_ATTEMPTS: usize = 3;
 
-/// The work log on DynamoDB (the history table). Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct DynamoWorkLog {
-    client: Client,
-    table: String,
+table_adapter! {
+    /// The work log on DynamoDB (the history table). Cheap to clone.
+    DynamoWorkLog
 }
 
 impl DynamoWorkLog {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
-    }
-
-    pub fn table_name(&self) -> &str {
-        &self.table
-    }
-
     /// Reads the item that failed a `begin` condition (strongly consistent).
     async fn read(
         &self,
         key: &UnitKey,
     ) -> Result<Option<HashMap<String, AttributeValue>>, WorkLogError> {
         let output = self
-            .client
+            .table
+            .client()
             .get_item()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_key(Some(primary_key(key)))
             .consistent_read(true)
             .send()
@@ -169,9 +158,10 @@ impl WorkLog for DynamoWorkLog {
         let item = claim_item(key, lease_until);
         for _ in 0..BEGIN_ATTEMPTS {
             let put = self
-                .client
+                .table
+                .client()
                 .put_item()
-                .table_name(&self.table)
+                .table_name(self.table.name())
                 .set_item(Some(item.clone()))
                 .condition_expression(
                     "attribute_not_exists(#pk) \
@@ -230,9 +220,10 @@ impl WorkLog for DynamoWorkLog {
     }
 
     async fn finish(&self, key: &UnitKey, expires_at: OffsetDateTime) -> Result<(), WorkLogError> {
-        self.client
+        self.table
+            .client()
             .put_item()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_item(Some(done_item(key, expires_at)))
             .send()
             .await
@@ -246,9 +237,10 @@ impl WorkLog for DynamoWorkLog {
         lease_until: OffsetDateTime,
     ) -> Result<(), WorkLogError> {
         let deleted = self
-            .client
+            .table
+            .client()
             .delete_item()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_key(Some(primary_key(key)))
             .condition_expression("#state = :running AND #lease = :lease")
             .expression_attribute_names("#state", STATE)
@@ -257,16 +249,11 @@ impl WorkLog for DynamoWorkLog {
             .expression_attribute_values(":lease", number(epoch_ceil(lease_until)))
             .send()
             .await;
-        match deleted {
-            Ok(_) => Ok(()),
-            // A newer claim, a finished unit or no item at all: nothing of ours to give back.
-            Err(SdkError::ServiceError(failure))
-                if failure.err().is_conditional_check_failed_exception() =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(error("DeleteItem", e)),
-        }
+        // Not applied: a newer claim, a finished unit or no item at all, nothing of ours to
+        // give back.
+        applied(deleted)
+            .map(|_| ())
+            .map_err(|e| error("DeleteItem", e))
     }
 }
 

@@ -50,9 +50,10 @@ impl DynamoRosterStore {
             }
             let limit = i32::try_from(up_to - counted).unwrap_or(i32::MAX);
             let output = self
-                .client
+                .table
+                .client()
                 .query()
-                .table_name(&self.table)
+                .table_name(self.table.name())
                 .set_index_name(index.map(str::to_string))
                 // A strongly consistent count of the table (an index cannot be).
                 .consistent_read(index.is_none())
@@ -109,9 +110,10 @@ impl DynamoRosterStore {
             }
             let room = wanted.saturating_add(1).saturating_sub(users.len());
             let output = self
-                .client
+                .table
+                .client()
                 .query()
-                .table_name(&self.table)
+                .table_name(self.table.name())
                 .consistent_read(true)
                 .key_condition_expression("#k = :v")
                 .projection_expression("#u, #e")
