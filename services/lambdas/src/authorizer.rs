@@ -23,10 +23,13 @@ use aws_lambda_events::apigw::{
 };
 use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
 use lambda_runtime::Diagnostic;
-use serde::{Deserialize, Serialize};
 use switchboard_core::auth::{token_from_handshake, Verifier};
 use switchboard_core::tenants::Tenants;
-use switchboard_model::{AdminScope, Claims, Role};
+use switchboard_model::{Claims, Role};
+
+mod context;
+
+pub use context::AuthorizerContext;
 
 /// Most bytes of space-joined roles an authorizer context carries.
 pub const MAX_CONTEXT_ROLES_BYTES: usize = 2048;
@@ -39,25 +42,6 @@ pub type AuthorizerRequest = ApiGatewayCustomAuthorizerRequestTypeRequest;
 
 /// The policy answer, with our context.
 pub type AuthorizerResponse = ApiGatewayCustomAuthorizerResponse<AuthorizerContext>;
-
-/// What the routes behind the authorizer see as `requestContext.authorizer`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AuthorizerContext {
-    pub tenant: String,
-    pub user: String,
-    /// Roles joined by single spaces (`Claims::split_roles` reads them back), at most
-    /// [`MAX_CONTEXT_ROLES_BYTES`] (see the module docs).
-    pub roles: String,
-    /// The token's `exp`, epoch seconds (the roster's `tokenExpiresAt`, docs/design.md: Token expiry and refresh).
-    pub exp: i64,
-    /// How far role `admin` reaches: `global` or `tenant` (docs/design.md: Identity per issuer).
-    pub admin_scope: String,
-    /// The trust source that vouched ([`Claims::issuer`]): a `refresh` on `$default` must
-    /// come from the same one. Left out when `None` (context values cannot be null).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub issuer: Option<String>,
-}
 
 /// The one answer for every refusal. Its message must be exactly `Unauthorized`: that
 /// is how API Gateway knows to answer 401.
@@ -168,6 +152,8 @@ pub fn deny(claims: &Claims, method_arn: &str) -> AuthorizerResponse {
     response.context = AuthorizerContext {
         tenant: claims.tenant.to_string(),
         user: claims.user.to_string(),
+        // The deny context has always said `exp: 0` (and empty roles and scope).
+        exp: Some(0),
         ..AuthorizerContext::default()
     };
     response
@@ -193,18 +179,7 @@ pub fn allow(claims: &Claims, method_arn: &str) -> Result<AuthorizerResponse, Un
     let mut response = AuthorizerResponse::default();
     response.principal_id = Some(claims.user.to_string());
     response.policy_document = policy(IamPolicyEffect::Allow, method_arn);
-    response.context = AuthorizerContext {
-        tenant: claims.tenant.to_string(),
-        user: claims.user.to_string(),
-        roles,
-        exp,
-        admin_scope: match claims.admin_scope {
-            AdminScope::Global => "global",
-            AdminScope::Tenant => "tenant",
-        }
-        .to_string(),
-        issuer: claims.issuer.clone(),
-    };
+    response.context = AuthorizerContext::of(claims, roles, exp);
     let size = serde_json::to_vec(&response)
         .map(|v| v.len())
         .unwrap_or(usize::MAX);
@@ -291,7 +266,7 @@ fn subprotocol_header(event: &AuthorizerRequest) -> Option<String> {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use switchboard_model::{TenantId, UserId};
+    use switchboard_model::{AdminScope, TenantId, UserId};
 
     use super::*;
 
@@ -346,7 +321,7 @@ mod tests {
     fn context_says_exp_and_admin_scope() {
         let mut c = claims(vec!["admin".into()]);
         let response = allow(&c, ARN).unwrap();
-        assert_eq!(response.context.exp, 1_900_000_000);
+        assert_eq!(response.context.exp, Some(1_900_000_000));
         assert_eq!(response.context.admin_scope, "tenant");
         c.admin_scope = AdminScope::Global;
         assert_eq!(allow(&c, ARN).unwrap().context.admin_scope, "global");

@@ -6,8 +6,10 @@ use std::collections::BTreeMap;
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use lambda_runtime::Diagnostic;
 use serde::Serialize;
-use switchboard_core::connection::{claims_from_authorizer_context, ConnectionError};
+use switchboard_core::connection::ConnectionError;
 use switchboard_model::{Claims, ConnectionId};
+
+use crate::authorizer::AuthorizerContext;
 
 /// The event API Gateway sends `$connect`, `$disconnect` and `$default`.
 pub type WebsocketEvent = ApiGatewayWebsocketProxyRequest;
@@ -85,22 +87,11 @@ pub fn connection_id(event: &WebsocketEvent) -> Result<ConnectionId, RouteError>
     ConnectionId::parse(id).map_err(|e| RouteError::InvalidConnectionId(e.to_string()))
 }
 
-/// The claims the authorizer passed on as context `{tenant, user, roles, exp,
-/// adminScope, issuer}` (`exp` becomes the roster's `tokenExpiresAt`; a context without
-/// it, from an older authorizer, gives claims without expiry; `issuer` is absent when the
-/// token's trust source has none, and a `refresh` must come from the same one).
+/// The claims the authorizer passed on as `requestContext.authorizer`
+/// ([`AuthorizerContext`], read leniently: see its module). `exp` becomes the roster's
+/// `tokenExpiresAt`; a context without it, from an older authorizer, gives claims without
+/// expiry; a `refresh` must come from the context's `issuer`.
 pub fn claims(event: &WebsocketEvent) -> Result<Claims, ConnectionError> {
-    let fields = &event.request_context.authorizer.fields;
-    let field = |name: &str| fields.get(name).and_then(|v| v.as_str());
-    let mut claims = claims_from_authorizer_context(
-        field("tenant"),
-        field("user"),
-        field("roles"),
-        fields.get("exp"),
-        field("adminScope"),
-    )?;
-    claims.issuer = field("issuer")
-        .filter(|issuer| !issuer.is_empty())
-        .map(str::to_string);
-    Ok(claims)
+    let context = AuthorizerContext::from_fields(&event.request_context.authorizer.fields)?;
+    Claims::try_from(&context)
 }
