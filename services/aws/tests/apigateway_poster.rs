@@ -8,14 +8,13 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_apigatewaymanagement::config::{Credentials, SharedCredentialsProvider};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
+use switchboard_aws::testkit::sdk_config;
 use switchboard_aws::ApiGatewayPoster;
 use switchboard_core::poster::{ConnectionPoster, Frame, PostError};
 use switchboard_model::ConnectionId;
@@ -107,20 +106,6 @@ async fn spawn_gateway() -> (SocketAddr, Seen) {
     (addr, seen)
 }
 
-fn sdk() -> SdkConfig {
-    SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("eu-west-1"))
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            "AKIDEXAMPLE",
-            "secret",
-            None,
-            None,
-            "test",
-        )))
-        .build()
-}
-
 fn c(id: &str) -> ConnectionId {
     ConnectionId::parse(id).unwrap()
 }
@@ -128,7 +113,7 @@ fn c(id: &str) -> ConnectionId {
 async fn poster() -> (ApiGatewayPoster, Seen) {
     let (addr, seen) = spawn_gateway().await;
     let poster = ApiGatewayPoster::with_timeout(
-        &sdk(),
+        &sdk_config(None),
         &format!("http://{addr}/main"),
         Duration::from_millis(500),
     );
@@ -261,7 +246,7 @@ async fn a_refused_connection_is_transient() {
     let addr = listener.local_addr().unwrap();
     drop(listener);
     let poster = ApiGatewayPoster::with_timeout(
-        &sdk(),
+        &sdk_config(None),
         &format!("http://{addr}/main"),
         Duration::from_millis(500),
     );
@@ -271,7 +256,7 @@ async fn a_refused_connection_is_transient() {
 
 #[tokio::test]
 async fn default_poster_uses_a_five_second_attempt_timeout_and_no_retries() {
-    let poster = ApiGatewayPoster::new(&sdk(), "http://127.0.0.1:9/main");
+    let poster = ApiGatewayPoster::new(&sdk_config(None), "http://127.0.0.1:9/main");
     let config = poster.client().config();
     assert_eq!(
         config

@@ -6,7 +6,8 @@
 //! Needs `DYNAMODB_ENDPOINT` (a DynamoDB Local on 127.0.0.1): `scripts/test.sh` starts one
 //! (via `scripts/dynamodb-local.sh`). Without it these tests fail; they never skip.
 
-#[allow(dead_code, unused_macros)] // shared by the contract test files; this one uses its client
+#[macro_use]
+#[allow(dead_code)] // shared by the contract test files; this one uses part of it
 mod local_dynamo;
 use local_dynamo::client;
 
@@ -56,23 +57,28 @@ impl Fixture {
     }
 }
 
-macro_rules! contract_test {
-    ($name:ident) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            let fixture = Fixture::new().await;
-            contract::$name(&fixture.store).await;
-            fixture.finish().await;
-        }
-    };
+/// A store on a new table (four scan segments) and its client, for `contract_tests!`.
+async fn fresh_store() -> (Client, DynamoRosterStore) {
+    let fixture = Fixture::new().await;
+    (fixture.client, fixture.store)
 }
 
-contract_test!(same_user_in_two_tenants_never_mixes);
-contract_test!(one_user_several_connections);
-contract_test!(remove_twice_is_fine);
-contract_test!(tenant_pages_visit_each_connection_once);
-contract_test!(segments_partition_the_roster);
-contract_test!(foreign_continuations_are_refused);
+contract_tests!(fresh_store:
+    same_user_in_two_tenants_never_mixes,
+    one_user_several_connections,
+    remove_twice_is_fine,
+    tenant_pages_visit_each_connection_once,
+    segments_partition_the_roster,
+    foreign_continuations_are_refused,
+    count_is_live_connections_up_to_the_bound,
+    tally_counts_live_connections_and_users_up_to_the_bound,
+    live_tenants_are_named_in_order_up_to_the_limit,
+    users_lookup_with_one_hundred_users,
+    list_all_returns_every_item_once,
+    invalid_ids_are_refused_before_any_write,
+    expired_records_are_not_returned,
+    token_expiry_is_kept_and_moved_only_on_existing_connections,
+);
 
 /// The contract's large tenant (over 1 MB), and proof that listing it took several pages.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,14 +120,6 @@ async fn large_tenant_is_listed_whole() {
     assert!(stats.requests >= 2, "expected several pages: {stats:?}");
     fixture.finish().await;
 }
-contract_test!(count_is_live_connections_up_to_the_bound);
-contract_test!(tally_counts_live_connections_and_users_up_to_the_bound);
-contract_test!(live_tenants_are_named_in_order_up_to_the_limit);
-contract_test!(users_lookup_with_one_hundred_users);
-contract_test!(list_all_returns_every_item_once);
-contract_test!(invalid_ids_are_refused_before_any_write);
-contract_test!(expired_records_are_not_returned);
-contract_test!(token_expiry_is_kept_and_moved_only_on_existing_connections);
 
 fn t(id: &str) -> TenantId {
     TenantId::parse(id).unwrap()

@@ -6,8 +6,6 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_sqs::config::{Credentials, SharedCredentialsProvider};
 use aws_smithy_types::retry::RetryConfig;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -15,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use serde_json::{json, Value};
+use switchboard_aws::testkit::sdk_config;
 use switchboard_aws::SqsQueue;
 use switchboard_core::queue::{DeadLetter, DeadLetterSink, MessageQueue, QueueError};
 
@@ -76,17 +75,8 @@ async fn spawn_sqs() -> (SocketAddr, Received) {
 }
 
 fn client(addr: SocketAddr) -> aws_sdk_sqs::Client {
-    let sdk = SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("eu-west-1"))
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            "AKIDEXAMPLE",
-            "secret",
-            None,
-            None,
-            "test",
-        )))
-        .endpoint_url(format!("http://{addr}"))
+    let sdk = sdk_config(Some(&format!("http://{addr}")))
+        .into_builder()
         .retry_config(RetryConfig::disabled())
         .build();
     aws_sdk_sqs::Client::new(&sdk)

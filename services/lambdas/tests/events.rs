@@ -19,16 +19,17 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{json, Value};
 use support::eventbridge::{fake_eventbridge, EventBridge};
-use support::sdk::sdk;
 use support::{fake_sqs, Sqs};
 use switchboard_aws::config::dynamodb_client_from;
 use switchboard_aws::dynamo::DynamoOnlineStore;
+use switchboard_aws::testkit::sdk_config;
 use switchboard_aws::{
     create_history_table, create_table, delete_table, DynamoRosterStore, EventBridgeSink, SqsQueue,
 };
 use switchboard_core::events::PresenceEvents;
 use switchboard_core::roster::{ConnectionRecord, RosterStore};
-use switchboard_lambdas::emf::{parse_document, MemorySink, Metrics};
+use switchboard_lambdas::emf::testkit::{parse_document, MemorySink};
+use switchboard_lambdas::emf::Metrics;
 use switchboard_lambdas::events::{BatchResponse, EventsFunction};
 use switchboard_model::{ConnectionId, TenantId};
 use time::OffsetDateTime;
@@ -53,14 +54,15 @@ struct Harness {
 }
 
 async fn harness() -> Harness {
-    let dynamo = dynamodb_client_from(&sdk(None), Some(&dynamodb_local::endpoint()));
+    let dynamo = dynamodb_client_from(&sdk_config(None), Some(&dynamodb_local::endpoint()));
     let table = dynamodb_local::table_name("events");
     create_history_table(&dynamo, &table).await.unwrap();
     let roster_table = dynamodb_local::table_name("events-roster");
     create_table(&dynamo, &roster_table).await.unwrap();
     let (bus, bus_addr) = fake_eventbridge().await;
     let (sqs, sqs_addr) = fake_sqs().await;
-    let sink = EventBridgeSink::from_sdk_config(&sdk(Some(format!("http://{bus_addr}"))), BUS);
+    let sink =
+        EventBridgeSink::from_sdk_config(&sdk_config(Some(&format!("http://{bus_addr}"))), BUS);
     let function = EventsFunction {
         presence: PresenceEvents::new(
             Arc::new(DynamoOnlineStore::new(dynamo.clone(), table.clone())),
@@ -68,7 +70,7 @@ async fn harness() -> Harness {
         ),
         roster: DynamoRosterStore::new(dynamo.clone(), roster_table.clone(), 1),
         checks: Arc::new(SqsQueue::from_sdk_config(
-            &sdk(Some(format!("http://{sqs_addr}"))),
+            &sdk_config(Some(&format!("http://{sqs_addr}"))),
             format!("http://{sqs_addr}{CHECKS}"),
         )),
         offline_delay: Duration::from_secs(7),

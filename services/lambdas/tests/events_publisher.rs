@@ -21,11 +21,12 @@ use axum::Router;
 use serde_json::json;
 use support::eventbridge::fake_eventbridge;
 use support::fake_sqs;
-use support::sdk::sdk;
 use switchboard_aws::config::dynamodb_client_from;
+use switchboard_aws::testkit::sdk_config;
 use switchboard_aws::{create_history_table, create_table, delete_table, DynamoRosterStore};
 use switchboard_core::roster::{ConnectionRecord, RosterStore};
-use switchboard_lambdas::emf::{MemorySink, Metrics};
+use switchboard_lambdas::emf::testkit::MemorySink;
+use switchboard_lambdas::emf::Metrics;
 use switchboard_lambdas::publisher;
 use time::OffsetDateTime;
 
@@ -55,7 +56,7 @@ async fn a_publisher_with_an_event_bus_puts_message_settled_when_a_message_is_de
     ] {
         std::env::set_var(name, value);
     }
-    let dynamo = dynamodb_client_from(&sdk(None), Some(&endpoint));
+    let dynamo = dynamodb_client_from(&sdk_config(None), Some(&endpoint));
     let roster_table = dynamodb_local::table_name("settled-roster");
     let history_table = dynamodb_local::table_name("settled-history");
     create_table(&dynamo, &roster_table).await.unwrap();

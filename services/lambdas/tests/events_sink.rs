@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::eventbridge::fake_eventbridge;
-use support::sdk::sdk;
+use switchboard_aws::testkit::sdk_config;
 use switchboard_aws::EventBridgeSink;
 use switchboard_core::events::{Event, EventError, EventKind, EventSink};
 use switchboard_model::{TenantId, UserId};
@@ -38,7 +38,8 @@ fn events(count: u64, padding: usize) -> Vec<Event> {
 #[tokio::test]
 async fn events_go_in_requests_of_ten_and_under_256_kb_and_only_refused_entries_again() {
     let (bus, addr) = fake_eventbridge().await;
-    let sink = EventBridgeSink::from_sdk_config(&sdk(Some(format!("http://{addr}"))), "bus");
+    let sink =
+        EventBridgeSink::from_sdk_config(&sdk_config(Some(&format!("http://{addr}"))), "bus");
     sink.emit(events(25, 0)).await.unwrap();
     assert_eq!((bus.requests(), bus.taken().len()), (3, 25));
 
@@ -66,7 +67,8 @@ async fn events_go_in_requests_of_ten_and_under_256_kb_and_only_refused_entries_
 #[tokio::test]
 async fn entries_refused_three_times_are_an_error_counting_them() {
     let (bus, addr) = fake_eventbridge().await;
-    let sink = EventBridgeSink::from_sdk_config(&sdk(Some(format!("http://{addr}"))), "bus");
+    let sink =
+        EventBridgeSink::from_sdk_config(&sdk_config(Some(&format!("http://{addr}"))), "bus");
     bus.refuse_entries(3 * 5);
     match sink.emit(events(5, 0)).await {
         Err(EventError::Unavailable { failed, reason }) => {
@@ -83,8 +85,9 @@ async fn entries_refused_three_times_are_an_error_counting_them() {
 async fn an_eventbridge_that_does_not_answer_costs_the_timeout_per_attempt() {
     let (bus, addr) = fake_eventbridge().await;
     bus.set_latency(Duration::from_secs(30));
-    let sink = EventBridgeSink::from_sdk_config(&sdk(Some(format!("http://{addr}"))), "bus")
-        .with_timeout(Duration::from_millis(200));
+    let sink =
+        EventBridgeSink::from_sdk_config(&sdk_config(Some(&format!("http://{addr}"))), "bus")
+            .with_timeout(Duration::from_millis(200));
     let started = Instant::now();
     let error = sink.emit(events(1, 0)).await.unwrap_err();
     let took = started.elapsed();

@@ -11,14 +11,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{config, fake_sqs, rig, sdk::sdk, tenant_message, DLQ, QUEUE};
+use support::{config, fake_sqs, rig, tenant_message, DLQ, QUEUE};
+use switchboard_aws::testkit::sdk_config;
 use switchboard_aws::SqsQueue;
 use switchboard_core::auth::{mint_hs256, AuthConfig, Verifier};
 use switchboard_core::publish_api::PublishApi;
 use switchboard_core::publisher::PublisherConfig;
 use switchboard_core::roster::MemoryRosterStore;
 use switchboard_core::tenants::Tenants;
-use switchboard_lambdas::emf::{MemorySink, Metrics};
+use switchboard_lambdas::emf::testkit::MemorySink;
+use switchboard_lambdas::emf::Metrics;
 use switchboard_lambdas::publish_api::router;
 use switchboard_model::{TenantId, UserId};
 use tower::ServiceExt;
@@ -43,7 +45,7 @@ fn publish_request(token: &str, body: &Value) -> lambda_http::Request {
 async fn the_publish_api_sends_each_message_with_its_tenant_as_group() {
     let (sqs, addr) = fake_sqs().await;
     let queue = Arc::new(SqsQueue::from_sdk_config(
-        &sdk(Some(format!("http://{addr}"))),
+        &sdk_config(Some(&format!("http://{addr}"))),
         format!("http://{addr}{QUEUE}"),
     ));
     let verifier = Arc::new(

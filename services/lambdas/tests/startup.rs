@@ -8,13 +8,13 @@ use switchboard_lambdas::{
 
 type Env = &'static [(&'static str, &'static str)];
 
-fn lookup(pairs: Env) -> impl Fn(&str) -> Option<String> {
-    move |k: &str| {
-        pairs
-            .iter()
-            .find(|(n, _)| *n == k)
-            .map(|(_, v)| (*v).to_string())
-    }
+/// The environment of `pairs` (the first pair of a name wins).
+fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let pairs: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(n, v)| ((*n).to_string(), (*v).to_string()))
+        .collect();
+    move |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
 }
 
 const REGION: (&str, &str) = ("AWS_REGION", "eu-west-1");
@@ -87,6 +87,23 @@ async fn default_needs_its_callback_url() {
         .unwrap();
 }
 
+/// Everything the publisher needs.
+const PUBLISHER: Env = &[REGION, CALLBACK, DLQ, QUEUE];
+
+/// The publisher's environment plus `extra`.
+fn publisher_env(extra: (&'static str, &'static str)) -> Vec<(&'static str, &'static str)> {
+    [PUBLISHER, &[extra]].concat()
+}
+
+/// The publisher refuses to build with `extra`, naming its variable.
+async fn publisher_refuses(extra: (&'static str, &'static str)) {
+    let error = publisher::build(lookup(&publisher_env(extra)))
+        .await
+        .err()
+        .unwrap();
+    names(error, extra.0);
+}
+
 #[tokio::test]
 async fn publisher_needs_its_queues_and_checks_the_fan_out_settings() {
     names(
@@ -96,54 +113,16 @@ async fn publisher_needs_its_queues_and_checks_the_fan_out_settings() {
             .unwrap(),
         "QUEUE_URL",
     );
-    names(
-        publisher::build(lookup(&[
-            REGION,
-            CALLBACK,
-            DLQ,
-            QUEUE,
-            ("FANOUT_SHARD_SIZE", "0"),
-        ]))
+    for bad in [
+        ("FANOUT_SHARD_SIZE", "0"),
+        ("HISTORY_TTL_SECS", "-1"),
+        ("RECEIPT_TTL_SECS", "604801"),
+    ] {
+        publisher_refuses(bad).await;
+    }
+    let (publisher, _) = publisher::build(lookup(&publisher_env(("FANOUT_RATE", "500"))))
         .await
-        .err()
-        .unwrap(),
-        "FANOUT_SHARD_SIZE",
-    );
-    names(
-        publisher::build(lookup(&[
-            REGION,
-            CALLBACK,
-            DLQ,
-            QUEUE,
-            ("HISTORY_TTL_SECS", "-1"),
-        ]))
-        .await
-        .err()
-        .unwrap(),
-        "HISTORY_TTL_SECS",
-    );
-    names(
-        publisher::build(lookup(&[
-            REGION,
-            CALLBACK,
-            DLQ,
-            QUEUE,
-            ("RECEIPT_TTL_SECS", "604801"),
-        ]))
-        .await
-        .err()
-        .unwrap(),
-        "RECEIPT_TTL_SECS",
-    );
-    let (publisher, _) = publisher::build(lookup(&[
-        REGION,
-        CALLBACK,
-        DLQ,
-        QUEUE,
-        ("FANOUT_RATE", "500"),
-    ]))
-    .await
-    .unwrap();
+        .unwrap();
     assert_eq!(publisher.config().fanout_rate, 500);
 }
 
@@ -169,8 +148,7 @@ async fn the_events_function_needs_its_bus_queue_and_tables_and_checks_the_delay
             .copied()
             .filter(|(name, _)| *name != missing)
             .collect();
-        let env: Env = Box::leak(env.into_boxed_slice());
-        names(events::build(lookup(env)).await.err().unwrap(), missing);
+        names(events::build(lookup(&env)).await.err().unwrap(), missing);
     }
     let refused: [Env; 6] = [
         &[
@@ -225,22 +203,8 @@ async fn the_events_function_needs_its_bus_queue_and_tables_and_checks_the_delay
     .unwrap();
     assert_eq!(function.offline_delay.as_secs(), 900);
     // The publisher's `message.settled` goes to the same bus: a bad name stops it too.
-    names(
-        publisher::build(lookup(&[
-            REGION,
-            CALLBACK,
-            DLQ,
-            QUEUE,
-            ("EVENT_BUS_NAME", "a bus"),
-        ]))
-        .await
-        .err()
-        .unwrap(),
-        "EVENT_BUS_NAME",
-    );
-    publisher::build(lookup(&[REGION, CALLBACK, DLQ, QUEUE, BUS]))
-        .await
-        .unwrap();
+    publisher_refuses(("EVENT_BUS_NAME", "a bus")).await;
+    publisher::build(lookup(&publisher_env(BUS))).await.unwrap();
 }
 
 #[tokio::test]

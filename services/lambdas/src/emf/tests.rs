@@ -1,5 +1,6 @@
 //! The EMF writer's tests: documents checked against the specification.
 
+use super::testkit::{parse_document, MemorySink};
 use super::*;
 
 fn metrics() -> (Metrics, Arc<MemorySink>) {

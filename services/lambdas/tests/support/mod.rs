@@ -18,8 +18,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub mod eventbridge;
-pub mod sdk;
-use sdk::sdk;
 
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use axum::extract::{Path, State};
@@ -28,6 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use serde_json::{json, Value};
+use switchboard_aws::testkit::sdk_config;
 use switchboard_aws::{ApiGatewayPoster, SqsQueue};
 use switchboard_core::publisher::{
     Publisher, PublisherConfig, PublisherPorts, RetryPolicy, WorkItem,
@@ -37,7 +36,8 @@ use switchboard_core::receipts::{
 };
 use switchboard_core::roster::{ConnectionRecord, MemoryRosterStore, RosterStore};
 use switchboard_core::webpush::WebPush;
-use switchboard_lambdas::emf::{parse_document, MemorySink, Metrics};
+use switchboard_lambdas::emf::testkit::{parse_document, MemorySink};
+use switchboard_lambdas::emf::Metrics;
 use switchboard_lambdas::publisher;
 use switchboard_model::TenantId;
 use time::OffsetDateTime;
@@ -313,14 +313,14 @@ async fn rig_with(config: PublisherConfig, post_timeout: Duration, push: Option<
     )
     .await;
     let (sqs, sqs_addr) = fake_sqs().await;
-    let sqs_sdk = sdk(Some(format!("http://{sqs_addr}")));
+    let sqs_sdk = sdk_config(Some(&format!("http://{sqs_addr}")));
     let roster = Arc::new(MemoryRosterStore::new());
     let receipts = Arc::new(MemoryReceiptStore::new(1_000));
     let publisher = Publisher::new(
         PublisherPorts {
             roster: roster.clone(),
             poster: Arc::new(ApiGatewayPoster::with_timeout(
-                &sdk(None),
+                &sdk_config(None),
                 &format!("http://{gateway_addr}/main"),
                 post_timeout,
             )),
