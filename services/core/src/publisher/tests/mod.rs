@@ -11,8 +11,8 @@ mod once;
 mod push;
 mod receipts;
 mod settle;
-mod sharding;
 mod usage;
+mod work_items;
 
 use std::sync::Arc;
 use std::time::Duration;
