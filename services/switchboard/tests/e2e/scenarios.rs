@@ -5,6 +5,16 @@ use serde_json::{json, Value};
 
 use super::harness::{eventually, token, Backend, Client, DeadRoster, TestServer};
 
+/// The `/metrics` series of posts with `result`.
+fn posts_total(result: &str) -> String {
+    format!("switchboard_posts_total{{result=\"{result}\"}}")
+}
+
+/// The `/metrics` series of messages with `outcome`.
+fn messages_total(outcome: &str) -> String {
+    format!("switchboard_messages_total{{outcome=\"{outcome}\"}}")
+}
+
 fn ids_of(frames: &[Value]) -> BTreeSet<String> {
     frames
         .iter()
@@ -157,20 +167,10 @@ pub async fn bad_tokens_are_refused_with_401_and_no_roster_entry(backend: Backen
     eventually(
         Duration::from_secs(5),
         "both messages processed",
-        || async {
-            server
-                .metric("switchboard_messages_total{outcome=\"delivered\"}")
-                .await
-                >= 2.0
-        },
+        || async { server.metric(&messages_total("delivered")).await >= 2.0 },
     )
     .await;
-    assert_eq!(
-        server
-            .metric("switchboard_posts_total{result=\"delivered\"}")
-            .await,
-        1.0
-    );
+    assert_eq!(server.metric(&posts_total("delivered")).await, 1.0);
 }
 
 pub async fn client_actions_follow_the_spec(backend: Backend) {
@@ -224,24 +224,11 @@ pub async fn closing_removes_the_connection(backend: Backend) {
         .await;
     assert_eq!(status, 202);
     eventually(Duration::from_secs(5), "message processed", || async {
-        server
-            .metric("switchboard_messages_total{outcome=\"delivered\"}")
-            .await
-            >= 1.0
+        server.metric(&messages_total("delivered")).await >= 1.0
     })
     .await;
-    assert_eq!(
-        server
-            .metric("switchboard_posts_total{result=\"gone\"}")
-            .await,
-        0.0
-    );
-    assert_eq!(
-        server
-            .metric("switchboard_posts_total{result=\"delivered\"}")
-            .await,
-        0.0
-    );
+    assert_eq!(server.metric(&posts_total("gone")).await, 0.0);
+    assert_eq!(server.metric(&posts_total("delivered")).await, 0.0);
 }
 
 pub async fn management_api_works_with_the_official_sdk(backend: Backend) {
@@ -439,12 +426,7 @@ pub async fn failing_roster_redelivers_then_dead_letters() {
     })
     .await;
     assert_eq!(server.metric("switchboard_redeliveries_total").await, 4.0);
-    assert_eq!(
-        server
-            .metric("switchboard_messages_total{outcome=\"retry\"}")
-            .await,
-        5.0
-    );
+    assert_eq!(server.metric(&messages_total("retry")).await, 5.0);
 
     let http = reqwest::Client::new();
     let forbidden = http
