@@ -20,5 +20,9 @@ export const DEVICE_KEY_PATTERN = 'D#*';
  * function's grant is limited to them (`dynamodb:LeadingKeys`).
  */
 export const ONLINE_KEY_PATTERN = 'O#*';
-/** The target types the EMF documents name in their `Target` dimension. */
+/**
+ * The target types the EMF documents name in their `Target` dimension (the dashboard graphs one
+ * line each): model's `TargetKind::ALL`, which services/lambdas/tests/target_types.rs holds this
+ * list to.
+ */
 export const TARGET_TYPES = ['users', 'tenant', 'connections', 'broadcast'] as const;

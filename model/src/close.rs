@@ -1,7 +1,10 @@
-//! The close codes a server sends on a client's WebSocket (docs/design.md: The one-machine binary, "Close codes").
-//! One list for both edges: `serve` closes with them, and API Gateway's own closes use the
-//! same standard codes (RFC 6455 §7.4.1); 4000–4999 are ours.
+//! The close codes a server sends on a client's WebSocket (docs/design.md: The one-machine binary,
+//! "Close codes"). One list for both edges: `serve` closes with them, and API Gateway's own closes
+//! use the same standard codes (RFC 6455 §7.4.1); 4000–4999 are ours.
 
+/// 1000 Normal Closure: the connection was deleted (`DELETE @connections`, as API Gateway
+/// closes it).
+pub const CLOSE_NORMAL: u16 = 1000;
 /// 1001 Going Away: the idle timeout, the connection's lifetime, or the server stopping.
 pub const CLOSE_GOING_AWAY: u16 = 1001;
 /// 1008 Policy Violation: a client that does not read (its outbox filled or a write timed

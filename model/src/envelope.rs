@@ -1,14 +1,17 @@
-//! The message envelope (docs/design.md: Messages): the body of an SQS message and of `POST /v1/messages`.
+//! The message envelope (docs/design.md: Messages): the body of an SQS message and of
+//! `POST /v1/messages`.
 //!
 //! Parsing goes through [`Envelope::parse`], which checks every field and answers with an
 //! [`EnvelopeError`] naming the first field that is wrong (`target.users: 1 to 100 users`).
 
-use serde::Serialize;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::ids::{ConnectionId, TenantId, UserId};
+use crate::ids::{ConnectionId, MessageId, TenantId, UserId};
 use crate::push::Push;
 
 /// Largest frame (`{"id":…,"data":…}` as sent to a client) Switchboard delivers: 128 KiB,
@@ -16,8 +19,6 @@ use crate::push::Push;
 pub const MAX_FRAME_BYTES: usize = 128 * 1024;
 /// Most users or connection ids one `users` / `connections` target may name.
 pub const MAX_USERS_PER_TARGET: usize = 100;
-/// Longest message id accepted.
-pub const MAX_MESSAGE_ID_CHARS: usize = 256;
 
 /// Who a message is for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -40,14 +41,77 @@ pub enum Target {
     Broadcast,
 }
 
-impl Target {
-    /// The `type` word of this target, as logged and as written in JSON.
-    pub fn kind(&self) -> &'static str {
+/// The kind of a [`Target`]: its `type` word, as written in JSON, logged and counted.
+///
+/// A new target type is a variant here and in [`Target`]; the compiler then points to
+/// every `match` that must decide about it (docs/design.md: Messages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TargetKind {
+    Users,
+    Tenant,
+    Connections,
+    Broadcast,
+}
+
+impl TargetKind {
+    /// Every kind, in the order the docs list them.
+    pub const ALL: [TargetKind; 4] = [
+        TargetKind::Users,
+        TargetKind::Tenant,
+        TargetKind::Connections,
+        TargetKind::Broadcast,
+    ];
+
+    /// The kind's `type` word.
+    pub fn as_str(self) -> &'static str {
         match self {
-            Target::Users { .. } => "users",
-            Target::Tenant { .. } => "tenant",
-            Target::Connections { .. } => "connections",
-            Target::Broadcast => "broadcast",
+            TargetKind::Users => "users",
+            TargetKind::Tenant => "tenant",
+            TargetKind::Connections => "connections",
+            TargetKind::Broadcast => "broadcast",
+        }
+    }
+
+    /// The kind whose `type` word is `word`; `None` for any other text.
+    pub fn parse(word: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == word)
+    }
+}
+
+impl fmt::Display for TargetKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for TargetKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for TargetKind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let word = String::deserialize(deserializer)?;
+        Self::parse(&word).ok_or_else(|| {
+            serde::de::Error::custom(format!("{word:?} is not one of {}", kind_list()))
+        })
+    }
+}
+
+/// `users, tenant, connections, broadcast`: the kinds, as error messages list them.
+fn kind_list() -> String {
+    TargetKind::ALL.map(TargetKind::as_str).join(", ")
+}
+
+impl Target {
+    /// The kind of this target (its `type` word).
+    pub fn kind(&self) -> TargetKind {
+        match self {
+            Target::Users { .. } => TargetKind::Users,
+            Target::Tenant { .. } => TargetKind::Tenant,
+            Target::Connections { .. } => TargetKind::Connections,
+            Target::Broadcast => TargetKind::Broadcast,
         }
     }
 
@@ -66,7 +130,7 @@ impl Target {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Envelope {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
+    pub id: Option<MessageId>,
     pub target: Target,
     pub data: Value,
     #[serde(
@@ -123,9 +187,9 @@ impl Envelope {
         Self::from_value(value)
     }
 
-    /// Whether `body` claims to be an envelope: any JSON object does (docs/design.md: The one-machine binary), so a
-    /// mistyped envelope (`{"Target":…}`) is dead-lettered, never sent raw. Only bodies
-    /// that are not JSON objects are what `LEGACY_BROADCAST` sends verbatim.
+    /// Whether `body` claims to be an envelope: any JSON object does (docs/design.md: The
+    /// one-machine binary), so a mistyped envelope (`{"Target":…}`) is dead-lettered, never sent
+    /// raw. Only bodies that are not JSON objects are what `LEGACY_BROADCAST` sends verbatim.
     pub fn looks_like_envelope(body: &[u8]) -> bool {
         matches!(serde_json::from_slice::<Value>(body), Ok(Value::Object(_)))
     }
@@ -146,7 +210,9 @@ impl Envelope {
         }
         let id = match map.remove("id") {
             None | Some(Value::Null) => None,
-            Some(Value::String(id)) => Some(parse_message_id(id)?),
+            Some(Value::String(id)) => {
+                Some(MessageId::parse(id).map_err(|e| EnvelopeError::new("id", e.to_string()))?)
+            }
             Some(_) => return Err(EnvelopeError::new("id", "must be a string")),
         };
         let target = match map.remove("target") {
@@ -173,7 +239,11 @@ impl Envelope {
         };
         let push = match map.remove("push") {
             None | Some(Value::Null) => None,
-            Some(value) => Some(parse_push(value, &target, id.as_deref())?),
+            Some(value) => Some(parse_push(
+                value,
+                &target,
+                id.as_ref().map(MessageId::as_str),
+            )?),
         };
         Ok(Envelope {
             id,
@@ -226,40 +296,23 @@ fn parse_push(value: Value, target: &Target, id: Option<&str>) -> Result<Push, E
     }
 }
 
-fn parse_message_id(id: String) -> Result<String, EnvelopeError> {
-    let chars = id.chars().count();
-    if chars == 0 || chars > MAX_MESSAGE_ID_CHARS {
-        return Err(EnvelopeError::new(
-            "id",
-            format!("must be 1 to {MAX_MESSAGE_ID_CHARS} characters"),
-        ));
-    }
-    if id.chars().any(char::is_control) {
-        return Err(EnvelopeError::new(
-            "id",
-            "must not contain control characters",
-        ));
-    }
-    Ok(id)
-}
-
 fn parse_target(mut target: Map<String, Value>) -> Result<Target, EnvelopeError> {
-    let kind = match target.remove("type") {
-        Some(Value::String(kind)) => kind,
+    let word = match target.remove("type") {
+        Some(Value::String(word)) => word,
         Some(_) => return Err(EnvelopeError::new("target.type", "must be a string")),
         None => return Err(EnvelopeError::new("target.type", "required")),
     };
-    let allowed: &[&str] = match kind.as_str() {
-        "users" => &["tenant", "users"],
-        "tenant" => &["tenant"],
-        "connections" => &["tenant", "connectionIds"],
-        "broadcast" => &[],
-        _ => {
-            return Err(EnvelopeError::new(
-                "target.type",
-                "must be one of users, tenant, connections, broadcast",
-            ))
-        }
+    let Some(kind) = TargetKind::parse(&word) else {
+        return Err(EnvelopeError::new(
+            "target.type",
+            format!("must be one of {}", kind_list()),
+        ));
+    };
+    let allowed: &[&str] = match kind {
+        TargetKind::Users => &["tenant", "users"],
+        TargetKind::Tenant => &["tenant"],
+        TargetKind::Connections => &["tenant", "connectionIds"],
+        TargetKind::Broadcast => &[],
     };
     if let Some(unknown) = target.keys().find(|k| !allowed.contains(&k.as_str())) {
         return Err(EnvelopeError::new(
@@ -267,15 +320,15 @@ fn parse_target(mut target: Map<String, Value>) -> Result<Target, EnvelopeError>
             format!("not allowed in a {kind} target"),
         ));
     }
-    let parsed = match kind.as_str() {
-        "users" => Target::Users {
+    let parsed = match kind {
+        TargetKind::Users => Target::Users {
             tenant: parse_tenant(&mut target)?,
             users: parse_list(&mut target, "users", "users", UserId::parse)?,
         },
-        "tenant" => Target::Tenant {
+        TargetKind::Tenant => Target::Tenant {
             tenant: parse_tenant(&mut target)?,
         },
-        "connections" => Target::Connections {
+        TargetKind::Connections => Target::Connections {
             tenant: parse_tenant(&mut target)?,
             connection_ids: parse_list(
                 &mut target,
@@ -284,7 +337,7 @@ fn parse_target(mut target: Map<String, Value>) -> Result<Target, EnvelopeError>
                 ConnectionId::parse,
             )?,
         },
-        _ => Target::Broadcast,
+        TargetKind::Broadcast => Target::Broadcast,
     };
     Ok(parsed)
 }

@@ -31,9 +31,9 @@ pub enum ClientAction {
     Resume {
         since: String,
     },
-    /// `{"action":"refresh","token":"<jwt>"}` (docs/design.md: Token expiry and refresh): a new token for the same tenant
-    /// and user extends the connection's life. A `refresh` without a string `token` is
-    /// `Unknown`.
+    /// `{"action":"refresh","token":"<jwt>"}` (docs/design.md: Token expiry and refresh): a new
+    /// token for the same tenant and user extends the connection's life. A `refresh` without a
+    /// string `token` is `Unknown`.
     Refresh {
         token: String,
     },
@@ -94,6 +94,84 @@ impl ClientAction {
     }
 }
 
+/// The `error` of a `{"type":"error"}` reply: every code either edge sends, one list for
+/// `serve`, the Lambdas and the AsyncAPI document (openapi/asyncapi.yaml, `ErrorReply`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// Not an action this server knows (or a `refresh` without a string `token`).
+    UnknownAction,
+    /// A `resume` whose `since` is missing or not a cursor.
+    InvalidCursor,
+    /// The history store could not be read (retry the `resume`).
+    HistoryUnavailable,
+    /// A `resume` whose replay failed with an error a retry cannot fix (the Lambda edge).
+    ResumeFailed,
+    /// A `refresh` whose token does not verify.
+    InvalidToken,
+    /// A `refresh` whose token names another tenant or user than the connection's.
+    IdentityMismatch,
+    /// A `refresh` whose new expiry could not be recorded.
+    RefreshFailed,
+    /// A `refresh` where in-band refresh is not available.
+    RefreshUnavailable,
+    /// A `push_subscribe` or `push_unsubscribe` that is malformed (with a `message`).
+    BadRequest,
+    /// A `push_unsubscribe` of a device the user does not have.
+    UnknownDevice,
+    /// A push action where Web Push is not configured.
+    PushUnavailable,
+    /// The device store could not be read or written (retry later).
+    DevicesUnavailable,
+}
+
+impl ErrorCode {
+    /// Every code, in the order the AsyncAPI document lists them.
+    pub const ALL: [ErrorCode; 12] = [
+        ErrorCode::UnknownAction,
+        ErrorCode::InvalidCursor,
+        ErrorCode::HistoryUnavailable,
+        ErrorCode::ResumeFailed,
+        ErrorCode::InvalidToken,
+        ErrorCode::IdentityMismatch,
+        ErrorCode::RefreshFailed,
+        ErrorCode::RefreshUnavailable,
+        ErrorCode::BadRequest,
+        ErrorCode::UnknownDevice,
+        ErrorCode::PushUnavailable,
+        ErrorCode::DevicesUnavailable,
+    ];
+
+    /// The code as it travels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::UnknownAction => "unknown_action",
+            ErrorCode::InvalidCursor => "invalid_cursor",
+            ErrorCode::HistoryUnavailable => "history_unavailable",
+            ErrorCode::ResumeFailed => "resume_failed",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::IdentityMismatch => "identity_mismatch",
+            ErrorCode::RefreshFailed => "refresh_failed",
+            ErrorCode::RefreshUnavailable => "refresh_unavailable",
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::UnknownDevice => "unknown_device",
+            ErrorCode::PushUnavailable => "push_unavailable",
+            ErrorCode::DevicesUnavailable => "devices_unavailable",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 /// The server's answer to a client action.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -112,13 +190,13 @@ pub enum ServerReply {
         exp: i64,
     },
     Error {
-        error: String,
+        error: ErrorCode,
     },
     /// An error that says what was wrong: `{"type":"error","error":code,"message":…}` (the
     /// message names the field at fault, `subscription.keys.auth: …`).
     #[serde(rename = "error")]
     Refused {
-        error: String,
+        error: ErrorCode,
         message: String,
     },
     /// After a `push_subscribe`: the device's id (pass it to `push_unsubscribe`).
@@ -210,7 +288,7 @@ mod tests {
         );
         let v: Value = serde_json::from_str(
             &ServerReply::Error {
-                error: "unknown_action".into(),
+                error: ErrorCode::UnknownAction,
             }
             .to_json(),
         )
@@ -274,11 +352,29 @@ mod tests {
         );
         assert_eq!(
             shape(ServerReply::Refused {
-                error: "bad_request".into(),
+                error: ErrorCode::BadRequest,
                 message: "id: required".into()
             }),
             json!({"type":"error","error":"bad_request","message":"id: required"})
         );
+    }
+
+    #[test]
+    fn the_asyncapi_document_lists_every_error_code_and_no_other() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi/asyncapi.yaml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let reply = &text[text.find("    ErrorReply:").unwrap()..];
+        let listed: Vec<&str> = reply[reply.find("enum:").unwrap()..]
+            .lines()
+            .skip(1)
+            .map_while(|line| line.trim().strip_prefix("- "))
+            .collect();
+        let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(listed, codes, "openapi/asyncapi.yaml ErrorReply.error.enum");
+        for code in ErrorCode::ALL {
+            let json = serde_json::to_value(ServerReply::Error { error: code }).unwrap();
+            assert_eq!(json, json!({"type": "error", "error": code.as_str()}));
+        }
     }
 
     #[test]

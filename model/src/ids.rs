@@ -2,6 +2,7 @@
 //! characters and no `#` (the roster's key separator); the tenant id `*` is reserved (it
 //! names "every tenant" in history and receipt keys). Connection ids follow the same
 //! rules and additionally may not contain whitespace or `/`, since they travel in URL paths.
+//! Message ids are 1–256 characters with no control characters.
 
 use std::fmt;
 
@@ -9,6 +10,8 @@ use serde::{Deserialize, Serialize};
 
 /// Longest tenant, user or connection id accepted.
 pub const MAX_ID_CHARS: usize = 128;
+/// Longest message id accepted.
+pub const MAX_MESSAGE_ID_CHARS: usize = 256;
 
 /// Why a string is not a valid id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,6 +28,8 @@ pub enum IdError {
     NotUrlSafe,
     #[error("'*' is reserved")]
     Reserved,
+    #[error("must be 1 to {MAX_MESSAGE_ID_CHARS} characters")]
+    MessageIdLength,
 }
 
 fn check_common(value: &str) -> Result<(), IdError> {
@@ -115,6 +120,18 @@ fn check_tenant(value: &str) -> Result<(), IdError> {
     Ok(())
 }
 
+/// A message id's one rule, wherever an id comes from (an envelope's `id`, a receipt's path).
+fn check_message(value: &str) -> Result<(), IdError> {
+    let chars = value.chars().count();
+    if chars == 0 || chars > MAX_MESSAGE_ID_CHARS {
+        return Err(IdError::MessageIdLength);
+    }
+    if value.chars().any(char::is_control) {
+        return Err(IdError::ControlCharacter);
+    }
+    Ok(())
+}
+
 id_type!(
     /// A tenant: the isolation boundary. Nothing crosses from one tenant to another.
     TenantId,
@@ -131,6 +148,25 @@ id_type!(
     ConnectionId,
     check_connection
 );
+id_type!(
+    /// A message's id: the envelope's `id` (the publish API makes one when it has none),
+    /// what receipts and repeated publishes are keyed by.
+    MessageId,
+    check_message
+);
+
+impl MessageId {
+    /// The id written as the UUID whose 128 bits are `bits` (lowercase `8-4-4-4-12` hex, as
+    /// `uuid` writes it): the id given to an envelope that has none. Always valid.
+    pub fn of_uuid(bits: u128) -> Self {
+        let hex = format!("{bits:032x}");
+        let (a, rest) = hex.split_at(8);
+        let (b, rest) = rest.split_at(4);
+        let (c, rest) = rest.split_at(4);
+        let (d, e) = rest.split_at(4);
+        Self(format!("{a}-{b}-{c}-{d}-{e}"))
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -154,6 +190,26 @@ mod tests {
         assert!(UserId::parse("*").is_ok());
         assert_eq!(ConnectionId::parse("a b"), Err(IdError::NotUrlSafe));
         assert_eq!(ConnectionId::parse("a/b"), Err(IdError::NotUrlSafe));
+    }
+
+    #[test]
+    fn message_ids_are_1_to_256_characters_without_control_characters() {
+        assert!(MessageId::parse("m-1").is_ok());
+        assert!(MessageId::parse("ü".repeat(256)).is_ok());
+        assert!(MessageId::parse("a#b c/d*").is_ok());
+        assert_eq!(MessageId::parse(""), Err(IdError::MessageIdLength));
+        assert_eq!(
+            MessageId::parse("a".repeat(257)),
+            Err(IdError::MessageIdLength)
+        );
+        assert_eq!(MessageId::parse("a\u{7f}b"), Err(IdError::ControlCharacter));
+        assert_eq!(
+            IdError::MessageIdLength.to_string(),
+            "must be 1 to 256 characters"
+        );
+        let uuid = MessageId::of_uuid(0x0123_4567_89ab_cdef_0011_2233_4455_6677);
+        assert_eq!(uuid.as_str(), "01234567-89ab-cdef-0011-223344556677");
+        assert_eq!(MessageId::parse(uuid.as_str()), Ok(uuid));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The HTTP edge's one error type and its one answer (`{"error", "message"}`, plus
 //! `WWW-Authenticate`, `Retry-After` and `"limit"` where they apply), and bearer-token
-//! authentication: used by the publish API, presence, receipts, usage, dead letters and
-//! the dev endpoints alike.
+//! authentication: used by the publish API, presence, receipts, usage, dead letters, the
+//! dev endpoints, the local gateway, the console proxy and the connect Lambda's refusals
+//! alike.
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -59,6 +60,16 @@ pub enum ApiError {
         message: String,
         retry_after_secs: Option<u64>,
     },
+    /// The server failed at something it should not (500 `internal`).
+    #[error("{0}")]
+    Internal(String),
+    /// An API a proxy forwards to could not be reached or answered badly (502
+    /// `bad_gateway`).
+    #[error("{0}")]
+    BadGateway(String),
+    /// An API a proxy forwards to did not answer in time (504 `gateway_timeout`).
+    #[error("{0}")]
+    GatewayTimeout(String),
 }
 
 impl From<LimitError> for ApiError {
@@ -89,6 +100,9 @@ impl ApiError {
             ApiError::UrlTooLong(_) => StatusCode::URI_TOO_LONG,
             ApiError::TooManyConnections { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) | ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            ApiError::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::LimitExceeded { limit, .. } => match limit {
                 Limit::MaxPayloadBytes => StatusCode::PAYLOAD_TOO_LARGE,
                 Limit::AllowedTargets => StatusCode::FORBIDDEN,
@@ -113,17 +127,31 @@ impl ApiError {
             ApiError::TooManyConnections { .. } => "too_many_connections",
             ApiError::Suspended(_) => "tenant_suspended",
             ApiError::LimitExceeded { .. } => "limit_exceeded",
+            ApiError::Internal(_) => "internal",
+            ApiError::BadGateway(_) => "bad_gateway",
+            ApiError::GatewayTimeout(_) => "gateway_timeout",
         }
     }
+
+    /// The answer's body: `{"error": code, "message": text}`, plus `"limit"` for a tenant
+    /// setting.
+    pub fn body(&self) -> serde_json::Value {
+        let mut body = json!({"error": self.code(), "message": self.to_string()});
+        if let ApiError::LimitExceeded { limit, .. } = self {
+            body["limit"] = json!(limit.key());
+        }
+        body
+    }
+}
+
+/// The answer to a path no route serves: 404 `not_found`, "no such endpoint".
+pub async fn no_such_endpoint() -> ApiError {
+    ApiError::NotFound("no such endpoint".into())
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({"error": self.code(), "message": self.to_string()});
-        if let ApiError::LimitExceeded { limit, .. } = &self {
-            body["limit"] = json!(limit.key());
-        }
-        let mut response = (self.status(), Json(body)).into_response();
+        let mut response = (self.status(), Json(self.body())).into_response();
         let headers = response.headers_mut();
         match &self {
             ApiError::Unauthorized(_) => {
@@ -238,5 +266,21 @@ mod tests {
         let (status, _, body) = answer(suspended.into()).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
         assert_eq!(body["error"], "tenant_suspended");
+    }
+
+    #[tokio::test]
+    async fn the_edges_own_failures_answer_with_their_codes() {
+        let cases = [
+            (ApiError::Internal("x".into()), 500, "internal"),
+            (ApiError::BadGateway("x".into()), 502, "bad_gateway"),
+            (ApiError::GatewayTimeout("x".into()), 504, "gateway_timeout"),
+            (no_such_endpoint().await, 404, "not_found"),
+        ];
+        for (error, status, code) in cases {
+            let message = error.to_string();
+            let (answered, _, body) = answer(error).await;
+            assert_eq!(answered.as_u16(), status);
+            assert_eq!(body, json!({"error": code, "message": message}));
+        }
     }
 }

@@ -30,8 +30,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
-use switchboard_model::envelope::MAX_MESSAGE_ID_CHARS;
-use switchboard_model::{Claims, Envelope, Role, Target, TenantId};
+use switchboard_model::{Claims, Envelope, MessageId, Role, Target, TenantId};
 use time::OffsetDateTime;
 
 use crate::auth::Verifier;
@@ -140,16 +139,16 @@ async fn accept(
     }
     authorize(&claims, &envelope.target)?;
     *counted = Some(envelope.target.tenant().cloned());
-    let id = envelope
-        .id
-        .clone()
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let id = match &envelope.id {
+        Some(id) => id.clone(),
+        None => MessageId::of_uuid(uuid::Uuid::new_v4().as_u128()),
+    };
     // The publisher adds a cursor to every frame kept in history (all but `connections`
     // targets): count the widest one, so nothing accepted here is too large there.
     let cursor = (!matches!(envelope.target, Target::Connections { .. }))
         .then_some(crate::history::Cursor::WIDEST);
     envelope
-        .checked_frame(&id, cursor)
+        .checked_frame(id.as_str(), cursor)
         .map_err(|e| ApiError::TooLarge(e.to_string()))?;
     api.tenants
         .admit_publish(&claims, &envelope.target, json_len(&envelope.data))
@@ -157,6 +156,7 @@ async fn accept(
             tracing::info!(%error, publisher = %claims.user, tenant = %claims.tenant, "publish refused by tenant settings");
         })?;
     envelope.id = Some(id.clone());
+    let id = String::from(id);
     let body = serde_json::to_string(&envelope)
         .map_err(|e| ApiError::Unavailable(format!("could not encode envelope: {e}")))?;
     let key = ReceiptKey::of(&envelope.target, &id);
@@ -209,7 +209,7 @@ async fn accept(
             ApiError::Unavailable("the message queue is unavailable; retry later".into())
         }
     })?;
-    tracing::info!(id, target = envelope.target.kind(), publisher = %claims.user, tenant = %claims.tenant, "message enqueued");
+    tracing::info!(id, target = envelope.target.kind().as_str(), publisher = %claims.user, tenant = %claims.tenant, "message enqueued");
     Ok((StatusCode::ACCEPTED, Json(json!({ "id": id }))))
 }
 
@@ -285,8 +285,7 @@ async fn receipt(
         return Err(not_found());
     };
     // An id no envelope could carry has no receipt (and would not fit a storage key).
-    let chars = id.chars().count();
-    if chars == 0 || chars > MAX_MESSAGE_ID_CHARS || id.chars().any(char::is_control) {
+    if MessageId::parse(id.as_str()).is_err() {
         return Err(ApiError::NotFound("no receipt for that message id".into()));
     }
     let key = ReceiptKey::new(tenant, id.clone());
@@ -402,5 +401,12 @@ mod tests {
             assert!(forbidden(authorize(&reader, &target)));
         }
         assert!(forbidden(authorize(&reader, &Target::Broadcast)));
+    }
+
+    #[test]
+    fn a_fresh_message_id_is_the_uuid_as_uuid_writes_it() {
+        let uuid = uuid::Uuid::new_v4();
+        let id = switchboard_model::MessageId::of_uuid(uuid.as_u128());
+        assert_eq!(id.as_str(), uuid.to_string());
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use switchboard_model::{Envelope, TenantId};
 
-use crate::publisher::{TargetKind, Work, WorkItem};
+use crate::publisher::{MessageKind, Work, WorkItem};
 
 /// A message as a queue hands it to the publisher (the SQS record's essentials).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,8 +79,8 @@ pub trait DeadLetterSink: Send + Sync {
 /// SQS's `MessageGroupId` (docs/design.md: Tenants).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BodyAddress {
-    /// The message's target type.
-    pub kind: TargetKind,
+    /// The message's target type (`legacy` for a work item of a raw legacy broadcast).
+    pub kind: MessageKind,
     /// The message's tenant; `None` for a broadcast.
     pub tenant: Option<TenantId>,
     /// Whether the body is an envelope or a page work item (part of its stream's order);
@@ -118,7 +118,7 @@ pub fn address(body: &str) -> Option<BodyAddress> {
     }
     let envelope = Envelope::parse(body.as_bytes()).ok()?;
     Some(BodyAddress {
-        kind: TargetKind::of(envelope.target.kind()),
+        kind: envelope.target.kind().into(),
         tenant: envelope.target.tenant().cloned(),
         ordered: true,
         sends: false,
@@ -127,19 +127,21 @@ pub fn address(body: &str) -> Option<BodyAddress> {
 
 #[cfg(test)]
 mod tests {
+    use switchboard_model::TargetKind;
+
     use super::*;
 
     #[test]
     fn envelopes_and_work_items_name_their_tenant_and_order() {
         let envelope = r#"{"target":{"type":"users","tenant":"acme","users":["u"]},"data":1}"#;
         let address = address(envelope).unwrap();
-        assert_eq!(address.kind, TargetKind::Users);
+        assert_eq!(address.kind, TargetKind::Users.into());
         assert_eq!(address.group(), "acme");
         assert!(address.ordered);
         let broadcast = super::address(r#"{"target":{"type":"broadcast"},"data":1}"#).unwrap();
         assert_eq!(
             (broadcast.tenant, broadcast.kind),
-            (None, TargetKind::Broadcast)
+            (None, TargetKind::Broadcast.into())
         );
         assert_eq!(super::address("not json"), None);
         assert_eq!(super::address(r#"{"shard":{"id":""}}"#), None);

@@ -4,19 +4,20 @@
 
 use std::sync::Arc;
 
-use switchboard_model::{Claims, ClientAction, ConnectionId, ServerReply};
+use switchboard_model::{Claims, ClientAction, ConnectionId, ErrorCode, ServerReply};
 use time::OffsetDateTime;
 
 use super::push;
-use super::refresh::{refresh, REFRESH_UNAVAILABLE};
+use super::refresh::refresh;
 use crate::auth::Verifier;
 use crate::history::{resume, HistoryConfig, HistoryStore, ResumeError};
 use crate::roster::RosterStore;
 use crate::webpush::WebPush;
 
 /// The reply to one client frame without a verifier (docs/design.md: The one-machine binary):
-/// `ping`, `whoami`, and `unknown_action`. A `refresh` gets the error [`REFRESH_UNAVAILABLE`] here
-/// (nothing can verify it); edges call [`handle_client_frame`].
+/// `ping`, `whoami`, and `unknown_action`. A `refresh` gets the error
+/// [`ErrorCode::RefreshUnavailable`] here (nothing can verify it); edges call
+/// [`handle_client_frame`].
 pub fn reply_to(text: &str, connection_id: &ConnectionId, claims: &Claims) -> ServerReply {
     sync_reply(ClientAction::parse(text), connection_id, claims)
 }
@@ -30,7 +31,7 @@ fn sync_reply(action: ClientAction, connection_id: &ConnectionId, claims: &Claim
             user: claims.user.to_string(),
         },
         ClientAction::Refresh { .. } => ServerReply::Error {
-            error: REFRESH_UNAVAILABLE.into(),
+            error: ErrorCode::RefreshUnavailable,
         },
         // `resume` and the push actions need stores: `handle_client_frame` answers them.
         // Here (no store) they are actions this caller does not offer.
@@ -38,7 +39,7 @@ fn sync_reply(action: ClientAction, connection_id: &ConnectionId, claims: &Claim
         | ClientAction::PushSubscribe { .. }
         | ClientAction::PushUnsubscribe { .. }
         | ClientAction::Unknown => ServerReply::Error {
-            error: "unknown_action".into(),
+            error: ErrorCode::UnknownAction,
         },
     }
 }
@@ -51,7 +52,7 @@ pub struct ActionDeps {
     pub history: Arc<dyn HistoryStore>,
     pub history_config: HistoryConfig,
     /// Verifies `refresh` tokens; `None` where the edge cannot (the client then gets
-    /// [`REFRESH_UNAVAILABLE`]).
+    /// [`ErrorCode::RefreshUnavailable`]).
     pub verifier: Option<Arc<Verifier>>,
     /// Where `push_subscribe` keeps devices; `None` where push is off (the client then
     /// gets `push_unavailable`).
@@ -97,7 +98,7 @@ pub async fn handle_client_frame(
         ClientAction::Refresh { token } => {
             let Some(verifier) = &deps.verifier else {
                 return FrameOutcome::reply(ServerReply::Error {
-                    error: REFRESH_UNAVAILABLE.into(),
+                    error: ErrorCode::RefreshUnavailable,
                 });
             };
             let (reply, refreshed) = refresh(
@@ -133,13 +134,13 @@ pub async fn handle_client_frame(
                     };
                 }
                 Err(ResumeError::InvalidCursor(_)) => vec![ServerReply::Error {
-                    error: "invalid_cursor".into(),
+                    error: ErrorCode::InvalidCursor,
                 }
                 .to_json()],
                 Err(ResumeError::Unavailable(error)) => {
                     tracing::warn!(%error, %connection_id, "resume failed: history unavailable");
                     vec![ServerReply::Error {
-                        error: "history_unavailable".into(),
+                        error: ErrorCode::HistoryUnavailable,
                     }
                     .to_json()]
                 }

@@ -3,23 +3,18 @@
 //! /v1/push/subscriptions` ([`crate::push_api`], which holds the shared steps).
 
 use serde_json::Value;
-use switchboard_model::{Claims, ConnectionId, ServerReply};
+use switchboard_model::{Claims, ConnectionId, ErrorCode, ServerReply};
 use time::OffsetDateTime;
 
 use crate::push_api::{register, unregister, DeviceRequestError};
 use crate::webpush::WebPush;
 
-/// Error code when push is off on this deployment (no VAPID keys).
-pub const PUSH_UNAVAILABLE: &str = "push_unavailable";
-/// Error code of an invalid subscription or device id (the message names the field).
-pub const PUSH_BAD_REQUEST: &str = "bad_request";
-/// Error code of a `push_unsubscribe` naming no device of this user.
-pub const PUSH_UNKNOWN_DEVICE: &str = "unknown_device";
-/// Error code when the device store failed (retry later).
-pub const DEVICES_UNAVAILABLE: &str = "devices_unavailable";
-
-fn refused(code: &str) -> ServerReply {
-    ServerReply::Error { error: code.into() }
+/// Codes: [`ErrorCode::PushUnavailable`] where push is off on this deployment (no VAPID
+/// keys), [`ErrorCode::BadRequest`] for an invalid subscription or device id (the message
+/// names the field), [`ErrorCode::UnknownDevice`] for a `push_unsubscribe` naming no device
+/// of this user, [`ErrorCode::DevicesUnavailable`] when the device store failed.
+fn refused(error: ErrorCode) -> ServerReply {
+    ServerReply::Error { error }
 }
 
 /// The reply to a failed push action; an invalid subscription's field is named from the
@@ -27,12 +22,12 @@ fn refused(code: &str) -> ServerReply {
 fn failed(error: DeviceRequestError, connection_id: &ConnectionId) -> ServerReply {
     match error {
         DeviceRequestError::Invalid(invalid) => ServerReply::Refused {
-            error: PUSH_BAD_REQUEST.into(),
+            error: ErrorCode::BadRequest,
             message: invalid.to_string(),
         },
         DeviceRequestError::Store(store) => {
             tracing::warn!(error = %store, %connection_id, "push action failed: device store unavailable");
-            refused(DEVICES_UNAVAILABLE)
+            refused(ErrorCode::DevicesUnavailable)
         }
     }
 }
@@ -45,7 +40,7 @@ pub(super) async fn subscribe(
     claims: &Claims,
 ) -> ServerReply {
     let Some(push) = push else {
-        return refused(PUSH_UNAVAILABLE);
+        return refused(ErrorCode::PushUnavailable);
     };
     match register(push, claims, subscription, OffsetDateTime::now_utc()).await {
         Ok(id) => ServerReply::PushSubscribed { id: id.to_string() },
@@ -65,11 +60,11 @@ pub(super) async fn unsubscribe(
     claims: &Claims,
 ) -> ServerReply {
     let Some(push) = push else {
-        return refused(PUSH_UNAVAILABLE);
+        return refused(ErrorCode::PushUnavailable);
     };
     match unregister(push, claims, id).await {
         Ok(true) => ServerReply::PushUnsubscribed,
-        Ok(false) => refused(PUSH_UNKNOWN_DEVICE),
+        Ok(false) => refused(ErrorCode::UnknownDevice),
         Err(e) => failed(e, connection_id),
     }
 }
@@ -139,7 +134,7 @@ mod tests {
         assert_eq!(alices(&store).await, 0);
         assert_eq!(
             reply(&deps, unsubscribe).await,
-            json!({"type": "error", "error": PUSH_UNKNOWN_DEVICE})
+            json!({"type": "error", "error": "unknown_device"})
         );
     }
 
@@ -169,7 +164,7 @@ mod tests {
             )
             .await;
             assert_eq!(answer["type"], "error");
-            assert_eq!(answer["error"], PUSH_BAD_REQUEST, "{answer}");
+            assert_eq!(answer["error"], "bad_request", "{answer}");
             assert!(
                 answer["message"].as_str().unwrap().starts_with(field),
                 "{subscription}: {answer}"
@@ -192,7 +187,7 @@ mod tests {
         ] {
             assert_eq!(
                 reply(&deps, frame).await,
-                json!({"type": "error", "error": PUSH_UNAVAILABLE})
+                json!({"type": "error", "error": "push_unavailable"})
             );
         }
     }

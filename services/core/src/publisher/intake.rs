@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::ledger::Track;
 use super::{lookup_failed, MessageReport, Origin, Outcome, Publisher};
-use super::{Recipient, TargetKind, Work, WorkItem, MAX_WORK_ATTEMPTS};
+use super::{MessageKind, Recipient, Work, WorkItem, MAX_WORK_ATTEMPTS};
 use crate::history::{Cursor, HistoryEntry, Stream};
 use crate::queue::InboundMessage;
 use crate::receipts::Progress;
@@ -68,7 +68,11 @@ impl Publisher {
                     self.end(&key, lease, report).await
                 }
                 Err(error) => {
-                    let report = MessageReport::new(message, message.message_id.clone(), "invalid");
+                    let report = MessageReport::new(
+                        message,
+                        message.message_id.clone(),
+                        MessageKind::INVALID,
+                    );
                     self.dead_letter(message, report, error.to_string()).await
                 }
             };
@@ -80,7 +84,8 @@ impl Publisher {
                 return self.deliver_legacy(message, deadline).await;
             }
             Err(error) => {
-                let report = MessageReport::new(message, message.message_id.clone(), "invalid");
+                let report =
+                    MessageReport::new(message, message.message_id.clone(), MessageKind::INVALID);
                 return self
                     .dead_letter(message, report, format!("invalid envelope: {error}"))
                     .await;
@@ -88,9 +93,9 @@ impl Publisher {
         };
         let id = envelope
             .id
-            .clone()
-            .unwrap_or_else(|| message.message_id.clone());
-        let mut report = MessageReport::new(message, id.clone(), envelope.target.kind());
+            .as_ref()
+            .map_or_else(|| message.message_id.clone(), ToString::to_string);
+        let mut report = MessageReport::new(message, id.clone(), envelope.target.kind().as_str());
         report.tenant = envelope.target.tenant().cloned();
         let track = self.track_message(&envelope.target, &id);
         // Claimed first, so a copy delivered again (even one whose `expiresAt` has passed
@@ -178,7 +183,7 @@ impl Publisher {
         }
         let item = WorkItem {
             id,
-            target_type: TargetKind::of(envelope.target.kind()),
+            target_type: envelope.target.kind().into(),
             tenant: envelope.target.tenant().cloned(),
             frame,
             expires_at: envelope.expires_at,
@@ -254,14 +259,18 @@ impl Publisher {
         message: &InboundMessage,
         deadline: Option<Instant>,
     ) -> MessageReport {
-        let mut report = MessageReport::new(message, message.message_id.clone(), "legacy");
+        let mut report = MessageReport::new(
+            message,
+            message.message_id.clone(),
+            MessageKind::Legacy.as_str(),
+        );
         if let Err(too_large) = within_frame_limit(&message.body) {
             let error = format!("legacy body: {too_large}");
             return self.dead_letter(message, report, error).await;
         }
         let item = WorkItem {
             id: message.message_id.clone(),
-            target_type: TargetKind::Legacy,
+            target_type: MessageKind::Legacy,
             tenant: None,
             frame: message.body.clone(),
             expires_at: None,

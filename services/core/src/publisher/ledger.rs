@@ -11,7 +11,7 @@ use std::sync::Arc;
 use switchboard_model::Target;
 use time::OffsetDateTime;
 
-use super::{MessageReport, Origin, Publisher, TargetKind, WorkItem, STORE_OPERATION_TIMEOUT};
+use super::{MessageKind, MessageReport, Origin, Publisher, WorkItem, STORE_OPERATION_TIMEOUT};
 use crate::events::{Event, EventSink};
 use crate::receipts::{Progress, Receipt, ReceiptKey, Terminal};
 
@@ -158,7 +158,7 @@ impl Publisher {
     /// The receipt of a work item with this id and tenant (none for legacy bodies, or with
     /// receipts off).
     pub(super) fn track_item(&self, item: &WorkItem) -> Option<Track<'static>> {
-        (self.receipts.is_some() && item.target_type != TargetKind::Legacy).then(|| Track {
+        (self.receipts.is_some() && item.target_type != MessageKind::Legacy).then(|| Track {
             key: ReceiptKey::new(item.tenant.clone(), item.id.clone()),
             target: None,
         })

@@ -80,7 +80,7 @@ pub use config::{
     SETTLE_ALLOWANCE, STORE_ATTEMPT_TIMEOUT, STORE_OPERATION_TIMEOUT,
 };
 pub use report::{BatchOutcome, MessageReport, Outcome};
-pub use work::{Recipient, TargetKind, Work, WorkItem, MAX_WORK_ATTEMPTS};
+pub use work::{MessageKind, Recipient, Work, WorkItem, MAX_WORK_ATTEMPTS};
 
 use std::num::NonZeroU32;
 use std::sync::Arc;

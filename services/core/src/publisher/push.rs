@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use futures::{stream, StreamExt};
 use switchboard_model::MAX_USERS_PER_TARGET;
-use switchboard_model::{Envelope, Target, UserId};
+use switchboard_model::{Envelope, MessageId, Target, UserId};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
@@ -111,7 +111,8 @@ impl Publisher {
             urgency: push.urgency(),
             topic: envelope
                 .id
-                .as_deref()
+                .as_ref()
+                .map(MessageId::as_str)
                 .filter(|id| is_topic(id))
                 .map(str::to_string),
             always,

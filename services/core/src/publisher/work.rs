@@ -17,7 +17,7 @@
 //! recognises them by their single top-level key `shard`.
 
 use serde::{Deserialize, Serialize};
-use switchboard_model::{within_frame_limit, ConnectionId, TenantId};
+use switchboard_model::{within_frame_limit, ConnectionId, TargetKind, TenantId};
 use time::OffsetDateTime;
 
 use crate::devices::Device;
@@ -36,37 +36,51 @@ const MAX_ITEM_CONNECTIONS: usize = 10_000;
 /// Most devices one work item may name.
 const MAX_ITEM_DEVICES: usize = 10_000;
 
-/// Which kind of message a work item delivers (as logged and counted).
+/// Which kind of message a work item delivers (as logged and counted): an envelope's
+/// target kind, or `legacy`, a raw body of the original broadcast design
+/// (`LEGACY_BROADCAST`). Written as the kind's word (the wire key `targetType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TargetKind {
-    Users,
-    Tenant,
-    Connections,
-    Broadcast,
-    /// A raw body of the original broadcast design (`LEGACY_BROADCAST`).
+#[serde(try_from = "String", into = "&'static str")]
+pub enum MessageKind {
+    Target(TargetKind),
     Legacy,
 }
 
-impl TargetKind {
+impl MessageKind {
+    /// The word a report gives a body that is neither an envelope, a work item nor a
+    /// legacy body: the target type of nothing.
+    pub const INVALID: &'static str = "invalid";
+
+    /// The word logged, counted and written: the target kind's, or `legacy`.
     pub fn as_str(self) -> &'static str {
         match self {
-            TargetKind::Users => "users",
-            TargetKind::Tenant => "tenant",
-            TargetKind::Connections => "connections",
-            TargetKind::Broadcast => "broadcast",
-            TargetKind::Legacy => "legacy",
+            MessageKind::Target(kind) => kind.as_str(),
+            MessageKind::Legacy => "legacy",
         }
     }
+}
 
-    /// The kind of an envelope target's `type` word.
-    pub fn of(kind: &str) -> Self {
-        match kind {
-            "users" => TargetKind::Users,
-            "tenant" => TargetKind::Tenant,
-            "connections" => TargetKind::Connections,
-            _ => TargetKind::Broadcast,
+impl From<TargetKind> for MessageKind {
+    fn from(kind: TargetKind) -> Self {
+        MessageKind::Target(kind)
+    }
+}
+
+impl From<MessageKind> for &'static str {
+    fn from(kind: MessageKind) -> Self {
+        kind.as_str()
+    }
+}
+
+impl TryFrom<String> for MessageKind {
+    type Error = String;
+    fn try_from(word: String) -> Result<Self, String> {
+        if word == MessageKind::Legacy.as_str() {
+            return Ok(MessageKind::Legacy);
         }
+        TargetKind::parse(&word)
+            .map(MessageKind::Target)
+            .ok_or_else(|| format!("unknown target type {word:?}"))
     }
 }
 
@@ -146,7 +160,7 @@ pub struct Notice {
 pub struct WorkItem {
     /// The message's id (the envelope's, or the queue's id of the original message).
     pub id: String,
-    pub target_type: TargetKind,
+    pub target_type: MessageKind,
     /// The message's tenant; `None` for a broadcast.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<TenantId>,
@@ -376,7 +390,7 @@ mod tests {
     fn item(work: Work) -> WorkItem {
         WorkItem {
             id: "m-1".into(),
-            target_type: TargetKind::Tenant,
+            target_type: TargetKind::Tenant.into(),
             tenant: Some(TenantId::parse("acme").unwrap()),
             frame: r#"{"id":"m-1","data":1}"#.into(),
             expires_at: None,

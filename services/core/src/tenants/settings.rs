@@ -8,10 +8,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
-use switchboard_model::{TenantId, MAX_FRAME_BYTES};
+use switchboard_model::{TargetKind, TenantId, MAX_FRAME_BYTES};
 
 use crate::history::MAX_HISTORY_TTL_SECS;
-use crate::publisher::TargetKind;
 
 /// Largest `maxConnections` / `maxConnectionsPerUser`.
 pub const MAX_CONNECTIONS_SETTING: u64 = 100_000_000;

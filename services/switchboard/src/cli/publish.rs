@@ -3,7 +3,7 @@
 use clap::Args;
 use serde_json::{json, Value};
 use switchboard_core::queue::MessageQueue;
-use switchboard_model::Envelope;
+use switchboard_model::{Envelope, MessageId};
 
 use super::{CliError, Refusal};
 
@@ -118,8 +118,9 @@ pub async fn publish_command(args: PublishArgs) -> Result<(), CliError> {
     let id = envelope
         .id
         .clone()
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        .unwrap_or_else(|| MessageId::of_uuid(uuid::Uuid::new_v4().as_u128()));
     envelope.id = Some(id.clone());
+    let id = String::from(id);
     let body = serde_json::to_string(&envelope).map_err(|e| CliError::Failed(e.to_string()))?;
     let sdk = switchboard_aws::load_sdk_config(switchboard_aws::LocalDefaults::NONE).await;
     let queue = switchboard_aws::SqsQueue::from_sdk_config(&sdk, queue_url);

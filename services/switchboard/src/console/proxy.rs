@@ -23,13 +23,12 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use axum::{Json, Router};
+use axum::Router;
 use futures::StreamExt;
-use serde_json::json;
 use switchboard_core::http::ApiError;
 
 use super::ConsoleConfig;
@@ -66,9 +65,6 @@ pub enum ProxyError {
 impl IntoResponse for ProxyError {
     fn into_response(self) -> Response {
         let message = self.to_string();
-        let gateway = |status: StatusCode, code: &str| {
-            (status, Json(json!({"error": code, "message": message}))).into_response()
-        };
         match self {
             ProxyError::BadHost | ProxyError::BodyUnreadable(_) => {
                 ApiError::InvalidRequest(message).into_response()
@@ -77,9 +73,9 @@ impl IntoResponse for ProxyError {
             ProxyError::NotFound => ApiError::NotFound(message).into_response(),
             ProxyError::BodyTooLarge => ApiError::TooLarge(message).into_response(),
             ProxyError::AnswerTooLarge | ProxyError::Unreachable(_) => {
-                gateway(StatusCode::BAD_GATEWAY, "bad_gateway")
+                ApiError::BadGateway(message).into_response()
             }
-            ProxyError::Timeout(_) => gateway(StatusCode::GATEWAY_TIMEOUT, "gateway_timeout"),
+            ProxyError::Timeout(_) => ApiError::GatewayTimeout(message).into_response(),
         }
     }
 }

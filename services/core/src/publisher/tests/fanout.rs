@@ -260,7 +260,7 @@ async fn a_retry_item_skips_a_token_that_expired_since() {
     let now = OffsetDateTime::now_utc();
     let item = WorkItem {
         id: "m-1".into(),
-        target_type: TargetKind::Users,
+        target_type: switchboard_model::TargetKind::Users.into(),
         tenant: Some(TenantId::parse("acme").unwrap()),
         frame: r#"{"id":"m-1","data":1}"#.into(),
         expires_at: None,

@@ -19,7 +19,7 @@ fn first_page(tenant: &str) -> InboundMessage {
     let tenant_id = TenantId::parse(tenant).unwrap();
     let item = WorkItem {
         id: format!("m-{tenant}"),
-        target_type: TargetKind::Tenant,
+        target_type: switchboard_model::TargetKind::Tenant.into(),
         tenant: Some(tenant_id.clone()),
         frame: format!(r#"{{"id":"m-{tenant}","data":1}}"#),
         expires_at: None,

@@ -6,9 +6,9 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use switchboard_core::publisher::TargetKind;
+use switchboard_core::publisher::MessageKind;
 use switchboard_core::queue::{self, InboundMessage};
-use switchboard_model::TenantId;
+use switchboard_model::{TargetKind, TenantId};
 
 /// Where a queued message belongs, read once from its body (`queue::address`) when it is
 /// enqueued.
@@ -34,7 +34,7 @@ impl Route {
         let unique = || format!("#{message_id}");
         match queue::address(body) {
             Some(address) => Route {
-                order: if address.ordered && address.kind != TargetKind::Connections {
+                order: if address.ordered && address.kind != MessageKind::Target(TargetKind::Connections) {
                     format!("={}:{}", address.kind.as_str(), address.group())
                 } else {
                     unique()
