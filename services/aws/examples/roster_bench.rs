@@ -15,7 +15,8 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use switchboard_aws::config::{dynamodb_client, DynamoConfig};
+use switchboard_aws::config::DynamoConfig;
+use switchboard_aws::dynamo::DynamoStores;
 use switchboard_aws::dynamo::{create_table, delete_table};
 use switchboard_aws::{DynamoRosterStore, LookupStats};
 use switchboard_core::roster::{ConnectionRecord, RosterError, DEFAULT_CONNECTION_TTL_SECS};
@@ -46,19 +47,18 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<bool, BoxError> {
-    let config = DynamoConfig::from_lookup(|k| std::env::var(k).ok())?;
+    let mut config = DynamoConfig::from_lookup(|k| std::env::var(k).ok())?;
     if config.endpoint.is_none() {
         return Err("DYNAMODB_ENDPOINT is not set: start DynamoDB Local with \
              `source scripts/dynamodb-local.sh && dynamodb_local_start` (or \
              `eval \"$(bash scripts/dynamodb-local.sh start)\"`) and run again"
             .into());
     }
-    let client = dynamodb_client(&config).await;
-    let table = format!("roster-bench-{}", uuid::Uuid::new_v4().simple());
-    create_table(&client, &table).await?;
-    let store = DynamoRosterStore::new(client.clone(), table.clone(), config.scan_segments);
-    let outcome = bench(&store).await;
-    delete_table(&client, &table).await?;
+    config.roster_table = format!("roster-bench-{}", uuid::Uuid::new_v4().simple());
+    let stores = DynamoStores::connect(&config).await;
+    create_table(stores.client(), &config.roster_table).await?;
+    let outcome = bench(&stores.roster()).await;
+    delete_table(stores.client(), &config.roster_table).await?;
     outcome
 }
 

@@ -1,6 +1,6 @@
-//! SDK client construction with endpoint overrides, and the roster's typed configuration
-//! (`ROSTER_TABLE`, `SCAN_SEGMENTS`, `DYNAMODB_ENDPOINT` / `AWS_ENDPOINT_URL_DYNAMODB`),
-//! parsed from a lookup function so tests pass a map.
+//! SDK client construction with endpoint overrides, and DynamoDB's typed configuration
+//! (`ROSTER_TABLE`, `HISTORY_TABLE`, `SCAN_SEGMENTS`, `DYNAMODB_ENDPOINT` /
+//! `AWS_ENDPOINT_URL_DYNAMODB`), parsed from a lookup function so tests pass a map.
 //!
 //! With an endpoint override (DynamoDB Local) and no AWS region or credentials configured,
 //! clients get a dummy region (`us-east-1`) and dummy static credentials: DynamoDB Local
@@ -13,7 +13,7 @@ use aws_smithy_types::timeout::TimeoutConfig;
 use switchboard_core::config::{http_url, optional, scan_segments, ConfigError};
 use switchboard_core::publisher::{STORE_ATTEMPT_TIMEOUT, STORE_OPERATION_TIMEOUT};
 
-use crate::dynamo::DEFAULT_TABLE_NAME;
+use crate::dynamo::{DEFAULT_HISTORY_TABLE, DEFAULT_TABLE_NAME};
 
 /// Region used when an endpoint override is set and no region is configured.
 pub const LOCAL_REGION: &str = "us-east-1";
@@ -145,11 +145,12 @@ async fn default_chain_sdk_config(local: LocalDefaults) -> SdkConfig {
 }
 
 /// `sdk` with the timeouts the publisher's time budget counts on
-/// ([`switchboard_core::publisher::DEADLINE_MARGIN`], docs/design.md: Fan-out at any size, "Time budget"): each
-/// SQS or DynamoDB attempt at most [`STORE_ATTEMPT_TIMEOUT`], each operation with the SDK's
-/// retries at most [`STORE_OPERATION_TIMEOUT`]. Without them a call that hangs would hold an
-/// invocation past its deadline, and Lambda would return the whole batch. For the clients of
-/// functions with a deadline; `serve` and the tests keep the SDK defaults.
+/// ([`switchboard_core::publisher::DEADLINE_MARGIN`], docs/design.md: Fan-out at any size,
+/// "Time budget"): each SQS or DynamoDB attempt at most [`STORE_ATTEMPT_TIMEOUT`], each
+/// operation with the SDK's retries at most [`STORE_OPERATION_TIMEOUT`]. Without them a call
+/// that hangs would hold an invocation past its deadline, and Lambda would return the whole
+/// batch. For the clients of functions with a deadline; `serve` and the tests keep the SDK
+/// defaults.
 pub fn with_store_timeouts(sdk: &SdkConfig) -> SdkConfig {
     sdk.to_builder()
         .timeout_config(
@@ -167,11 +168,15 @@ pub fn validate_endpoint(name: &'static str, value: &str) -> Result<String, Conf
     http_url(name, value).map(|url| url.trim_end_matches('/').to_string())
 }
 
-/// The roster adapter's settings.
+/// The DynamoDB adapters' settings: the client's endpoint and the two tables
+/// ([`crate::dynamo::DynamoStores`] builds everything from them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DynamoConfig {
     /// `ROSTER_TABLE`, default `SocketRoster`.
-    pub table: String,
+    pub roster_table: String,
+    /// `HISTORY_TABLE`, default `SocketHistory`: history and everything else that is not the
+    /// roster (receipts, usage, the work log, devices, online state, leases).
+    pub history_table: String,
     /// `SCAN_SEGMENTS`, default 4 (1..=1000).
     pub scan_segments: usize,
     /// `DYNAMODB_ENDPOINT`, else `AWS_ENDPOINT_URL_DYNAMODB`; `None`: AWS's endpoint.
@@ -182,15 +187,17 @@ pub struct DynamoConfig {
 
 impl DynamoConfig {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let table = optional::<String>(&lookup, "ROSTER_TABLE")?
+        let roster_table = optional::<String>(&lookup, "ROSTER_TABLE")?
             .unwrap_or_else(|| DEFAULT_TABLE_NAME.to_string());
-        if !valid_table_name(&table) {
+        if !valid_table_name(&roster_table) {
             return Err(ConfigError::Invalid {
                 name: "ROSTER_TABLE",
-                value: table,
+                value: roster_table,
                 reason: "a DynamoDB table name is 3-255 characters of a-z, A-Z, 0-9, _ - .".into(),
             });
         }
+        let history_table = optional::<String>(&lookup, "HISTORY_TABLE")?
+            .unwrap_or_else(|| DEFAULT_HISTORY_TABLE.to_string());
         let scan_segments = scan_segments(&lookup)?;
         let endpoint = match optional::<String>(&lookup, "DYNAMODB_ENDPOINT")? {
             Some(v) => Some(validate_endpoint("DYNAMODB_ENDPOINT", &v)?),
@@ -204,7 +211,8 @@ impl DynamoConfig {
             LocalDefaults::NONE
         };
         Ok(Self {
-            table,
+            roster_table,
+            history_table,
             scan_segments,
             endpoint,
             local,
@@ -287,7 +295,8 @@ mod tests {
     #[test]
     fn defaults_without_any_variable() {
         let config = DynamoConfig::from_lookup(lookup(&[])).unwrap();
-        assert_eq!(config.table, "SocketRoster");
+        assert_eq!(config.roster_table, "SocketRoster");
+        assert_eq!(config.history_table, "SocketHistory");
         assert_eq!(config.scan_segments, 4);
         assert_eq!(config.endpoint, None);
         assert_eq!(config.local, LocalDefaults::NONE);
@@ -298,11 +307,13 @@ mod tests {
         let config = DynamoConfig::from_lookup(lookup(&[
             ("DYNAMODB_ENDPOINT", "http://127.0.0.1:8000/"),
             ("ROSTER_TABLE", "Roster-test"),
+            ("HISTORY_TABLE", "History-test"),
             ("SCAN_SEGMENTS", "8"),
         ]))
         .unwrap();
         assert_eq!(config.endpoint.as_deref(), Some("http://127.0.0.1:8000"));
-        assert_eq!(config.table, "Roster-test");
+        assert_eq!(config.roster_table, "Roster-test");
+        assert_eq!(config.history_table, "History-test");
         assert_eq!(config.scan_segments, 8);
         assert_eq!(
             config.local,

@@ -64,7 +64,9 @@ async fn dynamo_store() -> DynamoRosterStore {
         "DYNAMODB_ENDPOINT must point at DynamoDB Local on 127.0.0.1: run scripts/test.sh"
     );
     let config = DynamoConfig {
-        table: format!("publisher-{}", uuid::Uuid::new_v4()),
+        roster_table: format!("publisher-{}", uuid::Uuid::new_v4()),
+        // Never made: only the roster is on DynamoDB here.
+        history_table: switchboard_aws::dynamo::DEFAULT_HISTORY_TABLE.into(),
         scan_segments: 3,
         endpoint: Some(endpoint),
         local: LocalDefaults {
@@ -73,8 +75,8 @@ async fn dynamo_store() -> DynamoRosterStore {
         },
     };
     let client = dynamodb_client(&config).await;
-    create_table(&client, &config.table).await.unwrap();
-    DynamoRosterStore::new(client, config.table.clone(), config.scan_segments)
+    create_table(&client, &config.roster_table).await.unwrap();
+    DynamoRosterStore::new(client, config.roster_table.clone(), config.scan_segments)
 }
 
 fn message(id: &str, target: Value) -> InboundMessage {

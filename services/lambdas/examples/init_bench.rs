@@ -283,14 +283,14 @@ async fn main() {
     let history_table = format!("bench-history-{suffix}");
     let config = switchboard_aws::DynamoConfig::from_lookup(|k| match k {
         "DYNAMODB_ENDPOINT" => Some(endpoint.clone()),
+        "ROSTER_TABLE" => Some(roster_table.clone()),
+        "HISTORY_TABLE" => Some(history_table.clone()),
         _ => None,
     })
     .unwrap();
-    let client = switchboard_aws::dynamodb_client(&config).await;
-    switchboard_aws::create_table(&client, &roster_table)
-        .await
-        .unwrap();
-    switchboard_aws::create_history_table(&client, &history_table)
+    let stores = switchboard_aws::dynamo::DynamoStores::connect(&config).await;
+    stores
+        .create_tables(switchboard_aws::dynamo::CreateTables::Require)
         .await
         .unwrap();
 
@@ -398,6 +398,6 @@ async fn main() {
             ),
         }
     }
-    let _ = switchboard_aws::delete_table(&client, &roster_table).await;
-    let _ = switchboard_aws::delete_table(&client, &history_table).await;
+    let _ = switchboard_aws::delete_table(stores.client(), &roster_table).await;
+    let _ = switchboard_aws::delete_table(stores.client(), &history_table).await;
 }

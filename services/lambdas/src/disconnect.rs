@@ -26,12 +26,11 @@ pub async fn build(
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<DisconnectDeps, switchboard_core::config::ConfigError> {
     let dynamo = switchboard_aws::DynamoConfig::from_lookup(&lookup)?;
-    tracing::info!(table = %dynamo.table, "disconnect ready");
-    let roster = switchboard_aws::DynamoRosterStore::from_config(&dynamo).await;
-    let usage = crate::usage::build(&lookup, &roster)?;
+    tracing::info!(table = %dynamo.roster_table, "disconnect ready");
+    let stores = switchboard_aws::dynamo::DynamoStores::connect(&dynamo).await;
     Ok(DisconnectDeps {
-        roster: Arc::new(roster),
-        usage: Some(usage),
+        roster: Arc::new(stores.roster()),
+        usage: Some(crate::usage::build(&lookup, &stores)?),
     })
 }
 

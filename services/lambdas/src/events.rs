@@ -45,13 +45,12 @@ use aws_lambda_events::sqs::SqsEvent;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use switchboard_aws::config::{dynamodb_client_from, validate_endpoint, with_store_timeouts};
-use switchboard_aws::dynamo::{DynamoOnlineStore, DynamoRosterStore};
+use switchboard_aws::config::{validate_endpoint, with_store_timeouts};
+use switchboard_aws::dynamo::{DynamoRosterStore, DynamoStores};
 use switchboard_aws::{load_sdk_config, DynamoConfig, EventBridgeSink, LocalDefaults, SqsQueue};
 use switchboard_core::config::{optional, required, ConfigError};
 use switchboard_core::events::presence::PresenceError;
 use switchboard_core::events::{offline_delay, EventError, OfflineCheck, PresenceEvents};
-use switchboard_core::history::HistoryConfig;
 use switchboard_core::queue::{MessageQueue, QueueError};
 use switchboard_core::roster::{ConnectionRecord, RosterError};
 use switchboard_model::{TenantId, UserId};
@@ -111,9 +110,9 @@ pub struct EventsSettings {
 
 impl EventsSettings {
     /// Also requires `ROSTER_TABLE` and `HISTORY_TABLE` to be set (their values are read
-    /// by [`DynamoConfig`] and [`HistoryConfig`]): the other functions fall back to the
-    /// default table names, but this one reads the roster's items and keeps the online
-    /// items, so a stack that forgot either must stop at init, not fail every record.
+    /// by [`DynamoConfig`]): the other functions fall back to the default table names, but
+    /// this one reads the roster's items and keeps the online items, so a stack that forgot
+    /// either must stop at init, not fail every record.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         for name in ["ROSTER_TABLE", "HISTORY_TABLE"] {
             let _: String = required(&lookup, name)?;
@@ -146,15 +145,13 @@ pub async fn build(
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<(EventsFunction, Metrics), StartupError> {
     let dynamo = DynamoConfig::from_lookup(&lookup)?;
-    let history = HistoryConfig::from_lookup(&lookup)?;
     let settings = EventsSettings::from_lookup(&lookup)?;
     let metrics = Metrics::from_lookup(&lookup)?;
     let sdk = with_store_timeouts(&load_sdk_config(LocalDefaults::NONE).await);
-    let dynamo_sdk = with_store_timeouts(&load_sdk_config(dynamo.local).await);
-    let client = dynamodb_client_from(&dynamo_sdk, dynamo.endpoint.as_deref());
+    let stores = DynamoStores::connect_bounded(&dynamo).await;
     tracing::info!(
-        roster_table = %dynamo.table,
-        history_table = %history.table,
+        roster_table = %dynamo.roster_table,
+        history_table = %dynamo.history_table,
         bus = %settings.bus_name,
         queue_url = %settings.queue_url,
         offline_delay_secs = settings.offline_delay.as_secs(),
@@ -163,10 +160,10 @@ pub async fn build(
     );
     let function = EventsFunction {
         presence: PresenceEvents::new(
-            Arc::new(DynamoOnlineStore::new(client.clone(), history.table)),
+            Arc::new(stores.online()),
             Arc::new(EventBridgeSink::from_sdk_config(&sdk, settings.bus_name)),
         ),
-        roster: DynamoRosterStore::new(client, dynamo.table, 1),
+        roster: stores.roster(),
         checks: Arc::new(SqsQueue::from_sdk_config(&sdk, settings.queue_url)),
         offline_delay: settings.offline_delay,
     };

@@ -15,13 +15,10 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use switchboard_aws::{
-    load_sdk_config, DynamoConfig, DynamoDeviceStore, DynamoReceiptStore, DynamoRosterStore,
-    LocalDefaults, SqsQueue,
-};
+use switchboard_aws::dynamo::DynamoStores;
+use switchboard_aws::{load_sdk_config, DynamoConfig, LocalDefaults, SqsQueue};
 use switchboard_core::auth::{AuthConfig, AuthConfigError, AuthError, Verifier};
 use switchboard_core::config::{required, ConfigError};
-use switchboard_core::history::HistoryConfig;
 use switchboard_core::overview::OverviewApi;
 use switchboard_core::presence::PresenceApi;
 use switchboard_core::publish_api::{ApiError, PublishApi, MAX_BODY_BYTES};
@@ -66,35 +63,19 @@ pub async fn build(lookup: impl Fn(&str) -> Option<String>) -> Result<axum::Rout
     let verifier = Verifier::new(auth).await?;
     let sdk = load_sdk_config(LocalDefaults::NONE).await;
     let queue = SqsQueue::from_sdk_config(&sdk, queue_url.clone());
-    let roster = DynamoRosterStore::from_config(&dynamo).await;
-    let history = HistoryConfig::from_lookup(&lookup)?;
+    let stores = DynamoStores::connect(&dynamo).await;
     let receipt_config = ReceiptConfig::from_lookup(&lookup)?;
-    let receipts = Receipts::new(
-        Arc::new(DynamoReceiptStore::new(
-            roster.client().clone(),
-            history.table.clone(),
-        )),
-        &receipt_config,
-    );
+    let receipts = Receipts::new(Arc::new(stores.receipts()), &receipt_config);
     let tenants = Tenants::from_lookup(&lookup)?;
-    // Usage per tenant per minute, in the history table too (docs/design.md: Usage).
+    // Usage per tenant per minute (docs/design.md: Usage).
     let usage_config = UsageConfig::from_lookup(&lookup)?;
     let usage = Usage::new(
-        Arc::new(switchboard_aws::dynamo::DynamoUsageStore::new(
-            roster.client().clone(),
-            history.table.clone(),
-            usage_config.retention,
-        )),
+        Arc::new(stores.usage(usage_config.retention)),
         &usage_config,
     );
     // Web Push (docs/design.md: Web Push): devices registered with the user's own token.
-    let push = crate::push::web_push(&lookup, || {
-        Arc::new(DynamoDeviceStore::new(
-            roster.client().clone(),
-            history.table.clone(),
-        ))
-    })?;
-    tracing::info!(%queue_url, table = %dynamo.table, receipt_table = %history.table, receipt_ttl_secs = receipt_config.ttl.as_secs(), metrics_namespace = metrics.namespace(), "publish-api ready");
+    let push = crate::push::web_push(&lookup, || Arc::new(stores.devices()))?;
+    tracing::info!(%queue_url, table = %dynamo.roster_table, receipt_table = %dynamo.history_table, receipt_ttl_secs = receipt_config.ttl.as_secs(), metrics_namespace = metrics.namespace(), "publish-api ready");
     let verifier = Arc::new(verifier);
     let usage_api = UsageApi {
         verifier: verifier.clone(),
@@ -112,7 +93,7 @@ pub async fn build(lookup: impl Fn(&str) -> Option<String>) -> Result<axum::Rout
         usage: Some(usage),
         push_enabled: push.is_some(),
     };
-    Ok(router(api, Arc::new(roster), metrics)
+    Ok(router(api, Arc::new(stores.roster()), metrics)
         .merge(usage_api.router())
         .merge(push_api.router()))
 }

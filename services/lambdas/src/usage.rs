@@ -1,23 +1,20 @@
 //! Usage per tenant per minute for the `$connect`/`$disconnect` functions
-//! (docs/design.md: Usage): the DynamoDB usage store in the history table.
+//! (docs/design.md: Usage): the DynamoDB usage store.
 
 use std::sync::Arc;
 
+use switchboard_aws::dynamo::DynamoStores;
 use switchboard_core::config::ConfigError;
-use switchboard_core::history::HistoryConfig;
 use switchboard_core::usage::{Usage, UsageConfig};
 
-/// The usage store on `HISTORY_TABLE` with `USAGE_RETENTION_DAYS`, on the roster's client.
+/// The usage store with `USAGE_RETENTION_DAYS`.
 pub fn build(
     lookup: impl Fn(&str) -> Option<String>,
-    roster: &switchboard_aws::DynamoRosterStore,
+    stores: &DynamoStores,
 ) -> Result<Usage, ConfigError> {
-    let history = HistoryConfig::from_lookup(&lookup)?;
     let config = UsageConfig::from_lookup(&lookup)?;
-    let store = switchboard_aws::dynamo::DynamoUsageStore::new(
-        roster.client().clone(),
-        history.table,
-        config.retention,
-    );
-    Ok(Usage::new(Arc::new(store), &config))
+    Ok(Usage::new(
+        Arc::new(stores.usage(config.retention)),
+        &config,
+    ))
 }

@@ -74,7 +74,8 @@ async fn refresh_moves_the_roster_token_expiry_and_never_recreates_a_connection(
     ];
     let lookup = |k: &str| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
     let dynamo = DynamoConfig {
-        table: table.clone(),
+        roster_table: table.clone(),
+        history_table: "unused".into(),
         scan_segments: 1,
         endpoint: Some(endpoint),
         local: LocalDefaults {

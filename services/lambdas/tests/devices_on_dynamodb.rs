@@ -77,7 +77,8 @@ async fn default_and_publish_api_keep_a_user_s_devices_where_the_publisher_reads
     ];
     let lookup = |k: &str| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
     let client = dynamodb_client(&DynamoConfig {
-        table: "unused".into(),
+        roster_table: "unused".into(),
+        history_table: history.clone(),
         scan_segments: 1,
         endpoint: Some(endpoint),
         local: LocalDefaults {

@@ -72,13 +72,9 @@ impl DynamoDeviceStore {
     ) -> Result<Vec<Item>, DeviceError> {
         let mut pages = self
             .table
-            .client()
-            .query()
-            .table_name(self.table.name())
+            .query(pk)
             .key_condition_expression("#pk = :pk AND begins_with(#sk, :user)")
-            .expression_attribute_names("#pk", PK)
             .expression_attribute_names("#sk", SK)
-            .expression_attribute_values(":pk", AttributeValue::S(pk))
             .expression_attribute_values(":user", AttributeValue::S(prefix))
             .consistent_read(consistent)
             .into_paginator()
@@ -97,9 +93,7 @@ impl DynamoDeviceStore {
     async fn delete(&self, tenant: &TenantId, sk: String) -> Result<Option<Item>, DeviceError> {
         let output = self
             .table
-            .client()
             .delete_item()
-            .table_name(self.table.name())
             .key(PK, AttributeValue::S(tenant_key(tenant)))
             .key(SK, AttributeValue::S(sk))
             .return_values(ReturnValue::AllOld)
@@ -125,12 +119,7 @@ impl DynamoDeviceStore {
             let limit = i32::try_from(want.saturating_sub(live).max(1)).unwrap_or(i32::MAX);
             let output = self
                 .table
-                .client()
-                .query()
-                .table_name(self.table.name())
-                .key_condition_expression("#pk = :pk")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_values(":pk", AttributeValue::S(tenant_key(tenant)))
+                .query(tenant_key(tenant))
                 .set_exclusive_start_key(start)
                 .limit(limit)
                 .send()
@@ -346,9 +335,7 @@ impl DeviceStore for DynamoDeviceStore {
         max_per_user: usize,
     ) -> Result<Vec<DeviceId>, DeviceError> {
         self.table
-            .client()
             .put_item()
-            .table_name(self.table.name())
             .set_item(Some(device_to_item(device)?))
             .send()
             .await

@@ -96,13 +96,9 @@ impl HistoryStore for DynamoHistoryStore {
         for _ in 0..MAX_PAGES_PER_READ {
             let output = self
                 .table
-                .client()
-                .query()
-                .table_name(self.table.name())
+                .query(stream.key())
                 .key_condition_expression("#pk = :pk AND #sk > :after")
-                .expression_attribute_names("#pk", PK)
                 .expression_attribute_names("#sk", SK)
-                .expression_attribute_values(":pk", AttributeValue::S(stream.key()))
                 .expression_attribute_values(":after", AttributeValue::S(after.to_string()))
                 .set_exclusive_start_key(start)
                 .limit(page_limit)

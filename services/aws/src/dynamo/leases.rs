@@ -83,9 +83,7 @@ impl LeaseStore for DynamoLeaseStore {
         item.insert(UNTIL.into(), number(until_ms));
         item.insert(TTL_ATTRIBUTE.into(), number(expires_at));
         self.table
-            .client()
             .put_item()
-            .table_name(self.table.name())
             .set_item(Some(item))
             .send()
             .await
@@ -99,12 +97,7 @@ impl LeaseStore for DynamoLeaseStore {
         for _ in 0..MAX_QUERY_PAGES {
             let output = self
                 .table
-                .client()
-                .query()
-                .table_name(self.table.name())
-                .key_condition_expression("#pk = :pk")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_values(":pk", AttributeValue::S(LEASE_PK.into()))
+                .query(LEASE_PK)
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take())
                 .send()
@@ -132,9 +125,7 @@ impl LeaseStore for DynamoLeaseStore {
     async fn claim(&self, lease: &Lease) -> Result<bool, LeaseError> {
         let deleted = self
             .table
-            .client()
             .delete_item()
-            .table_name(self.table.name())
             .set_key(Some(key(&lease.tag)))
             .condition_expression("#until = :seen")
             .expression_attribute_names("#until", UNTIL)

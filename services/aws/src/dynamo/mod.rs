@@ -2,7 +2,8 @@
 //! [`DynamoRosterStore`], with the key layout and item mapping in `item.rs` and counts in
 //! `count.rs`), and on the history table the history, receipts, usage, work log, Web
 //! Push devices, online state and `serve` leases (`history.rs`, `receipts.rs`, `usage.rs`,
-//! `worklog.rs`, `devices.rs`, `online.rs`, `leases.rs`); the [`Table`] each adapter holds,
+//! `worklog.rs`, `devices.rs`, `online.rs`, `leases.rs`); all of them built from one client
+//! and the two tables in `stores.rs` ([`DynamoStores`]); the [`Table`] each adapter holds,
 //! and making tables, in `table.rs`. Shared here: batch writes with retried unprocessed
 //! items, their backoff, whether a conditional write was applied, the mapping of SDK
 //! failures, and page continuations (`continuation.rs`).
@@ -15,6 +16,7 @@ mod leases;
 mod online;
 mod receipts;
 mod roster;
+mod stores;
 mod table;
 mod usage;
 mod worklog;
@@ -42,6 +44,7 @@ pub use leases::{DynamoLeaseStore, LEASE_PK};
 pub use online::{DynamoOnlineStore, ONLINE_PREFIX};
 pub use receipts::{DynamoReceiptStore, RECEIPT_SK};
 pub use roster::{DynamoRosterStore, LookupStats, BATCH_GET_LIMIT, USER_QUERY_CONCURRENCY};
+pub use stores::{CreateTables, CreateTablesError, DynamoStores};
 pub use table::{create_history_table, create_table, delete_table, Table};
 pub use usage::{DynamoUsageStore, LIVE_SK};
 pub use worklog::{DynamoWorkLog, CLAIM_RETENTION};
@@ -50,6 +53,8 @@ pub use worklog::{DynamoWorkLog, CLAIM_RETENTION};
 pub use switchboard_core::config::DEFAULT_SCAN_SEGMENTS;
 /// Default table name (`ROSTER_TABLE`).
 pub const DEFAULT_TABLE_NAME: &str = "SocketRoster";
+/// Default history table name (`HISTORY_TABLE`).
+pub const DEFAULT_HISTORY_TABLE: &str = "SocketHistory";
 /// Items per `BatchWriteItem` request (the service's limit).
 pub const BATCH_WRITE_LIMIT: usize = 25;
 /// Attempts at a batch request whose unprocessed keys/items keep coming back.

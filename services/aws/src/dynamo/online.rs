@@ -62,9 +62,7 @@ impl DynamoOnlineStore {
     async fn read(&self, tenant: &TenantId, user: &UserId) -> Result<Item, OnlineError> {
         let output = self
             .table
-            .client()
             .get_item()
-            .table_name(self.table.name())
             .set_key(Some(key(tenant, user)))
             .consistent_read(true)
             .send()
@@ -139,9 +137,7 @@ impl OnlineStore for DynamoOnlineStore {
         let attribute = connection_attribute(connection);
         let update = self
             .table
-            .client()
             .update_item()
-            .table_name(self.table.name())
             .set_key(Some(key(tenant, user)))
             .update_expression(
                 "SET #c = if_not_exists(#v, :zero) + :one, #v = if_not_exists(#v, :zero) + :one, \
@@ -193,9 +189,7 @@ impl OnlineStore for DynamoOnlineStore {
     ) -> Result<Removed, OnlineError> {
         let update = self
             .table
-            .client()
             .update_item()
-            .table_name(self.table.name())
             .set_key(Some(key(tenant, user)))
             .update_expression("REMOVE #c SET #v = #v + :one ADD #n :minus")
             .condition_expression("attribute_exists(#c)")
@@ -235,9 +229,7 @@ impl OnlineStore for DynamoOnlineStore {
     ) -> Result<Marked, OnlineError> {
         let update = self
             .table
-            .client()
             .update_item()
-            .table_name(self.table.name())
             .set_key(Some(key(tenant, user)))
             .update_expression("SET #st = :offline")
             .condition_expression("#v = :v AND #n = :zero AND #st = :online")

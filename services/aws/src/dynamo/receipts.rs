@@ -163,9 +163,7 @@ impl ReceiptStore for DynamoReceiptStore {
         let now = OffsetDateTime::now_utc();
         let put = self
             .table
-            .client()
             .put_item()
-            .table_name(self.table.name())
             .set_item(Some(item(new)))
             .condition_expression("attribute_not_exists(#pk) OR #exp <= :now")
             .expression_attribute_names("#pk", PK)
@@ -203,9 +201,7 @@ impl ReceiptStore for DynamoReceiptStore {
     async fn get(&self, key: &ReceiptKey) -> Result<Option<Receipt>, ReceiptError> {
         let output = self
             .table
-            .client()
             .get_item()
-            .table_name(self.table.name())
             .set_key(Some(Self::key(key)))
             .consistent_read(true)
             .send()
@@ -232,9 +228,7 @@ impl ReceiptStore for DynamoReceiptStore {
         ];
         let mut request = self
             .table
-            .client()
             .update_item()
-            .table_name(self.table.name())
             .set_key(Some(Self::key(key)))
             .expression_attribute_names("#id", ID)
             .expression_attribute_names("#acc", ACCEPTED_AT)
@@ -306,9 +300,7 @@ impl ReceiptStore for DynamoReceiptStore {
     async fn delete_if_queued(&self, key: &ReceiptKey) -> Result<bool, ReceiptError> {
         let deleted = self
             .table
-            .client()
             .delete_item()
-            .table_name(self.table.name())
             .set_key(Some(Self::key(key)))
             .condition_expression(
                 "attribute_exists(#pk) AND attribute_not_exists(#started) \

@@ -80,17 +80,6 @@ impl DynamoRosterStore {
         }
     }
 
-    /// Builds the client from `config` (endpoint override, local credentials) and the store
-    /// on its table.
-    pub async fn from_config(config: &crate::config::DynamoConfig) -> Self {
-        let client = crate::config::dynamodb_client(config).await;
-        Self::new(client, config.table.clone(), config.scan_segments)
-    }
-
-    pub fn client(&self) -> &Client {
-        self.table.client()
-    }
-
     pub fn table_name(&self) -> &str {
         self.table.name()
     }
@@ -147,9 +136,7 @@ impl DynamoRosterStore {
     ) -> Result<bool, RosterError> {
         let output = self
             .table
-            .client()
             .get_item()
-            .table_name(self.table.name())
             .set_key(Some(primary_key(tenant, connection)))
             .projection_expression("#pk")
             .expression_attribute_names("#pk", PK)
@@ -258,9 +245,7 @@ impl DynamoRosterStore {
             PageScope::Segment { segment, total } => {
                 let output = self
                     .table
-                    .client()
                     .scan()
-                    .table_name(self.table.name())
                     .segment(i32::try_from(*segment).unwrap_or(i32::MAX))
                     .total_segments(i32::try_from(*total).unwrap_or(i32::MAX))
                     .set_exclusive_start_key(start_key)
@@ -353,9 +338,7 @@ impl DynamoRosterStore {
     ) -> Result<(Vec<ConnectionRecord>, LookupStats), RosterError> {
         let mut pages = self
             .table
-            .client()
             .scan()
-            .table_name(self.table.name())
             .segment(segment)
             .total_segments(total)
             .into_paginator()
@@ -428,9 +411,7 @@ impl DynamoRosterStore {
 impl RosterStore for DynamoRosterStore {
     async fn put(&self, record: &ConnectionRecord) -> Result<(), RosterError> {
         self.table
-            .client()
             .put_item()
-            .table_name(self.table.name())
             .set_item(Some(record_to_item(record)))
             .send()
             .await
@@ -448,9 +429,7 @@ impl RosterStore for DynamoRosterStore {
         // 410) already deleted: an item of keys and `tokenExpiresAt` alone.
         let result = self
             .table
-            .client()
             .update_item()
-            .table_name(self.table.name())
             .set_key(Some(primary_key(tenant, connection)))
             .update_expression("SET #t = :t")
             .condition_expression("attribute_exists(#pk)")
@@ -469,9 +448,7 @@ impl RosterStore for DynamoRosterStore {
     ) -> Result<(), RosterError> {
         // DeleteItem on an absent key succeeds: removal is idempotent by construction.
         self.table
-            .client()
             .delete_item()
-            .table_name(self.table.name())
             .set_key(Some(primary_key(tenant, connection)))
             .send()
             .await

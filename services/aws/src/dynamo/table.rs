@@ -3,14 +3,21 @@
 //! tables exactly as `infra/` declares them: the roster table with `PK`/`SK`, the `byUser`
 //! index on `GSI1PK`/`GSI1SK` projecting all attributes, on-demand billing, TTL on
 //! `expiresAt`; and the history table (`PK`/`SK`, on-demand, TTL on `expiresAt`). Tables
-//! are made for tests, the benchmarks and local runs on DynamoDB Local.
+//! are made for tests, the benchmarks and local runs on DynamoDB Local
+//! ([`super::CreateTables`]).
 
 use std::time::{Duration, Instant};
 
+use aws_sdk_dynamodb::operation::delete_item::builders::DeleteItemFluentBuilder;
+use aws_sdk_dynamodb::operation::get_item::builders::GetItemFluentBuilder;
+use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, IndexStatus, KeySchemaElement, KeyType,
-    Projection, ProjectionType, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
-    TimeToLiveStatus,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, IndexStatus,
+    KeySchemaElement, KeyType, Projection, ProjectionType, ScalarAttributeType, TableStatus,
+    TimeToLiveSpecification, TimeToLiveStatus,
 };
 use aws_sdk_dynamodb::Client;
 use aws_smithy_types::error::operation::BuildError;
@@ -40,6 +47,37 @@ impl Table {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    pub fn get_item(&self) -> GetItemFluentBuilder {
+        self.client.get_item().table_name(&self.name)
+    }
+
+    pub fn put_item(&self) -> PutItemFluentBuilder {
+        self.client.put_item().table_name(&self.name)
+    }
+
+    pub fn update_item(&self) -> UpdateItemFluentBuilder {
+        self.client.update_item().table_name(&self.name)
+    }
+
+    pub fn delete_item(&self) -> DeleteItemFluentBuilder {
+        self.client.delete_item().table_name(&self.name)
+    }
+
+    /// A `Query` of the partition `pk`: `#pk = :pk`, its name and value bound; a caller
+    /// narrowing the sort key sets its own `KeyConditionExpression` on the same names.
+    pub fn query(&self, pk: impl Into<String>) -> QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.name)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":pk", AttributeValue::S(pk.into()))
+    }
+
+    pub fn scan(&self) -> ScanFluentBuilder {
+        self.client.scan().table_name(&self.name)
     }
 }
 

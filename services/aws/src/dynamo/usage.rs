@@ -134,9 +134,7 @@ impl UsageStore for DynamoUsageStore {
         if !sums.is_empty() {
             let mut request = self
                 .table
-                .client()
                 .update_item()
-                .table_name(self.table.name())
                 .set_key(Some(key.clone()))
                 .expression_attribute_names("#exp", TTL_ATTRIBUTE)
                 .expression_attribute_values(":exp", expires_at.clone());
@@ -159,9 +157,7 @@ impl UsageStore for DynamoUsageStore {
         if counts.peak_connections > 0 {
             let raised = self
                 .table
-                .client()
                 .update_item()
-                .table_name(self.table.name())
                 .set_key(Some(key))
                 .update_expression("SET #peak = :peak, #exp = if_not_exists(#exp, :exp)")
                 .condition_expression("attribute_not_exists(#peak) OR #peak < :peak")
@@ -188,14 +184,10 @@ impl UsageStore for DynamoUsageStore {
         };
         let mut pages = self
             .table
-            .client()
-            .query()
-            .table_name(self.table.name())
-            .consistent_read(true)
+            .query(storage_key(tenant))
             .key_condition_expression("#pk = :pk AND #sk BETWEEN :first AND :last")
-            .expression_attribute_names("#pk", PK)
+            .consistent_read(true)
             .expression_attribute_names("#sk", SK)
-            .expression_attribute_values(":pk", AttributeValue::S(storage_key(tenant)))
             .expression_attribute_values(":first", AttributeValue::S(minute_key(first)?))
             .expression_attribute_values(":last", AttributeValue::S(minute_key(last)?))
             .into_paginator()
@@ -224,9 +216,7 @@ impl UsageStore for DynamoUsageStore {
     async fn add_live(&self, tenant: &TenantId, delta: i64) -> Result<i64, UsageError> {
         let output = self
             .table
-            .client()
             .update_item()
-            .table_name(self.table.name())
             .set_key(Some(Self::key(
                 storage_key(Some(tenant)),
                 LIVE_SK.to_string(),

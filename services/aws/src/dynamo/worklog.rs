@@ -61,9 +61,7 @@ impl DynamoWorkLog {
     ) -> Result<Option<HashMap<String, AttributeValue>>, WorkLogError> {
         let output = self
             .table
-            .client()
             .get_item()
-            .table_name(self.table.name())
             .set_key(Some(primary_key(key)))
             .consistent_read(true)
             .send()
@@ -159,9 +157,7 @@ impl WorkLog for DynamoWorkLog {
         for _ in 0..BEGIN_ATTEMPTS {
             let put = self
                 .table
-                .client()
                 .put_item()
-                .table_name(self.table.name())
                 .set_item(Some(item.clone()))
                 .condition_expression(
                     "attribute_not_exists(#pk) \
@@ -221,9 +217,7 @@ impl WorkLog for DynamoWorkLog {
 
     async fn finish(&self, key: &UnitKey, expires_at: OffsetDateTime) -> Result<(), WorkLogError> {
         self.table
-            .client()
             .put_item()
-            .table_name(self.table.name())
             .set_item(Some(done_item(key, expires_at)))
             .send()
             .await
@@ -238,9 +232,7 @@ impl WorkLog for DynamoWorkLog {
     ) -> Result<(), WorkLogError> {
         let deleted = self
             .table
-            .client()
             .delete_item()
-            .table_name(self.table.name())
             .set_key(Some(primary_key(key)))
             .condition_expression("#state = :running AND #lease = :lease")
             .expression_attribute_names("#state", STATE)

@@ -27,7 +27,8 @@ pub fn endpoint() -> String {
 /// A client of DynamoDB Local with dummy region and credentials.
 pub async fn client() -> Client {
     dynamodb_client(&DynamoConfig {
-        table: "unused".into(),
+        roster_table: "unused".into(),
+        history_table: "unused".into(),
         scan_segments: 1,
         endpoint: Some(endpoint()),
         local: LocalDefaults {

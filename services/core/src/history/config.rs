@@ -29,11 +29,10 @@ pub const DEFAULT_RESUME_MAX_BYTES: usize = 4 * 1024 * 1024;
 pub const MIN_RESUME_MAX_BYTES: usize = switchboard_model::MAX_FRAME_BYTES;
 /// Largest `RESUME_MAX_BYTES`.
 pub const MAX_RESUME_MAX_BYTES: usize = 256 * 1024 * 1024;
-/// Default `HISTORY_TABLE`.
-pub const DEFAULT_HISTORY_TABLE: &str = "SocketHistory";
 
 /// History settings (`HISTORY_TTL_SECS`, `HISTORY_MAX_PER_STREAM`, `HISTORY_MAX_BYTES`,
-/// `RESUME_MAX`, `RESUME_MAX_BYTES`, `HISTORY_TABLE`).
+/// `RESUME_MAX`, `RESUME_MAX_BYTES`); the table of the DynamoDB store is the adapter's
+/// setting (`HISTORY_TABLE`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryConfig {
     /// How long entries are kept; zero turns history off.
@@ -46,8 +45,6 @@ pub struct HistoryConfig {
     pub resume_max: usize,
     /// Most frame bytes one `resume` sends.
     pub resume_max_bytes: usize,
-    /// The DynamoDB table holding history (`HISTORY_TABLE`; DynamoDB deployments only).
-    pub table: String,
 }
 
 impl Default for HistoryConfig {
@@ -58,7 +55,6 @@ impl Default for HistoryConfig {
             max_bytes: DEFAULT_HISTORY_MAX_BYTES,
             resume_max: DEFAULT_RESUME_MAX,
             resume_max_bytes: DEFAULT_RESUME_MAX_BYTES,
-            table: DEFAULT_HISTORY_TABLE.to_string(),
         }
     }
 }
@@ -94,8 +90,6 @@ impl HistoryConfig {
                 DEFAULT_RESUME_MAX_BYTES,
                 MIN_RESUME_MAX_BYTES..=MAX_RESUME_MAX_BYTES,
             )?,
-            table: optional::<String>(&lookup, "HISTORY_TABLE")?
-                .unwrap_or_else(|| DEFAULT_HISTORY_TABLE.to_string()),
         })
     }
 

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use serde_json::{json, Value};
-use switchboard_aws::{create_history_table, create_table, delete_table, DynamoRosterStore};
+use switchboard_aws::dynamo::{CreateTables, DynamoStores};
+use switchboard_aws::{delete_table, DynamoConfig};
 use tokio::sync::mpsc;
 
 use crate::gateway;
@@ -79,18 +80,17 @@ pub async fn start(config: StackConfig) -> Result<Stack, String> {
     let lookup = |k: &str| match k {
         "DYNAMODB_ENDPOINT" => Some(endpoint.clone()),
         "ROSTER_TABLE" => Some(roster_table.clone()),
+        "HISTORY_TABLE" => Some(history_table.clone()),
         _ => None,
     };
-    let dynamo = switchboard_aws::DynamoConfig::from_lookup(lookup)
-        .map_err(|e| format!("DYNAMODB_ENDPOINT: {e}"))?;
-    let client = switchboard_aws::dynamodb_client(&dynamo).await;
-    create_table(&client, &roster_table)
+    let dynamo =
+        DynamoConfig::from_lookup(lookup).map_err(|e| format!("DYNAMODB_ENDPOINT: {e}"))?;
+    let stores = DynamoStores::connect(&dynamo).await;
+    stores
+        .create_tables(CreateTables::Require)
         .await
-        .map_err(|e| format!("roster table: {e}"))?;
-    create_history_table(&client, &history_table)
-        .await
-        .map_err(|e| format!("history table: {e}"))?;
-    let roster = DynamoRosterStore::new(client.clone(), roster_table.clone(), dynamo.scan_segments);
+        .map_err(|e| e.to_string())?;
+    let roster = stores.roster();
 
     // The rig's listener first: the functions are given its address.
     let rig = Rig::new(Arc::new(roster));
@@ -152,7 +152,7 @@ pub async fn start(config: StackConfig) -> Result<Stack, String> {
         rig_url,
         fatal: fatal_rx,
         stoppers: vec![api_stopper, publisher_stopper],
-        client,
+        client: stores.client().clone(),
         tables: vec![roster_table, history_table],
     })
 }

@@ -1,13 +1,8 @@
 //! The stores `serve` runs on, built in one place (docs/design.md: The one-machine binary):
 //! all in memory, each holding at most a tenant's share of its bound; or, with `--roster
-//! dynamodb`, one DynamoDB client for the roster table and the history table (history,
-//! receipts, usage and Web Push devices live there, as on AWS). One table policy for both
-//! tables: against an endpoint override (DynamoDB Local) or with `--create-table` they are
-//! made if missing — a failure stops start-up only when `--create-table` asked for it
-//! (otherwise lookups fail, and messages are retried then dead-lettered, until the table
-//! can be reached); against AWS the tables are infra/'s job. With events on, also the
-//! online store (memory, or the history table's `O#` items) and, with `--roster dynamodb`,
-//! the lease store (the history table's `L#serve` items).
+//! dynamodb`, the DynamoDB stores as on AWS ([`DynamoStores`]), the tables made as
+//! [`CreateTables::from_flag`] says (`--create-table`, or an endpoint override). With
+//! events on, also the online store and, with `--roster dynamodb`, the lease store.
 
 use std::sync::Arc;
 
@@ -19,6 +14,9 @@ use switchboard_core::receipts::{MemoryReceiptStore, ReceiptConfig, Receipts};
 use switchboard_core::roster::RosterStore;
 use switchboard_core::tenants::share_of;
 use switchboard_core::usage::{MemoryUsageStore, Usage, UsageConfig, MAX_MEMORY_USAGE_BUCKETS};
+
+use switchboard_aws::dynamo::{CreateTables, DynamoStores};
+use switchboard_aws::DynamoConfig;
 
 use super::ServeArgs;
 use crate::cli::{CliError, Env, Refusal};
@@ -89,77 +87,30 @@ pub async fn build(
             leases: None,
         },
         RosterKind::Dynamodb => {
-            let dynamo = switchboard_aws::DynamoConfig::from_lookup(|name: &str| env.get(name))
-                .map_err(Refusal::from)?;
-            let client = switchboard_aws::dynamodb_client(&dynamo).await;
-            let history_table = configs.history.table.clone();
-            if args.create_table || dynamo.endpoint.is_some() {
-                let made = switchboard_aws::create_table(&client, &dynamo.table).await;
-                ensured(args, &dynamo.table, made)?;
-                let made = switchboard_aws::create_history_table(&client, &history_table).await;
-                ensured(args, &history_table, made)?;
-            }
+            let config =
+                DynamoConfig::from_lookup(|name: &str| env.get(name)).map_err(Refusal::from)?;
+            let dynamo = DynamoStores::connect(&config).await;
+            dynamo
+                .create_tables(CreateTables::from_flag(args.create_table, &config))
+                .await
+                .map_err(|e| CliError::Failed(e.to_string()))?;
             Stores {
-                roster: Arc::new(switchboard_aws::DynamoRosterStore::new(
-                    client.clone(),
-                    dynamo.table.clone(),
-                    dynamo.scan_segments,
-                )),
-                history: Arc::new(switchboard_aws::DynamoHistoryStore::new(
-                    client.clone(),
-                    history_table.clone(),
-                )),
-                receipts: Receipts::new(
-                    Arc::new(switchboard_aws::DynamoReceiptStore::new(
-                        client.clone(),
-                        history_table.clone(),
-                    )),
-                    configs.receipts,
-                ),
-                devices: Arc::new(switchboard_aws::DynamoDeviceStore::new(
-                    client.clone(),
-                    history_table.clone(),
-                )),
-                online: configs.events.then(|| {
-                    Arc::new(switchboard_aws::dynamo::DynamoOnlineStore::new(
-                        client.clone(),
-                        history_table.clone(),
-                    )) as Arc<dyn OnlineStore>
-                }),
-                leases: configs.events.then(|| {
-                    Arc::new(switchboard_aws::dynamo::DynamoLeaseStore::new(
-                        client.clone(),
-                        history_table.clone(),
-                    )) as Arc<dyn LeaseStore>
-                }),
+                roster: Arc::new(dynamo.roster()),
+                history: Arc::new(dynamo.history()),
+                receipts: Receipts::new(Arc::new(dynamo.receipts()), configs.receipts),
                 usage: Usage::new(
-                    Arc::new(switchboard_aws::dynamo::DynamoUsageStore::new(
-                        client,
-                        history_table,
-                        configs.usage.retention,
-                    )),
+                    Arc::new(dynamo.usage(configs.usage.retention)),
                     configs.usage,
                 ),
+                devices: Arc::new(dynamo.devices()),
+                online: configs
+                    .events
+                    .then(|| Arc::new(dynamo.online()) as Arc<dyn OnlineStore>),
+                leases: configs
+                    .events
+                    .then(|| Arc::new(dynamo.leases()) as Arc<dyn LeaseStore>),
             }
         }
     };
     Ok(stores)
-}
-
-/// The table policy: a failure to make `table` stops start-up only under `--create-table`.
-fn ensured<E: std::fmt::Display>(
-    args: &ServeArgs,
-    table: &str,
-    made: Result<(), E>,
-) -> Result<(), CliError> {
-    match made {
-        Ok(()) => Ok(()),
-        Err(e) if args.create_table => {
-            Err(CliError::Failed(format!("creating table {table}: {e}")))
-        }
-        Err(e) => {
-            tracing::warn!(%table, error = %e, "could not ensure the table exists");
-            Ok(())
-        }
-    }
 }
