@@ -9,21 +9,11 @@
 //   reconnects with a token of the new process and receives what is published then.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { freePort, metricsUrl, publish, startBrowser, startServer } from "./server.mjs";
+import { devToken, freePort, metricsUrl, publish, startBrowser, startServer } from "./server.mjs";
 
 const TTL_SECS = 5;
 const ROUNDS = 3;
 const PER_ROUND = 20;
-
-async function devToken(base, user, roles = []) {
-  const res = await fetch(base + "/dev/token", {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ tenant: "demo", user, roles }),
-  });
-  assert.equal(res.status, 200);
-  return (await res.json()).token;
-}
 
 async function metric(base, name) {
   const text = await (await fetch(metricsUrl(base))).text();

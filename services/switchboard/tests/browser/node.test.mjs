@@ -9,17 +9,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import WebSocket from "ws";
 import { createClient } from "../../src/serve/switchboard-client.js";
-import { publish, startServer } from "./server.mjs";
-
-async function devToken(base, user, roles = []) {
-  const res = await fetch(base + "/dev/token", {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ tenant: "demo", user, roles }),
-  });
-  assert.equal(res.status, 200);
-  return (await res.json()).token;
-}
+import { devToken, publish, startServer } from "./server.mjs";
 
 async function until(what, check, ms = 15000) {
   const deadline = Date.now() + ms;

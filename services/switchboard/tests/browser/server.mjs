@@ -86,6 +86,17 @@ export async function publish(base, token, envelope) {
   return res.status;
 }
 
+/** A dev token (`POST /dev/token`) for `user` of tenant `demo` holding `roles`. */
+export async function devToken(base, user, roles = []) {
+  const res = await fetch(base + "/dev/token", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ tenant: "demo", user, roles }),
+  });
+  if (res.status !== 200) throw new Error(`POST /dev/token answered ${res.status}`);
+  return (await res.json()).token;
+}
+
 /** A TCP port that was free a moment ago on 127.0.0.1. */
 export function freePort() {
   return new Promise((resolve, reject) => {
