@@ -29,8 +29,8 @@ use switchboard_model::{Claims, Role, TenantId};
 
 use serde::{Deserialize, Serialize};
 
+use super::app::App;
 use super::local_queue::DeadEntry;
-use super::App;
 
 /// Default and largest `limit` of one page.
 const DEFAULT_PAGE: usize = 100;

@@ -22,9 +22,9 @@ use serde_json::{json, Value};
 use switchboard_core::http::ApiError;
 use switchboard_model::{TenantId, UserId};
 
+use super::app::App;
 use super::client_js::script;
 use super::host::Host;
-use super::App;
 
 const PAGE: &str = include_str!("demo.html");
 /// Served as is (a plain script, no build step): the one copy is the example in `clients/js`.
