@@ -4,8 +4,6 @@
 
 use std::str::FromStr;
 
-use crate::roster::DEFAULT_CONNECTION_TTL_SECS;
-
 /// A variable that is missing or does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -122,41 +120,6 @@ pub fn scan_segments(lookup: &impl Fn(&str) -> Option<String>) -> Result<usize, 
     )
 }
 
-/// Settings of the connect handler.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectConfig {
-    /// Roster item lifetime in seconds (`CONNECTION_TTL_SECS`, default 7,500).
-    pub connection_ttl_secs: i64,
-}
-
-/// Largest `CONNECTION_TTL_SECS` (one year): `now + ttl` can never overflow.
-pub const MAX_CONNECTION_TTL_SECS: i64 = 365 * 24 * 60 * 60;
-
-impl ConnectConfig {
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let ttl =
-            optional::<i64>(&lookup, "CONNECTION_TTL_SECS")?.unwrap_or(DEFAULT_CONNECTION_TTL_SECS);
-        if !(1..=MAX_CONNECTION_TTL_SECS).contains(&ttl) {
-            return Err(ConfigError::Invalid {
-                name: "CONNECTION_TTL_SECS",
-                value: ttl.to_string(),
-                reason: format!("must be 1 to {MAX_CONNECTION_TTL_SECS} seconds"),
-            });
-        }
-        Ok(Self {
-            connection_ttl_secs: ttl,
-        })
-    }
-}
-
-impl Default for ConnectConfig {
-    fn default() -> Self {
-        Self {
-            connection_ttl_secs: DEFAULT_CONNECTION_TTL_SECS,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,14 +160,6 @@ mod tests {
         assert!(err.to_string().contains("LEGACY_BROADCAST"));
         let err = required::<String>(&map(&[]), "QUEUE_URL").unwrap_err();
         assert_eq!(err.to_string(), "QUEUE_URL is required but not set");
-        for huge in ["9223372036854775807", "31536001"] {
-            let err =
-                ConnectConfig::from_lookup(map(&[("CONNECTION_TTL_SECS", huge)])).unwrap_err();
-            assert!(err.to_string().contains("CONNECTION_TTL_SECS"), "{err}");
-        }
-        assert!(ConnectConfig::from_lookup(map(&[("CONNECTION_TTL_SECS", "31536000")])).is_ok());
-        let err = ConnectConfig::from_lookup(map(&[("CONNECTION_TTL_SECS", "-5")])).unwrap_err();
-        assert!(err.to_string().contains("CONNECTION_TTL_SECS"));
     }
 
     #[test]
@@ -212,11 +167,5 @@ mod tests {
         assert_eq!(bounded(&map(&[]), "X", 64, 1000).unwrap(), 64);
         assert!(!flag(&map(&[]), "X", false).unwrap());
         assert!(flag(&map(&[("X", "TRUE")]), "X", false).unwrap());
-        assert_eq!(
-            ConnectConfig::from_lookup(map(&[]))
-                .unwrap()
-                .connection_ttl_secs,
-            7_500
-        );
     }
 }

@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use switchboard_core::auth::{mint_hs256_with, AuthConfig, MintOptions, Verifier};
-use switchboard_core::config::ConnectConfig;
-use switchboard_core::connection::{connect, ActionDeps};
+use switchboard_core::connection::{connect, ActionDeps, ConnectConfig};
 use switchboard_core::history::{HistoryConfig, MemoryHistoryStore, ResumeLimits};
 use switchboard_core::roster::MemoryRosterStore;
 use switchboard_core::testkit::ScriptedPoster;

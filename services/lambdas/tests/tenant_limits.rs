@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use switchboard_core::auth::{mint_hs256, AuthConfig, Verifier};
-use switchboard_core::config::ConnectConfig;
+use switchboard_core::connection::ConnectConfig;
 use switchboard_core::roster::RosterStore;
 use switchboard_core::tenants::{SettingsTable, Tenants};
 use switchboard_lambdas::authorizer::{authorize_json, Authorizer};

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use serde_json::Value;
-use switchboard_core::config::ConnectConfig;
+use switchboard_core::connection::ConnectConfig;
 use switchboard_core::roster::MemoryRosterStore;
 use switchboard_core::tenants::Tenants;
 use switchboard_core::usage::{Counts, MemoryUsageStore, Usage, UsageConfig, UsageStore};

@@ -5,8 +5,7 @@
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use switchboard_core::config::ConnectConfig;
-use switchboard_core::connection::ActionDeps;
+use switchboard_core::connection::{ActionDeps, ConnectConfig};
 use switchboard_core::history::{HistoryConfig, MemoryHistoryStore};
 use switchboard_core::roster::{MemoryRosterStore, RosterStore};
 use switchboard_core::tenants::Tenants;

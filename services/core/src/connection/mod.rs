@@ -12,9 +12,10 @@
 //!
 //! Here: `$connect` and `$disconnect`. `identity.rs`: the token deadline; `actions.rs`:
 //! `$default` (client frames); `refresh.rs`: in-band token refresh; `push.rs`: devices
-//! registered and removed over the socket.
+//! registered and removed over the socket; `config.rs`: the connect handler's settings.
 
 mod actions;
+mod config;
 mod identity;
 mod push;
 mod refresh;
@@ -24,15 +25,11 @@ mod tests;
 use switchboard_model::{Claims, ConnectionId, TenantId};
 use time::OffsetDateTime;
 
-use crate::config::ConnectConfig;
 use crate::roster::{ConnectionRecord, RosterError, RosterStore};
 
 pub use actions::{handle_client_frame, reply_to, ActionDeps, FrameOutcome};
+pub use config::{ConnectConfig, MAX_CONNECTION_TTL_SECS};
 pub use identity::token_deadline;
-pub use push::{DEVICES_UNAVAILABLE, PUSH_BAD_REQUEST, PUSH_UNAVAILABLE, PUSH_UNKNOWN_DEVICE};
-pub use refresh::{
-    REFRESH_FAILED, REFRESH_IDENTITY_MISMATCH, REFRESH_INVALID_TOKEN, REFRESH_UNAVAILABLE,
-};
 
 /// Why a connection event could not be handled.
 #[derive(Debug, thiserror::Error)]

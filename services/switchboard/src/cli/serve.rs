@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser};
 use switchboard_core::auth::{AuthConfig, DevMint, KeySource, ShortSecret, DEV_ISSUER};
-use switchboard_core::config::ConnectConfig;
+use switchboard_core::connection::ConnectConfig;
 use switchboard_core::history::HistoryConfig;
 use switchboard_core::publisher::PublisherConfig;
 use switchboard_core::receipts::ReceiptConfig;

@@ -128,7 +128,7 @@ fn every_serve_setting_is_in_the_table() {
 /// variables named in cli/serve.rs and cli/serve/stores.rs (`env.get("…")`, constants).
 fn read_at_start() -> BTreeSet<String> {
     use switchboard_core::auth::{AuthConfig, ShortSecret};
-    use switchboard_core::config::ConnectConfig;
+    use switchboard_core::connection::ConnectConfig;
     use switchboard_core::history::HistoryConfig;
     use switchboard_core::publisher::PublisherConfig;
     use switchboard_core::receipts::ReceiptConfig;
