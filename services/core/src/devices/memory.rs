@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -17,7 +17,7 @@ use switchboard_model::{TenantId, UserId};
 use time::OffsetDateTime;
 
 use super::{oldest_beyond, Device, DeviceError, DeviceId, DevicePage, DeviceStore};
-use crate::tenants::Bounds;
+use crate::tenants::{BoundedState, Bounds};
 
 /// Default capacity of [`MemoryDeviceStore`] for `serve` (about 175 MB at the worst, a
 /// few tens of MB with real push services' endpoints).
@@ -150,8 +150,7 @@ impl State {
 
 /// Devices in this process's memory.
 pub struct MemoryDeviceStore {
-    bounds: Bounds,
-    state: Mutex<State>,
+    state: BoundedState<State>,
 }
 
 impl MemoryDeviceStore {
@@ -163,15 +162,12 @@ impl MemoryDeviceStore {
     /// A store of at most `capacity` devices, each tenant at most `tenant_share`.
     pub fn shared(capacity: usize, tenant_share: usize) -> Self {
         Self {
-            bounds: Bounds::new(capacity, tenant_share),
-            state: Mutex::new(State::default()),
+            state: BoundedState::new(capacity, tenant_share),
         }
     }
 
     fn state(&self) -> Result<MutexGuard<'_, State>, DeviceError> {
-        self.state
-            .lock()
-            .map_err(|_| DeviceError::Unavailable("memory device lock poisoned".into()))
+        self.state.lock("device").map_err(DeviceError::Unavailable)
     }
 
     /// Devices held, live or not yet dropped (for tests of the bound).
@@ -243,7 +239,7 @@ impl DeviceStore for MemoryDeviceStore {
                 });
         // A new device grows the store unless the user's oldest makes way for it.
         if !known && others < max_per_user {
-            state.make_room(&device.tenant, self.bounds, now)?;
+            state.make_room(&device.tenant, self.state.bounds(), now)?;
         }
         state.insert(device.clone());
         let others = state

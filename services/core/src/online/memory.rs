@@ -23,13 +23,13 @@
 //! bounded by the process's connection limit, users by `capacity`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 
 use async_trait::async_trait;
 use switchboard_model::{ConnectionId, TenantId, UserId};
 
 use super::{Added, Marked, OnlineError, OnlineStore, Removed, Reported};
-use crate::tenants::Bounds;
+use crate::tenants::{BoundedState, Bounds};
 
 /// Users the memory store holds at most by default.
 pub const MAX_MEMORY_ONLINE_USERS: usize = 200_000;
@@ -149,8 +149,7 @@ impl State {
 
 /// Online state in this process's memory.
 pub struct MemoryOnlineStore {
-    bounds: Bounds,
-    state: Mutex<State>,
+    state: BoundedState<State>,
 }
 
 impl MemoryOnlineStore {
@@ -162,15 +161,12 @@ impl MemoryOnlineStore {
     /// A store of at most `capacity` users, each tenant at most `tenant_share`.
     pub fn shared(capacity: usize, tenant_share: usize) -> Self {
         Self {
-            bounds: Bounds::new(capacity, tenant_share),
-            state: Mutex::new(State::default()),
+            state: BoundedState::new(capacity, tenant_share),
         }
     }
 
     fn state(&self) -> Result<MutexGuard<'_, State>, OnlineError> {
-        self.state
-            .lock()
-            .map_err(|_| OnlineError::Unavailable("memory online lock poisoned".into()))
+        self.state.lock("online").map_err(OnlineError::Unavailable)
     }
 
     /// Users held (for tests of the bound).
@@ -201,7 +197,7 @@ impl OnlineStore for MemoryOnlineStore {
                     });
                 }
             }
-            None => state.make_room(tenant, self.bounds)?,
+            None => state.make_room(tenant, self.state.bounds())?,
         }
         let floor = state.floor;
         Ok(state.change(tenant, |t| {

@@ -9,14 +9,14 @@
 //! insert-if-absent and `record` an atomic add.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 
 use async_trait::async_trait;
 use switchboard_model::TenantId;
 use time::OffsetDateTime;
 
 use super::{Created, Progress, Receipt, ReceiptError, ReceiptKey, ReceiptStore, Seed};
-use crate::tenants::Bounds;
+use crate::tenants::{BoundedState, Bounds};
 
 /// Writes between two sweeps of expired receipts.
 const SWEEP_EVERY: u64 = 4_096;
@@ -173,8 +173,7 @@ impl State {
 
 /// Receipts in this process's memory.
 pub struct MemoryReceiptStore {
-    bounds: Bounds,
-    state: Mutex<State>,
+    state: BoundedState<State>,
 }
 
 impl MemoryReceiptStore {
@@ -186,15 +185,14 @@ impl MemoryReceiptStore {
     /// A store of at most `capacity` receipts, each tenant (and `*`) at most `tenant_share`.
     pub fn shared(capacity: usize, tenant_share: usize) -> Self {
         Self {
-            bounds: Bounds::new(capacity, tenant_share),
-            state: Mutex::new(State::default()),
+            state: BoundedState::new(capacity, tenant_share),
         }
     }
 
     fn state(&self) -> Result<MutexGuard<'_, State>, ReceiptError> {
         self.state
-            .lock()
-            .map_err(|_| ReceiptError::Unavailable("memory receipt lock poisoned".into()))
+            .lock("receipt")
+            .map_err(ReceiptError::Unavailable)
     }
 
     /// Receipts currently held, live or not yet swept (for tests of the bound).
@@ -219,7 +217,7 @@ impl ReceiptStore for MemoryReceiptStore {
             }
             state.remove(&key);
         }
-        state.make_room(&receipt.key.tenant, self.bounds, now);
+        state.make_room(&receipt.key.tenant, self.state.bounds(), now);
         state.insert(key, receipt.clone());
         Ok(Created::New)
     }
@@ -244,7 +242,7 @@ impl ReceiptStore for MemoryReceiptStore {
         let storage_key = key.storage_key();
         let mut state = self.state()?;
         if !state.receipts.contains_key(&storage_key) {
-            state.make_room(&key.tenant, self.bounds, seed.now);
+            state.make_room(&key.tenant, self.state.bounds(), seed.now);
             state.insert(storage_key.clone(), Receipt::from_seed(key.clone(), seed));
         }
         match state.receipts.get_mut(&storage_key).map(|h| &mut h.receipt) {

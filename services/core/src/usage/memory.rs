@@ -6,7 +6,7 @@
 //! Every operation holds one lock, so an add is atomic.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,6 +14,7 @@ use switchboard_model::TenantId;
 use time::OffsetDateTime;
 
 use super::{group, minute_range, Bucket, Counts, Unit, UsageError, UsageStore};
+use crate::tenants::{BoundedState, Bounds};
 
 /// Writes between two sweeps of buckets past the retention.
 const SWEEP_EVERY: u64 = 4_096;
@@ -50,7 +51,8 @@ impl State {
     }
 
     /// Makes room for one more bucket of `name`.
-    fn make_room(&mut self, name: &str, capacity: usize, share: usize, cutoff: i64) {
+    fn make_room(&mut self, name: &str, bounds: Bounds, cutoff: i64) {
+        let Bounds { capacity, share } = bounds;
         self.writes += 1;
         if self.writes % SWEEP_EVERY == 0 || self.held >= capacity {
             self.sweep(cutoff);
@@ -72,29 +74,22 @@ impl State {
 
 /// Usage in this process's memory.
 pub struct MemoryUsageStore {
-    capacity: usize,
-    share: usize,
     retention: Duration,
-    state: Mutex<State>,
+    state: BoundedState<State>,
 }
 
 impl MemoryUsageStore {
     /// At most `capacity` minute buckets, `share` of them per tenant (both at least 1),
     /// each kept for `retention`.
     pub fn new(capacity: usize, share: usize, retention: Duration) -> Self {
-        let capacity = capacity.max(1);
         Self {
-            capacity,
-            share: share.clamp(1, capacity),
             retention,
-            state: Mutex::new(State::default()),
+            state: BoundedState::new(capacity, share),
         }
     }
 
     fn state(&self) -> Result<MutexGuard<'_, State>, UsageError> {
-        self.state
-            .lock()
-            .map_err(|_| UsageError::Unavailable("memory usage lock poisoned".into()))
+        self.state.lock("usage").map_err(UsageError::Unavailable)
     }
 
     /// The start (epoch seconds) of the oldest minute still within the retention.
@@ -135,7 +130,7 @@ impl UsageStore for MemoryUsageStore {
             .get(name)
             .is_some_and(|minutes| minutes.contains_key(&minute));
         if !exists {
-            state.make_room(name, self.capacity, self.share, cutoff);
+            state.make_room(name, self.state.bounds(), cutoff);
             state.held += 1;
         }
         state
@@ -179,7 +174,9 @@ impl UsageStore for MemoryUsageStore {
 
     async fn add_live(&self, tenant: &TenantId, delta: i64) -> Result<i64, UsageError> {
         let mut state = self.state()?;
-        if !state.live.contains_key(tenant.as_str()) && state.live.len() >= self.capacity {
+        if !state.live.contains_key(tenant.as_str())
+            && state.live.len() >= self.state.bounds().capacity
+        {
             return Err(UsageError::Unavailable(
                 "memory usage store: too many live counters".into(),
             ));

@@ -8,13 +8,14 @@
 //! Every operation holds one lock, so `begin` is a compare-and-set.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 
 use async_trait::async_trait;
 use switchboard_model::TenantId;
 use time::OffsetDateTime;
 
 use super::{Begun, UnitKey, WorkLog, WorkLogError};
+use crate::tenants::{BoundedState, Bounds};
 
 /// Most units the memory log keeps (about 40 bytes each).
 pub const MAX_MEMORY_UNITS: usize = 100_000;
@@ -108,15 +109,10 @@ impl State {
         }
     }
 
-    /// Room for one more unit of `tenant`: at its `share`, its own units go; when the log
-    /// holds `capacity`, the units of the tenant holding the most go.
-    fn make_room(
-        &mut self,
-        tenant: &Option<TenantId>,
-        capacity: usize,
-        share: usize,
-        now: OffsetDateTime,
-    ) {
+    /// Room for one more unit of `tenant`: at its share, its own units go; when the log
+    /// holds its capacity, the units of the tenant holding the most go.
+    fn make_room(&mut self, tenant: &Option<TenantId>, bounds: Bounds, now: OffsetDateTime) {
+        let Bounds { capacity, share } = bounds;
         let held = self.tenants.get(tenant).map_or(0, BTreeMap::len);
         let (payer, limit) = if held >= share {
             (tenant.clone(), share)
@@ -173,9 +169,7 @@ fn evict(units: &mut Units, limit: usize, capacity: usize, now: OffsetDateTime) 
 
 /// The work log in this process's memory.
 pub struct MemoryWorkLog {
-    capacity: usize,
-    share: usize,
-    state: Mutex<State>,
+    state: BoundedState<State>,
 }
 
 impl Default for MemoryWorkLog {
@@ -192,19 +186,14 @@ impl MemoryWorkLog {
 
     /// A log keeping at most `capacity` units, at most `share` of one tenant (at least one).
     pub fn with_share(capacity: usize, share: usize) -> Self {
-        let capacity = capacity.max(1);
         Self {
-            capacity,
-            share: share.clamp(1, capacity),
-            state: Mutex::new(State::default()),
+            state: BoundedState::new(capacity, share),
         }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the map half-updated.
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state.lock_through_poison()
     }
 
     /// Units held now (finished or claimed).
@@ -232,7 +221,7 @@ impl WorkLog for MemoryWorkLog {
             Some(entry) if entry.live_at(now) && entry.done => return Ok(Begun::Done),
             Some(entry) if entry.live_at(now) => return Ok(Begun::Running),
             Some(_) => {}
-            None => state.make_room(tenant, self.capacity, self.share, now),
+            None => state.make_room(tenant, self.state.bounds(), now),
         }
         state.insert(tenant, key, Entry::running(lease_until));
         Ok(Begun::Claimed)
@@ -243,7 +232,7 @@ impl WorkLog for MemoryWorkLog {
         let key = digest(key);
         let mut state = self.state();
         if state.get(tenant, &key).is_none() {
-            state.make_room(tenant, self.capacity, self.share, OffsetDateTime::now_utc());
+            state.make_room(tenant, self.state.bounds(), OffsetDateTime::now_utc());
         }
         state.insert(tenant, key, Entry::done(expires_at));
         Ok(())
