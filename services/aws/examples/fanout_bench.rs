@@ -135,8 +135,8 @@ async fn main() {
         body: r#"{"target":{"type":"tenant","tenant":"bench"},"data":{"n":1}}"#.into(),
         receive_count: 1,
     };
-    let shard_size = publisher.config().shard_size;
-    let max_rounds = connections / shard_size.max(1) + 2;
+    let page_size = publisher.config().page_size;
+    let max_rounds = connections / page_size.max(1) + 2;
     let started = Instant::now();
     let reports = run_to_completion(&publisher, &work_queue, vec![message], max_rounds).await;
     let publisher_time = started.elapsed();
@@ -169,7 +169,7 @@ async fn main() {
     let sequential_time = started.elapsed();
     let sequential_rate = sequential_posts as f64 / sequential_time.as_secs_f64();
 
-    println!("(a) publisher      : {connections:>6} posts in {:>8.3} s = {publisher_rate:>8.0} deliveries/s ({work_items} work item(s) of at most {shard_size})", publisher_time.as_secs_f64());
+    println!("(a) publisher      : {connections:>6} posts in {:>8.3} s = {publisher_rate:>8.0} deliveries/s ({work_items} work item(s) of at most {page_size})", publisher_time.as_secs_f64());
     println!("(b) raw, {IN_FLIGHT} in flight: {connections:>6} posts in {:>8.3} s = {raw_rate:>8.0} deliveries/s", raw_time.as_secs_f64());
     println!("(c) sequential     : {sequential_posts:>6} posts in {:>8.3} s = {sequential_rate:>8.0} deliveries/s", sequential_time.as_secs_f64());
     println!(

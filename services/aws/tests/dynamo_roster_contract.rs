@@ -401,12 +401,12 @@ async fn a_missing_table_is_unavailable() {
 }
 
 /// The sharding property of the publisher on DynamoDB Local: for random roster sizes,
-/// shard sizes and segment counts, running every work item to completion delivers a
+/// page sizes and segment counts, running every work item to completion delivers a
 /// tenant message and a broadcast to each matching connection exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sharded_fanout_delivers_each_connection_once() {
     use rand::Rng;
-    use switchboard_core::testkit::{check_sharded_fanout, spread_records};
+    use switchboard_core::testkit::{check_paged_fanout, spread_records};
     // A fixed seed per run would hide nothing here; print it so a failure can be replayed.
     let seed: u64 = std::env::var("SHARDING_SEED")
         .ok()
@@ -423,13 +423,13 @@ async fn sharded_fanout_delivers_each_connection_once() {
             rng.random_range(1..9),
         ));
     }
-    for (size, tenants, shard_size, segments) in cases {
+    for (size, tenants, page_size, segments) in cases {
         let fixture = Fixture::new().await;
         let records = spread_records(size, tenants);
         fixture.store.put_batch(&records, 8).await.unwrap();
         let roster: std::sync::Arc<dyn RosterStore> = std::sync::Arc::new(fixture.store.clone());
-        eprintln!("{size} records, {tenants} tenants, shard {shard_size}, {segments} segments");
-        check_sharded_fanout(roster, &records, shard_size, segments).await;
+        eprintln!("{size} records, {tenants} tenants, shard {page_size}, {segments} segments");
+        check_paged_fanout(roster, &records, page_size, segments).await;
         fixture.finish().await;
     }
 }

@@ -290,7 +290,7 @@ pub fn record(tenant: &str, user: &str, connection: &str) -> crate::roster::Conn
     .expect("test ids are valid")
 }
 
-/// Connection records for a sharding check: `size` connections spread over `tenants`
+/// Connection records for a paging check: `size` connections spread over `tenants`
 /// tenants and a few users each.
 pub fn spread_records(size: usize, tenants: usize) -> Vec<crate::roster::ConnectionRecord> {
     (0..size)
@@ -304,14 +304,14 @@ pub fn spread_records(size: usize, tenants: usize) -> Vec<crate::roster::Connect
         .collect()
 }
 
-/// The sharding property, on a roster already holding exactly `records`: a tenant message
+/// The paging property, on a roster already holding exactly `records`: a tenant message
 /// and a broadcast, run with every work item to completion, reach every matching
 /// connection exactly once and nobody else, and no work item reads more than
-/// `shard_size` connections.
-pub async fn check_sharded_fanout(
+/// `page_size` connections.
+pub async fn check_paged_fanout(
     roster: std::sync::Arc<dyn crate::roster::RosterStore>,
     records: &[crate::roster::ConnectionRecord],
-    shard_size: usize,
+    page_size: usize,
     scan_segments: u32,
 ) {
     use std::collections::BTreeMap;
@@ -346,7 +346,7 @@ pub async fn check_sharded_fanout(
                 work_queue: work.clone(),
             },
             PublisherConfig {
-                shard_size,
+                page_size,
                 scan_segments,
                 ..PublisherConfig::default()
             },
@@ -359,8 +359,8 @@ pub async fn check_sharded_fanout(
         let reports = run_to_completion(&publisher, &work, vec![first], 100_000).await;
         for report in &reports {
             assert!(
-                report.matched <= shard_size,
-                "a work item read {} connections (shard size {shard_size})",
+                report.matched <= page_size,
+                "a work item read {} connections (page size {page_size})",
                 report.matched
             );
         }
@@ -375,7 +375,7 @@ pub async fn check_sharded_fanout(
         assert_eq!(
             got.len(),
             want.len(),
-            "{envelope}: {} records, shard {shard_size}, {scan_segments} segments",
+            "{envelope}: {} records, pages of {page_size}, {scan_segments} segments",
             records.len()
         );
         assert!(

@@ -89,7 +89,7 @@ async fn the_publish_api_sends_each_message_with_its_tenant_as_group() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn continuations_retries_and_dead_letters_carry_their_tenant() {
     let mut rig = rig(PublisherConfig {
-        shard_size: 5,
+        page_size: 5,
         ..config()
     })
     .await;

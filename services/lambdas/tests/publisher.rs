@@ -306,7 +306,7 @@ fn settings_require_callback_and_dlq_urls_by_name() {
         "https://abc.execute-api.eu-west-1.amazonaws.com/main"
     );
     assert_eq!(settings.publisher.fanout_concurrency, 8);
-    assert_eq!(settings.publisher.shard_size, 500);
+    assert_eq!(settings.publisher.page_size, 500);
 }
 
 /// A connection whose token expired an hour ago is not posted to: it is closed, and the

@@ -59,7 +59,7 @@ async fn connect_many(rig: &Rig, tenant: &str, count: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_40_hop_chain_delivers_to_every_connection_exactly_once() {
     let mut rig = rig(PublisherConfig {
-        shard_size: 1,
+        page_size: 1,
         ..config()
     })
     .await;
@@ -88,7 +88,7 @@ async fn a_40_hop_chain_delivers_to_every_connection_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chain_past_the_hop_bound_is_dead_lettered_with_its_reason() {
     let mut rig = rig(PublisherConfig {
-        shard_size: 1,
+        page_size: 1,
         max_connections: 3,
         ..config()
     })
@@ -131,7 +131,7 @@ async fn a_chain_past_the_hop_bound_is_dead_lettered_with_its_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redelivered_broadcast_message_sends_nothing_again() {
     let mut rig = rig(PublisherConfig {
-        shard_size: 5,
+        page_size: 5,
         scan_segments: 4,
         ..config()
     })
@@ -280,7 +280,7 @@ async fn a_retry_item_the_queue_keeps_refusing_is_dead_lettered_and_nothing_is_r
 async fn a_management_endpoint_answering_in_4_9_s_never_pushes_past_the_deadline() {
     let mut rig = rig_with_post_timeout(
         PublisherConfig {
-            shard_size: 100,
+            page_size: 100,
             fanout_concurrency: 8,
             ..config()
         },

@@ -141,7 +141,7 @@ async fn a_persistent_failure_resends_to_that_connection_only_then_dead_letters(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receipts_count_every_page_and_follow_failures() {
     let mut rig = rig(PublisherConfig {
-        shard_size: 100,
+        page_size: 100,
         ..config()
     })
     .await;

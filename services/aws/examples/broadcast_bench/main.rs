@@ -25,7 +25,7 @@
 //!
 //! ```text
 //! cargo run --release -p switchboard-aws --example broadcast_bench -- \
-//!     [connections] [budget] [workers] [scan_segments] [batch_size] [shard_size]
+//!     [connections] [budget] [workers] [scan_segments] [batch_size] [page_size]
 //! ```
 //! (defaults 100000, 5000, 10, 4, 10, 1000: the stack's defaults)
 
@@ -92,7 +92,7 @@ fn main() {
         segments,
         // Work items a worker takes from the queue at once (the SQS event source's batch size).
         batch_size: arg(5, 10).clamp(1, 10),
-        shard_size: arg(6, 1_000).clamp(1, 10_000),
+        page_size: arg(6, 1_000).clamp(1, 10_000),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -204,7 +204,7 @@ struct Settings {
     workers: usize,
     segments: usize,
     batch_size: usize,
-    shard_size: usize,
+    page_size: usize,
 }
 
 /// One broadcast through the workers; prints its figures.
@@ -221,7 +221,7 @@ async fn run(
         workers,
         segments,
         batch_size,
-        shard_size,
+        page_size,
     } = settings;
     let mut endpoint = EndpointProcess::start(fail);
     let sdk = load_sdk_config(LocalDefaults {
@@ -236,7 +236,7 @@ async fn run(
         fanout_rate,
         scan_segments: u32::try_from(segments).unwrap_or(1),
         retry_item_delay: RETRY_ITEM_DELAY,
-        shard_size,
+        page_size,
         ..PublisherConfig::default()
     };
     // Bound the run: five times the budget's time plus a minute.
@@ -304,7 +304,7 @@ async fn run(
     let rate = stats.accepted as f64 / secs;
     println!(
         "  {workers} workers x FANOUT_RATE {fanout_rate}/s (budget {budget}/s), {segments} scan segment(s), \
-         shard size {shard_size}, queue batches of up to {batch_size}"
+         page size {page_size}, queue batches of up to {batch_size}"
     );
     println!(
         "  delivered {} of {connections} connections in {secs:.2} s = {rate:.0} posts/s = {:.2} x budget (goal >= 0.9)",
@@ -356,7 +356,7 @@ async fn run(
             // Every accepted post beyond a connection's first is a re-send to a connection
             // other than the failing one (which never accepts a post).
             println!(
-                "  re-sent posts to other connections: {} (goal <= one shard = {shard_size}; expect 0); \
+                "  re-sent posts to other connections: {} (goal <= one page = {page_size}; expect 0); \
                  missed connections: {}",
                 stats.duplicates,
                 connections.saturating_sub(stats.distinct + 1)

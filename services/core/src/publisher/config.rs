@@ -8,9 +8,9 @@ use crate::config::{bounded, flag, optional, scan_segments, ConfigError, DEFAULT
 /// Most posts one message may have in flight (`FANOUT_CONCURRENCY` upper bound).
 pub const MAX_FANOUT_CONCURRENCY: usize = 1_024;
 /// Default `FANOUT_SHARD_SIZE`: connections per roster page (per work item).
-pub const DEFAULT_SHARD_SIZE: usize = 1_000;
+pub const DEFAULT_PAGE_SIZE: usize = 1_000;
 /// Largest `FANOUT_SHARD_SIZE`.
-pub const MAX_SHARD_SIZE: usize = 10_000;
+pub const MAX_PAGE_SIZE: usize = 10_000;
 /// Default `GONE_GRACE_SECS`: API Gateway answers 410 until a handshake completes.
 pub const DEFAULT_GONE_GRACE_SECS: u64 = 30;
 /// Largest `GONE_GRACE_SECS`.
@@ -92,8 +92,9 @@ pub struct PublisherConfig {
     pub fanout_concurrency: usize,
     /// Non-envelope bodies go verbatim to every connection (`LEGACY_BROADCAST`).
     pub legacy_broadcast: bool,
-    /// Connections per roster page, so per work item (`FANOUT_SHARD_SIZE`, default 1,000).
-    pub shard_size: usize,
+    /// Connections per roster page, so per work item: the page size (`FANOUT_SHARD_SIZE`,
+    /// default 1,000; the variable keeps its first name, the size is a page's).
+    pub page_size: usize,
     /// Broadcast chains, one per scan segment (`SCAN_SEGMENTS`, default 4).
     pub scan_segments: u32,
     /// A `410` for a connection younger than this keeps its roster item
@@ -121,7 +122,7 @@ impl Default for PublisherConfig {
         Self {
             fanout_concurrency: 64,
             legacy_broadcast: false,
-            shard_size: DEFAULT_SHARD_SIZE,
+            page_size: DEFAULT_PAGE_SIZE,
             scan_segments: DEFAULT_SCAN_SEGMENTS as u32,
             gone_grace: Duration::from_secs(DEFAULT_GONE_GRACE_SECS),
             fanout_rate: 0,
@@ -175,11 +176,11 @@ impl PublisherConfig {
         Ok(Self {
             fanout_concurrency: bounded(&lookup, "FANOUT_CONCURRENCY", 64, MAX_FANOUT_CONCURRENCY)?,
             legacy_broadcast: flag(&lookup, "LEGACY_BROADCAST", false)?,
-            shard_size: bounded(
+            page_size: bounded(
                 &lookup,
                 "FANOUT_SHARD_SIZE",
-                DEFAULT_SHARD_SIZE,
-                MAX_SHARD_SIZE,
+                DEFAULT_PAGE_SIZE,
+                MAX_PAGE_SIZE,
             )?,
             scan_segments: u32::try_from(scan_segments).unwrap_or(1),
             gone_grace: Duration::from_secs(gone_grace_secs),
@@ -195,14 +196,14 @@ impl PublisherConfig {
     ///
     /// `2 × ⌈FANOUT_MAX_CONNECTIONS / FANOUT_SHARD_SIZE⌉ + 2 × MAX_WORK_ATTEMPTS + 10`
     ///
-    /// A chain of pages is one hop per page, `⌈connections / shard size⌉` of them; the factor
+    /// A chain of pages is one hop per page, `⌈connections / page size⌉` of them; the factor
     /// 2 leaves room for pages cut short (roster items TTL has not swept yet, DynamoDB's 1 MB
     /// read limit); each retry of failed posts (at most `MAX_WORK_ATTEMPTS − 1`) and each
     /// deadline remainder adds a hop, and a redriven dead letter continues its count.
     /// With the defaults (10,000,000 connections, pages of 1,000): 20,020 hops.
     pub fn max_hops(&self) -> u32 {
-        let shard = u64::try_from(self.shard_size.max(1)).unwrap_or(u64::MAX);
-        let pages = self.max_connections.div_ceil(shard);
+        let page = u64::try_from(self.page_size.max(1)).unwrap_or(u64::MAX);
+        let pages = self.max_connections.div_ceil(page);
         let hops = pages
             .saturating_mul(2)
             .saturating_add(2 * u64::from(super::MAX_WORK_ATTEMPTS) + 10);
@@ -251,13 +252,13 @@ mod tests {
     fn the_hop_bound_follows_the_configuration() {
         assert_eq!(PublisherConfig::default().max_hops(), 20_020);
         let tiny = PublisherConfig {
-            shard_size: 1,
+            page_size: 1,
             max_connections: 40,
             ..PublisherConfig::default()
         };
         assert_eq!(tiny.max_hops(), 100);
         let huge = PublisherConfig {
-            shard_size: 1,
+            page_size: 1,
             max_connections: MAX_MAX_CONNECTIONS,
             ..PublisherConfig::default()
         };
@@ -302,7 +303,7 @@ mod tests {
             PublisherConfig::from_lookup(|k| (k == "JWT_LEEWAY_SECS").then(|| "3601".into()))
                 .is_err()
         );
-        let sharded = PublisherConfig::from_lookup(|k| match k {
+        let paged = PublisherConfig::from_lookup(|k| match k {
             "FANOUT_SHARD_SIZE" => Some("500".into()),
             "SCAN_SEGMENTS" => Some("8".into()),
             "GONE_GRACE_SECS" => Some("0".into()),
@@ -310,10 +311,10 @@ mod tests {
             _ => None,
         })
         .unwrap();
-        assert_eq!(sharded.shard_size, 500);
-        assert_eq!(sharded.scan_segments, 8);
-        assert_eq!(sharded.gone_grace, Duration::ZERO);
-        assert_eq!(sharded.fanout_rate, 2_500);
+        assert_eq!(paged.page_size, 500);
+        assert_eq!(paged.scan_segments, 8);
+        assert_eq!(paged.gone_grace, Duration::ZERO);
+        assert_eq!(paged.fanout_rate, 2_500);
         for (name, value) in [
             ("FANOUT_SHARD_SIZE", "0"),
             ("FANOUT_SHARD_SIZE", "10001"),

@@ -365,7 +365,7 @@ impl Publisher {
             report.hops,
             self.config.max_hops(),
             self.config.max_connections,
-            self.config.shard_size,
+            self.config.page_size,
         );
         tracing::error!(id = %report.id, hops = report.hops, "{error}");
         let mut report = self.dead_letter(message, report, error).await;

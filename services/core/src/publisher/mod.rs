@@ -14,7 +14,7 @@
 //!   (`fanout::Limiter`), and a batch runs its first page item only: the others go back to
 //!   the queue unrun, for a publisher whose bucket is idle (`handback`).
 //! - `tenant` and `broadcast` targets are delivered page by page ([`work`]): a page of at
-//!   most `shard_size` connections per work item; the continuation is enqueued before the
+//!   most `page_size` connections per work item; the continuation is enqueued before the
 //!   page is posted; a broadcast runs one chain per scan segment. A publisher holds one
 //!   page per message in memory.
 //! - `Gone` removes the roster item and counts `gone` (unless the connection is younger
@@ -321,7 +321,7 @@ impl Publisher {
             Work::Page { scope, start } => {
                 let page = match self
                     .roster
-                    .list_page(scope, start.as_deref(), self.config.shard_size)
+                    .list_page(scope, start.as_deref(), self.config.page_size)
                     .await
                 {
                     Ok(page) => page,

@@ -8,7 +8,7 @@
 //!   slow push service holds neither the frames nor the next message of its ordering
 //!   group (sends items are unordered).
 //! - A `tenant` message starts a separate chain of device pages ([`Work::Devices`], at most
-//!   `shard_size` devices each), enqueued beside its first roster page; each page checks
+//!   `page_size` devices each), enqueued beside its first roster page; each page checks
 //!   which of its users have a live connection at that moment and sends to the rest.
 //! - Sends run at most `fanout_concurrency` at a time, outside the posts' rate limiter;
 //!   each is retried in process with the posts' [`RetryPolicy`](super::RetryPolicy) (429,
@@ -193,7 +193,7 @@ impl Publisher {
             Work::Devices { start } => {
                 let page = match push
                     .devices
-                    .list_page(tenant, start.as_deref(), self.config.shard_size)
+                    .list_page(tenant, start.as_deref(), self.config.page_size)
                     .await
                 {
                     Ok(page) => page,

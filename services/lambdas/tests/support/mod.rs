@@ -353,7 +353,7 @@ async fn rig_with(config: PublisherConfig, post_timeout: Duration, push: Option<
 
 pub fn config() -> PublisherConfig {
     PublisherConfig {
-        shard_size: 500,
+        page_size: 500,
         gone_grace: Duration::from_secs(30),
         retry_item_delay: Duration::from_secs(5),
         retry: RetryPolicy {

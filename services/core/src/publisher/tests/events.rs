@@ -83,7 +83,7 @@ async fn a_sharded_tenant_message_settles_only_after_its_last_page() {
     let (rig, sink) = rig_events(
         ScriptedPoster::new(),
         PublisherConfig {
-            shard_size: 10,
+            page_size: 10,
             ..config()
         },
     );
@@ -116,7 +116,7 @@ async fn a_broadcast_settles_once_after_every_segment() {
     let (rig, sink) = rig_events(
         ScriptedPoster::new(),
         PublisherConfig {
-            shard_size: 7,
+            page_size: 7,
             scan_segments: 3,
             ..config()
         },
@@ -247,7 +247,7 @@ async fn a_copy_of_the_same_work_emits_nothing_more() {
     let (rig, sink) = rig_events(
         ScriptedPoster::new(),
         PublisherConfig {
-            shard_size: 2,
+            page_size: 2,
             ..config()
         },
     );

@@ -82,10 +82,10 @@ fn test_config() -> PublisherConfig {
     }
 }
 
-/// [`test_config`] with pages of `shard_size` connections.
-fn sharded(shard_size: usize) -> PublisherConfig {
+/// [`test_config`] with pages of `page_size` connections.
+fn sharded(page_size: usize) -> PublisherConfig {
     PublisherConfig {
-        shard_size,
+        page_size,
         ..test_config()
     }
 }

@@ -166,7 +166,7 @@ async fn an_expired_message_is_expired() {
 #[tokio::test]
 async fn a_sharded_tenant_message_and_a_broadcast_count_every_page() {
     let rig = rig(PublisherConfig {
-        shard_size: 100,
+        page_size: 100,
         scan_segments: 4,
         ..config()
     });

@@ -90,7 +90,7 @@ mod sharding_property {
     use proptest::prelude::*;
 
     use crate::roster::{MemoryRosterStore, RosterStore};
-    use crate::testkit::{check_sharded_fanout, spread_records};
+    use crate::testkit::{check_paged_fanout, spread_records};
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
@@ -99,7 +99,7 @@ mod sharding_property {
         fn every_work_item_to_completion_delivers_each_connection_once(
             size in 0usize..5_000,
             tenants in 1usize..6,
-            shard_size in 1usize..1_500,
+            page_size in 1usize..1_500,
             segments in 1u32..9,
         ) {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -109,7 +109,7 @@ mod sharding_property {
                 for record in &records {
                     roster.put(record).await.unwrap();
                 }
-                check_sharded_fanout(roster, &records, shard_size, segments).await;
+                check_paged_fanout(roster, &records, page_size, segments).await;
             });
         }
     }
