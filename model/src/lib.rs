@@ -1,9 +1,10 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 //! Switchboard's domain model, free of I/O and of any cloud SDK.
 //!
-//! - [`ids`]: `TenantId`, `UserId`, `ConnectionId`, newtypes that validate when built.
-//! - [`envelope`]: the message envelope of docs/design.md: Messages (`Envelope`, `Target`) and its parser,
-//!   whose errors name the offending field.
+//! - [`ids`]: `TenantId`, `UserId`, `ConnectionId`, `MessageId`, newtypes that validate when
+//!   built.
+//! - [`envelope`]: the message envelope of docs/design.md: Messages (`Envelope`, `Target`) and its
+//!   parser, whose errors name the offending field.
 //! - [`frame`]: what travels on a client's WebSocket: delivered frames, client actions and
 //!   the server's replies to them.
 //! - [`push`]: the envelope's optional `push` object (Web Push for users with no live
@@ -20,9 +21,9 @@ pub mod push;
 
 pub use claims::{AdminScope, Claims, Role};
 pub use envelope::{
-    within_frame_limit, Envelope, EnvelopeError, FrameTooLarge, Target, MAX_FRAME_BYTES,
-    MAX_USERS_PER_TARGET,
+    within_frame_limit, Envelope, EnvelopeError, FrameTooLarge, Target, TargetKind,
+    MAX_FRAME_BYTES, MAX_USERS_PER_TARGET,
 };
-pub use frame::{ClientAction, DeliveredFrame, ServerReply};
-pub use ids::{ConnectionId, IdError, TenantId, UserId};
+pub use frame::{ClientAction, DeliveredFrame, ErrorCode, ServerReply};
+pub use ids::{ConnectionId, IdError, MessageId, TenantId, UserId, MAX_MESSAGE_ID_CHARS};
 pub use push::Push;

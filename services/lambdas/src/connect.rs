@@ -19,8 +19,7 @@ use std::sync::Arc;
 
 use http::header::SEC_WEBSOCKET_PROTOCOL;
 use switchboard_core::auth::{offers_bearer, BEARER_SUBPROTOCOL};
-use switchboard_core::config::ConnectConfig;
-use switchboard_core::connection::{self, ConnectionError};
+use switchboard_core::connection::{self, ConnectConfig, ConnectionError};
 use switchboard_core::http::ApiError;
 use switchboard_core::roster::{RosterError, RosterStore};
 use switchboard_core::tenants::{LimitError, Tenants};
@@ -49,14 +48,13 @@ pub async fn build(
     let dynamo = switchboard_aws::DynamoConfig::from_lookup(&lookup)?;
     let config = ConnectConfig::from_lookup(&lookup)?;
     let tenants = Tenants::from_lookup(&lookup)?;
-    tracing::info!(table = %dynamo.table, ?tenants, "connect ready");
-    let roster = switchboard_aws::DynamoRosterStore::from_config(&dynamo).await;
-    let usage = crate::usage::build(&lookup, &roster)?;
+    tracing::info!(table = %dynamo.roster_table, ?tenants, "connect ready");
+    let stores = switchboard_aws::dynamo::DynamoStores::connect(&dynamo).await;
     Ok(ConnectDeps {
-        roster: Arc::new(roster),
+        roster: Arc::new(stores.roster()),
         config,
         tenants,
-        usage: Some(usage),
+        usage: Some(crate::usage::build(&lookup, &stores)?),
     })
 }
 
@@ -139,15 +137,11 @@ async fn admit(deps: &ConnectDeps, claims: &Claims) -> Result<Result<(), LimitEr
 /// them ([`ApiError`]): 403 `tenant_suspended`; 429 `limit_exceeded` naming the cap.
 fn refusal(limit: LimitError) -> WebsocketResponse {
     let error = ApiError::from(limit);
-    let mut body = serde_json::json!({"error": error.code(), "message": error.to_string()});
-    if let ApiError::LimitExceeded { limit, .. } = &error {
-        body["limit"] = serde_json::json!(limit.key());
-    }
     let mut response = WebsocketResponse::status(error.status().as_u16());
     response
         .headers
         .insert("Content-Type".to_string(), "application/json".to_string());
-    response.body = Some(body.to_string());
+    response.body = Some(error.body().to_string());
     response
 }
 

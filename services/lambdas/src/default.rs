@@ -28,17 +28,15 @@
 
 use std::sync::Arc;
 
+use switchboard_aws::dynamo::DynamoStores;
 use switchboard_aws::poster::DEFAULT_POST_TIMEOUT;
-use switchboard_aws::{
-    load_sdk_config, ApiGatewayPoster, DynamoConfig, DynamoDeviceStore, DynamoRosterStore,
-    LocalDefaults,
-};
+use switchboard_aws::{load_sdk_config, ApiGatewayPoster, DynamoConfig, LocalDefaults};
 use switchboard_core::auth::{AuthConfig, Verifier};
 use switchboard_core::config::required;
 use switchboard_core::connection::{self, ActionDeps};
 use switchboard_core::history::{post_within_budget, HistoryConfig, ResumeLimits};
 use switchboard_core::poster::ConnectionPoster;
-use switchboard_model::ServerReply;
+use switchboard_model::{ErrorCode, ServerReply};
 use tokio::time::Instant;
 
 use crate::publish_api::StartupError;
@@ -61,23 +59,19 @@ pub struct DefaultDeps {
 /// `DYNAMODB_ENDPOINT`, and Web Push (`VAPID_*`, `PUSH_*`; devices in `HISTORY_TABLE`).
 pub async fn build(lookup: impl Fn(&str) -> Option<String>) -> Result<DefaultDeps, StartupError> {
     let history_config = HistoryConfig::from_lookup(&lookup)?;
-    let table = history_config.table.clone();
     let callback_url: String = required(&lookup, "CALLBACK_URL")?;
     let callback_url = switchboard_aws::config::validate_endpoint("CALLBACK_URL", &callback_url)?;
     let auth = AuthConfig::from_lookup(&lookup).and_then(AuthConfig::require_key_source)?;
     let verifier = Verifier::new(auth).await?;
     let dynamo = DynamoConfig::from_lookup(&lookup)?;
-    let client = switchboard_aws::dynamodb_client(&dynamo).await;
-    let roster = DynamoRosterStore::new(client.clone(), dynamo.table.clone(), dynamo.scan_segments);
-    let push = crate::push::web_push(&lookup, || {
-        Arc::new(DynamoDeviceStore::new(client.clone(), table.clone()))
-    })?;
+    let stores = DynamoStores::connect(&dynamo).await;
+    let push = crate::push::web_push(&lookup, || Arc::new(stores.devices()))?;
     let sdk = load_sdk_config(LocalDefaults::NONE).await;
-    tracing::info!(history_table = %table, roster_table = %dynamo.table, %callback_url, ?verifier, "default ready");
+    tracing::info!(history_table = %dynamo.history_table, roster_table = %dynamo.roster_table, %callback_url, ?verifier, "default ready");
     Ok(DefaultDeps {
         actions: ActionDeps {
-            roster: Arc::new(roster),
-            history: Arc::new(switchboard_aws::DynamoHistoryStore::new(client, table)),
+            roster: Arc::new(stores.roster()),
+            history: Arc::new(stores.history()),
             history_config,
             verifier: Some(Arc::new(verifier)),
             push,
@@ -139,7 +133,7 @@ pub async fn handle_until(
             tracing::warn!(?stop, connection_id = %connection, posted = posted.count, missed = frames.len(), retries = posted.retries, elapsed_ms, "resume ended early");
             posted.incomplete_reply().unwrap_or_else(|| {
                 ServerReply::Error {
-                    error: "resume_failed".into(),
+                    error: ErrorCode::ResumeFailed,
                 }
                 .to_json()
             })

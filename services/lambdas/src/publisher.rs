@@ -17,10 +17,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use switchboard_aws::config::{dynamodb_client_from, with_store_timeouts};
+use switchboard_aws::config::with_store_timeouts;
+use switchboard_aws::dynamo::DynamoStores;
 use switchboard_aws::{
-    load_sdk_config, ApiGatewayPoster, DynamoConfig, DynamoDeviceStore, DynamoHistoryStore,
-    DynamoReceiptStore, DynamoRosterStore, DynamoWorkLog, EventBridgeSink, LocalDefaults, SqsQueue,
+    load_sdk_config, ApiGatewayPoster, DynamoConfig, EventBridgeSink, LocalDefaults, SqsQueue,
 };
 use switchboard_core::config::{required, ConfigError};
 use switchboard_core::history::HistoryConfig;
@@ -81,55 +81,41 @@ pub async fn build(
     // Tenant settings: a tenant's `historyTtlSecs` (docs/design.md: Tenants).
     let tenants = Tenants::from_lookup(&lookup)?;
     // Every SQS and DynamoDB call is bounded, so settling fits the deadline margin
-    // (docs/design.md: Time budget); the poster sets its own per-attempt timeout.
+    // (docs/design.md: Fan-out at any size, "Time budget"); the poster sets its own
+    // per-attempt timeout.
     let sdk = with_store_timeouts(&load_sdk_config(LocalDefaults::NONE).await);
-    let dynamo_sdk = with_store_timeouts(&load_sdk_config(dynamo.local).await);
-    let client = dynamodb_client_from(&dynamo_sdk, dynamo.endpoint.as_deref());
-    let roster = DynamoRosterStore::new(client.clone(), dynamo.table.clone(), dynamo.scan_segments);
-    let history_store = DynamoHistoryStore::new(client.clone(), history.table.clone());
-    // Receipts and the work log live in the history table (docs/design.md: Receipts, Fan-out
-    // at any size).
-    let receipt_store = DynamoReceiptStore::new(client.clone(), history.table.clone());
-    let usage_store = switchboard_aws::dynamo::DynamoUsageStore::new(
-        client.clone(),
-        history.table.clone(),
-        usage.retention,
-    );
-    // Devices live in the history table too (docs/design.md: AWS deployment).
-    let push = crate::push::web_push(&lookup, || {
-        Arc::new(DynamoDeviceStore::new(
-            client.clone(),
-            history.table.clone(),
-        ))
-    })?;
-    let work_log = DynamoWorkLog::new(client, history.table.clone());
+    let stores = DynamoStores::connect_bounded(&dynamo).await;
+    let push = crate::push::web_push(&lookup, || Arc::new(stores.devices()))?;
     // `message.settled` to EventBridge when `EVENT_BUS_NAME` is set (docs/design.md: Events).
     let bus_name = crate::events::event_bus_name(&lookup)?;
     let ports = PublisherPorts {
-        roster: Arc::new(roster),
+        roster: Arc::new(stores.roster()),
         poster: Arc::new(ApiGatewayPoster::new(&sdk, &settings.callback_url)),
         dead_letters: Arc::new(SqsQueue::from_sdk_config(&sdk, settings.dlq_url.clone())),
         work_queue: Arc::new(SqsQueue::from_sdk_config(&sdk, settings.queue_url.clone())),
     };
     tracing::info!(
-        table = %dynamo.table,
+        table = %dynamo.roster_table,
         callback_url = %settings.callback_url,
-        shard_size = settings.publisher.shard_size,
+        page_size = settings.publisher.page_size,
         max_hops = settings.publisher.max_hops(),
         fanout_rate = settings.publisher.fanout_rate,
         metrics_namespace = metrics.namespace(),
-        history_table = %history.table,
+        history_table = %dynamo.history_table,
         history_ttl_secs = history.ttl.as_secs(),
         receipt_ttl_secs = receipts.ttl.as_secs(),
         event_bus = bus_name.as_deref().unwrap_or("(none: no events)"),
         "publisher ready"
     );
     let publisher = Publisher::new(ports, settings.publisher)
-        .with_history(Arc::new(history_store), &history)
-        .with_receipts(Receipts::new(Arc::new(receipt_store), &receipts))
+        .with_history(Arc::new(stores.history()), &history)
+        .with_receipts(Receipts::new(Arc::new(stores.receipts()), &receipts))
         .with_history_ttls(tenants)
-        .with_usage(Some(Usage::new(Arc::new(usage_store), &usage)))
-        .with_work_log(Arc::new(work_log))
+        .with_usage(Some(Usage::new(
+            Arc::new(stores.usage(usage.retention)),
+            &usage,
+        )))
+        .with_work_log(Arc::new(stores.work_log()))
         .with_push(push);
     let publisher = match bus_name {
         Some(bus_name) => {

@@ -11,9 +11,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-#[path = "support/sdk.rs"]
-mod fake_sdk;
-use fake_sdk::sdk;
+use switchboard_aws::testkit::sdk_config;
 
 #[path = "support/dynamodb_local.rs"]
 mod dynamodb_local;
@@ -163,7 +161,8 @@ async fn record(
 /// A fresh history table in DynamoDB Local, and the future that deletes it.
 async fn history_table() -> (DynamoHistoryStore, impl std::future::Future<Output = ()>) {
     let client = dynamodb_client(&DynamoConfig {
-        table: "unused".into(),
+        roster_table: "unused".into(),
+        history_table: "unused".into(),
         scan_segments: 1,
         endpoint: Some(endpoint()),
         local: LocalDefaults {
@@ -182,7 +181,7 @@ async fn history_table() -> (DynamoHistoryStore, impl std::future::Future<Output
 /// The `default` function's dependencies with `store` as history and the management
 /// endpoint at `addr` (posts time out after `limits.attempt_timeout`).
 fn deps(store: DynamoHistoryStore, addr: SocketAddr, limits: ResumeLimits) -> DefaultDeps {
-    let sdk = sdk(None);
+    let sdk = sdk_config(None);
     DefaultDeps {
         actions: ActionDeps {
             roster: Arc::new(switchboard_core::roster::MemoryRosterStore::new()),

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use switchboard_model::{AdminScope, ServerReply, TenantId, UserId};
+use switchboard_model::{ErrorCode, ServerReply, TenantId, UserId};
 
 use super::*;
 use crate::auth::Verifier;
@@ -191,7 +191,7 @@ async fn refresh_of_a_connection_no_longer_in_the_roster_fails_and_creates_nothi
     assert_eq!(
         Sent(outcome.frames[0].clone()),
         ServerReply::Error {
-            error: REFRESH_FAILED.into()
+            error: ErrorCode::RefreshFailed
         }
     );
     assert!(roster.list_all().await.unwrap().is_empty());
@@ -210,7 +210,7 @@ async fn refresh_for_another_user_or_tenant_is_refused_and_changes_nothing() {
         assert_eq!(
             outcome.reply,
             ServerReply::Error {
-                error: REFRESH_IDENTITY_MISMATCH.into()
+                error: ErrorCode::IdentityMismatch
             }
         );
     }
@@ -242,7 +242,7 @@ async fn refresh_with_an_invalid_token_is_refused() {
         assert_eq!(
             outcome.reply,
             ServerReply::Error {
-                error: REFRESH_INVALID_TOKEN.into()
+                error: ErrorCode::InvalidToken
             }
         );
     }
@@ -273,13 +273,13 @@ async fn handle_frame_serves_the_other_actions_like_reply_to() {
     assert_eq!(
         Sent(outcome.frames[0].clone()),
         ServerReply::Error {
-            error: REFRESH_UNAVAILABLE.into()
+            error: ErrorCode::RefreshUnavailable
         }
     );
     assert_eq!(
         reply_to(&refresh("a.b.c"), &c1(), &current),
         ServerReply::Error {
-            error: REFRESH_UNAVAILABLE.into()
+            error: ErrorCode::RefreshUnavailable
         }
     );
 }
@@ -311,7 +311,7 @@ fn replies_follow_spec() {
     assert_eq!(
         reply_to("hello", &c1(), &c),
         ServerReply::Error {
-            error: "unknown_action".into()
+            error: ErrorCode::UnknownAction
         }
     );
 }

@@ -14,6 +14,7 @@
 
 mod rate;
 mod settings;
+mod share;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -23,13 +24,13 @@ use std::time::{Duration, SystemTime};
 use switchboard_model::{Claims, Target, TenantId};
 
 use crate::config::ConfigError;
-use crate::publisher::TargetKind;
 
 pub use rate::{PublishRates, MAX_RATE_TENANTS};
 pub use settings::{
     SettingsTable, TenantSettings, MAX_CONNECTIONS_SETTING, MAX_PUBLISH_RATE_SETTING,
     MAX_SETTINGS_FILE_BYTES, SETTINGS_KEYS,
 };
+pub use share::{share_of, BoundedState, Bounds, DEFAULT_SHARE_PERCENT};
 
 /// A tenant setting a request ran into (its key in the settings file).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,7 +251,7 @@ impl Tenants {
                 tenant: tenant.clone(),
             });
         }
-        let kind = TargetKind::of(target.kind());
+        let kind = target.kind();
         if let Some(allowed) = &settings.allowed_targets {
             if !allowed.contains(&kind) {
                 return Err(exceeded(
@@ -295,38 +296,6 @@ impl Tenants {
         tenant
             .and_then(|tenant| self.settings(tenant).history_ttl_secs)
             .map_or(default, Duration::from_secs)
-    }
-}
-
-/// Default `TENANT_SHARE_PERCENT`: the part of every shared bound one tenant may hold.
-pub const DEFAULT_SHARE_PERCENT: u8 = 25;
-
-/// One tenant's share of a bound of `capacity`: `percent` of it, at least 1 (docs/design.md:
-/// Tenants, "Shares of shared bounds").
-pub fn share_of(capacity: usize, percent: u8) -> usize {
-    (capacity / 100)
-        .saturating_mul(usize::from(percent))
-        .saturating_add(capacity % 100 * usize::from(percent) / 100)
-        .clamp(1, capacity.max(1))
-}
-
-/// A shared bound and each tenant's share of it, as the memory stores keep them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Bounds {
-    /// Entries held at most (at least 1).
-    pub capacity: usize,
-    /// Entries one tenant (or `*`) may hold (1 to `capacity`).
-    pub share: usize,
-}
-
-impl Bounds {
-    /// At most `capacity` entries, each tenant at most `tenant_share`.
-    pub fn new(capacity: usize, tenant_share: usize) -> Self {
-        let capacity = capacity.max(1);
-        Self {
-            capacity,
-            share: tenant_share.clamp(1, capacity),
-        }
     }
 }
 

@@ -9,14 +9,12 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, OriginalUri, RawQuery, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use base64::Engine;
 use futures::SinkExt;
 use governor::clock::MonotonicClock;
 use governor::{Quota, RateLimiter};
-use serde_json::json;
 use switchboard_core::auth::extract::{websocket_url_chars, MAX_WEBSOCKET_URL_CHARS};
 use switchboard_core::auth::token_from_handshake;
 use switchboard_core::connection;
@@ -28,13 +26,13 @@ use switchboard_model::close::{
 use switchboard_model::{ConnectionId, TenantId, UserId, MAX_FRAME_BYTES};
 use time::OffsetDateTime;
 
+use super::app::App;
 use super::host::Host;
 use super::metrics::ReasonLabel;
 use super::registry::InstanceTag;
 use super::registry::{
     CloseRequest, LiveConnection, Next, Outgoing, RegisterError, TenantCaps, CLOSE_SLOW_CONSUMER,
 };
-use super::App;
 
 /// Per-socket read buffer, allocated for every socket. Clients send only small action
 /// frames (`ping` is 17 bytes, `refresh` with its token about 1 KiB), so 1 KiB holds them
@@ -241,11 +239,7 @@ pub async fn handshake(
     {
         app.registry.unregister(&id);
         tracing::error!(%error, "connect failed");
-        return (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({"error": "internal", "message": "could not record the connection"})),
-        )
-            .into_response();
+        return ApiError::Internal("could not record the connection".into()).into_response();
     }
     // After the roster write, bounded, never refusing the connection.
     if let Some(events) = &app.events {

@@ -19,13 +19,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::json;
+use switchboard_core::http::no_such_endpoint;
 use switchboard_core::poster::PostError;
+use switchboard_model::close::CLOSE_NORMAL;
 use switchboard_model::{ConnectionId, MAX_FRAME_BYTES};
 use time::format_description::well_known::Rfc3339;
 
+use super::app::App;
 use super::registry::{LiveConnection, Outgoing};
 use super::sigv4::{ManagementCredentials, SigV4Error, SignatureCheck};
-use super::App;
 
 /// The management router: `/<stage>/@connections/{id}`, SigV4-checked when `credentials`
 /// are given (for requests to the listener bound to `addr`); anything else is 404.
@@ -45,12 +47,7 @@ pub fn router(
             check_signature,
         ));
     }
-    router.with_state(app).fallback(|| async {
-        (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": "not_found", "message": "no such endpoint"})),
-        )
-    })
+    router.with_state(app).fallback(no_such_endpoint)
 }
 
 /// Reads the body (bounded), verifies the signature over it, hands the request on.
@@ -176,6 +173,6 @@ pub async fn delete(State(app): State<Arc<App>>, Path(id): Path<String>) -> Resp
     let Some(live) = find(&app, &id) else {
         return gone();
     };
-    live.close(1000, "deleted");
+    live.close(CLOSE_NORMAL, "deleted");
     StatusCode::NO_CONTENT.into_response()
 }

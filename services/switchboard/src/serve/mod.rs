@@ -6,6 +6,7 @@
 //! queue feeds the same publisher the SQS Lambda runs.
 
 mod admission;
+mod app;
 mod client_js;
 mod dead_letters;
 mod demo;
@@ -25,19 +26,17 @@ mod tenant_settings;
 pub mod webhooks;
 
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use switchboard_core::auth::{AuthConfig, DevMint, Verifier};
-use switchboard_core::config::ConnectConfig;
-use switchboard_core::connection::ActionDeps;
+use switchboard_core::connection::{ActionDeps, ConnectConfig};
 use switchboard_core::history::{HistoryConfig, HistoryStore};
+use switchboard_core::http::no_such_endpoint;
 use switchboard_core::overview::OverviewApi;
 use switchboard_core::presence::PresenceApi;
 use switchboard_core::publish_api::PublishApi;
@@ -49,8 +48,10 @@ use switchboard_core::tenants::{share_of, Tenants};
 use switchboard_core::usage::{sample_connections, Usage, UsageApi};
 use switchboard_core::webpush::WebPush;
 use switchboard_core::worklog::{MemoryWorkLog, MAX_MEMORY_UNITS};
+use switchboard_model::close::CLOSE_GOING_AWAY;
 use tokio::sync::watch;
 
+pub use app::{ActionAllowance, SocketLimits, DEFAULT_ACTIONS_PER_SECOND, DEFAULT_ACTION_BURST};
 pub use events::EventSettings;
 pub use http_server::ListenerLimits;
 pub use local_queue::QueueConfig;
@@ -58,6 +59,7 @@ pub use open_files::raise_open_files_limit;
 pub use registry::ConnectionLimits;
 pub use sigv4::ManagementCredentials;
 
+use app::App;
 use local_queue::LocalQueue;
 use metrics::Metrics;
 use registry::{InstanceTag, LocalPoster, Registry};
@@ -108,73 +110,6 @@ pub struct ServeSettings {
     pub events: Option<EventSettings>,
 }
 
-/// Per-socket limits (docs/design.md: The one-machine binary).
-#[derive(Debug, Clone, Copy)]
-pub struct SocketLimits {
-    /// `SEND_TIMEOUT_SECS`: longest write to a client; beyond, the socket is closed (1008).
-    pub send_timeout: Duration,
-    /// `IDLE_TIMEOUT_SECS`: a socket without a client frame this long is closed (1001).
-    pub idle_timeout: Duration,
-    /// `ACTIONS_PER_SECOND` and `ACTION_BURST`: each socket's allowance of client frames
-    /// (a token bucket); a socket beyond it is closed (1008).
-    pub actions: ActionAllowance,
-}
-
-/// A socket's allowance of client frames: `per_second` on average, `burst` at once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ActionAllowance {
-    pub per_second: NonZeroU32,
-    pub burst: NonZeroU32,
-}
-
-impl Default for ActionAllowance {
-    fn default() -> Self {
-        Self {
-            per_second: NonZeroU32::MIN.saturating_add(DEFAULT_ACTIONS_PER_SECOND - 1),
-            burst: NonZeroU32::MIN.saturating_add(DEFAULT_ACTION_BURST - 1),
-        }
-    }
-}
-
-/// `ACTIONS_PER_SECOND`'s default: the client library sends a `ping` every few minutes, a
-/// `resume` per socket and a `refresh` per token; ten a second is far above any of them.
-pub const DEFAULT_ACTIONS_PER_SECOND: u32 = 10;
-/// `ACTION_BURST`'s default.
-pub const DEFAULT_ACTION_BURST: u32 = 20;
-
-impl Default for SocketLimits {
-    fn default() -> Self {
-        Self {
-            send_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(600),
-            actions: ActionAllowance::default(),
-        }
-    }
-}
-
-/// Shared state of every handler.
-pub struct App {
-    pub stage: String,
-    pub registry: Arc<Registry>,
-    pub roster: Arc<dyn RosterStore>,
-    pub verifier: Arc<Verifier>,
-    pub connect_config: ConnectConfig,
-    pub limits: SocketLimits,
-    pub metrics: Arc<Metrics>,
-    pub queue: Arc<LocalQueue>,
-    pub dev: Option<DevMint>,
-    /// Prefix of this process's connection ids.
-    pub instance: InstanceTag,
-    /// What the client actions (`resume`, `refresh`) need.
-    pub actions: ActionDeps,
-    /// Tenant settings: suspension and connection caps at the handshake.
-    pub tenants: Tenants,
-    /// Usage per tenant (its failed writes are reported in `/metrics`).
-    pub usage: Usage,
-    /// Presence events after roster writes; `None`: events are off.
-    pub events: Option<Arc<events::Events>>,
-}
-
 /// The memory roster, as `Arc<dyn RosterStore>`.
 pub fn memory_roster() -> Arc<dyn RosterStore> {
     Arc::new(MemoryRosterStore::new())
@@ -202,12 +137,7 @@ fn router(app: Arc<App>, publish: Router) -> Router {
         .with_state(app)
         .merge(publish)
         .merge(console)
-        .fallback(|| async {
-            (
-                StatusCode::NOT_FOUND,
-                Json(json!({"error": "not_found", "message": "no such endpoint"})),
-            )
-        })
+        .fallback(no_such_endpoint)
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -425,7 +355,7 @@ impl Server {
             ));
             // Going away: every socket gets a 1001 close frame, then its task ends.
             let _ = close_signal.wait_for(|stop| *stop).await;
-            registry.close_all(1001, "server shutting down");
+            registry.close_all(CLOSE_GOING_AWAY, "server shutting down");
             // Each socket completes its close handshake and `$disconnect` (bounded).
             let closing = async {
                 while metrics.connections.get() > 0 {
@@ -457,9 +387,9 @@ impl Server {
         })
     }
 
-    /// Graceful stop (docs/design.md: The one-machine binary): publishes are refused (503) at once; the queue is
-    /// drained — delivered, or given up on — within the drain timeout; then the sockets
-    /// are closed with 1001 and the listeners stop. The id of every message still queued
+    /// Graceful stop (docs/design.md: The one-machine binary): publishes are refused (503) at once;
+    /// the queue is drained — delivered, or given up on — within the drain timeout; then the
+    /// sockets are closed with 1001 and the listeners stop. The id of every message still queued
     /// at the end is logged.
     pub async fn shutdown(self) {
         self.queue.stop_accepting();

@@ -3,7 +3,7 @@
 //! id, the tenant rules of the read, expiry, and (DynamoDB roster) a gone connection.
 //! A sharded tenant message of 2,500 sockets. Partial/dead receipts need posts that fail on
 //! purpose, which `serve`'s in-process poster never does (a socket that cannot take a frame
-//! is closed and gone): they are in `services/lambdas/tests/publisher_sharding.rs` (fake
+//! is closed and gone): they are in `services/lambdas/tests/publisher_work_items.rs` (fake
 //! management and SQS endpoints) and the core's `publisher::tests::receipts` (scripted
 //! poster).
 
@@ -185,7 +185,8 @@ async fn a_gone_connection_is_counted_on_the_receipt() {
     // The first four characters of every connection id are this process's tag.
     let tag: String = clients[0].connection_id.chars().take(4).collect();
     let dynamo = switchboard_aws::DynamoConfig {
-        table: table.clone(),
+        roster_table: table.clone(),
+        history_table: history_table.clone(),
         scan_segments: 1,
         endpoint: Some(endpoint.clone()),
         local: switchboard_aws::LocalDefaults {
@@ -193,7 +194,9 @@ async fn a_gone_connection_is_counted_on_the_receipt() {
             credentials: true,
         },
     };
-    let roster = switchboard_aws::DynamoRosterStore::from_config(&dynamo).await;
+    let roster = switchboard_aws::dynamo::DynamoStores::connect(&dynamo)
+        .await
+        .roster();
     let stale = ConnectionRecord::from_raw(
         &format!("{tag}crashedSocket"),
         "acme",

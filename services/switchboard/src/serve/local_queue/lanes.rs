@@ -34,7 +34,9 @@ impl Route {
         let unique = || format!("#{message_id}");
         match queue::address(body) {
             Some(address) => Route {
-                order: if address.ordered && address.kind != MessageKind::Target(TargetKind::Connections) {
+                order: if address.ordered
+                    && address.kind != MessageKind::Target(TargetKind::Connections)
+                {
                     format!("={}:{}", address.kind.as_str(), address.group())
                 } else {
                     unique()
