@@ -10,6 +10,7 @@
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sqs::operation::send_message::builders::SendMessageFluentBuilder;
 use aws_sdk_sqs::operation::send_message::SendMessageError;
 use aws_sdk_sqs::types::MessageAttributeValue;
 use aws_sdk_sqs::Client;
@@ -141,15 +142,24 @@ pub fn map_send_error(error: SdkError<SendMessageError, HttpResponse>) -> QueueE
     }
 }
 
-#[async_trait]
-impl MessageQueue for SqsQueue {
-    async fn enqueue(&self, id: &str, body: &str) -> Result<(), QueueError> {
-        self.client
+impl SqsQueue {
+    /// The `SendMessage` request both enqueues make: the body, its FIFO message group and
+    /// the `envelopeId` attribute.
+    fn send_message(&self, id: &str, body: &str) -> Result<SendMessageFluentBuilder, QueueError> {
+        Ok(self
+            .client
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(body)
             .message_group_id(message_group_id(body))
-            .message_attributes("envelopeId", string_attribute(id)?)
+            .message_attributes("envelopeId", string_attribute(id)?))
+    }
+}
+
+#[async_trait]
+impl MessageQueue for SqsQueue {
+    async fn enqueue(&self, id: &str, body: &str) -> Result<(), QueueError> {
+        self.send_message(id, body)?
             .send()
             .await
             .map_err(map_send_error)?;
@@ -163,12 +173,7 @@ impl MessageQueue for SqsQueue {
         delay: Duration,
     ) -> Result<(), QueueError> {
         let seconds = delay.min(MAX_ENQUEUE_DELAY).as_secs();
-        self.client
-            .send_message()
-            .queue_url(&self.queue_url)
-            .message_body(body)
-            .message_group_id(message_group_id(body))
-            .message_attributes("envelopeId", string_attribute(id)?)
+        self.send_message(id, body)?
             .delay_seconds(i32::try_from(seconds).unwrap_or(0))
             .send()
             .await

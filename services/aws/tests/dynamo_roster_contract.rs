@@ -400,19 +400,19 @@ async fn a_missing_table_is_unavailable() {
     assert!(matches!(err, RosterError::Unavailable(_)), "{err:?}");
 }
 
-/// The sharding property of the publisher on DynamoDB Local: for random roster sizes,
+/// The paging property of the publisher on DynamoDB Local: for random roster sizes,
 /// page sizes and segment counts, running every work item to completion delivers a
 /// tenant message and a broadcast to each matching connection exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sharded_fanout_delivers_each_connection_once() {
+async fn paged_fanout_delivers_each_connection_once() {
     use rand::Rng;
     use switchboard_core::testkit::{check_paged_fanout, spread_records};
     // A fixed seed per run would hide nothing here; print it so a failure can be replayed.
-    let seed: u64 = std::env::var("SHARDING_SEED")
+    let seed: u64 = std::env::var("PAGING_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| rand::rng().random());
-    eprintln!("SHARDING_SEED={seed}");
+    eprintln!("PAGING_SEED={seed}");
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
     let mut cases = vec![(0, 1, 1_000, 4), (5_000, 3, 1_000, 4)];
     for _ in 0..3 {

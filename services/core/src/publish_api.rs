@@ -35,7 +35,7 @@ use time::OffsetDateTime;
 
 use crate::auth::Verifier;
 use crate::http::read_body;
-pub use crate::http::{authenticate, ApiError};
+use crate::http::{authenticate, ApiError};
 use crate::queue::{MessageQueue, QueueError};
 use crate::receipts::{Created, Receipt, ReceiptKey, Receipts};
 use crate::tenants::Tenants;

@@ -19,9 +19,11 @@ use switchboard_aws::dynamo::DynamoStores;
 use switchboard_aws::{load_sdk_config, DynamoConfig, LocalDefaults, SqsQueue};
 use switchboard_core::auth::{AuthConfig, AuthConfigError, AuthError, Verifier};
 use switchboard_core::config::{required, ConfigError};
+use switchboard_core::http::ApiError;
 use switchboard_core::overview::OverviewApi;
 use switchboard_core::presence::PresenceApi;
-use switchboard_core::publish_api::{ApiError, PublishApi, MAX_BODY_BYTES};
+use switchboard_core::publish_api::{PublishApi, MAX_BODY_BYTES};
+use switchboard_core::publisher::MessageKind;
 use switchboard_core::push_api::PushApi;
 use switchboard_core::receipts::{ReceiptConfig, Receipts};
 use switchboard_core::roster::RosterStore;
@@ -154,7 +156,7 @@ async fn record(State(metrics): State<Metrics>, request: Request, next: Next) ->
             Ok(bytes) => {
                 let (target, tenant) = match serde_json::from_slice::<TargetOnly>(&bytes) {
                     Ok(TargetOnly { target }) => (target_type(&target.kind), target.tenant),
-                    Err(_) => ("invalid", serde_json::Value::Null),
+                    Err(_) => (MessageKind::INVALID, serde_json::Value::Null),
                 };
                 (target, tenant, Body::from(bytes))
             }
@@ -163,12 +165,12 @@ async fn record(State(metrics): State<Metrics>, request: Request, next: Next) ->
                 let response =
                     ApiError::TooLarge(format!("body over {MAX_BODY_BYTES} bytes")).into_response();
                 let status = response.status().as_u16();
-                metrics.publish_request("invalid", None, status, started.elapsed());
+                metrics.publish_request(MessageKind::INVALID, None, status, started.elapsed());
                 return response;
             }
         }
     } else {
-        ("invalid", serde_json::Value::Null, body)
+        (MessageKind::INVALID, serde_json::Value::Null, body)
     };
     let response = next.run(Request::from_parts(parts, body)).await;
     let status = response.status().as_u16();

@@ -134,7 +134,7 @@ async fn a_persistent_failure_resends_to_that_connection_only_then_dead_letters(
     );
 }
 
-/// Receipts through the Lambda handler, the real poster and SQS adapters: a sharded tenant
+/// Receipts through the Lambda handler, the real poster and SQS adapters: a paged tenant
 /// message of 2,500 connections counts every page; a `users` message with a gone
 /// connection is `delivered` with it counted as gone; a failing one is `partial` while its
 /// retries are pending, then `dead`.
@@ -176,7 +176,7 @@ async fn receipts_count_every_page_and_follow_failures() {
     let response = rig
         .invoke(
             &[
-                tenant_message("sharded", "big"),
+                tenant_message("paged", "big"),
                 users("to-three", &["alice", "bob", "carol"]),
                 users("to-dave", &["dave", "bob"]),
             ],
@@ -194,14 +194,14 @@ async fn receipts_count_every_page_and_follow_failures() {
     assert_eq!(dave.status(), ReceiptStatus::Partial);
     assert_eq!((dave.matched, dave.delivered, dave.failed), (2, 1, 1));
     assert_eq!(
-        rig.receipt("big", "sharded").await.status(),
+        rig.receipt("big", "paged").await.status(),
         ReceiptStatus::Delivering
     );
 
     rig.drain_queue().await;
-    let sharded = rig.receipt("big", "sharded").await;
-    assert_eq!(sharded.status(), ReceiptStatus::Delivered, "{sharded:?}");
-    assert_eq!((sharded.matched, sharded.delivered), (2_500, 2_500));
+    let paged = rig.receipt("big", "paged").await;
+    assert_eq!(paged.status(), ReceiptStatus::Delivered, "{paged:?}");
+    assert_eq!((paged.matched, paged.delivered), (2_500, 2_500));
     let dave = rig.receipt("acme", "to-dave").await;
     assert_eq!(dave.status(), ReceiptStatus::Dead);
     assert_eq!(rig.sqs.take(DLQ).len(), 1);

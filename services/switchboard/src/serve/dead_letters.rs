@@ -24,7 +24,7 @@ use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
-use switchboard_core::publish_api::{authenticate, ApiError};
+use switchboard_core::http::{authenticate, ApiError};
 use switchboard_model::{Claims, Role, TenantId};
 
 use serde::{Deserialize, Serialize};

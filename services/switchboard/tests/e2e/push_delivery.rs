@@ -18,7 +18,7 @@ use super::push_crypto::{check_vapid, Subscriber, VapidPair};
 const TENANT: &str = "acme";
 
 /// A `serve --dev` (loopback push endpoints allowed) with fresh VAPID keys, trusting the
-/// fake push service's certificate, with `FANOUT_SHARD_SIZE` = `shard_size`.
+/// fake push service's certificate, with `FANOUT_SHARD_SIZE` = `page_size`.
 pub struct PushRig {
     pub push: PushService,
     pub vapid: VapidPair,
@@ -35,14 +35,14 @@ impl Drop for TempDir {
 }
 
 impl PushRig {
-    pub async fn start(backend: Backend, shard_size: usize) -> Self {
+    pub async fn start(backend: Backend, page_size: usize) -> Self {
         let push = PushService::start().await;
         let dir = std::env::temp_dir().join(format!("push-e2e-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let cert = dir.join("push-service.pem");
         std::fs::write(&cert, push.cert_pem()).unwrap();
         let vapid = VapidPair::generate();
-        let shard = shard_size.to_string();
+        let shard = page_size.to_string();
         let server = TestServer::start_process(
             backend,
             &["--dev"],

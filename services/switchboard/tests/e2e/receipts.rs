@@ -1,7 +1,7 @@
 //! Delivery receipts and idempotent publish through `serve` (docs/design.md: Receipts): counts and
 //! status through `GET /v1/messages/{id}`, one `202` among 20 concurrent publishes of one
 //! id, the tenant rules of the read, expiry, and (DynamoDB roster) a gone connection.
-//! A sharded tenant message of 2,500 sockets. Partial/dead receipts need posts that fail on
+//! A paged tenant message of 2,500 sockets. Partial/dead receipts need posts that fail on
 //! purpose, which `serve`'s in-process poster never does (a socket that cannot take a frame
 //! is closed and gone): they are in `services/lambdas/tests/publisher_work_items.rs` (fake
 //! management and SQS endpoints) and the core's `publisher::tests::receipts` (scripted
@@ -229,11 +229,11 @@ async fn a_gone_connection_is_counted_on_the_receipt() {
     );
 }
 
-/// A sharded tenant message on the binary: 2,500 live sockets, pages of 100 (25 work items
+/// A paged tenant message on the binary: 2,500 live sockets, pages of 100 (25 work items
 /// chained through the in-process queue); the receipt ends `delivered` with 2,500 matched and
 /// delivered once every page ran, and each socket got the message once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sharded_tenant_message_counts_every_page_on_its_receipt() {
+async fn a_paged_tenant_message_counts_every_page_on_its_receipt() {
     const CONNECTIONS: usize = 2_500;
     let server =
         TestServer::start_with(Backend::Memory, &[], &[("FANOUT_SHARD_SIZE", "100")]).await;

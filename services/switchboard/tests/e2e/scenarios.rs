@@ -492,18 +492,18 @@ pub async fn connections_close_when_their_roster_item_expires(backend: Backend) 
 
 /// With a tiny shard size the server delivers tenant messages and broadcasts page by page
 /// through work items on its in-process queue: each client still gets each message once.
-pub async fn sharded_fan_out_reaches_each_connection_once(backend: Backend) {
-    sharded_fan_out(backend, &[]).await;
+pub async fn paged_fan_out_reaches_each_connection_once(backend: Backend) {
+    paged_fan_out(backend, &[]).await;
 }
 
 /// The same with a post rate limit (`FANOUT_RATE`): a batch then runs one page item and hands
 /// the others back to the queue (docs/design.md: Fan-out at any size, "One page per batch"), and
 /// still every client gets each message once.
-pub async fn rate_limited_sharded_fan_out_reaches_each_connection_once(backend: Backend) {
-    sharded_fan_out(backend, &[("FANOUT_RATE", "200")]).await;
+pub async fn rate_limited_paged_fan_out_reaches_each_connection_once(backend: Backend) {
+    paged_fan_out(backend, &[("FANOUT_RATE", "200")]).await;
 }
 
-async fn sharded_fan_out(backend: Backend, envs: &[(&str, &str)]) {
+async fn paged_fan_out(backend: Backend, envs: &[(&str, &str)]) {
     let mut envs = envs.to_vec();
     envs.extend([("FANOUT_SHARD_SIZE", "3"), ("SCAN_SEGMENTS", "2")]);
     let server = TestServer::start_with(backend, &[], &envs).await;

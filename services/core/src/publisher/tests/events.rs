@@ -79,7 +79,7 @@ async fn a_delivered_users_message_settles_once_with_its_counts() {
 }
 
 #[tokio::test]
-async fn a_sharded_tenant_message_settles_only_after_its_last_page() {
+async fn a_paged_tenant_message_settles_only_after_its_last_page() {
     let (rig, sink) = rig_events(
         ScriptedPoster::new(),
         PublisherConfig {

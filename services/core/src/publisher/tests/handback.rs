@@ -10,7 +10,7 @@ use super::*;
 fn limited() -> PublisherConfig {
     PublisherConfig {
         fanout_rate: 100_000,
-        ..sharded(5)
+        ..paged(5)
     }
 }
 
@@ -112,7 +112,7 @@ async fn a_handed_back_page_another_publisher_takes_runs_there() {
 
 #[tokio::test]
 async fn without_a_rate_limit_a_batch_runs_all_its_pages() {
-    let rig = rig_with(ScriptedPoster::new(), sharded(5));
+    let rig = rig_with(ScriptedPoster::new(), paged(5));
     let batch = three_chains(&rig, 12).await;
     let outcome = rig.publisher.handle_batch(&batch).await;
     assert_eq!(outcome.reports.len(), 3);

@@ -83,7 +83,7 @@ fn test_config() -> PublisherConfig {
 }
 
 /// [`test_config`] with pages of `page_size` connections.
-fn sharded(page_size: usize) -> PublisherConfig {
+fn paged(page_size: usize) -> PublisherConfig {
     PublisherConfig {
         page_size,
         ..test_config()

@@ -20,7 +20,7 @@ fn tenant_message() -> InboundMessage {
 async fn a_redelivered_broadcast_starts_nothing_again() {
     let rig = rig(PublisherConfig {
         scan_segments: 4,
-        ..sharded(5)
+        ..paged(5)
     });
     connect_many(&rig, "acme", 30).await;
     let broadcast = message(
@@ -41,7 +41,7 @@ async fn a_redelivered_broadcast_starts_nothing_again() {
 
 #[tokio::test]
 async fn copies_of_a_page_run_once() {
-    let rig = rig(sharded(10));
+    let rig = rig(paged(10));
     connect_many(&rig, "acme", 25).await;
     let first = rig.publisher.handle_batch(&[tenant_message()]).await;
     assert_eq!(first.reports[0].outcome, Outcome::Delivered);
@@ -67,7 +67,7 @@ async fn copies_of_a_page_run_once() {
 async fn a_unit_redelivered_for_a_retry_runs_again() {
     let rig = rig(PublisherConfig {
         deadline_margin: Duration::from_secs(5),
-        ..sharded(10)
+        ..paged(10)
     });
     connect_many(&rig, "acme", 3).await;
     let users = message(
@@ -92,7 +92,7 @@ async fn a_unit_redelivered_for_a_retry_runs_again() {
 async fn an_item_past_the_hop_bound_is_dead_lettered_as_a_runaway() {
     let rig = rig(PublisherConfig {
         max_connections: 3,
-        ..sharded(1)
+        ..paged(1)
     });
     let bound = rig.publisher.config().max_hops();
     assert_eq!(bound, 26);
@@ -117,7 +117,7 @@ async fn an_item_past_the_hop_bound_is_dead_lettered_as_a_runaway() {
 
 #[tokio::test]
 async fn a_long_chain_within_the_bound_completes() {
-    let rig = rig(sharded(1));
+    let rig = rig(paged(1));
     connect_many(&rig, "acme", 40).await;
     let reports = run_to_completion(&rig.publisher, &rig.work, vec![tenant_message()], 100).await;
     assert_eq!(reports.len(), 40);
@@ -133,7 +133,7 @@ async fn no_post_starts_after_a_limiter_wait_that_reached_the_margin() {
     let rig = rig(PublisherConfig {
         fanout_rate: 10,
         deadline_margin: Duration::from_millis(100),
-        ..sharded(100)
+        ..paged(100)
     });
     connect_many(&rig, "acme", 20).await;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(350);
@@ -153,7 +153,7 @@ async fn no_post_starts_after_a_limiter_wait_that_reached_the_margin() {
 
 #[tokio::test]
 async fn a_retry_item_the_queue_refuses_is_dead_lettered_and_the_page_succeeds() {
-    let rig = rig(sharded(10));
+    let rig = rig(paged(10));
     connect_many(&rig, "acme", 3).await;
     rig.poster.always_fail(
         "acme-00001",

@@ -229,7 +229,7 @@ async fn a_refused_send_fails_for_good_without_a_retry() {
 
 #[tokio::test]
 async fn a_tenant_of_a_thousand_users_gets_600_posts_and_400_sends_over_pages() {
-    let push = push_rig(sharded(100));
+    let push = push_rig(paged(100));
     push.users(1_000, 600).await;
     let body = json!({"id": "m-1", "target": {"type": "tenant", "tenant": "acme"},
                       "data": 1, "push": {"title": "t"}});
@@ -259,7 +259,7 @@ async fn a_tenant_of_a_thousand_users_gets_600_posts_and_400_sends_over_pages() 
 
 #[tokio::test]
 async fn a_message_or_item_delivered_again_sends_nothing_again() {
-    let push = push_rig(sharded(3));
+    let push = push_rig(paged(3));
     push.users(10, 6).await;
     let body = json!({"id": "m-1", "target": {"type": "tenant", "tenant": "acme"},
                       "data": 1, "push": {"title": "t"}});
@@ -371,7 +371,7 @@ async fn a_user_whose_only_connection_has_an_expired_token_gets_a_push() {
 #[tokio::test]
 async fn usage_counts_the_sends_as_pushed() {
     use crate::usage::{MemoryUsageStore, Usage, UsageConfig, UsageStore};
-    let push = push_rig(sharded(3));
+    let push = push_rig(paged(3));
     let config = UsageConfig::default();
     let store = Arc::new(MemoryUsageStore::new(1_000, 1_000, config.retention));
     let publisher = push

@@ -164,7 +164,7 @@ async fn an_expired_message_is_expired() {
 }
 
 #[tokio::test]
-async fn a_sharded_tenant_message_and_a_broadcast_count_every_page() {
+async fn a_paged_tenant_message_and_a_broadcast_count_every_page() {
     let rig = rig(PublisherConfig {
         page_size: 100,
         scan_segments: 4,
@@ -219,7 +219,7 @@ impl ReceiptStore for Broken {
 
 #[tokio::test]
 async fn a_failing_receipt_store_never_changes_delivery() {
-    let rig = rig_with(ScriptedPoster::new(), sharded(2)).with_receipts(Some(Arc::new(Broken)));
+    let rig = rig_with(ScriptedPoster::new(), paged(2)).with_receipts(Some(Arc::new(Broken)));
     for n in 0..5 {
         rig.connect("acme", "alice", &format!("c-{n}")).await;
     }

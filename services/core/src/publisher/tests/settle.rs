@@ -80,7 +80,7 @@ fn item_connected_at(item: &WorkItem) -> OffsetDateTime {
 
 #[tokio::test]
 async fn a_continuation_that_cannot_be_enqueued_posts_nothing_and_is_redelivered() {
-    let rig = rig_with(ScriptedPoster::new(), sharded(10));
+    let rig = rig_with(ScriptedPoster::new(), paged(10));
     connect_many(&rig, "acme", 25).await;
     rig.work
         .fail
@@ -102,7 +102,7 @@ async fn a_deadline_too_short_for_the_page_continues_the_rest_as_a_remainder() {
         PublisherConfig {
             fanout_concurrency: 2,
             deadline_margin: Duration::from_millis(50),
-            ..sharded(100)
+            ..paged(100)
         },
     );
     connect_many(&rig, "acme", 60).await;

@@ -36,7 +36,7 @@ async fn usage_counts_what_the_receipt_counts_once_per_unit_of_work() {
     let config = UsageConfig::default();
     let store = Arc::new(MemoryUsageStore::new(1_000, 1_000, config.retention));
     let rig = counted(
-        rig_with(ScriptedPoster::new(), sharded(10)),
+        rig_with(ScriptedPoster::new(), paged(10)),
         Usage::new(store.clone(), &config),
     );
     connect_many(&rig, "acme", 25).await;

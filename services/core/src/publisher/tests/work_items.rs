@@ -5,7 +5,7 @@ use super::*;
 
 #[tokio::test]
 async fn a_tenant_is_delivered_one_page_per_work_item_continuation_first() {
-    let rig = rig_with(ScriptedPoster::new(), sharded(10));
+    let rig = rig_with(ScriptedPoster::new(), paged(10));
     connect_many(&rig, "acme", 25).await;
     connect_many(&rig, "globex", 5).await;
     let outcome = rig
@@ -46,7 +46,7 @@ async fn a_broadcast_starts_one_chain_per_segment() {
         ScriptedPoster::new(),
         PublisherConfig {
             scan_segments: 3,
-            ..sharded(4)
+            ..paged(4)
         },
     );
     connect_many(&rig, "acme", 20).await;
@@ -86,7 +86,7 @@ async fn a_broadcast_starts_one_chain_per_segment() {
     assert_eq!(rig.poster.delivered().len(), 40);
 }
 
-mod sharding_property {
+mod paging_property {
     use proptest::prelude::*;
 
     use crate::roster::{MemoryRosterStore, RosterStore};

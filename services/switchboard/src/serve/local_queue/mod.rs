@@ -174,8 +174,11 @@ impl LocalQueue {
         self.dead.page(from, limit, tenant)
     }
 
-    /// Stops taking publishes (shutdown): `enqueue` answers `Full` from now on.
+    /// Stops taking publishes (shutdown): `enqueue` answers `Full` from now on. Set under
+    /// the state lock, where `enqueue` reads it: a publish that saw the queue open is queued
+    /// before this returns, so a drain that starts afterwards waits for it.
     pub fn stop_accepting(&self) {
+        let _state = self.state();
         self.accepting.store(false, Ordering::SeqCst);
     }
 
@@ -435,6 +438,13 @@ impl LocalQueue {
         };
         let mut state = self.state();
         if publish {
+            // Read under the lock `stop_accepting` takes: checked and queued in one step.
+            if !self.accepting.load(Ordering::SeqCst) {
+                return Err(QueueError::Full {
+                    reason: "shutting down".into(),
+                    retry_after_secs: RETRY_AFTER_SECS,
+                });
+            }
             let refused = if state.depth() >= self.config.capacity {
                 Some(format!("the queue holds {} messages", self.config.capacity))
             } else if state.lanes.held(&queued.route.group) >= self.config.tenant_share() {
@@ -473,12 +483,6 @@ impl LocalQueue {
 #[async_trait]
 impl MessageQueue for LocalQueue {
     async fn enqueue(&self, _id: &str, body: &str) -> Result<(), QueueError> {
-        if !self.accepting.load(Ordering::SeqCst) {
-            return Err(QueueError::Full {
-                reason: "shutting down".into(),
-                retry_after_secs: RETRY_AFTER_SECS,
-            });
-        }
         self.put(body, Duration::ZERO, true)
     }
 
